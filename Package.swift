@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// ChatLedger has no package dependencies: Foundation, Glibc, Dispatch, Synchronization,
+// the toolchain's test libraries, and librdkafka through the `CRdKafka` system library.
+// Data flows one way (Kafka → log → projection → query); each target imports only the
+// targets below it.
+let package = Package(
+    name: "ChatLedger",
+    products: [
+        .executable(name: "chatledger", targets: ["chatledger"])
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // Logging, argument parsing, signals: what every layer and command shares.
+        .target(name: "LedgerSupport"),
+        // Event schema v1: typed events, the byte-level parser, the canonical encoder,
+        // and the traffic model that `produce --simulate` publishes.
+        .target(name: "ChatEvents"),
+        // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
+        .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
+        // The commands of `chatledger`, importable by tests.
+        .target(
+            name: "ChatLedgerCLI",
+            dependencies: ["LedgerSupport", "ChatEvents", "KafkaClient"]
+        ),
+        .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
+
+        .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
+        .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
+        .testTarget(
+            name: "KafkaClientTests",
+            dependencies: ["KafkaClient", "ChatEvents", "CRdKafka"]
+        ),
+        .testTarget(
+            name: "ChatLedgerCLITests",
+            dependencies: ["ChatLedgerCLI", "ChatEvents"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,289 @@
+/// One WhatsApp device event, schema v1, as a bridge publishes it to Kafka (SPEC §2).
+///
+/// Values are exactly what the wire said; the parser has already checked types, limits
+/// and the per-type rules, so a value of this type is always a valid event.
+public struct Event: Sendable, Hashable {
+    /// The only schema version this build understands.
+    public static let supportedSchemaVersion = 1
+
+    /// Unique per event; a repeated `eventId` is a redelivery and changes nothing.
+    public var eventId: String
+    /// The device whose chat list the event belongs to; also the Kafka key.
+    public var deviceId: String
+    /// WhatsApp's time of the event, milliseconds since the Unix epoch.
+    public var occurredAt: Int64
+    /// The chat; `nil` only for device-level events (`account.settings`, some unknown types).
+    public var chatId: String?
+    /// The type-specific part.
+    public var payload: EventPayload
+
+    /// Creates an event from its parts (used by the traffic model and tests).
+    public init(eventId: String, deviceId: String, occurredAt: Int64, chatId: String?, payload: EventPayload) {
+        self.eventId = eventId
+        self.deviceId = deviceId
+        self.occurredAt = occurredAt
+        self.chatId = chatId
+        self.payload = payload
+    }
+
+    /// The wire name of the event's type, e.g. `message.created`.
+    public var type: String { payload.typeName }
+}
+
+/// The type-specific part of an event: one case per `type` of SPEC §2.
+public enum EventPayload: Sendable, Hashable {
+    case messageCreated(MessageCreated)
+    case messageEdited(MessageEdited)
+    case messageRevoked(MessageRevoked)
+    case messageStatus(MessageStatus)
+    case messageReaction(MessageReaction)
+    case chatRead(ChatRead)
+    case chatMarkedUnread
+    case chatArchived(archived: Bool)
+    case chatPinned(pinned: Bool)
+    case chatMuted(muteUntil: Int64)
+    case chatUpdated(ChatUpdated)
+    case chatCleared
+    case chatDeleted
+    case chatSnapshot(ChatSnapshot)
+    case groupParticipants(GroupParticipants)
+    case accountSettings(keepChatsArchived: Bool)
+    /// A `type` this build does not know, with a valid envelope: kept in the log, ignored
+    /// by projections. Its `data` is not interpreted.
+    case unknown(type: String)
+
+    /// The wire name of the type.
+    public var typeName: String {
+        switch self {
+        case .messageCreated: return EventType.messageCreated.rawValue
+        case .messageEdited: return EventType.messageEdited.rawValue
+        case .messageRevoked: return EventType.messageRevoked.rawValue
+        case .messageStatus: return EventType.messageStatus.rawValue
+        case .messageReaction: return EventType.messageReaction.rawValue
+        case .chatRead: return EventType.chatRead.rawValue
+        case .chatMarkedUnread: return EventType.chatMarkedUnread.rawValue
+        case .chatArchived: return EventType.chatArchived.rawValue
+        case .chatPinned: return EventType.chatPinned.rawValue
+        case .chatMuted: return EventType.chatMuted.rawValue
+        case .chatUpdated: return EventType.chatUpdated.rawValue
+        case .chatCleared: return EventType.chatCleared.rawValue
+        case .chatDeleted: return EventType.chatDeleted.rawValue
+        case .chatSnapshot: return EventType.chatSnapshot.rawValue
+        case .groupParticipants: return EventType.groupParticipants.rawValue
+        case .accountSettings: return EventType.accountSettings.rawValue
+        case .unknown(let type): return type
+        }
+    }
+}
+
+/// The event types schema v1 defines.
+public enum EventType: String, Sendable, CaseIterable {
+    case messageCreated = "message.created"
+    case messageEdited = "message.edited"
+    case messageRevoked = "message.revoked"
+    case messageStatus = "message.status"
+    case messageReaction = "message.reaction"
+    case chatRead = "chat.read"
+    case chatMarkedUnread = "chat.markedUnread"
+    case chatArchived = "chat.archived"
+    case chatPinned = "chat.pinned"
+    case chatMuted = "chat.muted"
+    case chatUpdated = "chat.updated"
+    case chatCleared = "chat.cleared"
+    case chatDeleted = "chat.deleted"
+    case chatSnapshot = "chat.snapshot"
+    case groupParticipants = "group.participants"
+    case accountSettings = "account.settings"
+
+    /// Device-level types carry no `chatId`.
+    public var isDeviceLevel: Bool { self == .accountSettings }
+}
+
+// MARK: - Payloads
+
+/// `message.created`: a message sent or received on the device.
+public struct MessageCreated: Sendable, Hashable {
+    public var messageId: String
+    /// `true` for messages the account sent itself (from any of its devices).
+    public var fromMe: Bool
+    public var kind: MessageKind
+    /// What the chat list shows for the message (may be empty for media).
+    public var preview: String
+    public var senderId: String?
+    public var hasMedia: Bool?
+
+    public init(
+        messageId: String, fromMe: Bool, kind: MessageKind, preview: String,
+        senderId: String? = nil, hasMedia: Bool? = nil
+    ) {
+        self.messageId = messageId
+        self.fromMe = fromMe
+        self.kind = kind
+        self.preview = preview
+        self.senderId = senderId
+        self.hasMedia = hasMedia
+    }
+}
+
+/// `message.edited`: the text of an earlier message changed.
+public struct MessageEdited: Sendable, Hashable {
+    public var messageId: String
+    public var preview: String
+
+    public init(messageId: String, preview: String) {
+        self.messageId = messageId
+        self.preview = preview
+    }
+}
+
+/// `message.revoked`: a message was deleted for everyone or for this account only.
+public struct MessageRevoked: Sendable, Hashable {
+    public var messageId: String
+    public var scope: RevokeScope
+
+    public init(messageId: String, scope: RevokeScope) {
+        self.messageId = messageId
+        self.scope = scope
+    }
+}
+
+/// `message.status`: receipts for one or more messages.
+public struct MessageStatus: Sendable, Hashable {
+    /// At least one id.
+    public var messageIds: [String]
+    public var status: AckStatus
+    /// `true` when the account's own other device (the phone) reported the status.
+    public var selfDevice: Bool?
+
+    public init(messageIds: [String], status: AckStatus, selfDevice: Bool? = nil) {
+        self.messageIds = messageIds
+        self.status = status
+        self.selfDevice = selfDevice
+    }
+}
+
+/// `message.reaction`: an emoji reaction added (or removed, with `emoji == ""`).
+public struct MessageReaction: Sendable, Hashable {
+    public var targetMessageId: String
+    public var senderId: String
+    public var emoji: String
+
+    public init(targetMessageId: String, senderId: String, emoji: String) {
+        self.targetMessageId = targetMessageId
+        self.senderId = senderId
+        self.emoji = emoji
+    }
+}
+
+/// `chat.read`: the chat was read, entirely or up to one message.
+public struct ChatRead: Sendable, Hashable {
+    public var upToMessageId: String?
+
+    public init(upToMessageId: String? = nil) {
+        self.upToMessageId = upToMessageId
+    }
+}
+
+/// `chat.updated`: metadata changes; absent fields are unchanged.
+public struct ChatUpdated: Sendable, Hashable {
+    public var name: String?
+    public var isGroup: Bool?
+    public var readOnly: Bool?
+
+    public init(name: String? = nil, isGroup: Bool? = nil, readOnly: Bool? = nil) {
+        self.name = name
+        self.isGroup = isGroup
+        self.readOnly = readOnly
+    }
+}
+
+/// `chat.snapshot`: the chat's absolute state from a history sync.
+public struct ChatSnapshot: Sendable, Hashable {
+    public var name: String
+    public var isGroup: Bool
+    public var unreadCount: Int64
+    public var markedUnread: Bool
+    public var archived: Bool
+    public var pinned: Bool
+    /// `0` unmuted, `-1` forever, else epoch ms.
+    public var muteUntil: Int64
+    /// Epoch ms of the chat's last activity.
+    public var timestamp: Int64
+    public var lastMessage: SnapshotMessage?
+
+    public init(
+        name: String, isGroup: Bool, unreadCount: Int64, markedUnread: Bool, archived: Bool,
+        pinned: Bool, muteUntil: Int64, timestamp: Int64, lastMessage: SnapshotMessage?
+    ) {
+        self.name = name
+        self.isGroup = isGroup
+        self.unreadCount = unreadCount
+        self.markedUnread = markedUnread
+        self.archived = archived
+        self.pinned = pinned
+        self.muteUntil = muteUntil
+        self.timestamp = timestamp
+        self.lastMessage = lastMessage
+    }
+}
+
+/// The last message inside a `chat.snapshot`.
+public struct SnapshotMessage: Sendable, Hashable {
+    public var id: String
+    public var fromMe: Bool
+    public var kind: MessageKind
+    public var preview: String
+    public var timestamp: Int64
+    public var ack: AckStatus?
+    public var revoked: Bool?
+
+    public init(
+        id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64,
+        ack: AckStatus? = nil, revoked: Bool? = nil
+    ) {
+        self.id = id
+        self.fromMe = fromMe
+        self.kind = kind
+        self.preview = preview
+        self.timestamp = timestamp
+        self.ack = ack
+        self.revoked = revoked
+    }
+}
+
+/// `group.participants`: membership changes in a group.
+public struct GroupParticipants: Sendable, Hashable {
+    public var action: ParticipantAction
+    /// At least one participant id.
+    public var participants: [String]
+    /// `true` when the account itself is among `participants`.
+    public var includesMe: Bool
+
+    public init(action: ParticipantAction, participants: [String], includesMe: Bool) {
+        self.action = action
+        self.participants = participants
+        self.includesMe = includesMe
+    }
+}
+
+// MARK: - Enumerations
+
+/// What a message is; `system` messages never count as unread.
+public enum MessageKind: String, Sendable, Hashable, CaseIterable {
+    case text, image, video, audio, document, sticker, location, contact, call, system
+}
+
+/// Delivery state of a message, in WhatsApp's order.
+public enum AckStatus: String, Sendable, Hashable, CaseIterable {
+    case error, pending, server, delivered, read, played
+}
+
+/// Whom a revoke applies to.
+public enum RevokeScope: String, Sendable, Hashable, CaseIterable {
+    case everyone, me
+}
+
+/// A group membership change.
+public enum ParticipantAction: String, Sendable, Hashable, CaseIterable {
+    case add, remove, leave, promote, demote
+}

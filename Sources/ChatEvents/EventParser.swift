@@ -1,0 +1,495 @@
+/// Parses raw Kafka values into typed events, byte by byte, without an intermediate tree.
+///
+/// Every value is either an `Event` or an `EventValidationError` naming the reason, the
+/// field and the byte offset; nothing in the input can make it crash. Strict by design:
+/// unknown keys, duplicate keys, `null` for optional fields, invalid UTF-8 and fractional
+/// numbers are all rejected (schema v1 is closed; new fields come with a new version).
+/// An unknown `type` with a valid envelope is accepted as `.unknown`.
+public struct EventParser: Sendable {
+    /// The limits applied to each value.
+    public var limits: EventLimits
+
+    /// Creates a parser with schema v1's limits unless told otherwise.
+    public init(limits: EventLimits = .default) {
+        self.limits = limits
+    }
+
+    /// Parses one Kafka value.
+    ///
+    /// - Parameter kafkaKey: when given, must equal the event's `deviceId` byte for byte.
+    /// - Throws: `EventValidationError` for anything that is not a valid schema-v1 event.
+    public func parse(_ value: UnsafeRawBufferPointer, kafkaKey: UnsafeRawBufferPointer? = nil)
+        throws(EventValidationError) -> Event
+    {
+        guard value.count <= limits.maxEventBytes else {
+            throw EventValidationError(
+                code: .tooLarge, path: "", byteOffset: limits.maxEventBytes,
+                message: "event of \(value.count) bytes exceeds the limit of \(limits.maxEventBytes)")
+        }
+        guard value.count > 0, let base = value.baseAddress else {
+            throw EventValidationError(code: .invalidJSON, path: "", byteOffset: 0, message: "empty value")
+        }
+        let bytes = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: value.count)
+        var reader = JSONReader(bytes: bytes, limits: limits)
+        defer { reader.releaseScratch() }
+        let event = try parseEnvelope(&reader)
+        if let kafkaKey {
+            let matches = event.deviceId.utf8.elementsEqual(kafkaKey)
+            guard matches else {
+                throw EventValidationError(
+                    code: .keyMismatch, path: "deviceId", byteOffset: 0,
+                    message: "the Kafka key \"\(String(decoding: kafkaKey, as: UTF8.self))\" is not the deviceId")
+            }
+        }
+        return event
+    }
+
+    /// Parses one Kafka value held in an array; see `parse(_:kafkaKey:)`.
+    public func parse(_ value: [UInt8], kafkaKey: [UInt8]? = nil) throws(EventValidationError) -> Event {
+        let result: Result<Event, EventValidationError> = value.withUnsafeBytes { valueBytes in
+            guard let kafkaKey else { return Result { () throws(EventValidationError) in try parse(valueBytes) } }
+            return kafkaKey.withUnsafeBytes { keyBytes in
+                Result { () throws(EventValidationError) in try parse(valueBytes, kafkaKey: keyBytes) }
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: - Envelope
+
+    private enum ParsedType {
+        case known(EventType)
+        case unknown(String)
+    }
+
+    private static let envelopeKeys = KeyTable([
+        "schemaVersion", "eventId", "deviceId", "type", "occurredAt", "chatId", "data",
+    ])
+    private static let requiredEnvelopeKeys = envelopeKeys.mask(
+        "schemaVersion", "eventId", "deviceId", "type", "occurredAt")
+    private static let typeNames = KeyTable(EventType.allCases.map(\.rawValue))
+
+    private func parseEnvelope(_ reader: inout JSONReader) throws(EventValidationError) -> Event {
+        var eventId = ""
+        var deviceId = ""
+        var type = ParsedType.unknown("")
+        var occurredAt: Int64 = 0
+        var chatId: String?
+        var payload: EventPayload?
+        var deferredDataPosition: Int?
+        var deferredDataKey: Range<Int>?
+        var typeSeen = false
+
+        try reader.beginObject("the event")
+        try reader.readFields(Self.envelopeKeys, required: Self.requiredEnvelopeKeys) {
+            field, reader throws(EventValidationError) in
+            switch field {
+            case 0:
+                let start = reader.position
+                let version = try reader.readInt64()
+                guard version == Int64(Event.supportedSchemaVersion) else {
+                    throw reader.failure(
+                        .unsupportedSchemaVersion,
+                        "schemaVersion \(version) is not supported (this build reads \(Event.supportedSchemaVersion))",
+                        at: start)
+                }
+            case 1: eventId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 2: deviceId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 3:
+                let start = reader.position
+                let name = try reader.readStringBytes(maxBytes: limits.maxIdentifierBytes)
+                guard !name.isEmpty else { throw reader.failure(.invalidValue, "must not be empty", at: start) }
+                if let known = Self.typeNames.index(of: name) {
+                    type = .known(EventType.allCases[known])
+                } else {
+                    type = .unknown(String(decoding: name, as: UTF8.self))
+                }
+                typeSeen = true
+            case 4: occurredAt = try reader.readTimestamp()
+            case 5: chatId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            default:
+                if typeSeen {
+                    payload = try parsePayload(type, &reader)
+                } else {
+                    // `data` before `type`: validate it now, interpret it once the type is known.
+                    deferredDataPosition = reader.position
+                    deferredDataKey = reader.keyRange
+                    guard reader.peek() == UInt8(ascii: "{") else {
+                        throw reader.wrongValue(expected: "an object")
+                    }
+                    try reader.skipValue()
+                }
+            }
+        }
+        try reader.expectEnd()
+
+        if payload == nil {
+            if let deferredDataPosition {
+                var dataReader = JSONReader(bytes: reader.bytes, position: deferredDataPosition, limits: limits)
+                defer { dataReader.releaseScratch() }
+                dataReader.keyRange = deferredDataKey
+                payload = try parsePayload(type, &dataReader)
+            } else {
+                payload = try payloadWithoutData(type, at: reader.position)
+            }
+        }
+        let event = Event(eventId: eventId, deviceId: deviceId, occurredAt: occurredAt, chatId: chatId, payload: payload!)
+        try checkChatId(event, type: type)
+        return event
+    }
+
+    private func checkChatId(_ event: Event, type: ParsedType) throws(EventValidationError) {
+        guard case .known(let known) = type else { return }
+        if known.isDeviceLevel, event.chatId != nil {
+            throw EventValidationError(
+                code: .unknownField, path: "chatId", byteOffset: 0,
+                message: "\(known.rawValue) is device-level and takes no chatId")
+        }
+        if !known.isDeviceLevel, event.chatId == nil {
+            throw EventValidationError(
+                code: .missingField, path: "chatId", byteOffset: 0, message: "\"chatId\" is required for \(known.rawValue)")
+        }
+    }
+
+    /// The payload of a type whose `data` was left out: allowed where `data` has no
+    /// required field.
+    private func payloadWithoutData(_ type: ParsedType, at position: Int) throws(EventValidationError) -> EventPayload {
+        switch type {
+        case .unknown(let name): return .unknown(type: name)
+        case .known(.chatRead): return .chatRead(ChatRead())
+        case .known(.chatMarkedUnread): return .chatMarkedUnread
+        case .known(.chatCleared): return .chatCleared
+        case .known(.chatDeleted): return .chatDeleted
+        case .known(.chatUpdated): return .chatUpdated(ChatUpdated())
+        case .known(let known):
+            throw EventValidationError(
+                code: .missingField, path: "data", byteOffset: position,
+                message: "\"data\" is required for \(known.rawValue)")
+        }
+    }
+
+    // MARK: - Payloads
+
+    private func parsePayload(_ type: ParsedType, _ reader: inout JSONReader) throws(EventValidationError) -> EventPayload {
+        guard case .known(let known) = type else {
+            guard reader.peek() == UInt8(ascii: "{") else { throw reader.wrongValue(expected: "an object") }
+            try reader.skipValue()
+            if case .unknown(let name) = type { return .unknown(type: name) }
+            return .unknown(type: "")
+        }
+        try reader.beginObject("data")
+        let savedPath = reader.containerPath
+        reader.containerPath = "data"
+        defer { reader.containerPath = savedPath }
+        switch known {
+        case .messageCreated: return .messageCreated(try parseMessageCreated(&reader))
+        case .messageEdited: return .messageEdited(try parseMessageEdited(&reader))
+        case .messageRevoked: return .messageRevoked(try parseMessageRevoked(&reader))
+        case .messageStatus: return .messageStatus(try parseMessageStatus(&reader))
+        case .messageReaction: return .messageReaction(try parseMessageReaction(&reader))
+        case .chatRead: return .chatRead(try parseChatRead(&reader))
+        case .chatMarkedUnread, .chatCleared, .chatDeleted:
+            try reader.readFields(Self.noKeys, required: 0) { _, _ throws(EventValidationError) in }
+            return known == .chatMarkedUnread ? .chatMarkedUnread : known == .chatCleared ? .chatCleared : .chatDeleted
+        case .chatArchived: return .chatArchived(archived: try parseSingleBool(Self.archivedKeys, &reader))
+        case .chatPinned: return .chatPinned(pinned: try parseSingleBool(Self.pinnedKeys, &reader))
+        case .chatMuted: return .chatMuted(muteUntil: try parseChatMuted(&reader))
+        case .chatUpdated: return .chatUpdated(try parseChatUpdated(&reader))
+        case .chatSnapshot: return .chatSnapshot(try parseChatSnapshot(&reader))
+        case .groupParticipants: return .groupParticipants(try parseGroupParticipants(&reader))
+        case .accountSettings:
+            return .accountSettings(keepChatsArchived: try parseSingleBool(Self.settingsKeys, &reader))
+        }
+    }
+
+    private static let noKeys = KeyTable([])
+    private static let archivedKeys = KeyTable(["archived"])
+    private static let pinnedKeys = KeyTable(["pinned"])
+    private static let settingsKeys = KeyTable(["keepChatsArchived"])
+
+    private func parseSingleBool(_ keys: KeyTable, _ reader: inout JSONReader) throws(EventValidationError) -> Bool {
+        var value = false
+        try reader.readFields(keys, required: 1) { _, reader throws(EventValidationError) in
+            value = try reader.readBool()
+        }
+        return value
+    }
+
+    private static let messageCreatedKeys = KeyTable([
+        "messageId", "fromMe", "kind", "preview", "senderId", "hasMedia",
+    ])
+
+    private func parseMessageCreated(_ reader: inout JSONReader) throws(EventValidationError) -> MessageCreated {
+        var message = MessageCreated(messageId: "", fromMe: false, kind: .text, preview: "")
+        try reader.readFields(Self.messageCreatedKeys, required: 0b1111) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: message.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: message.fromMe = try reader.readBool()
+            case 2: message.kind = try reader.readEnum(MessageKind.self, Self.kindNames)
+            case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
+            case 4: message.senderId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            default: message.hasMedia = try reader.readBool()
+            }
+        }
+        return message
+    }
+
+    private static let messageEditedKeys = KeyTable(["messageId", "preview"])
+
+    private func parseMessageEdited(_ reader: inout JSONReader) throws(EventValidationError) -> MessageEdited {
+        var edit = MessageEdited(messageId: "", preview: "")
+        try reader.readFields(Self.messageEditedKeys, required: 0b11) { field, reader throws(EventValidationError) in
+            if field == 0 {
+                edit.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            } else {
+                edit.preview = try reader.readString(maxBytes: limits.maxTextBytes)
+            }
+        }
+        return edit
+    }
+
+    private static let messageRevokedKeys = KeyTable(["messageId", "scope"])
+
+    private func parseMessageRevoked(_ reader: inout JSONReader) throws(EventValidationError) -> MessageRevoked {
+        var revoke = MessageRevoked(messageId: "", scope: .everyone)
+        try reader.readFields(Self.messageRevokedKeys, required: 0b11) { field, reader throws(EventValidationError) in
+            if field == 0 {
+                revoke.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            } else {
+                revoke.scope = try reader.readEnum(RevokeScope.self, Self.scopeNames)
+            }
+        }
+        return revoke
+    }
+
+    private static let messageStatusKeys = KeyTable(["messageIds", "status", "selfDevice"])
+
+    private func parseMessageStatus(_ reader: inout JSONReader) throws(EventValidationError) -> MessageStatus {
+        var status = MessageStatus(messageIds: [], status: .pending)
+        try reader.readFields(Self.messageStatusKeys, required: 0b11) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: status.messageIds = try reader.readIdentifierList(maxBytes: limits.maxIdentifierBytes)
+            case 1: status.status = try reader.readEnum(AckStatus.self, Self.ackNames)
+            default: status.selfDevice = try reader.readBool()
+            }
+        }
+        return status
+    }
+
+    private static let messageReactionKeys = KeyTable(["targetMessageId", "senderId", "emoji"])
+
+    private func parseMessageReaction(_ reader: inout JSONReader) throws(EventValidationError) -> MessageReaction {
+        var reaction = MessageReaction(targetMessageId: "", senderId: "", emoji: "")
+        try reader.readFields(Self.messageReactionKeys, required: 0b111) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: reaction.targetMessageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: reaction.senderId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            default: reaction.emoji = try reader.readString(maxBytes: limits.maxEmojiBytes)
+            }
+        }
+        return reaction
+    }
+
+    private static let chatReadKeys = KeyTable(["upToMessageId"])
+
+    private func parseChatRead(_ reader: inout JSONReader) throws(EventValidationError) -> ChatRead {
+        var read = ChatRead()
+        try reader.readFields(Self.chatReadKeys, required: 0) { _, reader throws(EventValidationError) in
+            read.upToMessageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+        }
+        return read
+    }
+
+    private static let chatMutedKeys = KeyTable(["muteUntil"])
+
+    private func parseChatMuted(_ reader: inout JSONReader) throws(EventValidationError) -> Int64 {
+        var muteUntil: Int64 = 0
+        try reader.readFields(Self.chatMutedKeys, required: 1) { _, reader throws(EventValidationError) in
+            muteUntil = try reader.readMuteUntil()
+        }
+        return muteUntil
+    }
+
+    private static let chatUpdatedKeys = KeyTable(["name", "isGroup", "readOnly"])
+
+    private func parseChatUpdated(_ reader: inout JSONReader) throws(EventValidationError) -> ChatUpdated {
+        var update = ChatUpdated()
+        try reader.readFields(Self.chatUpdatedKeys, required: 0) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: update.name = try reader.readString(maxBytes: limits.maxTextBytes)
+            case 1: update.isGroup = try reader.readBool()
+            default: update.readOnly = try reader.readBool()
+            }
+        }
+        return update
+    }
+
+    private static let chatSnapshotKeys = KeyTable([
+        "name", "isGroup", "unreadCount", "markedUnread", "archived", "pinned", "muteUntil", "timestamp",
+        "lastMessage",
+    ])
+
+    private func parseChatSnapshot(_ reader: inout JSONReader) throws(EventValidationError) -> ChatSnapshot {
+        var snapshot = ChatSnapshot(
+            name: "", isGroup: false, unreadCount: 0, markedUnread: false, archived: false, pinned: false,
+            muteUntil: 0, timestamp: 0, lastMessage: nil)
+        try reader.readFields(Self.chatSnapshotKeys, required: 0b1_1111_1111) {
+            field, reader throws(EventValidationError) in
+            switch field {
+            case 0: snapshot.name = try reader.readString(maxBytes: limits.maxTextBytes)
+            case 1: snapshot.isGroup = try reader.readBool()
+            case 2: snapshot.unreadCount = try reader.readCount()
+            case 3: snapshot.markedUnread = try reader.readBool()
+            case 4: snapshot.archived = try reader.readBool()
+            case 5: snapshot.pinned = try reader.readBool()
+            case 6: snapshot.muteUntil = try reader.readMuteUntil()
+            case 7: snapshot.timestamp = try reader.readTimestamp()
+            default:
+                if reader.readNullIfPresent() {
+                    snapshot.lastMessage = nil
+                } else {
+                    snapshot.lastMessage = try parseSnapshotMessage(&reader)
+                }
+            }
+        }
+        return snapshot
+    }
+
+    private static let snapshotMessageKeys = KeyTable([
+        "id", "fromMe", "kind", "preview", "timestamp", "ack", "revoked",
+    ])
+
+    private func parseSnapshotMessage(_ reader: inout JSONReader) throws(EventValidationError) -> SnapshotMessage {
+        try reader.beginObject("lastMessage")
+        let savedPath = reader.containerPath
+        reader.containerPath = "data.lastMessage"
+        defer { reader.containerPath = savedPath }
+        var message = SnapshotMessage(id: "", fromMe: false, kind: .text, preview: "", timestamp: 0)
+        try reader.readFields(Self.snapshotMessageKeys, required: 0b1_1111) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: message.id = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: message.fromMe = try reader.readBool()
+            case 2: message.kind = try reader.readEnum(MessageKind.self, Self.kindNames)
+            case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
+            case 4: message.timestamp = try reader.readTimestamp()
+            case 5: message.ack = try reader.readEnum(AckStatus.self, Self.ackNames)
+            default: message.revoked = try reader.readBool()
+            }
+        }
+        return message
+    }
+
+    private static let groupParticipantsKeys = KeyTable(["action", "participants", "includesMe"])
+
+    private func parseGroupParticipants(_ reader: inout JSONReader) throws(EventValidationError) -> GroupParticipants {
+        var change = GroupParticipants(action: .add, participants: [], includesMe: false)
+        try reader.readFields(Self.groupParticipantsKeys, required: 0b111) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: change.action = try reader.readEnum(ParticipantAction.self, Self.actionNames)
+            case 1: change.participants = try reader.readIdentifierList(maxBytes: limits.maxAddressBytes)
+            default: change.includesMe = try reader.readBool()
+            }
+        }
+        return change
+    }
+
+    private static let kindNames = KeyTable(MessageKind.allCases.map(\.rawValue))
+    private static let ackNames = KeyTable(AckStatus.allCases.map(\.rawValue))
+    private static let scopeNames = KeyTable(RevokeScope.allCases.map(\.rawValue))
+    private static let actionNames = KeyTable(ParticipantAction.allCases.map(\.rawValue))
+}
+
+// MARK: - Typed reads
+
+extension JSONReader {
+    /// Reads the members of the object just entered: rejects unknown and duplicate keys,
+    /// hands each known one (by its index in `keys`) to `readValue`, and checks that every
+    /// key in the `required` bit mask was present.
+    mutating func readFields(
+        _ keys: KeyTable, required: UInt32,
+        _ readValue: (Int, inout JSONReader) throws(EventValidationError) -> Void
+    ) throws(EventValidationError) {
+        var seen: UInt32 = 0
+        var isFirst = true
+        while let key = try nextKey(isFirst: &isFirst) {
+            guard let field = keys.index(of: key) else {
+                throw failure(.unknownField, "unknown field \"\(String(decoding: key, as: UTF8.self))\"")
+            }
+            let bit: UInt32 = 1 << UInt32(field)
+            guard seen & bit == 0 else {
+                throw failure(.duplicateKey, "key \"\(keys.names[field])\" appears twice")
+            }
+            seen |= bit
+            try readValue(field, &self)
+        }
+        let missing = required & ~seen
+        if missing != 0 {
+            let name = keys.names[missing.trailingZeroBitCount]
+            throw EventValidationError(
+                code: .missingField, path: containerPath.isEmpty ? name : containerPath + "." + name,
+                byteOffset: position, message: "\"\(name)\" is required")
+        }
+    }
+
+    /// A non-empty string of at most `maxBytes`.
+    mutating func readIdentifier(maxBytes: Int) throws(EventValidationError) -> String {
+        let start = position
+        let value = try readString(maxBytes: maxBytes)
+        guard !value.isEmpty else { throw failure(.invalidValue, "must not be empty", at: start) }
+        return value
+    }
+
+    /// A list of 1...`maxListCount` non-empty strings.
+    mutating func readIdentifierList(maxBytes: Int) throws(EventValidationError) -> [String] {
+        let start = position
+        try beginArray("the list")
+        var values: [String] = []
+        var isFirst = true
+        while try nextElement(isFirst: &isFirst) {
+            guard values.count < limits.maxListCount else {
+                throw failure(.tooLong, "more than \(limits.maxListCount) elements", at: start)
+            }
+            elementIndex = values.count
+            values.append(try readIdentifier(maxBytes: maxBytes))
+        }
+        elementIndex = nil
+        guard !values.isEmpty else { throw failure(.invalidValue, "must not be empty", at: start) }
+        return values
+    }
+
+    /// Epoch milliseconds, not negative.
+    mutating func readTimestamp() throws(EventValidationError) -> Int64 {
+        let start = position
+        let value = try readInt64()
+        guard value >= 0 else { throw failure(.invalidValue, "must not be negative", at: start) }
+        return value
+    }
+
+    /// A count, not negative.
+    mutating func readCount() throws(EventValidationError) -> Int64 {
+        try readTimestamp()
+    }
+
+    /// `0` unmuted, `-1` forever, else epoch ms.
+    mutating func readMuteUntil() throws(EventValidationError) -> Int64 {
+        let start = position
+        let value = try readInt64()
+        guard value >= -1 else { throw failure(.invalidValue, "must be -1, 0 or epoch milliseconds", at: start) }
+        return value
+    }
+
+    /// One of an enumeration's raw values, matched on the bytes.
+    mutating func readEnum<Value: RawRepresentable & CaseIterable>(_ type: Value.Type, _ names: KeyTable)
+        throws(EventValidationError) -> Value where Value.RawValue == String
+    {
+        let start = position
+        let bytes = try readStringBytes(maxBytes: 64)
+        guard let index = names.index(of: bytes) else {
+            throw failure(
+                .invalidValue,
+                "\"\(String(decoding: bytes, as: UTF8.self))\" is not one of \(names.names.joined(separator: ", "))",
+                at: start)
+        }
+        return Value.allCases[Value.allCases.index(Value.allCases.startIndex, offsetBy: index)]
+    }
+}

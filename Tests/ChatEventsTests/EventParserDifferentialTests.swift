@@ -1,0 +1,62 @@
+import ChatEvents
+import Foundation
+import Testing
+
+/// The hand-written parser against Foundation's `JSONDecoder` (through
+/// `ReferenceEventDecoder`) on the same bytes: both must produce the same event.
+@Suite("EventParser differential against JSONDecoder")
+struct EventParserDifferentialTests {
+    func expectSameEvent(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let parsed = try EventParser().parse(bytes)
+        let reference = try ReferenceEventDecoder.decode(bytes)
+        #expect(
+            parsed == reference,
+            "parser and JSONDecoder differ on \(String(decoding: bytes, as: UTF8.self))\n\(parsed)\n\(reference)",
+            sourceLocation: sourceLocation)
+    }
+
+    @Test("canonical encodings of 10,000 generated events decode identically")
+    func canonicalTraffic() throws {
+        var model = TrafficModel(.init(devices: 8, chatsPerDevice: 40, seed: 2024))
+        for _ in 0..<10_000 { try expectSameEvent(EventEncoder.encode(model.next().event)) }
+    }
+
+    @Test("JSONSerialization's renderings (sorted keys so data comes first, pretty-printed, escaped slashes) decode identically")
+    func foreignRenderings() throws {
+        var model = TrafficModel(.init(devices: 4, chatsPerDevice: 20, seed: 99))
+        for round in 0..<3_000 {
+            let canonical = EventEncoder.encode(model.next().event)
+            let object = try JSONSerialization.jsonObject(with: Data(canonical))
+            let options: JSONSerialization.WritingOptions = round.isMultiple(of: 2) ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+            try expectSameEvent(Array(try JSONSerialization.data(withJSONObject: object, options: options)))
+        }
+    }
+
+    @Test("events with random Unicode, control characters and escapes in every string decode identically")
+    func randomStrings() throws {
+        var random = SeededGenerator(seed: 5)
+        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}",
+                                          "é", "ß", "€", "中", "😀", "\u{FFFF}", "\u{10FFFF}", "\u{2028}"]
+        func randomString(maxScalars: Int) -> String {
+            var text = String.UnicodeScalarView()
+            for _ in 0..<Int(random.next() % UInt64(maxScalars + 1)) {
+                text.append(alphabet[Int(random.next() % UInt64(alphabet.count))])
+            }
+            return String(text)
+        }
+        for _ in 0..<3_000 {
+            let event = Event(
+                eventId: "E" + randomString(maxScalars: 20), deviceId: "d" + randomString(maxScalars: 20),
+                occurredAt: Int64(random.next() >> 2), chatId: "c" + randomString(maxScalars: 30),
+                payload: .messageCreated(
+                    MessageCreated(
+                        messageId: "M" + randomString(maxScalars: 20), fromMe: random.chance(0.5),
+                        kind: MessageKind.allCases[Int(random.next() % 10)], preview: randomString(maxScalars: 200),
+                        senderId: random.chance(0.5) ? "s" + randomString(maxScalars: 20) : nil,
+                        hasMedia: random.chance(0.5) ? random.chance(0.5) : nil)))
+            let bytes = EventEncoder.encode(event)
+            try expectSameEvent(bytes)
+            #expect(try EventParser().parse(bytes) == event)
+        }
+    }
+}

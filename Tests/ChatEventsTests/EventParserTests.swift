@@ -1,0 +1,140 @@
+import ChatEvents
+import Testing
+
+@Suite("EventParser")
+struct EventParserTests {
+    let parser = EventParser()
+
+    static let incoming = #"""
+        {"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"message.created","occurredAt":5,
+        "chatId":"c@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":"hi"}}
+        """#
+
+    func parse(_ text: String, key: String? = nil) throws(EventValidationError) -> Event {
+        try parser.parse(Array(text.utf8), kafkaKey: key.map { Array($0.utf8) })
+    }
+
+    func rejection(_ text: String, key: String? = nil) -> EventValidationError? {
+        do {
+            _ = try parse(text, key: key)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("a plain incoming message parses into its typed fields")
+    func parsesTypedFields() throws {
+        let event = try parse(Self.incoming)
+        #expect(event.eventId == "E1")
+        #expect(event.deviceId == "dev-1")
+        #expect(event.occurredAt == 5)
+        #expect(event.chatId == "c@c.us")
+        #expect(event.payload == .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "hi")))
+    }
+
+    @Test("the Kafka key must equal the deviceId")
+    func kafkaKeyMustMatch() throws {
+        #expect(try parse(Self.incoming, key: "dev-1").deviceId == "dev-1")
+        let error = rejection(Self.incoming, key: "dev-2")
+        #expect(error?.code == .keyMismatch)
+        #expect(error?.path == "deviceId")
+    }
+
+    @Test("data before type parses to the same event as type before data")
+    func dataBeforeTypeIsEquivalent() throws {
+        let dataFirst = #"""
+            {"data":{"messageId":"M1","fromMe":false,"kind":"text","preview":"hi"},"chatId":"c@c.us",
+            "occurredAt":5,"type":"message.created","deviceId":"dev-1","eventId":"E1","schemaVersion":1}
+            """#
+        #expect(try parse(dataFirst) == parse(Self.incoming))
+    }
+
+    @Test("an error inside data that came before type still names the data field")
+    func deferredDataErrorsHavePaths() {
+        let error = rejection(
+            #"{"data":{"messageId":"M1","fromMe":"no","kind":"text","preview":""},"type":"message.created","#
+                + #""schemaVersion":1,"eventId":"E","deviceId":"d","occurredAt":1,"chatId":"c"}"#)
+        #expect(error?.code == .wrongType)
+        #expect(error?.path == "data.fromMe")
+    }
+
+    @Test("escaped keys match the schema's keys")
+    func escapedKeysMatch() throws {
+        let escaped = Self.incoming.replacingOccurrences(of: #""eventId""#, with: #""event\u0049d""#)
+        #expect(try parse(escaped).eventId == "E1")
+    }
+
+    @Test("whitespace of every JSON kind is allowed between tokens")
+    func whitespaceIsAllowed() throws {
+        let spaced = Self.incoming.replacingOccurrences(of: ",", with: " ,\t\r\n ")
+            .replacingOccurrences(of: ":", with: "\n:  ")
+        #expect(try parse(spaced) == parse(Self.incoming))
+    }
+
+    @Test("an unknown type with a valid envelope is accepted as unknown, with or without data")
+    func unknownTypeIsAccepted() throws {
+        let withData = try parse(
+            #"{"schemaVersion":1,"eventId":"E","deviceId":"d","type":"call.offer","occurredAt":1,"data":{"a":[1,{"b":null}],"c":-1.5e3}}"#)
+        #expect(withData.payload == .unknown(type: "call.offer"))
+        #expect(withData.chatId == nil)
+        let withoutData = try parse(#"{"schemaVersion":1,"eventId":"E","deviceId":"d","type":"x.y","occurredAt":1}"#)
+        #expect(withoutData.payload == .unknown(type: "x.y"))
+    }
+
+    @Test("duplicate keys inside an unknown type's data are rejected")
+    func duplicateKeysInUnknownData() {
+        let error = rejection(
+            #"{"schemaVersion":1,"eventId":"E","deviceId":"d","type":"x.y","occurredAt":1,"data":{"a":1,"b":{"c":1,"c":2}}}"#)
+        #expect(error?.code == .duplicateKey)
+    }
+
+    @Test("integers at the 64-bit limits parse; one past them is rejected")
+    func int64Limits() throws {
+        let max = Self.incoming.replacingOccurrences(of: #""occurredAt":5"#, with: #""occurredAt":9223372036854775807"#)
+        #expect(try parse(max).occurredAt == Int64.max)
+        let over = Self.incoming.replacingOccurrences(of: #""occurredAt":5"#, with: #""occurredAt":9223372036854775808"#)
+        #expect(rejection(over)?.code == .invalidValue)
+    }
+
+    @Test("configured limits are enforced: event size and string bytes")
+    func configuredLimits() {
+        var limits = EventLimits.default
+        limits.maxEventBytes = 100
+        #expect(throws: EventValidationError.self) { try EventParser(limits: limits).parse(Array(Self.incoming.utf8)) }
+        limits = .default
+        limits.maxTextBytes = 1
+        let error = #expect(throws: EventValidationError.self) {
+            try EventParser(limits: limits).parse(Array(Self.incoming.utf8))
+        }
+        #expect(error?.code == .tooLong)
+        #expect(error?.path == "data.preview")
+    }
+
+    @Test("an empty value and a lone value that is not an object are rejected")
+    func emptyAndNonObjects() {
+        #expect(rejection("")?.code == .invalidJSON)
+        #expect(rejection("   ")?.code == .invalidJSON)
+        #expect(rejection("42")?.code == .wrongType)
+        #expect(rejection("nul")?.code == .invalidJSON)
+    }
+
+    @Test("overlong UTF-8 encodings and encoded surrogates are rejected")
+    func strictUTF8() {
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xFF]] {
+            var bytes = Array(Self.incoming.utf8)
+            let range = bytes.firstRange(of: Array("hi".utf8))!
+            bytes.replaceSubrange(range, with: bad)
+            let error = #expect(throws: EventValidationError.self) { try parser.parse(bytes) }
+            #expect(error?.code == .invalidUTF8)
+            #expect(error?.path == "data.preview")
+        }
+    }
+
+    @Test("error descriptions name the field, the reason and the byte")
+    func errorDescription() {
+        let error = rejection(Self.incoming.replacingOccurrences(of: #""kind":"text""#, with: #""kind":"holo""#))
+        #expect(error?.description.hasPrefix("data.kind: ") == true)
+        #expect(error?.description.contains("(invalid_value, byte ") == true)
+    }
+}
