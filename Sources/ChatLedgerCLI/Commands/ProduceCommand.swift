@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import Foundation
+import KafkaClient
+import LedgerSupport
+
+/// `chatledger produce`: publishes events like an upstream bridge, keyed by `deviceId`.
+/// From an NDJSON file (each line validated first; invalid lines reported with their
+/// line number and not sent) or from the traffic model (`--simulate`).
+enum ProduceCommand: Command {
+    static let spec = CommandSpec(
+        name: "produce",
+        synopsis: "produce --brokers B [--topic T] (--file F.ndjson | --simulate [--devices N] [--chats M] [--rate R] [--count C] [--seed S])",
+        summary: "Publish events like an upstream bridge: from an NDJSON file or simulated traffic. Prints a JSON summary.",
+        options: [
+            CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
+            .topic,
+            CommandSpec.Option("file", "F", "NDJSON file of events, one per line ('-' for stdin)."),
+            .flag("simulate", "Generate realistic traffic with the built-in model."),
+            CommandSpec.Option("devices", "N", "Simulated devices.", default: "10"),
+            CommandSpec.Option("chats", "M", "Chats per simulated device.", default: "50"),
+            CommandSpec.Option("rate", "R", "Events per second; 0 = as fast as possible.", default: "0"),
+            CommandSpec.Option("count", "C", "Events to simulate.", default: "1000"),
+            CommandSpec.Option("seed", "S", "Seed of the simulation; equal seeds give equal traffic.", default: "1"),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let logger = Logger(label: "produce")
+        let simulate = arguments.flag("simulate")
+        let file = arguments.string("file")
+        guard simulate != (file != nil) else {
+            throw arguments.usageError("give exactly one of --file or --simulate")
+        }
+        let topic = arguments.string("topic") ?? "wa.device-events"
+        let brokers = arguments.string("brokers") ?? ""
+
+        // Validate everything before connecting, so a bad file sends nothing twice.
+        var events: [(key: [UInt8], value: [UInt8])] = []
+        var invalidLines = 0
+        var duplicates = 0
+        var rate = 0
+        if let file {
+            (events, invalidLines) = try readFile(file, logger: logger)
+        } else {
+            let configuration = TrafficModel.Configuration(
+                devices: try arguments.integer("devices", in: 1...1_000_000) ?? 10,
+                chatsPerDevice: try arguments.integer("chats", in: 1...1_000_000) ?? 50,
+                seed: UInt64(try arguments.integer("seed", in: 0...Int.max) ?? 1))
+            let count = try arguments.integer("count", in: 0...1_000_000_000) ?? 1000
+            rate = try arguments.integer("rate", in: 0...10_000_000) ?? 0
+            var model = TrafficModel(configuration)
+            events.reserveCapacity(count)
+            for _ in 0..<count {
+                let generated = model.next()
+                if generated.isDuplicate { duplicates += 1 }
+                events.append((Array(generated.event.deviceId.utf8), EventEncoder.encode(generated.event)))
+            }
+        }
+
+        let producer = try KafkaProducer(
+            bootstrapServers: brokers, configuration: KafkaConfiguration(["message.timeout.ms": "30000"]))
+        let started = ContinuousClock.now
+        for (index, event) in events.enumerated() {
+            if rate > 0 { pace(index: index, rate: rate, since: started) }
+            try producer.send(topic: topic, key: event.key, value: event.value)
+        }
+        try producer.flush(timeoutMilliseconds: 60_000)
+        let seconds = max(1e-9, (ContinuousClock.now - started) / .seconds(1))
+        let report = producer.report
+        if let failure = report.firstFailure {
+            logger.error("deliveries failed", ["failed": report.failed, "first": failure])
+        }
+        logger.info(
+            "produced", ["topic": topic, "delivered": report.delivered, "failed": report.failed,
+                         "events_per_s": Int(Double(report.delivered) / seconds)])
+        print(summary(topic: topic, sent: events.count, duplicates: duplicates, invalidLines: invalidLines, report: report))
+        return report.failed == 0 && invalidLines == 0 ? 0 : 1
+    }
+
+    /// Reads NDJSON: every non-blank line must be a valid event; invalid ones are reported
+    /// (line number and reason) and left out.
+    static func readFile(_ path: String, logger: Logger) throws -> (events: [(key: [UInt8], value: [UInt8])], invalid: Int) {
+        let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: path))
+        let parser = EventParser()
+        var events: [(key: [UInt8], value: [UInt8])] = []
+        var invalid = 0
+        var lineNumber = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var bytes = Array(line)
+            if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            do {
+                let event = try parser.parse(bytes)
+                events.append((Array(event.deviceId.utf8), bytes))
+            } catch {
+                invalid += 1
+                logger.error("invalid line, not sent", ["line": lineNumber, "reason": error.code, "field": error.path, "error": error.message])
+            }
+        }
+        return (events, invalid)
+    }
+
+    /// Sleeps until event `index` is due at `rate` events per second.
+    static func pace(index: Int, rate: Int, since start: ContinuousClock.Instant) {
+        let due = start + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
+        let now = ContinuousClock.now
+        if due > now {
+            let wait = due - now
+            let (seconds, attoseconds) = wait.components
+            var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+            var remaining = timespec()
+            while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        }
+    }
+
+    static func summary(topic: String, sent: Int, duplicates: Int, invalidLines: Int, report: DeliveryReport) -> String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("topic", topic)
+        writer.field("sent", Int64(sent))
+        writer.field("duplicates", Int64(duplicates))
+        writer.field("invalidLines", Int64(invalidLines))
+        writer.field("delivered", Int64(report.delivered))
+        writer.field("failed", Int64(report.failed))
+        writer.key("lastOffsets")
+        writer.beginObject()
+        for (partition, offset) in report.lastOffsets.sorted(by: { $0.key < $1.key }) {
+            writer.field(String(partition), offset)
+        }
+        writer.endObject()
+        writer.endObject()
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+}

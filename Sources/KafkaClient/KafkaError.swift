@@ -1,0 +1,45 @@
+import CRdKafka
+
+/// Anything that went wrong talking to librdkafka, with its cause.
+public struct KafkaError: Error, Sendable, CustomStringConvertible {
+    private enum Kind: String, Sendable {
+        case configuration = "invalid configuration"
+        case clientCreation = "cannot create the Kafka client"
+        case produce = "cannot enqueue a message"
+        case flush = "messages still undelivered"
+        case mockCluster = "mock cluster failure"
+    }
+
+    private let kind: Kind
+    /// librdkafka's error code (`rd_kafka_resp_err_t`), 0 when it gave none.
+    public let code: Int32
+    /// librdkafka's own words, plus context such as the property or topic.
+    public let detail: String
+
+    private init(_ kind: Kind, code: Int32 = 0, detail: String) {
+        self.kind = kind
+        self.code = code
+        self.detail = detail
+    }
+
+    static func configuration(_ detail: String) -> KafkaError { KafkaError(.configuration, detail: detail) }
+    static func clientCreation(_ detail: String) -> KafkaError { KafkaError(.clientCreation, detail: detail) }
+    static func flush(_ detail: String) -> KafkaError { KafkaError(.flush, detail: detail) }
+
+    static func produce(_ error: rd_kafka_resp_err_t, topic: String) -> KafkaError {
+        KafkaError(.produce, code: error.rawValue, detail: "topic \(topic): " + describe(error))
+    }
+
+    static func mockCluster(_ error: rd_kafka_resp_err_t, _ context: String) -> KafkaError {
+        KafkaError(.mockCluster, code: error.rawValue, detail: context + ": " + describe(error))
+    }
+
+    static func mockCluster(_ context: String) -> KafkaError { KafkaError(.mockCluster, detail: context) }
+
+    /// librdkafka's text for an error code.
+    static func describe(_ error: rd_kafka_resp_err_t) -> String {
+        String(cString: rd_kafka_err2str(error))
+    }
+
+    public var description: String { "\(kind.rawValue): \(detail)" }
+}

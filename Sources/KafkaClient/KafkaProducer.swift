@@ -1,0 +1,125 @@
+import CRdKafka
+import Synchronization
+
+/// What the broker confirmed for the messages a producer sent.
+public struct DeliveryReport: Sendable, Hashable {
+    /// Messages the broker acknowledged.
+    public var delivered = 0
+    /// Messages that failed for good.
+    public var failed = 0
+    /// The highest acknowledged offset per partition.
+    public var lastOffsets: [Int32: Int64] = [:]
+    /// The first delivery failure, if any, in librdkafka's words.
+    public var firstFailure: String?
+
+    public init() {}
+}
+
+/// A librdkafka producer: idempotent (broker retries never duplicate), keyed messages,
+/// delivery reports counted per partition. Used from one thread.
+public final class KafkaProducer {
+    private let handle: OpaquePointer
+    private let deliveries: DeliveryTracker
+    private var topics: [String: OpaquePointer] = [:]
+
+    /// Creates a producer for `bootstrapServers`.
+    ///
+    /// Defaults: `enable.idempotence=true`, `partitioner=murmur2_random` (the Java
+    /// client's partitioner, so a device lands on the same partition whichever client
+    /// produced it), `linger.ms=5`. `configuration` overrides any of them.
+    /// - Throws: `KafkaError` if librdkafka refuses the configuration.
+    public init(bootstrapServers: String, configuration: KafkaConfiguration = KafkaConfiguration()) throws(KafkaError) {
+        var settings = KafkaConfiguration([
+            "bootstrap.servers": bootstrapServers, "enable.idempotence": "true",
+            "partitioner": "murmur2_random", "linger.ms": "5",
+        ])
+        for key in ["client.id", "linger.ms", "acks", "message.timeout.ms", "batch.num.messages", "compression.codec",
+                    "enable.idempotence", "partitioner", "queue.buffering.max.messages", "debug"] {
+            if let value = configuration[key] { settings[key] = value }
+        }
+        let conf = try settings.makeNative()
+        let deliveries = DeliveryTracker()
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+            guard let message, let opaque else { return }
+            Unmanaged<DeliveryTracker>.fromOpaque(opaque).takeUnretainedValue().record(message.pointee)
+        }
+        self.deliveries = deliveries
+        self.handle = try makeClient(RD_KAFKA_PRODUCER, conf)
+    }
+
+    deinit {
+        rd_kafka_flush(handle, 2_000)
+        for topic in topics.values { rd_kafka_topic_destroy(topic) }
+        rd_kafka_destroy(handle)
+    }
+
+    /// Enqueues one message; waits (serving delivery reports) while the local queue is full.
+    /// - Throws: `KafkaError` for anything but a full queue (unknown topic, message too large).
+    public func send(topic: String, key: [UInt8], value: [UInt8]) throws(KafkaError) {
+        let topicHandle = try self.topic(topic)
+        while true {
+            let result = value.withUnsafeBytes { valueBytes in
+                key.withUnsafeBytes { keyBytes in
+                    rd_kafka_produce(
+                        topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                        UnsafeMutableRawPointer(mutating: valueBytes.baseAddress), valueBytes.count,
+                        keyBytes.baseAddress, keyBytes.count, nil)
+                }
+            }
+            if result == 0 { break }
+            let error = rd_kafka_last_error()
+            guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw .produce(error, topic: topic) }
+            rd_kafka_poll(handle, 100)
+        }
+        rd_kafka_poll(handle, 0)
+    }
+
+    /// Serves delivery reports for up to `timeoutMilliseconds`.
+    public func poll(timeoutMilliseconds: Int32 = 0) {
+        rd_kafka_poll(handle, timeoutMilliseconds)
+    }
+
+    /// Waits until every enqueued message is delivered or failed.
+    /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`.
+    public func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
+        let result = rd_kafka_flush(handle, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw .flush("\(rd_kafka_outq_len(handle)) messages undelivered after \(timeoutMilliseconds) ms")
+        }
+    }
+
+    /// Messages enqueued and not yet reported.
+    public var inFlight: Int { Int(rd_kafka_outq_len(handle)) }
+
+    /// Deliveries so far.
+    public var report: DeliveryReport { deliveries.report }
+
+    private func topic(_ name: String) throws(KafkaError) -> OpaquePointer {
+        if let existing = topics[name] { return existing }
+        guard let created = rd_kafka_topic_new(handle, name, nil) else {
+            throw .produce(rd_kafka_last_error(), topic: name)
+        }
+        topics[name] = created
+        return created
+    }
+}
+
+/// Counts delivery reports; called by librdkafka on the thread serving `rd_kafka_poll`.
+private final class DeliveryTracker: Sendable {
+    private let state = Mutex(DeliveryReport())
+
+    var report: DeliveryReport { state.withLock { $0 } }
+
+    func record(_ message: rd_kafka_message_t) {
+        state.withLock { report in
+            if message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                report.delivered += 1
+                report.lastOffsets[message.partition] = max(report.lastOffsets[message.partition] ?? -1, message.offset)
+            } else {
+                report.failed += 1
+                if report.firstFailure == nil { report.firstFailure = KafkaError.describe(message.err) }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+/// The declared shape of one command: its options, positional arguments and help.
+///
+/// Parsing is hand-written and strict: unknown options, missing values, repeated
+/// options and stray arguments are usage errors (exit 64), each with a one-line reason.
+public struct CommandSpec: Sendable {
+    /// One `--name [VALUE]` option.
+    public struct Option: Sendable {
+        /// The name without dashes, e.g. `brokers`.
+        public var name: String
+        /// The placeholder shown in help (`B`, `DIR`); nil for a flag that takes no value.
+        public var valueName: String?
+        public var help: String
+        /// Shown in help and used when the option is absent.
+        public var defaultValue: String?
+        public var isRequired: Bool
+
+        public init(_ name: String, _ valueName: String?, _ help: String, default defaultValue: String? = nil, required: Bool = false) {
+            self.name = name
+            self.valueName = valueName
+            self.help = help
+            self.defaultValue = defaultValue
+            self.isRequired = required
+        }
+
+        /// A flag: present or not.
+        public static func flag(_ name: String, _ help: String) -> Option {
+            Option(name, nil, help)
+        }
+    }
+
+    public var name: String
+    /// The one-line synopsis after `chatledger`, e.g. `produce --brokers B (--file F | --simulate)`.
+    public var synopsis: String
+    public var summary: String
+    public var options: [Option]
+    /// Names of positional arguments, in order; all required.
+    public var positionals: [String]
+
+    public init(name: String, synopsis: String, summary: String, options: [Option], positionals: [String] = []) {
+        self.name = name
+        self.synopsis = synopsis
+        self.summary = summary
+        self.options = options
+        self.positionals = positionals
+    }
+
+    /// The `--help` text.
+    public var helpText: String {
+        var text = "Usage: chatledger \(synopsis)\n\n\(summary)\n\nOptions:\n"
+        let rows = options.map { option in
+            ("--\(option.name)" + (option.valueName.map { " \($0)" } ?? ""), option)
+        } + [("--help", Option.flag("help", "Show this help."))]
+        let width = rows.map(\.0.count).max() ?? 0
+        for (left, option) in rows {
+            var line = "  " + left + String(repeating: " ", count: width - left.count + 3) + option.help
+            if let defaultValue = option.defaultValue { line += " (default: \(defaultValue))" }
+            if option.isRequired { line += " (required)" }
+            text += line + "\n"
+        }
+        return text
+    }
+
+    /// What parsing found: either a request for help or the arguments.
+    public enum Outcome: Sendable {
+        case help
+        case arguments(ParsedArguments)
+    }
+
+    /// Parses the arguments after the command name.
+    /// - Throws: `UsageError` naming the first problem.
+    public func parse(_ arguments: [String]) throws(UsageError) -> Outcome {
+        var values: [String: String] = [:]
+        var flags: Set<String> = []
+        var positionalValues: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--") else {
+                guard positionalValues.count < positionals.count else {
+                    throw UsageError(command: name, "unexpected argument '\(argument)'")
+                }
+                positionalValues.append(argument)
+                continue
+            }
+            var optionName = String(argument.dropFirst(2))
+            var inlineValue: String?
+            if let equals = optionName.firstIndex(of: "=") {
+                inlineValue = String(optionName[optionName.index(after: equals)...])
+                optionName = String(optionName[..<equals])
+            }
+            if optionName == "help" { return .help }
+            guard let option = options.first(where: { $0.name == optionName }) else {
+                throw UsageError(command: name, "unknown option '--\(optionName)'")
+            }
+            guard values[optionName] == nil && !flags.contains(optionName) else {
+                throw UsageError(command: name, "option '--\(optionName)' given twice")
+            }
+            if option.valueName == nil {
+                guard inlineValue == nil else { throw UsageError(command: name, "option '--\(optionName)' takes no value") }
+                flags.insert(optionName)
+            } else if let inlineValue {
+                values[optionName] = inlineValue
+            } else {
+                guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                    throw UsageError(command: name, "option '--\(optionName)' needs a value")
+                }
+                values[optionName] = arguments[index]
+                index += 1
+            }
+        }
+        for option in options where option.isRequired && values[option.name] == nil {
+            throw UsageError(command: name, "missing required option '--\(option.name)'")
+        }
+        guard positionalValues.count == positionals.count else {
+            throw UsageError(command: name, "missing argument \(positionals[positionalValues.count])")
+        }
+        for option in options where values[option.name] == nil {
+            if let defaultValue = option.defaultValue { values[option.name] = defaultValue }
+        }
+        return .arguments(ParsedArguments(command: name, values: values, flags: flags, positionals: positionalValues))
+    }
+}
+
+/// Arguments that passed `CommandSpec.parse`, with typed accessors that throw usage errors.
+public struct ParsedArguments: Sendable {
+    public let command: String
+    private let values: [String: String]
+    private let flags: Set<String>
+    public let positionals: [String]
+
+    init(command: String, values: [String: String], flags: Set<String>, positionals: [String]) {
+        self.command = command
+        self.values = values
+        self.flags = flags
+        self.positionals = positionals
+    }
+
+    /// The option's value (or its default), nil when absent.
+    public func string(_ name: String) -> String? { values[name] }
+
+    /// Whether a flag was given.
+    public func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    /// The option as an integer in `range`, nil when absent.
+    public func integer(_ name: String, in range: ClosedRange<Int> = Int.min...Int.max) throws(UsageError) -> Int? {
+        guard let text = values[name] else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw UsageError(command: command, "option '--\(name)' needs an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    /// A usage error for this command (for rules across options).
+    public func usageError(_ message: String) -> UsageError {
+        UsageError(command: command, message)
+    }
+}
+
+/// A command-line mistake: printed as one line, exit status 64 (`EX_USAGE`).
+public struct UsageError: Error, Sendable, CustomStringConvertible {
+    /// `EX_USAGE` from sysexits.h.
+    public static let exitStatus: Int32 = 64
+
+    public let command: String
+    public let message: String
+
+    public init(command: String, _ message: String) {
+        self.command = command
+        self.message = message
+    }
+
+    public var description: String {
+        "chatledger\(command.isEmpty ? "" : " " + command): \(message) (see 'chatledger \(command.isEmpty ? "" : command + " ")--help')"
+    }
+}

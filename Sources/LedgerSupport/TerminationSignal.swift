@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Turns SIGINT and SIGTERM into an orderly shutdown.
+///
+/// `install()` blocks both signals in the calling thread (call it first in `main`, so
+/// every thread started later inherits the mask) and starts one thread that waits for
+/// them with `sigwait`: no code runs in signal-handler context.
+public final class TerminationSignal: Sendable {
+    private let received = Atomic<Int32>(0)
+    private let waiters = Mutex<[@Sendable (Int32) -> Void]>([])
+
+    private init() {}
+
+    /// Blocks SIGINT/SIGTERM and starts the waiting thread.
+    public static func install() -> TerminationSignal {
+        let signal = TerminationSignal()
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let waitSet = set
+        let thread = Thread {
+            var set = waitSet
+            var number: Int32 = 0
+            while sigwait(&set, &number) != 0 {}
+            signal.deliver(number)
+        }
+        thread.start()
+        return signal
+    }
+
+    /// The signal received, or nil while none has arrived.
+    public var receivedSignal: Int32? {
+        let value = received.load(ordering: .acquiring)
+        return value == 0 ? nil : value
+    }
+
+    /// Calls `action` once when a signal arrives (at once if one already has).
+    public func onSignal(_ action: @escaping @Sendable (Int32) -> Void) {
+        let already: Int32? = waiters.withLock { list in
+            if let signal = receivedSignal { return signal }
+            list.append(action)
+            return nil
+        }
+        if let already { action(already) }
+    }
+
+    /// Blocks the calling thread until a signal arrives; returns it.
+    public func wait() -> Int32 {
+        let semaphore = Semaphore()
+        onSignal { _ in semaphore.signal() }
+        semaphore.wait()
+        return receivedSignal ?? SIGTERM
+    }
+
+    private func deliver(_ number: Int32) {
+        let actions = waiters.withLock { list in
+            received.store(number, ordering: .releasing)
+            defer { list.removeAll() }
+            return list
+        }
+        for action in actions { action(number) }
+    }
+}
