@@ -30,15 +30,17 @@ let package = Package(
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
+        // Test helpers shared by test targets: a plain librdkafka consumer, the built binary.
+        .target(name: "KafkaTestSupport", dependencies: ["CRdKafka"], path: "Tests/KafkaTestSupport"),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(
             name: "KafkaClientTests",
-            dependencies: ["KafkaClient", "ChatEvents", "CRdKafka"]
+            dependencies: ["KafkaClient", "ChatEvents", "KafkaTestSupport"]
         ),
         .testTarget(
             name: "ChatLedgerCLITests",
-            dependencies: ["ChatLedgerCLI", "ChatEvents"]
+            dependencies: ["ChatLedgerCLI", "ChatEvents", "KafkaClient", "KafkaTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -69,6 +69,8 @@ public struct CommandSpec: Sendable {
     /// Parses the arguments after the command name.
     /// - Throws: `UsageError` naming the first problem.
     public func parse(_ arguments: [String]) throws(UsageError) -> Outcome {
+        // `--help` anywhere asks for help, even after a mistake.
+        if arguments.contains("--help") { return .help }
         var values: [String: String] = [:]
         var flags: Set<String> = []
         var positionalValues: [String] = []
@@ -89,7 +91,6 @@ public struct CommandSpec: Sendable {
                 inlineValue = String(optionName[optionName.index(after: equals)...])
                 optionName = String(optionName[..<equals])
             }
-            if optionName == "help" { return .help }
             guard let option = options.first(where: { $0.name == optionName }) else {
                 throw UsageError(command: name, "unknown option '--\(optionName)'")
             }

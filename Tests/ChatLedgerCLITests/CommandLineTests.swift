@@ -1,0 +1,88 @@
+import Foundation
+import KafkaTestSupport
+import Testing
+
+@Suite("chatledger command line")
+struct CommandLineTests {
+    static let commands = ["run", "ingest", "serve", "produce", "broker", "verify", "replay", "export", "bench"]
+
+    @Test("every command has --help, exits 0 and lists its options", arguments: commands)
+    func helpForEveryCommand(command: String) throws {
+        let run = try ChatLedgerProcess.run([command, "--help"])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.hasPrefix("Usage: chatledger \(command)"))
+        #expect(run.standardOutput.contains("--help"))
+    }
+
+    @Test("an unknown option is a usage error: exit 64 and one line on stderr", arguments: commands)
+    func unknownOption(command: String) throws {
+        let run = try ChatLedgerProcess.run([command, "--no-such-option"])
+        #expect(run.status == 64)
+        #expect(run.standardError.contains("unknown option '--no-such-option'"))
+        #expect(run.standardError.split(separator: "\n").count == 1)
+        #expect(run.standardOutput.isEmpty)
+    }
+
+    @Test("usage errors across options exit 64 with the reason", arguments: [
+        (["produce", "--brokers", "x"], "exactly one of --file or --simulate"),
+        (["produce", "--simulate"], "missing required option '--brokers'"),
+        (["produce", "--brokers", "x", "--simulate", "--count", "many"], "needs an integer"),
+        (["produce", "--brokers"], "needs a value"),
+        (["replay", "--device", "d", "--at-offset", "0:1", "--as-of", "1"], "either --at-offset or --as-of"),
+        (["bench"], "missing argument NAME"),
+        (["bench", "nonsense"], "unknown benchmark"),
+        (["produce", "--brokers", "a", "--brokers", "b"], "given twice"),
+        (["frobnicate"], "unknown command"),
+        ([], "Usage: chatledger COMMAND"),
+    ])
+    func usageErrors(arguments: [String], reason: String) throws {
+        let run = try ChatLedgerProcess.run(arguments)
+        #expect(run.status == 64)
+        #expect(run.standardError.contains(reason), "\(run.standardError)")
+    }
+
+    @Test("commands not built yet say so and exit 69, never pretending", arguments: [
+        ["run"], ["ingest", "--brokers", "x"], ["serve", "--keys", "k.json"], ["verify"], ["replay", "--device", "d"],
+        ["export"], ["bench", "log"],
+    ])
+    func notBuiltYet(arguments: [String]) throws {
+        let run = try ChatLedgerProcess.run(arguments)
+        #expect(run.status == 69)
+        #expect(run.standardError.contains("not built yet"))
+    }
+
+    @Test("bench codec --json prints one JSON object with figures and units")
+    func benchCodecJSON() throws {
+        let run = try ChatLedgerProcess.run(["bench", "codec", "--json", "--events", "300"])
+        #expect(run.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+        #expect(object["bench"] as? String == "codec")
+        let figures = try #require(object["figures"] as? [String: Double])
+        let units = try #require(object["units"] as? [String: String])
+        #expect(Set(figures.keys) == Set(units.keys))
+        #expect((figures["parser_events_per_s"] ?? 0) > 0)
+        #expect((figures["parser_vs_jsondecoder"] ?? 0) > 0)
+    }
+
+    @Test("broker prints its bootstrap address first and stops cleanly on SIGTERM")
+    func brokerStartsAndStops() throws {
+        let process = Process()
+        process.executableURL = ChatLedgerProcess.executable
+        process.arguments = ["broker", "--partitions", "2"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Block on the first line: the broker writes it when it is ready.
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        #expect(text.hasPrefix("bootstrap=127.0.0.1:"))
+        #expect(text.contains("partitions=2"))
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
