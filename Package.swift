@@ -16,8 +16,10 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
-        // Logging, argument parsing, signals: what every layer and command shares.
-        .target(name: "LedgerSupport"),
+        // Our own CRC32C (SSE4.2 or table) and SHA-256 (SHA extensions or portable), in C.
+        .target(name: "CLedgerChecksums"),
+        // Logging, argument parsing, signals, checksums, system calls: what every layer shares.
+        .target(name: "LedgerSupport", dependencies: ["CLedgerChecksums"]),
         // Event schema v1: typed events, the byte-level parser, the canonical encoder,
         // and the traffic model that `produce --simulate` publishes.
         .target(name: "ChatEvents"),

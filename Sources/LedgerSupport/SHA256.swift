@@ -1,0 +1,122 @@
+import CLedgerChecksums
+
+/// A SHA-256 digest: 32 bytes, compared and hashed by value.
+public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
+    // Four words in memory order, so `withUnsafeBytes` gives the digest's bytes.
+    private var words: (UInt64, UInt64, UInt64, UInt64)
+
+    /// All zero bytes: the chain hash before the first record.
+    public static let zero = SHA256Digest(words: (0, 0, 0, 0))
+
+    private init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
+    }
+
+    /// A digest from exactly 32 bytes; nil for any other count.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 32 else { return nil }
+        self = .zero
+        withUnsafeMutableBytes(of: &words) { target in
+            for (index, byte) in bytes.enumerated() { target[index] = byte }
+        }
+    }
+
+    /// A digest from 64 hex digits; nil otherwise.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: 64, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<(index + 2)], as: UTF8.self), radix: 16) else {
+                return nil
+            }
+            bytes.append(byte)
+        }
+        self.init(bytes: bytes)
+    }
+
+    /// Calls `body` with the 32 bytes.
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try Swift.withUnsafeBytes(of: words, body)
+    }
+
+    /// The 32 bytes.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Lower-case hex, 64 digits.
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        withUnsafeBytes { bytes in
+            for byte in bytes {
+                text.append(digits[Int(byte >> 4)])
+                text.append(digits[Int(byte & 15)])
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public var description: String { hex }
+
+    public static func == (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
+        lhs.words == rhs.words
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
+/// Incremental SHA-256: the log's hash chain, checkpoint digests, key hashes. Uses the
+/// CPU's SHA extensions where present.
+public struct SHA256 {
+    private var context = cl_sha256_context()
+
+    /// Starts a hash.
+    public init() {
+        cl_sha256_init(&context)
+    }
+
+    /// Starts a hash that never uses the CPU's SHA extensions (for tests).
+    public static func software() -> SHA256 {
+        var hasher = SHA256()
+        cl_sha256_init_software(&hasher.context)
+        return hasher
+    }
+
+    /// Adds bytes.
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        cl_sha256_update(&context, bytes.baseAddress, bytes.count)
+    }
+
+    /// Adds bytes.
+    public mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    /// Adds a digest's 32 bytes.
+    public mutating func update(_ digest: SHA256Digest) {
+        digest.withUnsafeBytes { update($0) }
+    }
+
+    /// The digest; the hasher is spent.
+    public mutating func finalize() -> SHA256Digest {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        cl_sha256_final(&context, &bytes)
+        return SHA256Digest(bytes: bytes)!
+    }
+
+    /// The digest of `bytes`.
+    public static func hash(_ bytes: [UInt8]) -> SHA256Digest {
+        var hasher = SHA256()
+        hasher.update(bytes)
+        return hasher.finalize()
+    }
+
+    /// Whether the CPU's SHA extensions are used.
+    public static var isHardwareAccelerated: Bool { cl_sha256_is_hardware() != 0 }
+}

@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call: which one, and `errno`.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    /// The call, e.g. `fdatasync`.
+    public let call: String
+    public let errno: Int32
+
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// Runs system calls: retries on `EINTR`, throws `SystemError` with `errno` otherwise.
+public enum SystemCall {
+    /// Runs `body` until it returns something other than -1 with `EINTR`; returns its result.
+    /// - Throws: `SystemError` when it returns -1 for any other reason.
+    @inlinable
+    @discardableResult
+    public static func run<Result: BinaryInteger>(_ call: String, _ body: () -> Result) throws(SystemError) -> Result {
+        while true {
+            let result = body()
+            if result != -1 { return result }
+            let error = errno
+            if error == EINTR { continue }
+            throw SystemError(call: call, errno: error)
+        }
+    }
+}
