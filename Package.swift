@@ -23,19 +23,24 @@ let package = Package(
         // Event schema v1: typed events, the byte-level parser, the canonical encoder,
         // and the traffic model that `produce --simulate` publishes.
         .target(name: "ChatEvents"),
+        // The event log: segmented, checksummed, hash-chained, crash-safe, per Kafka partition.
+        .target(name: "EventLog", dependencies: ["LedgerSupport"]),
         // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "KafkaClient"]
+            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "KafkaClient"]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
         // Test helpers shared by test targets: a plain librdkafka consumer, the built binary.
         .target(name: "KafkaTestSupport", dependencies: ["CRdKafka"], path: "Tests/KafkaTestSupport"),
+        // A log writer for the crash tests to SIGKILL at random moments.
+        .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog"], path: "Tests/LogCrashWriter"),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "KafkaClientTests",
             dependencies: ["KafkaClient", "ChatEvents", "KafkaTestSupport"]

@@ -9,9 +9,12 @@ public enum ChatLedgerProcess {
     }
 
     /// The `chatledger` executable next to the running test bundle (`swift build` puts it there).
-    public static var executable: URL {
+    public static var executable: URL { builtProduct("chatledger") }
+
+    /// An executable this package builds, next to the running test bundle.
+    public static func builtProduct(_ name: String) -> URL {
         let testBinary = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        return testBinary.deletingLastPathComponent().appendingPathComponent("chatledger")
+        return testBinary.deletingLastPathComponent().appendingPathComponent(name)
     }
 
     /// Runs `chatledger arguments…` to completion and captures its output.

@@ -1,0 +1,229 @@
+import LedgerSupport
+
+/// The byte layout of segments, records and indexes (documented in `schemas/event-log.md`).
+enum LogFormat {
+    static let segmentMagic: [UInt8] = Array("CLEDGSEG".utf8)
+    static let indexMagic: [UInt8] = Array("CLEDGIDX".utf8)
+    static let version: UInt16 = 1
+    /// Length and CRC before each body.
+    static let frameHeaderLength = 8
+    /// Body bytes besides topic, key, value and reason.
+    static let fixedBodyLength = 24 + 4 + 4 + 2 + 32
+    static let maxBodyLength = 16 << 20
+    static let absentLength: UInt32 = 0xFFFF_FFFF
+    /// Index entries are at least this many bytes of records apart.
+    static let indexInterval = 4096
+
+    static func segmentFileName(baseOffset: Int64) -> String { paddedOffset(baseOffset) + ".seg" }
+    static func indexFileName(baseOffset: Int64) -> String { paddedOffset(baseOffset) + ".idx" }
+
+    private static func paddedOffset(_ offset: Int64) -> String {
+        let digits = String(offset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    /// The base offset a segment or index file name encodes.
+    static func baseOffset(fileName: String, suffix: String) -> Int64? {
+        guard fileName.hasSuffix(suffix), fileName.count == 20 + suffix.count else { return nil }
+        return Int64(fileName.dropLast(suffix.count))
+    }
+
+    // MARK: - Segment header
+
+    struct SegmentHeader: Equatable {
+        var partition: Int32
+        var baseOffset: Int64
+        var previousChainHash: SHA256Digest
+        var topic: String
+
+        var length: Int { 58 + topic.utf8.count + 4 }
+
+        func encoded() -> [UInt8] {
+            var bytes = segmentMagic
+            bytes.appendLittleEndian(version)
+            bytes.appendLittleEndian(UInt16(length))
+            bytes.appendLittleEndian(partition)
+            bytes.appendLittleEndian(baseOffset)
+            bytes.append(contentsOf: previousChainHash.bytes)
+            bytes.appendLittleEndian(UInt16(topic.utf8.count))
+            bytes.append(contentsOf: topic.utf8)
+            bytes.appendLittleEndian(CRC32C.checksum(bytes))
+            return bytes
+        }
+
+        enum Decoded {
+            case header(SegmentHeader)
+            /// Fewer bytes than a header needs: a segment whose creation was interrupted.
+            case incomplete
+            case invalid(String)
+        }
+
+        static func decode(_ bytes: UnsafeRawBufferPointer) -> Decoded {
+            guard bytes.count >= 62 else { return .incomplete }
+            guard bytes.prefix(8).elementsEqual(segmentMagic) else { return .invalid("not a segment (bad magic)") }
+            guard bytes.loadLittleEndian(UInt16.self, at: 8) == version else { return .invalid("unknown format version") }
+            let length = Int(bytes.loadLittleEndian(UInt16.self, at: 10))
+            let topicLength = Int(bytes.loadLittleEndian(UInt16.self, at: 56))
+            guard length == 62 + topicLength else { return .invalid("inconsistent header length") }
+            guard bytes.count >= length else { return .incomplete }
+            let stored = bytes.loadLittleEndian(UInt32.self, at: length - 4)
+            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(length - 4)])) == stored else {
+                return .invalid("segment header CRC mismatch")
+            }
+            return .header(
+                SegmentHeader(
+                    partition: bytes.loadLittleEndian(Int32.self, at: 12),
+                    baseOffset: bytes.loadLittleEndian(Int64.self, at: 16),
+                    previousChainHash: SHA256Digest(bytes: UnsafeRawBufferPointer(rebasing: bytes[24..<56]))!,
+                    topic: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[58..<(58 + topicLength)]), as: UTF8.self)))
+        }
+    }
+
+    // MARK: - Records
+
+    /// Appends one framed record to `buffer`; returns its chain hash.
+    static func appendRecord(
+        to buffer: inout [UInt8], kind: RecordKind, topic: String, partition: Int32, offset: Int64, timestamp: Int64,
+        key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, reason: String, previousChainHash: SHA256Digest
+    ) -> SHA256Digest {
+        let frameStart = buffer.count
+        buffer.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0])  // length and CRC, filled below
+        let bodyStart = buffer.count
+        buffer.append(kind.rawValue)
+        buffer.append(0)
+        buffer.appendLittleEndian(UInt16(topic.utf8.count))
+        buffer.appendLittleEndian(partition)
+        buffer.appendLittleEndian(offset)
+        buffer.appendLittleEndian(timestamp)
+        buffer.append(contentsOf: topic.utf8)
+        for field in [key, value] {
+            if let field {
+                buffer.appendLittleEndian(UInt32(field.count))
+                buffer.append(contentsOf: field)
+            } else {
+                buffer.appendLittleEndian(absentLength)
+            }
+        }
+        buffer.appendLittleEndian(UInt16(reason.utf8.count))
+        buffer.append(contentsOf: reason.utf8)
+        let chainHash = buffer.withUnsafeBytes { bytes in
+            var hasher = SHA256()
+            hasher.update(previousChainHash)
+            hasher.update(UnsafeRawBufferPointer(rebasing: bytes[bodyStart...]))
+            return hasher.finalize()
+        }
+        buffer.append(contentsOf: chainHash.bytes)
+        let bodyLength = buffer.count - bodyStart
+        buffer.withUnsafeMutableBytes { bytes in
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[bodyStart...]))
+            bytes.storeBytes(of: UInt32(bodyLength).littleEndian, toByteOffset: frameStart, as: UInt32.self)
+            bytes.storeBytes(of: crc.littleEndian, toByteOffset: frameStart + 4, as: UInt32.self)
+        }
+        return chainHash
+    }
+
+    /// What stands at the start of some bytes.
+    enum Frame {
+        case record(RecordView)
+        /// The bytes end before the frame does; `needed` is the whole frame's length when known.
+        case incomplete(needed: Int?)
+        case invalid(String)
+    }
+
+    /// Decodes the frame at the start of `bytes`, checking its CRC and layout.
+    static func decodeFrame(_ bytes: UnsafeRawBufferPointer) -> Frame {
+        guard bytes.count >= frameHeaderLength else { return .incomplete(needed: nil) }
+        let bodyLength = Int(bytes.loadLittleEndian(UInt32.self, at: 0))
+        guard bodyLength >= fixedBodyLength, bodyLength <= maxBodyLength else {
+            return .invalid("implausible record length \(bodyLength)")
+        }
+        guard bytes.count >= frameHeaderLength + bodyLength else {
+            return .incomplete(needed: frameHeaderLength + bodyLength)
+        }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[frameHeaderLength..<(frameHeaderLength + bodyLength)])
+        guard CRC32C.checksum(body) == bytes.loadLittleEndian(UInt32.self, at: 4) else {
+            return .invalid("record CRC mismatch")
+        }
+        guard let kind = RecordKind(rawValue: body[0]), body[1] == 0 else { return .invalid("unknown record kind or flags") }
+        let topicLength = Int(body.loadLittleEndian(UInt16.self, at: 2))
+        var cursor = 24 + topicLength
+        func field() -> UnsafeRawBufferPointer?? {
+            guard cursor + 4 <= bodyLength - 34 else { return .none }
+            let length = body.loadLittleEndian(UInt32.self, at: cursor)
+            cursor += 4
+            if length == absentLength { return .some(nil) }
+            guard Int(length) <= bodyLength - 34 - cursor else { return .none }
+            defer { cursor += Int(length) }
+            return .some(UnsafeRawBufferPointer(rebasing: body[cursor..<(cursor + Int(length))]))
+        }
+        guard cursor <= bodyLength - 34, case .some(let key) = field(), case .some(let value) = field() else {
+            return .invalid("record fields overrun the body")
+        }
+        let reasonLength = Int(body.loadLittleEndian(UInt16.self, at: cursor))
+        cursor += 2
+        guard cursor + reasonLength + 32 == bodyLength else { return .invalid("record lengths do not add up") }
+        let chainStart = bodyLength - 32
+        return .record(
+            RecordView(
+                kind: kind, partition: body.loadLittleEndian(Int32.self, at: 4),
+                offset: body.loadLittleEndian(Int64.self, at: 8), timestamp: body.loadLittleEndian(Int64.self, at: 16),
+                topic: UnsafeRawBufferPointer(rebasing: body[24..<(24 + topicLength)]), key: key, value: value,
+                reason: UnsafeRawBufferPointer(rebasing: body[cursor..<(cursor + reasonLength)]),
+                chainHash: SHA256Digest(bytes: UnsafeRawBufferPointer(rebasing: body[chainStart...]))!,
+                chainedBytes: UnsafeRawBufferPointer(rebasing: body[..<chainStart]),
+                frameLength: frameHeaderLength + bodyLength))
+    }
+
+    // MARK: - Index
+
+    static func encodeIndex(_ entries: [IndexEntry]) -> [UInt8] {
+        var bytes = indexMagic
+        bytes.appendLittleEndian(version)
+        bytes.appendLittleEndian(UInt32(entries.count))
+        for entry in entries {
+            bytes.appendLittleEndian(entry.offset)
+            bytes.appendLittleEndian(Int64(entry.position))
+        }
+        bytes.appendLittleEndian(CRC32C.checksum(bytes))
+        return bytes
+    }
+
+    /// The entries of an index file, or nil if it is damaged in any way.
+    static func decodeIndex(_ bytes: [UInt8]) -> [IndexEntry]? {
+        bytes.withUnsafeBytes { raw in
+            guard raw.count >= 18, raw.prefix(8).elementsEqual(indexMagic),
+                raw.loadLittleEndian(UInt16.self, at: 8) == version
+            else { return nil }
+            let count = Int(raw.loadLittleEndian(UInt32.self, at: 10))
+            guard raw.count == 14 + 16 * count + 4,
+                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[..<(raw.count - 4)]))
+                    == raw.loadLittleEndian(UInt32.self, at: raw.count - 4)
+            else { return nil }
+            var entries: [IndexEntry] = []
+            for index in 0..<count {
+                let at = 14 + 16 * index
+                entries.append(
+                    IndexEntry(offset: raw.loadLittleEndian(Int64.self, at: at), position: Int(raw.loadLittleEndian(Int64.self, at: at + 8))))
+            }
+            return entries
+        }
+    }
+}
+
+/// One sparse-index entry: a record's Kafka offset and byte position in its segment.
+struct IndexEntry: Equatable, Sendable {
+    var offset: Int64
+    var position: Int
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendLittleEndian<Value: FixedWidthInteger>(_ value: Value) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    func loadLittleEndian<Value: FixedWidthInteger>(_ type: Value.Type, at offset: Int) -> Value {
+        Value(littleEndian: loadUnaligned(fromByteOffset: offset, as: Value.self))
+    }
+}

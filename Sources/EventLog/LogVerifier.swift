@@ -1,0 +1,159 @@
+import LedgerSupport
+
+/// What `LogVerifier` found: a summary per partition and every problem, located.
+public struct LogVerification: Sendable {
+    /// One broken rule, with where it is.
+    public struct Problem: Sendable, CustomStringConvertible {
+        public var path: String
+        public var byteOffset: Int?
+        /// The offset of the bad record, or of the last good one before it.
+        public var kafkaOffset: Int64?
+        public var message: String
+
+        public var description: String {
+            var location = path
+            if let byteOffset { location += " byte \(byteOffset)" }
+            if let kafkaOffset { location += " offset \(kafkaOffset)" }
+            return "\(location): \(message)"
+        }
+    }
+
+    public struct PartitionSummary: Sendable {
+        public var topic: String
+        public var partition: Int32
+        public var segments = 0
+        public var records = 0
+        public var events = 0
+        public var deadLetters = 0
+        public var firstOffset: Int64?
+        public var lastOffset: Int64?
+        public var firstTimestamp: Int64?
+        public var lastTimestamp: Int64?
+        public var bytes = 0
+        /// The chain hash of the last good record.
+        public var lastChainHash = SHA256Digest.zero
+    }
+
+    public var partitions: [PartitionSummary] = []
+    public var problems: [Problem] = []
+    /// Dead letters by reason code (the part of the reason before the first space).
+    public var deadLettersByReason: [String: Int] = [:]
+
+    /// True when every rule holds.
+    public var isClean: Bool { problems.isEmpty }
+}
+
+/// Checks a whole log against the rules of `schemas/event-log.md`: every segment header,
+/// every CRC, topic and partition, offsets strictly increasing, every chain hash, every
+/// index. Reads everything; changes nothing.
+public enum LogVerifier {
+    public static func verify(_ log: EventLog) throws(EventLogError) -> LogVerification {
+        var verification = LogVerification()
+        for (topic, partition) in try log.partitions() {
+            verification.partitions.append(
+                try verifyPartition(log.directory(topic: topic, partition: partition), topic: topic, partition: partition, into: &verification))
+        }
+        return verification
+    }
+
+    private static func verifyPartition(
+        _ directory: String, topic: String, partition: Int32, into verification: inout LogVerification
+    ) throws(EventLogError) -> LogVerification.PartitionSummary {
+        var summary = LogVerification.PartitionSummary(topic: topic, partition: partition)
+        let bases = try PartitionWriter.segmentBases(in: directory)
+        var previousChain: SHA256Digest? = .zero
+        func problem(_ path: String, _ byte: Int?, _ offset: Int64?, _ message: String) {
+            verification.problems.append(.init(path: path, byteOffset: byte, kafkaOffset: offset, message: message))
+        }
+        for (segmentIndex, base) in bases.enumerated() {
+            let isLast = segmentIndex == bases.count - 1
+            let path = directory + "/" + LogFormat.segmentFileName(baseOffset: base)
+            summary.segments += 1
+            var reasons: [String: Int] = [:]
+            var events = 0
+            var deadLetters = 0
+            var firstTimestamp: Int64?
+            var lastTimestamp: Int64?
+            let outcome = try SegmentScan.scan(
+                path, topic: topic, partition: partition, previousChainHash: previousChain,
+                previousOffset: summary.lastOffset
+            ) { record in
+                if record.kind == .event {
+                    events += 1
+                } else {
+                    deadLetters += 1
+                    let reason = String(decoding: record.reason, as: UTF8.self)
+                    reasons[String(reason.prefix { $0 != " " && $0 != ":" }), default: 0] += 1
+                }
+                if record.timestamp >= 0 {
+                    if firstTimestamp == nil { firstTimestamp = record.timestamp }
+                    lastTimestamp = record.timestamp
+                }
+            }
+            switch outcome {
+            case .incompleteHeader:
+                problem(path, 0, summary.lastOffset, "segment header is incomplete" + (isLast ? " (an interrupted segment creation; the writer removes it on open)" : ""))
+                previousChain = nil
+                continue
+            case .invalidHeader(let reason):
+                problem(path, 0, summary.lastOffset, reason)
+                previousChain = nil
+                continue
+            case .scanned(let segment):
+                if segment.header.baseOffset != base {
+                    problem(path, 0, nil, "header base offset \(segment.header.baseOffset) does not match the file name")
+                }
+                switch segment.damage {
+                case .corrupt(let position, let offset, let reason)?:
+                    problem(path, position, offset, reason)
+                case .tornTail(let position, let reason)?:
+                    problem(
+                        path, position, segment.lastOffset,
+                        isLast
+                            ? "torn tail of \(segment.fileSize - position) bytes (\(reason)); a crash leaves this, the writer truncates it on open"
+                            : "sealed segment ends in \(reason): truncated")
+                case nil:
+                    try checkIndex(directory, base: base, expected: segment.index, isLast: isLast, problem: problem)
+                }
+                summary.records += segment.recordCount
+                summary.events += events
+                summary.deadLetters += deadLetters
+                summary.bytes += segment.endPosition
+                if summary.firstOffset == nil { summary.firstOffset = segment.firstOffset }
+                if let last = segment.lastOffset { summary.lastOffset = last }
+                if summary.firstTimestamp == nil { summary.firstTimestamp = firstTimestamp }
+                if let lastTimestamp { summary.lastTimestamp = lastTimestamp }
+                summary.lastChainHash = segment.lastChainHash
+                for (reason, count) in reasons { verification.deadLettersByReason[reason, default: 0] += count }
+                // After damage inside a segment, continue from the next header's own word, so
+                // one problem is reported once rather than again at every following record.
+                // After a truncation the next header's link is checked: it shows what is missing.
+                if case .corrupt? = segment.damage {
+                    previousChain = nil
+                } else {
+                    previousChain = segment.lastChainHash
+                }
+            }
+        }
+        return summary
+    }
+
+    private static func checkIndex(
+        _ directory: String, base: Int64, expected: [IndexEntry], isLast: Bool,
+        problem: (String, Int?, Int64?, String) -> Void
+    ) throws(EventLogError) {
+        let path = directory + "/" + LogFormat.indexFileName(baseOffset: base)
+        guard let bytes = try? LogFile.readAll(path) else {
+            if !isLast { problem(path, nil, nil, "sealed segment has no index (derived data; rebuilt when needed)") }
+            return
+        }
+        guard let entries = LogFormat.decodeIndex(bytes) else {
+            problem(path, nil, nil, "index is damaged")
+            return
+        }
+        if entries != expected {
+            let first = (0..<min(entries.count, expected.count)).first { entries[$0] != expected[$0] } ?? min(entries.count, expected.count)
+            problem(path, 14 + 16 * first, first < entries.count ? entries[first].offset : nil, "index does not match its segment (entry \(first))")
+        }
+    }
+}

@@ -1,0 +1,304 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerSupport
+
+/// Appends to one Kafka partition's log. One writer per partition, used from one thread.
+///
+/// Records are staged (`stage`), each framed with its CRC and chain hash, and written
+/// with one `write` per `commit`; the fsync policy decides when they are synced. On open
+/// the last segment is recovered: a torn tail is truncated, damage before it is an error.
+public final class PartitionWriter {
+    /// How the writer lays out and syncs the log.
+    public struct Options: Sendable {
+        public var fsync: FsyncPolicy
+        /// A segment is sealed and a new one started once it would pass this size.
+        public var maxSegmentBytes: Int
+
+        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20) {
+            self.fsync = fsync
+            self.maxSegmentBytes = maxSegmentBytes
+        }
+    }
+
+    public let topic: String
+    public let partition: Int32
+    public let directory: String
+    public let options: Options
+    /// The Kafka offset of the last record written (nil for an empty log).
+    public private(set) var lastOffset: Int64?
+    /// The chain hash of the last record staged (zero for an empty log).
+    public private(set) var chainHash: SHA256Digest
+    /// Whether everything written has been synced.
+    public private(set) var isSynced = true
+
+    private let logger: Logger
+    private var segment: LogFile?
+    private var segmentBase: Int64 = 0
+    private var segmentSize = 0
+    private var index: [IndexEntry] = []
+    private var lastIndexedPosition = 0
+    private var staged: [UInt8] = []
+    private var stagedLastOffset: Int64?
+    private var lastSync = ContinuousClock.now
+    private var failure: EventLogError?
+
+    /// Opens (creating if needed) the log of one partition in `directory` and recovers it.
+    /// - Throws: `EventLogError` if the log is damaged before its tail or I/O fails.
+    public init(directory: String, topic: String, partition: Int32, options: Options = Options(), logger: Logger = Logger(label: "event-log")) throws(EventLogError) {
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.options = options
+        self.logger = logger
+        self.chainHash = .zero
+        try LogFile.makeDirectories(directory)
+        try recover()
+    }
+
+    deinit {
+        if failure == nil, segment != nil, !staged.isEmpty || !isSynced {
+            _ = try? commit()
+            if options.fsync != .never { try? segment?.dataSync() }
+        }
+    }
+
+    // MARK: - Appending
+
+    /// Frames one record into the pending batch. Offsets must strictly increase.
+    /// - Throws: `EventLogError` for an offset that does not increase, or I/O failure
+    ///   (sealing a full segment, or `always` syncing each record).
+    public func stage(
+        kind: RecordKind = .event, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?,
+        value: UnsafeRawBufferPointer?, reason: String = ""
+    ) throws(EventLogError) {
+        if let failure { throw failure }
+        let previous = stagedLastOffset ?? lastOffset ?? -1
+        guard offset > previous else {
+            throw .invalidAppend("offset \(offset) is not above the last offset \(previous)", path: directory)
+        }
+        let recordLength =
+            LogFormat.frameHeaderLength + LogFormat.fixedBodyLength + topic.utf8.count + (key?.count ?? 0)
+            + (value?.count ?? 0) + reason.utf8.count
+        guard recordLength - LogFormat.frameHeaderLength <= LogFormat.maxBodyLength else {
+            throw .invalidAppend("record of \(recordLength) bytes is over the 16 MiB limit", path: directory)
+        }
+        do {
+            if segment == nil {
+                try createSegment(baseOffset: offset)
+            } else if segmentSize + staged.count + recordLength > options.maxSegmentBytes,
+                segmentSize + staged.count > header(baseOffset: segmentBase).length
+            {
+                try roll(nextBaseOffset: offset)
+            }
+            let position = segmentSize + staged.count
+            if index.isEmpty || position - lastIndexedPosition >= LogFormat.indexInterval {
+                index.append(IndexEntry(offset: offset, position: position))
+                lastIndexedPosition = position
+            }
+            chainHash = LogFormat.appendRecord(
+                to: &staged, kind: kind, topic: topic, partition: partition, offset: offset, timestamp: timestamp,
+                key: key, value: value, reason: reason, previousChainHash: chainHash)
+            stagedLastOffset = offset
+            if options.fsync == .always {
+                try writeStaged()
+                try syncNow()
+            }
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// Frames one owned record into the pending batch (its topic, partition and chain hash are ignored).
+    public func stage(_ record: LogRecord) throws(EventLogError) {
+        try withOptionalBytes(record.key) { (key) throws(EventLogError) in
+            try withOptionalBytes(record.value) { (value) throws(EventLogError) in
+                try stage(kind: record.kind, offset: record.offset, timestamp: record.timestamp, key: key, value: value, reason: record.reason)
+            }
+        }
+    }
+
+    /// Writes the pending batch with one `write` and syncs it as the policy says.
+    /// - Returns: whether everything written so far is on disk (`fdatasync` done).
+    @discardableResult
+    public func commit() throws(EventLogError) -> Bool {
+        if let failure { throw failure }
+        do {
+            try writeStaged()
+            switch options.fsync {
+            case .always, .batch:
+                if !isSynced { try syncNow() }
+            case .interval(let milliseconds):
+                if !isSynced, ContinuousClock.now - lastSync >= .milliseconds(milliseconds) { try syncNow() }
+            case .never:
+                break
+            }
+            return isSynced
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// Stages and commits `records`; returns whether they are on disk.
+    @discardableResult
+    public func append(_ records: [LogRecord]) throws(EventLogError) -> Bool {
+        for record in records { try stage(record) }
+        return try commit()
+    }
+
+    /// Writes the pending batch and forces everything to disk, whatever the policy.
+    public func sync() throws(EventLogError) {
+        if let failure { throw failure }
+        try writeStaged()
+        if !isSynced { try syncNow() }
+    }
+
+    // MARK: - Segments
+
+    private func header(baseOffset: Int64) -> LogFormat.SegmentHeader {
+        LogFormat.SegmentHeader(partition: partition, baseOffset: baseOffset, previousChainHash: chainHash, topic: topic)
+    }
+
+    private func segmentPath(_ baseOffset: Int64) -> String { directory + "/" + LogFormat.segmentFileName(baseOffset: baseOffset) }
+    private func indexPath(_ baseOffset: Int64) -> String { directory + "/" + LogFormat.indexFileName(baseOffset: baseOffset) }
+
+    private func writeStaged() throws(EventLogError) {
+        guard !staged.isEmpty, let segment else { return }
+        try segment.write(staged)
+        segmentSize += staged.count
+        staged.removeAll(keepingCapacity: true)
+        isSynced = false
+        lastOffset = stagedLastOffset
+    }
+
+    private func syncNow() throws(EventLogError) {
+        try segment?.dataSync()
+        isSynced = true
+        lastSync = .now
+    }
+
+    /// A new segment: header written and synced, directory synced, before any record.
+    private func createSegment(baseOffset: Int64) throws(EventLogError) {
+        let path = segmentPath(baseOffset)
+        let file = try LogFile.openForAppending(path, create: true)
+        let header = header(baseOffset: baseOffset)
+        try file.write(header.encoded())
+        try file.dataSync()
+        try LogFile.syncDirectory(directory)
+        segment = file
+        segmentBase = baseOffset
+        segmentSize = header.length
+        index = []
+        lastIndexedPosition = 0
+    }
+
+    /// Seals the current segment (records synced, index written) and starts the next.
+    private func roll(nextBaseOffset: Int64) throws(EventLogError) {
+        try writeStaged()
+        try syncNow()
+        try LogFile.writeAtomically(indexPath(segmentBase), LogFormat.encodeIndex(index))
+        try createSegment(baseOffset: nextBaseOffset)
+    }
+
+    // MARK: - Recovery
+
+    /// Base offsets of the segments in `directory`, ascending.
+    static func segmentBases(in directory: String) throws(EventLogError) -> [Int64] {
+        try LogFile.list(directory).compactMap { LogFormat.baseOffset(fileName: $0, suffix: ".seg") }.sorted()
+    }
+
+    private func recover() throws(EventLogError) {
+        var bases = try Self.segmentBases(in: directory)
+        while let base = bases.last {
+            let path = segmentPath(base)
+            // The link to the previous segment: its last offset and chain hash.
+            var previous: (offset: Int64?, chain: SHA256Digest)?
+            if bases.count > 1 {
+                previous = try Self.tail(of: bases[bases.count - 2], in: directory, topic: topic, partition: partition)
+            }
+            switch try SegmentScan.scan(
+                path, topic: topic, partition: partition, previousChainHash: previous?.chain,
+                previousOffset: previous?.offset)
+            {
+            case .incompleteHeader:
+                logger.warning("removing a segment whose creation was interrupted", ["path": path])
+                try removeSegment(base, reopenPrevious: bases.count > 1 ? bases[bases.count - 2] : nil)
+                bases.removeLast()
+                continue
+            case .invalidHeader(let reason):
+                throw .corruption(reason, path: path, byteOffset: 0, kafkaOffset: nil)
+            case .scanned(var summary):
+                if case .corrupt(let position, let offset, let reason) = summary.damage {
+                    throw .corruption(reason, path: path, byteOffset: position, kafkaOffset: offset)
+                }
+                if case .tornTail(let position, let reason) = summary.damage {
+                    logger.warning(
+                        "truncating a torn tail", ["path": path, "byte": position, "bytes": summary.fileSize - position,
+                                                   "reason": reason, "last_offset": summary.lastOffset ?? -1])
+                    let file = try LogFile.openForAppending(path, create: false)
+                    try file.truncate(to: position)
+                    try file.dataSync()
+                    summary.fileSize = position
+                }
+                if summary.recordCount == 0 {
+                    logger.notice("removing an empty last segment", ["path": path])
+                    try removeSegment(base, reopenPrevious: bases.count > 1 ? bases[bases.count - 2] : nil)
+                    bases.removeLast()
+                    continue
+                }
+                segment = try LogFile.openForAppending(path, create: false)
+                segmentBase = base
+                segmentSize = summary.endPosition
+                index = summary.index
+                lastIndexedPosition = index.last?.position ?? 0
+                lastOffset = summary.lastOffset
+                chainHash = summary.lastChainHash
+                return
+            }
+        }
+    }
+
+    /// Removes a segment (and the stale index of the one before, which becomes active again).
+    private func removeSegment(_ base: Int64, reopenPrevious previous: Int64?) throws(EventLogError) {
+        try LogFile.remove(segmentPath(base))
+        if let previous, access(indexPath(previous), F_OK) == 0 { try LogFile.remove(indexPath(previous)) }
+        try LogFile.syncDirectory(directory)
+    }
+
+    /// The last offset and chain hash of a sealed segment, read from its last index entry on.
+    static func tail(of base: Int64, in directory: String, topic: String, partition: Int32) throws(EventLogError) -> (offset: Int64?, chain: SHA256Digest) {
+        let path = directory + "/" + LogFormat.segmentFileName(baseOffset: base)
+        let entries = (try? LogFile.readAll(directory + "/" + LogFormat.indexFileName(baseOffset: base))).flatMap(LogFormat.decodeIndex)
+        var outcome = try SegmentScan.scan(
+            path, topic: topic, partition: partition, previousChainHash: nil, previousOffset: nil, from: entries?.last)
+        if case .scanned(let summary) = outcome, summary.damage != nil, entries != nil {
+            // A stale or wrong index: scan the whole segment instead.
+            outcome = try SegmentScan.scan(path, topic: topic, partition: partition, previousChainHash: nil, previousOffset: nil)
+        }
+        switch outcome {
+        case .scanned(let summary):
+            if let damage = summary.damage {
+                let (position, reason): (Int, String) =
+                    switch damage {
+                    case .tornTail(let position, let reason): (position, "sealed segment ends in a partial record: " + reason)
+                    case .corrupt(let position, _, let reason): (position, reason)
+                    }
+                throw .corruption(reason, path: path, byteOffset: position, kafkaOffset: summary.lastOffset)
+            }
+            return (summary.lastOffset, summary.lastChainHash)
+        case .incompleteHeader:
+            throw .corruption("sealed segment has an incomplete header", path: path, byteOffset: 0, kafkaOffset: nil)
+        case .invalidHeader(let reason):
+            throw .corruption(reason, path: path, byteOffset: 0, kafkaOffset: nil)
+        }
+    }
+}
+
+private func withOptionalBytes<Result>(
+    _ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) throws(EventLogError) -> Result
+) throws(EventLogError) -> Result {
+    guard let bytes else { return try body(nil) }
+    return try withBytes(bytes) { (raw) throws(EventLogError) in try body(raw) }
+}

@@ -1,0 +1,64 @@
+// Appends to a partition log forever, printing `synced OFFSET` each time everything up to
+// OFFSET is acknowledged as on disk. The crash tests SIGKILL it at random moments and
+// then check that every acknowledged record survived.
+//
+// Usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLog
+
+/// The value of the record at `offset`: 200 bytes that depend on the offset, so any
+/// record can be checked byte for byte without remembering it.
+func expectedValue(offset: Int64) -> [UInt8] {
+    var state = UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 | 1
+    return (0..<200).map { _ in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+func say(_ line: String) {
+    var text = line + "\n"
+    text.withUTF8 { bytes in _ = write(1, bytes.baseAddress, bytes.count) }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count == 5, let policy = FsyncPolicy(arguments[2]), let batchSize = Int(arguments[3]),
+    let maxSegmentBytes = Int(arguments[4])
+else {
+    say("usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES")
+    exit(64)
+}
+do {
+    let writer = try PartitionWriter(
+        directory: arguments[1], topic: "crash", partition: 0,
+        options: .init(fsync: policy, maxSegmentBytes: maxSegmentBytes))
+    var next = (writer.lastOffset ?? -1) + 1
+    say("open \(writer.lastOffset ?? -1)")
+    var batches = 0
+    while true {
+        for _ in 0..<batchSize {
+            let value = expectedValue(offset: next)
+            let key = Array("key-\(next % 17)".utf8)
+            try key.withUnsafeBytes { keyBytes in
+                try value.withUnsafeBytes { valueBytes in
+                    try writer.stage(offset: next, timestamp: 1_700_000_000_000 + next, key: keyBytes, value: valueBytes)
+                }
+            }
+            next += 1
+        }
+        var durable = try writer.commit()
+        batches += 1
+        if !durable && batches % 5 == 0 {
+            try writer.sync()  // `interval` and `never` acknowledge only explicit syncs
+            durable = true
+        }
+        if durable { say("synced \(next - 1)") }
+    }
+} catch {
+    say("error \(error)")
+    exit(1)
+}
