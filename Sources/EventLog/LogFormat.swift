@@ -112,7 +112,7 @@ enum LogFormat {
             hasher.update(UnsafeRawBufferPointer(rebasing: bytes[bodyStart...]))
             return hasher.finalize()
         }
-        buffer.append(contentsOf: chainHash.bytes)
+        chainHash.withUnsafeBytes { buffer.append(contentsOf: $0) }
         let bodyLength = buffer.count - bodyStart
         buffer.withUnsafeMutableBytes { bytes in
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[bodyStart...]))

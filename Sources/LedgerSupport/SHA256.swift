@@ -3,22 +3,37 @@ import CLedgerChecksums
 /// A SHA-256 digest: 32 bytes, compared and hashed by value.
 public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     // Four words in memory order, so `withUnsafeBytes` gives the digest's bytes.
-    private var words: (UInt64, UInt64, UInt64, UInt64)
+    @usableFromInline
+    var words: (UInt64, UInt64, UInt64, UInt64)
 
     /// All zero bytes: the chain hash before the first record.
     public static let zero = SHA256Digest(words: (0, 0, 0, 0))
 
-    private init(words: (UInt64, UInt64, UInt64, UInt64)) {
+    @usableFromInline
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
         self.words = words
     }
 
     /// A digest from exactly 32 bytes; nil for any other count.
-    public init?(bytes: some Collection<UInt8>) {
+    public init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }
-        self = .zero
-        withUnsafeMutableBytes(of: &words) { target in
-            for (index, byte) in bytes.enumerated() { target[index] = byte }
-        }
+        self = bytes.withUnsafeBytes { SHA256Digest(loading: $0) }
+    }
+
+    /// A digest from exactly 32 bytes in memory; nil for any other count.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 32 else { return nil }
+        self.init(loading: bytes)
+    }
+
+    /// Loads 32 bytes (the caller checked the count); the hot path of reading records.
+    @inlinable
+    init(loading bytes: UnsafeRawBufferPointer) {
+        self.init(
+            words: (
+                bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            ))
     }
 
     /// A digest from 64 hex digits; nil otherwise.
@@ -105,9 +120,11 @@ public struct SHA256 {
 
     /// The digest; the hasher is spent.
     public mutating func finalize() -> SHA256Digest {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        cl_sha256_final(&context, &bytes)
-        return SHA256Digest(bytes: bytes)!
+        var digest = SHA256Digest.zero
+        withUnsafeMutableBytes(of: &digest.words) { target in
+            cl_sha256_final(&context, target.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return digest
     }
 
     /// The digest of `bytes`.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerSupport
 
 /// `chatledger bench NAME [--json]`: measured figures, as a table or one JSON object.
@@ -5,14 +8,17 @@ import LedgerSupport
 enum BenchCommand: Command {
     static let spec = CommandSpec(
         name: "bench", synopsis: "bench NAME [--json] [--events N]",
-        summary: "Run a benchmark (codec; later log, projection, ingest, http, verify) and print its figures.",
+        summary: "Run a benchmark (codec, log; later projection, ingest, http, verify) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
+            CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log).", default: "./data/bench"),
+            CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
+            CommandSpec.Option("seconds", "S", "Seconds per append measurement (log).", default: "2"),
         ],
         positionals: ["NAME"])
 
-    static let planned = ["log": 3, "projection": 4, "ingest": 5, "http": 6, "verify": 7]
+    static let planned = ["projection": 4, "ingest": 5, "http": 6, "verify": 7]
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let name = arguments.positionals[0]
@@ -20,12 +26,17 @@ enum BenchCommand: Command {
         switch name {
         case "codec":
             report = CodecBenchmark.run(events: try arguments.integer("events", in: 100...10_000_000) ?? 200_000)
+        case "log":
+            report = try LogBenchmark.run(
+                directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",
+                batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
+                seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
             if let issue = planned[name] {
                 writeStandardError("chatledger bench: '\(name)' is not built yet (tracked in issue #\(issue))\n")
                 return ChatLedgerCommand.notBuiltStatus
             }
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, \(planned.keys.sorted().joined(separator: ", ")))")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, \(planned.keys.sorted().joined(separator: ", ")))")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0

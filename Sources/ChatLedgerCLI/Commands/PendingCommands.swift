@@ -46,15 +46,6 @@ enum ServeCommand: Command {
     static func run(_ arguments: ParsedArguments) throws -> Int32 { notBuilt(arguments, issue: 6) }
 }
 
-enum VerifyCommand: Command {
-    static let spec = CommandSpec(
-        name: "verify", synopsis: "verify [--data DIR] [--json]",
-        summary: "Check every record's checksum, the hash chain, offsets and checkpoint digests.",
-        options: [.data, .flag("json", "Print the summary as JSON.")])
-
-    static func run(_ arguments: ParsedArguments) throws -> Int32 { notBuilt(arguments, issue: 3) }
-}
-
 enum ReplayCommand: Command {
     static let spec = CommandSpec(
         name: "replay", synopsis: "replay [--data DIR] --device D [--chat C] [--at-offset P:O | --as-of TIME]",

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLog
+import Foundation
+import LedgerSupport
+
+/// `chatledger verify`: checks the whole event log (every CRC, the hash chain, offsets,
+/// segment links, indexes); one line per problem; exit 0 only if everything holds.
+enum VerifyCommand: Command {
+    static let spec = CommandSpec(
+        name: "verify", synopsis: "verify [--data DIR] [--json]",
+        summary: "Check every record's checksum, the hash chain, offsets and indexes; exit 0 only if all hold.",
+        options: [.data, .flag("json", "Print the summary as one JSON object.")])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let data = arguments.string("data") ?? "./data"
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
+            writeStandardError("chatledger verify: no data directory at \(data)\n")
+            return 1
+        }
+        let started = ContinuousClock.now
+        let verification = try LogVerifier.verify(EventLog(dataDirectory: data))
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        if arguments.flag("json") {
+            print(json(verification, seconds: seconds))
+        } else {
+            print(text(verification, seconds: seconds), terminator: "")
+        }
+        return verification.isClean ? 0 : 1
+    }
+
+    static func text(_ verification: LogVerification, seconds: Double) -> String {
+        var lines: [String] = verification.problems.map { "problem: \($0)" }
+        for partition in verification.partitions {
+            let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
+            lines.append(
+                "partition \(partition.topic)/\(partition.partition): \(partition.records) records (\(partition.events) events, "
+                    + "\(partition.deadLetters) dead letters), \(offsets), \(partition.segments) segments, \(partition.bytes) bytes, "
+                    + "chain \(partition.lastChainHash.hex.prefix(16))")
+        }
+        for (reason, count) in verification.deadLettersByReason.sorted(by: { $0.key < $1.key }) {
+            lines.append("dead letters \(reason): \(count)")
+        }
+        let records = verification.partitions.reduce(0) { $0 + $1.records }
+        lines.append(
+            verification.isClean
+                ? "ok: \(records) records in \(verification.partitions.count) partitions verified in \(String(format: "%.2f", seconds)) s"
+                : "FAILED: \(verification.problems.count) problems in \(records) records")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ verification: LogVerification, seconds: Double) -> String {
+        let partitions: [[String: Any]] = verification.partitions.map { partition in
+            var object: [String: Any] = [
+                "topic": partition.topic, "partition": Int(partition.partition), "segments": partition.segments,
+                "records": partition.records, "events": partition.events, "deadLetters": partition.deadLetters,
+                "bytes": partition.bytes, "chainHash": partition.lastChainHash.hex,
+            ]
+            if let first = partition.firstOffset { object["firstOffset"] = first }
+            if let last = partition.lastOffset { object["lastOffset"] = last }
+            if let first = partition.firstTimestamp { object["firstTimestamp"] = first }
+            if let last = partition.lastTimestamp { object["lastTimestamp"] = last }
+            return object
+        }
+        let problems: [[String: Any]] = verification.problems.map { problem in
+            var object: [String: Any] = ["path": problem.path, "message": problem.message]
+            if let byte = problem.byteOffset { object["byte"] = byte }
+            if let offset = problem.kafkaOffset { object["offset"] = offset }
+            return object
+        }
+        let summary: [String: Any] = [
+            "clean": verification.isClean, "records": verification.partitions.reduce(0) { $0 + $1.records },
+            "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
+            "seconds": seconds,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,71 @@
+import EventLog
+import Foundation
+import KafkaTestSupport
+import Testing
+
+@Suite("chatledger verify, as a real process")
+struct VerifyCommandTests {
+    func makeData() throws -> String {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString)").path
+        let log = EventLog(dataDirectory: data)
+        for partition: Int32 in 0..<2 {
+            let writer = try log.openWriter(topic: "wa.device-events", partition: partition, options: .init(maxSegmentBytes: 8_000))
+            var records: [LogRecord] = []
+            for offset in 0..<80 {
+                let isDeadLetter = offset % 20 == 7
+                let value = [UInt8](repeating: UInt8(offset), count: 120)
+                records.append(
+                    LogRecord(
+                        kind: isDeadLetter ? .deadLetter : .event, offset: Int64(offset), timestamp: 1_700_000_000_000,
+                        key: Array("dev-1".utf8), value: value, reason: isDeadLetter ? "invalid_json : expected a value" : ""))
+            }
+            try writer.append(records)
+        }
+        return data
+    }
+
+    @Test("a clean log verifies: exit 0, a line per partition, dead letters by reason")
+    func cleanLog() throws {
+        let data = try makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ChatLedgerProcess.run(["verify", "--data", data])
+        #expect(run.status == 0, "\(run.standardOutput)\(run.standardError)")
+        #expect(run.standardOutput.contains("partition wa.device-events/0: 80 records (76 events, 4 dead letters), offsets 0..79"))
+        #expect(run.standardOutput.contains("partition wa.device-events/1: 80 records"))
+        #expect(run.standardOutput.contains("dead letters invalid_json: 8"))
+        #expect(run.standardOutput.contains("ok: 160 records in 2 partitions"))
+    }
+
+    @Test("a damaged log fails: exit 1, the problem named with file, byte and offset; --json says the same")
+    func damagedLog() throws {
+        let data = try makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let directory = EventLog(dataDirectory: data).directory(topic: "wa.device-events", partition: 1)
+        let segment = directory + "/" + (try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }.sorted()[1])
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: segment)))
+        bytes[bytes.count / 2] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+
+        let run = try ChatLedgerProcess.run(["verify", "--data", data])
+        #expect(run.status == 1)
+        let problem = try #require(run.standardOutput.split(separator: "\n").first { $0.hasPrefix("problem: ") })
+        #expect(problem.contains(segment + " byte "))
+        #expect(problem.contains(" offset "))
+        #expect(run.standardOutput.contains("FAILED: 1 problems"))
+
+        let json = try ChatLedgerProcess.run(["verify", "--data", data, "--json"])
+        #expect(json.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect(object["clean"] as? Bool == false)
+        let problems = try #require(object["problems"] as? [[String: Any]])
+        #expect(problems.count == 1)
+        #expect(problems.first?["path"] as? String == segment)
+    }
+
+    @Test("a missing data directory is an error, not an empty success")
+    func missingDirectory() throws {
+        let run = try ChatLedgerProcess.run(["verify", "--data", "/nonexistent/chatledger"])
+        #expect(run.status == 1)
+        #expect(run.standardError.contains("no data directory"))
+    }
+}
