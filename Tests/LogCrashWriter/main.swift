@@ -2,7 +2,8 @@
 // OFFSET is acknowledged as on disk. The crash tests SIGKILL it at random moments and
 // then check that every acknowledged record survived.
 //
-// Usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES
+// Usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES [LIMIT]
+// With LIMIT it stops (exit 0) once the log holds LIMIT records.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,10 +27,11 @@ func say(_ line: String) {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 5, let policy = FsyncPolicy(arguments[2]), let batchSize = Int(arguments[3]),
+let limit = arguments.count == 6 ? Int64(arguments[5]) ?? Int64.max : Int64.max
+guard arguments.count == 5 || arguments.count == 6, let policy = FsyncPolicy(arguments[2]), let batchSize = Int(arguments[3]),
     let maxSegmentBytes = Int(arguments[4])
 else {
-    say("usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES")
+    say("usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES [LIMIT]")
     exit(64)
 }
 do {
@@ -39,8 +41,8 @@ do {
     var next = (writer.lastOffset ?? -1) + 1
     say("open \(writer.lastOffset ?? -1)")
     var batches = 0
-    while true {
-        for _ in 0..<batchSize {
+    while next < limit {
+        for _ in 0..<min(Int64(batchSize), limit - next) {
             let value = expectedValue(offset: next)
             let key = Array("key-\(next % 17)".utf8)
             try key.withUnsafeBytes { keyBytes in
@@ -58,6 +60,8 @@ do {
         }
         if durable { say("synced \(next - 1)") }
     }
+    try writer.sync()
+    say("synced \(next - 1)")
 } catch {
     say("error \(error)")
     exit(1)

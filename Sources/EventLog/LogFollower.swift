@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerSupport
+
+/// Follows one partition's log while another process writes it (the query worker's view
+/// of what `ingest` appends): delivers each whole record once, in order, never a partial
+/// one, and sleeps on inotify until the directory changes (a short poll where inotify is
+/// unavailable or the directory does not exist yet).
+///
+/// Used from one thread.
+public final class LogFollower {
+    public let directory: String
+    public let topic: String
+    public let partition: Int32
+    /// The offset the next delivered record will be at least.
+    public private(set) var nextOffset: Int64
+
+    private var segmentBase: Int64?
+    private var scanner: SegmentScanner?
+    private var watch: Int32 = -1
+    private var notifications: Int32 = -1
+
+    /// Starts following at `offset` (0: from the beginning).
+    public init(directory: String, topic: String, partition: Int32, from offset: Int64 = 0) {
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.nextOffset = offset
+        notifications = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+    }
+
+    deinit {
+        if notifications >= 0 { close(notifications) }
+    }
+
+    /// Delivers every whole record available now (offset ≥ `nextOffset`); returns how many.
+    /// - Throws: `EventLogError` for damage the writer would refuse too (a partial or
+    ///   invalid record in a sealed segment), or what `body` throws.
+    @discardableResult
+    public func poll(_ body: (RecordView) throws -> Void) throws -> Int {
+        var delivered = 0
+        var stuckAt: Int?
+        while true {
+            if scanner == nil, try !openSegment() { return delivered }
+            guard var current = scanner, let base = segmentBase else { return delivered }
+            try current.refreshSize()
+            let step = try current.next()
+            scanner = current
+            switch step {
+            case .record(let record, _):
+                stuckAt = nil
+                if record.offset >= nextOffset {
+                    try body(record)
+                    nextOffset = record.offset + 1
+                    delivered += 1
+                }
+            case .end, .incomplete, .invalid:
+                if case .end = step, access(directory + "/" + LogFormat.segmentFileName(baseOffset: nextOffset), F_OK) == 0 {
+                    reset()
+                    if try !openSegment(after: base) { return delivered }
+                    continue
+                }
+                let bases = try PartitionWriter.segmentBases(in: directory)
+                guard bases.contains(base) else {
+                    reset()  // the writer's recovery removed this segment: find our place again
+                    continue
+                }
+                // The last segment is live: whatever is not a whole record yet may become one.
+                guard bases.contains(where: { $0 > base }) else { return delivered }
+                if case .end = step {
+                    reset()
+                    if try !openSegment(after: base) { return delivered }
+                    continue
+                }
+                // A newer segment exists, so this one is sealed. It may have been sealed just
+                // after we read its size: look once more before calling it damage.
+                guard stuckAt != current.position else {
+                    throw EventLogError.corruption(
+                        "a sealed segment ends in bytes that are not a whole record",
+                        path: directory + "/" + LogFormat.segmentFileName(baseOffset: base), byteOffset: current.position,
+                        kafkaOffset: nextOffset - 1)
+                }
+                stuckAt = current.position
+            }
+        }
+    }
+
+    /// Blocks until the partition directory changes or `timeoutMilliseconds` pass.
+    public func waitForChanges(timeoutMilliseconds: Int32) {
+        if notifications >= 0, watch < 0 {
+            watch = inotify_add_watch(notifications, directory, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE))
+        }
+        guard notifications >= 0, watch >= 0 else {
+            // No directory yet (or no inotify): a short poll.
+            var request = timespec(tv_sec: 0, tv_nsec: Int(min(timeoutMilliseconds, 50)) * 1_000_000)
+            var remaining = timespec()
+            nanosleep(&request, &remaining)
+            return
+        }
+        var descriptor = pollfd(fd: notifications, events: Int16(POLLIN), revents: 0)
+        _ = try? SystemCall.run("poll") { Glibc.poll(&descriptor, 1, timeoutMilliseconds) }
+        var drain = [UInt8](repeating: 0, count: 4096)
+        while read(notifications, &drain, drain.count) > 0 {}
+    }
+
+    private func reset() {
+        scanner = nil
+        segmentBase = nil
+    }
+
+    /// Opens the segment holding `nextOffset` (or the first after `after`); false if none yet.
+    private func openSegment(after previous: Int64? = nil) throws -> Bool {
+        let base: Int64?
+        if let previous, access(directory + "/" + LogFormat.segmentFileName(baseOffset: nextOffset), F_OK) == 0 {
+            base = nextOffset  // offsets are usually contiguous: no directory listing needed
+        } else {
+            let bases = try PartitionWriter.segmentBases(in: directory)
+            if let previous {
+                base = bases.first { $0 > previous }
+            } else {
+                base = bases.last { $0 <= nextOffset } ?? bases.first
+            }
+        }
+        guard let base else { return false }
+        switch try SegmentScanner.open(directory + "/" + LogFormat.segmentFileName(baseOffset: base)) {
+        case .incompleteHeader:
+            return false  // being created right now
+        case .invalidHeader(let reason):
+            throw EventLogError.corruption(reason, path: directory + "/" + LogFormat.segmentFileName(baseOffset: base), byteOffset: 0, kafkaOffset: nil)
+        case .scanner(let opened):
+            scanner = opened
+            segmentBase = base
+            return true
+        }
+    }
+}
