@@ -25,12 +25,14 @@ let package = Package(
         .target(name: "ChatEvents"),
         // The event log: segmented, checksummed, hash-chained, crash-safe, per Kafka partition.
         .target(name: "EventLog", dependencies: ["LedgerSupport"]),
+        // Chat-list projections: the fold, versions, digests, checkpoints, the snapshot cache.
+        .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport"]),
         // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "KafkaClient"]
+            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient"]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
@@ -40,6 +42,7 @@ let package = Package(
         .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog"], path: "Tests/LogCrashWriter"),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
+        .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "KafkaClientTests",

@@ -1,0 +1,80 @@
+import ChatEvents
+
+/// One chat of a device's chat list, as the fold keeps it.
+public struct ChatState: Sendable, Hashable {
+    public var name: String?
+    public var isGroup = false
+    /// Incoming, non-system messages not read yet.
+    public var unreadCount: Int32 = 0
+    public var markedUnread = false
+    /// Epoch ms of the chat's last activity (its place in the list).
+    public var timestamp: Int64 = 0
+    public var archived = false
+    public var pinned = false
+    /// Epoch ms of the pin (`occurredAt` of `chat.pinned`), when pinned.
+    public var pinnedAt: Int64?
+    /// `0` unmuted, `-1` forever, else epoch ms; `isMuted` is decided at read time.
+    public var muteUntil: Int64 = 0
+    public var readOnly = false
+    public var lastMessage: LastMessage?
+    /// The most recent unread incoming messages (at most `UnreadWindow.capacity`), oldest
+    /// first, as hashes of their ids: what `upToMessageId`, revokes and reads on the
+    /// phone act on. `unreadCount` may be larger: older unread messages are only counted.
+    var unread: [UnreadMessage] = []
+
+    public init() {}
+
+    /// Whether the chat is muted at `now` (epoch ms).
+    public func isMuted(at now: Int64) -> Bool {
+        muteUntil == -1 || muteUntil > now
+    }
+}
+
+/// The last message of a chat.
+public struct LastMessage: Sendable, Hashable {
+    public var id: String
+    public var fromMe: Bool
+    public var kind: MessageKind
+    public var preview: String
+    public var timestamp: Int64
+    /// Delivery state of an own message; nil for incoming ones.
+    public var ack: AckStatus?
+    public var revoked: Bool
+}
+
+/// An unread incoming message: its id's hash and its time.
+struct UnreadMessage: Sendable, Hashable {
+    var idHash: UInt64
+    var timestamp: Int64
+}
+
+/// Limits of what a chat remembers about its unread messages.
+enum UnreadWindow {
+    /// Unread messages tracked by id per chat; older ones are counted only.
+    static let capacity = 256
+}
+
+/// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for
+/// message and event ids, so replays and checkpoints agree.
+func stableHash(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    return hash
+}
+
+extension AckStatus {
+    /// WhatsApp's order of delivery states; an ack only moves forward (or to `error`).
+    var rank: Int {
+        switch self {
+        case .error: return -1
+        case .pending: return 0
+        case .server: return 1
+        case .delivered: return 2
+        case .read: return 3
+        case .played: return 4
+        }
+    }
+}

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLog
+import Foundation
+import LedgerSupport
+
+/// What a checkpoint says about itself.
+public struct CheckpointInfo: Sendable, Hashable {
+    public var sequence: UInt64
+    public var path: String
+    public var topic: String
+    /// Per partition, the last log offset folded into the state.
+    public var positions: [Int32: Int64]
+    /// Per partition, the chain hash of that record.
+    public var chainHashes: [Int32: SHA256Digest]
+    public var stateDigest: SHA256Digest
+}
+
+/// Checkpoints of the projection under `DATA/checkpoints/`: written atomically (temporary
+/// file, fsync, rename, directory fsync), newest kept `retain` deep; loading takes the
+/// newest that is intact and falls back to older ones (or to none: a full replay).
+public struct CheckpointStore: Sendable {
+    public let directory: String
+    public let retain: Int
+
+    public init(dataDirectory: String, retain: Int = 3) {
+        self.directory = dataDirectory + "/checkpoints"
+        self.retain = max(1, retain)
+    }
+
+    static let magic: [UInt8] = Array("CLEDGCKP".utf8)
+    static let version: UInt16 = 1
+
+    /// Sequences of the checkpoint files present, ascending.
+    public func sequences() -> [UInt64] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name in
+            guard name.hasSuffix(".ckpt"), name.count == 25 else { return nil }
+            return UInt64(name.dropLast(5))
+        }.sorted()
+    }
+
+    func path(_ sequence: UInt64) -> String {
+        let digits = String(sequence)
+        return directory + "/" + String(repeating: "0", count: 20 - digits.count) + digits + ".ckpt"
+    }
+
+    /// Writes `state` as the next checkpoint and prunes old ones.
+    @discardableResult
+    public func write(_ state: ProjectionState, topic: String) throws -> CheckpointInfo {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let sequence = (sequences().last ?? 0) + 1
+        let devices = ProjectionCodec.encodeDevices(state.devices)
+        var hasher = SHA256()
+        hasher.update(devices)
+        let digest = hasher.finalize()
+
+        var writer = ByteWriter()
+        writer.raw(Self.magic)
+        writer.u16(Self.version)
+        writer.u64(sequence)
+        writer.string(topic)
+        let partitions = state.positions.keys.sorted()
+        writer.u32(UInt32(partitions.count))
+        for partition in partitions {
+            writer.u32(UInt32(bitPattern: partition))
+            writer.u64(UInt64(bitPattern: state.positions[partition] ?? -1))
+            writer.raw((state.chainHashes[partition] ?? .zero).bytes)
+        }
+        for count in [state.counts.applied, state.counts.duplicate, state.counts.ignored, state.counts.deadLetters] {
+            writer.u64(UInt64(count))
+        }
+        let window = state.eventIds.oldestFirst
+        writer.u32(UInt32(state.eventIds.capacity))
+        writer.u32(UInt32(window.count))
+        for hash in window { writer.u64(hash) }
+        writer.u64(UInt64(devices.count))
+        writer.raw(devices)
+        writer.raw(digest.bytes)
+        writer.u32(CRC32C.checksum(writer.bytes))
+
+        let path = path(sequence)
+        let temporary = path + ".tmp"
+        try Data(writer.bytes).write(to: URL(fileURLWithPath: temporary))
+        try syncFile(temporary)
+        guard rename(temporary, path) == 0 else { throw ProjectionError(path: path, "rename: errno \(errno)") }
+        try syncFile(directory)
+        for old in sequences().dropLast(retain) { unlink(self.path(old)) }
+        return CheckpointInfo(
+            sequence: sequence, path: path, topic: topic, positions: state.positions, chainHashes: state.chainHashes,
+            stateDigest: digest)
+    }
+
+    /// Reads one checkpoint, checking its CRC and recomputing its state digest.
+    public func read(_ sequence: UInt64) throws -> (ProjectionState, CheckpointInfo) {
+        let path = path(sequence)
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        func damaged(_ what: String) -> ProjectionError { ProjectionError(path: path, "damaged checkpoint: \(what)") }
+        guard bytes.count > 4 else { throw damaged("too short") }
+        let stored = bytes.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard CRC32C.checksum(Array(bytes.dropLast(4))) == stored else { throw damaged("CRC mismatch") }
+        var reader = ByteReader(Array(bytes.dropLast(4)))
+        guard reader.take(8).map(Array.init) == Self.magic, reader.u16() == Self.version, let storedSequence = reader.u64(),
+            let topic = reader.string(), let partitionCount = reader.u32()
+        else { throw damaged("bad header") }
+        var positions: [Int32: Int64] = [:]
+        var chainHashes: [Int32: SHA256Digest] = [:]
+        for _ in 0..<partitionCount {
+            guard let partition = reader.u32(), let offset = reader.u64(), let chain = reader.take(32) else { throw damaged("bad positions") }
+            positions[Int32(bitPattern: partition)] = Int64(bitPattern: offset)
+            chainHashes[Int32(bitPattern: partition)] = SHA256Digest(bytes: Array(chain))
+        }
+        guard let applied = reader.u64(), let duplicate = reader.u64(), let ignored = reader.u64(), let deadLetters = reader.u64(),
+            let capacity = reader.u32(), let windowCount = reader.u32()
+        else { throw damaged("bad counters") }
+        var window: [UInt64] = []
+        window.reserveCapacity(Int(windowCount))
+        for _ in 0..<windowCount {
+            guard let hash = reader.u64() else { throw damaged("bad event id window") }
+            window.append(hash)
+        }
+        guard let devicesLength = reader.u64(), let devicesBytes = reader.take(Int(devicesLength)).map(Array.init),
+            let digestBytes = reader.take(32).map(Array.init), reader.isAtEnd
+        else { throw damaged("bad state section") }
+        var hasher = SHA256()
+        hasher.update(devicesBytes)
+        let digest = hasher.finalize()
+        guard digest.bytes == digestBytes else { throw damaged("state digest mismatch") }
+        guard let devices = ProjectionCodec.decodeDevices(devicesBytes) else { throw damaged("undecodable state") }
+        let state = ProjectionState(
+            devices: devices, positions: positions, chainHashes: chainHashes,
+            eventIds: EventIdWindow(capacity: Int(capacity), oldestFirst: window),
+            counts: .init(applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters)))
+        return (state, CheckpointInfo(
+            sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))
+    }
+
+    /// The newest intact checkpoint; damaged ones are skipped with a warning. Nil: none
+    /// is usable, replay from the start of the log.
+    public func loadNewest(logger: Logger = Logger(label: "checkpoint")) -> (ProjectionState, CheckpointInfo)? {
+        for sequence in sequences().reversed() {
+            do {
+                return try read(sequence)
+            } catch {
+                logger.warning("skipping a checkpoint that cannot be used", ["error": error])
+            }
+        }
+        return nil
+    }
+
+    private func syncFile(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ProjectionError(path: path, "open: errno \(errno)") }
+        defer { close(descriptor) }
+        try SystemCall.run("fsync") { fsync(descriptor) }
+    }
+}

@@ -1,0 +1,56 @@
+/// The most recent event ids seen (as stable hashes), to make redelivered events no-ops.
+///
+/// Bounded: `capacity` ids, about 26 bytes each (8 in the ring, ~18 in the set), so the
+/// default 1,000,000 costs about 26 MB. A duplicate older than the window is applied
+/// again; bridges and Kafka redeliver within seconds, far inside it. The window is part
+/// of checkpoints, so a replay from a checkpoint decides duplicates as a replay from zero.
+public struct EventIdWindow: Sendable, Hashable {
+    public let capacity: Int
+    private(set) var ring: [UInt64] = []
+    private var next = 0
+    private var members: Set<UInt64> = []
+
+    public init(capacity: Int = 1_000_000) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// Records `eventId`; returns false if it was already in the window (a duplicate).
+    mutating func insert(_ eventId: String) -> Bool {
+        let hash = stableHash(eventId)
+        guard !members.contains(hash) else { return false }
+        if ring.count < capacity {
+            ring.append(hash)
+        } else {
+            members.remove(ring[next])
+            ring[next] = hash
+            next = (next + 1) % capacity
+        }
+        members.insert(hash)
+        return true
+    }
+
+    /// The ids in the window, oldest first (for checkpoints).
+    var oldestFirst: [UInt64] {
+        ring.count < capacity ? ring : Array(ring[next...] + ring[..<next])
+    }
+
+    /// Rebuilds a window from `oldestFirst` hashes.
+    init(capacity: Int, oldestFirst: [UInt64]) {
+        self.init(capacity: capacity)
+        for hash in oldestFirst.suffix(self.capacity) {
+            ring.append(hash)
+            members.insert(hash)
+        }
+        next = ring.count % self.capacity
+        if ring.count == self.capacity { next = 0 }
+    }
+
+    public static func == (lhs: EventIdWindow, rhs: EventIdWindow) -> Bool {
+        lhs.capacity == rhs.capacity && lhs.oldestFirst == rhs.oldestFirst
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(capacity)
+        hasher.combine(oldestFirst)
+    }
+}

@@ -1,0 +1,90 @@
+import ChatEvents
+import EventLog
+import LedgerSupport
+
+/// Every device's chat list, folded from the log: a pure value, `apply` is deterministic.
+public struct ProjectionState: Sendable, Hashable {
+    public private(set) var devices: [String: DeviceProjection] = [:]
+    /// Per partition, the last log position applied (for checkpoints and `X-Ledger-Position`).
+    public private(set) var positions: [Int32: Int64] = [:]
+    /// Per partition, the chain hash of the last applied record (for checkpoints).
+    public private(set) var chainHashes: [Int32: SHA256Digest] = [:]
+    public private(set) var eventIds: EventIdWindow
+    /// Events seen, by outcome: `applied`, `duplicate`, `ignored` (unknown type, status posts).
+    public private(set) var counts = Counts()
+
+    public struct Counts: Sendable, Hashable {
+        public var applied = 0
+        public var duplicate = 0
+        public var ignored = 0
+        public var deadLetters = 0
+    }
+
+    /// What `apply` did with an event.
+    public enum Outcome: Sendable, Equatable {
+        case applied(deviceVersion: UInt64)
+        case duplicate
+        case ignored
+    }
+
+    public init(eventIdWindow: Int = 1_000_000) {
+        eventIds = EventIdWindow(capacity: eventIdWindow)
+    }
+
+    init(devices: [String: DeviceProjection], positions: [Int32: Int64], chainHashes: [Int32: SHA256Digest], eventIds: EventIdWindow, counts: Counts) {
+        self.devices = devices
+        self.positions = positions
+        self.chainHashes = chainHashes
+        self.eventIds = eventIds
+        self.counts = counts
+    }
+
+    /// Applies one event read from the log at `position` (with that record's chain hash).
+    /// Duplicates (an `eventId` seen before) change nothing but the position.
+    @discardableResult
+    public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
+        advance(to: position, chainHash: chainHash)
+        guard eventIds.insert(event.eventId) else {
+            counts.duplicate += 1
+            return .duplicate
+        }
+        // Mutated in place (no copy of the device's chats); a device appears with its first applied event.
+        var applied = devices[event.deviceId]?.apply(event)
+        if applied == nil {
+            var device = DeviceProjection(deviceId: event.deviceId)
+            applied = device.apply(event)
+            if applied == true { devices[event.deviceId] = device }
+        }
+        guard applied == true else {
+            counts.ignored += 1
+            return .ignored
+        }
+        counts.applied += 1
+        return .applied(deviceVersion: devices[event.deviceId]?.version ?? 0)
+    }
+
+    /// Records a dead letter (or any record that is not an event) at `position`.
+    public mutating func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+        advance(to: position, chainHash: chainHash)
+        counts.deadLetters += 1
+    }
+
+    private mutating func advance(to position: LogPosition, chainHash: SHA256Digest) {
+        positions[position.partition] = position.offset
+        chainHashes[position.partition] = chainHash
+    }
+
+    /// The version of a device's chat list (0 if it has none).
+    public func version(of deviceId: String) -> UInt64 {
+        devices[deviceId]?.version ?? 0
+    }
+
+    /// A digest of every device's chat list and settings and version, independent of the
+    /// order events created them and of dictionary layout: SHA-256 over the canonical
+    /// encoding (devices and chats sorted by id).
+    public var digest: SHA256Digest {
+        var hasher = SHA256()
+        hasher.update(ProjectionCodec.encodeDevices(devices))
+        return hasher.finalize()
+    }
+}

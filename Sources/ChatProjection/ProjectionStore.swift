@@ -1,0 +1,69 @@
+import ChatEvents
+import EventLog
+import LedgerSupport
+import Synchronization
+
+/// The live projection shared by the applying thread and query threads: the state under
+/// one lock, and the snapshot cache invalidated in the same critical section as each
+/// apply (lock order: projection, then cache), so no query can see a new version while
+/// an old rendering is still cached.
+public final class ProjectionStore: Sendable {
+    private let state: Mutex<ProjectionState>
+    public let cache: SnapshotCache
+
+    public init(_ initial: ProjectionState = ProjectionState(), cacheBytes: Int = 64 << 20) {
+        state = Mutex(initial)
+        cache = SnapshotCache(capacityBytes: cacheBytes)
+    }
+
+    /// Applies an event read from the log; see `ProjectionState.apply`.
+    @discardableResult
+    public func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome {
+        state.withLock { state in
+            let outcome = state.apply(event, at: position, chainHash: chainHash)
+            if case .applied(let version) = outcome { cache.invalidate(deviceId: event.deviceId, version: version) }
+            return outcome
+        }
+    }
+
+    /// Records a dead letter at `position`.
+    public func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+        state.withLock { $0.skip(at: position, chainHash: chainHash) }
+    }
+
+    /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.
+    public func snapshot() -> ProjectionState { state.withLock { $0 } }
+
+    public func version(of deviceId: String) -> UInt64 { state.withLock { $0.version(of: deviceId) } }
+
+    /// One device's state, copied out (copy-on-write) with its version.
+    public func device(_ deviceId: String) -> DeviceProjection? { state.withLock { $0.devices[deviceId] } }
+
+    /// A page of a device's chat list, from the cache when it holds the current rendering.
+    /// - Throws: `ChatListRenderer.InvalidCursor` for a cursor that is not one of ours.
+    public func chatList(_ deviceId: String, query: ChatListQuery, now: Int64) throws(ChatListRenderer.InvalidCursor) -> RenderedView {
+        let key = SnapshotCache.Key(deviceId: deviceId, view: query.viewKey)
+        if let hit = cache.lookup(key, now: now) { return hit }
+        let rendered = try ChatListRenderer.chatList(device(deviceId), deviceId: deviceId, query: query, now: now)
+        cache.store(key, rendered)
+        return rendered
+    }
+
+    /// One chat, nil if the device has no such chat.
+    public func chat(_ deviceId: String, chatId: String, now: Int64) -> RenderedView? {
+        let key = SnapshotCache.Key(deviceId: deviceId, view: "chat:" + chatId)
+        if let hit = cache.lookup(key, now: now) { return hit }
+        guard let rendered = ChatListRenderer.chat(device(deviceId), chatId: chatId, now: now) else { return nil }
+        cache.store(key, rendered)
+        return rendered
+    }
+
+    /// Unread totals of a device.
+    public func unread(_ deviceId: String, now: Int64) -> RenderedView {
+        let key = SnapshotCache.Key(deviceId: deviceId, view: "unread")
+        if let hit = cache.lookup(key, now: now) { return hit }
+        let rendered = ChatListRenderer.unread(device(deviceId))
+        cache.store(key, rendered)
+        return rendered
+    }
+}
