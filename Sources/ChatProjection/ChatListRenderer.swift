@@ -42,6 +42,12 @@ public struct RenderedView: Sendable, Hashable {
     public var version: UInt64
     /// Epoch ms when a mute in it expires (`isMuted` changes): the rendering is stale from then.
     public var validUntil: Int64?
+
+    public init(bytes: [UInt8], version: UInt64, validUntil: Int64?) {
+        self.bytes = bytes
+        self.version = version
+        self.validUntil = validUntil
+    }
 }
 
 /// Renders chat objects exactly as the API serves them (SPEC §4).
@@ -102,7 +108,7 @@ public enum ChatListRenderer {
             after = key
         }
         var selected: [(SortKey, ChatState)] = []
-        for (chatId, chat) in device?.chats ?? [:] where query.filter.includes(chat) {
+        for (chatId, chat) in device?.chats ?? ChatTable() where query.filter.includes(chat) {
             let key = SortKey(chatId, chat)
             if let after, !(after < key) { continue }
             selected.append((key, chat))
@@ -144,7 +150,7 @@ public enum ChatListRenderer {
     public static func unread(_ device: DeviceProjection?) -> RenderedView {
         var chats = 0
         var messages: Int64 = 0
-        for chat in (device?.chats ?? [:]).values where !chat.archived {
+        for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
             if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
             messages += Int64(chat.unreadCount)
         }

@@ -20,7 +20,7 @@ public struct ChatState: Sendable, Hashable {
     /// The most recent unread incoming messages (at most `UnreadWindow.capacity`), oldest
     /// first, as hashes of their ids: what `upToMessageId`, revokes and reads on the
     /// phone act on. `unreadCount` may be larger: older unread messages are only counted.
-    var unread: [UnreadMessage] = []
+    var unread = UnreadList()
 
     public init() {}
 
@@ -32,7 +32,8 @@ public struct ChatState: Sendable, Hashable {
 
 /// The last message of a chat.
 public struct LastMessage: Sendable, Hashable {
-    public var id: String
+    private var packedId: MessageID
+    public var id: String { packedId.description }
     public var fromMe: Bool
     public var kind: MessageKind
     public var preview: String
@@ -40,6 +41,19 @@ public struct LastMessage: Sendable, Hashable {
     /// Delivery state of an own message; nil for incoming ones.
     public var ack: AckStatus?
     public var revoked: Bool
+
+    public init(id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64, ack: AckStatus?, revoked: Bool) {
+        self.packedId = MessageID(id)
+        self.fromMe = fromMe
+        self.kind = kind
+        self.preview = preview
+        self.timestamp = timestamp
+        self.ack = ack
+        self.revoked = revoked
+    }
+
+    /// Whether this is the message with id `messageId` (compared without unpacking).
+    func isMessage(_ messageId: String) -> Bool { packedId == messageId }
 }
 
 /// An unread incoming message: its id's hash and its time.

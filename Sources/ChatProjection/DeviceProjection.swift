@@ -5,7 +5,7 @@ public struct DeviceProjection: Sendable, Hashable {
     public let deviceId: String
     /// Increases by one with every event applied to this device.
     public internal(set) var version: UInt64 = 0
-    public internal(set) var chats: [String: ChatState] = [:]
+    public internal(set) var chats = ChatTable()
     /// `account.settings`: incoming messages leave archived chats archived.
     public internal(set) var keepChatsArchived = false
 
@@ -37,20 +37,15 @@ public struct DeviceProjection: Sendable, Hashable {
         let at = event.occurredAt
         switch event.payload {
         case .messageCreated(let message):
-            var chat = chats[chatId] ?? ChatState()
-            chat.receive(message, at: at, keepChatsArchived: keepChatsArchived)
-            chats[chatId] = chat
+            let keep = keepChatsArchived
+            chats.modify(chatId, creating: true) { $0.receive(message, at: at, keepChatsArchived: keep) }
         case .chatDeleted:
             chats[chatId] = nil
         case .messageEdited, .messageRevoked, .messageStatus, .messageReaction, .chatRead, .chatCleared:
             // These act on what the chat holds; for a chat never seen they change nothing.
-            guard var chat = chats[chatId] else { return }
-            chat.update(with: event.payload, at: at)
-            chats[chatId] = chat
+            chats.modify(chatId, creating: false) { $0.update(with: event.payload, at: at) }
         default:
-            var chat = chats[chatId] ?? ChatState()
-            chat.update(with: event.payload, at: at)
-            chats[chatId] = chat
+            chats.modify(chatId, creating: true) { $0.update(with: event.payload, at: at) }
         }
     }
 }
@@ -74,9 +69,11 @@ extension ChatState {
         if message.kind != .system {
             unreadCount += 1
             let entry = UnreadMessage(idHash: stableHash(message.messageId), timestamp: time)
-            let index = unread.lastIndex { $0.timestamp <= time }.map { $0 + 1 } ?? 0
-            unread.insert(entry, at: index)
-            if unread.count > UnreadWindow.capacity { unread.removeFirst() }  // still counted
+            unread.modify { unread in
+                let index = unread.lastIndex { $0.timestamp <= time }.map { $0 + 1 } ?? 0
+                unread.insert(entry, at: index)
+                if unread.count > UnreadWindow.capacity { unread.removeFirst() }  // still counted
+            }
             if archived && !keepChatsArchived { archived = false }
         }
     }
@@ -85,19 +82,21 @@ extension ChatState {
     mutating func update(with payload: EventPayload, at time: Int64) {
         switch payload {
         case .messageEdited(let edit):
-            if lastMessage?.id == edit.messageId { lastMessage?.preview = edit.preview }
+            if lastMessage?.isMessage(edit.messageId) == true { lastMessage?.preview = edit.preview }
         case .messageRevoked(let revoke):
             let hash = stableHash(revoke.messageId)
-            if let index = unread.firstIndex(where: { $0.idHash == hash }) {
+            let removed = unread.modify { unread -> Bool in
+                guard let index = unread.firstIndex(where: { $0.idHash == hash }) else { return false }
                 unread.remove(at: index)
-                unreadCount = max(0, unreadCount - 1)
+                return true
             }
-            if lastMessage?.id == revoke.messageId {
+            if removed { unreadCount = max(0, unreadCount - 1) }
+            if lastMessage?.isMessage(revoke.messageId) == true {
                 lastMessage?.revoked = true
                 lastMessage?.preview = ""
             }
         case .messageStatus(let status):
-            if var last = lastMessage, last.fromMe, status.messageIds.contains(last.id) {
+            if var last = lastMessage, last.fromMe, status.messageIds.contains(where: last.isMessage) {
                 if status.status == .error || status.status.rank > (last.ack?.rank ?? -2) { last.ack = status.status }
                 lastMessage = last
             }
@@ -112,7 +111,7 @@ extension ChatState {
                 readThrough(messageIds: [upTo], unknownReadsOverflow: true)
             } else {
                 unreadCount = 0
-                unread = []
+                unread = UnreadList()
             }
             markedUnread = false
         case .chatMarkedUnread:
@@ -135,7 +134,7 @@ extension ChatState {
         case .chatCleared:
             lastMessage = nil
             unreadCount = 0
-            unread = []
+            unread = UnreadList()
         case .chatSnapshot(let snapshot):
             name = snapshot.name
             isGroup = snapshot.isGroup
@@ -151,7 +150,7 @@ extension ChatState {
                     id: $0.id, fromMe: $0.fromMe, kind: $0.kind, preview: $0.revoked == true ? "" : $0.preview,
                     timestamp: $0.timestamp, ack: $0.ack, revoked: $0.revoked ?? false)
             }
-            unread = []  // which messages are unread is not known; they are counted only
+            unread = UnreadList()  // which messages are unread is not known; they are counted only
         case .groupParticipants(let change):
             isGroup = true
             if change.includesMe {
@@ -168,7 +167,7 @@ extension ChatState {
 
     /// Reads every unread message up to `time`.
     private mutating func readThrough(time: Int64) {
-        unread.removeAll { $0.timestamp <= time }
+        unread.modify { $0.removeAll { $0.timestamp <= time } }
         unreadCount = Int32(unread.count)
     }
 
@@ -178,11 +177,15 @@ extension ChatState {
     /// only the counted-but-untracked ones are read.
     private mutating func readThrough(messageIds: [String], unknownReadsOverflow: Bool = false) {
         let hashes = Set(messageIds.map(stableHash))
-        if let newest = unread.lastIndex(where: { hashes.contains($0.idHash) }) {
+        let found = unread.modify { unread -> Bool in
+            guard let newest = unread.lastIndex(where: { hashes.contains($0.idHash) }) else { return false }
             unread.removeFirst(newest + 1)
+            return true
+        }
+        if found {
             unreadCount = Int32(unread.count)
-        } else if let last = lastMessage, !last.fromMe, messageIds.contains(last.id) {
-            unread = []
+        } else if let last = lastMessage, !last.fromMe, messageIds.contains(where: last.isMessage) {
+            unread = UnreadList()
             unreadCount = 0
         } else if unknownReadsOverflow {
             unreadCount = Int32(unread.count)

@@ -13,7 +13,7 @@ enum ProjectionCodec {
             writer.string(device.deviceId)
             writer.u64(device.version)
             writer.u8(device.keepChatsArchived ? 1 : 0)
-            let chats = device.chats.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            let chats = device.chats.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             writer.u32(UInt32(chats.count))
             for (chatId, chat) in chats {
                 writer.string(chatId)
@@ -89,8 +89,8 @@ enum ProjectionCodec {
             guard let name = reader.string() else { return nil }
             chat.name = name
         }
-        guard let unread = reader.u32(), let timestamp = reader.u64() else { return nil }
-        chat.unreadCount = Int32(bitPattern: unread)
+        guard let unreadCount = reader.u32(), let timestamp = reader.u64() else { return nil }
+        chat.unreadCount = Int32(bitPattern: unreadCount)
         chat.timestamp = Int64(bitPattern: timestamp)
         if flags & 32 != 0 {
             guard let pinnedAt = reader.u64() else { return nil }
@@ -108,10 +108,12 @@ enum ProjectionCodec {
                 timestamp: Int64(bitPattern: time), ack: ack == 255 ? nil : AckStatus.allCases[Int(ack)], revoked: revoked == 1)
         }
         guard let count = reader.u32(), count <= UnreadWindow.capacity else { return nil }
+        var unread: [UnreadMessage] = []
         for _ in 0..<count {
             guard let hash = reader.u64(), let time = reader.u64() else { return nil }
-            chat.unread.append(UnreadMessage(idHash: hash, timestamp: Int64(bitPattern: time)))
+            unread.append(UnreadMessage(idHash: hash, timestamp: Int64(bitPattern: time)))
         }
+        chat.unread = UnreadList(unread)
         return chat
     }
 }

@@ -112,7 +112,7 @@ public final class LogFollower {
     /// Opens the segment holding `nextOffset` (or the first after `after`); false if none yet.
     private func openSegment(after previous: Int64? = nil) throws -> Bool {
         let base: Int64?
-        if let previous, access(directory + "/" + LogFormat.segmentFileName(baseOffset: nextOffset), F_OK) == 0 {
+        if previous != nil, access(directory + "/" + LogFormat.segmentFileName(baseOffset: nextOffset), F_OK) == 0 {
             base = nextOffset  // offsets are usually contiguous: no directory listing needed
         } else {
             let bases = try PartitionWriter.segmentBases(in: directory)
