@@ -1,0 +1,60 @@
+@testable import ChatProjection
+import Testing
+
+@Suite("Compact chat and message ids")
+struct CompactTextTests {
+    @Test("chat ids round-trip through ChatKey, packed or not", arguments: [
+        "491701234567@c.us", "0049170@c.us", "120363041234567890@g.us", "1@s.whatsapp.net", "9999999999999999999@lid",
+        "status@broadcast", "12-34@g.us", "491701234567@c.us.evil", "@c.us", "", "ünïcode@c.us", "12345678901234567890@c.us",
+    ])
+    func chatKeyRoundTrip(text: String) {
+        #expect(ChatKey(text).description == text)
+        #expect(ChatKey(text) == ChatKey(text))
+    }
+
+    @Test("different chat ids never compare equal", arguments: [("1@c.us", "01@c.us"), ("1@c.us", "1@g.us"), ("12@c.us", "21@c.us")])
+    func chatKeysDiffer(a: String, b: String) {
+        #expect(ChatKey(a) != ChatKey(b))
+    }
+
+    @Test("message ids round-trip through MessageID, packed or not", arguments: [
+        "3EB0C767D097B7C7C030", "0", "00FF", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "3eb0lower", "true_49@c.us_3EB0", "",
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+    ])
+    func messageIdRoundTrip(text: String) {
+        #expect(MessageID(text).description == text)
+        #expect(MessageID(text) == text)
+    }
+
+    @Test("the chat table finds, replaces and removes chats by id, moving the last one into a freed slot")
+    func chatTable() {
+        var table = ChatTable()
+        for index in 0..<10 {
+            var chat = ChatState()
+            chat.unreadCount = Int32(index)
+            table["\(index)@c.us"] = chat
+        }
+        table["3@c.us"] = nil
+        table["0@c.us"] = nil
+        #expect(table.count == 8)
+        #expect(table["3@c.us"] == nil)
+        #expect(table["9@c.us"]?.unreadCount == 9)
+        #expect(Set(table.map(\.id)) == Set([1, 2, 4, 5, 6, 7, 8, 9].map { "\($0)@c.us" }))
+        for (id, chat) in table { #expect(id == "\(chat.unreadCount)@c.us") }
+        var reordered = ChatTable()
+        for (id, chat) in table.reversed() { reordered[id] = chat }
+        #expect(reordered == table, "equality ignores order")
+    }
+
+    @Test("the unread list stores none or one entry inline and many in an array, keeping order")
+    func unreadList() {
+        var list = UnreadList()
+        for index in 0..<3 {
+            list.modify { $0.append(UnreadMessage(idHash: UInt64(index), timestamp: Int64(index))) }
+            #expect(list.count == index + 1)
+        }
+        list.modify { $0.removeFirst(2) }
+        #expect(list.entries == [UnreadMessage(idHash: 2, timestamp: 2)])
+        #expect(UnreadList(list.entries) == list)
+    }
+}
