@@ -29,10 +29,12 @@ let package = Package(
         .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport"]),
         // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
+        // Kafka ingest: consumer → log → projection, exactly once per offset.
+        .target(name: "Ingest", dependencies: ["KafkaClient", "EventLog", "ChatProjection", "ChatEvents", "LedgerSupport"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient"]
+            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest"]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 

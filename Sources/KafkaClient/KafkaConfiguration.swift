@@ -3,7 +3,8 @@ import LedgerSupport
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
 public struct KafkaConfiguration: Sendable {
-    private var properties: [(key: String, value: String)] = []
+    /// The properties in the order they were set.
+    public private(set) var properties: [(key: String, value: String)] = []
 
     /// Creates a configuration from properties.
     public init(_ properties: KeyValuePairs<String, String> = [:]) {

@@ -8,6 +8,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         case produce = "cannot enqueue a message"
         case flush = "messages still undelivered"
         case mockCluster = "mock cluster failure"
+        case fatal = "fatal consumer error"
     }
 
     private let kind: Kind
@@ -35,6 +36,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     }
 
     static func mockCluster(_ context: String) -> KafkaError { KafkaError(.mockCluster, detail: context) }
+
+    static func fatal(_ error: rd_kafka_resp_err_t, _ detail: String) -> KafkaError {
+        KafkaError(.fatal, code: error.rawValue, detail: describe(error) + ": " + detail)
+    }
 
     /// librdkafka's text for an error code.
     static func describe(_ error: rd_kafka_resp_err_t) -> String {

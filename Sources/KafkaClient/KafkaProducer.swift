@@ -55,16 +55,21 @@ public final class KafkaProducer {
     }
 
     /// Enqueues one message; waits (serving delivery reports) while the local queue is full.
+    /// A nil `value` is a tombstone; an empty one is an empty value.
     /// - Throws: `KafkaError` for anything but a full queue (unknown topic, message too large).
-    public func send(topic: String, key: [UInt8], value: [UInt8]) throws(KafkaError) {
+    public func send(topic: String, key: [UInt8], value: [UInt8]?) throws(KafkaError) {
         let topicHandle = try self.topic(topic)
+        var empty: UInt8 = 0
         while true {
-            let result = value.withUnsafeBytes { valueBytes in
-                key.withUnsafeBytes { keyBytes in
-                    rd_kafka_produce(
-                        topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                        UnsafeMutableRawPointer(mutating: valueBytes.baseAddress), valueBytes.count,
-                        keyBytes.baseAddress, keyBytes.count, nil)
+            let result = withUnsafeMutablePointer(to: &empty) { emptyPointer in
+                (value ?? []).withUnsafeBytes { valueBytes in
+                    key.withUnsafeBytes { keyBytes in
+                        // librdkafka: a NULL payload is a tombstone, a non-NULL one of length 0 is empty.
+                        let payload = value == nil ? nil : (valueBytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(emptyPointer))
+                        return rd_kafka_produce(
+                            topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload, valueBytes.count,
+                            keyBytes.baseAddress, keyBytes.count, nil)
+                    }
                 }
             }
             if result == 0 { break }

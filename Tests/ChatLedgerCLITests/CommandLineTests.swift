@@ -42,7 +42,7 @@ struct CommandLineTests {
     }
 
     @Test("commands not built yet say so and exit 69, never pretending", arguments: [
-        ["run"], ["ingest", "--brokers", "x"], ["serve", "--keys", "k.json"], ["replay", "--device", "d"],
+        ["run"], ["serve", "--keys", "k.json"], ["replay", "--device", "d"],
         ["export"], ["bench", "verify"],
     ])
     func notBuiltYet(arguments: [String]) throws {

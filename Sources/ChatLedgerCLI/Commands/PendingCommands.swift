@@ -21,19 +21,6 @@ enum RunCommand: Command {
     static func run(_ arguments: ParsedArguments) throws -> Int32 { notBuilt(arguments, issue: 6) }
 }
 
-enum IngestCommand: Command {
-    static let spec = CommandSpec(
-        name: "ingest", synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY]",
-        summary: "Consume Kafka into the event log and projection checkpoints.",
-        options: [
-            CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
-            .topic, .group, .data,
-            CommandSpec.Option("fsync", "POLICY", "always, batch, every:MS or never.", default: "batch"),
-        ])
-
-    static func run(_ arguments: ParsedArguments) throws -> Int32 { notBuilt(arguments, issue: 5) }
-}
-
 enum ServeCommand: Command {
     static let spec = CommandSpec(
         name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE",

@@ -1,0 +1,176 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import LedgerSupport
+
+/// Turns consumed Kafka messages into log records and projection updates, exactly once
+/// per offset: messages at or below a partition's last logged offset are skipped
+/// (redeliveries); each batch is validated, staged, written and synced as the fsync
+/// policy says, and only then applied to the projection. Used from one thread.
+public final class IngestPipeline {
+    public struct Options: Sendable {
+        public var topic: String
+        public var fsync: FsyncPolicy
+        public var maxSegmentBytes: Int
+        /// A checkpoint is written after this many records or seconds, whichever first.
+        public var checkpointEveryRecords: Int
+        public var checkpointEverySeconds: Double
+
+        public init(
+            topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
+            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30
+        ) {
+            self.topic = topic
+            self.fsync = fsync
+            self.maxSegmentBytes = maxSegmentBytes
+            self.checkpointEveryRecords = checkpointEveryRecords
+            self.checkpointEverySeconds = checkpointEverySeconds
+        }
+    }
+
+    /// What went through, for logs and metrics.
+    public struct Counters: Sendable {
+        public var records = 0
+        public var events = 0
+        public var deadLetters = 0
+        /// Offsets already in the log, delivered again by Kafka.
+        public var redeliveriesSkipped = 0
+        public var deadLettersByReason: [String: Int] = [:]
+    }
+
+    public let options: Options
+    public let log: EventLog
+    public let store: ProjectionStore
+    public let checkpoints: CheckpointStore
+    public private(set) var counters = Counters()
+
+    private let parser = EventParser()
+    private let logger: Logger
+    private var writers: [Int32: PartitionWriter] = [:]
+    /// Events staged in the current batch, applied once the log has them.
+    private var pending: [(event: Event, position: LogPosition, chainHash: SHA256Digest)] = []
+    private var pendingDeadLetters: [(position: LogPosition, chainHash: SHA256Digest)] = []
+    private var touched: Set<Int32> = []
+    private var recordsSinceCheckpoint = 0
+    private var lastCheckpoint = ContinuousClock.now
+
+    /// Loads the projection (newest checkpoint, then the log after it).
+    public init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest")) throws {
+        self.log = log
+        self.options = options
+        self.logger = logger
+        self.checkpoints = CheckpointStore(dataDirectory: log.dataDirectory)
+        let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
+        logger.info(
+            "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",
+                                  "replayed_records": loaded.replayedRecords, "devices": loaded.state.devices.count])
+        store = ProjectionStore(loaded.state)
+    }
+
+    /// Where to start consuming `partition`: after the log's last offset, nil (the
+    /// beginning of the topic) when the log has nothing for it. Opens (and recovers) the
+    /// partition's log.
+    public func startOffset(for partition: Int32) throws -> Int64? {
+        let writer = try self.writer(partition)
+        if writer.lastOffset == nil {
+            logger.notice("partition has no log here: rebuilding it from the start of the topic", ["partition": partition])
+        }
+        return writer.lastOffset.map { $0 + 1 }
+    }
+
+    /// The log's last offset of a partition, nil when it has none.
+    public func lastOffset(_ partition: Int32) -> Int64? { writers[partition]?.lastOffset }
+
+    private func writer(_ partition: Int32) throws -> PartitionWriter {
+        if let existing = writers[partition] { return existing }
+        let writer = try log.openWriter(
+            topic: options.topic, partition: partition,
+            options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
+        writers[partition] = writer
+        return writer
+    }
+
+    /// Stages one consumed message: an event, or a dead letter with the reason.
+    public func accept(partition: Int32, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) throws {
+        let writer = try self.writer(partition)
+        let last = pendingLastOffset[partition] ?? writer.lastOffset ?? -1
+        guard offset > last else {
+            counters.redeliveriesSkipped += 1
+            return
+        }
+        let position = LogPosition(partition: partition, offset: offset)
+        let parsed: Result<Event, EventValidationError>
+        if let value {
+            let emptyKey = UnsafeRawBufferPointer(start: nil, count: 0)
+            parsed = Result { () throws(EventValidationError) in try parser.parse(value, kafkaKey: key ?? emptyKey) }
+        } else {
+            parsed = .failure(EventValidationError(code: .invalidJSON, path: "", byteOffset: 0, message: "no value (a tombstone)"))
+        }
+        switch parsed {
+        case .success(let event):
+            try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
+            pending.append((event, position, writer.chainHash))
+            counters.events += 1
+        case .failure(let error):
+            let reason = "\(error.code) \(error.path): \(error.message)"
+            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
+            pendingDeadLetters.append((position, writer.chainHash))
+            counters.deadLetters += 1
+            counters.deadLettersByReason[error.code.description, default: 0] += 1
+        }
+        pendingLastOffset[partition] = offset
+        touched.insert(partition)
+        counters.records += 1
+    }
+
+    private var pendingLastOffset: [Int32: Int64] = [:]
+
+    /// Ends a batch: writes (and syncs, per policy) every touched partition, then applies
+    /// the batch to the projection. Returns the next offset to read per touched partition.
+    @discardableResult
+    public func commitBatch() throws -> [Int32: Int64] {
+        var next: [Int32: Int64] = [:]
+        for partition in touched {
+            guard let writer = writers[partition] else { continue }
+            try writer.commit()
+            if let last = writer.lastOffset { next[partition] = last + 1 }
+        }
+        for item in pending { store.apply(item.event, at: item.position, chainHash: item.chainHash) }
+        for item in pendingDeadLetters { store.skip(at: item.position, chainHash: item.chainHash) }
+        recordsSinceCheckpoint += pending.count + pendingDeadLetters.count
+        pending.removeAll(keepingCapacity: true)
+        pendingDeadLetters.removeAll(keepingCapacity: true)
+        pendingLastOffset.removeAll(keepingCapacity: true)
+        touched.removeAll(keepingCapacity: true)
+        return next
+    }
+
+    /// Writes a checkpoint if enough records or time have passed (or `force`); the log is
+    /// synced first, so a checkpoint never runs ahead of durable records.
+    public func checkpointIfDue(force: Bool = false) throws {
+        let due = recordsSinceCheckpoint >= options.checkpointEveryRecords
+            || (recordsSinceCheckpoint > 0 && (ContinuousClock.now - lastCheckpoint) / .seconds(1) >= options.checkpointEverySeconds)
+        guard force || due else { return }
+        for writer in writers.values { try writer.sync() }
+        let info = try checkpoints.write(store.snapshot(), topic: options.topic)
+        logger.info("checkpoint written", ["sequence": info.sequence, "digest": info.stateDigest.hex.prefix(16)])
+        recordsSinceCheckpoint = 0
+        lastCheckpoint = .now
+    }
+
+    /// Partitions taken away: their pending work is already committed (batches end
+    /// before a rebalance is served); their writers are closed.
+    public func release(_ partitions: [Int32]) throws {
+        for partition in partitions {
+            try writers[partition]?.sync()
+            writers[partition] = nil
+        }
+    }
+
+    /// Syncs everything and writes a final checkpoint.
+    public func close() throws {
+        try commitBatch()
+        for writer in writers.values { try writer.sync() }
+        try checkpointIfDue(force: true)
+    }
+}

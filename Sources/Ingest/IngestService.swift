@@ -1,0 +1,88 @@
+import EventLog
+import KafkaClient
+import LedgerSupport
+import Synchronization
+
+/// Runs ingest: a consumer and the pipeline on one dedicated thread, until `stop()`.
+///
+/// Backpressure is by construction: the thread fetches the next batch only after the
+/// previous one is in the log and the projection, so librdkafka's bounded prefetch
+/// queue is all that can pile up.
+public final class IngestService: Sendable {
+    public struct Configuration: Sendable {
+        public var brokers: String
+        public var group: String
+        public var kafka: KafkaConfiguration
+        public var pipeline: IngestPipeline.Options
+        public var batchSize: Int
+        public var progressEverySeconds: Double
+
+        public init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
+                    pipeline: IngestPipeline.Options = .init(), batchSize: Int = 2_000, progressEverySeconds: Double = 5) {
+            self.brokers = brokers
+            self.group = group
+            self.kafka = kafka
+            self.pipeline = pipeline
+            self.batchSize = batchSize
+            self.progressEverySeconds = progressEverySeconds
+        }
+    }
+
+    private let stopping = Atomic<Bool>(false)
+    private let logger = Logger(label: "ingest")
+
+    public init() {}
+
+    /// Asks the loop to finish its batch and shut down cleanly.
+    public func stop() { stopping.store(true, ordering: .releasing) }
+
+    /// Consumes until `stop()`; then syncs, checkpoints and leaves the group.
+    /// - Throws: what stops ingest for good (a fatal Kafka error, a damaged log).
+    public func run(log: EventLog, configuration: Configuration) throws {
+        let pipeline = try IngestPipeline(log: log, options: configuration.pipeline)
+        var consumer: KafkaConsumer? = try KafkaConsumer(
+            bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
+            configuration: configuration.kafka,
+            startOffset: { try pipeline.startOffset(for: $0) },
+            onRevoked: { partitions in
+                do {
+                    try pipeline.release(partitions)
+                } catch {
+                    Logger(label: "ingest").error("releasing partitions", ["error": error])
+                }
+            })
+        defer { consumer = nil }
+        var lastProgress = ContinuousClock.now
+        var recordsAtLastProgress = 0
+        while !stopping.load(ordering: .acquiring) {
+            try consumer!.poll(maxMessages: configuration.batchSize, timeoutMilliseconds: 100) { message in
+                try pipeline.accept(
+                    partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key,
+                    value: message.value)
+            }
+            let next = try pipeline.commitBatch()
+            consumer!.commitAsync(next)
+            try pipeline.checkpointIfDue()
+            let elapsed = (ContinuousClock.now - lastProgress) / .seconds(1)
+            if elapsed >= configuration.progressEverySeconds {
+                let counters = pipeline.counters
+                var lag: [String] = []
+                for partition in consumer!.assignment.sorted() {
+                    if let high = consumer!.highWatermark(partition: partition) {
+                        lag.append("\(partition):\(high - ((pipeline.lastOffset(partition) ?? -1) + 1))")
+                    }
+                }
+                logger.info(
+                    "progress", ["records": counters.records, "events": counters.events, "dead_letters": counters.deadLetters,
+                                 "redeliveries_skipped": counters.redeliveriesSkipped,
+                                 "records_per_s": Int(Double(counters.records - recordsAtLastProgress) / elapsed),
+                                 "lag": lag.joined(separator: ",")])
+                lastProgress = .now
+                recordsAtLastProgress = counters.records
+            }
+        }
+        try pipeline.close()
+        consumer!.close()
+        logger.info("stopped", ["records": pipeline.counters.records, "dead_letters": pipeline.counters.deadLetters])
+    }
+}

@@ -1,0 +1,241 @@
+import CRdKafka
+import LedgerSupport
+
+/// A group consumer of one topic, owned by one thread (every call, and every callback it
+/// makes, happens on that thread).
+///
+/// Start offsets come from the application, not from Kafka: when partitions are assigned,
+/// `startOffset` is asked for each (the event log's last offset + 1, or nil for the
+/// beginning) and the offsets are set **before** librdkafka is told to assign, with the
+/// eager and the cooperative-sticky protocols alike. Auto-commit and auto offset store
+/// are off; `commitAsync` reports progress to Kafka for lag monitoring only.
+public final class KafkaConsumer {
+    /// A message, valid only inside the `poll` callback that received it.
+    public struct Message {
+        public var partition: Int32
+        public var offset: Int64
+        /// Kafka's timestamp in ms, -1 when the message has none.
+        public var timestamp: Int64
+        public var key: UnsafeRawBufferPointer?
+        /// Nil for a tombstone (no value).
+        public var value: UnsafeRawBufferPointer?
+    }
+
+    public let topic: String
+    /// Partitions currently assigned to this consumer.
+    public private(set) var assignment: Set<Int32> = []
+
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let logger = Logger(label: "consumer")
+    private let startOffset: (Int32) throws -> Int64?
+    private let onAssigned: ([Int32]) -> Void
+    private let onRevoked: ([Int32]) -> Void
+    private var failure: Error?
+    private var closed = false
+    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
+
+    /// Joins `groupId` and subscribes to `topic`.
+    ///
+    /// Defaults: `enable.auto.commit=false`, `enable.auto.offset.store=false`,
+    /// `auto.offset.reset=earliest`, `fetch.wait.max.ms=100`; `configuration` overrides
+    /// (e.g. `partition.assignment.strategy=cooperative-sticky`, `group.instance.id`).
+    /// - Parameters:
+    ///   - startOffset: for a newly assigned partition, the offset to read from; nil: the beginning.
+    ///   - onAssigned: called after partitions are assigned (with their start offsets set).
+    ///   - onRevoked: called before partitions are taken away.
+    public init(
+        bootstrapServers: String, groupId: String, topic: String, configuration: KafkaConfiguration = KafkaConfiguration(),
+        startOffset: @escaping (Int32) throws -> Int64?, onAssigned: @escaping ([Int32]) -> Void = { _ in },
+        onRevoked: @escaping ([Int32]) -> Void = { _ in }
+    ) throws(KafkaError) {
+        self.topic = topic
+        self.startOffset = startOffset
+        self.onAssigned = onAssigned
+        self.onRevoked = onRevoked
+        var settings = KafkaConfiguration([
+            "bootstrap.servers": bootstrapServers, "group.id": groupId, "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false", "auto.offset.reset": "earliest", "fetch.wait.max.ms": "100",
+            "enable.partition.eof": "false",
+        ])
+        for (key, value) in configuration.properties { settings[key] = value }
+        let conf = try settings.makeNative()
+        // A box the C callbacks reach us through; it must exist before rd_kafka_new.
+        let box = CallbackBox()
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf) { _, error, partitions, opaque in
+            guard let opaque, let partitions else { return }
+            Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer?.rebalance(error, partitions)
+        }
+        rd_kafka_conf_set_error_cb(conf) { _, error, reason, _ in
+            librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(rd_kafka_resp_err_t(rawValue: error)), "reason": reason.map { String(cString: $0) } ?? ""])
+        }
+        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        callbackBox = box
+        box.consumer = self
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        let subscribed = rd_kafka_subscribe(handle, list)
+        guard subscribed == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw .clientCreation("subscribe to \(topic): " + KafkaError.describe(subscribed))
+        }
+    }
+
+    private var callbackBox: CallbackBox?
+
+    deinit {
+        close()
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+    }
+
+    /// Waits up to `timeoutMilliseconds` for messages and hands each (at most
+    /// `maxMessages`) to `body`, in order per partition; serves rebalances meanwhile.
+    /// - Returns: how many messages were handed over.
+    /// - Throws: a fatal consumer error, a `startOffset` failure, or what `body` throws.
+    @discardableResult
+    public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
+        if let failure { throw failure }
+        if messages.count < maxMessages { messages = .init(repeating: nil, count: maxMessages) }
+        let count = messages.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_consume_batch_queue(queue, Int32(timeoutMilliseconds), buffer.baseAddress, maxMessages)
+        }
+        if let failure { throw failure }
+        guard count > 0 else {
+            try checkFatal()
+            return 0
+        }
+        var delivered = 0
+        defer {
+            for index in 0..<count { rd_kafka_message_destroy(messages[index]) }
+        }
+        for index in 0..<count {
+            guard let message = messages[index]?.pointee else { continue }
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                try handleError(message)
+                continue
+            }
+            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = withUnsafePointer(to: message) { rd_kafka_message_timestamp($0, &timestampType) }
+            try body(Message(
+                partition: message.partition, offset: message.offset, timestamp: timestamp,
+                key: message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) },
+                value: message.payload.map { UnsafeRawBufferPointer(start: $0, count: message.len) }))
+            delivered += 1
+        }
+        return delivered
+    }
+
+    /// Tells Kafka how far this consumer got (`next` is the next offset to read, per
+    /// partition), without waiting. For lag monitoring only.
+    public func commitAsync(_ next: [Int32: Int64]) {
+        guard !next.isEmpty, !closed else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(next.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in next where assignment.contains(partition) {
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        }
+        guard list!.pointee.cnt > 0 else { return }
+        let result = rd_kafka_commit(handle, list, 1)
+        if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.debug("offset commit not sent", ["error": KafkaError.describe(result)])
+        }
+    }
+
+    /// The partition's high watermark as last seen in fetch responses (no request).
+    public func highWatermark(partition: Int32) -> Int64? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
+        return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+    }
+
+    /// Leaves the group (revoking partitions through the callback) and stops fetching.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        let result = rd_kafka_consumer_close(handle)
+        if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("consumer close", ["error": KafkaError.describe(result)])
+        }
+    }
+
+    // MARK: - Callbacks
+
+    private func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+        let partitions = elements.map(\.partition)
+        switch error {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            do {
+                for index in elements.indices {
+                    elements[index].offset = try startOffset(elements[index].partition) ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
+                }
+            } catch {
+                // Without a trustworthy start offset nothing may be consumed: stop.
+                failure = error
+                logger.error("cannot start partitions", ["partitions": partitions, "error": error])
+                return
+            }
+            if cooperative {
+                report(rd_kafka_incremental_assign(handle, list), "incremental assign")
+            } else {
+                let result = rd_kafka_assign(handle, list)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign", ["error": KafkaError.describe(result)]) }
+            }
+            assignment.formUnion(partitions)
+            logger.info(
+                "partitions assigned", ["partitions": partitions.map(String.init).joined(separator: ","),
+                                        "protocol": cooperative ? "cooperative" : "eager",
+                                        "start": elements.map { "\($0.partition):\($0.offset)" }.joined(separator: ",")])
+            onAssigned(partitions)
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            onRevoked(partitions)
+            if cooperative {
+                report(rd_kafka_incremental_unassign(handle, list), "incremental unassign")
+                assignment.subtract(partitions)
+            } else {
+                rd_kafka_assign(handle, nil)
+                assignment.removeAll()
+            }
+            logger.info("partitions revoked", ["partitions": partitions.map(String.init).joined(separator: ",")])
+        default:
+            logger.error("rebalance failed", ["error": KafkaError.describe(error)])
+            rd_kafka_assign(handle, nil)
+            assignment.removeAll()
+        }
+    }
+
+    private func report(_ error: OpaquePointer?, _ what: String) {
+        guard let error else { return }
+        logger.error(what, ["error": String(cString: rd_kafka_error_string(error))])
+        rd_kafka_error_destroy(error)
+    }
+
+    private func handleError(_ message: rd_kafka_message_t) throws {
+        var copy = message
+        let text = String(cString: rd_kafka_message_errstr(&copy))
+        if message.err == RD_KAFKA_RESP_ERR__FATAL {
+            try checkFatal()
+        }
+        logger.warning("consumer error (librdkafka retries)", ["error": KafkaError.describe(message.err), "detail": text, "partition": message.partition])
+    }
+
+    private func checkFatal() throws {
+        var text = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(handle, &text, text.count)
+        guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let error = KafkaError.fatal(fatal, String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        failure = error
+        throw error
+    }
+}
+
+/// What the C callbacks hold on to: a weak way back to the consumer.
+private final class CallbackBox {
+    weak var consumer: KafkaConsumer?
+}

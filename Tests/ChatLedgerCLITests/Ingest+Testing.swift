@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import KafkaTestSupport
+import Testing
+
+/// A `chatledger ingest` child process.
+final class IngestProcess {
+    let process = Process()
+
+    init(brokers: String, data: String, group: String, extra: [String] = []) throws {
+        process.executableURL = ChatLedgerProcess.executable
+        process.arguments = ["ingest", "--brokers", brokers, "--data", data, "--group", group] + extra
+        process.standardOutput = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: data + ".stderr", contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: data + ".stderr"))
+        try process.run()
+    }
+
+    /// SIGTERM and wait: the clean shutdown path.
+    func terminate() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+enum IngestTesting {
+    static func temporaryData(_ label: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-\(label)-\(UUID().uuidString)").path
+    }
+
+    /// Blocks until every partition's log reaches the given last offset (woken by
+    /// inotify), or fails after `maxWaits` quiet periods of a second.
+    static func waitForLog(data: String, topic: String = "wa.device-events", lastOffsets: [Int32: Int64], maxWaits: Int = 120) throws {
+        for (partition, last) in lastOffsets {
+            let follower = LogFollower(directory: EventLog(dataDirectory: data).directory(topic: topic, partition: partition), topic: topic, partition: partition)
+            var quiet = 0
+            while follower.nextOffset <= last {
+                if try follower.poll({ _ in }) == 0 {
+                    quiet += 1
+                    guard quiet < maxWaits else { throw Failure("partition \(partition) stuck at \(follower.nextOffset), want \(last)") }
+                    follower.waitForChanges(timeoutMilliseconds: 1_000)
+                } else {
+                    quiet = 0
+                }
+            }
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Every partition of the log holds exactly the topic's messages: each offset once, in
+    /// order, byte for byte. Returns the digest of a reference fold of those messages.
+    static func checkLogAgainstTopic(data: String, messages: [PlainConsumer.Message], topic: String = "wa.device-events") throws -> SHA256DigestText {
+        let log = EventLog(dataDirectory: data)
+        var reference = ProjectionState()
+        let parser = EventParser()
+        for partition in Set(messages.map(\.partition)).sorted() {
+            let expected = messages.filter { $0.partition == partition }.sorted { $0.offset < $1.offset }
+            let records = try log.reader(topic: topic, partition: partition).records()
+            #expect(records.map(\.offset) == expected.map(\.offset), "partition \(partition): each offset exactly once, in order")
+            for (record, message) in zip(records, expected) where record.value != message.value || record.key != message.key {
+                Issue.record("partition \(partition) offset \(record.offset) differs from the topic")
+                break
+            }
+            for message in expected {
+                let position = LogPosition(partition: partition, offset: message.offset)
+                if let event = try? parser.parse(message.value, kafkaKey: message.key) {
+                    reference.apply(event, at: position)
+                } else {
+                    reference.skip(at: position)
+                }
+            }
+        }
+        return SHA256DigestText(reference.digest.hex)
+    }
+}
+
+typealias SHA256DigestText = String

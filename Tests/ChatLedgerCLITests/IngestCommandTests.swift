@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import KafkaClient
+import KafkaTestSupport
+import Testing
+
+@Suite("chatledger ingest against the mock cluster, as real processes")
+struct IngestCommandTests {
+    struct Summary: Decodable {
+        var delivered: Int
+        var lastOffsets: [String: Int64]
+        var partitions: [Int32: Int64] { Dictionary(uniqueKeysWithValues: lastOffsets.map { (Int32($0.key)!, $0.value) }) }
+    }
+
+    func produce(_ brokers: String, count: Int, seed: Int, extra: [String] = []) throws -> Summary {
+        let run = try ChatLedgerProcess.run(
+            ["produce", "--brokers", brokers, "--simulate", "--count", String(count), "--devices", "30", "--chats", "20",
+             "--seed", String(seed)] + extra)
+        #expect(run.status == 0, "\(run.standardError)")
+        return try JSONDecoder().decode(Summary.self, from: Data(run.standardOutput.utf8))
+    }
+
+    @Test("produced events land in the log exactly once per offset, in order, and the projection digest equals a reference fold")
+    func exactlyOnceAndDigest() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 4)])
+        let data = IngestTesting.temporaryData("ingest")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let summary = try produce(cluster.bootstrapServers, count: 4_000, seed: 5)
+        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "exactly-once")
+        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
+        #expect(ingest.terminate() == 0, "SIGTERM: finish the batch, sync, checkpoint, exit 0")
+
+        let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
+        #expect(messages.count == 4_000)
+        let reference = try IngestTesting.checkLogAgainstTopic(data: data, messages: messages)
+        let checkpoint = try #require(CheckpointStore(dataDirectory: data).loadNewest()?.1)
+        #expect(checkpoint.stateDigest.hex == reference, "the shutdown checkpoint holds the reference state")
+        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
+
+        // A restart reads nothing twice: new events after it are appended once. (A new
+        // group: the mock cluster keeps a departed member until its session times out, and
+        // where to resume comes from the log anyway.)
+        let more = try produce(cluster.bootstrapServers, count: 500, seed: 6)
+        let again = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "exactly-once-restart")
+        try IngestTesting.waitForLog(data: data, lastOffsets: more.partitions)
+        #expect(again.terminate() == 0)
+        let all = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
+        let digest = try IngestTesting.checkLogAgainstTopic(data: data, messages: all)
+        #expect(CheckpointStore(dataDirectory: data).loadNewest()?.1.stateDigest.hex == digest)
+    }
+
+    @Test("hostile input: every bad message is a dead letter with its reason, none is lost, and the partition keeps moving")
+    func hostileInput() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 1)])
+        let data = IngestTesting.temporaryData("hostile")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let valid = #"{"schemaVersion":1,"eventId":"E-ok","deviceId":"dev-h","type":"message.created","occurredAt":5,"chatId":"a@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":"hi"}}"#
+        let cases: [(value: [UInt8]?, key: String, code: String)] = [
+            (Array("not json at all".utf8), "dev-h", "invalid_json"),
+            (Array(valid.utf8.prefix(60)), "dev-h", "invalid_json"),
+            (Array(#"{"schemaVersion":1,"eventId":"E","deviceId":"dev-h","type":"x.y","occurredAt":1,"data":{"pad":""#.utf8) + [UInt8](repeating: 0x61, count: 70_000) + Array(#""}}"#.utf8), "dev-h", "too_large"),
+            (Array(valid.replacingOccurrences(of: #""fromMe":false"#, with: #""fromMe":"no""#).utf8), "dev-h", "wrong_type"),
+            (Array(valid.utf8), "someone-else", "key_mismatch"),
+            (Array(valid.replacingOccurrences(of: #""schemaVersion":1"#, with: #""schemaVersion":2"#).utf8), "dev-h", "unsupported_schema_version"),
+            ([], "dev-h", "invalid_json"),
+            (nil, "dev-h", "invalid_json"),
+            (Array(valid.replacingOccurrences(of: "hi", with: "h\u{FFFD}").utf8).map { $0 == 0xEF ? 0xC3 : $0 }, "dev-h", "invalid_utf8"),
+        ]
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        for item in cases { try producer.send(topic: "wa.device-events", key: Array(item.key.utf8), value: item.value) }
+        try producer.send(topic: "wa.device-events", key: Array("dev-h".utf8), value: Array(valid.utf8))
+        try producer.flush(timeoutMilliseconds: 30_000)
+        #expect(producer.report.delivered == cases.count + 1)
+
+        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "hostile")
+        try IngestTesting.waitForLog(data: data, lastOffsets: [0: Int64(cases.count)])
+        #expect(ingest.terminate() == 0)
+        let records = try EventLog(dataDirectory: data).reader(topic: "wa.device-events", partition: 0).records()
+        #expect(records.count == cases.count + 1, "none lost")
+        for (record, item) in zip(records, cases) {
+            #expect(record.kind == .deadLetter, "offset \(record.offset)")
+            #expect(record.reason.hasPrefix(item.code), "offset \(record.offset): \(record.reason)")
+            #expect(record.value == item.value, "raw bytes kept (nil for a tombstone)")
+        }
+        #expect(records.last?.kind == .event, "the partition keeps moving after bad input")
+        let verification = try LogVerifier.verify(EventLog(dataDirectory: data))
+        #expect(verification.partitions.first?.deadLetters == cases.count)
+        #expect(verification.deadLettersByReason["invalid_json"] == 4)
+        let checkpoint = try #require(CheckpointStore(dataDirectory: data).loadNewest())
+        #expect(checkpoint.0.counts.deadLetters == cases.count)
+        #expect(checkpoint.0.devices["dev-h"]?.chats["a@c.us"]?.unreadCount == 1)
+    }
+
+    @Test("ingest SIGKILLed at 30 random moments while production continues: every offset exactly once and the reference digest")
+    func crashWhileProducing() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 4)])
+        let data = IngestTesting.temporaryData("ingest-crash")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let producer = Process()
+        producer.executableURL = ChatLedgerProcess.executable
+        producer.arguments = ["produce", "--brokers", cluster.bootstrapServers, "--simulate", "--count", "24000", "--rate", "400",
+                              "--devices", "40", "--chats", "20", "--seed", "12"]
+        let producerOutput = Pipe()
+        producer.standardOutput = producerOutput
+        producer.standardError = FileHandle.nullDevice
+        try producer.run()
+
+        var random = SystemRandomNumberGenerator()
+        for kill in 0..<30 {
+            // A new group each time: where to resume comes from the log, never from Kafka.
+            let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "crash-\(kill)")
+            usleep(UInt32.random(in: 200_000...4_500_000, using: &random))  // the kill moment; not a synchronisation
+            ingest.kill()
+        }
+        let summaryData = producerOutput.fileHandleForReading.readDataToEndOfFile()
+        producer.waitUntilExit()
+        let summary = try JSONDecoder().decode(Summary.self, from: summaryData)
+        #expect(summary.delivered == 24_000)
+
+        let final = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "crash-final")
+        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
+        #expect(final.terminate() == 0)
+        let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
+        #expect(messages.count == 24_000)
+        let reference = try IngestTesting.checkLogAgainstTopic(data: data, messages: messages)
+        #expect(CheckpointStore(dataDirectory: data).loadNewest()?.1.stateDigest.hex == reference)
+        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
+    }
+}
