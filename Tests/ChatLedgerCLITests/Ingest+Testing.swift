@@ -40,18 +40,19 @@ enum IngestTesting {
     }
 
     /// Blocks until every partition's log reaches the given last offset (woken by
-    /// inotify), or fails after `maxWaits` quiet periods of a second.
-    static func waitForLog(data: String, topic: String = "wa.device-events", lastOffsets: [Int32: Int64], maxWaits: Int = 120) throws {
+    /// inotify), or fails when no progress was made for `quietSeconds`.
+    static func waitForLog(data: String, topic: String = "wa.device-events", lastOffsets: [Int32: Int64], quietSeconds: Double = 90) throws {
         for (partition, last) in lastOffsets {
             let follower = LogFollower(directory: EventLog(dataDirectory: data).directory(topic: topic, partition: partition), topic: topic, partition: partition)
-            var quiet = 0
+            var lastProgress = ContinuousClock.now
             while follower.nextOffset <= last {
                 if try follower.poll({ _ in }) == 0 {
-                    quiet += 1
-                    guard quiet < maxWaits else { throw Failure("partition \(partition) stuck at \(follower.nextOffset), want \(last)") }
+                    guard (ContinuousClock.now - lastProgress) / .seconds(1) < quietSeconds else {
+                        throw Failure("partition \(partition) stuck at \(follower.nextOffset), want \(last)")
+                    }
                     follower.waitForChanges(timeoutMilliseconds: 1_000)
                 } else {
-                    quiet = 0
+                    lastProgress = .now
                 }
             }
         }

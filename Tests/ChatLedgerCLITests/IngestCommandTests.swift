@@ -132,3 +132,93 @@ struct IngestCommandTests {
         #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
     }
 }
+
+@Suite("chatledger ingest under broker faults and rebalances")
+struct IngestFaultTests {
+    func produce(_ brokers: String, count: Int, seed: Int) throws -> [Int32: Int64] {
+        let run = try ChatLedgerProcess.run(
+            ["produce", "--brokers", brokers, "--simulate", "--count", String(count), "--devices", "30", "--chats", "20", "--seed", String(seed)])
+        #expect(run.status == 0, "\(run.standardError)")
+        return try JSONDecoder().decode(IngestCommandTests.Summary.self, from: Data(run.standardOutput.utf8)).partitions
+    }
+
+    @Test("broker down and up, Fetch and OffsetCommit errors, leader moves: no loss, no duplicate, ingest recovers on its own")
+    func brokerFaults() throws {
+        let cluster = try MockCluster(brokerCount: 3, topics: [("wa.device-events", 4)])
+        let data = IngestTesting.temporaryData("faults")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "faults")
+        try IngestTesting.waitForLog(data: data, lastOffsets: try produce(cluster.bootstrapServers, count: 800, seed: 1))
+
+        // Requests fail: fetches with leadership and timeout errors, commits with coordinator errors.
+        cluster.failNextRequests(.fetch, errors: [6, 7, 6, 7, 6])
+        cluster.failNextRequests(.offsetCommit, errors: [16, 7, 16, 15, 16])
+        try IngestTesting.waitForLog(data: data, lastOffsets: try produce(cluster.bootstrapServers, count: 800, seed: 2))
+
+        // Leaders move to other brokers.
+        for partition: Int32 in 0..<4 { try cluster.setLeader(topic: "wa.device-events", partition: partition, broker: (partition + 1) % 3 + 1) }
+        try IngestTesting.waitForLog(data: data, lastOffsets: try produce(cluster.bootstrapServers, count: 800, seed: 3))
+
+        // A broker goes down while events are produced, and comes back.
+        try cluster.setBroker(2, up: false)
+        let producer = Process()
+        producer.executableURL = ChatLedgerProcess.executable
+        producer.arguments = ["produce", "--brokers", cluster.bootstrapServers, "--simulate", "--count", "800", "--devices", "30", "--chats", "20", "--seed", "4"]
+        let output = Pipe()
+        producer.standardOutput = output
+        producer.standardError = FileHandle.nullDevice
+        try producer.run()
+        usleep(2_000_000)  // the length of the outage; not a synchronisation
+        try cluster.setBroker(2, up: true)
+        let summary = try JSONDecoder().decode(IngestCommandTests.Summary.self, from: output.fileHandleForReading.readDataToEndOfFile())
+        producer.waitUntilExit()
+        #expect(summary.delivered == 800)
+        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
+        #expect(ingest.terminate() == 0)
+
+        let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
+        #expect(messages.count == 3_200)
+        let reference = try IngestTesting.checkLogAgainstTopic(data: data, messages: messages)
+        #expect(CheckpointStore(dataDirectory: data).loadNewest()?.1.stateDigest.hex == reference)
+    }
+
+    @Test("two instances split the partitions; one is killed; the survivor rebuilds its partitions from the topic and ends with the full state")
+    func survivorTakesOver() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 4)])
+        let first = IngestTesting.temporaryData("pair-a")
+        let second = IngestTesting.temporaryData("pair-b")
+        defer {
+            try? FileManager.default.removeItem(atPath: first)
+            try? FileManager.default.removeItem(atPath: second)
+        }
+        let config = ["--kafka-config", "session.timeout.ms=6000,heartbeat.interval.ms=500"]
+        let survivor = try IngestProcess(brokers: cluster.bootstrapServers, data: first, group: "pair", extra: config)
+        let victim = try IngestProcess(brokers: cluster.bootstrapServers, data: second, group: "pair", extra: config)
+        let before = try produce(cluster.bootstrapServers, count: 2_000, seed: 7)
+        // Both instances between them hold every partition.
+        for (partition, last) in before {
+            let logs = [first, second].map { EventLog(dataDirectory: $0).directory(topic: "wa.device-events", partition: partition) }
+            let followers = logs.map { LogFollower(directory: $0, topic: "wa.device-events", partition: partition) }
+            var quiet = 0
+            while followers.allSatisfy({ $0.nextOffset <= last }) {
+                let progress = try followers.reduce(0) { $0 + (try $1.poll { _ in }) }
+                if progress == 0 {
+                    quiet += 1
+                    #expect(quiet < 200, "partition \(partition) is consumed by one of the instances")
+                    if quiet >= 200 { return }
+                    followers[quiet % 2].waitForChanges(timeoutMilliseconds: 250)
+                }
+            }
+        }
+        let split = [first, second].map { (try? EventLog(dataDirectory: $0).partitions().count) ?? 0 }
+        victim.kill()
+
+        let after = try produce(cluster.bootstrapServers, count: 2_000, seed: 8)
+        try IngestTesting.waitForLog(data: first, lastOffsets: after)
+        #expect(survivor.terminate() == 0)
+        let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
+        let reference = try IngestTesting.checkLogAgainstTopic(data: first, messages: messages)
+        #expect(CheckpointStore(dataDirectory: first).loadNewest()?.1.stateDigest.hex == reference)
+        #expect(split.reduce(0, +) >= 4, "the partitions were split between the two instances: \(split)")
+    }
+}
