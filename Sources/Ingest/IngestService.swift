@@ -18,7 +18,7 @@ public final class IngestService: Sendable {
         public var progressEverySeconds: Double
 
         public init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
-                    pipeline: IngestPipeline.Options = .init(), batchSize: Int = 2_000, progressEverySeconds: Double = 5) {
+                    pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5) {
             self.brokers = brokers
             self.group = group
             self.kafka = kafka
@@ -55,11 +55,20 @@ public final class IngestService: Sendable {
         var lastProgress = ContinuousClock.now
         var recordsAtLastProgress = 0
         while !stopping.load(ordering: .acquiring) {
-            try consumer!.poll(maxMessages: configuration.batchSize, timeoutMilliseconds: 100) { message in
-                try pipeline.accept(
-                    partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key,
-                    value: message.value)
-            }
+            // A batch: what arrives within one poll, topped up from what is already queued,
+            // up to `batchSize` records; then one write and sync per partition.
+            var batched = 0
+            var received = 0
+            repeat {
+                received = try consumer!.poll(
+                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? 100 : 0
+                ) { message in
+                    try pipeline.accept(
+                        partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key,
+                        value: message.value)
+                }
+                batched += received
+            } while received > 0 && batched < configuration.batchSize
             let next = try pipeline.commitBatch()
             consumer!.commitAsync(next)
             try pipeline.checkpointIfDue()

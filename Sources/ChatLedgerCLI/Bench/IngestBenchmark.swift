@@ -1,0 +1,96 @@
+import ChatEvents
+import EventLog
+import Foundation
+import Ingest
+import KafkaClient
+
+/// `bench ingest`: end-to-end events/s from a pre-filled topic into the log and the
+/// projection, next to a bare consumer draining the same topic in the same run. Both
+/// are timed from their first message to their last (the group join is left out).
+enum IngestBenchmark {
+    static let topic = "wa.device-events"
+    /// The same fetch settings for both consumers: the mock answers a fetch with nothing
+    /// new only after `fetch.wait.max.ms`, so a short wait and large fetches keep its
+    /// pauses out of the comparison.
+    static let fetchSettings = KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216"])
+
+    static func run(events count: Int, directory: String) throws -> BenchReport {
+        // The mock keeps at most 5 MiB per partition: enough partitions for the events.
+        let partitions = max(4, count / 15_000)
+        let cluster = try MockCluster(topics: [(topic, partitions)])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers, configuration: KafkaConfiguration(["linger.ms": "20"]))
+        var model = TrafficModel(.init(devices: 1_000, chatsPerDevice: 50, seed: 9))
+        var bytes = 0
+        for _ in 0..<count {
+            let event = model.next().event
+            let value = EventEncoder.encode(event)
+            bytes += value.count
+            try producer.send(topic: topic, key: Array(event.deviceId.utf8), value: value)
+        }
+        try producer.flush(timeoutMilliseconds: 120_000)
+        guard producer.report.delivered == count else { throw BenchFailure("only \(producer.report.delivered) of \(count) delivered") }
+
+        // The ingest pipeline: validate, log (fsync per batch), project.
+        try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: topic, fsync: .batch))
+        let consumer = try KafkaConsumer(
+            bootstrapServers: cluster.bootstrapServers, groupId: "bench-ingest", topic: topic, configuration: fetchSettings,
+            startOffset: { try pipeline.startOffset(for: $0) })
+        let ingestSeconds = try drain(count: count) { body in
+            // Batches as `IngestService` makes them: one poll topped up from the queue.
+            var batched = 0
+            var received = 0
+            repeat {
+                received = try consumer.poll(maxMessages: 10_000 - batched, timeoutMilliseconds: batched == 0 ? 100 : 0) { message in
+                    try pipeline.accept(partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value)
+                    body()
+                }
+                batched += received
+            } while received > 0 && batched < 10_000
+            consumer.commitAsync(try pipeline.commitBatch())
+            return batched
+        }
+        consumer.close()
+
+        // The bare consumer: fetch and drop.
+        let bare = try KafkaConsumer(
+            bootstrapServers: cluster.bootstrapServers, groupId: "bench-bare", topic: topic, configuration: fetchSettings,
+            startOffset: { _ in nil })
+        let bareSeconds = try drain(count: count) { body in try bare.poll(maxMessages: 2_000, timeoutMilliseconds: 100) { _ in body() } }
+        bare.close()
+
+        var report = BenchReport(bench: "ingest")
+        let ingestRate = Double(count) / ingestSeconds
+        let bareRate = Double(count) / bareSeconds
+        report.add("ingest_events_per_s", ingestRate, "events/s")
+        report.add("bare_consumer_events_per_s", bareRate, "events/s")
+        report.add("ingest_vs_bare_consumer", ingestRate / bareRate, "ratio")
+        report.add("ingest_mb_per_s", Double(bytes) / ingestSeconds / 1e6, "MB/s")
+        report.add("events", Double(count), "events")
+        report.add("partitions", Double(partitions), "partitions")
+        report.notes.append("librdkafka mock cluster in this process; fsync per batch of up to 10000; dead letters: \(pipeline.counters.deadLetters)")
+        return report
+    }
+
+    /// Calls `poll` until `count` messages were seen; seconds from the first to the last.
+    private static func drain(count: Int, _ poll: (() -> Void) throws -> Int) throws -> Double {
+        var seen = 0
+        var first: ContinuousClock.Instant?
+        var idlePolls = 0
+        while seen < count {
+            let received = try poll {
+                if first == nil { first = .now }
+                seen += 1
+            }
+            idlePolls = received == 0 ? idlePolls + 1 : 0
+            if idlePolls > 600 { throw BenchFailure("stalled at \(seen) of \(count)") }
+        }
+        return max(1e-9, (ContinuousClock.now - (first ?? .now)) / .seconds(1))
+    }
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
