@@ -100,8 +100,17 @@ public final class KafkaConsumer {
     public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
         if messages.count < maxMessages { messages = .init(repeating: nil, count: maxMessages) }
-        let count = messages.withUnsafeMutableBufferPointer { buffer in
-            rd_kafka_consume_batch_queue(queue, Int32(timeoutMilliseconds), buffer.baseAddress, maxMessages)
+        // `rd_kafka_consume_batch_queue` waits out its whole timeout unless it can fill the
+        // array, so it is only asked for what is queued already (timeout 0); waiting is
+        // done for one message, which returns as soon as anything arrives.
+        var count = messages.withUnsafeMutableBufferPointer { buffer in
+            max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, maxMessages))  // -1: an error, none taken
+        }
+        if count == 0, timeoutMilliseconds > 0, let first = rd_kafka_consumer_poll(handle, timeoutMilliseconds) {
+            messages[0] = first
+            count = 1 + messages.withUnsafeMutableBufferPointer { buffer in
+                max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress! + 1, maxMessages - 1))
+            }
         }
         if let failure { throw failure }
         guard count > 0 else {
