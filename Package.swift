@@ -41,7 +41,7 @@ let package = Package(
         // Test helpers shared by test targets: a plain librdkafka consumer, the built binary.
         .target(name: "KafkaTestSupport", dependencies: ["CRdKafka"], path: "Tests/KafkaTestSupport"),
         // A log writer for the crash tests to SIGKILL at random moments.
-        .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog"], path: "Tests/LogCrashWriter"),
+        .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog", "KafkaTestSupport"], path: "Tests/LogCrashWriter"),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),

@@ -58,6 +58,15 @@ enum IngestTesting {
         }
     }
 
+    /// Runs `chatledger produce --simulate` (30 devices, 20 chats each) and returns its summary.
+    static func produce(_ brokers: String, count: Int, seed: Int) throws -> IngestCommandTests.Summary {
+        let run = try ChatLedgerProcess.run(
+            ["produce", "--brokers", brokers, "--simulate", "--count", String(count), "--devices", "30", "--chats", "20",
+             "--seed", String(seed)])
+        #expect(run.status == 0, "\(run.standardError)")
+        return try JSONDecoder().decode(IngestCommandTests.Summary.self, from: Data(run.standardOutput.utf8))
+    }
+
     struct Failure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }

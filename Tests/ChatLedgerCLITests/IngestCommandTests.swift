@@ -17,12 +17,8 @@ struct IngestCommandTests {
         var partitions: [Int32: Int64] { Dictionary(uniqueKeysWithValues: lastOffsets.map { (Int32($0.key)!, $0.value) }) }
     }
 
-    func produce(_ brokers: String, count: Int, seed: Int, extra: [String] = []) throws -> Summary {
-        let run = try ChatLedgerProcess.run(
-            ["produce", "--brokers", brokers, "--simulate", "--count", String(count), "--devices", "30", "--chats", "20",
-             "--seed", String(seed)] + extra)
-        #expect(run.status == 0, "\(run.standardError)")
-        return try JSONDecoder().decode(Summary.self, from: Data(run.standardOutput.utf8))
+    func produce(_ brokers: String, count: Int, seed: Int) throws -> Summary {
+        try IngestTesting.produce(brokers, count: count, seed: seed)
     }
 
     @Test("produced events land in the log exactly once per offset, in order, and the projection digest equals a reference fold")
@@ -136,10 +132,7 @@ struct IngestCommandTests {
 @Suite("chatledger ingest under broker faults and rebalances")
 struct IngestFaultTests {
     func produce(_ brokers: String, count: Int, seed: Int) throws -> [Int32: Int64] {
-        let run = try ChatLedgerProcess.run(
-            ["produce", "--brokers", brokers, "--simulate", "--count", String(count), "--devices", "30", "--chats", "20", "--seed", String(seed)])
-        #expect(run.status == 0, "\(run.standardError)")
-        return try JSONDecoder().decode(IngestCommandTests.Summary.self, from: Data(run.standardOutput.utf8)).partitions
+        try IngestTesting.produce(brokers, count: count, seed: seed).partitions
     }
 
     @Test("broker down and up, Fetch and OffsetCommit errors, leader moves: no loss, no duplicate, ingest recovers on its own")

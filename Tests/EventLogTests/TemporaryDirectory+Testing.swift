@@ -1,4 +1,5 @@
 import Foundation
+import KafkaTestSupport
 
 /// A fresh directory under the system's temporary directory, removed by `remove()`.
 struct TemporaryDirectory {
@@ -21,12 +22,4 @@ struct TemporaryDirectory {
 }
 
 /// Values that depend only on the offset (the same rule as LogCrashWriter's).
-func expectedValue(offset: Int64) -> [UInt8] {
-    var state = UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<200).map { _ in
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return UInt8(truncatingIfNeeded: state)
-    }
-}
+func expectedValue(offset: Int64) -> [UInt8] { LogTestValues.value(offset: offset) }

@@ -8,18 +8,7 @@
 import Glibc
 #endif
 import EventLog
-
-/// The value of the record at `offset`: 200 bytes that depend on the offset, so any
-/// record can be checked byte for byte without remembering it.
-func expectedValue(offset: Int64) -> [UInt8] {
-    var state = UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 | 1
-    return (0..<200).map { _ in
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return UInt8(truncatingIfNeeded: state)
-    }
-}
+import KafkaTestSupport
 
 func say(_ line: String) {
     var text = line + "\n"
@@ -43,7 +32,7 @@ do {
     var batches = 0
     while next < limit {
         for _ in 0..<min(Int64(batchSize), limit - next) {
-            let value = expectedValue(offset: next)
+            let value = LogTestValues.value(offset: next)
             let key = Array("key-\(next % 17)".utf8)
             try key.withUnsafeBytes { keyBytes in
                 try value.withUnsafeBytes { valueBytes in
