@@ -10,6 +10,13 @@ public struct LogVerification: Sendable {
         public var kafkaOffset: Int64?
         public var message: String
 
+        public init(path: String, byteOffset: Int?, kafkaOffset: Int64?, message: String) {
+            self.path = path
+            self.byteOffset = byteOffset
+            self.kafkaOffset = kafkaOffset
+            self.message = message
+        }
+
         public var description: String {
             var location = path
             if let byteOffset { location += " byte \(byteOffset)" }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatProjection
 import EventLog
 import Foundation
 import LedgerSupport
@@ -11,7 +12,42 @@ enum VerifyCommand: Command {
     static let spec = CommandSpec(
         name: "verify", synopsis: "verify [--data DIR] [--json]",
         summary: "Check every record's checksum, the hash chain, offsets and indexes; exit 0 only if all hold.",
-        options: [.data, .flag("json", "Print the summary as one JSON object.")])
+        options: [.data, .topic, .flag("json", "Print the summary as one JSON object.")])
+
+    /// Checks every checkpoint: its CRC and digest, and that a replay of the log from the
+    /// start up to its positions gives the same state digest and chain hashes. Adds a
+    /// problem per failure; returns how many checkpoints hold.
+    static func verifyCheckpoints(data: String, topic: String, into verification: inout LogVerification) -> Int {
+        let store = CheckpointStore(dataDirectory: data)
+        let log = EventLog(dataDirectory: data)
+        var verified = 0
+        for sequence in store.sequences() {
+            let path = store.directory + "/" + String(repeating: "0", count: 20 - String(sequence).count) + String(sequence) + ".ckpt"
+            func problem(_ message: String) {
+                verification.problems.append(.init(path: path, byteOffset: nil, kafkaOffset: nil, message: message))
+            }
+            do {
+                let (_, info) = try store.read(sequence)
+                var replayed = ProjectionState()
+                for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
+                    try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
+                    if replayed.positions[partition] != offset {
+                        problem("position \(partition):\(offset) is beyond the log (it ends at \(replayed.positions[partition].map(String.init) ?? "nothing"))")
+                    } else if replayed.chainHashes[partition] != info.chainHashes[partition] {
+                        problem("chain hash at \(partition):\(offset) differs from the log's")
+                    }
+                }
+                if replayed.digest != info.stateDigest {
+                    problem("state digest \(info.stateDigest.hex.prefix(16)) differs from a replay of the log (\(replayed.digest.hex.prefix(16)))")
+                } else if verification.problems.last?.path != path {
+                    verified += 1
+                }
+            } catch {
+                problem("\(error)")
+            }
+        }
+        return verified
+    }
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let data = arguments.string("data") ?? "./data"
@@ -21,17 +57,18 @@ enum VerifyCommand: Command {
             return 1
         }
         let started = ContinuousClock.now
-        let verification = try LogVerifier.verify(EventLog(dataDirectory: data))
+        var verification = try LogVerifier.verify(EventLog(dataDirectory: data))
+        let checkpointsVerified = verifyCheckpoints(data: data, topic: arguments.string("topic") ?? "wa.device-events", into: &verification)
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         if arguments.flag("json") {
-            print(json(verification, seconds: seconds))
+            print(json(verification, checkpoints: checkpointsVerified, seconds: seconds))
         } else {
-            print(text(verification, seconds: seconds), terminator: "")
+            print(text(verification, checkpoints: checkpointsVerified, seconds: seconds), terminator: "")
         }
         return verification.isClean ? 0 : 1
     }
 
-    static func text(_ verification: LogVerification, seconds: Double) -> String {
+    static func text(_ verification: LogVerification, checkpoints: Int, seconds: Double) -> String {
         var lines: [String] = verification.problems.map { "problem: \($0)" }
         for partition in verification.partitions {
             let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
@@ -44,6 +81,7 @@ enum VerifyCommand: Command {
             lines.append("dead letters \(reason): \(count)")
         }
         let records = verification.partitions.reduce(0) { $0 + $1.records }
+        lines.append("checkpoints verified against a replay of the log: \(checkpoints)")
         lines.append(
             verification.isClean
                 ? "ok: \(records) records in \(verification.partitions.count) partitions verified in \(String(format: "%.2f", seconds)) s"
@@ -51,7 +89,7 @@ enum VerifyCommand: Command {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func json(_ verification: LogVerification, seconds: Double) -> String {
+    static func json(_ verification: LogVerification, checkpoints: Int, seconds: Double) -> String {
         let partitions: [[String: Any]] = verification.partitions.map { partition in
             var object: [String: Any] = [
                 "topic": partition.topic, "partition": Int(partition.partition), "segments": partition.segments,
@@ -73,7 +111,7 @@ enum VerifyCommand: Command {
         let summary: [String: Any] = [
             "clean": verification.isClean, "records": verification.partitions.reduce(0) { $0 + $1.records },
             "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
-            "seconds": seconds,
+            "seconds": seconds, "checkpointsVerified": checkpoints,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

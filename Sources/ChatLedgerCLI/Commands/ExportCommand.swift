@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import EventLog
+import LedgerSupport
+
+/// `chatledger export`: the events as received, NDJSON on stdout, one per line:
+/// `{"partition":P,"offset":O,"timestamp":T,"event":<the value exactly as received>}`.
+/// Filters by device, chat and `occurredAt` range; streams partition by partition in
+/// offset order (a device's events are all in one partition, in order) with constant memory.
+enum ExportCommand: Command {
+    static let spec = CommandSpec(
+        name: "export", synopsis: "export [--data DIR] [--topic T] [--device D] [--chat C] [--from TIME] [--to TIME]",
+        summary: "The events as received, NDJSON on stdout, with their Kafka coordinates.",
+        options: [
+            .data, .topic,
+            CommandSpec.Option("device", "D", "Only this device."),
+            CommandSpec.Option("chat", "C", "Only this chat."),
+            CommandSpec.Option("from", "TIME", "Events with occurredAt at or after this (ISO 8601 or epoch ms)."),
+            CommandSpec.Option("to", "TIME", "Events with occurredAt at or before this (ISO 8601 or epoch ms)."),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        var from: Int64 = .min
+        var to: Int64 = .max
+        if let text = arguments.string("from") {
+            guard let value = TimeArgument.milliseconds(text) else { throw arguments.usageError("--from takes ISO 8601 or epoch ms") }
+            from = value
+        }
+        if let text = arguments.string("to") {
+            guard let value = TimeArgument.milliseconds(text) else { throw arguments.usageError("--to takes ISO 8601 or epoch ms") }
+            to = value
+        }
+        let device = arguments.string("device").map { Array($0.utf8) }
+        let chat = arguments.string("chat")
+        let topic = arguments.string("topic") ?? "wa.device-events"
+        let log = EventLog(dataDirectory: arguments.string("data") ?? "./data")
+        let parser = EventParser()
+        var output = OutputBuffer()
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            try log.reader(topic: topic, partition: partition).forEach { record in
+                guard record.kind == .event, let value = record.value else { return true }
+                // Cheap filter on the key (= deviceId) before parsing.
+                if let device, let key = record.key, !key.elementsEqual(device) { return true }
+                guard let event = try? parser.parse(value) else { return true }
+                guard event.occurredAt >= from, event.occurredAt <= to, chat == nil || event.chatId == chat else { return true }
+                var line = JSONWriter()
+                line.beginObject()
+                line.field("partition", Int64(partition))
+                line.field("offset", record.offset)
+                line.field("timestamp", record.timestamp)
+                line.key("event")
+                output.append(line.bytes)
+                if value.contains(0x0A) || value.contains(0x0D) {
+                    output.append(EventEncoder.encode(event))  // keep one event per line
+                } else {
+                    output.append(value)
+                }
+                output.append([UInt8(ascii: "}"), UInt8(ascii: "\n")])
+                return true
+            }
+        }
+        output.flush()
+        return 0
+    }
+}
+
+/// Buffered writes to stdout (file descriptor 1), flushed every 64 KiB and at the end.
+struct OutputBuffer {
+    private var bytes: [UInt8] = []
+
+    mutating func append(_ more: some Collection<UInt8>) {
+        bytes.append(contentsOf: more)
+        if bytes.count >= 64 * 1024 { flush() }
+    }
+
+    mutating func flush() {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { break }
+            offset += written
+        }
+        bytes.removeAll(keepingCapacity: true)
+    }
+}

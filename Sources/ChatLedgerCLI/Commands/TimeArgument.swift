@@ -1,0 +1,15 @@
+import Foundation
+
+/// Times on the command line: epoch milliseconds, or ISO 8601 (`2026-11-25T14:03:00Z`,
+/// with or without fractional seconds, any offset).
+enum TimeArgument {
+    static func milliseconds(_ text: String) -> Int64? {
+        if let value = Int64(text), value >= 0 { return value }
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        return nil
+    }
+}

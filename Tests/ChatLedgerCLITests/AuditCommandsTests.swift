@@ -1,0 +1,104 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import KafkaTestSupport
+import Testing
+
+@Suite("export, replay and checkpoint verification, as real processes")
+struct AuditCommandsTests {
+    /// A data directory with 3,000 simulated events over 2 partitions (keyed as Kafka would
+    /// place them: one device, one partition) and a checkpoint after the first 1,500.
+    static func makeData() throws -> (data: String, events: [(LogPosition, [UInt8], Event)]) {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
+        let log = EventLog(dataDirectory: data)
+        var model = TrafficModel(.init(devices: 6, chatsPerDevice: 10, seed: 31))
+        var writers: [Int32: PartitionWriter] = [:]
+        var next: [Int32: Int64] = [:]
+        var written: [(LogPosition, [UInt8], Event)] = []
+        var state = ProjectionState()
+        for index in 0..<3_000 {
+            let event = model.next().event
+            let partition: Int32 = (Int(event.deviceId.dropFirst(4)) ?? 0) % 2 == 0 ? 0 : 1
+            let writer = try writers[partition] ?? log.openWriter(topic: "wa.device-events", partition: partition)
+            writers[partition] = writer
+            let offset = next[partition, default: 0]
+            next[partition] = offset + 1
+            let value = EventEncoder.encode(event)
+            try writer.append([LogRecord(offset: offset, timestamp: 1_000 + Int64(index), key: Array(event.deviceId.utf8), value: value)])
+            let position = LogPosition(partition: partition, offset: offset)
+            written.append((position, value, event))
+            state.apply(event, at: position, chainHash: writer.chainHash)
+            if index == 1_499 { try CheckpointStore(dataDirectory: data).write(state, topic: "wa.device-events") }
+        }
+        return (data, written)
+    }
+
+    @Test("export of one chat is that chat's events as produced, in order, byte for byte, with coordinates")
+    func exportOneChat() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let chat = try #require(events.first { $0.2.chatId != nil && $0.2.chatId != "status@broadcast" }?.2)
+        let run = try ChatLedgerProcess.run(["export", "--data", data, "--device", chat.deviceId, "--chat", chat.chatId!])
+        #expect(run.status == 0)
+        let lines = run.standardOutput.split(separator: "\n")
+        let expected = events.filter { $0.2.deviceId == chat.deviceId && $0.2.chatId == chat.chatId }
+        #expect(lines.count == expected.count)
+        for (line, (position, value, _)) in zip(lines, expected) {
+            let prefix = #"{"partition":\#(position.partition),"offset":\#(position.offset),"timestamp":"#
+            #expect(line.hasPrefix(prefix))
+            let raw = line[line.range(of: #""event":"#)!.upperBound...].dropLast()
+            #expect(Array(raw.utf8) == value, "the event exactly as received")
+        }
+    }
+
+    @Test("export filters by occurredAt range")
+    func exportTimeRange() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let times = events.map(\.2.occurredAt).sorted()
+        let (from, to) = (times[500], times[800])
+        let run = try ChatLedgerProcess.run(["export", "--data", data, "--from", String(from), "--to", String(to)])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.split(separator: "\n").count == events.filter { $0.2.occurredAt >= from && $0.2.occurredAt <= to }.count)
+        #expect(try ChatLedgerProcess.run(["export", "--data", data, "--from", "yesterday"]).status == 64)
+    }
+
+    @Test("replay --at-offset prints exactly the chat list a fold up to that position renders, before and after the checkpoint")
+    func replayAtOffset() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        for index in [10, 700, 1_499, 1_500, 2_200, 2_999] {
+            let (position, _, event) = events[index]
+            var reference = ProjectionState()
+            for (at, _, earlier) in events[...index] where at.partition == position.partition { reference.apply(earlier, at: at) }
+            let expected = try ChatListRenderer.chatList(
+                reference.devices[event.deviceId], deviceId: event.deviceId, query: ChatListQuery(), now: 1_000)
+            let run = try ChatLedgerProcess.run([
+                "replay", "--data", data, "--device", event.deviceId, "--at-offset", position.description, "--now", "1000",
+            ])
+            #expect(run.status == 0, "\(run.standardError)")
+            #expect(run.standardOutput == String(decoding: expected.bytes, as: UTF8.self) + "\n", "at \(position)")
+        }
+    }
+
+    @Test("verify checks every checkpoint against a replay of the log, and finds one that disagrees")
+    func verifyCheckpoints() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let clean = try ChatLedgerProcess.run(["verify", "--data", data])
+        #expect(clean.status == 0, "\(clean.standardOutput)")
+        #expect(clean.standardOutput.contains("checkpoints verified against a replay of the log: 1"))
+
+        // A checkpoint whose state was not produced by this log (one event too many).
+        var forged = ProjectionState()
+        for (position, _, event) in events.prefix(100) { forged.apply(event, at: position) }
+        forged.apply(Event(eventId: "forged", deviceId: "dev-1", occurredAt: 1, chatId: "x@c.us", payload: .chatMarkedUnread),
+                     at: events[99].0)
+        try CheckpointStore(dataDirectory: data).write(forged, topic: "wa.device-events")
+        let tampered = try ChatLedgerProcess.run(["verify", "--data", data])
+        #expect(tampered.status == 1)
+        #expect(tampered.standardOutput.contains("problem: "))
+        #expect(tampered.standardOutput.contains(".ckpt"))
+    }
+}
