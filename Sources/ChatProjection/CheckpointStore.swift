@@ -23,10 +23,37 @@ public struct CheckpointInfo: Sendable, Hashable {
 public struct CheckpointStore: Sendable {
     public let directory: String
     public let retain: Int
+    /// When set, every checkpoint written gets an attestation: HMAC-SHA256 under this key
+    /// of its topic, positions, chain hashes and state digest (`<sequence>.attest`).
+    public let attestationKey: [UInt8]?
 
-    public init(dataDirectory: String, retain: Int = 3) {
+    public init(dataDirectory: String, retain: Int = 3, attestationKey: [UInt8]? = nil) {
         self.directory = dataDirectory + "/checkpoints"
         self.retain = max(1, retain)
+        self.attestationKey = attestationKey
+    }
+
+    /// What an attestation authenticates, as text an auditor can rebuild:
+    /// `chatledger-checkpoint-v1`, the sequence, the topic, a line `P:O:CHAIN` per
+    /// partition (ascending), and `digest:HEX`, each line ending in `\n`.
+    public static func attestationMessage(_ info: CheckpointInfo) -> [UInt8] {
+        var text = "chatledger-checkpoint-v1\n\(info.sequence)\n\(info.topic)\n"
+        for partition in info.positions.keys.sorted() {
+            text += "\(partition):\(info.positions[partition] ?? -1):\((info.chainHashes[partition] ?? .zero).hex)\n"
+        }
+        text += "digest:\(info.stateDigest.hex)\n"
+        return Array(text.utf8)
+    }
+
+    func attestationPath(_ sequence: UInt64) -> String { String(path(sequence).dropLast(5)) + ".attest" }
+
+    /// Whether checkpoint `sequence` carries a valid attestation under `key`.
+    public func checkAttestation(_ sequence: UInt64, key: [UInt8]) throws -> Bool {
+        let (_, info) = try read(sequence)
+        guard let text = try? String(contentsOfFile: attestationPath(sequence), encoding: .utf8),
+            let stored = SHA256Digest(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return false }
+        return HMACSHA256.constantTimeEqual(stored, HMACSHA256.authenticate(Self.attestationMessage(info), key: key))
     }
 
     static let magic: [UInt8] = Array("CLEDGCKP".utf8)
@@ -86,10 +113,22 @@ public struct CheckpointStore: Sendable {
         try syncFile(temporary)
         guard rename(temporary, path) == 0 else { throw ProjectionError(path: path, "rename: errno \(errno)") }
         try syncFile(directory)
-        for old in sequences().dropLast(retain) { unlink(self.path(old)) }
-        return CheckpointInfo(
+        let info = CheckpointInfo(
             sequence: sequence, path: path, topic: topic, positions: state.positions, chainHashes: state.chainHashes,
             stateDigest: digest)
+        if let attestationKey {
+            let attestation = HMACSHA256.authenticate(Self.attestationMessage(info), key: attestationKey).hex + "\n"
+            let target = attestationPath(sequence)
+            try Data(attestation.utf8).write(to: URL(fileURLWithPath: target + ".tmp"))
+            try syncFile(target + ".tmp")
+            guard rename(target + ".tmp", target) == 0 else { throw ProjectionError(path: target, "rename: errno \(errno)") }
+            try syncFile(directory)
+        }
+        for old in sequences().dropLast(retain) {
+            unlink(self.path(old))
+            unlink(attestationPath(old))
+        }
+        return info
     }
 
     /// Reads one checkpoint, checking its CRC and recomputing its state digest.

@@ -16,11 +16,14 @@ public final class IngestPipeline {
         /// A checkpoint is written after this many records or seconds, whichever first.
         public var checkpointEveryRecords: Int
         public var checkpointEverySeconds: Double
+        /// Attests every checkpoint with HMAC-SHA256 under this key (see `CheckpointStore`).
+        public var attestationKey: [UInt8]?
 
         public init(
             topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
-            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30
+            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil
         ) {
+            self.attestationKey = attestationKey
             self.topic = topic
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
@@ -60,7 +63,7 @@ public final class IngestPipeline {
         self.log = log
         self.options = options
         self.logger = logger
-        self.checkpoints = CheckpointStore(dataDirectory: log.dataDirectory)
+        self.checkpoints = CheckpointStore(dataDirectory: log.dataDirectory, attestationKey: options.attestationKey)
         let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
         logger.info(
             "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",

@@ -101,4 +101,40 @@ struct AuditCommandsTests {
         #expect(tampered.standardOutput.contains("problem: "))
         #expect(tampered.standardOutput.contains(".ckpt"))
     }
+
+    @Test("attested checkpoints verify under their key; a wrong key, an altered or a missing attestation is a problem")
+    func attestation() throws {
+        let (data, _) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try FileManager.default.removeItem(atPath: data + "/checkpoints")  // only attested ones from here
+        let keyFile = data + ".key"
+        let otherKeyFile = data + ".other-key"
+        defer {
+            try? FileManager.default.removeItem(atPath: keyFile)
+            try? FileManager.default.removeItem(atPath: otherKeyFile)
+        }
+        try Data("correct horse battery staple\n".utf8).write(to: URL(fileURLWithPath: keyFile))
+        try Data("another key".utf8).write(to: URL(fileURLWithPath: otherKeyFile))
+        // The state as a replay of the log makes it, so the checkpoint matches the log.
+        let log = EventLog(dataDirectory: data)
+        var fromLog = ProjectionState()
+        try ProjectionRecovery.replay(into: &fromLog, log: log, topic: "wa.device-events")
+        let store = CheckpointStore(dataDirectory: data, attestationKey: Array("correct horse battery staple".utf8))
+        let info = try store.write(fromLog, topic: "wa.device-events")
+
+        let good = try ChatLedgerProcess.run(["verify", "--data", data, "--attest-key", keyFile])
+        #expect(good.status == 0, "\(good.standardOutput)")
+        let wrongKey = try ChatLedgerProcess.run(["verify", "--data", data, "--attest-key", otherKeyFile])
+        #expect(wrongKey.status == 1)
+        #expect(wrongKey.standardOutput.contains("attestation"))
+
+        let attestation = String(info.path.dropLast(5)) + ".attest"
+        var text = try String(contentsOfFile: attestation, encoding: .utf8)
+        text = (text.first == "0" ? "1" : "0") + text.dropFirst()
+        try text.write(toFile: attestation, atomically: true, encoding: .utf8)
+        #expect(try ChatLedgerProcess.run(["verify", "--data", data, "--attest-key", keyFile]).status == 1)
+        try FileManager.default.removeItem(atPath: attestation)
+        #expect(try ChatLedgerProcess.run(["verify", "--data", data, "--attest-key", keyFile]).status == 1)
+        #expect(try ChatLedgerProcess.run(["verify", "--data", data]).status == 0, "without a key, attestations are not required")
+    }
 }

@@ -1,4 +1,5 @@
 import EventLog
+import Foundation
 import Ingest
 import KafkaClient
 import LedgerSupport
@@ -7,7 +8,7 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--attest-key FILE]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
@@ -16,6 +17,7 @@ enum IngestCommand: Command {
             CommandSpec.Option(
                 "kafka-config", "K=V,...",
                 "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a."),
+            CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
         ])
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
@@ -33,8 +35,23 @@ enum IngestCommand: Command {
         signals.onSignal { _ in service.stop() }
         let configuration = IngestService.Configuration(
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger", kafka: kafka,
-            pipeline: .init(topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync))
+            pipeline: .init(
+                topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync,
+                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }))
         try service.run(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), configuration: configuration)
         return 0
+    }
+}
+
+/// Reads an attestation key file: its bytes, without trailing whitespace.
+enum AttestationKey {
+    static func read(_ path: String, _ arguments: ParsedArguments) throws -> [UInt8] {
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw arguments.usageError("cannot read the key file \(path)")
+        }
+        var key = Array(contents)
+        while let last = key.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { key.removeLast() }
+        guard !key.isEmpty else { throw arguments.usageError("the key file \(path) is empty") }
+        return key
     }
 }

@@ -12,12 +12,15 @@ enum VerifyCommand: Command {
     static let spec = CommandSpec(
         name: "verify", synopsis: "verify [--data DIR] [--json]",
         summary: "Check every record's checksum, the hash chain, offsets and indexes; exit 0 only if all hold.",
-        options: [.data, .topic, .flag("json", "Print the summary as one JSON object.")])
+        options: [
+            .data, .topic, .flag("json", "Print the summary as one JSON object."),
+            CommandSpec.Option("attest-key", "FILE", "Also require every checkpoint's attestation under the key in FILE."),
+        ])
 
     /// Checks every checkpoint: its CRC and digest, and that a replay of the log from the
     /// start up to its positions gives the same state digest and chain hashes. Adds a
     /// problem per failure; returns how many checkpoints hold.
-    static func verifyCheckpoints(data: String, topic: String, into verification: inout LogVerification) -> Int {
+    static func verifyCheckpoints(data: String, topic: String, attestationKey: [UInt8]?, into verification: inout LogVerification) -> Int {
         let store = CheckpointStore(dataDirectory: data)
         let log = EventLog(dataDirectory: data)
         var verified = 0
@@ -27,6 +30,9 @@ enum VerifyCommand: Command {
                 verification.problems.append(.init(path: path, byteOffset: nil, kafkaOffset: nil, message: message))
             }
             do {
+                if let attestationKey, try !store.checkAttestation(sequence, key: attestationKey) {
+                    problem("the checkpoint's attestation is missing or does not match under the key given")
+                }
                 let (_, info) = try store.read(sequence)
                 var replayed = ProjectionState()
                 for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
@@ -57,8 +63,10 @@ enum VerifyCommand: Command {
             return 1
         }
         let started = ContinuousClock.now
+        let attestationKey = try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }
         var verification = try LogVerifier.verify(EventLog(dataDirectory: data))
-        let checkpointsVerified = verifyCheckpoints(data: data, topic: arguments.string("topic") ?? "wa.device-events", into: &verification)
+        let checkpointsVerified = verifyCheckpoints(
+            data: data, topic: arguments.string("topic") ?? "wa.device-events", attestationKey: attestationKey, into: &verification)
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         if arguments.flag("json") {
             print(json(verification, checkpoints: checkpointsVerified, seconds: seconds))
