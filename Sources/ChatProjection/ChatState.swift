@@ -70,7 +70,7 @@ enum UnreadWindow {
 
 /// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for
 /// message and event ids, so replays and checkpoints agree.
-func stableHash(_ text: String) -> UInt64 {
+public func stableHash(_ text: String) -> UInt64 {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in text.utf8 {
         hash ^= UInt64(byte)

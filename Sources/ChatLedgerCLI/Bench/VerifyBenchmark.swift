@@ -1,0 +1,64 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import LedgerSupport
+
+/// `bench verify`: a log of `events` simulated events (8 partitions, a device's events in
+/// one), then `verify` (every CRC and chain hash) and a replay from zero into the
+/// projection, both from the page cache.
+enum VerifyBenchmark {
+    static let topic = "wa.device-events"
+
+    static func run(events count: Int, directory: String) throws -> BenchReport {
+        try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        var writers: [PartitionWriter] = []
+        for partition: Int32 in 0..<8 {
+            writers.append(try log.openWriter(topic: topic, partition: partition, options: .init(fsync: .never)))
+        }
+        var next = [Int64](repeating: 0, count: 8)
+        var model = TrafficModel(.init(devices: 10_000, chatsPerDevice: 50, seed: 17))
+        let buildSeconds = try measureSeconds {
+            for index in 0..<count {
+                let event = model.next().event
+                let partition = Int(stableHash(event.deviceId) % 8)
+                let value = EventEncoder.encode(event)
+                let key = Array(event.deviceId.utf8)
+                try key.withUnsafeBytes { keyBytes in
+                    try value.withUnsafeBytes { valueBytes in
+                        try writers[partition].stage(offset: next[partition], timestamp: 1_767_225_600_000 + Int64(index), key: keyBytes, value: valueBytes)
+                    }
+                }
+                next[partition] += 1
+                if index % 4096 == 4095 { for writer in writers { try writer.commit() } }
+            }
+            for writer in writers { try writer.sync() }
+        }
+
+        var verifiedRecords = 0
+        var bytes = 0
+        let verifySeconds = try measureSeconds {
+            let verification = try LogVerifier.verify(log)
+            guard verification.isClean else { throw BenchFailure("the bench log does not verify: \(verification.problems.first!)") }
+            verifiedRecords = verification.partitions.reduce(0) { $0 + $1.records }
+            bytes = verification.partitions.reduce(0) { $0 + $1.bytes }
+        }
+        var state = ProjectionState()
+        var replayed = 0
+        let replaySeconds = try measureSeconds {
+            replayed = try ProjectionRecovery.replay(into: &state, log: log, topic: topic)
+        }
+        var report = BenchReport(bench: "verify")
+        report.add("verify_mb_per_s", Double(bytes) / verifySeconds / 1e6, "MB/s")
+        report.add("verify_events_per_s", Double(verifiedRecords) / verifySeconds, "events/s")
+        report.add("replay_from_zero_events_per_s", Double(replayed) / replaySeconds, "events/s")
+        report.add("replay_from_zero_mb_per_s", Double(bytes) / replaySeconds / 1e6, "MB/s")
+        report.add("log_bytes", Double(bytes), "bytes")
+        report.add("events", Double(verifiedRecords), "events")
+        report.add("build_events_per_s", Double(count) / buildSeconds, "events/s")
+        report.notes.append("8 partitions; replay = read + CRC + parse + fold (one thread); \(state.devices.count) devices")
+        return report
+    }
+}
