@@ -40,7 +40,7 @@ public final class IngestService: Sendable {
     /// - Throws: what stops ingest for good (a fatal Kafka error, a damaged log).
     public func run(log: EventLog, configuration: Configuration) throws {
         let pipeline = try IngestPipeline(log: log, options: configuration.pipeline)
-        var consumer: KafkaConsumer? = try KafkaConsumer(
+        let consumer = try KafkaConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
             configuration: configuration.kafka,
             startOffset: { try pipeline.startOffset(for: $0) },
@@ -51,7 +51,6 @@ public final class IngestService: Sendable {
                     Logger(label: "ingest").error("releasing partitions", ["error": error])
                 }
             })
-        defer { consumer = nil }
         var lastProgress = ContinuousClock.now
         var recordsAtLastProgress = 0
         while !stopping.load(ordering: .acquiring) {
@@ -60,7 +59,7 @@ public final class IngestService: Sendable {
             var batched = 0
             var received = 0
             repeat {
-                received = try consumer!.poll(
+                received = try consumer.poll(
                     maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? 100 : 0
                 ) { message in
                     try pipeline.accept(
@@ -70,14 +69,14 @@ public final class IngestService: Sendable {
                 batched += received
             } while received > 0 && batched < configuration.batchSize
             let next = try pipeline.commitBatch()
-            consumer!.commitAsync(next)
+            consumer.commitAsync(next)
             try pipeline.checkpointIfDue()
             let elapsed = (ContinuousClock.now - lastProgress) / .seconds(1)
             if elapsed >= configuration.progressEverySeconds {
                 let counters = pipeline.counters
                 var lag: [String] = []
-                for partition in consumer!.assignment.sorted() {
-                    if let high = consumer!.highWatermark(partition: partition) {
+                for partition in consumer.assignment.sorted() {
+                    if let high = consumer.highWatermark(partition: partition) {
                         lag.append("\(partition):\(high - ((pipeline.lastOffset(partition) ?? -1) + 1))")
                     }
                 }
@@ -91,7 +90,7 @@ public final class IngestService: Sendable {
             }
         }
         try pipeline.close()
-        consumer!.close()
+        consumer.close()
         logger.info("stopped", ["records": pipeline.counters.records, "dead_letters": pipeline.counters.deadLetters])
     }
 }

@@ -33,10 +33,7 @@ public final class KafkaProducer {
             "bootstrap.servers": bootstrapServers, "enable.idempotence": "true",
             "partitioner": "murmur2_random", "linger.ms": "5",
         ])
-        for key in ["client.id", "linger.ms", "acks", "message.timeout.ms", "batch.num.messages", "compression.codec",
-                    "enable.idempotence", "partitioner", "queue.buffering.max.messages", "debug"] {
-            if let value = configuration[key] { settings[key] = value }
-        }
+        for (key, value) in configuration.properties { settings[key] = value }
         let conf = try settings.makeNative()
         let deliveries = DeliveryTracker()
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
