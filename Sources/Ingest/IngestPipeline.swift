@@ -79,7 +79,28 @@ public final class IngestPipeline {
         if writer.lastOffset == nil {
             logger.notice("partition has no log here: rebuilding it from the start of the topic", ["partition": partition])
         }
+        catchingUp.insert(partition)
         return writer.lastOffset.map { $0 + 1 }
+    }
+
+    /// Partitions assigned and not yet caught up with their high watermark: while any is,
+    /// this instance is not ready (`/readyz`).
+    public private(set) var catchingUp: Set<Int32> = []
+
+    /// Marks partitions whose log has reached `highWatermarks` (the next offset Kafka will
+    /// write) as caught up; returns those that just did.
+    @discardableResult
+    public func updateReadiness(highWatermarks: [Int32: Int64]) -> [Int32] {
+        var caughtUp: [Int32] = []
+        for partition in catchingUp {
+            guard let high = highWatermarks[partition], (writers[partition]?.lastOffset ?? -1) + 1 >= high else { continue }
+            caughtUp.append(partition)
+        }
+        catchingUp.subtract(caughtUp)
+        for partition in caughtUp.sorted() {
+            logger.notice("partition caught up", ["partition": partition, "last_offset": writers[partition]?.lastOffset ?? -1])
+        }
+        return caughtUp
     }
 
     /// The log's last offset of a partition, nil when it has none.
@@ -168,6 +189,7 @@ public final class IngestPipeline {
         for partition in partitions {
             try writers[partition]?.sync()
             writers[partition] = nil
+            catchingUp.remove(partition)
         }
     }
 

@@ -70,6 +70,11 @@ public final class IngestService: Sendable {
             } while received > 0 && batched < configuration.batchSize
             let next = try pipeline.commitBatch()
             consumer.commitAsync(next)
+            if !pipeline.catchingUp.isEmpty {
+                var highs: [Int32: Int64] = [:]
+                for partition in pipeline.catchingUp { highs[partition] = consumer.highWatermark(partition: partition) }
+                pipeline.updateReadiness(highWatermarks: highs)
+            }
             try pipeline.checkpointIfDue()
             let elapsed = (ContinuousClock.now - lastProgress) / .seconds(1)
             if elapsed >= configuration.progressEverySeconds {
@@ -84,7 +89,8 @@ public final class IngestService: Sendable {
                     "progress", ["records": counters.records, "events": counters.events, "dead_letters": counters.deadLetters,
                                  "redeliveries_skipped": counters.redeliveriesSkipped,
                                  "records_per_s": Int(Double(counters.records - recordsAtLastProgress) / elapsed),
-                                 "lag": lag.joined(separator: ",")])
+                                 "lag": lag.joined(separator: ","),
+                                 "catching_up": pipeline.catchingUp.sorted().map(String.init).joined(separator: ",")])
                 lastProgress = .now
                 recordsAtLastProgress = counters.records
             }

@@ -209,6 +209,11 @@ struct IngestFaultTests {
         let after = try produce(cluster.bootstrapServers, count: 2_000, seed: 8)
         try IngestTesting.waitForLog(data: first, lastOffsets: after)
         #expect(survivor.terminate() == 0)
+        let survivorLog = (try? String(contentsOfFile: first + ".stderr", encoding: .utf8)) ?? ""
+        #expect(survivorLog.contains("rebuilding it from the start of the topic"), "partitions new to it were rebuilt from the topic")
+        let caughtUp = Set(survivorLog.split(separator: "\n").filter { $0.contains("msg=\"partition caught up\"") }
+            .compactMap { line in line.split(separator: " ").first { $0.hasPrefix("partition=") }.flatMap { Int($0.dropFirst(10)) } })
+        #expect(caughtUp == [0, 1, 2, 3], "every partition it ends with was reported caught up (ready)")
         let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 4)
         let reference = try IngestTesting.checkLogAgainstTopic(data: first, messages: messages)
         #expect(CheckpointStore(dataDirectory: first).loadNewest()?.1.stateDigest.hex == reference)
