@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
         // Kafka ingest: consumer → log → projection, exactly once per offset.
         .target(name: "Ingest", dependencies: ["KafkaClient", "EventLog", "ChatProjection", "ChatEvents", "LedgerSupport"]),
-        // The HTTP query worker (in progress, issue #6): a strict HTTP/1.1 request parser so far.
-        .target(name: "QueryWorker", dependencies: ["ChatProjection", "LedgerSupport"]),
+        // epoll for the HTTP server, in C (its event struct is packed), and the HTTP query
+        // worker (in progress, issue #6): a strict HTTP/1.1 parser and an epoll server so far.
+        .target(name: "CLedgerSystem"),
+        .target(name: "QueryWorker", dependencies: ["ChatProjection", "LedgerSupport", "CLedgerSystem"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
@@ -47,7 +49,7 @@ let package = Package(
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
-        .testTarget(name: "QueryWorkerTests", dependencies: ["QueryWorker"]),
+        .testTarget(name: "QueryWorkerTests", dependencies: ["QueryWorker", "LedgerSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "KafkaClientTests",

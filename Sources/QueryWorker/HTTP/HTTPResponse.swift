@@ -1,0 +1,60 @@
+/// A response to write: status, headers, body.
+public struct HTTPResponse: Sendable, Equatable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The JSON error body of SPEC §4: `{"error":{"code":…,"message":…}}`.
+    public static func error(_ status: Int, code: String, message: String) -> HTTPResponse {
+        var text = "{\"error\":{\"code\":\"" + code + "\",\"message\":\""
+        for scalar in message.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            default: text += scalar.value < 0x20 ? " " : String(scalar)
+            }
+        }
+        text += "\"}}"
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
+    }
+
+    public static func == (lhs: HTTPResponse, rhs: HTTPResponse) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body && lhs.headers.elementsEqual(rhs.headers) { $0 == $1 }
+    }
+
+    /// The bytes on the wire, with `Content-Length` and `Connection` set.
+    func encoded(keepAlive: Bool) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
+        for (name, value) in headers { head += name + ": " + value + "\r\n" }
+        head += "Content-Length: \(body.count)\r\n"
+        head += keepAlive ? "" : "Connection: close\r\n"
+        head += "\r\n"
+        return Array(head.utf8) + body
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 304: return "Not Modified"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 431: return "Request Header Fields Too Large"
+        case 501: return "Not Implemented"
+        case 503: return "Service Unavailable"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+}
