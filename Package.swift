@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
-        .testTarget(name: "QueryWorkerTests", dependencies: ["QueryWorker", "LedgerSupport"]),
+        .testTarget(name: "QueryWorkerTests", dependencies: ["QueryWorker", "LedgerSupport", "ChatProjection", "ChatEvents", "EventLog"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "KafkaClientTests",

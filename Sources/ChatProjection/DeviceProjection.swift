@@ -8,6 +8,9 @@ public struct DeviceProjection: Sendable, Hashable {
     public internal(set) var chats = ChatTable()
     /// `account.settings`: incoming messages leave archived chats archived.
     public internal(set) var keepChatsArchived = false
+    /// The Kafka partition the device's events arrive on (one per device: the key is the
+    /// device); -1 before any event.
+    public internal(set) var partition: Int32 = -1
 
     public init(deviceId: String) {
         self.deviceId = deviceId

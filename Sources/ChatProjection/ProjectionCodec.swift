@@ -12,6 +12,7 @@ enum ProjectionCodec {
         for device in sorted {
             writer.string(device.deviceId)
             writer.u64(device.version)
+            writer.u32(UInt32(bitPattern: device.partition))
             writer.u8(device.keepChatsArchived ? 1 : 0)
             let chats = device.chats.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             writer.u32(UInt32(chats.count))
@@ -61,11 +62,12 @@ enum ProjectionCodec {
         guard let deviceCount = reader.u32() else { return nil }
         var devices: [String: DeviceProjection] = [:]
         for _ in 0..<deviceCount {
-            guard let deviceId = reader.string(), let version = reader.u64(), let keep = reader.u8(),
+            guard let deviceId = reader.string(), let version = reader.u64(), let partition = reader.u32(), let keep = reader.u8(),
                 let chatCount = reader.u32()
             else { return nil }
             var device = DeviceProjection(deviceId: deviceId)
             device.version = version
+            device.partition = Int32(bitPattern: partition)
             device.keepChatsArchived = keep == 1
             device.chats.reserveCapacity(Int(chatCount))
             for _ in 0..<chatCount {

@@ -60,6 +60,7 @@ public struct ProjectionState: Sendable, Hashable {
             return .ignored
         }
         counts.applied += 1
+        devices[event.deviceId]?.partition = position.partition
         return .applied(deviceVersion: devices[event.deviceId]?.version ?? 0)
     }
 
@@ -72,6 +73,13 @@ public struct ProjectionState: Sendable, Hashable {
     private mutating func advance(to position: LogPosition, chainHash: SHA256Digest) {
         positions[position.partition] = position.offset
         chainHashes[position.partition] = chainHash
+    }
+
+    /// The log position a device's chat list reflects: its partition and how far that
+    /// partition has been applied; nil for a device without events.
+    public func position(of deviceId: String) -> LogPosition? {
+        guard let partition = devices[deviceId]?.partition, partition >= 0, let offset = positions[partition] else { return nil }
+        return LogPosition(partition: partition, offset: offset)
     }
 
     /// The version of a device's chat list (0 if it has none).

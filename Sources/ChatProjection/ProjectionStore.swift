@@ -36,6 +36,12 @@ public final class ProjectionStore: Sendable {
 
     public func version(of deviceId: String) -> UInt64 { state.withLock { $0.version(of: deviceId) } }
 
+    /// The log position a device's chat list reflects (see `ProjectionState.position(of:)`).
+    public func position(of deviceId: String) -> LogPosition? { state.withLock { $0.position(of: deviceId) } }
+
+    /// How far a partition has been applied, nil if not at all.
+    public func appliedOffset(partition: Int32) -> Int64? { state.withLock { $0.positions[partition] } }
+
     /// One device's state, copied out (copy-on-write) with its version.
     public func device(_ deviceId: String) -> DeviceProjection? { state.withLock { $0.devices[deviceId] } }
 

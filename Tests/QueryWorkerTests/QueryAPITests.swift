@@ -1,0 +1,180 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import LedgerSupport
+import QueryWorker
+import Synchronization
+import Testing
+
+@Suite("QueryAPI: the v1 routes")
+struct QueryAPITests {
+    static let keysJSON = """
+        {"keys":[
+          {"key":"test-api-key-123","devices":["*"],"role":"auditor"},
+          {"keySha256":"\(SHA256.hash(Array("reader-key".utf8)).hex)","devices":["dev-1"],"role":"reader"}
+        ]}
+        """
+
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(true)
+        var isSet: Bool { value.load(ordering: .relaxed) }
+        func set(_ newValue: Bool) { value.store(newValue, ordering: .relaxed) }
+    }
+
+    let store = ProjectionStore()
+    let ready = Flag()
+    var offset: Int64 = 0
+
+    func api() throws -> QueryAPI {
+        let ready = self.ready
+        return QueryAPI(store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), isReady: { ready.isSet }, clock: { 0 })
+    }
+
+    mutating func incoming(_ device: String, _ chat: String, _ id: String) {
+        store.apply(
+            Event(eventId: "E\(offset)", deviceId: device, occurredAt: 100 + offset, chatId: chat,
+                  payload: .messageCreated(MessageCreated(messageId: id, fromMe: false, kind: .text, preview: "hi"))),
+            at: LogPosition(partition: 0, offset: offset))
+        offset += 1
+    }
+
+    func get(_ api: QueryAPI, _ target: String, key: String? = "test-api-key-123", headers: [String] = [], method: String = "GET") -> HTTPResponse {
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: x\r\n"
+        if let key { text += "x-api-key: \(key)\r\n" }
+        for header in headers { text += header + "\r\n" }
+        guard case .request(let head, let body, _) = HTTPRequestParser().parse(Array((text + "\r\n").utf8)) else {
+            return HTTPResponse(status: -1)
+        }
+        return api.handle(head, body)
+    }
+
+    func header(_ response: HTTPResponse, _ name: String) -> String? { response.headers.first { $0.name == name }?.value }
+    func json(_ response: HTTPResponse) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+    }
+
+    @Test("health and readiness answer without a key")
+    func healthAndReadiness() throws {
+        let api = try api()
+        #expect(get(api, "/healthz", key: nil).status == 200)
+        #expect(get(api, "/readyz", key: nil).status == 200)
+        ready.set(false)
+        #expect(get(api, "/readyz", key: nil).status == 503)
+    }
+
+    @Test("a missing or unknown key is 401; a device outside the key's scope is 404, like a route that does not exist")
+    func authentication() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        test.incoming("dev-2", "b@c.us", "M2")
+        let api = try test.api()
+        #expect(get(api, "/api/v1/devices/dev-1/chats", key: nil).status == 401)
+        #expect(get(api, "/api/v1/devices/dev-1/chats", key: "nope").status == 401)
+        #expect(get(api, "/api/v1/devices/dev-1/chats", key: "reader-key").status == 200)
+        let outside = get(api, "/api/v1/devices/dev-2/chats", key: "reader-key")
+        #expect(outside.status == 404)
+        #expect(outside.body == get(api, "/api/v1/no/such/route", key: "reader-key").body)
+        #expect(get(api, "/api/v1/devices/dev-2/chats").status == 200, "the auditor key reads every device")
+    }
+
+    @Test("auditor routes: 403 for a reader, and not pretended for an auditor (501 until built)")
+    func auditorRoutes() throws {
+        let api = try api()
+        #expect(get(api, "/api/v1/devices/dev-1/chats?asOf=1", key: "reader-key").status == 403)
+        #expect(get(api, "/api/v1/devices/dev-1/events", key: "reader-key").status == 403)
+        #expect(get(api, "/api/v1/devices/dev-1/chats?asOf=1").status == 501)
+    }
+
+    @Test("ETag is the device version; If-None-Match with it is 304; an event makes it 200 again; X-Ledger-Position follows")
+    func etagAndPosition() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let api = try test.api()
+        let first = get(api, "/api/v1/devices/dev-1/chats")
+        #expect(header(first, "ETag") == "\"1\"")
+        #expect(header(first, "X-Ledger-Position") == "0:0")
+        #expect(get(api, "/api/v1/devices/dev-1/chats", headers: ["If-None-Match: \"1\""]).status == 304)
+        test.incoming("dev-1", "a@c.us", "M2")
+        let second = get(api, "/api/v1/devices/dev-1/chats", headers: ["If-None-Match: \"1\""])
+        #expect(second.status == 200)
+        #expect(header(second, "ETag") == "\"2\"")
+        #expect(header(second, "X-Ledger-Position") == "0:1")
+    }
+
+    @Test("one chat (percent-encoded id), unread totals, and 404 for a chat the device does not have")
+    func chatAndUnread() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        test.incoming("dev-1", "a@c.us", "M2")
+        let api = try test.api()
+        let chat = get(api, "/api/v1/devices/dev-1/chats/a%40c.us")
+        #expect(chat.status == 200)
+        #expect(try json(chat)["unreadCount"] as? Int == 2)
+        #expect(get(api, "/api/v1/devices/dev-1/chats/zz%40c.us").status == 404)
+        let unread = get(api, "/api/v1/devices/dev-1/unread")
+        #expect(try json(unread)["unreadMessages"] as? Int == 2)
+        #expect(try json(unread)["unreadChats"] as? Int == 1)
+    }
+
+    @Test("bad requests are 400 with a JSON error; other methods 405 with Allow", arguments: [
+        "/api/v1/devices/dev-1/chats?limit=0", "/api/v1/devices/dev-1/chats?limit=501", "/api/v1/devices/dev-1/chats?filter=x",
+        "/api/v1/devices/dev-1/chats?color=red", "/api/v1/devices/dev-1/chats?cursor=forged",
+        "/api/v1/devices/dev-1/chats?limit=1&limit=2", "/api/v1/devices/dev-1/chats?limit=%zz", "/api/v1/devices/dev%zz/chats",
+        "/api/v1/devices/dev-1/chats?minPosition=x",
+    ])
+    func badRequests(target: String) throws {
+        let response = get(try api(), target)
+        #expect(response.status == 400, "\(target)")
+        #expect(try json(response)["error"] != nil)
+    }
+
+    @Test("methods other than GET are 405 with Allow: GET")
+    func methodNotAllowed() throws {
+        let response = get(try api(), "/api/v1/devices/dev-1/chats", method: "POST")
+        #expect(response.status == 405)
+        #expect(header(response, "Allow") == "GET")
+    }
+
+    @Test("minPosition not yet applied is 503 with Retry-After; once applied, 200")
+    func minPosition() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let api = try test.api()
+        let early = get(api, "/api/v1/devices/dev-1/chats?minPosition=0:1")
+        #expect(early.status == 503)
+        #expect(header(early, "Retry-After") == "1")
+        test.incoming("dev-1", "a@c.us", "M2")
+        #expect(get(api, "/api/v1/devices/dev-1/chats?minPosition=0:1").status == 200)
+    }
+
+    @Test("the stale-count scenario over a real socket: unreadCount 0, three messages, the next query says 3")
+    func staleCountOverHTTP() throws {
+        var test = self
+        test.store.apply(
+            Event(eventId: "own", deviceId: "dev-1", occurredAt: 1, chatId: "a@c.us",
+                  payload: .messageCreated(MessageCreated(messageId: "O1", fromMe: true, kind: .text, preview: "hi"))),
+            at: LogPosition(partition: 0, offset: 0))
+        test.offset = 1
+        let api = try test.api()
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration) { head, body in api.handle(head, body) }
+        let port = try server.start()
+        defer { server.stop() }
+        func unreadCount() throws -> Int? {
+            let client = try LoopbackClient(port: port)
+            defer { client.close() }
+            client.send("GET /api/v1/devices/dev-1/chats HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\nConnection: close\r\n\r\n")
+            let response = client.readToEnd()
+            guard let start = response.range(of: "\r\n\r\n") else { return nil }
+            let object = try JSONSerialization.jsonObject(with: Data(response[start.upperBound...].utf8)) as? [String: Any]
+            return ((object?["chats"] as? [[String: Any]])?.first?["unreadCount"]) as? Int
+        }
+        #expect(try unreadCount() == 0)
+        #expect(try unreadCount() == 0)
+        #expect(test.store.cache.counters.hits >= 1, "served from the cache")
+        for index in 1...3 { test.incoming("dev-1", "a@c.us", "M\(index)") }
+        #expect(try unreadCount() == 3)
+    }
+}
