@@ -38,7 +38,7 @@ let package = Package(
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest"]
+            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest", "QueryWorker"]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
@@ -49,7 +49,10 @@ let package = Package(
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
-        .testTarget(name: "QueryWorkerTests", dependencies: ["QueryWorker", "LedgerSupport", "ChatProjection", "ChatEvents", "EventLog"]),
+        .testTarget(
+            name: "QueryWorkerTests",
+            dependencies: ["QueryWorker", "LedgerSupport", "ChatProjection", "ChatEvents", "EventLog", "KafkaTestSupport"]
+        ),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "KafkaClientTests",

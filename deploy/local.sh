@@ -75,51 +75,8 @@ run_demo() {
   find_swift
   log "building release"
   swift build -c release
-  local chatledger=.build/release/chatledger data=./data/demo
-  # `chatledger run` (one process with the HTTP query worker) is not built yet (issue #6);
-  # until it is, this runs the same parts as separate processes: the embedded broker,
-  # ingest into ./data/demo, and simulated bridge traffic; then shows what ingest made.
-  coproc BROKER { exec "$chatledger" broker --partitions 8; }
-  demo_broker=$BROKER_PID
-  demo_ingest=""
-  trap 'kill "${demo_broker:-}" ${demo_ingest:+"$demo_ingest"} 2>/dev/null || true' EXIT
-  local first_line="" bootstrap=""
-  # The broker prints its address as its first line once it is ready: block on that line.
-  read -r first_line <&"${BROKER[0]}" || true
-  bootstrap=$(sed -n 's/^bootstrap=\([^ ]*\).*/\1/p' <<<"$first_line")
-  [ -n "$bootstrap" ] || { log "the embedded broker did not start"; exit 1; }
-  log "embedded broker at $bootstrap"
-
-  rm -rf "$data"
-  "$chatledger" ingest --brokers "$bootstrap" --data "$data" --group "demo-$$" 2>"$data.ingest.log" &
-  demo_ingest=$!
-  log "ingest running (log: $data.ingest.log); publishing 2000 simulated device events"
-  "$chatledger" produce --brokers "$bootstrap" --simulate --count 2000 --devices 10 --chats 50 >/dev/null
-  log "waiting for ingest to log all 2000 records"
-  local records=0
-  for _ in $(seq 120); do
-    records=$({ "$chatledger" verify --data "$data" --json 2>/dev/null || true; } | sed -n 's/.*"records":\([0-9]*\),"seconds".*/\1/p')
-    [ "${records:-0}" -ge 2000 ] && break
-    sleep 0.5
-  done
-  "$chatledger" verify --data "$data" | tail -n 3 >&2
-  log "dev-1's chat list as the API will serve it (first 3 chats):"
-  "$chatledger" replay --data "$data" --device dev-1 --limit 3 >&2
-  cat >&2 <<MSG
-
-Running: a Kafka-protocol broker (librdkafka's mock cluster, in memory) at $bootstrap and
-'chatledger ingest' writing the event log and projection checkpoints to $data.
-
-Try, in another terminal:
-  $chatledger produce --brokers $bootstrap --simulate --count 500 --rate 50 --seed 2
-  $chatledger replay --data $data --device dev-3 --limit 5
-  $chatledger export --data $data --device dev-3 | head -3
-  $chatledger verify --data $data
-  kcat -b $bootstrap -C -t wa.device-events -e -f '%p:%o %k %s\n' | head
-
-Ctrl-C stops ingest (it syncs and checkpoints) and the broker.
-MSG
-  wait "$demo_ingest"
+  log "starting chatledger run --demo (embedded broker, ingest, projections, HTTP API on 127.0.0.1:8080); Ctrl-C stops it"
+  exec .build/release/chatledger run --demo --data ./data/demo
 }
 
 case "${1:-}" in

@@ -56,6 +56,8 @@ public final class IngestPipeline {
     private var pendingDeadLetters: [(position: LogPosition, chainHash: SHA256Digest)] = []
     private var touched: Set<Int32> = []
     private var recordsSinceCheckpoint = 0
+    /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
+    public var onBatchApplied: (@Sendable () -> Void)?
     private var lastCheckpoint = ContinuousClock.now
 
     /// Loads the projection (newest checkpoint, then the log after it).
@@ -162,6 +164,7 @@ public final class IngestPipeline {
         }
         for item in pending { store.apply(item.event, at: item.position, chainHash: item.chainHash) }
         for item in pendingDeadLetters { store.skip(at: item.position, chainHash: item.chainHash) }
+        if !pending.isEmpty || !pendingDeadLetters.isEmpty { onBatchApplied?() }
         recordsSinceCheckpoint += pending.count + pendingDeadLetters.count
         pending.removeAll(keepingCapacity: true)
         pendingDeadLetters.removeAll(keepingCapacity: true)

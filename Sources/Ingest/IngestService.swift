@@ -29,9 +29,14 @@ public final class IngestService: Sendable {
     }
 
     private let stopping = Atomic<Bool>(false)
+    private let caughtUp = Atomic<Bool>(false)
     private let logger = Logger(label: "ingest")
 
     public init() {}
+
+    /// True once every assigned partition has reached its high watermark (and stays true
+    /// until a newly assigned partition has to catch up): what `/readyz` reports.
+    public var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
 
     /// Asks the loop to finish its batch and shut down cleanly.
     public func stop() { stopping.store(true, ordering: .releasing) }
@@ -39,7 +44,11 @@ public final class IngestService: Sendable {
     /// Consumes until `stop()`; then syncs, checkpoints and leaves the group.
     /// - Throws: what stops ingest for good (a fatal Kafka error, a damaged log).
     public func run(log: EventLog, configuration: Configuration) throws {
-        let pipeline = try IngestPipeline(log: log, options: configuration.pipeline)
+        try run(pipeline: try IngestPipeline(log: log, options: configuration.pipeline), configuration: configuration)
+    }
+
+    /// Consumes into a pipeline the caller made (to share its projection store) until `stop()`.
+    public func run(pipeline: IngestPipeline, configuration: Configuration) throws {
         let consumer = try KafkaConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
             configuration: configuration.kafka,
@@ -75,6 +84,7 @@ public final class IngestService: Sendable {
                 for partition in pipeline.catchingUp { highs[partition] = consumer.highWatermark(partition: partition) }
                 pipeline.updateReadiness(highWatermarks: highs)
             }
+            caughtUp.store(!consumer.assignment.isEmpty && pipeline.catchingUp.isEmpty, ordering: .releasing)
             try pipeline.checkpointIfDue()
             let elapsed = (ContinuousClock.now - lastProgress) / .seconds(1)
             if elapsed >= configuration.progressEverySeconds {

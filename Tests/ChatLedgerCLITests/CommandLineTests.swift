@@ -42,7 +42,7 @@ struct CommandLineTests {
     }
 
     @Test("commands not built yet say so and exit 69, never pretending", arguments: [
-        ["run"], ["serve", "--keys", "k.json"], ["bench", "http"],
+        ["serve", "--keys", "k.json"], ["bench", "http"],
     ])
     func notBuiltYet(arguments: [String]) throws {
         let run = try ChatLedgerProcess.run(arguments)

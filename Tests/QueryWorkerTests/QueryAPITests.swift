@@ -2,6 +2,7 @@ import ChatEvents
 import ChatProjection
 import EventLog
 import Foundation
+import KafkaTestSupport
 import LedgerSupport
 import QueryWorker
 import Synchronization
@@ -159,7 +160,7 @@ struct QueryAPITests {
         let api = try test.api()
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
-        let server = HTTPServer(configuration: configuration) { head, body in api.handle(head, body) }
+        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
         let port = try server.start()
         defer { server.stop() }
         func unreadCount() throws -> Int? {
@@ -176,5 +177,33 @@ struct QueryAPITests {
         #expect(test.store.cache.counters.hits >= 1, "served from the cache")
         for index in 1...3 { test.incoming("dev-1", "a@c.us", "M\(index)") }
         #expect(try unreadCount() == 3)
+    }
+
+    @Test("a query with minPosition and wait is held until the position is applied, then answered; past its wait it gets 503")
+    func minPositionWaits() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let api = try test.api()
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
+        let port = try server.start()
+        defer { server.stop() }
+
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET /api/v1/devices/dev-1/chats?minPosition=0:1&wait=10000 HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
+        test.incoming("dev-1", "a@c.us", "M2")  // offset 1
+        server.wake()
+        let answered = try #require(client.readResponses(1).first)
+        #expect(answered.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(answered.contains("X-Ledger-Position: 0:1"))
+        #expect(answered.contains(#""unreadCount":2"#))
+
+        client.send("GET /api/v1/devices/dev-1/unread?minPosition=0:99&wait=200 HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
+        let timedOut = try #require(client.readResponses(1).first)
+        #expect(timedOut.hasPrefix("HTTP/1.1 503"))
+        #expect(timedOut.contains("Retry-After: 1"))
+        #expect(get(api, "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
     }
 }

@@ -10,17 +10,6 @@ private func notBuilt(_ arguments: ParsedArguments, issue: Int) -> Int32 {
     return ChatLedgerCommand.notBuiltStatus
 }
 
-enum RunCommand: Command {
-    static let spec = CommandSpec(
-        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo]",
-        summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
-        options: [
-            .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic."),
-        ])
-
-    static func run(_ arguments: ParsedArguments) throws -> Int32 { notBuilt(arguments, issue: 6) }
-}
-
 enum ServeCommand: Command {
     static let spec = CommandSpec(
         name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE",

@@ -26,6 +26,19 @@ public final class QueryAPI: Sendable {
         self.clock = clock
     }
 
+    /// The longest `wait` a request may ask for, in ms.
+    public static let maxWaitMilliseconds = 30_000
+
+    /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
+    /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
+    public func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
+        let response = handle(head, body)
+        guard response.status == 503, response.headers.contains(where: { $0.name == "Retry-After" }),
+            let parameters = try? Self.queryParameters(head.query), let wait = parameters["wait"].flatMap(Int.init), wait > 0
+        else { return .response(response) }
+        return .retry(deadline: .now + .milliseconds(wait), fallback: response)
+    }
+
     public func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
         guard head.method == "GET" else {
             var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served")
@@ -112,9 +125,14 @@ public final class QueryAPI: Sendable {
         return .error(404, code: "not_found", message: "no such route")
     }
 
-    /// `minPosition=P:O`: answered only once partition P is applied through O. Waiting
-    /// (`wait`) is not built yet, so an unmet position is 503 with `Retry-After` at once.
+    /// `minPosition=P:O`: answered only once partition P is applied through O; until then
+    /// 503 with `Retry-After` (which `reply` turns into a wait of up to `wait` ms).
     private func minPositionUnmet(_ parameters: [String: String]) -> HTTPResponse? {
+        if let text = parameters["wait"] {
+            guard let wait = Int(text), (0...Self.maxWaitMilliseconds).contains(wait) else {
+                return .error(400, code: "bad_parameter", message: "wait must be 0...\(Self.maxWaitMilliseconds) ms")
+            }
+        }
         guard let text = parameters["minPosition"] else { return nil }
         guard let position = LogPosition(text) else {
             return .error(400, code: "bad_parameter", message: "minPosition must be P:O")

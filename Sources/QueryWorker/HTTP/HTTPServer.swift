@@ -24,8 +24,16 @@ public final class HTTPServer: Sendable {
         public init() {}
     }
 
+    /// What a handler answers: a response now, or "not yet": the request is parked and
+    /// asked again whenever the server is woken (`wake()`) until `deadline`, when
+    /// `fallback` is sent instead. A parked request holds back later pipelined ones.
+    public enum Reply: Sendable {
+        case response(HTTPResponse)
+        case retry(deadline: ContinuousClock.Instant, fallback: HTTPResponse)
+    }
+
     /// Answers one request; runs on the server's loop thread, so it must not block.
-    public typealias Handler = @Sendable (HTTPRequestHead, [UInt8]) -> HTTPResponse
+    public typealias Handler = @Sendable (HTTPRequestHead, [UInt8]) -> Reply
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
@@ -86,12 +94,18 @@ public final class HTTPServer: Sendable {
         return UInt16(bigEndian: address.sin_port)
     }
 
+    /// Makes the loop ask parked requests again now (call it when what they wait for may
+    /// have happened, e.g. after events were applied). Safe from any thread.
+    public func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite.load(ordering: .acquiring), &byte, 1)
+    }
+
     /// Stops accepting, finishes writing in-flight responses, closes every connection and
     /// waits for the loop thread to end.
     public func stop() {
         stopping.store(true, ordering: .releasing)
-        var byte: UInt8 = 1
-        _ = write(wakeWrite.load(ordering: .acquiring), &byte, 1)
+        wake()
         let thread = loop.withLock { thread in
             defer { thread = nil }
             return thread
@@ -102,6 +116,8 @@ public final class HTTPServer: Sendable {
     // MARK: - The loop
 
     private struct Connection {
+        /// A request waiting for its handler to answer (see `Reply.retry`).
+        var parked: (head: HTTPRequestHead, body: [UInt8], deadline: ContinuousClock.Instant, fallback: HTTPResponse)?
         var input: [UInt8] = []
         var output: [UInt8] = []
         var closeAfterWrite = false
@@ -126,14 +142,16 @@ public final class HTTPServer: Sendable {
                 if drainDeadline == nil {
                     drainDeadline = .now + .seconds(2)
                     cl_epoll_unwatch(epoll, listener)
-                    for (fd, connection) in connections where connection.output.isEmpty {
+                    for (fd, connection) in connections where connection.output.isEmpty && connection.parked == nil {
                         close(fd)
                         connections[fd] = nil
                     }
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, 100)
+            let parkedDeadline = connections.values.compactMap { $0.parked?.deadline }.min()
+            let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
+            let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             for index in 0..<max(0, Int(count)) {
                 let fd = readyDescriptors[index]
                 let flags = readyEvents[index]
@@ -156,6 +174,7 @@ public final class HTTPServer: Sendable {
                     }
                 }
             }
+            retryParked(epoll, parser, &connections)
             expireTimeouts(epoll, &connections)
         }
         for fd in connections.keys { close(fd) }
@@ -207,10 +226,17 @@ public final class HTTPServer: Sendable {
                 break
             }
         }
-        while !connection.closeAfterWrite, !connection.input.isEmpty {
+        answerRequests(&connection, parser)
+        return !peerClosed || !connection.output.isEmpty
+    }
+
+    /// Answers whole requests from the input, in order, until one is parked or more bytes
+    /// are needed.
+    private func answerRequests(_ connection: inout Connection, _ parser: HTTPRequestParser) {
+        while connection.parked == nil, !connection.closeAfterWrite, !connection.input.isEmpty {
             switch parser.parse(connection.input) {
             case .incomplete:
-                return !peerClosed || !connection.output.isEmpty
+                return
             case .failure(let error):
                 connection.output += HTTPResponse.error(error.status, code: "bad_request", message: error.reason).encoded(keepAlive: false)
                 connection.closeAfterWrite = true
@@ -218,13 +244,44 @@ public final class HTTPServer: Sendable {
             case .request(let head, let body, let consumed):
                 connection.input.removeFirst(consumed)
                 connection.requestStarted = connection.input.isEmpty ? nil : .now
-                let response = handler(head, body)
-                let keepAlive = head.keepAlive && !stopping.load(ordering: .acquiring)
-                connection.output += response.encoded(keepAlive: keepAlive)
-                if !keepAlive { connection.closeAfterWrite = true }
+                switch handler(head, body) {
+                case .response(let response):
+                    send(response, for: head, on: &connection)
+                case .retry(let deadline, let fallback):
+                    connection.parked = (head, body, deadline, fallback)
+                }
             }
         }
-        return !peerClosed || !connection.output.isEmpty
+    }
+
+    private func send(_ response: HTTPResponse, for head: HTTPRequestHead, on connection: inout Connection) {
+        let keepAlive = head.keepAlive && !stopping.load(ordering: .acquiring)
+        connection.output += response.encoded(keepAlive: keepAlive)
+        if !keepAlive { connection.closeAfterWrite = true }
+    }
+
+    /// Asks every parked request again; past its deadline it gets its fallback.
+    private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+        for (fd, var connection) in connections {
+            guard let parked = connection.parked else { continue }
+            let response: HTTPResponse
+            if case .response(let ready) = handler(parked.head, parked.body) {
+                response = ready
+            } else if ContinuousClock.now >= parked.deadline || stopping.load(ordering: .acquiring) {
+                response = parked.fallback
+            } else {
+                continue
+            }
+            connection.parked = nil
+            send(response, for: parked.head, on: &connection)
+            answerRequests(&connection, parser)
+            if flush(fd, epoll, &connection) {
+                connections[fd] = connection
+            } else {
+                close(fd)
+                connections[fd] = nil
+            }
+        }
     }
 
     /// Writes what is pending; waits for EPOLLOUT when the socket is full. False when the
@@ -251,7 +308,7 @@ public final class HTTPServer: Sendable {
     private func expireTimeouts(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
         let now = ContinuousClock.now
         for (fd, var connection) in connections {
-            if let started = connection.requestStarted, connection.output.isEmpty,
+            if connection.parked == nil, let started = connection.requestStarted, connection.output.isEmpty,
                 now - started > .milliseconds(configuration.headerTimeoutMilliseconds)
             {
                 connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
@@ -265,7 +322,7 @@ public final class HTTPServer: Sendable {
                     close(fd)
                     connections[fd] = nil
                 }
-            } else if connection.input.isEmpty, connection.output.isEmpty,
+            } else if connection.parked == nil, connection.input.isEmpty, connection.output.isEmpty,
                 now - connection.lastActivity > .milliseconds(configuration.idleTimeoutMilliseconds)
             {
                 close(fd)

@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import EventLog
+import Foundation
+import Ingest
+import KafkaClient
+import LedgerSupport
+import QueryWorker
+import Synchronization
+
+/// `chatledger run`: everything in one process. Without `--brokers` it starts an embedded
+/// Kafka-protocol broker (librdkafka's mock cluster) and prints its address; then ingest,
+/// the projection and the HTTP query worker; `--demo` feeds simulated bridge traffic.
+/// Without `--keys` a development key `demo-key` (auditor, every device) is used.
+enum RunCommand: Command {
+    static let spec = CommandSpec(
+        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo]",
+        summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
+        options: [
+            .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
+            CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
+        ])
+
+    static let demoKey = "demo-key"
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let signals = TerminationSignal.install()
+        let logger = Logger(label: "run")
+        let topic = arguments.string("topic") ?? "wa.device-events"
+        let (host, port) = try address(arguments.string("http") ?? "127.0.0.1:8080", arguments)
+        let keys: APIKeys
+        if let path = arguments.string("keys") {
+            keys = try APIKeys.load(path: path)
+        } else {
+            logger.warning("no --keys: using the development key \(demoKey) (auditor, every device)")
+            keys = try APIKeys(json: Array(#"{"keys":[{"key":"\#(demoKey)","devices":["*"],"role":"auditor"}]}"#.utf8))
+        }
+        let cluster: MockCluster? =
+            arguments.string("brokers") == nil
+            ? try MockCluster(topics: [(topic, try arguments.integer("partitions", in: 1...1024) ?? 8)]) : nil
+        let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
+
+        let options = IngestPipeline.Options(topic: topic)
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: options)
+        let store = pipeline.store
+        let service = IngestService()
+        let api = QueryAPI(store: store, keys: keys, isReady: { service.isCaughtUp })
+        var serverConfiguration = HTTPServer.Configuration()
+        serverConfiguration.host = host
+        serverConfiguration.port = port
+        let server = HTTPServer(configuration: serverConfiguration) { head, body in api.reply(head, body) }
+        let boundPort = try server.start()
+        pipeline.onBatchApplied = { server.wake() }  // queries waiting for a position are asked again
+
+        // Whatever ends first (a signal, ingest failing) wakes the main thread.
+        let finished = Semaphore()
+        let failed = Atomic<Bool>(false)
+        signals.onSignal { _ in finished.signal() }
+        let handoff = PipelineHandoff(pipeline)
+        let ingest = Thread {
+            do {
+                try service.run(pipeline: handoff.pipeline, configuration: .init(brokers: brokers, group: "chatledger-run", pipeline: options))
+            } catch {
+                Logger(label: "run").error("ingest stopped", ["error": error])
+                failed.store(true, ordering: .releasing)
+            }
+            finished.signal()
+        }
+        ingest.start()
+        let demo = arguments.flag("demo") ? DemoTraffic(brokers: brokers, topic: topic) : nil
+        demo?.start()
+
+        let url = "http://\(host):\(boundPort)"
+        if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
+        print("url=\(url)")
+        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices/dev-1/chats")
+        flushStandardOutput()
+
+        finished.wait()
+        demo?.stop()
+        service.stop()
+        ingest.join()
+        server.stop()
+        withExtendedLifetime(cluster) {}
+        return failed.load(ordering: .acquiring) ? 1 : 0
+    }
+
+    static func address(_ text: String, _ arguments: ParsedArguments) throws -> (String, UInt16) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { throw arguments.usageError("--http takes HOST:PORT, e.g. 127.0.0.1:8080") }
+        return (String(parts[0]), port)
+    }
+}
+
+/// Hands the pipeline to the ingest thread.
+private final class PipelineHandoff: @unchecked Sendable {
+    // SAFETY: after the handoff only the ingest thread touches the pipeline; the main
+    // thread keeps only its `store`, which is `Sendable`.
+    let pipeline: IngestPipeline
+
+    init(_ pipeline: IngestPipeline) { self.pipeline = pipeline }
+}
+
+/// Simulated bridge traffic for `run --demo`, on its own thread, about 20 events/s.
+private final class DemoTraffic: Sendable {
+    private let brokers: String
+    private let topic: String
+    private let stopping = Atomic<Bool>(false)
+    private let done = Semaphore()
+
+    init(brokers: String, topic: String) {
+        self.brokers = brokers
+        self.topic = topic
+    }
+
+    func start() {
+        Thread { [self] in
+            defer { done.signal() }
+            guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
+            var model = TrafficModel(.init(devices: 10, chatsPerDevice: 30, seed: UInt64(time(nil))))
+            while !stopping.load(ordering: .acquiring) {
+                let event = model.next().event
+                try? producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+                producer.poll()
+                usleep(50_000)  // the demo's rate, about 20 events/s
+            }
+            try? producer.flush(timeoutMilliseconds: 5_000)
+        }.start()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        done.wait()
+    }
+}

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import KafkaTestSupport
+import Testing
+
+@Suite("chatledger run, as a real process")
+struct RunCommandTests {
+    /// One GET with the development key; the response's status and JSON body.
+    func get(_ port: UInt16, _ target: String) throws -> (status: Int, body: [String: Any]) {
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+        let response = client.readToEnd()
+        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
+        guard let start = response.range(of: "\r\n\r\n") else { return (status, [:]) }
+        let body = (try? JSONSerialization.jsonObject(with: Data(response[start.upperBound...].utf8))) as? [String: Any] ?? [:]
+        return (status, body)
+    }
+
+    func unreadCount(_ body: [String: Any]) -> Int? {
+        ((body["chats"] as? [[String: Any]])?.first?["unreadCount"]) as? Int
+    }
+
+    /// Publishes NDJSON lines with `chatledger produce --file` (a separate client); returns the last offset as P:O.
+    func produce(_ brokers: String, _ lines: [String]) throws -> String {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).ndjson")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(lines.joined(separator: "\n").utf8).write(to: file)
+        let run = try ChatLedgerProcess.run(["produce", "--brokers", brokers, "--file", file.path])
+        #expect(run.status == 0, "\(run.standardError)")
+        let summary = try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any]
+        let (partition, offset) = try #require((summary?["lastOffsets"] as? [String: Int])?.first)
+        return "\(partition):\(offset)"
+    }
+
+    func message(_ id: String, fromMe: Bool, at time: Int) -> String {
+        #"{"schemaVersion":1,"eventId":"E-\#(id)","deviceId":"dev-s","type":"message.created","occurredAt":\#(time),"chatId":"anna@c.us","data":{"messageId":"\#(id)","fromMe":\#(fromMe),"kind":"text","preview":"hi"}}"#
+    }
+
+    @Test("the stale-count scenario: unreadCount 0, three messages from another person through Kafka, the next query with minPosition says 3; a plain GET catches up within the freshness delay and never goes backwards")
+    func staleCountScenario() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let process = Process()
+        process.executableURL = ChatLedgerProcess.executable
+        process.arguments = ["run", "--http", "127.0.0.1:0", "--data", data]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
+        // The first lines say where the broker and the API are.
+        var brokers = ""
+        var port: UInt16 = 0
+        var buffer = Data()
+        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
+            if byte == Data("\n".utf8) {
+                let line = String(decoding: buffer, as: UTF8.self)
+                if line.hasPrefix("bootstrap=") { brokers = String(line.dropFirst(10)) }
+                if line.hasPrefix("url=") { port = UInt16(line.split(separator: ":").last ?? "") ?? 0 }
+                buffer = Data()
+            } else {
+                buffer.append(byte)
+            }
+        }
+        #expect(!brokers.isEmpty && port != 0)
+
+        let own = try produce(brokers, [message("O1", fromMe: true, at: 100)])
+        let before = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(own)&wait=20000")
+        #expect(before.status == 200)
+        #expect(unreadCount(before.body) == 0)
+
+        let three = try produce(brokers, (1...3).map { message("M\($0)", fromMe: false, at: 200 + $0) })
+        let after = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(three)&wait=20000")
+        #expect(after.status == 200)
+        #expect(unreadCount(after.body) == 3, "the very next query, no sleep")
+
+        // Three more; plain GETs polled right after the produce: how long until they show 6.
+        _ = try produce(brokers, (4...6).map { message("M\($0)", fromMe: false, at: 300 + $0) })
+        let start = ContinuousClock.now
+        var last = 3
+        var polls = 0
+        while last < 6, polls < 100_000 {
+            let count = unreadCount(try get(port, "/api/v1/devices/dev-s/chats").body) ?? -1
+            #expect(count >= last, "a count never goes backwards")
+            last = max(last, count)
+            polls += 1
+        }
+        #expect(last == 6)
+        let delay = (ContinuousClock.now - start) / .milliseconds(1)
+        print("run-mode freshness delay: \(Int(delay)) ms after produce returned (\(polls) polls)")
+
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
