@@ -76,6 +76,8 @@ run_demo() {
   log "building release"
   swift build -c release
   log "starting chatledger run --demo (embedded broker, ingest, projections, HTTP API on 127.0.0.1:8080); Ctrl-C stops it"
+  # The embedded broker keeps nothing between runs, so neither does the demo's log.
+  rm -rf ./data/demo
   exec .build/release/chatledger run --demo --data ./data/demo
 }
 

@@ -101,4 +101,14 @@ struct RunCommandTests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
     }
+
+    @Test("run with the embedded broker refuses a data directory that already holds a log")
+    func refusesExistingLog() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-existing-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try FileManager.default.createDirectory(atPath: data + "/log/wa.device-events/0", withIntermediateDirectories: true)
+        let run = try ChatLedgerProcess.run(["run", "--http", "127.0.0.1:0", "--data", data])
+        #expect(run.status == 1)
+        #expect(run.standardError.contains("already holds an event log"))
+    }
 }

@@ -37,13 +37,19 @@ enum RunCommand: Command {
             logger.warning("no --keys: using the development key \(demoKey) (auditor, every device)")
             keys = try APIKeys(json: Array(#"{"keys":[{"key":"\#(demoKey)","devices":["*"],"role":"auditor"}]}"#.utf8))
         }
+        let data = arguments.string("data") ?? "./data"
+        if arguments.string("brokers") == nil, let existing = try? EventLog(dataDirectory: data).partitions(), !existing.isEmpty {
+            // The embedded broker starts empty: resuming a log made against another broker would mix two histories.
+            writeStandardError("chatledger run: \(data) already holds an event log, and the embedded broker starts empty; use a fresh --data, or --brokers for the Kafka that log came from\n")
+            return 1
+        }
         let cluster: MockCluster? =
             arguments.string("brokers") == nil
             ? try MockCluster(topics: [(topic, try arguments.integer("partitions", in: 1...1024) ?? 8)]) : nil
         let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
 
         let options = IngestPipeline.Options(topic: topic)
-        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: options)
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let service = IngestService()
         let api = QueryAPI(store: store, keys: keys, isReady: { service.isCaughtUp })
