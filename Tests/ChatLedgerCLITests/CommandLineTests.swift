@@ -41,8 +41,8 @@ struct CommandLineTests {
         #expect(run.standardError.contains(reason), "\(run.standardError)")
     }
 
-    @Test("commands not built yet say so and exit 69, never pretending", arguments: [
-        ["serve", "--keys", "k.json"], ["bench", "http"],
+    @Test("what is not built yet says so and exits 69, never pretending", arguments: [
+        ["bench", "http"],
     ])
     func notBuiltYet(arguments: [String]) throws {
         let run = try ChatLedgerProcess.run(arguments)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import KafkaClient
 import KafkaTestSupport
 import Testing
 
@@ -110,5 +111,61 @@ struct RunCommandTests {
         let run = try ChatLedgerProcess.run(["run", "--http", "127.0.0.1:0", "--data", data])
         #expect(run.status == 1)
         #expect(run.standardError.contains("already holds an event log"))
+    }
+
+    @Test("the stale-count scenario with ingest and serve as separate processes: the next query with minPosition says 3; a plain GET catches up within the freshness delay")
+    func staleCountIngestAndServe() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 2)])
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: data)
+            try? FileManager.default.removeItem(atPath: data + ".keys")
+        }
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try Data(#"{"keys":[{"key":"demo-key","devices":["dev-s"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: data + ".keys"))
+        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "serve-scenario")
+        defer { _ = ingest.terminate() }
+        let serve = Process()
+        serve.executableURL = ChatLedgerProcess.executable
+        serve.arguments = ["serve", "--data", data, "--http", "127.0.0.1:0", "--keys", data + ".keys"]
+        let output = Pipe()
+        serve.standardOutput = output
+        serve.standardError = FileHandle.nullDevice
+        try serve.run()
+        defer {
+            if serve.isRunning {
+                serve.terminate()
+                serve.waitUntilExit()
+            }
+        }
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
+        let port = UInt16(String(decoding: line, as: UTF8.self).split(separator: ":").last ?? "") ?? 0
+        #expect(port != 0)
+
+        let own = try produce(cluster.bootstrapServers, [message("O1", fromMe: true, at: 100)])
+        let before = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(own)&wait=20000")
+        #expect(before.status == 200)
+        #expect(unreadCount(before.body) == 0)
+        let three = try produce(cluster.bootstrapServers, (1...3).map { message("M\($0)", fromMe: false, at: 200 + $0) })
+        let after = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(three)&wait=20000")
+        #expect(unreadCount(after.body) == 3, "the very next query, no sleep")
+
+        _ = try produce(cluster.bootstrapServers, (4...6).map { message("M\($0)", fromMe: false, at: 300 + $0) })
+        let start = ContinuousClock.now
+        var last = 3
+        var polls = 0
+        while last < 6, polls < 100_000 {
+            let count = unreadCount(try get(port, "/api/v1/devices/dev-s/chats").body) ?? -1
+            #expect(count >= last, "a count never goes backwards")
+            last = max(last, count)
+            polls += 1
+        }
+        #expect(last == 6)
+        print("ingest+serve freshness delay: \(Int((ContinuousClock.now - start) / .milliseconds(1))) ms after produce returned (\(polls) polls)")
+        #expect(try get(port, "/api/v1/devices/dev-other/chats").status == 404, "outside the key's scope")
+        serve.terminate()
+        serve.waitUntilExit()
+        #expect(serve.terminationStatus == 0)
     }
 }

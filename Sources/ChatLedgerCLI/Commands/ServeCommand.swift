@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import ChatProjection
+import EventLog
+import LedgerSupport
+import QueryWorker
+import Synchronization
+
+/// `chatledger serve`: the query worker as its own process. It loads the newest
+/// checkpoint `ingest` wrote, then follows the event log `ingest` appends to (woken by
+/// inotify), folds it into its own projection and serves the API. Ready once it has read
+/// everything the log holds.
+enum ServeCommand: Command {
+    static let spec = CommandSpec(
+        name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE [--topic T]",
+        summary: "The query worker: follow the log that ingest writes and serve chat lists over HTTP.",
+        options: [
+            .data, .http, .topic,
+            CommandSpec.Option("keys", "FILE", "API keys file (JSON, see README).", required: true),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let signals = TerminationSignal.install()
+        let topic = arguments.string("topic") ?? "wa.device-events"
+        let data = arguments.string("data") ?? "./data"
+        let (host, port) = try RunCommand.address(arguments.string("http") ?? "127.0.0.1:8080", arguments)
+        let keys = try APIKeys.load(path: arguments.string("keys") ?? "")
+        let log = EventLog(dataDirectory: data)
+        let loaded = try ProjectionRecovery.load(log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data))
+        let store = ProjectionStore(loaded.state)
+        let follower = LogTail(log: log, topic: topic, store: store)
+        let api = QueryAPI(store: store, keys: keys, isReady: { follower.isCaughtUp })
+        var configuration = HTTPServer.Configuration()
+        configuration.host = host
+        configuration.port = port
+        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
+        let boundPort = try server.start()
+        follower.start(onApplied: { server.wake() })
+        print("url=http://\(host):\(boundPort)")
+        flushStandardOutput()
+        Logger(label: "serve").info("serving", ["url": "http://\(host):\(boundPort)", "devices": loaded.state.devices.count])
+        _ = signals.wait()
+        follower.stop()
+        server.stop()
+        return follower.failed ? 1 : 0
+    }
+}
+
+/// Follows every partition log of a topic on a dedicated thread and folds new records
+/// into the store; new partitions are picked up as they appear.
+private final class LogTail: Sendable {
+    private let log: EventLog
+    private let topic: String
+    private let store: ProjectionStore
+    private let stopping = Atomic<Bool>(false)
+    private let caughtUp = Atomic<Bool>(false)
+    private let failure = Atomic<Bool>(false)
+    private let done = Semaphore()
+
+    init(log: EventLog, topic: String, store: ProjectionStore) {
+        self.log = log
+        self.topic = topic
+        self.store = store
+    }
+
+    var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
+    var failed: Bool { failure.load(ordering: .acquiring) }
+
+    func start(onApplied: @escaping @Sendable () -> Void) {
+        Thread { [self] in
+            defer { done.signal() }
+            do {
+                try follow(onApplied: onApplied)
+            } catch {
+                Logger(label: "serve").error("following the log stopped", ["error": error])
+                failure.store(true, ordering: .releasing)
+            }
+        }.start()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        done.wait()
+    }
+
+    private func follow(onApplied: @Sendable () -> Void) throws {
+        let parser = EventParser()
+        var followers: [Int32: LogFollower] = [:]
+        var turn = 0
+        while !stopping.load(ordering: .acquiring) {
+            for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
+                let next = (store.appliedOffset(partition: partition) ?? -1) + 1
+                followers[partition] = LogFollower(directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, from: next)
+            }
+            var applied = 0
+            for (partition, follower) in followers {
+                applied += try follower.poll { record in
+                    let position = LogPosition(partition: partition, offset: record.offset)
+                    if record.kind == .event, let value = record.value, let event = try? parser.parse(value) {
+                        store.apply(event, at: position, chainHash: record.chainHash)
+                    } else {
+                        store.skip(at: position, chainHash: record.chainHash)
+                    }
+                }
+            }
+            if applied > 0 {
+                onApplied()
+                continue
+            }
+            caughtUp.store(true, ordering: .releasing)
+            // Nothing new: sleep on one partition's inotify in turn, briefly, so a change on
+            // any partition is seen within a few tens of milliseconds.
+            let partitions = followers.keys.sorted()
+            if partitions.isEmpty {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                nanosleep(&pause, nil)
+            } else {
+                turn = (turn + 1) % partitions.count
+                followers[partitions[turn]]?.waitForChanges(timeoutMilliseconds: 20)
+            }
+        }
+    }
+}
