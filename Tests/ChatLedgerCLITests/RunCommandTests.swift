@@ -36,6 +36,35 @@ struct RunCommandTests {
         return "\(partition):\(offset)"
     }
 
+    /// SPEC §4's scenario: a chat shows unreadCount 0; three messages from another person
+    /// are produced by a separate client; the next query carrying minPosition shows 3.
+    /// Then three more, and plain GETs polled right after the produce measure how long
+    /// until they show 6 (printed), never going backwards.
+    func staleCountScenario(brokers: String, port: UInt16, mode: String) throws {
+        let own = try produce(brokers, [message("O1", fromMe: true, at: 100)])
+        let before = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(own)&wait=20000")
+        #expect(before.status == 200)
+        #expect(unreadCount(before.body) == 0)
+
+        let three = try produce(brokers, (1...3).map { message("M\($0)", fromMe: false, at: 200 + $0) })
+        let after = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(three)&wait=20000")
+        #expect(after.status == 200)
+        #expect(unreadCount(after.body) == 3, "the very next query, no sleep")
+
+        _ = try produce(brokers, (4...6).map { message("M\($0)", fromMe: false, at: 300 + $0) })
+        let start = ContinuousClock.now
+        var last = 3
+        var polls = 0
+        while last < 6, polls < 100_000 {
+            let count = unreadCount(try get(port, "/api/v1/devices/dev-s/chats").body) ?? -1
+            #expect(count >= last, "a count never goes backwards")
+            last = max(last, count)
+            polls += 1
+        }
+        #expect(last == 6)
+        print("\(mode) freshness delay: \(Int((ContinuousClock.now - start) / .milliseconds(1))) ms after produce returned (\(polls) polls)")
+    }
+
     func message(_ id: String, fromMe: Bool, at time: Int) -> String {
         #"{"schemaVersion":1,"eventId":"E-\#(id)","deviceId":"dev-s","type":"message.created","occurredAt":\#(time),"chatId":"anna@c.us","data":{"messageId":"\#(id)","fromMe":\#(fromMe),"kind":"text","preview":"hi"}}"#
     }
@@ -73,30 +102,7 @@ struct RunCommandTests {
         }
         #expect(!brokers.isEmpty && port != 0)
 
-        let own = try produce(brokers, [message("O1", fromMe: true, at: 100)])
-        let before = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(own)&wait=20000")
-        #expect(before.status == 200)
-        #expect(unreadCount(before.body) == 0)
-
-        let three = try produce(brokers, (1...3).map { message("M\($0)", fromMe: false, at: 200 + $0) })
-        let after = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(three)&wait=20000")
-        #expect(after.status == 200)
-        #expect(unreadCount(after.body) == 3, "the very next query, no sleep")
-
-        // Three more; plain GETs polled right after the produce: how long until they show 6.
-        _ = try produce(brokers, (4...6).map { message("M\($0)", fromMe: false, at: 300 + $0) })
-        let start = ContinuousClock.now
-        var last = 3
-        var polls = 0
-        while last < 6, polls < 100_000 {
-            let count = unreadCount(try get(port, "/api/v1/devices/dev-s/chats").body) ?? -1
-            #expect(count >= last, "a count never goes backwards")
-            last = max(last, count)
-            polls += 1
-        }
-        #expect(last == 6)
-        let delay = (ContinuousClock.now - start) / .milliseconds(1)
-        print("run-mode freshness delay: \(Int(delay)) ms after produce returned (\(polls) polls)")
+        try staleCountScenario(brokers: brokers, port: port, mode: "run")
 
         process.terminate()
         process.waitUntilExit()
@@ -143,26 +149,7 @@ struct RunCommandTests {
         let port = UInt16(String(decoding: line, as: UTF8.self).split(separator: ":").last ?? "") ?? 0
         #expect(port != 0)
 
-        let own = try produce(cluster.bootstrapServers, [message("O1", fromMe: true, at: 100)])
-        let before = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(own)&wait=20000")
-        #expect(before.status == 200)
-        #expect(unreadCount(before.body) == 0)
-        let three = try produce(cluster.bootstrapServers, (1...3).map { message("M\($0)", fromMe: false, at: 200 + $0) })
-        let after = try get(port, "/api/v1/devices/dev-s/chats?minPosition=\(three)&wait=20000")
-        #expect(unreadCount(after.body) == 3, "the very next query, no sleep")
-
-        _ = try produce(cluster.bootstrapServers, (4...6).map { message("M\($0)", fromMe: false, at: 300 + $0) })
-        let start = ContinuousClock.now
-        var last = 3
-        var polls = 0
-        while last < 6, polls < 100_000 {
-            let count = unreadCount(try get(port, "/api/v1/devices/dev-s/chats").body) ?? -1
-            #expect(count >= last, "a count never goes backwards")
-            last = max(last, count)
-            polls += 1
-        }
-        #expect(last == 6)
-        print("ingest+serve freshness delay: \(Int((ContinuousClock.now - start) / .milliseconds(1))) ms after produce returned (\(polls) polls)")
+        try staleCountScenario(brokers: cluster.bootstrapServers, port: port, mode: "ingest+serve")
         #expect(try get(port, "/api/v1/devices/dev-other/chats").status == 404, "outside the key's scope")
         serve.terminate()
         serve.waitUntilExit()

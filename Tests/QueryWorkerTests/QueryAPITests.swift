@@ -50,6 +50,14 @@ struct QueryAPITests {
         return api.handle(head, body)
     }
 
+    /// The API behind a real server on a free loopback port.
+    func serve(_ api: QueryAPI) throws -> (HTTPServer, UInt16) {
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
+        return (server, try server.start())
+    }
+
     func header(_ response: HTTPResponse, _ name: String) -> String? { response.headers.first { $0.name == name }?.value }
     func json(_ response: HTTPResponse) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
@@ -157,11 +165,7 @@ struct QueryAPITests {
                   payload: .messageCreated(MessageCreated(messageId: "O1", fromMe: true, kind: .text, preview: "hi"))),
             at: LogPosition(partition: 0, offset: 0))
         test.offset = 1
-        let api = try test.api()
-        var configuration = HTTPServer.Configuration()
-        configuration.port = 0
-        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
-        let port = try server.start()
+        let (server, port) = try test.serve(try test.api())
         defer { server.stop() }
         func unreadCount() throws -> Int? {
             let client = try LoopbackClient(port: port)
@@ -183,11 +187,7 @@ struct QueryAPITests {
     func minPositionWaits() throws {
         var test = self
         test.incoming("dev-1", "a@c.us", "M1")
-        let api = try test.api()
-        var configuration = HTTPServer.Configuration()
-        configuration.port = 0
-        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
-        let port = try server.start()
+        let (server, port) = try test.serve(try test.api())
         defer { server.stop() }
 
         let client = try LoopbackClient(port: port)
@@ -204,6 +204,6 @@ struct QueryAPITests {
         let timedOut = try #require(client.readResponses(1).first)
         #expect(timedOut.hasPrefix("HTTP/1.1 503"))
         #expect(timedOut.contains("Retry-After: 1"))
-        #expect(get(api, "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
+        #expect(get(try test.api(), "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
     }
 }
