@@ -68,7 +68,7 @@ public enum ChatLedgerCommand {
 /// Writes to stderr without buffering.
 func writeStandardError(_ text: String) {
     var text = text
-    text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+    text.withUTF8 { bytes in try? SystemCall.writeAll(2, UnsafeRawBufferPointer(bytes)) }
 }
 
 /// Flushes buffered stdout (before blocking, so a reading process sees every line).

@@ -68,7 +68,8 @@ public struct CheckpointStore: Sendable {
         }.sorted()
     }
 
-    func path(_ sequence: UInt64) -> String {
+    /// The file of checkpoint `sequence`.
+    public func path(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return directory + "/" + String(repeating: "0", count: 20 - digits.count) + digits + ".ckpt"
     }
@@ -173,19 +174,6 @@ public struct CheckpointStore: Sendable {
             counts: .init(applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters)))
         return (state, CheckpointInfo(
             sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))
-    }
-
-    /// The newest intact checkpoint; damaged ones are skipped with a warning. Nil: none
-    /// is usable, replay from the start of the log.
-    public func loadNewest(logger: Logger = Logger(label: "checkpoint")) -> (ProjectionState, CheckpointInfo)? {
-        for sequence in sequences().reversed() {
-            do {
-                return try read(sequence)
-            } catch {
-                logger.warning("skipping a checkpoint that cannot be used", ["error": error])
-            }
-        }
-        return nil
     }
 
     private func syncFile(_ path: String) throws {

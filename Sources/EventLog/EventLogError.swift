@@ -7,7 +7,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         case system(SystemError)
         case corruption(String)
         case invalidAppend(String)
-        case closed
     }
 
     private let kind: Kind
@@ -40,8 +39,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         EventLogError(.invalidAppend(what), path: path)
     }
 
-    static func closed(path: String) -> EventLogError { EventLogError(.closed, path: path) }
-
     /// Whether this is damage or tampering found in the data (as opposed to an I/O or usage error).
     public var isCorruption: Bool {
         if case .corruption = kind { return true }
@@ -56,7 +53,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         case .system(let error): return "\(location): \(error)"
         case .corruption(let what): return "\(location): \(what)"
         case .invalidAppend(let what): return "\(location): invalid append: \(what)"
-        case .closed: return "\(location): the log writer is closed"
         }
     }
 }

@@ -14,6 +14,14 @@ enum LogFormat {
     /// Index entries are at least this many bytes of records apart.
     static let indexInterval = 4096
 
+    /// Whether the record at `position` gets an index entry, the previous entry being at
+    /// `lastIndexed` (nil: none yet in this segment). The writer and every scan use this
+    /// one rule, so a rebuilt index equals the written one.
+    static func indexes(position: Int, lastIndexed: Int?) -> Bool {
+        guard let lastIndexed else { return true }
+        return position - lastIndexed >= indexInterval
+    }
+
     static func segmentFileName(baseOffset: Int64) -> String { paddedOffset(baseOffset) + ".seg" }
     static func indexFileName(baseOffset: Int64) -> String { paddedOffset(baseOffset) + ".idx" }
 

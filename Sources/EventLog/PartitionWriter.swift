@@ -37,7 +37,6 @@ public final class PartitionWriter {
     private var segmentBase: Int64 = 0
     private var segmentSize = 0
     private var index: [IndexEntry] = []
-    private var lastIndexedPosition = 0
     private var staged: [UInt8] = []
     private var stagedLastOffset: Int64?
     private var lastSync = ContinuousClock.now
@@ -92,9 +91,8 @@ public final class PartitionWriter {
                 try roll(nextBaseOffset: offset)
             }
             let position = segmentSize + staged.count
-            if index.isEmpty || position - lastIndexedPosition >= LogFormat.indexInterval {
+            if LogFormat.indexes(position: position, lastIndexed: index.last?.position) {
                 index.append(IndexEntry(offset: offset, position: position))
-                lastIndexedPosition = position
             }
             chainHash = LogFormat.appendRecord(
                 to: &staged, kind: kind, topic: topic, partition: partition, offset: offset, timestamp: timestamp,
@@ -191,7 +189,6 @@ public final class PartitionWriter {
         segmentBase = baseOffset
         segmentSize = header.length
         index = []
-        lastIndexedPosition = 0
     }
 
     /// Seals the current segment (records synced, index written) and starts the next.
@@ -252,7 +249,6 @@ public final class PartitionWriter {
                 segmentBase = base
                 segmentSize = summary.endPosition
                 index = summary.index
-                lastIndexedPosition = index.last?.position ?? 0
                 lastOffset = summary.lastOffset
                 chainHash = summary.lastChainHash
                 return

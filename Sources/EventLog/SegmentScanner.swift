@@ -195,7 +195,6 @@ enum SegmentScan {
         }
         var previous = previousOffset
         var chain = header.previousChainHash
-        var lastIndexed = -LogFormat.indexInterval
         if let start {
             // Resume from an index entry: the chain before it is not known, so it is not checked there.
             reader.seek(to: start.position)
@@ -223,9 +222,8 @@ enum SegmentScan {
                     return .scanned(summary)
                 }
                 checkChain = true
-                if position - lastIndexed >= LogFormat.indexInterval {
+                if LogFormat.indexes(position: position, lastIndexed: summary.index.last?.position) {
                     summary.index.append(IndexEntry(offset: record.offset, position: position))
-                    lastIndexed = position
                 }
                 try onRecord?(record)
                 summary.recordCount += 1

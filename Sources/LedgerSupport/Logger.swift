@@ -36,15 +36,7 @@ public struct Logger: Sendable {
     public init(label: String) {
         self.init(label: label, minimumLevel: Self.environmentLevel) { line in
             var line = line
-            line.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    guard written > 0 else { return }
-                    offset += written
-                }
-            }
+            line.withUTF8 { bytes in try? SystemCall.writeAll(2, UnsafeRawBufferPointer(bytes)) }
         }
     }
 

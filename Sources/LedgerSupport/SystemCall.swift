@@ -18,6 +18,15 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
 
 /// Runs system calls: retries on `EINTR`, throws `SystemError` with `errno` otherwise.
 public enum SystemCall {
+    /// Writes all of `bytes` to `descriptor`, looping over short writes.
+    /// - Throws: `SystemError` if `write` fails.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try run("write") { Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset) }
+        }
+    }
+
     /// Runs `body` until it returns something other than -1 with `EINTR`; returns its result.
     /// - Throws: `SystemError` when it returns -1 for any other reason.
     @inlinable

@@ -67,6 +67,26 @@ enum IngestTesting {
         return try JSONDecoder().decode(IngestCommandTests.Summary.self, from: Data(run.standardOutput.utf8))
     }
 
+    /// The newest checkpoint's state digest (hex), nil without one.
+    static func newestCheckpointDigest(data: String) throws -> String? {
+        let store = CheckpointStore(dataDirectory: data)
+        guard let newest = store.sequences().last else { return nil }
+        return try store.read(newest).1.stateDigest.hex
+    }
+
+    /// Reads the whole topic with a plain consumer and checks that the log holds exactly
+    /// it (each offset once, byte for byte) and that the newest checkpoint holds the state
+    /// a reference fold of it gives. Returns the messages.
+    @discardableResult
+    static func expectLogAndCheckpointMatchTopic(
+        data: String, brokers: String, partitions: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> [PlainConsumer.Message] {
+        let messages = try PlainConsumer(bootstrapServers: brokers).readAll(topic: "wa.device-events", partitions: partitions)
+        let reference = try checkLogAgainstTopic(data: data, messages: messages)
+        #expect(try newestCheckpointDigest(data: data) == reference, "the newest checkpoint holds the reference state", sourceLocation: sourceLocation)
+        return messages
+    }
+
     struct Failure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }

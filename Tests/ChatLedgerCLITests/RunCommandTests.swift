@@ -6,6 +6,45 @@ import KafkaClient
 import KafkaTestSupport
 import Testing
 
+/// `chatledger run` or `serve` as a child process, and the addresses it prints first.
+final class ServerProcess {
+    let process = Process()
+    private(set) var brokers = ""
+    private(set) var port: UInt16 = 0
+
+    /// Starts it and reads its stdout up to the `url=` line (`bootstrap=` before it, if any).
+    init(_ arguments: [String]) throws {
+        process.executableURL = ChatLedgerProcess.executable
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
+            guard byte == Data("\n".utf8) else {
+                line.append(byte)
+                continue
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix("bootstrap=") { brokers = String(text.dropFirst(10)) }
+            if text.hasPrefix("url=") { port = UInt16(text.split(separator: ":").last ?? "") ?? 0 }
+            line = Data()
+        }
+    }
+
+    /// SIGTERM and wait; the exit status.
+    func terminate() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit { _ = terminate() }
+}
+
 @Suite("chatledger run, as a real process")
 struct RunCommandTests {
     /// One GET with the development key; the response's status and JSON body.
@@ -73,40 +112,10 @@ struct RunCommandTests {
     func staleCountScenario() throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let process = Process()
-        process.executableURL = ChatLedgerProcess.executable
-        process.arguments = ["run", "--http", "127.0.0.1:0", "--data", data]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
-            }
-        }
-        // The first lines say where the broker and the API are.
-        var brokers = ""
-        var port: UInt16 = 0
-        var buffer = Data()
-        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
-            if byte == Data("\n".utf8) {
-                let line = String(decoding: buffer, as: UTF8.self)
-                if line.hasPrefix("bootstrap=") { brokers = String(line.dropFirst(10)) }
-                if line.hasPrefix("url=") { port = UInt16(line.split(separator: ":").last ?? "") ?? 0 }
-                buffer = Data()
-            } else {
-                buffer.append(byte)
-            }
-        }
-        #expect(!brokers.isEmpty && port != 0)
-
-        try staleCountScenario(brokers: brokers, port: port, mode: "run")
-
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let run = try ServerProcess(["run", "--http", "127.0.0.1:0", "--data", data])
+        #expect(!run.brokers.isEmpty && run.port != 0)
+        try staleCountScenario(brokers: run.brokers, port: run.port, mode: "run")
+        #expect(run.terminate() == 0)
     }
 
     @Test("run with the embedded broker refuses a data directory that already holds a log")
@@ -131,28 +140,12 @@ struct RunCommandTests {
         try Data(#"{"keys":[{"key":"demo-key","devices":["dev-s"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: data + ".keys"))
         let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "serve-scenario")
         defer { _ = ingest.terminate() }
-        let serve = Process()
-        serve.executableURL = ChatLedgerProcess.executable
-        serve.arguments = ["serve", "--data", data, "--http", "127.0.0.1:0", "--keys", data + ".keys"]
-        let output = Pipe()
-        serve.standardOutput = output
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
-        defer {
-            if serve.isRunning {
-                serve.terminate()
-                serve.waitUntilExit()
-            }
-        }
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
-        let port = UInt16(String(decoding: line, as: UTF8.self).split(separator: ":").last ?? "") ?? 0
+        let serve = try ServerProcess(["serve", "--data", data, "--http", "127.0.0.1:0", "--keys", data + ".keys"])
+        let port = serve.port
         #expect(port != 0)
 
         try staleCountScenario(brokers: cluster.bootstrapServers, port: port, mode: "ingest+serve")
         #expect(try get(port, "/api/v1/devices/dev-other/chats").status == 404, "outside the key's scope")
-        serve.terminate()
-        serve.waitUntilExit()
-        #expect(serve.terminationStatus == 0)
+        #expect(serve.terminate() == 0)
     }
 }

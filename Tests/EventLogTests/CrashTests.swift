@@ -43,7 +43,6 @@ struct CrashTests {
         let partitionDirectory = log.directory(topic: "crash", partition: 0)
         var acknowledged: Int64 = -1
         var random = SystemRandomNumberGenerator()
-        var tornTailsSeen = 0
 
         for kill in 0..<60 {
             let configuration = Self.configurations[kill % Self.configurations.count]
@@ -80,7 +79,6 @@ struct CrashTests {
             let writer = try PartitionWriter(directory: partitionDirectory, topic: "crash", partition: 0)
             let last = writer.lastOffset ?? -1
             #expect(last >= acknowledged)
-            if last < Int64(seen.count) - 1 { tornTailsSeen += 1 }
             let records = try PartitionReader(directory: partitionDirectory, topic: "crash", partition: 0).records()
             #expect(records.count == Int(last + 1))
             for record in records where record.value != expectedValue(offset: record.offset) {
@@ -98,6 +96,5 @@ struct CrashTests {
         try writer.append([LogRecord(offset: next, key: nil, value: expectedValue(offset: next))])
         #expect(try LogVerifier.verify(log).isClean)
         #expect(acknowledged > 100, "the writers made progress")
-        _ = tornTailsSeen  // informative only: SIGKILL rarely tears a write(2)
     }
 }

@@ -39,22 +39,25 @@ struct PartitionWriterTests {
 
     @Test("reopening finds the last offset and the chain continues across the restart")
     func reopenContinuesChain() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
+        let data = TemporaryDirectory()
+        defer { data.remove() }
+        let log = EventLog(dataDirectory: data.path)
         var chain = SHA256Digest.zero
         do {
-            let writer = try PartitionWriter(directory: directory.path, topic: "t", partition: 0)
+            let writer = try log.openWriter(topic: "t", partition: 0)
             try writer.append((0..<10).map { record($0) })
             chain = writer.chainHash
         }
-        let reopened = try PartitionWriter(directory: directory.path, topic: "t", partition: 0)
+        let reopened = try log.openWriter(topic: "t", partition: 0)
         #expect(reopened.lastOffset == 9)
         #expect(reopened.chainHash == chain)
         try reopened.append((10..<20).map { record($0) })
-        let verification = try LogVerifier.verify(EventLog(dataDirectory: "/nonexistent"))
-        #expect(verification.partitions.isEmpty)
-        let records = try PartitionReader(directory: directory.path, topic: "t", partition: 0).records()
-        #expect(records.map(\.offset) == Array(0..<20))
+        #expect(try log.reader(topic: "t", partition: 0).records().map(\.offset) == Array(0..<20))
+        // Every chain link holds, including the one from record 9 to record 10 across the restart.
+        let verification = try LogVerifier.verify(log)
+        #expect(verification.isClean, "\(verification.problems)")
+        #expect(verification.partitions.first?.records == 20)
+        #expect(verification.partitions.first?.lastChainHash == reopened.chainHash)
     }
 
     @Test("offsets must strictly increase; a rejected append leaves the log as it was")

@@ -19,8 +19,6 @@ struct RecoveryTests {
         let records = try PartitionReader(directory: directory, topic: "t", partition: 0).records()
         #expect(records.map(\.offset) == Array(0...(expectedLast + 1)))
         for record in records { #expect(record.value == expectedValue(offset: record.offset)) }
-        let data = URL(fileURLWithPath: directory).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        _ = data
     }
 
     @Test("a torn tail is truncated to the last whole record and appending continues", arguments: [

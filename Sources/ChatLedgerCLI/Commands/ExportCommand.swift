@@ -76,13 +76,7 @@ struct OutputBuffer {
     }
 
     mutating func flush() {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { break }
-            offset += written
-        }
+        bytes.withUnsafeBytes { raw in try? SystemCall.writeAll(1, raw) }
         bytes.removeAll(keepingCapacity: true)
     }
 }

@@ -89,10 +89,15 @@ private final class LogTail: Sendable {
         let parser = EventParser()
         var followers: [Int32: LogFollower] = [:]
         var turn = 0
+        var lookForPartitions = true
         while !stopping.load(ordering: .acquiring) {
-            for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
-                let next = (store.appliedOffset(partition: partition) ?? -1) + 1
-                followers[partition] = LogFollower(directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, from: next)
+            // New partitions appear rarely: the directory is listed only after an idle round.
+            if lookForPartitions {
+                for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
+                    let next = (store.appliedOffset(partition: partition) ?? -1) + 1
+                    followers[partition] = LogFollower(
+                        directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, from: next)
+                }
             }
             var applied = 0
             for (partition, follower) in followers {
@@ -105,6 +110,7 @@ private final class LogTail: Sendable {
                     }
                 }
             }
+            lookForPartitions = applied == 0
             if applied > 0 {
                 onApplied()
                 continue

@@ -25,7 +25,7 @@ enum VerifyCommand: Command {
         let log = EventLog(dataDirectory: data)
         var verified = 0
         for sequence in store.sequences() {
-            let path = store.directory + "/" + String(repeating: "0", count: 20 - String(sequence).count) + String(sequence) + ".ckpt"
+            let path = store.path(sequence)
             func problem(_ message: String) {
                 verification.problems.append(.init(path: path, byteOffset: nil, kafkaOffset: nil, message: message))
             }

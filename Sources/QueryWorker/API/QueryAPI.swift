@@ -29,118 +29,135 @@ public final class QueryAPI: Sendable {
     /// The longest `wait` a request may ask for, in ms.
     public static let maxWaitMilliseconds = 30_000
 
+    /// What a route decided: a response, or "not yet": `minPosition` is not applied, with
+    /// the 503 to send if it stays so and how long the request asked to wait.
+    private enum Answer {
+        case response(HTTPResponse)
+        case notYet(HTTPResponse, waitMilliseconds: Int)
+    }
+
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
     public func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
-        let response = handle(head, body)
-        guard response.status == 503, response.headers.contains(where: { $0.name == "Retry-After" }),
-            let parameters = try? Self.queryParameters(head.query), let wait = parameters["wait"].flatMap(Int.init), wait > 0
-        else { return .response(response) }
-        return .retry(deadline: .now + .milliseconds(wait), fallback: response)
+        switch route(head) {
+        case .response(let response):
+            return .response(response)
+        case .notYet(let fallback, let wait):
+            return wait > 0 ? .retry(deadline: .now + .milliseconds(wait), fallback: fallback) : .response(fallback)
+        }
     }
 
+    /// The response to one request, answering at once (an unmet `minPosition` is 503).
     public func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
+        switch route(head) {
+        case .response(let response), .notYet(let response, _): return response
+        }
+    }
+
+    private func route(_ head: HTTPRequestHead) -> Answer {
         guard head.method == "GET" else {
             var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served")
             response.headers.append(("Allow", "GET"))
-            return response
+            return .response(response)
         }
         guard let segments = Self.pathSegments(head.path) else {
-            return .error(400, code: "bad_path", message: "the path has an invalid percent-encoding")
+            return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
         }
         switch segments {
         case ["healthz"]:
-            return Self.json(200, #"{"status":"ok"}"#)
+            return .response(Self.json(200, #"{"status":"ok"}"#))
         case ["readyz"]:
-            return isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#)
+            return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
         case _ where segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]:
             return deviceRoute(head, deviceId: segments[3], rest: Array(segments[4...]))
         default:
-            return .error(404, code: "not_found", message: "no such route")
+            return .response(.error(404, code: "not_found", message: "no such route"))
         }
     }
 
     // MARK: - Device routes
 
-    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> HTTPResponse {
+    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> Answer {
         guard let presented = head.header("x-api-key"), let grant = keys.authenticate(presented) else {
-            return .error(401, code: "unauthorized", message: "a valid x-api-key header is required")
+            return .response(.error(401, code: "unauthorized", message: "a valid x-api-key header is required"))
         }
-        guard grant.mayRead(deviceId) else { return .error(404, code: "not_found", message: "no such route") }
+        guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
         let parameters: [String: String]
         do {
             parameters = try Self.queryParameters(head.query)
         } catch {
-            return error.response
+            return .response(error.response)
         }
         let now = clock()
         if rest == ["chats"] {
             if parameters["asOf"] != nil {
-                guard grant.role == .auditor else { return .error(403, code: "forbidden", message: "asOf needs the auditor role") }
-                return .error(501, code: "not_implemented", message: "point-in-time lists over HTTP are not built yet; use chatledger replay")
+                guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role")) }
+                return .response(.error(501, code: "not_implemented", message: "point-in-time lists over HTTP are not built yet; use chatledger replay"))
             }
             if let unknown = parameters.keys.first(where: { !["limit", "cursor", "filter", "minPosition", "wait"].contains($0) }) {
-                return .error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)")
+                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
             var query = ChatListQuery()
             if let text = parameters["limit"] {
                 guard let limit = Int(text), (1...ChatListQuery.maxLimit).contains(limit) else {
-                    return .error(400, code: "bad_parameter", message: "limit must be 1...\(ChatListQuery.maxLimit)")
+                    return .response(.error(400, code: "bad_parameter", message: "limit must be 1...\(ChatListQuery.maxLimit)"))
                 }
                 query.limit = limit
             }
             if let text = parameters["filter"] {
                 guard let filter = ChatListFilter(rawValue: text) else {
-                    return .error(400, code: "bad_parameter", message: "filter must be all, unread, archived or groups")
+                    return .response(.error(400, code: "bad_parameter", message: "filter must be all, unread, archived or groups"))
                 }
                 query.filter = filter
             }
             query.cursor = parameters["cursor"]
             if let unmet = minPositionUnmet(parameters) { return unmet }
             do {
-                return respond(head, deviceId: deviceId, try store.chatList(deviceId, query: query, now: now))
+                return .response(respond(head, deviceId: deviceId, try store.chatList(deviceId, query: query, now: now)))
             } catch {
-                return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
+                return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))
             }
         } else if rest.count == 2, rest[0] == "chats" {
             let chatId = rest[1]
             if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)")
+                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             guard let chat = store.chat(deviceId, chatId: chatId, now: now) else {
-                return .error(404, code: "not_found", message: "no such chat")
+                return .response(.error(404, code: "not_found", message: "no such chat"))
             }
-            return respond(head, deviceId: deviceId, chat)
+            return .response(respond(head, deviceId: deviceId, chat))
         } else if rest == ["unread"] {
             if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)")
+                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
             if let unmet = minPositionUnmet(parameters) { return unmet }
-            return respond(head, deviceId: deviceId, store.unread(deviceId, now: now))
+            return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
         } else if rest == ["events"] {
-            guard grant.role == .auditor else { return .error(403, code: "forbidden", message: "events need the auditor role") }
-            return .error(501, code: "not_implemented", message: "the events route is not built yet; use chatledger export")
+            guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "events need the auditor role")) }
+            return .response(.error(501, code: "not_implemented", message: "the events route is not built yet; use chatledger export"))
         }
-        return .error(404, code: "not_found", message: "no such route")
+        return .response(.error(404, code: "not_found", message: "no such route"))
     }
 
     /// `minPosition=P:O`: answered only once partition P is applied through O; until then
-    /// 503 with `Retry-After` (which `reply` turns into a wait of up to `wait` ms).
-    private func minPositionUnmet(_ parameters: [String: String]) -> HTTPResponse? {
+    /// "not yet" (503 with `Retry-After`, which `reply` turns into a wait of up to `wait` ms).
+    private func minPositionUnmet(_ parameters: [String: String]) -> Answer? {
+        var wait = 0
         if let text = parameters["wait"] {
-            guard let wait = Int(text), (0...Self.maxWaitMilliseconds).contains(wait) else {
-                return .error(400, code: "bad_parameter", message: "wait must be 0...\(Self.maxWaitMilliseconds) ms")
+            guard let value = Int(text), (0...Self.maxWaitMilliseconds).contains(value) else {
+                return .response(.error(400, code: "bad_parameter", message: "wait must be 0...\(Self.maxWaitMilliseconds) ms"))
             }
+            wait = value
         }
         guard let text = parameters["minPosition"] else { return nil }
         guard let position = LogPosition(text) else {
-            return .error(400, code: "bad_parameter", message: "minPosition must be P:O")
+            return .response(.error(400, code: "bad_parameter", message: "minPosition must be P:O"))
         }
         if let applied = store.appliedOffset(partition: position.partition), applied >= position.offset { return nil }
         var response = HTTPResponse.error(503, code: "not_yet", message: "position \(text) is not applied yet")
         response.headers.append(("Retry-After", "1"))
-        return response
+        return .notYet(response, waitMilliseconds: wait)
     }
 
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
