@@ -34,7 +34,7 @@ let package = Package(
         // epoll for the HTTP server, in C (its event struct is packed), and the HTTP query
         // worker (in progress, issue #6): a strict HTTP/1.1 parser and an epoll server so far.
         .target(name: "CLedgerSystem"),
-        .target(name: "QueryWorker", dependencies: ["ChatProjection", "LedgerSupport", "CLedgerSystem"]),
+        .target(name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",

@@ -42,6 +42,12 @@ public final class ProjectionStore: Sendable {
     /// How far a partition has been applied, nil if not at all.
     public func appliedOffset(partition: Int32) -> Int64? { state.withLock { $0.positions[partition] } }
 
+    /// The last applied offset of every partition.
+    public var appliedOffsets: [Int32: Int64] { state.withLock { $0.positions } }
+
+    /// How many devices the projection holds.
+    public var deviceCount: Int { state.withLock { $0.devices.count } }
+
     /// One device's state, copied out (copy-on-write) with its version.
     public func device(_ deviceId: String) -> DeviceProjection? { state.withLock { $0.devices[deviceId] } }
 

@@ -28,11 +28,24 @@ public final class IngestService: Sendable {
         }
     }
 
+    /// What ingest has done so far, published after every batch (for `/metrics`).
+    public struct Statistics: Sendable {
+        public var counters = IngestPipeline.Counters()
+        /// Per assigned partition: the log's last offset and the broker's high watermark.
+        public var partitions: [Int32: (lastOffset: Int64?, highWatermark: Int64?)] = [:]
+        /// Records per second over the last second or so.
+        public var recordsPerSecond = 0.0
+    }
+
     private let stopping = Atomic<Bool>(false)
     private let caughtUp = Atomic<Bool>(false)
+    private let published = Mutex(Statistics())
     private let logger = Logger(label: "ingest")
 
     public init() {}
+
+    /// The statistics as of the last batch.
+    public var statistics: Statistics { published.withLock { $0 } }
 
     /// True once every assigned partition has reached its high watermark (and stays true
     /// until a newly assigned partition has to catch up): what `/readyz` reports.
@@ -62,6 +75,7 @@ public final class IngestService: Sendable {
             })
         var lastProgress = ContinuousClock.now
         var recordsAtLastProgress = 0
+        var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
         while !stopping.load(ordering: .acquiring) {
             // A batch: what arrives within one poll, topped up from what is already queued,
             // up to `batchSize` records; then one write and sync per partition.
@@ -86,6 +100,11 @@ public final class IngestService: Sendable {
             }
             caughtUp.store(!consumer.assignment.isEmpty && pipeline.catchingUp.isEmpty, ordering: .releasing)
             try pipeline.checkpointIfDue()
+            let windowSeconds = (ContinuousClock.now - rateWindow.start) / .seconds(1)
+            if windowSeconds >= 1 {
+                rateWindow = (.now, pipeline.counters.records, Double(pipeline.counters.records - rateWindow.records) / windowSeconds)
+            }
+            publish(pipeline, consumer, recordsPerSecond: rateWindow.perSecond)
             let elapsed = (ContinuousClock.now - lastProgress) / .seconds(1)
             if elapsed >= configuration.progressEverySeconds {
                 let counters = pipeline.counters
@@ -107,6 +126,46 @@ public final class IngestService: Sendable {
         }
         try pipeline.close()
         consumer.close()
+        published.withLock { $0.partitions = [:] }
         logger.info("stopped", ["records": pipeline.counters.records, "dead_letters": pipeline.counters.deadLetters])
+    }
+
+    private func publish(_ pipeline: IngestPipeline, _ consumer: KafkaConsumer, recordsPerSecond: Double) {
+        var statistics = Statistics(counters: pipeline.counters, recordsPerSecond: recordsPerSecond)
+        for partition in consumer.assignment {
+            statistics.partitions[partition] = (pipeline.lastOffset(partition), consumer.highWatermark(partition: partition))
+        }
+        published.withLock { $0 = statistics }
+    }
+}
+
+extension IngestService {
+    /// Registers ingest's metrics: records, events and dead letters (by reason), rate, and
+    /// lag per partition (high watermark − next offset the log needs).
+    public func registerMetrics(in registry: MetricsRegistry) {
+        registry.collect("chatledger_ingest_records_total", help: "Kafka records written to the log (events and dead letters).", kind: .counter) {
+            [.init(Double(self.statistics.counters.records))]
+        }
+        registry.collect("chatledger_ingest_events_total", help: "Valid events written to the log.", kind: .counter) {
+            [.init(Double(self.statistics.counters.events))]
+        }
+        registry.collect("chatledger_ingest_redeliveries_skipped_total", help: "Redelivered Kafka records already in the log.", kind: .counter) {
+            [.init(Double(self.statistics.counters.redeliveriesSkipped))]
+        }
+        registry.collect("chatledger_dead_letters_total", help: "Invalid records kept as dead letters, by reason code.", kind: .counter) {
+            self.statistics.counters.deadLettersByReason.sorted { $0.key < $1.key }.map { .init([("reason", $0.key)], Double($0.value)) }
+        }
+        registry.collect("chatledger_ingest_records_per_second", help: "Records written per second, over the last second.", kind: .gauge) {
+            [.init(self.statistics.recordsPerSecond)]
+        }
+        registry.collect("chatledger_ingest_lag_records", help: "Records on the broker not yet in the log, per assigned partition.", kind: .gauge) {
+            self.statistics.partitions.sorted { $0.key < $1.key }.compactMap { partition, progress in
+                guard let high = progress.highWatermark else { return nil }
+                return .init([("partition", String(partition))], Double(max(0, high - ((progress.lastOffset ?? -1) + 1))))
+            }
+        }
+        registry.collect("chatledger_ingest_caught_up", help: "1 when every assigned partition has reached its high watermark.", kind: .gauge) {
+            [.init(self.isCaughtUp ? 1 : 0)]
+        }
     }
 }

@@ -122,13 +122,16 @@ public final class KafkaConsumer {
             for index in 0..<count { rd_kafka_message_destroy(messages[index]) }
         }
         for index in 0..<count {
-            guard let message = messages[index]?.pointee else { continue }
+            guard let pointer = messages[index] else { continue }
+            let message = pointer.pointee
             if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 try handleError(message)
                 continue
             }
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let timestamp = withUnsafePointer(to: message) { rd_kafka_message_timestamp($0, &timestampType) }
+            // librdkafka finds the timestamp from the message's address (it lives in an
+            // enclosing struct), so it must get the original pointer, never a copy.
+            let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
             try body(Message(
                 partition: message.partition, offset: message.offset, timestamp: timestamp,
                 key: message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) },

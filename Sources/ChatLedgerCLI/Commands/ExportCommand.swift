@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import ChatEvents
+import ChatProjection
 import EventLog
 import LedgerSupport
 
@@ -32,34 +32,13 @@ enum ExportCommand: Command {
             guard let value = TimeArgument.milliseconds(text) else { throw arguments.usageError("--to takes ISO 8601 or epoch ms") }
             to = value
         }
-        let device = arguments.string("device").map { Array($0.utf8) }
-        let chat = arguments.string("chat")
-        let topic = arguments.string("topic") ?? "wa.device-events"
-        let log = EventLog(dataDirectory: arguments.string("data") ?? "./data")
-        let parser = EventParser()
+        let filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
+        let audit = AuditLog(dataDirectory: arguments.string("data") ?? "./data", topic: arguments.string("topic") ?? "wa.device-events")
         var output = OutputBuffer()
-        for (logTopic, partition) in try log.partitions() where logTopic == topic {
-            try log.reader(topic: topic, partition: partition).forEach { record in
-                guard record.kind == .event, let value = record.value else { return true }
-                // Cheap filter on the key (= deviceId) before parsing.
-                if let device, let key = record.key, !key.elementsEqual(device) { return true }
-                guard let event = try? parser.parse(value) else { return true }
-                guard event.occurredAt >= from, event.occurredAt <= to, chat == nil || event.chatId == chat else { return true }
-                var line = JSONWriter()
-                line.beginObject()
-                line.field("partition", Int64(partition))
-                line.field("offset", record.offset)
-                line.field("timestamp", record.timestamp)
-                line.key("event")
-                output.append(line.bytes)
-                if value.contains(0x0A) || value.contains(0x0D) {
-                    output.append(EventEncoder.encode(event))  // keep one event per line
-                } else {
-                    output.append(value)
-                }
-                output.append([UInt8(ascii: "}"), UInt8(ascii: "\n")])
-                return true
-            }
+        try audit.events(filter) { line in
+            output.append(line)
+            output.append(CollectionOfOne(UInt8(ascii: "\n")))
+            return true
         }
         output.flush()
         return 0

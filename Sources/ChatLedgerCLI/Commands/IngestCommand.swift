@@ -1,6 +1,8 @@
+import ChatProjection
 import EventLog
 import Foundation
 import Ingest
+import QueryWorker
 import KafkaClient
 import LedgerSupport
 
@@ -18,7 +20,8 @@ enum IngestCommand: Command {
                 "kafka-config", "K=V,...",
                 "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a."),
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
-        ])
+            CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
+        ] + QueryWorkerOptions.limits)
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         guard let fsync = FsyncPolicy(arguments.string("fsync") ?? "batch") else {
@@ -38,7 +41,22 @@ enum IngestCommand: Command {
             pipeline: .init(
                 topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync,
                 attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }))
-        try service.run(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), configuration: configuration)
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: configuration.pipeline)
+        var server: HTTPServer?
+        if arguments.string("http") != nil {
+            let metrics = MetricsRegistry()
+            service.registerMetrics(in: metrics)
+            pipeline.store.registerMetrics(in: metrics)
+            pipeline.log.registerMetrics(in: metrics)
+            // No keys: the device routes answer 401; the chat lists are `serve`'s job.
+            let api = QueryAPI(store: pipeline.store, keys: try APIKeys(json: Array(#"{"keys":[]}"#.utf8)), metrics: metrics, isReady: { service.isCaughtUp })
+            let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))
+            server = started.server
+            print("url=\(started.url)")
+            flushStandardOutput()
+        }
+        defer { server?.stop() }
+        try service.run(pipeline: pipeline, configuration: configuration)
         return 0
     }
 }

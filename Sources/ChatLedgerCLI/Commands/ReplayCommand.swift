@@ -50,7 +50,7 @@ enum ReplayCommand: Command {
         let topic = arguments.string("topic") ?? "wa.device-events"
         let data = arguments.string("data") ?? "./data"
 
-        let device = try fold(deviceId: deviceId, log: EventLog(dataDirectory: data), topic: topic, position: position, asOf: asOf, checkpoints: CheckpointStore(dataDirectory: data))
+        let device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
         let rendered: RenderedView
         if let chatId = arguments.string("chat") {
             guard let chat = ChatListRenderer.chat(device, chatId: chatId, now: now) else {
@@ -63,37 +63,5 @@ enum ReplayCommand: Command {
         }
         print(String(decoding: rendered.bytes, as: UTF8.self))
         return 0
-    }
-
-    /// The device's state at the point asked for.
-    static func fold(deviceId: String, log: EventLog, topic: String, position: LogPosition?, asOf: Int64?, checkpoints: CheckpointStore) throws -> DeviceProjection? {
-        var state = ProjectionState()
-        // A checkpoint helps an --at-offset replay when it is at or before the position.
-        if let position {
-            for sequence in checkpoints.sequences().reversed() {
-                guard let (checkpointState, info) = try? checkpoints.read(sequence),
-                    let at = info.positions[position.partition], at <= position.offset
-                else { continue }
-                state = checkpointState
-                break
-            }
-        }
-        let key = Array(deviceId.utf8)
-        let parser = EventParser()
-        for (logTopic, partition) in try log.partitions() where logTopic == topic {
-            if let position, position.partition != partition { continue }
-            let start = position == nil ? 0 : (state.positions[partition] ?? -1) + 1
-            try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
-                if let position, record.offset > position.offset { return false }
-                let at = LogPosition(partition: partition, offset: record.offset)
-                if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
-                guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key), let value = record.value,
-                    let event = try? parser.parse(value)
-                else { return true }
-                state.apply(event, at: at, chainHash: record.chainHash)
-                return true
-            }
-        }
-        return state.devices[deviceId]
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ChatEvents
+import ChatProjection
 import EventLog
 import Foundation
 import Ingest
@@ -21,7 +22,7 @@ enum RunCommand: Command {
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
-        ])
+        ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
 
@@ -29,7 +30,7 @@ enum RunCommand: Command {
         let signals = TerminationSignal.install()
         let logger = Logger(label: "run")
         let topic = arguments.string("topic") ?? "wa.device-events"
-        let (host, port) = try address(arguments.string("http") ?? "127.0.0.1:8080", arguments)
+        let serverConfiguration = try QueryWorkerOptions.configuration(arguments)
         let keys: APIKeys
         if let path = arguments.string("keys") {
             keys = try APIKeys.load(path: path)
@@ -52,13 +53,14 @@ enum RunCommand: Command {
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let service = IngestService()
-        let api = QueryAPI(store: store, keys: keys, isReady: { service.isCaughtUp })
-        var serverConfiguration = HTTPServer.Configuration()
-        serverConfiguration.host = host
-        serverConfiguration.port = port
-        let server = HTTPServer(configuration: serverConfiguration) { head, body in api.reply(head, body) }
-        let boundPort = try server.start()
-        pipeline.onBatchApplied = { server.wake() }  // queries waiting for a position are asked again
+        let metrics = MetricsRegistry()
+        service.registerMetrics(in: metrics)
+        store.registerMetrics(in: metrics)
+        pipeline.log.registerMetrics(in: metrics)
+        let api = QueryAPI(
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp })
+        let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
+        pipeline.onBatchApplied = { server.wake() }  // parked queries and change streams look again
 
         // Whatever ends first (a signal, ingest failing) wakes the main thread.
         let finished = Semaphore()
@@ -78,7 +80,6 @@ enum RunCommand: Command {
         let demo = arguments.flag("demo") ? DemoTraffic(brokers: brokers, topic: topic) : nil
         demo?.start()
 
-        let url = "http://\(host):\(boundPort)"
         if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
         print("url=\(url)")
         print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices/dev-1/chats")
@@ -91,12 +92,6 @@ enum RunCommand: Command {
         server.stop()
         withExtendedLifetime(cluster) {}
         return failed.load(ordering: .acquiring) ? 1 : 0
-    }
-
-    static func address(_ text: String, _ arguments: ParsedArguments) throws -> (String, UInt16) {
-        let parts = text.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { throw arguments.usageError("--http takes HOST:PORT, e.g. 127.0.0.1:8080") }
-        return (String(parts[0]), port)
     }
 }
 

@@ -19,28 +19,28 @@ enum ServeCommand: Command {
         options: [
             .data, .http, .topic,
             CommandSpec.Option("keys", "FILE", "API keys file (JSON, see README).", required: true),
-        ])
+        ] + QueryWorkerOptions.limits)
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let signals = TerminationSignal.install()
         let topic = arguments.string("topic") ?? "wa.device-events"
         let data = arguments.string("data") ?? "./data"
-        let (host, port) = try RunCommand.address(arguments.string("http") ?? "127.0.0.1:8080", arguments)
+        let configuration = try QueryWorkerOptions.configuration(arguments)
         let keys = try APIKeys.load(path: arguments.string("keys") ?? "")
         let log = EventLog(dataDirectory: data)
         let loaded = try ProjectionRecovery.load(log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data))
         let store = ProjectionStore(loaded.state)
         let follower = LogTail(log: log, topic: topic, store: store)
-        let api = QueryAPI(store: store, keys: keys, isReady: { follower.isCaughtUp })
-        var configuration = HTTPServer.Configuration()
-        configuration.host = host
-        configuration.port = port
-        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
-        let boundPort = try server.start()
+        let metrics = MetricsRegistry()
+        store.registerMetrics(in: metrics)
+        log.registerMetrics(in: metrics)
+        let api = QueryAPI(
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp })
+        let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
-        print("url=http://\(host):\(boundPort)")
+        print("url=\(url)")
         flushStandardOutput()
-        Logger(label: "serve").info("serving", ["url": "http://\(host):\(boundPort)", "devices": loaded.state.devices.count])
+        Logger(label: "serve").info("serving", ["url": url, "devices": loaded.state.devices.count])
         _ = signals.wait()
         follower.stop()
         server.stop()

@@ -1,6 +1,9 @@
+import ChatEvents
 import ChatProjection
 import EventLog
 import Foundation
+import LedgerSupport
+import Synchronization
 
 /// The v1 API of SPEC §4 over a `ProjectionStore`: answers one parsed request.
 ///
@@ -15,15 +18,45 @@ public final class QueryAPI: Sendable {
     private let keys: APIKeys
     private let clock: @Sendable () -> Int64
     private let isReady: @Sendable () -> Bool
+    private let metrics: MetricsRegistry?
+    private let requestDurations: MetricsRegistry.Histogram?
+    private let audit: AuditLog?
 
+    /// - Parameters:
+    ///   - metrics: served at `/metrics` (404 without), and where request durations go.
+    ///   - audit: the log behind the auditor routes (`asOf`, `events`); without it they are 501.
     public init(
-        store: ProjectionStore, keys: APIKeys, isReady: @escaping @Sendable () -> Bool = { true },
+        store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
+        isReady: @escaping @Sendable () -> Bool = { true },
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
     ) {
         self.store = store
         self.keys = keys
+        self.metrics = metrics
+        self.audit = audit
         self.isReady = isReady
         self.clock = clock
+        requestDurations = metrics?.histogram(
+            "chatledger_http_request_duration_seconds", help: "HTTP requests by route and status: count and time to answer.",
+            labels: ["route", "status"], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
+    }
+
+    /// Records a response for `/metrics` (the server's observer).
+    public func observe(_ head: HTTPRequestHead, status: Int, elapsed: Duration) {
+        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), String(status)])
+    }
+
+    /// The route template a request matched, as a metric label (never the raw path, which
+    /// would make one series per device).
+    static func routeLabel(_ head: HTTPRequestHead) -> String {
+        let segments = head.path.split(separator: "/")
+        switch segments.count {
+        case 1 where ["healthz", "readyz", "metrics"].contains(segments[0]): return "/" + segments[0]
+        case 5 where segments[0...2] == ["api", "v1", "devices"] && ["chats", "unread", "changes", "events"].contains(segments[4]):
+            return "/api/v1/devices/{deviceId}/" + segments[4]
+        case 6 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats": return "/api/v1/devices/{deviceId}/chats/{chatId}"
+        default: return "other"
+        }
     }
 
     /// The longest `wait` a request may ask for, in ms.
@@ -34,6 +67,9 @@ public final class QueryAPI: Sendable {
     private enum Answer {
         case response(HTTPResponse)
         case notYet(HTTPResponse, waitMilliseconds: Int)
+        /// Reads the log (an auditor route): run off the loop thread.
+        case deferred(@Sendable () -> HTTPResponse)
+        case stream(head: HTTPResponse, HTTPStream)
     }
 
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
@@ -44,6 +80,10 @@ public final class QueryAPI: Sendable {
             return .response(response)
         case .notYet(let fallback, let wait):
             return wait > 0 ? .retry(deadline: .now + .milliseconds(wait), fallback: fallback) : .response(fallback)
+        case .deferred(let work):
+            return .deferred(work)
+        case .stream(let head, let stream):
+            return .stream(head: head, stream)
         }
     }
 
@@ -51,6 +91,8 @@ public final class QueryAPI: Sendable {
     public func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
         switch route(head) {
         case .response(let response), .notYet(let response, _): return response
+        case .deferred(let work): return work()
+        case .stream(let head, let stream): return HTTPResponse(status: head.status, headers: head.headers, body: stream.poll())
         }
     }
 
@@ -68,6 +110,9 @@ public final class QueryAPI: Sendable {
             return .response(Self.json(200, #"{"status":"ok"}"#))
         case ["readyz"]:
             return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
+        case ["metrics"] where metrics != nil:
+            let body = Array((metrics?.render() ?? "").utf8)
+            return .response(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body))
         case _ where segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]:
             return deviceRoute(head, deviceId: segments[3], rest: Array(segments[4...]))
         default:
@@ -90,11 +135,11 @@ public final class QueryAPI: Sendable {
         }
         let now = clock()
         if rest == ["chats"] {
-            if parameters["asOf"] != nil {
-                guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role")) }
-                return .response(.error(501, code: "not_implemented", message: "point-in-time lists over HTTP are not built yet; use chatledger replay"))
+            if parameters["asOf"] != nil, grant.role != .auditor {
+                return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role"))
             }
-            if let unknown = parameters.keys.first(where: { !["limit", "cursor", "filter", "minPosition", "wait"].contains($0) }) {
+            let allowed = parameters["asOf"] != nil ? ["limit", "cursor", "filter", "asOf"] : ["limit", "cursor", "filter", "minPosition", "wait"]
+            if let unknown = parameters.keys.first(where: { !allowed.contains($0) }) {
                 return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
             var query = ChatListQuery()
@@ -111,6 +156,7 @@ public final class QueryAPI: Sendable {
                 query.filter = filter
             }
             query.cursor = parameters["cursor"]
+            if let asOf = parameters["asOf"] { return pointInTime(deviceId: deviceId, asOf: asOf, query: query, now: now) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             do {
                 return .response(respond(head, deviceId: deviceId, try store.chatList(deviceId, query: query, now: now)))
@@ -133,9 +179,15 @@ public final class QueryAPI: Sendable {
             }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
+        } else if rest == ["changes"] {
+            if let unknown = parameters.keys.first {
+                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
+            }
+            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
+            return .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]), stream)
         } else if rest == ["events"] {
             guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "events need the auditor role")) }
-            return .response(.error(501, code: "not_implemented", message: "the events route is not built yet; use chatledger export"))
+            return events(deviceId: deviceId, parameters)
         }
         return .response(.error(404, code: "not_found", message: "no such route"))
     }
@@ -166,6 +218,80 @@ public final class QueryAPI: Sendable {
         if let position = store.position(of: deviceId) { headers.append(("X-Ledger-Position", position.description)) }
         if head.header("if-none-match") == etag { return HTTPResponse(status: 304, headers: headers) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")] + headers, body: view.bytes)
+    }
+
+    // MARK: - Auditor routes
+
+    /// The largest page of `/events`.
+    public static let maxEventsPage = 1_000
+
+    /// `chats?asOf=TIME`: the list replayed from the log up to TIME (Kafka timestamps, as
+    /// `chatledger replay --as-of`), on a worker thread.
+    private func pointInTime(deviceId: String, asOf text: String, query: ChatListQuery, now: Int64) -> Answer {
+        guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to replay")) }
+        guard let asOf = TimeArgument.milliseconds(text) else {
+            return .response(.error(400, code: "bad_parameter", message: "asOf must be ISO 8601 or epoch ms"))
+        }
+        let partitions = store.position(of: deviceId).map { [$0.partition] } ?? []
+        return .deferred {
+            do {
+                let device = try audit.device(deviceId, asOf: asOf, partitions: partitions)
+                let view = try ChatListRenderer.chatList(device, deviceId: deviceId, query: query, now: now)
+                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: view.bytes)
+            } catch is ChatListRenderer.InvalidCursor {
+                return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
+            } catch {
+                return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
+            }
+        }
+    }
+
+    /// `events`: the device's events as received (the lines of `chatledger export`), paged
+    /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
+    private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
+        guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
+        if let unknown = parameters.keys.first(where: { !["chat", "from", "to", "limit", "cursor"].contains($0) }) {
+            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
+        }
+        var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
+        for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
+            guard let text = parameters[name] else { continue }
+            guard let value = TimeArgument.milliseconds(text) else {
+                return .response(.error(400, code: "bad_parameter", message: "\(name) must be ISO 8601 or epoch ms"))
+            }
+            filter[keyPath: bound] = value
+        }
+        var limit = 100
+        if let text = parameters["limit"] {
+            guard let value = Int(text), (1...Self.maxEventsPage).contains(value) else {
+                return .response(.error(400, code: "bad_parameter", message: "limit must be 1...\(Self.maxEventsPage)"))
+            }
+            limit = value
+        }
+        var cursor: LogPosition?
+        if let text = parameters["cursor"] {
+            guard let position = LogPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
+            cursor = position
+        }
+        // A device's events are all in its partition (the Kafka key is the deviceId).
+        filter.partitions = store.position(of: deviceId).map { [$0.partition] } ?? []
+        return .deferred { [filter, cursor, limit] in
+            var body = Array(#"{"events":["#.utf8)
+            var count = 0
+            do {
+                let next = try audit.events(filter, from: cursor) { line in
+                    guard count < limit else { return false }
+                    if count > 0 { body.append(UInt8(ascii: ",")) }
+                    body += line
+                    count += 1
+                    return true
+                }
+                body += Array(#"],"nextCursor":"#.utf8) + Array((next.map { "\"\($0)\"" } ?? "null").utf8) + [UInt8(ascii: "}")]
+                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: body)
+            } catch {
+                return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
+            }
+        }
     }
 
     // MARK: - Parsing
@@ -223,5 +349,38 @@ public final class QueryAPI: Sendable {
             }
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+/// `GET …/changes`: one Server-Sent Event whenever the device's version changes, starting
+/// with the current version (unless `Last-Event-ID` already names it). Versions applied
+/// between two looks are coalesced: each event carries the newest version and the log
+/// position it reflects, which is what a client needs to refetch.
+final class DeviceChangeStream: HTTPStream {
+    private let store: ProjectionStore
+    private let deviceId: String
+    private let lastSent: Mutex<UInt64?>
+
+    init(store: ProjectionStore, deviceId: String, lastEventId: String?) {
+        self.store = store
+        self.deviceId = deviceId
+        self.lastSent = Mutex(lastEventId.flatMap { UInt64($0) })
+    }
+
+    func poll() -> [UInt8] {
+        let version = store.version(of: deviceId)
+        let changed = lastSent.withLock { last in
+            defer { last = version }
+            return last != version
+        }
+        guard changed else { return [] }
+        var data = JSONWriter()
+        data.beginObject()
+        data.field("deviceId", deviceId)
+        data.field("version", Int64(version))
+        data.key("position")
+        if let position = store.position(of: deviceId) { data.string(position.description) } else { data.null() }
+        data.endObject()
+        return Array("id: \(version)\nevent: version\ndata: ".utf8) + data.bytes + Array("\n\n".utf8)
     }
 }

@@ -38,6 +38,15 @@ public struct HTTPResponse: Sendable, Equatable {
         return Array(head.utf8) + body
     }
 
+    /// The head of a response whose body runs until the connection closes (a stream):
+    /// no `Content-Length`, and `Connection: close` to say where the body ends.
+    func encodedStreamHead() -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
+        for (name, value) in headers { head += name + ": " + value + "\r\n" }
+        head += "Connection: close\r\n\r\n"
+        return Array(head.utf8)
+    }
+
     static func reasonPhrase(_ status: Int) -> String {
         switch status {
         case 200: return "OK"

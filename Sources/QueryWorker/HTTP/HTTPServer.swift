@@ -20,20 +20,37 @@ public final class HTTPServer: Sendable {
         public var headerTimeoutMilliseconds = 10_000
         public var idleTimeoutMilliseconds = 60_000
         public var maxConnections = 1_024
+        /// Threads that run `Reply.deferred` work.
+        public var workerThreads = 2
+        /// A stream with nothing to say for this long sends an SSE comment line, so that
+        /// proxies and clients see the connection is alive.
+        public var streamHeartbeatMilliseconds = 15_000
 
         public init() {}
     }
 
-    /// What a handler answers: a response now, or "not yet": the request is parked and
-    /// asked again whenever the server is woken (`wake()`) until `deadline`, when
-    /// `fallback` is sent instead. A parked request holds back later pipelined ones.
+    /// What a handler answers. A request that is not answered at once holds back later
+    /// pipelined ones on its connection.
     public enum Reply: Sendable {
+        /// The response, now.
         case response(HTTPResponse)
+        /// "Not yet": the request is parked and asked again whenever the server is woken
+        /// (`wake()`) until `deadline`, when `fallback` is sent instead.
         case retry(deadline: ContinuousClock.Instant, fallback: HTTPResponse)
+        /// Work that may block or take long (a replay): it runs on one of the server's
+        /// worker threads, off the loop, and its response is sent when it is done.
+        case deferred(@Sendable () -> HTTPResponse)
+        /// A response whose body never ends (Server-Sent Events): `head`'s status and
+        /// headers, then whatever `stream` yields, until the client goes away.
+        case stream(head: HTTPResponse, HTTPStream)
     }
 
     /// Answers one request; runs on the server's loop thread, so it must not block.
     public typealias Handler = @Sendable (HTTPRequestHead, [UInt8]) -> Reply
+
+    /// Told of every response sent for a request: its status and how long it took from the
+    /// request's arrival (for metrics).
+    public typealias Observer = @Sendable (HTTPRequestHead, _ status: Int, _ elapsed: Duration) -> Void
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
@@ -41,13 +58,16 @@ public final class HTTPServer: Sendable {
 
     private let configuration: Configuration
     private let handler: Handler
+    private let observer: Observer?
     private let stopping = Atomic<Bool>(false)
     private let wakeWrite = Atomic<Int32>(-1)
     private let loop = Mutex<Thread?>(nil)
+    private let workers = DeferredWork()
     private let logger = Logger(label: "http")
 
-    public init(configuration: Configuration, handler: @escaping Handler) {
+    public init(configuration: Configuration, observer: Observer? = nil, handler: @escaping Handler) {
         self.configuration = configuration
+        self.observer = observer
         self.handler = handler
     }
 
@@ -91,6 +111,7 @@ public final class HTTPServer: Sendable {
         }
         loop.withLock { $0 = thread }
         thread.start()
+        workers.start(threads: max(1, configuration.workerThreads)) { [self] in self.wake() }
         return UInt16(bigEndian: address.sin_port)
     }
 
@@ -111,19 +132,50 @@ public final class HTTPServer: Sendable {
             return thread
         }
         thread?.join()
+        workers.stop()
     }
 
     // MARK: - The loop
 
+    /// A request taken off a connection and not answered yet.
+    private struct Request {
+        var head: HTTPRequestHead
+        var body: [UInt8]
+        var arrived: ContinuousClock.Instant
+    }
+
     private struct Connection {
-        /// A request waiting for its handler to answer (see `Reply.retry`).
-        var parked: (head: HTTPRequestHead, body: [UInt8], deadline: ContinuousClock.Instant, fallback: HTTPResponse)?
+        /// Tells a late deferred result apart from one for an earlier connection on the same fd.
+        let id: UInt64
+        /// What the connection's oldest unanswered request waits for.
+        var phase = Phase.reading
         var input: [UInt8] = []
         var output: [UInt8] = []
         var closeAfterWrite = false
         /// When the first byte of the request being read arrived.
         var requestStarted: ContinuousClock.Instant?
         var lastActivity = ContinuousClock.now
+
+        enum Phase {
+            /// Reading and answering requests.
+            case reading
+            /// Waiting for `Reply.retry` to turn into a response (see `Reply.retry`).
+            case parked(Request, deadline: ContinuousClock.Instant, fallback: HTTPResponse)
+            /// A worker thread is computing the response.
+            case working(Request)
+            /// Sending a never-ending body; requests after it are not read.
+            case streaming(HTTPStream)
+        }
+
+        var isReading: Bool {
+            if case .reading = phase { return true }
+            return false
+        }
+
+        var parkedDeadline: ContinuousClock.Instant? {
+            if case .parked(_, let deadline, _) = phase { return deadline }
+            return nil
+        }
     }
 
     private func runLoop(listener: Int32, wakeRead: Int32) {
@@ -132,6 +184,7 @@ public final class HTTPServer: Sendable {
         watch(epoll, listener, UInt32(CL_EPOLLIN))
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
         var connections: [Int32: Connection] = [:]
+        var nextConnectionId: UInt64 = 0
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
         let parser = HTTPRequestParser(limits: configuration.limits)
@@ -142,21 +195,25 @@ public final class HTTPServer: Sendable {
                 if drainDeadline == nil {
                     drainDeadline = .now + .seconds(2)
                     cl_epoll_unwatch(epoll, listener)
-                    for (fd, connection) in connections where connection.output.isEmpty && connection.parked == nil {
+                }
+                // Idle connections and streams close now; the rest once their response is out.
+                for (fd, connection) in connections {
+                    let streaming = if case .streaming = connection.phase { true } else { false }
+                    if streaming || (connection.output.isEmpty && connection.isReading) {
                         close(fd)
                         connections[fd] = nil
                     }
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = connections.values.compactMap { $0.parked?.deadline }.min()
+            let parkedDeadline = connections.values.compactMap(\.parkedDeadline).min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             for index in 0..<max(0, Int(count)) {
                 let fd = readyDescriptors[index]
                 let flags = readyEvents[index]
                 if fd == listener {
-                    acceptAll(listener, epoll, &connections)
+                    acceptAll(listener, epoll, &connections, &nextConnectionId)
                 } else if fd == wakeRead {
                     var drain = [UInt8](repeating: 0, count: 64)
                     while read(wakeRead, &drain, drain.count) > 0 {}
@@ -166,25 +223,28 @@ public final class HTTPServer: Sendable {
                         open = receive(fd, &connection, parser)
                     }
                     if open { open = flush(fd, epoll, &connection) }
-                    if open {
-                        connections[fd] = connection
-                    } else {
-                        close(fd)
-                        connections[fd] = nil
-                    }
+                    update(fd, open ? connection : nil, &connections)
                 }
             }
+            deliverDeferred(epoll, parser, &connections)
             retryParked(epoll, parser, &connections)
+            pollStreams(epoll, &connections)
             expireTimeouts(epoll, &connections)
         }
         for fd in connections.keys { close(fd) }
+    }
+
+    /// Stores a connection's new state, or closes it (nil).
+    private func update(_ fd: Int32, _ connection: Connection?, _ connections: inout [Int32: Connection]) {
+        if connection == nil { close(fd) }
+        connections[fd] = connection
     }
 
     private func watch(_ epoll: Int32, _ fd: Int32, _ flags: UInt32, modify: Bool = false) {
         _ = cl_epoll_watch(epoll, fd, flags, modify ? 1 : 0)
     }
 
-    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection]) {
+    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection], _ nextId: inout UInt64) {
         while true {
             let fd = cl_accept(listener)
             if fd < 0 {
@@ -198,7 +258,8 @@ public final class HTTPServer: Sendable {
                 close(fd)
                 continue
             }
-            connections[fd] = Connection()
+            nextId += 1
+            connections[fd] = Connection(id: nextId)
             watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
         }
     }
@@ -207,9 +268,11 @@ public final class HTTPServer: Sendable {
     private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         var peerClosed = false
+        let streaming = if case .streaming = connection.phase { true } else { false }
         while true {
             let count = read(fd, &chunk, chunk.count)
             if count > 0 {
+                if streaming { continue }  // a stream's client has nothing more to say; discard
                 if connection.input.isEmpty { connection.requestStarted = .now }
                 connection.input.append(contentsOf: chunk[..<count])
                 connection.lastActivity = .now
@@ -226,14 +289,15 @@ public final class HTTPServer: Sendable {
                 break
             }
         }
+        if streaming { return !peerClosed }
         answerRequests(&connection, parser)
         return !peerClosed || !connection.output.isEmpty
     }
 
-    /// Answers whole requests from the input, in order, until one is parked or more bytes
-    /// are needed.
+    /// Answers whole requests from the input, in order, until one is not answered at once
+    /// or more bytes are needed.
     private func answerRequests(_ connection: inout Connection, _ parser: HTTPRequestParser) {
-        while connection.parked == nil, !connection.closeAfterWrite, !connection.input.isEmpty {
+        while connection.isReading, !connection.closeAfterWrite, !connection.input.isEmpty {
             switch parser.parse(connection.input) {
             case .incomplete:
                 return
@@ -244,43 +308,75 @@ public final class HTTPServer: Sendable {
             case .request(let head, let body, let consumed):
                 connection.input.removeFirst(consumed)
                 connection.requestStarted = connection.input.isEmpty ? nil : .now
+                let request = Request(head: head, body: body, arrived: .now)
                 switch handler(head, body) {
                 case .response(let response):
-                    send(response, for: head, on: &connection)
+                    send(response, for: request, on: &connection)
                 case .retry(let deadline, let fallback):
-                    connection.parked = (head, body, deadline, fallback)
+                    connection.phase = .parked(request, deadline: deadline, fallback: fallback)
+                case .deferred(let work):
+                    connection.phase = .working(request)
+                    workers.submit(connection: connection.id, work)
+                case .stream(let head, let stream):
+                    observer?(request.head, head.status, .now - request.arrived)
+                    connection.output += head.encodedStreamHead()
+                    connection.output += stream.poll()
+                    connection.phase = .streaming(stream)
+                    connection.input = []
                 }
             }
         }
     }
 
-    private func send(_ response: HTTPResponse, for head: HTTPRequestHead, on connection: inout Connection) {
-        let keepAlive = head.keepAlive && !stopping.load(ordering: .acquiring)
+    private func send(_ response: HTTPResponse, for request: Request, on connection: inout Connection) {
+        observer?(request.head, response.status, .now - request.arrived)
+        let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
         connection.output += response.encoded(keepAlive: keepAlive)
         if !keepAlive { connection.closeAfterWrite = true }
     }
 
+    /// Sends an answer that was not given at once, then answers what was pipelined after it.
+    private func finish(
+        _ fd: Int32, _ response: HTTPResponse, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
+        _ connections: inout [Int32: Connection]
+    ) {
+        guard var connection = connections[fd] else { return }
+        connection.phase = .reading
+        send(response, for: request, on: &connection)
+        answerRequests(&connection, parser)
+        update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
+    }
+
     /// Asks every parked request again; past its deadline it gets its fallback.
     private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+        for (fd, connection) in connections {
+            guard case .parked(let request, let deadline, let fallback) = connection.phase else { continue }
+            if case .response(let ready) = handler(request.head, request.body) {
+                finish(fd, ready, for: request, epoll, parser, &connections)
+            } else if ContinuousClock.now >= deadline || stopping.load(ordering: .acquiring) {
+                finish(fd, fallback, for: request, epoll, parser, &connections)
+            }
+        }
+    }
+
+    /// Sends the responses worker threads have finished (to connections still open).
+    private func deliverDeferred(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+        let done = workers.takeFinished()
+        guard !done.isEmpty else { return }
+        for (fd, connection) in connections {
+            guard case .working(let request) = connection.phase, let response = done[connection.id] else { continue }
+            finish(fd, response, for: request, epoll, parser, &connections)
+        }
+    }
+
+    /// Gives every stream the chance to send what is new.
+    private func pollStreams(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
         for (fd, var connection) in connections {
-            guard let parked = connection.parked else { continue }
-            let response: HTTPResponse
-            if case .response(let ready) = handler(parked.head, parked.body) {
-                response = ready
-            } else if ContinuousClock.now >= parked.deadline || stopping.load(ordering: .acquiring) {
-                response = parked.fallback
-            } else {
-                continue
-            }
-            connection.parked = nil
-            send(response, for: parked.head, on: &connection)
-            answerRequests(&connection, parser)
-            if flush(fd, epoll, &connection) {
-                connections[fd] = connection
-            } else {
-                close(fd)
-                connections[fd] = nil
-            }
+            guard case .streaming(let stream) = connection.phase else { continue }
+            let bytes = stream.poll()
+            guard !bytes.isEmpty else { continue }
+            connection.output += bytes
+            update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
         }
     }
 
@@ -308,26 +404,94 @@ public final class HTTPServer: Sendable {
     private func expireTimeouts(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
         let now = ContinuousClock.now
         for (fd, var connection) in connections {
-            if connection.parked == nil, let started = connection.requestStarted, connection.output.isEmpty,
-                now - started > .milliseconds(configuration.headerTimeoutMilliseconds)
-            {
-                connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
-                    .encoded(keepAlive: false)
-                connection.closeAfterWrite = true
-                connection.input = []
-                connection.requestStarted = nil
-                if flush(fd, epoll, &connection) {
-                    connections[fd] = connection
-                } else {
-                    close(fd)
-                    connections[fd] = nil
+            switch connection.phase {
+            case .streaming:
+                // A quiet stream gets a comment line, so the client (and any proxy) sees it is alive.
+                if connection.output.isEmpty, now - connection.lastActivity > .milliseconds(configuration.streamHeartbeatMilliseconds) {
+                    connection.output = Array(": keep-alive\n\n".utf8)
+                    update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
                 }
-            } else if connection.parked == nil, connection.input.isEmpty, connection.output.isEmpty,
-                now - connection.lastActivity > .milliseconds(configuration.idleTimeoutMilliseconds)
-            {
-                close(fd)
-                connections[fd] = nil
+            case .reading:
+                if let started = connection.requestStarted, connection.output.isEmpty,
+                    now - started > .milliseconds(configuration.headerTimeoutMilliseconds)
+                {
+                    connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
+                        .encoded(keepAlive: false)
+                    connection.closeAfterWrite = true
+                    connection.input = []
+                    connection.requestStarted = nil
+                    update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
+                } else if connection.input.isEmpty, connection.output.isEmpty,
+                    now - connection.lastActivity > .milliseconds(configuration.idleTimeoutMilliseconds)
+                {
+                    update(fd, nil, &connections)
+                }
+            case .parked, .working:
+                break
             }
         }
+    }
+}
+
+/// A body produced over time, for `HTTPServer.Reply.stream`.
+public protocol HTTPStream: AnyObject, Sendable {
+    /// The bytes to send now (empty: nothing new). Called on the server's loop thread when
+    /// the stream starts and whenever the server is woken, so it must not block.
+    func poll() -> [UInt8]
+}
+
+/// The worker threads that run `Reply.deferred` work off the loop thread.
+private final class DeferredWork: Sendable {
+    private struct Queue {
+        var jobs: [(connection: UInt64, work: @Sendable () -> HTTPResponse)] = []
+        var finished: [UInt64: HTTPResponse] = [:]
+        var stopping = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let available = Semaphore()
+    private let threads = Mutex<[Thread]>([])
+
+    /// Starts the threads; `onFinished` is called after each job (to wake the loop).
+    func start(threads count: Int, onFinished: @escaping @Sendable () -> Void) {
+        let started = (0..<count).map { _ in
+            Thread { [self] in
+                while true {
+                    available.wait()
+                    guard let job = queue.withLock({ $0.stopping ? nil : ($0.jobs.isEmpty ? nil : $0.jobs.removeFirst()) }) else {
+                        if queue.withLock({ $0.stopping }) { return }
+                        continue
+                    }
+                    let response = job.work()
+                    queue.withLock { $0.finished[job.connection] = response }
+                    onFinished()
+                }
+            }
+        }
+        threads.withLock { $0 = started }
+        for thread in started { thread.start() }
+    }
+
+    func submit(connection: UInt64, _ work: @escaping @Sendable () -> HTTPResponse) {
+        queue.withLock { $0.jobs.append((connection, work)) }
+        available.signal()
+    }
+
+    /// The responses finished since the last call, by connection id.
+    func takeFinished() -> [UInt64: HTTPResponse] {
+        queue.withLock { queue in
+            defer { queue.finished = [:] }
+            return queue.finished
+        }
+    }
+
+    func stop() {
+        let started = threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        queue.withLock { $0.stopping = true }
+        for _ in started { available.signal() }
+        for thread in started { thread.join() }
     }
 }

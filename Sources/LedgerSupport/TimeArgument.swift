@@ -1,9 +1,10 @@
 import Foundation
 
-/// Times on the command line: epoch milliseconds, or ISO 8601 (`2026-11-25T14:03:00Z`,
-/// with or without fractional seconds, any offset).
-enum TimeArgument {
-    static func milliseconds(_ text: String) -> Int64? {
+/// Times given by users (command line, query parameters): epoch milliseconds, or ISO 8601
+/// (`2026-11-25T14:03:00Z`, with or without fractional seconds, any offset).
+public enum TimeArgument {
+    /// The time in epoch milliseconds; nil if `text` is neither form.
+    public static func milliseconds(_ text: String) -> Int64? {
         if let value = Int64(text), value >= 0 { return value }
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
             let formatter = ISO8601DateFormatter()

@@ -1,0 +1,47 @@
+import ChatProjection
+import LedgerSupport
+import QueryWorker
+
+/// The HTTP options `run`, `serve` and `ingest` share, and starting the query worker
+/// from them.
+enum QueryWorkerOptions {
+    /// Limits and timeouts of the HTTP server; defaults are `HTTPServer.Configuration`'s.
+    static let limits: [CommandSpec.Option] = {
+        let defaults = HTTPServer.Configuration()
+        return [
+            CommandSpec.Option("max-connections", "N", "Open connections beyond this get 503 and are closed.", default: String(defaults.maxConnections)),
+            CommandSpec.Option("header-timeout-ms", "MS", "A request head must arrive within this (else 408).", default: String(defaults.headerTimeoutMilliseconds)),
+            CommandSpec.Option("idle-timeout-ms", "MS", "Idle keep-alive connections close after this.", default: String(defaults.idleTimeoutMilliseconds)),
+            CommandSpec.Option("max-request-line-bytes", "N", "Longer request lines get 414.", default: String(defaults.limits.requestLineBytes)),
+            CommandSpec.Option("max-header-bytes", "N", "Larger header sections get 431.", default: String(defaults.limits.headerBytes)),
+            CommandSpec.Option("max-headers", "N", "More header fields get 431.", default: String(defaults.limits.headerCount)),
+        ]
+    }()
+
+    /// The server configuration from `--http ADDR` (or `defaultAddress`) and the limits.
+    static func configuration(_ arguments: ParsedArguments, defaultAddress: String = "127.0.0.1:8080") throws -> HTTPServer.Configuration {
+        var configuration = HTTPServer.Configuration()
+        let text = arguments.string("http") ?? defaultAddress
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { throw arguments.usageError("--http takes HOST:PORT, e.g. 127.0.0.1:8080") }
+        configuration.host = String(parts[0])
+        configuration.port = port
+        let big = 1...(1 << 30)
+        if let value = try arguments.integer("max-connections", in: 1...1_000_000) { configuration.maxConnections = value }
+        if let value = try arguments.integer("header-timeout-ms", in: big) { configuration.headerTimeoutMilliseconds = value }
+        if let value = try arguments.integer("idle-timeout-ms", in: big) { configuration.idleTimeoutMilliseconds = value }
+        if let value = try arguments.integer("max-request-line-bytes", in: 64...big.upperBound) { configuration.limits.requestLineBytes = value }
+        if let value = try arguments.integer("max-header-bytes", in: 256...big.upperBound) { configuration.limits.headerBytes = value }
+        if let value = try arguments.integer("max-headers", in: 1...100_000) { configuration.limits.headerCount = value }
+        return configuration
+    }
+
+    /// Starts the HTTP server for `api` and prints `url=http://HOST:PORT` on stdout.
+    static func start(_ api: QueryAPI, _ configuration: HTTPServer.Configuration) throws -> (server: HTTPServer, url: String) {
+        let server = HTTPServer(configuration: configuration, observer: { head, status, elapsed in
+            api.observe(head, status: status, elapsed: elapsed)
+        }) { head, body in api.reply(head, body) }
+        let port = try server.start()
+        return (server, "http://\(configuration.host):\(port)")
+    }
+}

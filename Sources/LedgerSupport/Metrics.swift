@@ -1,0 +1,183 @@
+import Synchronization
+
+/// Metrics in the Prometheus text exposition format (version 0.0.4).
+///
+/// Counters and histograms are updated where things happen; values that already live
+/// elsewhere (cache counters, partition offsets, file sizes) are read when scraped through
+/// a collector, so there is one source of truth for each. Names follow Prometheus
+/// conventions: `_total` for counters, base units (seconds, bytes).
+public final class MetricsRegistry: Sendable {
+    /// A metric's type line.
+    public enum Kind: String, Sendable {
+        case counter, gauge, histogram
+    }
+
+    /// One sample a collector reports: label pairs and a value.
+    public struct Sample: Sendable {
+        public var labels: [(name: String, value: String)]
+        public var value: Double
+
+        public init(_ labels: [(name: String, value: String)], _ value: Double) {
+            self.labels = labels
+            self.value = value
+        }
+
+        public init(_ value: Double) {
+            self.init([], value)
+        }
+    }
+
+    private struct Family {
+        var name: String
+        var help: String
+        var kind: Kind
+        var render: @Sendable (inout String) -> Void
+    }
+
+    private let families = Mutex<[Family]>([])
+
+    public init() {}
+
+    /// A counter with fixed label names, updated with `increment`.
+    public func counter(_ name: String, help: String, labels: [String] = []) -> Counter {
+        let counter = Counter(name: name, labelNames: labels)
+        add(Family(name: name, help: help, kind: .counter) { counter.render(into: &$0) })
+        return counter
+    }
+
+    /// A histogram with fixed label names and bucket upper bounds (ascending).
+    public func histogram(_ name: String, help: String, labels: [String] = [], buckets: [Double]) -> Histogram {
+        let histogram = Histogram(name: name, labelNames: labels, buckets: buckets)
+        add(Family(name: name, help: help, kind: .histogram) { histogram.render(into: &$0) })
+        return histogram
+    }
+
+    /// A metric whose samples are read from their owner when scraped.
+    public func collect(_ name: String, help: String, kind: Kind, _ samples: @escaping @Sendable () -> [Sample]) {
+        add(Family(name: name, help: help, kind: kind) { text in
+            for sample in samples() { Self.line(&text, name, sample.labels, sample.value) }
+        })
+    }
+
+    /// Every metric, as the body of `GET /metrics`.
+    public func render() -> String {
+        var text = ""
+        for family in families.withLock({ $0 }) {
+            text += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.kind.rawValue)\n"
+            family.render(&text)
+        }
+        return text
+    }
+
+    private func add(_ family: Family) {
+        families.withLock { $0.append(family) }
+    }
+
+    /// One sample line: `name{label="value",…} value`.
+    static func line(_ text: inout String, _ name: String, _ labels: [(name: String, value: String)], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{"
+            for (index, label) in labels.enumerated() {
+                if index > 0 { text += "," }
+                text += label.name + "=\"" + escape(label.value) + "\""
+            }
+            text += "}"
+        }
+        text += " " + format(value) + "\n"
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+
+    /// Label values escape backslash, double quote and line feed.
+    static func escape(_ value: String) -> String {
+        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
+    /// A monotonically increasing count per label set.
+    public final class Counter: Sendable {
+        private let name: String
+        private let labelNames: [String]
+        private let values = Mutex<[[String]: Double]>([:])
+
+        init(name: String, labelNames: [String]) {
+            self.name = name
+            self.labelNames = labelNames
+        }
+
+        /// Adds `amount` for these label values (in the order the names were given).
+        public func increment(_ labelValues: [String] = [], by amount: Double = 1) {
+            values.withLock { $0[labelValues, default: 0] += amount }
+        }
+
+        /// The current value for these label values.
+        public func value(_ labelValues: [String] = []) -> Double { values.withLock { $0[labelValues] ?? 0 } }
+
+        func render(into text: inout String) {
+            for (labelValues, value) in values.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                MetricsRegistry.line(&text, name, Array(zip(labelNames, labelValues)).map { ($0, $1) }, value)
+            }
+        }
+    }
+
+    /// Observations counted into cumulative buckets per label set, with their sum.
+    public final class Histogram: Sendable {
+        private struct Series {
+            var buckets: [UInt64]
+            var sum = 0.0
+            var count: UInt64 = 0
+        }
+
+        private let name: String
+        private let labelNames: [String]
+        private let bounds: [Double]
+        private let series = Mutex<[[String]: Series]>([:])
+
+        init(name: String, labelNames: [String], buckets: [Double]) {
+            self.name = name
+            self.labelNames = labelNames
+            self.bounds = buckets
+        }
+
+        /// Records one observation for these label values.
+        public func observe(_ value: Double, _ labelValues: [String] = []) {
+            let bucket = bounds.firstIndex { value <= $0 } ?? bounds.count
+            series.withLock { series in
+                series[labelValues, default: Series(buckets: Array(repeating: 0, count: bounds.count + 1))].buckets[bucket] += 1
+                series[labelValues]!.sum += value
+                series[labelValues]!.count += 1
+            }
+        }
+
+        /// How many observations were recorded for these label values.
+        public func count(_ labelValues: [String] = []) -> UInt64 { series.withLock { $0[labelValues]?.count ?? 0 } }
+
+        func render(into text: inout String) {
+            for (labelValues, entry) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                let labels = Array(zip(labelNames, labelValues)).map { (name: $0, value: $1) }
+                var cumulative: UInt64 = 0
+                for (index, count) in entry.buckets.enumerated() {
+                    cumulative += count
+                    let bound = index < bounds.count ? MetricsRegistry.format(bounds[index]) : "+Inf"
+                    MetricsRegistry.line(&text, name + "_bucket", labels + [("le", bound)], Double(cumulative))
+                }
+                MetricsRegistry.line(&text, name + "_sum", labels, entry.sum)
+                MetricsRegistry.line(&text, name + "_count", labels, Double(entry.count))
+            }
+        }
+    }
+}
