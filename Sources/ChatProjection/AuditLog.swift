@@ -73,8 +73,9 @@ public struct AuditLog: Sendable {
 
     /// Visits the events that pass `filter`, partition by partition in offset order,
     /// starting at `start` (a position from an earlier call), each as one export line:
-    /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. Stops
-    /// when `body` returns false and returns the position to continue from (nil: the end).
+    /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. `body`
+    /// returns false to decline the line it was given and stop; the result is the position
+    /// of that line, to continue from (nil: the end was reached).
     /// Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
@@ -95,7 +96,7 @@ public struct AuditLog: Sendable {
                 if try body(Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)) {
                     return true
                 }
-                resume = LogPosition(partition: partition, offset: record.offset + 1)
+                resume = LogPosition(partition: partition, offset: record.offset)  // not taken: the next call starts with it
                 return false
             }
             if resume != nil { return resume }

@@ -1,4 +1,5 @@
 import ChatEvents
+import EventLog
 
 /// Which chats a list shows. `all`, `unread` and `groups` leave archived chats out (they
 /// live in WhatsApp's Archived folder); `archived` shows only those.
@@ -42,6 +43,8 @@ public struct RenderedView: Sendable, Hashable {
     public var version: UInt64
     /// Epoch ms when a mute in it expires (`isMuted` changes): the rendering is stale from then.
     public var validUntil: Int64?
+    /// The log position the view reflects (set by `ProjectionStore` when it answers).
+    public var position: LogPosition?
 
     public init(bytes: [UInt8], version: UInt64, validUntil: Int64?) {
         self.bytes = bytes

@@ -54,28 +54,52 @@ public final class ProjectionStore: Sendable {
     /// A page of a device's chat list, from the cache when it holds the current rendering.
     /// - Throws: `ChatListRenderer.InvalidCursor` for a cursor that is not one of ours.
     public func chatList(_ deviceId: String, query: ChatListQuery, now: Int64) throws(ChatListRenderer.InvalidCursor) -> RenderedView {
-        let key = SnapshotCache.Key(deviceId: deviceId, view: query.viewKey)
-        if let hit = cache.lookup(key, now: now) { return hit }
-        let rendered = try ChatListRenderer.chatList(device(deviceId), deviceId: deviceId, query: query, now: now)
-        cache.store(key, rendered)
-        return rendered
+        let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: query.viewKey), now: now)
+        if let hit = found.hit { return hit }
+        return fill(found, try ChatListRenderer.chatList(found.device, deviceId: deviceId, query: query, now: now))
     }
 
     /// One chat, nil if the device has no such chat.
     public func chat(_ deviceId: String, chatId: String, now: Int64) -> RenderedView? {
-        let key = SnapshotCache.Key(deviceId: deviceId, view: "chat:" + chatId)
-        if let hit = cache.lookup(key, now: now) { return hit }
-        guard let rendered = ChatListRenderer.chat(device(deviceId), chatId: chatId, now: now) else { return nil }
-        cache.store(key, rendered)
-        return rendered
+        let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "chat:" + chatId), now: now)
+        if let hit = found.hit { return hit }
+        return ChatListRenderer.chat(found.device, chatId: chatId, now: now).map { fill(found, $0) }
     }
 
     /// Unread totals of a device.
     public func unread(_ deviceId: String, now: Int64) -> RenderedView {
-        let key = SnapshotCache.Key(deviceId: deviceId, view: "unread")
-        if let hit = cache.lookup(key, now: now) { return hit }
-        let rendered = ChatListRenderer.unread(device(deviceId))
-        cache.store(key, rendered)
-        return rendered
+        let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "unread"), now: now)
+        if let hit = found.hit { return hit }
+        return fill(found, ChatListRenderer.unread(found.device))
+    }
+
+    /// A cache lookup: the hit, or the device to render; either way the log position.
+    private struct Lookup {
+        var key: SnapshotCache.Key
+        var hit: RenderedView?
+        var device: DeviceProjection?
+        var position: LogPosition?
+    }
+
+    /// Looks the view up with the position read under the same state lock, so no event can
+    /// land between them: the position is exactly the one the view shows.
+    private func lookup(_ deviceId: String, _ key: SnapshotCache.Key, now: Int64) -> Lookup {
+        state.withLock { state in
+            let position = state.position(of: deviceId)
+            if var hit = cache.lookup(key, now: now) {
+                hit.position = position
+                return Lookup(key: key, hit: hit, position: position)
+            }
+            return Lookup(key: key, device: state.devices[deviceId], position: position)
+        }
+    }
+
+    /// Caches a view rendered (outside the lock) from a lookup's device copy; the cache
+    /// refuses it if the device moved on meanwhile.
+    private func fill(_ lookup: Lookup, _ rendered: RenderedView) -> RenderedView {
+        cache.store(lookup.key, rendered)
+        var answered = rendered
+        answered.position = lookup.position
+        return answered
     }
 }

@@ -102,7 +102,8 @@ enum IngestTesting {
             let expected = messages.filter { $0.partition == partition }.sorted { $0.offset < $1.offset }
             let records = try log.reader(topic: topic, partition: partition).records()
             #expect(records.map(\.offset) == expected.map(\.offset), "partition \(partition): each offset exactly once, in order")
-            for (record, message) in zip(records, expected) where record.value != message.value || record.key != message.key {
+            for (record, message) in zip(records, expected)
+            where record.value != message.value || record.key != message.key || record.timestamp != message.timestamp {
                 Issue.record("partition \(partition) offset \(record.offset) differs from the topic")
                 break
             }

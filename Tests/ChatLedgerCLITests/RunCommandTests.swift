@@ -149,3 +149,95 @@ struct RunCommandTests {
         #expect(serve.terminate() == 0)
     }
 }
+
+@Suite("Audits of a live run")
+struct LiveAuditTests {
+    /// One GET with the development key: status, headers and the raw body.
+    func get(_ port: UInt16, _ target: String) throws -> (status: Int, head: String, body: String) {
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+        let response = client.readToEnd()
+        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
+        guard let split = response.range(of: "\r\n\r\n") else { return (status, response, "") }
+        return (status, String(response[..<split.lowerBound]), String(response[split.upperBound...]))
+    }
+
+    func header(_ head: String, _ name: String) -> String? {
+        head.split(separator: "\r\n").first { $0.lowercased().hasPrefix(name.lowercased() + ":") }
+            .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test("chat lists recorded while run serves live traffic replay byte for byte at their X-Ledger-Position; the auditor routes agree with export and with the live list")
+    func liveResponsesReplayByteIdentical() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("live-audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ServerProcess(["run", "--http", "127.0.0.1:0", "--data", data, "--partitions", "4"])
+        let producer = Process()
+        producer.executableURL = ChatLedgerProcess.executable
+        producer.arguments = ["produce", "--brokers", run.brokers, "--simulate", "--devices", "4", "--chats", "20",
+                              "--count", "20000", "--rate", "4000"]
+        let summary = Pipe()
+        producer.standardOutput = summary
+        producer.standardError = FileHandle.nullDevice
+        try producer.run()
+
+        // Record responses while events keep arriving: body, position and the request time.
+        var recorded: [(device: String, body: String, position: String, now: Int64)] = []
+        var seen: Set<String> = []
+        while producer.isRunning || recorded.count < 8 {
+            for device in (1...4).map({ "dev-\($0)" }) {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let response = try get(run.port, "/api/v1/devices/\(device)/chats")
+                guard response.status == 200, let position = header(response.head, "X-Ledger-Position"),
+                    seen.insert(device + "@" + position).inserted
+                else { continue }
+                recorded.append((device, response.body, position, now))
+            }
+            if recorded.count >= 60 { break }
+        }
+        producer.waitUntilExit()
+        #expect(recorded.count >= 8)
+        #expect(Set(recorded.map(\.position)).count > 4, "responses from many points of the log")
+
+        // The auditor routes on the same server, once it has every event produced.
+        let produced = try JSONSerialization.jsonObject(with: summary.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        let lastOffsets = try #require(produced?["lastOffsets"] as? [String: Int])
+        for (partition, offset) in lastOffsets {
+            #expect(try get(run.port, "/api/v1/devices/dev-1/unread?minPosition=\(partition):\(offset)&wait=20000").status == 200)
+        }
+        let device = "dev-1"
+        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", device])
+        #expect(export.status == 0)
+        let exported = export.standardOutput.split(separator: "\n").map(String.init)
+        var paged: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try get(run.port, "/api/v1/devices/\(device)/events?limit=500" + (cursor.map { "&cursor=" + $0 } ?? ""))
+            #expect(page.status == 200)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(page.body.utf8)) as? [String: Any])
+            let events = try #require(object["events"] as? [Any])
+            paged += try events.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
+            cursor = object["nextCursor"] as? String
+        } while cursor != nil
+        let exportedObjects = try exported.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: Data($0.utf8)), options: [.sortedKeys]), as: UTF8.self)
+        }
+        #expect(!paged.isEmpty && paged == exportedObjects, "events over HTTP, page by page, are what export prints")
+        let live = try get(run.port, "/api/v1/devices/\(device)/chats")
+        let asOf = try get(run.port, "/api/v1/devices/\(device)/chats?asOf=\(Int64(Date().timeIntervalSince1970 * 1000) + 60_000)")
+        #expect(asOf.status == 200)
+        #expect(asOf.body == live.body, "the list as of now is the live list")
+        let early = try get(run.port, "/api/v1/devices/\(device)/chats?asOf=2000-01-01T00:00:00Z")
+        #expect(early.body == #"{"deviceId":"dev-1","version":0,"chats":[],"nextCursor":null}"#, "before any event the list was empty")
+        #expect(run.terminate() == 0)
+
+        for response in recorded {
+            let replay = try ChatLedgerProcess.run(
+                ["replay", "--data", data, "--device", response.device, "--at-offset", response.position, "--now", String(response.now)])
+            #expect(replay.status == 0, "\(replay.standardError)")
+            #expect(replay.standardOutput == response.body + "\n", "replay at \(response.position) equals the live response for \(response.device)")
+        }
+        print("live audit: \(recorded.count) live responses replayed byte for byte, \(paged.count) events paged")
+    }
+}

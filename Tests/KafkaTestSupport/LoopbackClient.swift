@@ -57,6 +57,19 @@ public struct LoopbackClient {
         }
     }
 
+    /// Reads until what arrived contains `marker` `times` times (or the server closes, or
+    /// 10 s pass without a byte); everything read.
+    public func readUntil(_ marker: String, times: Int = 1) -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while String(decoding: received, as: UTF8.self).components(separatedBy: marker).count - 1 < times {
+            let got = read(fd, &chunk, chunk.count)
+            if got <= 0 { break }
+            received += chunk[..<got]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
     public static func split(_ text: String) -> [String] {
         var responses: [String] = []
         var rest = Substring(text)

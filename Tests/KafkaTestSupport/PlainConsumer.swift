@@ -10,6 +10,8 @@ public final class PlainConsumer {
         public var offset: Int64
         public var key: [UInt8]
         public var value: [UInt8]
+        /// Kafka's timestamp, ms.
+        public var timestamp: Int64
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -82,7 +84,8 @@ public final class PlainConsumer {
             finished.remove(current.partition)
             let key = current.key.map { Array(UnsafeRawBufferPointer(start: $0, count: current.key_len)) } ?? []
             let value = current.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: current.len)) } ?? []
-            messages.append(Message(partition: current.partition, offset: current.offset, key: key, value: value))
+            let timestamp = rd_kafka_message_timestamp(message, nil)
+            messages.append(Message(partition: current.partition, offset: current.offset, key: key, value: value, timestamp: timestamp))
         }
         return messages
     }

@@ -3,7 +3,9 @@ import Glibc
 #endif
 import Foundation
 import KafkaTestSupport
+import LedgerSupport
 import QueryWorker
+import Synchronization
 import Testing
 
 @Suite("HTTPServer on loopback sockets")
@@ -123,5 +125,74 @@ struct HTTPServerTests {
         #expect(client.readResponses(1).count == 1)
         server.stop()
         #expect(client.readToEnd().isEmpty, "the idle connection was closed")
+    }
+}
+
+@Suite("HTTPServer: deferred work and streams")
+struct HTTPServerDeferredTests {
+    /// A stream that sends what the test pushes.
+    final class PushedStream: HTTPStream {
+        private let pending = Mutex<[String]>(["first\n"])
+        func push(_ text: String) { pending.withLock { $0.append(text) } }
+        func poll() -> [UInt8] {
+            Array(pending.withLock { pending in
+                defer { pending = [] }
+                return pending.joined()
+            }.utf8)
+        }
+    }
+
+    @Test("deferred work runs off the loop: while it blocks, other connections are served; then its response is sent, before what was pipelined after it")
+    func deferredRunsOffTheLoop() throws {
+        let gate = Semaphore()
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration) { head, _ in
+            if head.target == "/slow" {
+                return .deferred {
+                    gate.wait()
+                    return HTTPResponse(status: 200, body: Array("slow done".utf8))
+                }
+            }
+            return .response(HTTPResponse(status: 200, body: Array("fast \(head.target)".utf8)))
+        }
+        let port = try server.start()
+        defer { server.stop() }
+        let blocked = try LoopbackClient(port: port)
+        defer { blocked.close() }
+        blocked.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let other = try LoopbackClient(port: port)
+        defer { other.close() }
+        other.send("GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(other.readToEnd().hasSuffix("fast /other"), "served while the deferred work blocks")
+        gate.signal()
+        let responses = LoopbackClient.split(blocked.readToEnd())
+        #expect(responses.count == 2)
+        #expect(responses.first?.hasSuffix("slow done") == true)
+        #expect(responses.last?.hasSuffix("fast /after") == true)
+    }
+
+    @Test("a stream sends its head without Content-Length, then what it yields whenever the server is woken; quiet streams get heartbeats; stop() closes them")
+    func streamSendsOnWake() throws {
+        let stream = PushedStream()
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        configuration.streamHeartbeatMilliseconds = 200
+        let server = HTTPServer(configuration: configuration) { _, _ in
+            .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")]), stream)
+        }
+        let port = try server.start()
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET /changes HTTP/1.1\r\nHost: x\r\n\r\n")
+        let start = client.readUntil("first\n")
+        #expect(start.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"))
+        #expect(!start.contains("Content-Length"))
+        stream.push("second\n")
+        server.wake()
+        #expect(client.readUntil("second\n").contains("second\n"))
+        #expect(client.readUntil(": keep-alive\n\n").contains(": keep-alive"), "a quiet stream sends a heartbeat comment")
+        server.stop()
+        _ = client.readToEnd()  // returns only because the server closed the stream
     }
 }

@@ -87,7 +87,7 @@ struct QueryAPITests {
         #expect(get(api, "/api/v1/devices/dev-2/chats").status == 200, "the auditor key reads every device")
     }
 
-    @Test("auditor routes: 403 for a reader, and not pretended for an auditor (501 until built)")
+    @Test("auditor routes: 403 for a reader; 501 for an auditor when the server has no log to read")
     func auditorRoutes() throws {
         let api = try api()
         #expect(get(api, "/api/v1/devices/dev-1/chats?asOf=1", key: "reader-key").status == 403)
@@ -205,5 +205,66 @@ struct QueryAPITests {
         #expect(timedOut.hasPrefix("HTTP/1.1 503"))
         #expect(timedOut.contains("Retry-After: 1"))
         #expect(get(try test.api(), "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
+    }
+
+    @Test("changes: an SSE stream that starts with the device's version and sends one event each time it changes (coalescing what one wake saw)")
+    func changesStream() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let (server, port) = try test.serve(try test.api())
+        defer { server.stop() }
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET /api/v1/devices/dev-1/changes HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
+        let first = client.readUntil("\n\n")  // the head ends in CRLF CRLF, so this is the first event
+        #expect(first.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"))
+        #expect(first.hasSuffix("id: 1\nevent: version\ndata: {\"deviceId\":\"dev-1\",\"version\":1,\"position\":\"0:0\"}\n\n"))
+
+        test.incoming("dev-2", "b@c.us", "M2")  // another device: no event
+        test.incoming("dev-1", "a@c.us", "M3")
+        server.wake()
+        let next = client.readUntil("\n\n")
+        #expect(next == "id: 2\nevent: version\ndata: {\"deviceId\":\"dev-1\",\"version\":2,\"position\":\"0:2\"}\n\n")
+
+        // Reconnecting with Last-Event-ID at the current version: nothing until the next change.
+        let again = try LoopbackClient(port: port)
+        defer { again.close() }
+        again.send("GET /api/v1/devices/dev-1/changes HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\nLast-Event-ID: 2\r\n\r\n")
+        _ = again.readUntil("\r\n\r\n")
+        test.incoming("dev-1", "a@c.us", "M4")
+        server.wake()
+        #expect(again.readUntil("\n\n").hasPrefix("id: 3\n"), "the first event after Last-Event-ID is the next version")
+        #expect(get(try test.api(), "/api/v1/devices/dev-1/changes", key: nil).status == 401)
+        #expect(get(try test.api(), "/api/v1/devices/dev-9/changes", key: "reader-key").status == 404)
+    }
+
+    @Test("/metrics: Prometheus text with cache counters and a request histogram by route template and status")
+    func metrics() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let registry = MetricsRegistry()
+        test.store.registerMetrics(in: registry)
+        let api = QueryAPI(store: test.store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), metrics: registry, clock: { 0 })
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration, observer: { api.observe($0, status: $1, elapsed: $2) }) { api.reply($0, $1) }
+        let port = try server.start()
+        defer { server.stop() }
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        let chats = "GET /api/v1/devices/dev-1/chats HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n"
+        client.send(chats + chats + "GET /api/v1/devices/dev-1/chats/nope HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
+        _ = client.readResponses(3)
+        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let text = client.readToEnd()
+        #expect(text.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"))
+        #expect(text.contains("# TYPE chatledger_http_request_duration_seconds histogram"))
+        #expect(text.contains(#"chatledger_http_request_duration_seconds_count{route="/api/v1/devices/{deviceId}/chats",status="200"} 2"#))
+        #expect(text.contains(#"chatledger_http_request_duration_seconds_count{route="/api/v1/devices/{deviceId}/chats/{chatId}",status="404"} 1"#))
+        #expect(text.contains(#"chatledger_http_request_duration_seconds_bucket{route="/api/v1/devices/{deviceId}/chats",status="200",le="+Inf"} 2"#))
+        #expect(text.contains("chatledger_cache_hits_total 1\n"), "the second list GET was a hit")
+        #expect(text.contains("chatledger_cache_misses_total 2\n"))
+        #expect(text.contains(#"chatledger_projection_applied_offset{partition="0"} 0"#))
+        #expect(!text.contains("dev-1"), "no per-device series")
     }
 }

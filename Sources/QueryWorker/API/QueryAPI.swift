@@ -215,7 +215,7 @@ public final class QueryAPI: Sendable {
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
         let etag = "\"\(view.version)\""
         var headers = [("ETag", etag), ("Cache-Control", "no-cache")]
-        if let position = store.position(of: deviceId) { headers.append(("X-Ledger-Position", position.description)) }
+        if let position = view.position { headers.append(("X-Ledger-Position", position.description)) }
         if head.header("if-none-match") == etag { return HTTPResponse(status: 304, headers: headers) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")] + headers, body: view.bytes)
     }
