@@ -45,15 +45,15 @@ find_swift() {
   command -v swift >/dev/null 2>&1 || { log "no Swift toolchain found: install Swift 6 from https://swift.org/install"; exit 1; }
 }
 
-# Prints a python interpreter that can import jsonschema, installing it if needed.
-python_with_jsonschema() {
-  if python3 -c 'import jsonschema' 2>/dev/null; then echo python3; return; fi
-  log "installing Python jsonschema"
-  if python3 -m pip install --quiet jsonschema >/dev/null 2>&1 ||
-     python3 -m pip install --quiet --break-system-packages jsonschema >/dev/null 2>&1; then
+# Prints a python interpreter that can import jsonschema and yaml, installing them if needed.
+python_with_checks() {
+  if python3 -c 'import jsonschema, yaml' 2>/dev/null; then echo python3; return; fi
+  log "installing Python jsonschema and PyYAML"
+  if python3 -m pip install --quiet jsonschema pyyaml >/dev/null 2>&1 ||
+     python3 -m pip install --quiet --break-system-packages jsonschema pyyaml >/dev/null 2>&1; then
     echo python3; return
   fi
-  apt_install python3-jsonschema
+  apt_install python3-jsonschema python3-yaml
   echo /usr/bin/python3
 }
 
@@ -61,13 +61,16 @@ run_tests() {
   install_system_packages
   find_swift
   local python
-  python=$(python_with_jsonschema)
+  python=$(python_with_checks)
   log "checking schema examples against schemas/event.v1.schema.json"
   "$python" Tests/SchemaChecks/check_examples.py >/dev/null || "$python" Tests/SchemaChecks/check_examples.py
   log "building (debug, with tests)"
   swift build --build-tests
   log "running the test suite"
   swift test --skip-build
+  log "checking live API responses against schemas/openapi.yaml"
+  "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger >/dev/null ||
+    "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger
 }
 
 run_demo() {

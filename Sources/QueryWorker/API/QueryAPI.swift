@@ -237,7 +237,10 @@ public final class QueryAPI: Sendable {
             do {
                 let device = try audit.device(deviceId, asOf: asOf, partitions: partitions)
                 let view = try ChatListRenderer.chatList(device, deviceId: deviceId, query: query, now: now)
-                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: view.bytes)
+                // The ETag is the version the device had then; there is no live position to report.
+                return HTTPResponse(
+                    status: 200, headers: [("Content-Type", "application/json"), ("ETag", "\"\(view.version)\""), ("Cache-Control", "no-cache")],
+                    body: view.bytes)
             } catch is ChatListRenderer.InvalidCursor {
                 return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
             } catch {

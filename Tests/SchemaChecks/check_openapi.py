@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Checks live responses of a real `chatledger run` against schemas/openapi.yaml.
+
+Usage: check_openapi.py PATH/TO/chatledger
+
+Starts `chatledger run` (embedded broker) with a keys file holding an auditor and a
+reader key, produces simulated traffic with `chatledger produce`, waits until it is
+applied, then sends requests that reach every path of the document and most of its
+documented statuses. Each response must have a status the document lists for that
+path; a JSON body must validate against the schema given for that status; declared
+headers (ETag, X-Ledger-Position, Retry-After) must match their schemas; SSE `data`
+lines must validate against ChangeEvent. Every path in the document must be exercised,
+so the document and this check cannot drift apart. Exits 1 on any failure.
+"""
+import http.client
+import json
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import referencing
+import yaml
+
+SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+AUDITOR, READER = "check-auditor", "check-reader"
+failures = []
+exercised = set()
+
+
+def fail(message):
+    failures.append(message)
+    print("FAIL", message)
+
+
+def load_document():
+    document = yaml.safe_load((SCHEMAS / "openapi.yaml").read_text())
+    event_schema = json.loads((SCHEMAS / "event.v1.schema.json").read_text())
+    resource = referencing.Resource.from_contents(document, default_specification=referencing.jsonschema.DRAFT202012)
+    registry = referencing.Registry().with_resources([
+        ("openapi.yaml", resource),
+        ("event.v1.schema.json", referencing.Resource.from_contents(event_schema)),
+        (event_schema["$id"], referencing.Resource.from_contents(event_schema)),
+    ])
+    return document, registry
+
+
+DOCUMENT, REGISTRY = load_document()
+
+
+def resolve(node):
+    """Follows a local $ref inside the document."""
+    while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/"):
+        target = DOCUMENT
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def absolute_refs(node):
+    """The schema with local refs ("#/components/...") pointing into the document."""
+    if isinstance(node, dict):
+        return {key: ("openapi.yaml" + value if key == "$ref" and value.startswith("#/") else absolute_refs(value))
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [absolute_refs(value) for value in node]
+    return node
+
+
+def validate(instance, schema, what):
+    validator = jsonschema.Draft202012Validator(absolute_refs(schema), registry=REGISTRY)
+    errors = sorted(validator.iter_errors(instance), key=lambda error: list(error.path))
+    for error in errors[:3]:
+        fail(f"{what}: {error.message} at {list(error.path)}")
+
+
+def template_for(path):
+    for template in DOCUMENT["paths"]:
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path):
+            return template
+    return None
+
+
+def check(method, target, status, headers, body, expected_status):
+    path = target.split("?")[0]
+    template = template_for(path)
+    what = f"{method} {target} -> {status}"
+    if status != expected_status:
+        fail(f"{what}: expected {expected_status}")
+    if template is None:
+        if status != 404:
+            fail(f"{what}: path not in the document")
+        return
+    exercised.add(template)
+    operation = DOCUMENT["paths"][template].get(method.lower())
+    if operation is None:
+        if status != 405:
+            fail(f"{what}: method not in the document")
+        return
+    response = operation["responses"].get(str(status))
+    if response is None:
+        fail(f"{what}: status not documented for {template}")
+        return
+    response = resolve(response)
+    for name, header in response.get("headers", {}).items():
+        header = resolve(header)
+        value = headers.get(name.lower())
+        if value is None:
+            if name != "X-Ledger-Position":  # absent for a device without events and for asOf
+                fail(f"{what}: header {name} missing")
+            continue
+        schema = header["schema"]
+        validate(int(value) if schema.get("type") == "integer" else value, schema, f"{what} header {name}")
+    content = response.get("content")
+    if not content:
+        return
+    content_type = headers.get("content-type", "").split(";")[0]
+    if content_type not in content:
+        fail(f"{what}: content type {content_type!r} not documented ({list(content)})")
+        return
+    schema = content[content_type].get("schema", {})
+    if content_type == "application/json":
+        try:
+            instance = json.loads(body)
+        except ValueError as error:
+            fail(f"{what}: body is not JSON: {error}")
+            return
+        validate(instance, schema, what)
+    print("ok  ", what)
+
+
+class Server:
+    def __init__(self, binary, data, keys):
+        self.process = subprocess.Popen(
+            [binary, "run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.brokers, self.port = None, None
+        while self.port is None:
+            line = self.process.stdout.readline()
+            if not line:
+                raise SystemExit("chatledger run ended before printing its URL")
+            if line.startswith("bootstrap="):
+                self.brokers = line.strip().split("=", 1)[1]
+            if line.startswith("url="):
+                self.port = int(line.strip().rsplit(":", 1)[1])
+
+    def request(self, method, target, key=AUDITOR, headers=None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        all_headers = dict(headers or {})
+        if key:
+            all_headers["x-api-key"] = key
+        connection.request(method, target, headers=all_headers)
+        response = connection.getresponse()
+        body = response.read().decode()
+        result = (response.status, {name.lower(): value for name, value in response.getheaders()}, body)
+        connection.close()
+        return result
+
+    def expect(self, method, target, expected, key=AUDITOR, headers=None):
+        status, response_headers, body = self.request(method, target, key, headers)
+        check(method, target, status, response_headers, body, expected)
+        return status, response_headers, body
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def raw(port, data, until=b"\r\n\r\n"):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(data)
+        received = b""
+        while until not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received.decode(errors="replace")
+
+
+def main():
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as directory:
+        keys = pathlib.Path(directory) / "keys.json"
+        keys.write_text(json.dumps({"keys": [
+            {"key": AUDITOR, "devices": ["*"], "role": "auditor"},
+            {"key": READER, "devices": ["dev-1"], "role": "reader"}]}))
+        server = Server(binary, directory + "/data", str(keys))
+        try:
+            produced = subprocess.run(
+                [binary, "produce", "--brokers", server.brokers, "--simulate", "--devices", "3", "--chats", "8", "--count", "600"],
+                check=True, capture_output=True, text=True)
+            for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
+                server.expect("GET", f"/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000", 200)
+            exercise(server)
+        finally:
+            server.stop()
+    missing = set(DOCUMENT["paths"]) - exercised
+    for template in sorted(missing):
+        fail(f"{template}: in the document but never exercised")
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+def exercise(server):
+    device = "/api/v1/devices/dev-1"
+    server.expect("GET", "/healthz", 200, key=None)
+    server.expect("GET", "/readyz", 200, key=None)
+    server.expect("GET", "/metrics", 200, key=None)
+    _, headers, body = server.expect("GET", device + "/chats?limit=2", 200)
+    cursor = json.loads(body)["nextCursor"]
+    if cursor:
+        server.expect("GET", device + "/chats?limit=2&cursor=" + cursor, 200)
+    for name in ["unread", "archived", "groups", "all"]:
+        server.expect("GET", device + "/chats?filter=" + name, 200)
+    server.expect("GET", device + "/chats", 304, headers={"If-None-Match": headers["etag"]})
+    chats = json.loads(server.request("GET", device + "/chats?limit=500")[2])["chats"]
+    chat_id = chats[0]["id"] if chats else "none@c.us"
+    server.expect("GET", device + "/chats/" + chat_id, 200)
+    server.expect("GET", device + "/chats/nobody%40c.us", 404)
+    server.expect("GET", device + "/unread", 200)
+    server.expect("GET", device + "/unread", 200, key=READER)
+    server.expect("GET", device + "/chats", 401, key=None)
+    server.expect("GET", device + "/chats", 401, key="wrong")
+    server.expect("GET", "/api/v1/devices/dev-2/chats", 404, key=READER)
+    server.expect("GET", device + "/chats?asOf=2030-01-01T00:00:00Z", 403, key=READER)
+    server.expect("GET", device + "/events", 403, key=READER)
+    server.expect("GET", device + "/chats?asOf=2030-01-01T00:00:00Z", 200)
+    server.expect("GET", device + "/chats?asOf=yesterday", 400)
+    _, _, body = server.expect("GET", device + "/events?limit=5", 200)
+    cursor = json.loads(body)["nextCursor"]
+    if cursor:
+        server.expect("GET", device + "/events?limit=5&cursor=" + cursor, 200)
+    server.expect("GET", device + "/events?limit=0", 400)
+    server.expect("GET", device + "/chats?limit=0", 400)
+    server.expect("GET", device + "/chats?colour=red", 400)
+    server.expect("GET", device + "/chats/x?wait=1&minPosition=0:99999999", 503)
+    server.expect("POST", device + "/chats", 405)
+    server.expect("GET", device + "/changes?x=1", 400)
+    server.expect("GET", device + "/changes", 401, key=None)
+
+    stream = raw(server.port, f"GET {device}/changes HTTP/1.1\r\nHost: x\r\nx-api-key: {AUDITOR}\r\n\r\n".encode(),
+                 until=b"\r\n\r\n")  # the head
+    head, _, events = stream.partition("\r\n\r\n")
+    status = int(head.split(" ")[1])
+    headers = dict(line.lower().split(": ", 1) for line in head.split("\r\n")[1:])
+    check("GET", device + "/changes", status, headers, "", 200)
+    stream = raw(server.port, f"GET {device}/changes HTTP/1.1\r\nHost: x\r\nx-api-key: {AUDITOR}\r\n\r\n".encode(),
+                 until=b"}\n\n")
+    data = [line[len("data: "):] for line in stream.split("\n") if line.startswith("data: ")]
+    if not data:
+        fail("changes: no event data")
+    for line in data:
+        validate(json.loads(line), DOCUMENT["components"]["schemas"]["ChangeEvent"], "changes data")
+
+    malformed = raw(server.port, b"GET / HTTP/1.1\nHost: x\n\n")
+    if not malformed.startswith("HTTP/1.1 400 "):
+        fail(f"malformed HTTP: {malformed[:40]!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
