@@ -8,17 +8,19 @@ import LedgerSupport
 enum BenchCommand: Command {
     static let spec = CommandSpec(
         name: "bench", synopsis: "bench NAME [--json] [--events N]",
-        summary: "Run a benchmark (codec, log, projection, ingest, verify; later http) and print its figures.",
+        summary: "Run a benchmark (codec, log, projection, ingest, http, verify) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
             CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log).", default: "./data/bench"),
             CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
-            CommandSpec.Option("seconds", "S", "Seconds per append measurement (log).", default: "2"),
+            CommandSpec.Option("seconds", "S", "Seconds per measurement (log: per append mode; http: per route).", default: "2"),
+            CommandSpec.Option("load", "N", "Background events/s during the freshness probes (http).", default: "20000"),
+            CommandSpec.Option("probes", "N", "Freshness probes (http).", default: "300"),
         ],
         positionals: ["NAME"])
 
-    static let planned = ["http": 6]
+    static let planned: [String: Int] = [:]
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let name = arguments.positionals[0]
@@ -36,6 +38,10 @@ enum BenchCommand: Command {
             report = try VerifyBenchmark.run(
                 events: try arguments.integer("events", in: 100...100_000_000) ?? 5_000_000,
                 directory: (arguments.string("dir") ?? "./data/bench") + "/verify-\(getpid())")
+        case "http":
+            report = try HTTPBenchmark.run(
+                seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2), load: try arguments.integer("load", in: 0...1_000_000) ?? 20_000,
+                probes: try arguments.integer("probes", in: 10...100_000) ?? 300)
         case "log":
             report = try LogBenchmark.run(
                 directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",

@@ -15,24 +15,14 @@ enum IngestCommand: Command {
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic, .group, .data,
-            CommandSpec.Option("fsync", "POLICY", "always, batch, every:MS or never.", default: "batch"),
-            CommandSpec.Option(
-                "kafka-config", "K=V,...",
-                "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a."),
+            IngestOptions.fsync, IngestOptions.kafkaConfig,
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
         ] + QueryWorkerOptions.limits)
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        guard let fsync = FsyncPolicy(arguments.string("fsync") ?? "batch") else {
-            throw arguments.usageError("--fsync takes always, batch, every:MS or never")
-        }
-        var kafka = KafkaConfiguration()
-        for pair in (arguments.string("kafka-config") ?? "").split(separator: ",") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw arguments.usageError("--kafka-config takes KEY=VALUE pairs, got '\(pair)'") }
-            kafka[String(parts[0])] = String(parts[1])
-        }
+        let fsync = try IngestOptions.fsyncPolicy(arguments)
+        let kafka = try IngestOptions.kafkaConfiguration(arguments)
         let signals = TerminationSignal.install()
         let service = IngestService()
         signals.onSignal { _ in service.stop() }
@@ -71,5 +61,31 @@ enum AttestationKey {
         while let last = key.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { key.removeLast() }
         guard !key.isEmpty else { throw arguments.usageError("the key file \(path) is empty") }
         return key
+    }
+}
+
+/// The ingest options `ingest` and `run` share.
+enum IngestOptions {
+    static let fsync = CommandSpec.Option("fsync", "POLICY", "always, batch, every:MS or never.", default: "batch")
+    static let kafkaConfig = CommandSpec.Option(
+        "kafka-config", "K=V,...",
+        "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a.")
+
+    static func fsyncPolicy(_ arguments: ParsedArguments) throws -> FsyncPolicy {
+        guard let policy = FsyncPolicy(arguments.string("fsync") ?? "batch") else {
+            throw arguments.usageError("--fsync takes always, batch, every:MS or never")
+        }
+        return policy
+    }
+
+    /// `--kafka-config` applied over `defaults`.
+    static func kafkaConfiguration(_ arguments: ParsedArguments, defaults: KafkaConfiguration = KafkaConfiguration()) throws -> KafkaConfiguration {
+        var kafka = defaults
+        for pair in (arguments.string("kafka-config") ?? "").split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw arguments.usageError("--kafka-config takes KEY=VALUE pairs, got '\(pair)'") }
+            kafka[String(parts[0])] = String(parts[1])
+        }
+        return kafka
     }
 }

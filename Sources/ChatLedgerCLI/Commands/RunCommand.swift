@@ -22,9 +22,11 @@ enum RunCommand: Command {
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
+            IngestOptions.fsync, IngestOptions.kafkaConfig,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
+    static let embeddedFetchWaitMilliseconds = 2
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let signals = TerminationSignal.install()
@@ -49,7 +51,12 @@ enum RunCommand: Command {
             ? try MockCluster(topics: [(topic, try arguments.integer("partitions", in: 1...1024) ?? 8)]) : nil
         let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
 
-        let options = IngestPipeline.Options(topic: topic)
+        let options = IngestPipeline.Options(topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments))
+        // The mock broker answers a fetch that finds nothing new only after fetch.wait.max.ms,
+        // even when data arrives meanwhile, so that wait is the floor of produce-to-visible
+        // latency against it: keep it short. Real brokers answer as soon as data arrives.
+        let kafka = try IngestOptions.kafkaConfiguration(
+            arguments, defaults: cluster == nil ? KafkaConfiguration() : KafkaConfiguration(["fetch.wait.max.ms": "\(embeddedFetchWaitMilliseconds)"]))
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let service = IngestService()
@@ -69,7 +76,7 @@ enum RunCommand: Command {
         let handoff = PipelineHandoff(pipeline)
         let ingest = Thread {
             do {
-                try service.run(pipeline: handoff.pipeline, configuration: .init(brokers: brokers, group: "chatledger-run", pipeline: options))
+                try service.run(pipeline: handoff.pipeline, configuration: .init(brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options))
             } catch {
                 Logger(label: "run").error("ingest stopped", ["error": error])
                 failed.store(true, ordering: .releasing)

@@ -331,7 +331,11 @@ public final class HTTPServer: Sendable {
     private func send(_ response: HTTPResponse, for request: Request, on connection: inout Connection) {
         observer?(request.head, response.status, .now - request.arrived)
         let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
-        connection.output += response.encoded(keepAlive: keepAlive)
+        if connection.output.isEmpty {
+            connection.output = response.encoded(keepAlive: keepAlive)  // the usual case: no copy
+        } else {
+            connection.output += response.encoded(keepAlive: keepAlive)
+        }
         if !keepAlive { connection.closeAfterWrite = true }
     }
 
@@ -385,7 +389,10 @@ public final class HTTPServer: Sendable {
     private func flush(_ fd: Int32, _ epoll: Int32, _ connection: inout Connection) -> Bool {
         while !connection.output.isEmpty {
             let written = connection.output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
+            if written == connection.output.count {
+                connection.output = []
+                connection.lastActivity = .now
+            } else if written > 0 {
                 connection.output.removeFirst(written)
                 connection.lastActivity = .now
             } else if written < 0 && errno == EINTR {

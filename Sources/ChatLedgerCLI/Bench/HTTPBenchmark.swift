@@ -1,0 +1,321 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import Foundation
+import KafkaClient
+import LedgerSupport
+import Synchronization
+
+/// `bench http`: a real `chatledger run` child process (embedded broker, ingest, HTTP),
+/// measured from this process over loopback.
+///
+/// 1. Requests/s and latency of a cached chat-list GET with keep-alive, from `clients`
+///    threads each keeping `connections` requests in flight, next to `/healthz` (the
+///    server with no work per request) in the same run.
+/// 2. Freshness under background load: while a producer sends `load` events/s for other
+///    devices, a probe produces one incoming message at a time for its own device and
+///    polls `GET …/unread` until the count shows it; the delay from the produce call to
+///    the first response that shows it, p50/p99.
+enum HTTPBenchmark {
+    static let topic = "wa.device-events"
+
+    static func run(seconds: Double, load backgroundRate: Int, probes: Int) throws -> BenchReport {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("bench-http-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let server = try RunProcess(data: data)
+        defer { server.stop() }
+
+        // Seed: 50 devices × 50 chats, so the list is a realistic 50-chat page.
+        let producer = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
+        var model = TrafficModel(.init(devices: 50, chatsPerDevice: 50, seed: 3))
+        for _ in 0..<20_000 {
+            let event = model.next().event
+            try producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+        }
+        try producer.flush(timeoutMilliseconds: 60_000)
+        for (partition, offset) in producer.report.lastOffsets {
+            _ = try HTTPLoadClient(port: server.port).get("/api/v1/devices/dev-1/unread?minPosition=\(partition):\(offset)&wait=30000")
+        }
+
+        var report = BenchReport(bench: "http")
+        let baseline = try load(port: server.port, target: "/healthz", seconds: seconds)
+        let chats = try load(port: server.port, target: "/api/v1/devices/dev-1/chats", seconds: seconds)
+        report.add("chats_requests_per_s", chats.rate, "req/s")
+        report.add("chats_p50_ms", chats.p50, "ms")
+        report.add("chats_p99_ms", chats.p99, "ms")
+        report.add("healthz_requests_per_s", baseline.rate, "req/s")
+        report.add("chats_vs_healthz", chats.rate / baseline.rate, "ratio")
+        report.add("chats_response_bytes", Double(chats.bytes), "bytes")
+
+        let freshness = try freshness(server: server, load: backgroundRate, probes: probes)
+        report.add("freshness_p50_ms", freshness.p50, "ms")
+        report.add("freshness_p99_ms", freshness.p99, "ms")
+        report.add("freshness_max_ms", freshness.max, "ms")
+        report.add("background_events_per_s", freshness.loadRate, "events/s")
+        report.notes.append("chatledger run as a child process (embedded mock broker); \(Self.clients) client threads × \(Self.connections) keep-alive connections, one request in flight each")
+        report.notes.append("freshness: \(probes) probes, each from the produce call to the first GET showing it")
+        return report
+    }
+
+    static let clients = 2
+    static let connections = 16
+
+    struct LoadResult {
+        var rate: Double
+        var p50: Double
+        var p99: Double
+        var bytes: Int
+    }
+
+    /// Closed-loop load: every connection sends a request as soon as its previous response is in.
+    static func load(port: UInt16, target: String, seconds: Double) throws -> LoadResult {
+        let latencies = Mutex<[Double]>([])
+        let responseBytes = Atomic<Int>(0)
+        let failures = Atomic<Int>(0)
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        let threads = try (0..<clients).map { _ in
+            let sockets = try (0..<connections).map { _ in try HTTPLoadClient(port: port) }
+            return Thread {
+                var local: [Double] = []
+                local.reserveCapacity(1 << 20)
+                while ContinuousClock.now < deadline {
+                    let start = ContinuousClock.now
+                    for socket in sockets { socket.send(target) }
+                    for socket in sockets {
+                        guard let bytes = socket.receive() else {
+                            failures.add(1, ordering: .relaxed)
+                            return
+                        }
+                        responseBytes.store(bytes, ordering: .relaxed)
+                        local.append((ContinuousClock.now - start) / .milliseconds(1))
+                    }
+                }
+                latencies.withLock { $0 += local }
+            }
+        }
+        let start = ContinuousClock.now
+        for thread in threads { thread.start() }
+        for thread in threads { thread.join() }
+        let elapsed = (ContinuousClock.now - start) / .seconds(1)
+        guard failures.load(ordering: .relaxed) == 0 else { throw BenchFailure("\(target): a connection failed") }
+        let sorted = latencies.withLock { $0 }.sorted()
+        return LoadResult(
+            rate: Double(sorted.count) / elapsed, p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99),
+            bytes: responseBytes.load(ordering: .relaxed))
+    }
+
+    struct FreshnessResult {
+        var p50: Double
+        var p99: Double
+        var max: Double
+        var loadRate: Double
+    }
+
+    static func freshness(server: RunProcess, load: Int, probes: Int) throws -> FreshnessResult {
+        let stopping = Atomic<Bool>(false)
+        let sent = Atomic<Int>(0)
+        let background = Thread {
+            guard let producer = try? KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "1"])) else { return }
+            var model = TrafficModel(.init(devices: 500, chatsPerDevice: 20, seed: 11))
+            let start = ContinuousClock.now
+            var count = 0
+            while !stopping.load(ordering: .acquiring) {
+                // Paced in steps of 1 ms: the events due by now.
+                let due = Int(Double(load) * ((ContinuousClock.now - start) / .seconds(1)))
+                while count < due {
+                    let event = model.next().event
+                    try? producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+                    count += 1
+                }
+                producer.poll()
+                usleep(1_000)  // pacing the load generator, not synchronisation
+            }
+            sent.store(count, ordering: .releasing)
+            try? producer.flush(timeoutMilliseconds: 10_000)
+        }
+        let loadStart = ContinuousClock.now
+        background.start()
+        let probe = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
+        let client = try HTTPLoadClient(port: server.port)
+        var delays: [Double] = []
+        for index in 1...probes {
+            let event = Event(
+                eventId: "probe-\(getpid())-\(index)", deviceId: "probe", occurredAt: Int64(index), chatId: "source@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "P\(index)", fromMe: false, kind: .text, preview: "probe")))
+            let start = ContinuousClock.now
+            try probe.send(topic: topic, key: Array("probe".utf8), value: EventEncoder.encode(event))
+            probe.poll()
+            while true {
+                let body = try client.get("/api/v1/devices/probe/unread")
+                if body.contains("\"unreadMessages\":\(index)}") { break }
+                if ContinuousClock.now - start > .seconds(10) { throw BenchFailure("probe \(index) not visible after 10 s") }
+                probe.poll()
+            }
+            delays.append((ContinuousClock.now - start) / .milliseconds(1))
+        }
+        stopping.store(true, ordering: .releasing)
+        background.join()
+        let loadRate = Double(sent.load(ordering: .acquiring)) / ((ContinuousClock.now - loadStart) / .seconds(1))
+        let sorted = delays.sorted()
+        return FreshnessResult(p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99), max: sorted.last ?? 0, loadRate: loadRate)
+    }
+
+    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * fraction))]
+    }
+}
+
+/// `chatledger run` as a child process of the benchmark; its broker and HTTP port.
+final class RunProcess: Sendable {
+    private let process: Process
+    let brokers: String
+    let port: UInt16
+
+    init(data: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try Self.keysFile(data)]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var brokers = ""
+        var port: UInt16 = 0
+        var line = Data()
+        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
+            guard byte == Data("\n".utf8) else {
+                line.append(byte)
+                continue
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix("bootstrap=") { brokers = String(text.dropFirst(10)) }
+            if text.hasPrefix("url=") { port = UInt16(text.split(separator: ":").last ?? "") ?? 0 }
+            line = Data()
+        }
+        guard port != 0 else { throw BenchFailure("chatledger run did not start") }
+        self.process = process
+        self.brokers = brokers
+        self.port = port
+    }
+
+    static let key = "bench-key"
+
+    private static func keysFile(_ data: String) throws -> String {
+        let path = data + ".keys.json"
+        try Data(#"{"keys":[{"key":"\#(key)","devices":["*"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// A blocking keep-alive HTTP client for the benchmark: one request, one response. It
+/// must cost little, since it shares the machine with the server it measures: responses
+/// are framed by scanning bytes in place (the server writes `Content-Length` as is).
+final class HTTPLoadClient: @unchecked Sendable {
+    // SAFETY: each client is used by one thread at a time (the thread that owns it).
+    private let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    /// Received bytes not yet consumed: `buffer[start..<end]`.
+    private var start = 0
+    private var end = 0
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw BenchFailure("connect: errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ target: String) {
+        let request = Array("GET \(target) HTTP/1.1\r\nHost: bench\r\nx-api-key: \(RunProcess.key)\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { try? SystemCall.writeAll(fd, $0) }
+    }
+
+    /// Reads one whole response; its size in bytes, nil if the connection failed.
+    func receive() -> Int? {
+        response().map { $0.upperBound - $0.lowerBound }
+    }
+
+    /// One GET; the response body as text.
+    func get(_ target: String) throws -> String {
+        send(target)
+        guard let whole = response(), let bodyStart = headEnd(from: whole.lowerBound) else { throw BenchFailure("GET \(target): no response") }
+        return String(decoding: buffer[bodyStart..<whole.upperBound], as: UTF8.self)
+    }
+
+    /// The next response's range in `buffer` (valid until the next call).
+    private func response() -> Range<Int>? {
+        while true {
+            if let bodyStart = headEnd(from: start) {
+                let total = bodyStart - start + contentLength(start..<bodyStart)
+                if end - start >= total {
+                    defer { start += total }
+                    return start..<(start + total)
+                }
+            }
+            if start == end {
+                (start, end) = (0, 0)
+            } else if end == buffer.count {
+                buffer.withUnsafeMutableBytes { raw in
+                    raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
+                }
+                (start, end) = (0, end - start)
+            }
+            let count = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + end, raw.count - end) }
+            guard count > 0 else { return nil }
+            end += count
+        }
+    }
+
+    /// Where the body starts (after CRLF CRLF), if the head is complete.
+    private func headEnd(from index: Int) -> Int? {
+        var position = index
+        while position + 3 < end {
+            if buffer[position + 3] == 0x0A, buffer[position] == 0x0D, buffer[position + 1] == 0x0A, buffer[position + 2] == 0x0D {
+                return position + 4
+            }
+            position += 1
+        }
+        return nil
+    }
+
+    private static let lengthField = Array("Content-Length: ".utf8)
+
+    private func contentLength(_ head: Range<Int>) -> Int {
+        let field = Self.lengthField
+        var position = head.lowerBound
+        while position + field.count < head.upperBound {
+            if buffer[position] == field[0], buffer[position..<(position + field.count)].elementsEqual(field) {
+                var value = 0
+                position += field.count
+                while position < head.upperBound, buffer[position] >= 0x30, buffer[position] <= 0x39 {
+                    value = value * 10 + Int(buffer[position] - 0x30)
+                    position += 1
+                }
+                return value
+            }
+            position += 1
+        }
+        return 0
+    }
+}
