@@ -111,8 +111,9 @@ public struct HTTPRequestParser: Sendable {
             if lines.isEmpty, index - lineStart >= limits.requestLineBytes {
                 return .failure(.init(414, "request line longer than \(limits.requestLineBytes) bytes"))
             }
-            if index >= limits.requestLineBytes + limits.headerBytes {
-                return .failure(.init(431, "request head larger than \(limits.headerBytes) bytes"))
+            // The header section (after the request line) has its own limit.
+            if let requestLine = lines.first, index - requestLine.upperBound > limits.headerBytes {
+                return .failure(.init(431, "header section larger than \(limits.headerBytes) bytes"))
             }
             index += 1
         }
