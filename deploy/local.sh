@@ -2,7 +2,9 @@
 # ChatLedger on a fresh Debian machine.
 #
 #   deploy/local.sh run    install what is missing, build release, start ChatLedger with demo traffic
-#   deploy/local.sh test   install what is missing, build, run the whole test suite
+#   deploy/local.sh test   install what is missing, build, run the whole test suite, then
+#                          check live API responses against schemas/openapi.yaml and
+#                          deploy/ against the binary (see Tests/SchemaChecks, Tests/DeployChecks)
 #
 # Needs a Swift 6 toolchain (swift.org; /opt/swift is found automatically) and apt-get
 # for librdkafka-dev, pkg-config and kcat (as root, or with sudo).
@@ -29,7 +31,10 @@ apt_install() {
 
 install_system_packages() {
   local missing=()
-  for package in librdkafka-dev pkg-config kcat; do
+  local packages=(librdkafka-dev pkg-config kcat)
+  # The test suite also checks deploy/: systemd-analyze verify and shellcheck.
+  [ "${1:-}" = test ] && packages+=(systemd shellcheck)
+  for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -58,7 +63,7 @@ python_with_checks() {
 }
 
 run_tests() {
-  install_system_packages
+  install_system_packages test
   find_swift
   local python
   python=$(python_with_checks)
@@ -71,6 +76,9 @@ run_tests() {
   log "checking live API responses against schemas/openapi.yaml"
   "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger >/dev/null ||
     "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger
+  log "checking deploy/ against chatledger --help, systemd-analyze and shellcheck"
+  "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger >/dev/null ||
+    "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger
 }
 
 run_demo() {
