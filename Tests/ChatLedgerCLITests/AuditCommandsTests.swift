@@ -100,6 +100,16 @@ struct AuditCommandsTests {
         #expect(tampered.status == 1)
         #expect(tampered.standardOutput.contains("problem: "))
         #expect(tampered.standardOutput.contains(".ckpt"))
+
+        // --json: one entry per checkpoint saying whether it holds, where and with what digest.
+        let summary = try ChatLedgerProcess.run(["verify", "--data", data, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(summary.standardOutput.utf8)) as? [String: Any])
+        let checkpoints = try #require(object["checkpoints"] as? [[String: Any]])
+        #expect(checkpoints.count == 2)
+        #expect(checkpoints.map { $0["holds"] as? Bool } == [true, false], "the original holds, the forged one is located")
+        #expect((checkpoints.last?["problems"] as? Int ?? 0) > 0)
+        #expect((checkpoints.last?["positions"] as? [String: Int])?.isEmpty == false)
+        #expect(object["checkpointsVerified"] as? Int == 1)
     }
 
     @Test("attested checkpoints verify under their key; a wrong key, an altered or a missing attestation is a problem")

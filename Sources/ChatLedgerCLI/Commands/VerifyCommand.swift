@@ -17,23 +17,39 @@ enum VerifyCommand: Command {
             CommandSpec.Option("attest-key", "FILE", "Also require every checkpoint's attestation under the key in FILE."),
         ])
 
+    /// What `verify` found for one checkpoint.
+    struct CheckpointCheck {
+        var sequence: UInt64
+        var path: String
+        var positions: [Int32: Int64] = [:]
+        var stateDigest: String?
+        /// nil: not checked (no `--attest-key`).
+        var attestationValid: Bool?
+        var problems = 0
+
+        var holds: Bool { problems == 0 }
+    }
+
     /// Checks every checkpoint: its CRC and digest, and that a replay of the log from the
     /// start up to its positions gives the same state digest and chain hashes. Adds a
-    /// problem per failure; returns how many checkpoints hold.
-    static func verifyCheckpoints(data: String, topic: String, attestationKey: [UInt8]?, into verification: inout LogVerification) -> Int {
+    /// problem per failure; returns what it found for each checkpoint.
+    static func verifyCheckpoints(data: String, topic: String, attestationKey: [UInt8]?, into verification: inout LogVerification) -> [CheckpointCheck] {
         let store = CheckpointStore(dataDirectory: data)
         let log = EventLog(dataDirectory: data)
-        var verified = 0
-        for sequence in store.sequences() {
-            let path = store.path(sequence)
+        return store.sequences().map { sequence in
+            var check = CheckpointCheck(sequence: sequence, path: store.path(sequence))
             func problem(_ message: String) {
-                verification.problems.append(.init(path: path, byteOffset: nil, kafkaOffset: nil, message: message))
+                verification.problems.append(.init(path: check.path, byteOffset: nil, kafkaOffset: nil, message: message))
+                check.problems += 1
             }
             do {
-                if let attestationKey, try !store.checkAttestation(sequence, key: attestationKey) {
-                    problem("the checkpoint's attestation is missing or does not match under the key given")
+                if let attestationKey {
+                    check.attestationValid = try store.checkAttestation(sequence, key: attestationKey)
+                    if check.attestationValid == false { problem("the checkpoint's attestation is missing or does not match under the key given") }
                 }
                 let (_, info) = try store.read(sequence)
+                check.positions = info.positions
+                check.stateDigest = info.stateDigest.hex
                 var replayed = ProjectionState()
                 for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
                     try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
@@ -45,14 +61,12 @@ enum VerifyCommand: Command {
                 }
                 if replayed.digest != info.stateDigest {
                     problem("state digest \(info.stateDigest.hex.prefix(16)) differs from a replay of the log (\(replayed.digest.hex.prefix(16)))")
-                } else if verification.problems.last?.path != path {
-                    verified += 1
                 }
             } catch {
                 problem("\(error)")
             }
+            return check
         }
-        return verified
     }
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
@@ -65,18 +79,18 @@ enum VerifyCommand: Command {
         let started = ContinuousClock.now
         let attestationKey = try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }
         var verification = try LogVerifier.verify(EventLog(dataDirectory: data))
-        let checkpointsVerified = verifyCheckpoints(
+        let checkpoints = verifyCheckpoints(
             data: data, topic: arguments.string("topic") ?? "wa.device-events", attestationKey: attestationKey, into: &verification)
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         if arguments.flag("json") {
-            print(json(verification, checkpoints: checkpointsVerified, seconds: seconds))
+            print(json(verification, checkpoints: checkpoints, seconds: seconds))
         } else {
-            print(text(verification, checkpoints: checkpointsVerified, seconds: seconds), terminator: "")
+            print(text(verification, checkpoints: checkpoints, seconds: seconds), terminator: "")
         }
         return verification.isClean ? 0 : 1
     }
 
-    static func text(_ verification: LogVerification, checkpoints: Int, seconds: Double) -> String {
+    static func text(_ verification: LogVerification, checkpoints: [CheckpointCheck], seconds: Double) -> String {
         var lines: [String] = verification.problems.map { "problem: \($0)" }
         for partition in verification.partitions {
             let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
@@ -88,8 +102,15 @@ enum VerifyCommand: Command {
         for (reason, count) in verification.deadLettersByReason.sorted(by: { $0.key < $1.key }) {
             lines.append("dead letters \(reason): \(count)")
         }
+        for check in checkpoints {
+            let positions = check.positions.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+            let attestation = check.attestationValid.map { $0 ? ", attestation valid" : ", attestation INVALID" } ?? ""
+            lines.append(
+                "checkpoint \(check.sequence): \(check.holds ? "holds" : "FAILS") at \(positions.isEmpty ? "-" : positions), "
+                    + "digest \(check.stateDigest?.prefix(16) ?? "unreadable")\(attestation)")
+        }
         let records = verification.partitions.reduce(0) { $0 + $1.records }
-        lines.append("checkpoints verified against a replay of the log: \(checkpoints)")
+        lines.append("checkpoints verified against a replay of the log: \(checkpoints.filter(\.holds).count)")
         lines.append(
             verification.isClean
                 ? "ok: \(records) records in \(verification.partitions.count) partitions verified in \(String(format: "%.2f", seconds)) s"
@@ -97,7 +118,7 @@ enum VerifyCommand: Command {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func json(_ verification: LogVerification, checkpoints: Int, seconds: Double) -> String {
+    static func json(_ verification: LogVerification, checkpoints: [CheckpointCheck], seconds: Double) -> String {
         let partitions: [[String: Any]] = verification.partitions.map { partition in
             var object: [String: Any] = [
                 "topic": partition.topic, "partition": Int(partition.partition), "segments": partition.segments,
@@ -119,7 +140,16 @@ enum VerifyCommand: Command {
         let summary: [String: Any] = [
             "clean": verification.isClean, "records": verification.partitions.reduce(0) { $0 + $1.records },
             "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
-            "seconds": seconds, "checkpointsVerified": checkpoints,
+            "seconds": seconds, "checkpointsVerified": checkpoints.filter(\.holds).count,
+            "checkpoints": checkpoints.map { check -> [String: Any] in
+                var object: [String: Any] = [
+                    "sequence": check.sequence, "path": check.path, "holds": check.holds, "problems": check.problems,
+                    "positions": Dictionary(uniqueKeysWithValues: check.positions.map { (String($0.key), $0.value) }),
+                ]
+                if let digest = check.stateDigest { object["stateDigest"] = digest }
+                if let valid = check.attestationValid { object["attestationValid"] = valid }
+                return object
+            },
         ]
         let data = (try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
