@@ -19,9 +19,6 @@ public enum ChatLedgerCommand {
         VerifyCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
     ]
 
-    /// Exit status of a command that exists in the contract but is not built yet (`EX_UNAVAILABLE`).
-    static let notBuiltStatus: Int32 = 69
-
     /// Runs the command line (without the program name) and returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
         guard let name = arguments.first else {

@@ -41,13 +41,16 @@ struct CommandLineTests {
         #expect(run.standardError.contains(reason), "\(run.standardError)")
     }
 
-    @Test("what is not built yet says so and exits 69, never pretending", arguments: [
-        ["bench", "http"],
-    ])
-    func notBuiltYet(arguments: [String]) throws {
-        let run = try ChatLedgerProcess.run(arguments)
-        #expect(run.status == 69)
-        #expect(run.standardError.contains("not built yet"))
+    @Test("bench http --json measures a real run: request rate, latency and freshness, as one JSON object")
+    func benchHTTPJSON() throws {
+        let run = try ChatLedgerProcess.run(["bench", "http", "--json", "--seconds", "1", "--probes", "10", "--load", "500"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let object = try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any]
+        let figures = try #require(object?["figures"] as? [String: Double])
+        #expect((figures["chats_requests_per_s"] ?? 0) > 0)
+        #expect((figures["healthz_requests_per_s"] ?? 0) > 0)
+        #expect((figures["freshness_p99_ms"] ?? 0) > 0)
+        #expect(figures["chats_response_bytes"] ?? 0 > 1_000, "a real 50-chat list, not an error body")
     }
 
     @Test("bench codec --json prints one JSON object with figures and units")

@@ -20,8 +20,6 @@ enum BenchCommand: Command {
         ],
         positionals: ["NAME"])
 
-    static let planned: [String: Int] = [:]
-
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let name = arguments.positionals[0]
         let report: BenchReport
@@ -48,11 +46,7 @@ enum BenchCommand: Command {
                 batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
-            if let issue = planned[name] {
-                writeStandardError("chatledger bench: '\(name)' is not built yet (tracked in issue #\(issue))\n")
-                return ChatLedgerCommand.notBuiltStatus
-            }
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, verify, \(planned.keys.sorted().joined(separator: ", ")))")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, http, verify)")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0
