@@ -16,7 +16,10 @@ public struct EventIdWindow: Sendable, Hashable {
 
     /// Records `eventId`; returns false if it was already in the window (a duplicate).
     mutating func insert(_ eventId: String) -> Bool {
-        let hash = stableHash(eventId)
+        insert(hash: stableHash(eventId))
+    }
+
+    private mutating func insert(hash: UInt64) -> Bool {
         guard !members.contains(hash) else { return false }
         if ring.count < capacity {
             ring.append(hash)
@@ -27,6 +30,12 @@ public struct EventIdWindow: Sendable, Hashable {
         }
         members.insert(hash)
         return true
+    }
+
+    /// Adds another window's ids after this one's (oldest first), keeping the newest
+    /// `capacity`.
+    mutating func absorb(_ other: EventIdWindow) {
+        for hash in other.oldestFirst { _ = insert(hash: hash) }
     }
 
     /// The ids in the window, oldest first (for checkpoints).

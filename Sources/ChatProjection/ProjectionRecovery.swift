@@ -1,6 +1,8 @@
 import ChatEvents
 import EventLog
+import Foundation
 import LedgerSupport
+import Synchronization
 
 /// Builds the projection on start: the newest usable checkpoint, then the log after it.
 public enum ProjectionRecovery {
@@ -28,9 +30,53 @@ public enum ProjectionRecovery {
                 logger.warning("skipping a checkpoint that cannot be used", ["sequence": sequence, "error": error])
             }
         }
+        let replayed = try replayFromZero(log: log, topic: topic, eventIdWindow: eventIdWindow)
+        return Loaded(state: replayed.state, checkpoint: nil, replayedRecords: replayed.records)
+    }
+
+    /// The whole log folded from nothing, partitions spread over `threads` threads.
+    ///
+    /// Partitions fold independently: a device's events are all in one partition (the
+    /// Kafka key is the deviceId), so each thread folds whole devices into its own state
+    /// and the states are merged. Each thread keeps its own event-id window, so a
+    /// duplicate is caught within its partition, which is where redeliveries land. If a
+    /// device turns up in two partitions (partitions were added to the topic), the result
+    /// would depend on how they interleave, so the log is folded again on one thread.
+    /// - Returns: the state, how many records were folded, and on how many threads.
+    public static func replayFromZero(
+        log: EventLog, topic: String, eventIdWindow: Int = 1_000_000, threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws -> (state: ProjectionState, records: Int, threads: Int) {
+        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition).sorted()
+        let groups = (0..<max(1, min(threads, partitions.count))).map { group in
+            partitions.enumerated().filter { $0.offset % max(1, min(threads, partitions.count)) == group }.map(\.element)
+        }
+        if groups.count > 1 {
+            let results = Mutex<[Result<(ProjectionState, Int), any Error>?]>(Array(repeating: nil, count: groups.count))
+            let workers = groups.enumerated().map { index, group in
+                Thread {
+                    let result = Result { () throws -> (ProjectionState, Int) in
+                        var state = ProjectionState(eventIdWindow: eventIdWindow)
+                        let replayed = try replay(into: &state, log: log, topic: topic, partitions: group)
+                        return (state, replayed)
+                    }
+                    results.withLock { $0[index] = result }
+                }
+            }
+            for worker in workers { worker.start() }
+            for worker in workers { worker.join() }
+            var merged = ProjectionState(eventIdWindow: eventIdWindow)
+            var replayed = 0
+            var disjoint = true
+            for result in results.withLock({ $0 }) {
+                guard let (state, count) = try result?.get() else { continue }
+                disjoint = disjoint && merged.absorb(state)
+                replayed += count
+            }
+            if disjoint { return (merged, replayed, groups.count) }
+        }
         var state = ProjectionState(eventIdWindow: eventIdWindow)
         let replayed = try replay(into: &state, log: log, topic: topic)
-        return Loaded(state: state, checkpoint: nil, replayedRecords: replayed)
+        return (state, replayed, 1)
     }
 
     /// Folds every record after `state`'s positions into it; returns how many.
@@ -39,12 +85,13 @@ public enum ProjectionRecovery {
     @discardableResult
     public static func replay(
         into state: inout ProjectionState, log: EventLog, topic: String, checkingChainFrom checkpoint: CheckpointInfo? = nil,
-        upTo limit: LogPosition? = nil
+        upTo limit: LogPosition? = nil, partitions only: [Int32]? = nil
     ) throws -> Int {
         let parser = EventParser()
         var replayed = 0
         for (logTopic, partition) in try log.partitions() where logTopic == topic {
             if let limit, limit.partition != partition { continue }
+            if let only, !only.contains(partition) { continue }
             let start = (state.positions[partition] ?? -1) + 1
             var expectedChain = checkpoint?.chainHashes[partition]
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in

@@ -64,6 +64,24 @@ public struct ProjectionState: Sendable, Hashable {
         return .applied(deviceVersion: devices[event.deviceId]?.version ?? 0)
     }
 
+    /// Takes in a state folded from other partitions (for a parallel replay): its devices,
+    /// positions, counts and event ids. Returns false, and takes nothing, if the two share
+    /// a device or a partition, when the result would depend on the order of events.
+    mutating func absorb(_ other: ProjectionState) -> Bool {
+        guard other.positions.keys.allSatisfy({ positions[$0] == nil }),
+            other.devices.keys.allSatisfy({ devices[$0] == nil })
+        else { return false }
+        devices.merge(other.devices) { mine, _ in mine }
+        positions.merge(other.positions) { mine, _ in mine }
+        chainHashes.merge(other.chainHashes) { mine, _ in mine }
+        eventIds.absorb(other.eventIds)
+        counts.applied += other.counts.applied
+        counts.duplicate += other.counts.duplicate
+        counts.ignored += other.counts.ignored
+        counts.deadLetters += other.counts.deadLetters
+        return true
+    }
+
     /// Records a dead letter (or any record that is not an event) at `position`.
     public mutating func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
         advance(to: position, chainHash: chainHash)

@@ -102,6 +102,51 @@ struct DigestAndCheckpointTests {
         #expect(resumed.state.digest == fromZero.state.digest)
     }
 
+    @Test("a replay from zero with partitions on several threads gives exactly the state of a one-thread replay; a device found in two partitions makes it fold on one thread")
+    func parallelReplayFromZero() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let topic = "wa.device-events"
+        var writers: [Int32: PartitionWriter] = [:]
+        var next: [Int32: Int64] = [:]
+        func append(_ event: Event, partition: Int32) throws {
+            if writers[partition] == nil { writers[partition] = try log.openWriter(topic: topic, partition: partition) }
+            let offset = next[partition, default: 0]
+            try writers[partition]?.stage(LogRecord(offset: offset, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event)))
+            next[partition] = offset + 1
+        }
+        // Each device on one partition, as the Kafka key makes it; 2 % redelivered duplicates.
+        for event in Self.traffic(6_000, seed: 5) {
+            try append(event, partition: Int32(Int(event.deviceId.utf8.last ?? 0) % 4))
+        }
+        try writers[1]?.stage(LogRecord(kind: .deadLetter, offset: next[1, default: 0], key: nil, value: [0x7B], reason: "invalid_json : x"))
+        next[1, default: 0] += 1
+        for writer in writers.values { try writer.commit() }
+
+        var oneThread = ProjectionState()
+        let oneThreadCount = try ProjectionRecovery.replay(into: &oneThread, log: log, topic: topic)
+        let (parallel, parallelCount, threads) = try ProjectionRecovery.replayFromZero(log: log, topic: topic, threads: 3)
+        #expect(writers.count == 4)
+        #expect(threads == 3, "partitions folded on three threads")
+        #expect(parallelCount == oneThreadCount)
+        #expect(parallel.digest == oneThread.digest)
+        #expect(parallel.positions == oneThread.positions && parallel.chainHashes == oneThread.chainHashes)
+        #expect(parallel.counts == oneThread.counts, "the same applied, duplicate, ignored and dead-letter counts")
+        #expect(oneThread.counts.duplicate > 0 && oneThread.counts.deadLetters == 1)
+
+        // One device's event on a second partition: the fold order would matter, so one thread folds.
+        let stray = try #require(Self.traffic(1, seed: 99).first)
+        let home = Int32(Int(stray.deviceId.utf8.last ?? 0) % 4)
+        try append(stray, partition: (home + 1) % 4)
+        for writer in writers.values { try writer.commit() }
+        var sequential = ProjectionState()
+        try ProjectionRecovery.replay(into: &sequential, log: log, topic: topic)
+        let (fallback, _, fallbackThreads) = try ProjectionRecovery.replayFromZero(log: log, topic: topic, threads: 3)
+        #expect(fallbackThreads == 1)
+        #expect(fallback == sequential)
+    }
+
     @Test("a damaged checkpoint falls back to an older one, then to a full replay, with a warning")
     func damagedCheckpointFallsBack() throws {
         let directory = Self.temporaryDirectory()

@@ -15,6 +15,7 @@ enum BenchCommand: Command {
             CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log).", default: "./data/bench"),
             CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
             CommandSpec.Option("seconds", "S", "Seconds per measurement (log: per append mode; http: per route).", default: "2"),
+            CommandSpec.Option("fsync", "POLICY", "The log's fsync policy (ingest).", default: "batch"),
             CommandSpec.Option("load", "N", "Background events/s during the freshness probes (http).", default: "20000"),
             CommandSpec.Option("probes", "N", "Freshness probes (http).", default: "300"),
         ],
@@ -31,7 +32,7 @@ enum BenchCommand: Command {
         case "ingest":
             report = try IngestBenchmark.run(
                 events: try arguments.integer("events", in: 100...10_000_000) ?? 200_000,
-                directory: (arguments.string("dir") ?? "./data/bench") + "/ingest-\(getpid())")
+                directory: (arguments.string("dir") ?? "./data/bench") + "/ingest-\(getpid())", fsync: try IngestOptions.fsyncPolicy(arguments))
         case "verify":
             report = try VerifyBenchmark.run(
                 events: try arguments.integer("events", in: 100...100_000_000) ?? 5_000_000,

@@ -15,7 +15,7 @@ enum IngestBenchmark {
     /// pauses out of the comparison.
     static let fetchSettings = KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216"])
 
-    static func run(events count: Int, directory: String) throws -> BenchReport {
+    static func run(events count: Int, directory: String, fsync: FsyncPolicy = .batch) throws -> BenchReport {
         // The mock keeps at most 5 MiB per partition: enough partitions for the events.
         let partitions = max(4, count / 15_000)
         let cluster = try MockCluster(topics: [(topic, partitions)])
@@ -34,7 +34,7 @@ enum IngestBenchmark {
         // The ingest pipeline: validate, log (fsync per batch), project.
         try? FileManager.default.removeItem(atPath: directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: topic, fsync: .batch))
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: topic, fsync: fsync))
         var ingestAssigned: ContinuousClock.Instant?
         let consumer = try KafkaConsumer(
             bootstrapServers: cluster.bootstrapServers, groupId: "bench-ingest", topic: topic, configuration: fetchSettings,

@@ -47,18 +47,27 @@ enum VerifyBenchmark {
         }
         var state = ProjectionState()
         var replayed = 0
-        let replaySeconds = try measureSeconds {
+        let oneThreadSeconds = try measureSeconds {
             replayed = try ProjectionRecovery.replay(into: &state, log: log, topic: topic)
+        }
+        var parallel = ProjectionState()
+        let replaySeconds = try measureSeconds {
+            (parallel, replayed, _) = try ProjectionRecovery.replayFromZero(log: log, topic: topic)
+        }
+        guard parallel.digest == state.digest, parallel.positions == state.positions else {
+            throw BenchFailure("the parallel replay's state differs from the one-thread replay's")
         }
         var report = BenchReport(bench: "verify")
         report.add("verify_mb_per_s", Double(bytes) / verifySeconds / 1e6, "MB/s")
         report.add("verify_events_per_s", Double(verifiedRecords) / verifySeconds, "events/s")
         report.add("replay_from_zero_events_per_s", Double(replayed) / replaySeconds, "events/s")
         report.add("replay_from_zero_mb_per_s", Double(bytes) / replaySeconds / 1e6, "MB/s")
+        report.add("replay_one_thread_events_per_s", Double(replayed) / oneThreadSeconds, "events/s")
+        report.add("replay_parallel_vs_one_thread", oneThreadSeconds / replaySeconds, "ratio")
         report.add("log_bytes", Double(bytes), "bytes")
         report.add("events", Double(verifiedRecords), "events")
         report.add("build_events_per_s", Double(count) / buildSeconds, "events/s")
-        report.notes.append("8 partitions; replay = read + CRC + parse + fold (one thread); \(state.devices.count) devices")
+        report.notes.append("8 partitions; replay = read + CRC + parse + fold, from zero: partitions over \(ProcessInfo.processInfo.activeProcessorCount) threads, next to one thread (same digest); \(state.devices.count) devices")
         return report
     }
 }
