@@ -48,20 +48,28 @@ public struct ProjectionState: Sendable, Hashable {
             counts.duplicate += 1
             return .duplicate
         }
-        // Mutated in place (no copy of the device's chats); a device appears with its first applied event.
-        var applied = devices[event.deviceId]?.apply(event)
-        if applied == nil {
+        // One hash lookup, then mutated in place (no copy of the device's chats); a device
+        // appears with its first applied event.
+        let version: UInt64
+        if let index = devices.index(forKey: event.deviceId) {
+            guard devices.values[index].apply(event) else {
+                counts.ignored += 1
+                return .ignored
+            }
+            devices.values[index].partition = position.partition
+            version = devices.values[index].version
+        } else {
             var device = DeviceProjection(deviceId: event.deviceId)
-            applied = device.apply(event)
-            if applied == true { devices[event.deviceId] = device }
-        }
-        guard applied == true else {
-            counts.ignored += 1
-            return .ignored
+            guard device.apply(event) else {
+                counts.ignored += 1
+                return .ignored
+            }
+            device.partition = position.partition
+            version = device.version
+            devices[event.deviceId] = device
         }
         counts.applied += 1
-        devices[event.deviceId]?.partition = position.partition
-        return .applied(deviceVersion: devices[event.deviceId]?.version ?? 0)
+        return .applied(deviceVersion: version)
     }
 
     /// Takes in a state folded from other partitions (for a parallel replay): its devices,
