@@ -48,6 +48,7 @@ let package = Package(
         .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog", "KafkaTestSupport"], path: "Tests/LogCrashWriter"),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog"]),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
         .testTarget(
             name: "QueryWorkerTests",

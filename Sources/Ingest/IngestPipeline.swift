@@ -52,8 +52,10 @@ public final class IngestPipeline {
     private let logger: Logger
     private var writers: [Int32: PartitionWriter] = [:]
     /// Events staged in the current batch, applied once the log has them.
-    private var pending: [(event: Event, position: LogPosition, chainHash: SHA256Digest)] = []
-    private var pendingDeadLetters: [(position: LogPosition, chainHash: SHA256Digest)] = []
+    /// Staged records in the order they arrived (per partition, offset order), to apply
+    /// once they are written; nil event: a dead letter. One list, so a partition's
+    /// position only moves forward.
+    private var pending: [(event: Event?, position: LogPosition, chainHash: SHA256Digest)] = []
     private var touched: Set<Int32> = []
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
@@ -141,7 +143,7 @@ public final class IngestPipeline {
         case .failure(let error):
             let reason = "\(error.code) \(error.path): \(error.message)"
             try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
-            pendingDeadLetters.append((position, writer.chainHash))
+            pending.append((nil, position, writer.chainHash))
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
         }
@@ -162,12 +164,17 @@ public final class IngestPipeline {
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
         }
-        for item in pending { store.apply(item.event, at: item.position, chainHash: item.chainHash) }
-        for item in pendingDeadLetters { store.skip(at: item.position, chainHash: item.chainHash) }
-        if !pending.isEmpty || !pendingDeadLetters.isEmpty { onBatchApplied?() }
-        recordsSinceCheckpoint += pending.count + pendingDeadLetters.count
+        // One lock per record, so queries are never held up for a whole batch.
+        for record in pending {
+            if let event = record.event {
+                store.apply(event, at: record.position, chainHash: record.chainHash)
+            } else {
+                store.skip(at: record.position, chainHash: record.chainHash)
+            }
+        }
+        if !pending.isEmpty { onBatchApplied?() }
+        recordsSinceCheckpoint += pending.count
         pending.removeAll(keepingCapacity: true)
-        pendingDeadLetters.removeAll(keepingCapacity: true)
         pendingLastOffset.removeAll(keepingCapacity: true)
         touched.removeAll(keepingCapacity: true)
         return next

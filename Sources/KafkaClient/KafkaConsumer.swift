@@ -38,8 +38,15 @@ public final class KafkaConsumer {
     /// Joins `groupId` and subscribes to `topic`.
     ///
     /// Defaults: `enable.auto.commit=false`, `enable.auto.offset.store=false`,
-    /// `auto.offset.reset=earliest`, `fetch.wait.max.ms=100`; `configuration` overrides
-    /// (e.g. `partition.assignment.strategy=cooperative-sticky`, `group.instance.id`).
+    /// `auto.offset.reset=earliest`, `fetch.wait.max.ms=100`, `queued.min.messages=1000000`;
+    /// `configuration` overrides (e.g. `partition.assignment.strategy=cooperative-sticky`,
+    /// `group.instance.id`).
+    ///
+    /// `queued.min.messages`: librdkafka stops fetching a partition whose prefetch queue
+    /// holds that many messages and resumes only after a backoff of hundreds of ms, so with
+    /// the default (100,000) a consumer that drains in large batches empties its queue and
+    /// then sits idle (measured: ingest 0.11M → 0.27M events/s). The prefetch stays bounded
+    /// by `queued.max.messages.kbytes` (64 MiB by default).
     /// - Parameters:
     ///   - startOffset: for a newly assigned partition, the offset to read from; nil: the beginning.
     ///   - onAssigned: called after partitions are assigned (with their start offsets set).
@@ -56,7 +63,7 @@ public final class KafkaConsumer {
         var settings = KafkaConfiguration([
             "bootstrap.servers": bootstrapServers, "group.id": groupId, "enable.auto.commit": "false",
             "enable.auto.offset.store": "false", "auto.offset.reset": "earliest", "fetch.wait.max.ms": "100",
-            "enable.partition.eof": "false",
+            "enable.partition.eof": "false", "queued.min.messages": "1000000",
         ])
         for (key, value) in configuration.properties { settings[key] = value }
         let conf = try settings.makeNative()

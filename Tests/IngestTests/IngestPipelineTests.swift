@@ -1,0 +1,47 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import Ingest
+import Testing
+
+/// The pipeline without Kafka: messages handed to `accept` as the consumer would.
+@Suite("IngestPipeline")
+struct IngestPipelineTests {
+    func accept(_ pipeline: IngestPipeline, offset: Int64, key: String, value: [UInt8]) throws {
+        let keyBytes = Array(key.utf8)
+        try keyBytes.withUnsafeBytes { keyBuffer in
+            try value.withUnsafeBytes { valueBuffer in
+                try pipeline.accept(partition: 0, offset: offset, timestamp: 1_000 + offset, key: keyBuffer, value: valueBuffer)
+            }
+        }
+    }
+
+    @Test("a batch with an event after a dead letter leaves the partition applied through the event: positions never move back")
+    func deadLetterThenEventInOneBatch() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: "wa.device-events", fsync: .never))
+        let event = Event(
+            eventId: "E1", deviceId: "dev-1", occurredAt: 1, chatId: "a@c.us",
+            payload: .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "hi")))
+        try accept(pipeline, offset: 0, key: "dev-1", value: EventEncoder.encode(event))
+        try accept(pipeline, offset: 1, key: "dev-1", value: Array("not json".utf8))
+        var second = event
+        second.eventId = "E2"
+        try accept(pipeline, offset: 2, key: "dev-1", value: EventEncoder.encode(second))
+        try accept(pipeline, offset: 3, key: "dev-1", value: Array("{".utf8))
+        try accept(pipeline, offset: 4, key: "dev-1", value: EventEncoder.encode(event))  // a duplicate eventId
+        try pipeline.commitBatch()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 4)
+        #expect(pipeline.counters.deadLetters == 2 && pipeline.counters.events == 3)
+
+        try accept(pipeline, offset: 5, key: "dev-1", value: EventEncoder.encode(Event(
+            eventId: "E3", deviceId: "dev-1", occurredAt: 2, chatId: "a@c.us", payload: .chatRead(ChatRead(upToMessageId: nil)))))
+        try accept(pipeline, offset: 6, key: "dev-1", value: [])
+        try pipeline.commitBatch()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 6, "a dead letter last in the batch is the last position")
+        #expect(pipeline.store.position(of: "dev-1") == LogPosition(partition: 0, offset: 6))
+        try pipeline.close()
+    }
+}
