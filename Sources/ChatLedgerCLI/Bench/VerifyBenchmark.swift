@@ -46,13 +46,20 @@ enum VerifyBenchmark {
             bytes = verification.partitions.reduce(0) { $0 + $1.bytes }
         }
         var state = ProjectionState()
+        // Each replay twice, alternating, best of two: the first pass also pays for growing
+        // the heap, which would otherwise favour whichever runs second.
         var replayed = 0
-        let oneThreadSeconds = try measureSeconds {
-            replayed = try ProjectionRecovery.replay(into: &state, log: log, topic: topic)
-        }
         var parallel = ProjectionState()
-        let replaySeconds = try measureSeconds {
-            (parallel, replayed, _) = try ProjectionRecovery.replayFromZero(log: log, topic: topic)
+        var oneThreadSeconds = Double.infinity
+        var replaySeconds = Double.infinity
+        for _ in 0..<2 {
+            state = ProjectionState()
+            oneThreadSeconds = min(oneThreadSeconds, try measureSeconds {
+                replayed = try ProjectionRecovery.replay(into: &state, log: log, topic: topic)
+            })
+            replaySeconds = min(replaySeconds, try measureSeconds {
+                (parallel, replayed, _) = try ProjectionRecovery.replayFromZero(log: log, topic: topic)
+            })
         }
         guard parallel.digest == state.digest, parallel.positions == state.positions else {
             throw BenchFailure("the parallel replay's state differs from the one-thread replay's")
