@@ -55,7 +55,9 @@ public final class IngestPipeline {
     /// Staged records in the order they arrived (per partition, offset order), to apply
     /// once they are written; nil event: a dead letter. One list, so a partition's
     /// position only moves forward.
-    private var pending: [(event: Event?, position: LogPosition, chainHash: SHA256Digest)] = []
+    private var pending: [ProjectionApplier.Record] = []
+    /// Folds written batches into `store` on its own thread.
+    private let applier: ProjectionApplier
     private var touched: Set<Int32> = []
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
@@ -73,7 +75,10 @@ public final class IngestPipeline {
             "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",
                                   "replayed_records": loaded.replayedRecords, "devices": loaded.state.devices.count])
         store = ProjectionStore(loaded.state)
+        applier = ProjectionApplier(store: store)
     }
+
+    deinit { applier.stop() }
 
     /// Where to start consuming `partition`: after the log's last offset, nil (the
     /// beginning of the topic) when the log has nothing for it. Opens (and recovers) the
@@ -164,17 +169,9 @@ public final class IngestPipeline {
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
         }
-        // One lock per record, so queries are never held up for a whole batch.
-        for record in pending {
-            if let event = record.event {
-                store.apply(event, at: record.position, chainHash: record.chainHash)
-            } else {
-                store.skip(at: record.position, chainHash: record.chainHash)
-            }
-        }
-        if !pending.isEmpty { onBatchApplied?() }
+        applier.submit(pending, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
-        pending.removeAll(keepingCapacity: true)
+        pending = []  // handed to the applier
         pendingLastOffset.removeAll(keepingCapacity: true)
         touched.removeAll(keepingCapacity: true)
         return next
@@ -203,10 +200,16 @@ public final class IngestPipeline {
         }
     }
 
-    /// Syncs everything and writes a final checkpoint.
+    /// Returns once every committed batch is in the projection (`store`).
+    public func waitUntilApplied() {
+        applier.waitUntilApplied()
+    }
+
+    /// Syncs everything, waits for the projection, and writes a final checkpoint.
     public func close() throws {
         try commitBatch()
         for writer in writers.values { try writer.sync() }
+        applier.waitUntilApplied()
         try checkpointIfDue(force: true)
     }
 }

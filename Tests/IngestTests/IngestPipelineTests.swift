@@ -33,6 +33,7 @@ struct IngestPipelineTests {
         try accept(pipeline, offset: 3, key: "dev-1", value: Array("{".utf8))
         try accept(pipeline, offset: 4, key: "dev-1", value: EventEncoder.encode(event))  // a duplicate eventId
         try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
         #expect(pipeline.store.appliedOffset(partition: 0) == 4)
         #expect(pipeline.counters.deadLetters == 2 && pipeline.counters.events == 3)
 
@@ -40,6 +41,7 @@ struct IngestPipelineTests {
             eventId: "E3", deviceId: "dev-1", occurredAt: 2, chatId: "a@c.us", payload: .chatRead(ChatRead(upToMessageId: nil)))))
         try accept(pipeline, offset: 6, key: "dev-1", value: [])
         try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
         #expect(pipeline.store.appliedOffset(partition: 0) == 6, "a dead letter last in the batch is the last position")
         #expect(pipeline.store.position(of: "dev-1") == LogPosition(partition: 0, offset: 6))
         try pipeline.close()

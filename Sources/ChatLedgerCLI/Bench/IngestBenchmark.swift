@@ -40,7 +40,7 @@ enum IngestBenchmark {
         let consumer = try KafkaConsumer(
             bootstrapServers: cluster.bootstrapServers, groupId: "bench-ingest", topic: topic, configuration: fetchSettings,
             startOffset: { try pipeline.startOffset(for: $0) }, onAssigned: { _ in ingestAssigned = ingestAssigned ?? .now })
-        let ingest = try drain(count: count, partitions: partitions, assigned: { ingestAssigned }) { body in
+        let ingest = try drain(count: count, partitions: partitions, assigned: { ingestAssigned }, finish: { pipeline.waitUntilApplied() }) { body in
             // Batches as `IngestService` makes them: one poll topped up from the queue.
             var batched = 0
             var received = 0
@@ -90,7 +90,8 @@ enum IngestBenchmark {
     /// first fetches, which on the mock takes 0 to ~500 ms per broker from run to run and
     /// would otherwise swamp a 200,000-event drain).
     private static func drain(
-        count: Int, partitions: Int, assigned: () -> ContinuousClock.Instant?, _ poll: ((Int32) -> Void) throws -> Int
+        count: Int, partitions: Int, assigned: () -> ContinuousClock.Instant?, finish: () -> Void = {},
+        _ poll: ((Int32) -> Void) throws -> Int
     ) throws -> (seconds: Double, messages: Int, startMilliseconds: Double) {
         var seen = 0
         var idlePolls = 0
@@ -104,6 +105,7 @@ enum IngestBenchmark {
             idlePolls = received == 0 ? idlePolls + 1 : 0
             if idlePolls > 600 { throw BenchFailure("stalled at \(seen) of \(count)") }
         }
+        finish()
         let start = steady ?? (.now, seen)
         return (max(1e-9, (ContinuousClock.now - start.at) / .seconds(1)), count - start.seen, (start.at - (assigned() ?? start.at)) / .milliseconds(1))
     }
