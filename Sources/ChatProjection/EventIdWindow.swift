@@ -1,21 +1,21 @@
 /// The most recent event ids seen (as stable hashes), to make redelivered events no-ops.
 ///
-/// Bounded: `capacity` ids, about 26 bytes each (8 in the ring, ~18 in the set), so the
-/// default 1,000,000 costs about 26 MB. A duplicate older than the window is applied
+/// Bounded: `capacity` ids, 24–40 bytes each (8 in the ring, 16–32 in the hash table,
+/// which doubles when half full), so the default 1,000,000 costs 24–40 MB when full. A duplicate older than the window is applied
 /// again; bridges and Kafka redeliver within seconds, far inside it. The window is part
 /// of checkpoints, so a replay from a checkpoint decides duplicates as a replay from zero.
 public struct EventIdWindow: Sendable, Hashable {
     public let capacity: Int
     private(set) var ring: [UInt64] = []
     private var next = 0
-    private var members: Set<UInt64> = []
+    private var members = HashSet64()
 
     public init(capacity: Int = 1_000_000) {
         self.capacity = max(1, capacity)
     }
 
     /// Records `eventId`; returns false if it was already in the window (a duplicate).
-    mutating func insert(_ eventId: String) -> Bool {
+    package mutating func insert(_ eventId: String) -> Bool {
         insert(hash: stableHash(eventId))
     }
 

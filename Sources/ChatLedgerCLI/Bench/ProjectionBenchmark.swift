@@ -46,7 +46,11 @@ enum ProjectionBenchmark {
         report.add("memory_bytes_per_chat", Double(after - before) / Double(chats), "bytes")
         report.add("chats", Double(chats), "chats")
         withExtendedLifetime(large) {}
-        report.add("dedupe_window_bytes_per_event_id", 26, "bytes")
+        let windowBefore = residentBytes()
+        var window = EventIdWindow(capacity: 1_000_000)
+        for id in 0..<1_000_000 { _ = window.insert("01KDVE3RZGGBE2Q0VY7\(id)") }
+        report.add("dedupe_window_bytes_per_event_id", Double(residentBytes() - windowBefore) / 1e6, "bytes")
+        withExtendedLifetime(window) {}
         report.add("chat_entry_inline_bytes", Double(ChatTable.entryStride), "bytes")
 
         // Render and cache hit for a 50-chat list.
