@@ -64,15 +64,22 @@ public enum ProjectionRecovery {
             }
             for worker in workers { worker.start() }
             for worker in workers { worker.join() }
-            var merged = ProjectionState(eventIdWindow: eventIdWindow)
+            var merged: ProjectionState?
             var replayed = 0
             var disjoint = true
             for result in results.withLock({ $0 }) {
                 guard let (state, count) = try result?.get() else { continue }
-                disjoint = disjoint && merged.absorb(state)
                 replayed += count
+                // The first state is the base (its window is not copied id by id); taken out
+                // of the optional so absorbing mutates it in place instead of copying it.
+                guard var base = merged.take() else {
+                    merged = state
+                    continue
+                }
+                disjoint = disjoint && base.absorb(state)
+                merged = base
             }
-            if disjoint { return (merged, replayed, groups.count) }
+            if disjoint, let merged { return (merged, replayed, groups.count) }
         }
         var state = ProjectionState(eventIdWindow: eventIdWindow)
         let replayed = try replay(into: &state, log: log, topic: topic)
