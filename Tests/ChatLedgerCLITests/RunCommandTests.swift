@@ -1,48 +1,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatLedgerCLI
 import Foundation
 import KafkaClient
 import KafkaTestSupport
 import Testing
 
-/// `chatledger run` or `serve` as a child process, and the addresses it prints first.
-final class ServerProcess {
-    let process = Process()
-    private(set) var brokers = ""
-    private(set) var port: UInt16 = 0
-
-    /// Starts it and reads its stdout up to the `url=` line (`bootstrap=` before it, if any).
-    init(_ arguments: [String]) throws {
-        process.executableURL = ChatLedgerProcess.executable
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
-            guard byte == Data("\n".utf8) else {
-                line.append(byte)
-                continue
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            if text.hasPrefix("bootstrap=") { brokers = String(text.dropFirst(10)) }
-            if text.hasPrefix("url=") { port = UInt16(text.split(separator: ":").last ?? "") ?? 0 }
-            line = Data()
-        }
+extension ServerProcess {
+    /// The built `chatledger` with these arguments.
+    convenience init(_ arguments: [String]) throws {
+        try self.init(executable: ChatLedgerProcess.executable, arguments: arguments)
     }
-
-    /// SIGTERM and wait; the exit status.
-    func terminate() -> Int32 {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
-    }
-
-    deinit { _ = terminate() }
 }
 
 @Suite("chatledger run, as a real process")

@@ -23,8 +23,13 @@ enum HTTPBenchmark {
     static func run(seconds: Double, load backgroundRate: Int, probes: Int) throws -> BenchReport {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("bench-http-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let server = try RunProcess(data: data)
-        defer { server.stop() }
+        let server = try ServerProcess(
+            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try BenchKeys.file(data)])
+        defer {
+            _ = server.terminate()
+            try? FileManager.default.removeItem(atPath: data + ".keys.json")
+        }
 
         // Seed: 50 devices × 50 chats, so the list is a realistic 50-chat page.
         let producer = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
@@ -112,7 +117,7 @@ enum HTTPBenchmark {
         var loadRate: Double
     }
 
-    static func freshness(server: RunProcess, load: Int, probes: Int) throws -> FreshnessResult {
+    static func freshness(server: ServerProcess, load: Int, probes: Int) throws -> FreshnessResult {
         let stopping = Atomic<Bool>(false)
         let sent = Atomic<Int>(0)
         let background = Thread {
@@ -167,50 +172,15 @@ enum HTTPBenchmark {
     }
 }
 
-/// `chatledger run` as a child process of the benchmark; its broker and HTTP port.
-final class RunProcess: Sendable {
-    private let process: Process
-    let brokers: String
-    let port: UInt16
-
-    init(data: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try Self.keysFile(data)]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var brokers = ""
-        var port: UInt16 = 0
-        var line = Data()
-        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
-            guard byte == Data("\n".utf8) else {
-                line.append(byte)
-                continue
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            if text.hasPrefix("bootstrap=") { brokers = String(text.dropFirst(10)) }
-            if text.hasPrefix("url=") { port = UInt16(text.split(separator: ":").last ?? "") ?? 0 }
-            line = Data()
-        }
-        guard port != 0 else { throw BenchFailure("chatledger run did not start") }
-        self.process = process
-        self.brokers = brokers
-        self.port = port
-    }
-
+/// The key `bench http` gives its `run` child.
+enum BenchKeys {
     static let key = "bench-key"
 
-    private static func keysFile(_ data: String) throws -> String {
+    /// Writes a keys file with `key` (reader, every device) next to `data`; its path.
+    static func file(_ data: String) throws -> String {
         let path = data + ".keys.json"
         try Data(#"{"keys":[{"key":"\#(key)","devices":["*"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: path))
         return path
-    }
-
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
     }
 }
 
@@ -247,7 +217,7 @@ final class HTTPLoadClient: @unchecked Sendable {
     deinit { close(fd) }
 
     func send(_ target: String) {
-        let request = Array("GET \(target) HTTP/1.1\r\nHost: bench\r\nx-api-key: \(RunProcess.key)\r\n\r\n".utf8)
+        let request = Array("GET \(target) HTTP/1.1\r\nHost: bench\r\nx-api-key: \(BenchKeys.key)\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { try? SystemCall.writeAll(fd, $0) }
     }
 

@@ -1,0 +1,57 @@
+import Foundation
+
+/// `chatledger run` or `serve` as a child process, with the addresses it prints first
+/// (`bootstrap=…` for an embedded broker, then `url=…`). Used by `bench http` and by the
+/// tests that drive real servers.
+package final class ServerProcess: @unchecked Sendable {
+    // SAFETY: `process` is only started in `init` and ended in `terminate`; Foundation's
+    // `Process` is safe to query and terminate from any thread.
+    private let process = Process()
+    package let brokers: String
+    package let port: UInt16
+
+    /// Starts `executable` with `arguments` and reads its stdout up to the `url=` line.
+    /// - Throws: if it cannot start or ends before printing its URL.
+    package init(executable: URL, arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var brokers = ""
+        var port: UInt16 = 0
+        var line = Data()
+        while port == 0, let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty {
+            guard byte == Data("\n".utf8) else {
+                line.append(byte)
+                continue
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix("bootstrap=") { brokers = String(text.dropFirst(10)) }
+            if text.hasPrefix("url=") { port = UInt16(text.split(separator: ":").last ?? "") ?? 0 }
+            line = Data()
+        }
+        self.brokers = brokers
+        self.port = port
+        guard port != 0 else {
+            _ = terminate()
+            throw ServerProcessError(description: "chatledger \(arguments.first ?? "") ended before printing its URL")
+        }
+    }
+
+    /// SIGTERM and wait; the exit status.
+    package func terminate() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit { _ = terminate() }
+}
+
+package struct ServerProcessError: Error, CustomStringConvertible {
+    package var description: String
+}
