@@ -209,6 +209,7 @@ public final class HTTPServer: Sendable {
             let parkedDeadline = connections.values.compactMap(\.parkedDeadline).min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
+            var woken = false
             for index in 0..<max(0, Int(count)) {
                 let fd = readyDescriptors[index]
                 let flags = readyEvents[index]
@@ -217,6 +218,7 @@ public final class HTTPServer: Sendable {
                 } else if fd == wakeRead {
                     var drain = [UInt8](repeating: 0, count: 64)
                     while read(wakeRead, &drain, drain.count) > 0 {}
+                    woken = true
                 } else if var connection = connections[fd] {
                     var open = true
                     if flags & UInt32(CL_EPOLLIN | CL_EPOLLHUP | CL_EPOLLERR | CL_EPOLLRDHUP) != 0 {
@@ -228,7 +230,8 @@ public final class HTTPServer: Sendable {
             }
             deliverDeferred(epoll, parser, &connections)
             retryParked(epoll, parser, &connections)
-            pollStreams(epoll, &connections)
+            // Streams change only when what they follow does, which is what a wake says.
+            if woken { pollStreams(epoll, &connections) }
             expireTimeouts(epoll, &connections)
         }
         for fd in connections.keys { close(fd) }
