@@ -18,8 +18,7 @@ public final class LogFollower {
 
     private var segmentBase: Int64?
     private var scanner: SegmentScanner?
-    private var watch: Int32 = -1
-    private var notifications: Int32 = -1
+    private let watcher = LogWatcher()
 
     /// Starts following at `offset` (0: from the beginning).
     public init(directory: String, topic: String, partition: Int32, from offset: Int64 = 0) {
@@ -27,11 +26,6 @@ public final class LogFollower {
         self.topic = topic
         self.partition = partition
         self.nextOffset = offset
-        notifications = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-    }
-
-    deinit {
-        if notifications >= 0 { close(notifications) }
     }
 
     /// Delivers every whole record available now (offset ≥ `nextOffset`); returns how many.
@@ -86,22 +80,12 @@ public final class LogFollower {
         }
     }
 
-    /// Blocks until the partition directory changes or `timeoutMilliseconds` pass.
+    /// Blocks until the partition directory changes or `timeoutMilliseconds` pass (a
+    /// short poll while the directory does not exist yet). To wait on many partitions at
+    /// once, watch their directories with one `LogWatcher` instead.
     public func waitForChanges(timeoutMilliseconds: Int32) {
-        if notifications >= 0, watch < 0 {
-            watch = inotify_add_watch(notifications, directory, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE))
-        }
-        guard notifications >= 0, watch >= 0 else {
-            // No directory yet (or no inotify): a short poll.
-            var request = timespec(tv_sec: 0, tv_nsec: Int(min(timeoutMilliseconds, 50)) * 1_000_000)
-            var remaining = timespec()
-            nanosleep(&request, &remaining)
-            return
-        }
-        var descriptor = pollfd(fd: notifications, events: Int16(POLLIN), revents: 0)
-        _ = try? SystemCall.run("poll") { Glibc.poll(&descriptor, 1, timeoutMilliseconds) }
-        var drain = [UInt8](repeating: 0, count: 4096)
-        while read(notifications, &drain, drain.count) > 0 {}
+        watcher.watch(directory)
+        watcher.waitForChanges(timeoutMilliseconds: timeoutMilliseconds)
     }
 
     private func reset() {

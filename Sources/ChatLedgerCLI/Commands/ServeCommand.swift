@@ -87,16 +87,19 @@ private final class LogTail: Sendable {
 
     private func follow(onApplied: @Sendable () -> Void) throws {
         let parser = EventParser()
+        let watcher = LogWatcher()
         var followers: [Int32: LogFollower] = [:]
-        var turn = 0
         var lookForPartitions = true
         while !stopping.load(ordering: .acquiring) {
-            // New partitions appear rarely: the directory is listed only after an idle round.
+            // New partitions appear rarely: the directory is listed only after an idle round
+            // (the topic directory is watched, so a new partition ends the wait).
             if lookForPartitions {
+                watcher.watch(log.logDirectory + "/" + topic)
                 for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
                     let next = (store.appliedOffset(partition: partition) ?? -1) + 1
-                    followers[partition] = LogFollower(
-                        directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, from: next)
+                    let directory = log.directory(topic: topic, partition: partition)
+                    watcher.watch(directory)  // before its first poll, so no append is missed
+                    followers[partition] = LogFollower(directory: directory, topic: topic, partition: partition, from: next)
                 }
             }
             var applied = 0
@@ -116,16 +119,8 @@ private final class LogTail: Sendable {
                 continue
             }
             caughtUp.store(true, ordering: .releasing)
-            // Nothing new: sleep on one partition's inotify in turn, briefly, so a change on
-            // any partition is seen within a few tens of milliseconds.
-            let partitions = followers.keys.sorted()
-            if partitions.isEmpty {
-                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-                nanosleep(&pause, nil)
-            } else {
-                turn = (turn + 1) % partitions.count
-                followers[partitions[turn]]?.waitForChanges(timeoutMilliseconds: 20)
-            }
+            // Nothing new: sleep until any partition (or the topic directory) changes.
+            watcher.waitForChanges(timeoutMilliseconds: 500)
         }
     }
 }
