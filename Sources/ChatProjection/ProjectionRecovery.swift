@@ -46,17 +46,22 @@ public enum ProjectionRecovery {
     public static func replayFromZero(
         log: EventLog, topic: String, eventIdWindow: Int = 1_000_000, threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws -> (state: ProjectionState, records: Int, threads: Int) {
-        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition).sorted()
-        let groups = (0..<max(1, min(threads, partitions.count))).map { group in
-            partitions.enumerated().filter { $0.offset % max(1, min(threads, partitions.count)) == group }.map(\.element)
-        }
-        if groups.count > 1 {
-            let results = Mutex<[Result<(ProjectionState, Int), any Error>?]>(Array(repeating: nil, count: groups.count))
-            let workers = groups.enumerated().map { index, group in
+        // Largest partitions first, each taken by whichever thread is free: the threads
+        // finish together even when partitions differ in size.
+        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition)
+            .map { ($0, log.bytesOnDisk(topic: topic, partition: $0)) }.sorted { $0.1 > $1.1 }.map(\.0)
+        let threadCount = max(1, min(threads, partitions.count))
+        if threadCount > 1 {
+            let queue = Mutex(partitions)
+            let results = Mutex<[Result<(ProjectionState, Int), any Error>?]>(Array(repeating: nil, count: threadCount))
+            let workers = (0..<threadCount).map { index in
                 Thread {
                     let result = Result { () throws -> (ProjectionState, Int) in
                         var state = ProjectionState(eventIdWindow: eventIdWindow)
-                        let replayed = try replay(into: &state, log: log, topic: topic, partitions: group)
+                        var replayed = 0
+                        while let partition = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                            replayed += try replay(into: &state, log: log, topic: topic, partitions: [partition])
+                        }
                         return (state, replayed)
                     }
                     results.withLock { $0[index] = result }
@@ -79,7 +84,7 @@ public enum ProjectionRecovery {
                 disjoint = disjoint && base.absorb(state)
                 merged = base
             }
-            if disjoint, let merged { return (merged, replayed, groups.count) }
+            if disjoint, let merged { return (merged, replayed, threadCount) }
         }
         var state = ProjectionState(eventIdWindow: eventIdWindow)
         let replayed = try replay(into: &state, log: log, topic: topic)

@@ -8,15 +8,18 @@ extension EventLog {
     /// reports them).
     public func bytesOnDisk() -> [(topic: String, partition: Int32, bytes: Int64)] {
         guard let partitions = try? partitions() else { return [] }
-        return partitions.map { topic, partition in
-            let directory = directory(topic: topic, partition: partition)
-            var total: Int64 = 0
-            for name in (try? LogFile.list(directory)) ?? [] {
-                var info = stat()
-                if stat(directory + "/" + name, &info) == 0 { total += Int64(info.st_size) }
-            }
-            return (topic, partition, total)
+        return partitions.map { ($0.topic, $0.partition, bytesOnDisk(topic: $0.topic, partition: $0.partition)) }
+    }
+
+    /// Bytes one partition's files take (0 if it has none).
+    public func bytesOnDisk(topic: String, partition: Int32) -> Int64 {
+        let directory = directory(topic: topic, partition: partition)
+        var total: Int64 = 0
+        for name in (try? LogFile.list(directory)) ?? [] {
+            var info = stat()
+            if stat(directory + "/" + name, &info) == 0 { total += Int64(info.st_size) }
         }
+        return total
     }
 
     /// Registers `chatledger_log_bytes` (read from the files when scraped).
