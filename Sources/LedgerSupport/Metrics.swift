@@ -140,6 +140,12 @@ public final class MetricsRegistry: Sendable {
             var buckets: [UInt64]
             var sum = 0.0
             var count: UInt64 = 0
+
+            mutating func record(_ value: Double, inBucket bucket: Int) {
+                buckets[bucket] += 1
+                sum += value
+                count += 1
+            }
         }
 
         private let name: String
@@ -156,10 +162,9 @@ public final class MetricsRegistry: Sendable {
         /// Records one observation for these label values.
         public func observe(_ value: Double, _ labelValues: [String] = []) {
             let bucket = bounds.firstIndex { value <= $0 } ?? bounds.count
+            let empty = bounds.count + 1
             series.withLock { series in
-                series[labelValues, default: Series(buckets: Array(repeating: 0, count: bounds.count + 1))].buckets[bucket] += 1
-                series[labelValues]!.sum += value
-                series[labelValues]!.count += 1
+                series[labelValues, default: Series(buckets: Array(repeating: 0, count: empty))].record(value, inBucket: bucket)
             }
         }
 
