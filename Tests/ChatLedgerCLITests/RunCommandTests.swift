@@ -87,6 +87,38 @@ struct RunCommandTests {
         #expect(run.terminate() == 0)
     }
 
+    @Test("/metrics of a live run: records and dead letters by reason as ingested, lag 0 once caught up, requests by route and status")
+    func metricsOfALiveRun() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-metrics-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ServerProcess(["run", "--http", "127.0.0.1:0", "--data", data, "--partitions", "1"])
+        let producer = try KafkaProducer(bootstrapServers: run.brokers)
+        for index in 1...5 {
+            try producer.send(topic: "wa.device-events", key: Array("dev-s".utf8), value: Array(message("MM\(index)", fromMe: false, at: index).utf8))
+        }
+        try producer.send(topic: "wa.device-events", key: Array("dev-s".utf8), value: Array("not json".utf8))
+        try producer.send(topic: "wa.device-events", key: Array("someone-else".utf8), value: Array(message("MM9", fromMe: false, at: 9).utf8))
+        try producer.flush(timeoutMilliseconds: 10_000)
+        let last = try #require(producer.report.lastOffsets[0])
+        #expect(try get(run.port, "/api/v1/devices/dev-s/unread?minPosition=0:\(last)&wait=20000").status == 200)
+        #expect(try get(run.port, "/api/v1/devices/dev-s/unread").status == 200)
+
+        let client = try LoopbackClient(port: run.port)
+        defer { client.close() }
+        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let text = client.readToEnd()
+        #expect(text.contains("chatledger_ingest_records_total 7\n"))
+        #expect(text.contains("chatledger_ingest_events_total 5\n"))
+        #expect(text.contains(#"chatledger_dead_letters_total{reason="invalid_json"} 1"#))
+        #expect(text.contains(#"chatledger_dead_letters_total{reason="key_mismatch"} 1"#))
+        #expect(text.contains(#"chatledger_ingest_lag_records{partition="0"} 0"#))
+        #expect(text.contains("chatledger_ingest_caught_up 1\n"))
+        #expect(text.contains(#"chatledger_projection_applied_offset{partition="0"} \#(last)"#))
+        #expect(text.contains(#"chatledger_http_request_duration_seconds_count{route="/api/v1/devices/{deviceId}/unread",status="200"} 2"#))
+        #expect(text.contains(#"chatledger_log_bytes{topic="wa.device-events",partition="0"} "#))
+        #expect(run.terminate() == 0)
+    }
+
     @Test("run with the embedded broker refuses a data directory that already holds a log")
     func refusesExistingLog() throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-existing-\(UUID().uuidString)").path
