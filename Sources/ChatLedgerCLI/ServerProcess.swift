@@ -7,7 +7,9 @@ package final class ServerProcess: @unchecked Sendable {
     // SAFETY: `process` is only started in `init` and ended in `terminate`; Foundation's
     // `Process` is safe to query and terminate from any thread.
     private let process = Process()
+    /// The embedded broker's bootstrap address (empty for `serve` or `run --brokers`).
     package let brokers: String
+    /// The HTTP port it listens on (loopback).
     package let port: UInt16
 
     /// Starts `executable` with `arguments` and reads its stdout up to the `url=` line.
@@ -52,6 +54,7 @@ package final class ServerProcess: @unchecked Sendable {
     deinit { _ = terminate() }
 }
 
+/// A server child that could not be started.
 package struct ServerProcessError: Error, CustomStringConvertible {
     package var description: String
 }

@@ -5,9 +5,12 @@ import EventLog
 /// as received. `chatledger replay` / `export` and the auditor routes all read through it.
 public struct AuditLog: Sendable {
     public let log: EventLog
+    /// The Kafka topic whose partitions are read.
     public let topic: String
+    /// Where replays to a position may start from.
     public let checkpoints: CheckpointStore
 
+    /// The audit views of `dataDirectory`'s log of `topic`.
     public init(dataDirectory: String, topic: String) {
         self.log = EventLog(dataDirectory: dataDirectory)
         self.topic = topic
@@ -54,7 +57,9 @@ public struct AuditLog: Sendable {
 
     /// Which events `events` yields.
     public struct EventFilter: Sendable {
+        /// Only events keyed by this device (nil: all).
         public var deviceId: String?
+        /// Only events of this chat (nil: all).
         public var chatId: String?
         /// `occurredAt` bounds, inclusive.
         public var from: Int64 = .min
@@ -62,6 +67,7 @@ public struct AuditLog: Sendable {
         /// The partitions to read (nil: all of the topic's), in ascending order.
         public var partitions: [Int32]?
 
+        /// A filter; by default every event of every partition.
         public init(deviceId: String? = nil, chatId: String? = nil, from: Int64 = .min, to: Int64 = .max, partitions: [Int32]? = nil) {
             self.deviceId = deviceId
             self.chatId = chatId

@@ -12,6 +12,7 @@ public final class LogWatcher {
     private let notifications: Int32
     private var watched: Set<String> = []
 
+    /// A watcher with nothing watched yet.
     public init() {
         notifications = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
     }

@@ -14,14 +14,17 @@ public final class MetricsRegistry: Sendable {
 
     /// One sample a collector reports: label pairs and a value.
     public struct Sample: Sendable {
+        /// Label names and values, in the order they are printed.
         public var labels: [(name: String, value: String)]
         public var value: Double
 
+        /// A sample with labels.
         public init(_ labels: [(name: String, value: String)], _ value: Double) {
             self.labels = labels
             self.value = value
         }
 
+        /// A sample without labels.
         public init(_ value: Double) {
             self.init([], value)
         }
@@ -36,6 +39,7 @@ public final class MetricsRegistry: Sendable {
 
     private let families = Mutex<[Family]>([])
 
+    /// An empty registry.
     public init() {}
 
     /// A counter with fixed label names, updated with `increment`.
