@@ -46,22 +46,26 @@ public enum ProjectionRecovery {
     public static func replayFromZero(
         log: EventLog, topic: String, eventIdWindow: Int = 1_000_000, threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws -> (state: ProjectionState, records: Int, threads: Int) {
-        // Largest partitions first, each taken by whichever thread is free: the threads
-        // finish together even when partitions differ in size.
-        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition)
-            .map { ($0, log.bytesOnDisk(topic: topic, partition: $0)) }.sorted { $0.1 > $1.1 }.map(\.0)
-        let threadCount = max(1, min(threads, partitions.count))
+        // Partitions go to the lightest group, largest first, so the threads finish
+        // together. Each group folds its partitions in ascending order, as the one-thread
+        // replay does: a device split over partitions of one group is folded in the same
+        // order; one split over two groups is caught when the states are merged.
+        let threadCount = max(1, min(threads, try log.partitions().filter { $0.topic == topic }.count))
+        var groups = Array(repeating: (bytes: Int64(0), partitions: [Int32]()), count: threadCount)
+        for (partition, bytes) in try log.partitions().filter({ $0.topic == topic })
+            .map({ ($0.partition, log.bytesOnDisk(topic: topic, partition: $0.partition)) }).sorted(by: { $0.1 > $1.1 })
+        {
+            let lightest = groups.indices.min { groups[$0].bytes < groups[$1].bytes } ?? 0
+            groups[lightest].bytes += bytes
+            groups[lightest].partitions.append(partition)
+        }
         if threadCount > 1 {
-            let queue = Mutex(partitions)
             let results = Mutex<[Result<(ProjectionState, Int), any Error>?]>(Array(repeating: nil, count: threadCount))
-            let workers = (0..<threadCount).map { index in
+            let workers = groups.enumerated().map { index, group in
                 Thread {
                     let result = Result { () throws -> (ProjectionState, Int) in
                         var state = ProjectionState(eventIdWindow: eventIdWindow)
-                        var replayed = 0
-                        while let partition = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
-                            replayed += try replay(into: &state, log: log, topic: topic, partitions: [partition])
-                        }
+                        let replayed = try replay(into: &state, log: log, topic: topic, partitions: group.partitions)
                         return (state, replayed)
                     }
                     results.withLock { $0[index] = result }
