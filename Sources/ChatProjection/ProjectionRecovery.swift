@@ -50,11 +50,10 @@ public enum ProjectionRecovery {
         // together. Each group folds its partitions in ascending order, as the one-thread
         // replay does: a device split over partitions of one group is folded in the same
         // order; one split over two groups is caught when the states are merged.
-        let threadCount = max(1, min(threads, try log.partitions().filter { $0.topic == topic }.count))
+        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition)
+        let threadCount = max(1, min(threads, partitions.count))
         var groups = Array(repeating: (bytes: Int64(0), partitions: [Int32]()), count: threadCount)
-        for (partition, bytes) in try log.partitions().filter({ $0.topic == topic })
-            .map({ ($0.partition, log.bytesOnDisk(topic: topic, partition: $0.partition)) }).sorted(by: { $0.1 > $1.1 })
-        {
+        for (partition, bytes) in partitions.map({ ($0, log.bytesOnDisk(topic: topic, partition: $0)) }).sorted(by: { $0.1 > $1.1 }) {
             let lightest = groups.indices.min { groups[$0].bytes < groups[$1].bytes } ?? 0
             groups[lightest].bytes += bytes
             groups[lightest].partitions.append(partition)

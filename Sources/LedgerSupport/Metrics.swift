@@ -2,9 +2,9 @@ import Synchronization
 
 /// Metrics in the Prometheus text exposition format (version 0.0.4).
 ///
-/// Counters and histograms are updated where things happen; values that already live
-/// elsewhere (cache counters, partition offsets, file sizes) are read when scraped through
-/// a collector, so there is one source of truth for each. Names follow Prometheus
+/// Histograms are updated where things happen; values that already live elsewhere
+/// (ingest and cache counters, partition offsets, file sizes) are read when scraped
+/// through a collector, so there is one source of truth for each. Names follow Prometheus
 /// conventions: `_total` for counters, base units (seconds, bytes).
 public final class MetricsRegistry: Sendable {
     /// A metric's type line.
@@ -41,13 +41,6 @@ public final class MetricsRegistry: Sendable {
 
     /// An empty registry.
     public init() {}
-
-    /// A counter with fixed label names, updated with `increment`.
-    public func counter(_ name: String, help: String, labels: [String] = []) -> Counter {
-        let counter = Counter(name: name, labelNames: labels)
-        add(Family(name: name, help: help, kind: .counter) { counter.render(into: &$0) })
-        return counter
-    }
 
     /// A histogram with fixed label names and bucket upper bounds (ascending).
     public func histogram(_ name: String, help: String, labels: [String] = [], buckets: [Double]) -> Histogram {
@@ -110,32 +103,6 @@ public final class MetricsRegistry: Sendable {
             }
         }
         return escaped
-    }
-
-    /// A monotonically increasing count per label set.
-    public final class Counter: Sendable {
-        private let name: String
-        private let labelNames: [String]
-        private let values = Mutex<[[String]: Double]>([:])
-
-        init(name: String, labelNames: [String]) {
-            self.name = name
-            self.labelNames = labelNames
-        }
-
-        /// Adds `amount` for these label values (in the order the names were given).
-        public func increment(_ labelValues: [String] = [], by amount: Double = 1) {
-            values.withLock { $0[labelValues, default: 0] += amount }
-        }
-
-        /// The current value for these label values.
-        public func value(_ labelValues: [String] = []) -> Double { values.withLock { $0[labelValues] ?? 0 } }
-
-        func render(into text: inout String) {
-            for (labelValues, value) in values.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                MetricsRegistry.line(&text, name, Array(zip(labelNames, labelValues)).map { ($0, $1) }, value)
-            }
-        }
     }
 
     /// Observations counted into cumulative buckets per label set, with their sum.

@@ -50,7 +50,7 @@ struct CommandLineTests {
         #expect((figures["chats_requests_per_s"] ?? 0) > 0)
         #expect((figures["healthz_requests_per_s"] ?? 0) > 0)
         #expect((figures["freshness_p99_ms"] ?? 0) > 0)
-        #expect(figures["chats_response_bytes"] ?? 0 > 1_000, "a real 50-chat list, not an error body")
+        #expect((figures["chats_response_bytes"] ?? 0) > 1_000, "a real 50-chat list, not an error body")
     }
 
     @Test("bench codec --json prints one JSON object with figures and units")

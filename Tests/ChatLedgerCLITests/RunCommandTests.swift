@@ -186,7 +186,8 @@ struct LiveAuditTests {
         // Record responses while events keep arriving: body, position and the request time.
         var recorded: [(device: String, body: String, position: String, now: Int64)] = []
         var seen: Set<String> = []
-        while producer.isRunning || recorded.count < 8 {
+        let giveUp = ContinuousClock.now + .seconds(60)  // a bound, so a broken server fails instead of hanging
+        while (producer.isRunning || recorded.count < 8) && ContinuousClock.now < giveUp {
             for device in (1...4).map({ "dev-\($0)" }) {
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 let response = try get(run.port, "/api/v1/devices/\(device)/chats")

@@ -3,12 +3,12 @@ import Testing
 
 @Suite("MetricsRegistry: Prometheus text format")
 struct MetricsRegistryTests {
-    @Test("counters, collected gauges and histograms render with HELP/TYPE lines, escaped labels and cumulative buckets")
+    @Test("collected counters and gauges and histograms render with HELP/TYPE lines, escaped labels and cumulative buckets")
     func rendersTextFormat() {
         let registry = MetricsRegistry()
-        let requests = registry.counter("app_requests_total", help: "Requests.", labels: ["route"])
-        requests.increment(["/a\"b\\c\nd"])
-        requests.increment(["/x"], by: 2)
+        registry.collect("app_requests_total", help: "Requests.", kind: .counter) {
+            [.init([("route", "/a\"b\\c\nd")], 1), .init([("route", "/x")], 2)]
+        }
         registry.collect("app_lag", help: "Lag.", kind: .gauge) { [.init([("partition", "0")], 7), .init(1.5)] }
         let durations = registry.histogram("app_seconds", help: "Time.", buckets: [0.1, 1])
         durations.observe(0.05)
@@ -33,6 +33,6 @@ struct MetricsRegistryTests {
             app_seconds_count 3
 
             """)
-        #expect(requests.value(["/x"]) == 2 && durations.count() == 3)
+        #expect(durations.count() == 3)
     }
 }

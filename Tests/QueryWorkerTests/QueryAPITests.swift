@@ -50,11 +50,11 @@ struct QueryAPITests {
         return api.handle(head, body)
     }
 
-    /// The API behind a real server on a free loopback port.
+    /// The API behind a real server on a free loopback port, wired as the commands wire it.
     func serve(_ api: QueryAPI) throws -> (HTTPServer, UInt16) {
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
-        let server = HTTPServer(configuration: configuration) { head, body in api.reply(head, body) }
+        let server = api.server(configuration: configuration)
         return (server, try server.start())
     }
 
@@ -245,10 +245,7 @@ struct QueryAPITests {
         let registry = MetricsRegistry()
         test.store.registerMetrics(in: registry)
         let api = QueryAPI(store: test.store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), metrics: registry, clock: { 0 })
-        var configuration = HTTPServer.Configuration()
-        configuration.port = 0
-        let server = HTTPServer(configuration: configuration, observer: { api.observe($0, status: $1, elapsed: $2) }) { api.reply($0, $1) }
-        let port = try server.start()
+        let (server, port) = try test.serve(api)
         defer { server.stop() }
         let client = try LoopbackClient(port: port)
         defer { client.close() }

@@ -34,10 +34,7 @@ enum IngestCommand: Command {
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: configuration.pipeline)
         var server: HTTPServer?
         if arguments.string("http") != nil {
-            let metrics = MetricsRegistry()
-            service.registerMetrics(in: metrics)
-            pipeline.store.registerMetrics(in: metrics)
-            pipeline.log.registerMetrics(in: metrics)
+            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, ingest: service)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
             let api = QueryAPI(store: pipeline.store, keys: try APIKeys(json: Array(#"{"keys":[]}"#.utf8)), metrics: metrics, isReady: { service.isCaughtUp })
             let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))

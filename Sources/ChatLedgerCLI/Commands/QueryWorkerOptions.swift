@@ -1,4 +1,6 @@
 import ChatProjection
+import EventLog
+import Ingest
 import LedgerSupport
 import QueryWorker
 
@@ -36,12 +38,19 @@ enum QueryWorkerOptions {
         return configuration
     }
 
-    /// Starts the HTTP server for `api` and prints `url=http://HOST:PORT` on stdout.
+    /// Starts the HTTP server for `api`; the server and its URL (the caller prints it).
     static func start(_ api: QueryAPI, _ configuration: HTTPServer.Configuration) throws -> (server: HTTPServer, url: String) {
-        let server = HTTPServer(configuration: configuration, observer: { head, status, elapsed in
-            api.observe(head, status: status, elapsed: elapsed)
-        }) { head, body in api.reply(head, body) }
+        let server = api.server(configuration: configuration)
         let port = try server.start()
         return (server, "http://\(configuration.host):\(port)")
+    }
+
+    /// The metrics of a process: the projection's and the log's, and ingest's when it runs here.
+    static func metrics(store: ProjectionStore, log: EventLog, ingest: IngestService? = nil) -> MetricsRegistry {
+        let metrics = MetricsRegistry()
+        ingest?.registerMetrics(in: metrics)
+        store.registerMetrics(in: metrics)
+        log.registerMetrics(in: metrics)
+        return metrics
     }
 }

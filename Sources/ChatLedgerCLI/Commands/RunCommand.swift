@@ -60,10 +60,7 @@ enum RunCommand: Command {
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let service = IngestService()
-        let metrics = MetricsRegistry()
-        service.registerMetrics(in: metrics)
-        store.registerMetrics(in: metrics)
-        pipeline.log.registerMetrics(in: metrics)
+        let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, ingest: service)
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp })
         let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)

@@ -31,9 +31,7 @@ enum ServeCommand: Command {
         let loaded = try ProjectionRecovery.load(log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data))
         let store = ProjectionStore(loaded.state)
         let follower = LogTail(log: log, topic: topic, store: store)
-        let metrics = MetricsRegistry()
-        store.registerMetrics(in: metrics)
-        log.registerMetrics(in: metrics)
+        let metrics = QueryWorkerOptions.metrics(store: store, log: log)
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp })
         let (server, url) = try QueryWorkerOptions.start(api, configuration)

@@ -41,6 +41,13 @@ public final class QueryAPI: Sendable {
             labels: ["route", "status"], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
     }
 
+    /// An HTTP server that answers with this API and records every response for `/metrics`.
+    public func server(configuration: HTTPServer.Configuration) -> HTTPServer {
+        HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
+            observe(head, status: status, elapsed: elapsed)
+        }) { [self] head, body in reply(head, body) }
+    }
+
     /// Records a response for `/metrics` (the server's observer).
     public func observe(_ head: HTTPRequestHead, status: Int, elapsed: Duration) {
         requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), String(status)])
@@ -232,7 +239,7 @@ public final class QueryAPI: Sendable {
         guard let asOf = TimeArgument.milliseconds(text) else {
             return .response(.error(400, code: "bad_parameter", message: "asOf must be ISO 8601 or epoch ms"))
         }
-        let partitions = store.position(of: deviceId).map { [$0.partition] } ?? []
+        let partitions = partitions(of: deviceId)
         return .deferred {
             do {
                 let device = try audit.device(deviceId, asOf: asOf, partitions: partitions)
@@ -276,8 +283,7 @@ public final class QueryAPI: Sendable {
             guard let position = LogPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
             cursor = position
         }
-        // A device's events are all in its partition (the Kafka key is the deviceId).
-        filter.partitions = store.position(of: deviceId).map { [$0.partition] } ?? []
+        filter.partitions = partitions(of: deviceId)
         return .deferred { [filter, cursor, limit] in
             var body = Array(#"{"events":["#.utf8)
             var count = 0
@@ -295,6 +301,12 @@ public final class QueryAPI: Sendable {
                 return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
             }
         }
+    }
+
+    /// The partitions an audit of a device reads: the one its events arrive on (the Kafka
+    /// key is the deviceId); none for a device without events.
+    private func partitions(of deviceId: String) -> [Int32] {
+        store.position(of: deviceId).map { [$0.partition] } ?? []
     }
 
     // MARK: - Parsing
