@@ -67,7 +67,7 @@ public struct EventParser: Sendable {
     ])
     private static let requiredEnvelopeKeys = envelopeKeys.mask(
         "schemaVersion", "eventId", "deviceId", "type", "occurredAt")
-    private static let typeNames = KeyTable(EventType.allCases.map(\.rawValue))
+    private static let typeNames = EnumTable<EventType>()
 
     private func parseEnvelope(_ reader: inout JSONReader) throws(EventValidationError) -> Event {
         var eventId = ""
@@ -99,8 +99,8 @@ public struct EventParser: Sendable {
                 let start = reader.position
                 let name = try reader.readStringBytes(maxBytes: limits.maxIdentifierBytes)
                 guard !name.isEmpty else { throw reader.failure(.invalidValue, "must not be empty", at: start) }
-                if let known = Self.typeNames.index(of: name) {
-                    type = .known(EventType.allCases[known])
+                if let known = Self.typeNames.names.index(of: name) {
+                    type = .known(Self.typeNames.cases[known])
                 } else {
                     type = .unknown(String(decoding: name, as: UTF8.self))
                 }
@@ -225,7 +225,7 @@ public struct EventParser: Sendable {
             switch field {
             case 0: message.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
             case 1: message.fromMe = try reader.readBool()
-            case 2: message.kind = try reader.readEnum(MessageKind.self, Self.kindNames)
+            case 2: message.kind = try reader.readEnum(Self.kindNames)
             case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
             case 4: message.senderId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
             default: message.hasMedia = try reader.readBool()
@@ -256,7 +256,7 @@ public struct EventParser: Sendable {
             if field == 0 {
                 revoke.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
             } else {
-                revoke.scope = try reader.readEnum(RevokeScope.self, Self.scopeNames)
+                revoke.scope = try reader.readEnum(Self.scopeNames)
             }
         }
         return revoke
@@ -269,7 +269,7 @@ public struct EventParser: Sendable {
         try reader.readFields(Self.messageStatusKeys, required: 0b11) { field, reader throws(EventValidationError) in
             switch field {
             case 0: status.messageIds = try reader.readIdentifierList(maxBytes: limits.maxIdentifierBytes)
-            case 1: status.status = try reader.readEnum(AckStatus.self, Self.ackNames)
+            case 1: status.status = try reader.readEnum(Self.ackNames)
             default: status.selfDevice = try reader.readBool()
             }
         }
@@ -369,10 +369,10 @@ public struct EventParser: Sendable {
             switch field {
             case 0: message.id = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
             case 1: message.fromMe = try reader.readBool()
-            case 2: message.kind = try reader.readEnum(MessageKind.self, Self.kindNames)
+            case 2: message.kind = try reader.readEnum(Self.kindNames)
             case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
             case 4: message.timestamp = try reader.readTimestamp()
-            case 5: message.ack = try reader.readEnum(AckStatus.self, Self.ackNames)
+            case 5: message.ack = try reader.readEnum(Self.ackNames)
             default: message.revoked = try reader.readBool()
             }
         }
@@ -385,7 +385,7 @@ public struct EventParser: Sendable {
         var change = GroupParticipants(action: .add, participants: [], includesMe: false)
         try reader.readFields(Self.groupParticipantsKeys, required: 0b111) { field, reader throws(EventValidationError) in
             switch field {
-            case 0: change.action = try reader.readEnum(ParticipantAction.self, Self.actionNames)
+            case 0: change.action = try reader.readEnum(Self.actionNames)
             case 1: change.participants = try reader.readIdentifierList(maxBytes: limits.maxAddressBytes)
             default: change.includesMe = try reader.readBool()
             }
@@ -393,10 +393,10 @@ public struct EventParser: Sendable {
         return change
     }
 
-    private static let kindNames = KeyTable(MessageKind.allCases.map(\.rawValue))
-    private static let ackNames = KeyTable(AckStatus.allCases.map(\.rawValue))
-    private static let scopeNames = KeyTable(RevokeScope.allCases.map(\.rawValue))
-    private static let actionNames = KeyTable(ParticipantAction.allCases.map(\.rawValue))
+    private static let kindNames = EnumTable<MessageKind>()
+    private static let ackNames = EnumTable<AckStatus>()
+    private static let scopeNames = EnumTable<RevokeScope>()
+    private static let actionNames = EnumTable<ParticipantAction>()
 }
 
 // MARK: - Typed reads
@@ -479,17 +479,15 @@ extension JSONReader {
     }
 
     /// One of an enumeration's raw values, matched on the bytes.
-    mutating func readEnum<Value: RawRepresentable & CaseIterable>(_ type: Value.Type, _ names: KeyTable)
-        throws(EventValidationError) -> Value where Value.RawValue == String
-    {
+    mutating func readEnum<Value>(_ table: EnumTable<Value>) throws(EventValidationError) -> Value {
         let start = position
         let bytes = try readStringBytes(maxBytes: 64)
-        guard let index = names.index(of: bytes) else {
+        guard let index = table.names.index(of: bytes) else {
             throw failure(
                 .invalidValue,
-                "\"\(String(decoding: bytes, as: UTF8.self))\" is not one of \(names.names.joined(separator: ", "))",
+                "\"\(String(decoding: bytes, as: UTF8.self))\" is not one of \(table.names.names.joined(separator: ", "))",
                 at: start)
         }
-        return Value.allCases[Value.allCases.index(Value.allCases.startIndex, offsetBy: index)]
+        return table.cases[index]
     }
 }

@@ -3,32 +3,58 @@
 // and reports the first problem with the field path and byte offset.
 
 /// Keys of one object kind, matched by their raw bytes.
+///
+/// The names are kept back to back in one byte array, so a lookup touches no nested
+/// array (whose reference counting showed up in the replay profile).
 struct KeyTable: Sendable {
     let names: [String]
-    private let bytes: [[UInt8]]
+    /// Every name's UTF-8, back to back.
+    private let spelled: [UInt8]
+    /// Where each name starts in `spelled`, plus one entry for the end.
+    private let starts: [Int]
 
     init(_ names: [String]) {
         self.names = names
-        self.bytes = names.map { Array($0.utf8) }
+        var spelled: [UInt8] = []
+        var starts: [Int] = []
+        for name in names {
+            starts.append(spelled.count)
+            spelled.append(contentsOf: name.utf8)
+        }
+        starts.append(spelled.count)
+        self.spelled = spelled
+        self.starts = starts
     }
 
     /// The index of the key spelled by `key`, or nil.
     @inline(__always)
     func index(of key: UnsafeBufferPointer<UInt8>) -> Int? {
-        for i in 0..<bytes.count {
-            let name = bytes[i]
-            guard name.count == key.count else { continue }
-            let equal = name.withUnsafeBufferPointer { candidate in
-                memoryEqual(candidate.baseAddress!, key.baseAddress!, key.count)
+        guard let keyBase = key.baseAddress else { return nil }
+        return spelled.withUnsafeBufferPointer { spelled in
+            starts.withUnsafeBufferPointer { starts in
+                for i in 0..<(starts.count - 1) where starts[i + 1] - starts[i] == key.count {
+                    if key.count == 0 || memoryEqual(spelled.baseAddress! + starts[i], keyBase, key.count) { return i }
+                }
+                return nil
             }
-            if equal { return i }
         }
-        return nil
     }
 
     /// A bit mask with the named keys set.
     func mask(_ keys: String...) -> UInt32 {
         keys.reduce(0) { mask, key in mask | (1 << UInt32(names.firstIndex(of: key)!)) }
+    }
+}
+
+/// An enumeration's raw values with its cases in the same order, so a matched name gives
+/// its case without building `allCases` (an array allocation) per read.
+struct EnumTable<Value: RawRepresentable & CaseIterable & Sendable>: Sendable where Value.RawValue == String {
+    let names: KeyTable
+    let cases: [Value]
+
+    init() {
+        cases = Array(Value.allCases)
+        names = KeyTable(cases.map(\.rawValue))
     }
 }
 
@@ -342,6 +368,13 @@ struct JSONReader {
         position += 1  // opening quote
         let start = position
         let base = bytes.baseAddress!
+        // Eight bytes at a time while none needs a look: no quote, backslash, control
+        // character or non-ASCII byte (SWAR; the byte loop below decides the rest).
+        while position + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+            guard !Self.wordNeedsAttention(word) else { break }
+            position += 8
+        }
         while position < bytes.count {
             let byte = bytes[position]
             if byte == ASCII.quote {
@@ -362,6 +395,21 @@ struct JSONReader {
             }
         }
         throw failure(.invalidJSON, "unterminated string", at: start - 1)
+    }
+
+    private static let lowBits: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether any byte of `word` is `"`, `\\`, below 0x20 or above 0x7F.
+    @inline(__always)
+    static func wordNeedsAttention(_ word: UInt64) -> Bool {
+        // A byte is zero in `x` exactly when `(x - 0x01) & ~x & 0x80` has its high bit set;
+        // a byte below 0x20 sets it in `(word - 0x20…) & ~word`.
+        func hasZeroByte(_ x: UInt64) -> Bool { (x &- lowBits) & ~x & highBits != 0 }
+        let quote = hasZeroByte(word ^ (lowBits &* UInt64(ASCII.quote)))
+        let backslash = hasZeroByte(word ^ (lowBits &* UInt64(ASCII.backslash)))
+        let control = (word &- lowBits &* 0x20) & ~word & highBits != 0
+        return quote || backslash || control || word & highBits != 0
     }
 
     /// Slow path for strings with escapes: copies into scratch storage while decoding.

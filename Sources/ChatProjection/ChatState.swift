@@ -71,12 +71,16 @@ enum UnreadWindow {
 /// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for
 /// message and event ids, so replays and checkpoints agree.
 public func stableHash(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x0000_0100_0000_01B3
+    func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return hash
     }
-    return hash
+    // Native strings hand out their bytes directly; bridged ones go byte by byte.
+    return text.utf8.withContiguousStorageIfAvailable(fnv1a) ?? fnv1a(text.utf8)
 }
 
 extension AckStatus {

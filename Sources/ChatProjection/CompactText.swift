@@ -9,6 +9,7 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static let domains = ["c.us", "g.us", "s.whatsapp.net", "lid"]
+    private static let domainBytes = domains.map { Array($0.utf8) }
     private let storage: Storage
 
     public init(_ text: String) {
@@ -16,18 +17,27 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func pack(_ text: String) -> Storage? {
-        let utf8 = text.utf8
+        text.utf8.withContiguousStorageIfAvailable(pack) ?? pack(Array(text.utf8))
+    }
+
+    private static func pack<Bytes: RandomAccessCollection<UInt8>>(_ utf8: Bytes) -> Storage? where Bytes.Index == Int {
         guard let at = utf8.firstIndex(of: UInt8(ascii: "@")) else { return nil }
-        let digits = utf8[..<at]
-        guard (1...19).contains(digits.count),
-            let domain = domains.firstIndex(where: { $0.utf8.elementsEqual(utf8[utf8.index(after: at)...]) })
-        else { return nil }
+        let digitCount = at - utf8.startIndex
+        guard (1...19).contains(digitCount), let domain = domain(utf8[(at + 1)...]) else { return nil }
         var number: UInt64 = 0
-        for byte in digits {
+        for byte in utf8[..<at] {
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
             number = number * 10 + UInt64(byte - UInt8(ascii: "0"))
         }
-        return .address(number: number, digits: UInt8(digits.count), domain: UInt8(domain))
+        return .address(number: number, digits: UInt8(digitCount), domain: UInt8(domain))
+    }
+
+    /// The index in `domains` of the text after the `@`.
+    private static func domain<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int? {
+        for (index, domain) in domainBytes.enumerated() where domain.count == bytes.count && domain.elementsEqual(bytes) {
+            return index
+        }
+        return nil
     }
 
     public var description: String {
@@ -56,7 +66,10 @@ struct MessageID: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func pack(_ text: String) -> Storage? {
-        let utf8 = text.utf8
+        text.utf8.withContiguousStorageIfAvailable(pack) ?? pack(Array(text.utf8))
+    }
+
+    private static func pack<Bytes: Collection<UInt8>>(_ utf8: Bytes) -> Storage? {
         guard (1...32).contains(utf8.count) else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0

@@ -48,28 +48,30 @@ public struct ProjectionState: Sendable, Hashable {
             counts.duplicate += 1
             return .duplicate
         }
-        // One hash lookup, then mutated in place (no copy of the device's chats); a device
-        // appears with its first applied event.
-        let version: UInt64
+        // One hash lookup, then mutated in place through a single access (reading the
+        // version back through the dictionary copied the whole device); a device appears
+        // with its first applied event.
+        let version: UInt64?
         if let index = devices.index(forKey: event.deviceId) {
-            guard devices.values[index].apply(event) else {
-                counts.ignored += 1
-                return .ignored
-            }
-            devices.values[index].partition = position.partition
-            version = devices.values[index].version
+            version = Self.apply(event, partition: position.partition, to: &devices.values[index])
         } else {
             var device = DeviceProjection(deviceId: event.deviceId)
-            guard device.apply(event) else {
-                counts.ignored += 1
-                return .ignored
-            }
-            device.partition = position.partition
-            version = device.version
-            devices[event.deviceId] = device
+            version = Self.apply(event, partition: position.partition, to: &device)
+            if version != nil { devices[event.deviceId] = device }
+        }
+        guard let version else {
+            counts.ignored += 1
+            return .ignored
         }
         counts.applied += 1
         return .applied(deviceVersion: version)
+    }
+
+    /// Applies `event` to `device`; its new version, or nil if the event did not concern it.
+    private static func apply(_ event: Event, partition: Int32, to device: inout DeviceProjection) -> UInt64? {
+        guard device.apply(event) else { return nil }
+        device.partition = partition
+        return device.version
     }
 
     /// Takes in a state folded from other partitions (for a parallel replay): its devices,
