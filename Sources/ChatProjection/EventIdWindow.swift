@@ -35,6 +35,12 @@ public struct EventIdWindow: Sendable, Hashable {
     /// Adds another window's ids after this one's (oldest first), keeping the newest
     /// `capacity`.
     mutating func absorb(_ other: EventIdWindow) {
+        // When the other window alone fills this one, none of this one's ids would stay:
+        // taking it whole saves a million inserts at the end of a parallel replay.
+        if other.capacity == capacity, other.ring.count == capacity {
+            self = other
+            return
+        }
         for hash in other.oldestFirst { _ = insert(hash: hash) }
     }
 

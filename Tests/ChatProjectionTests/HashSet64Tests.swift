@@ -44,6 +44,30 @@ struct HashSet64Tests {
         #expect(recent == [false, false])
     }
 
+    @Test("absorbing a window keeps the newest ids of both, oldest first, whether or not the other one is full")
+    func absorbKeepsNewest() {
+        for otherCount in [2, 4, 6] {
+            var mine = EventIdWindow(capacity: 4)
+            var other = EventIdWindow(capacity: 4)
+            var oneByOne = EventIdWindow(capacity: 4)
+            let myIds = (0..<3).map { "mine-\($0)" }
+            let otherIds = (0..<otherCount).map { "other-\($0)" }
+            for id in myIds {
+                _ = mine.insert(id)
+                _ = oneByOne.insert(id)
+            }
+            for id in otherIds {
+                _ = other.insert(id)
+                _ = oneByOne.insert(id)
+            }
+            mine.absorb(other)
+            #expect(mine == oneByOne, "absorbing \(otherCount) ids")
+            #expect(mine.oldestFirst == (myIds + otherIds).suffix(4).map(stableHash))
+            let stillKnown = mine.insert(otherIds.last!)
+            #expect(!stillKnown, "the newest id is a duplicate after the merge")
+        }
+    }
+
     struct SplitMix {
         var state: UInt64
         init(seed: UInt64) { state = seed }
