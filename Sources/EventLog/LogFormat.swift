@@ -95,7 +95,7 @@ enum LogFormat {
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, reason: String, previousChainHash: SHA256Digest
     ) -> SHA256Digest {
         let frameStart = buffer.count
-        buffer.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0])  // length and CRC, filled below
+        buffer.append(contentsOf: repeatElement(0, count: 8))  // length and CRC, filled below
         let bodyStart = buffer.count
         buffer.append(kind.rawValue)
         buffer.append(0)
@@ -104,7 +104,8 @@ enum LogFormat {
         buffer.appendLittleEndian(offset)
         buffer.appendLittleEndian(timestamp)
         buffer.append(contentsOf: topic.utf8)
-        for field in [key, value] {
+        // No array literals here: each would be an allocation per record.
+        func appendField(_ field: UnsafeRawBufferPointer?) {
             if let field {
                 buffer.appendLittleEndian(UInt32(field.count))
                 buffer.append(contentsOf: field)
@@ -112,6 +113,8 @@ enum LogFormat {
                 buffer.appendLittleEndian(absentLength)
             }
         }
+        appendField(key)
+        appendField(value)
         buffer.appendLittleEndian(UInt16(reason.utf8.count))
         buffer.append(contentsOf: reason.utf8)
         let chainHash = buffer.withUnsafeBytes { bytes in

@@ -31,6 +31,11 @@ public final class PartitionWriter {
     public private(set) var chainHash: SHA256Digest
     /// Whether everything written has been synced.
     public private(set) var isSynced = true
+    /// The offset of the last record staged or written (nil for an empty log): the next
+    /// record's offset must be above it.
+    public var lastStagedOffset: Int64? { stagedLastOffset ?? lastOffset }
+    /// Whether records are staged and not written yet (`commit` has work to do).
+    public var hasStagedRecords: Bool { !staged.isEmpty }
 
     private let logger: Logger
     private var segment: LogFile?
@@ -72,7 +77,7 @@ public final class PartitionWriter {
         value: UnsafeRawBufferPointer?, reason: String = ""
     ) throws(EventLogError) {
         if let failure { throw failure }
-        let previous = stagedLastOffset ?? lastOffset ?? -1
+        let previous = lastStagedOffset ?? -1
         guard offset > previous else {
             throw .invalidAppend("offset \(offset) is not above the last offset \(previous)", path: directory)
         }

@@ -58,7 +58,6 @@ public final class IngestPipeline {
     private var pending: [ProjectionApplier.Record] = []
     /// Folds written batches into `store` on its own thread.
     private let applier: ProjectionApplier
-    private var touched: Set<Int32> = []
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
     public var onBatchApplied: (@Sendable () -> Void)?
@@ -115,20 +114,28 @@ public final class IngestPipeline {
     /// The log's last offset of a partition, nil when it has none.
     public func lastOffset(_ partition: Int32) -> Int64? { writers[partition]?.lastOffset }
 
+    /// The writer of the partition last accepted from: a batch holds runs of messages of
+    /// one partition, so most messages skip the dictionary lookup.
+    private var recentWriter: PartitionWriter?
+
     private func writer(_ partition: Int32) throws -> PartitionWriter {
-        if let existing = writers[partition] { return existing }
+        if let recentWriter, recentWriter.partition == partition { return recentWriter }
+        if let existing = writers[partition] {
+            recentWriter = existing
+            return existing
+        }
         let writer = try log.openWriter(
             topic: options.topic, partition: partition,
             options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
         writers[partition] = writer
+        recentWriter = writer
         return writer
     }
 
     /// Stages one consumed message: an event, or a dead letter with the reason.
     public func accept(partition: Int32, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) throws {
         let writer = try self.writer(partition)
-        let last = pendingLastOffset[partition] ?? writer.lastOffset ?? -1
-        guard offset > last else {
+        guard offset > writer.lastStagedOffset ?? -1 else {
             counters.redeliveriesSkipped += 1
             return
         }
@@ -152,19 +159,15 @@ public final class IngestPipeline {
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
         }
-        pendingLastOffset[partition] = offset
-        touched.insert(partition)
         counters.records += 1
     }
-
-    private var pendingLastOffset: [Int32: Int64] = [:]
 
     /// Ends a batch: writes (and syncs, per policy) every touched partition, then applies
     /// the batch to the projection. Returns the next offset to read per touched partition.
     @discardableResult
     public func commitBatch() throws -> [Int32: Int64] {
         var next: [Int32: Int64] = [:]
-        let batch = touched.compactMap { writers[$0] }
+        let batch = writers.values.filter(\.hasStagedRecords)
         try ParallelCommit.commit(batch)
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
@@ -172,8 +175,6 @@ public final class IngestPipeline {
         applier.submit(pending, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
         pending = []  // handed to the applier
-        pendingLastOffset.removeAll(keepingCapacity: true)
-        touched.removeAll(keepingCapacity: true)
         return next
     }
 
@@ -196,6 +197,7 @@ public final class IngestPipeline {
         for partition in partitions {
             try writers[partition]?.sync()
             writers[partition] = nil
+            if recentWriter?.partition == partition { recentWriter = nil }
             catchingUp.remove(partition)
         }
     }
