@@ -62,20 +62,25 @@ public final class LogFollower {
                 }
                 // The last segment is live: whatever is not a whole record yet may become one.
                 guard bases.contains(where: { $0 > base }) else { return delivered }
+                // A newer segment exists, so this one is sealed: the writer finishes a
+                // segment before it creates the next. But it may have grown and been sealed
+                // after we read its size, so read it once more (the loop reads the size
+                // again) before moving on; leaving at the first end skipped the records
+                // written in between (caught by LogFollowerTests under load).
+                guard stuckAt == current.position else {
+                    stuckAt = current.position
+                    continue
+                }
+                stuckAt = nil
                 if case .end = step {
                     reset()
                     if try !openSegment(after: base) { return delivered }
                     continue
                 }
-                // A newer segment exists, so this one is sealed. It may have been sealed just
-                // after we read its size: look once more before calling it damage.
-                guard stuckAt != current.position else {
-                    throw EventLogError.corruption(
-                        "a sealed segment ends in bytes that are not a whole record",
-                        path: directory + "/" + LogFormat.segmentFileName(baseOffset: base), byteOffset: current.position,
-                        kafkaOffset: nextOffset - 1)
-                }
-                stuckAt = current.position
+                throw EventLogError.corruption(
+                    "a sealed segment ends in bytes that are not a whole record",
+                    path: directory + "/" + LogFormat.segmentFileName(baseOffset: base), byteOffset: current.position,
+                    kafkaOffset: nextOffset - 1)
             }
         }
     }
