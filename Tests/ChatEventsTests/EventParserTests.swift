@@ -33,6 +33,32 @@ struct EventParserTests {
         #expect(event.payload == .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "hi")))
     }
 
+    @Test("strings are scanned eight bytes at a time: a quote, escape, control character or UTF-8 byte is seen at every offset")
+    func specialBytesAtEveryOffset() throws {
+        func value(preview: [UInt8]) -> [UInt8] {
+            Array(#"{"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"message.created","occurredAt":5,"chatId":"c@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":""#.utf8)
+                + preview + Array(#""}}"#.utf8)
+        }
+        func preview(_ bytes: [UInt8]) throws(EventValidationError) -> String? {
+            guard case .messageCreated(let message) = try parser.parse(value(preview: bytes)).payload else { return nil }
+            return message.preview
+        }
+        // Offsets 0...23 put the byte in each lane of three eight-byte words, with a tail.
+        for offset in 0..<24 {
+            let lead = [UInt8](repeating: UInt8(ascii: "a"), count: offset)
+            let tail = Array("tail of the preview".utf8)
+            #expect(try preview(lead) == String(repeating: "a", count: offset), "closing quote at \(offset)")
+            #expect(try preview(lead + Array(#"\"q"#.utf8) + tail) == String(repeating: "a", count: offset) + "\"qtail of the preview")
+            #expect(try preview(lead + Array("é€😀".utf8) + tail) == String(repeating: "a", count: offset) + "é€😀tail of the preview")
+            #expect(throws: EventValidationError.self, "control character at \(offset)") { try preview(lead + [0x01] + tail) }
+            #expect(throws: EventValidationError.self, "control character 0x1F at \(offset)") { try preview(lead + [0x1F] + tail) }
+            #expect(try preview(lead + [0x7F] + tail) == String(repeating: "a", count: offset) + "\u{7F}tail of the preview")
+            let invalid = Result { () throws(EventValidationError) in try preview(lead + [0xFF] + tail) }
+            #expect(throws: EventValidationError.self) { try invalid.get() }
+            if case .failure(let error) = invalid { #expect(error.code == .invalidUTF8, "0xFF at \(offset)") }
+        }
+    }
+
     @Test("the Kafka key must equal the deviceId")
     func kafkaKeyMustMatch() throws {
         #expect(try parse(Self.incoming, key: "dev-1").deviceId == "dev-1")
