@@ -77,22 +77,7 @@ public final class IngestService: Sendable {
         var recordsAtLastProgress = 0
         var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
         while !stopping.load(ordering: .acquiring) {
-            // A batch: what arrives within one poll, topped up from what is already queued,
-            // up to `batchSize` records; then one write and sync per partition.
-            var batched = 0
-            var received = 0
-            repeat {
-                received = try consumer.poll(
-                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? 100 : 0
-                ) { message in
-                    try pipeline.accept(
-                        partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key,
-                        value: message.value)
-                }
-                batched += received
-            } while received > 0 && batched < configuration.batchSize
-            let next = try pipeline.commitBatch()
-            consumer.commitAsync(next)
+            try Self.consumeBatch(from: consumer, into: pipeline, batchSize: configuration.batchSize)
             if !pipeline.catchingUp.isEmpty {
                 var highs: [Int32: Int64] = [:]
                 for partition in pipeline.catchingUp { highs[partition] = consumer.highWatermark(partition: partition) }
@@ -128,6 +113,29 @@ public final class IngestService: Sendable {
         consumer.close()
         published.withLock { $0.partitions = [:] }
         logger.info("stopped", ["records": pipeline.counters.records, "dead_letters": pipeline.counters.deadLetters])
+    }
+
+    /// One batch: what arrives within one poll, topped up from what is already queued, up
+    /// to `batchSize` records; then one write and sync per partition, the batch handed to
+    /// the projection, and the next offsets committed to Kafka (for lag only).
+    /// - Returns: the messages consumed (`onMessage` is told each one's partition).
+    @discardableResult
+    package static func consumeBatch(
+        from consumer: KafkaConsumer, into pipeline: IngestPipeline, batchSize: Int, onMessage: (Int32) -> Void = { _ in }
+    ) throws -> Int {
+        var batched = 0
+        var received = 0
+        repeat {
+            received = try consumer.poll(maxMessages: batchSize - batched, timeoutMilliseconds: batched == 0 ? 100 : 0) { message in
+                try pipeline.accept(
+                    partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key,
+                    value: message.value)
+                onMessage(message.partition)
+            }
+            batched += received
+        } while received > 0 && batched < batchSize
+        consumer.commitAsync(try pipeline.commitBatch())
+        return batched
     }
 
     private func publish(_ pipeline: IngestPipeline, _ consumer: KafkaConsumer, recordsPerSecond: Double) {

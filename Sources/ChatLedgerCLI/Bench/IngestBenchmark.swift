@@ -41,18 +41,8 @@ enum IngestBenchmark {
             bootstrapServers: cluster.bootstrapServers, groupId: "bench-ingest", topic: topic, configuration: fetchSettings,
             startOffset: { try pipeline.startOffset(for: $0) }, onAssigned: { _ in ingestAssigned = ingestAssigned ?? .now })
         let ingest = try drain(count: count, partitions: partitions, assigned: { ingestAssigned }, finish: { pipeline.waitUntilApplied() }) { body in
-            // Batches as `IngestService` makes them: one poll topped up from the queue.
-            var batched = 0
-            var received = 0
-            repeat {
-                received = try consumer.poll(maxMessages: 10_000 - batched, timeoutMilliseconds: batched == 0 ? 100 : 0) { message in
-                    try pipeline.accept(partition: message.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value)
-                    body(message.partition)
-                }
-                batched += received
-            } while received > 0 && batched < 10_000
-            consumer.commitAsync(try pipeline.commitBatch())
-            return batched
+            // Batches exactly as `IngestService` makes them.
+            try IngestService.consumeBatch(from: consumer, into: pipeline, batchSize: 10_000, onMessage: body)
         }
         consumer.close()
 
