@@ -32,6 +32,8 @@ public final class KafkaConsumer {
     private let onAssigned: ([Int32]) -> Void
     private let onRevoked: ([Int32]) -> Void
     private var failure: Error?
+    /// Whether librdkafka reported a fatal error: the client is unusable from then on.
+    private var isFatal = false
     private var closed = false
     private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
 
@@ -96,7 +98,14 @@ public final class KafkaConsumer {
     deinit {
         close()
         rd_kafka_queue_destroy(queue)
-        rd_kafka_destroy(handle)
+        if isFatal {
+            // After a fatal error librdkafka 2.0's consumer never finishes leaving the
+            // group: a plain destroy spins its main thread and never returns (found by
+            // KafkaConsumerTests), so the group is left to the session timeout instead.
+            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        } else {
+            rd_kafka_destroy(handle)
+        }
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each (at most
@@ -176,6 +185,7 @@ public final class KafkaConsumer {
     public func close() {
         guard !closed else { return }
         closed = true
+        guard !isFatal else { return }  // nothing to leave cleanly; see deinit
         let result = rd_kafka_consumer_close(handle)
         if result != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("consumer close", ["error": KafkaError.describe(result)])
@@ -235,6 +245,12 @@ public final class KafkaConsumer {
         rd_kafka_error_destroy(error)
     }
 
+    /// Raises a real fatal error inside librdkafka (`rd_kafka_test_fatal_error`), as a
+    /// fenced static member would, so tests can show how it surfaces. Not for production.
+    package func raiseFatalErrorForTesting(code: Int32, reason: String) {
+        _ = rd_kafka_test_fatal_error(handle, rd_kafka_resp_err_t(rawValue: code), reason)
+    }
+
     private func handleError(_ message: rd_kafka_message_t) throws {
         var copy = message
         let text = String(cString: rd_kafka_message_errstr(&copy))
@@ -249,6 +265,7 @@ public final class KafkaConsumer {
         let fatal = rd_kafka_fatal_error(handle, &text, text.count)
         guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
         let error = KafkaError.fatal(fatal, String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        isFatal = true
         failure = error
         throw error
     }
