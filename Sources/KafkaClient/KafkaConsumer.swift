@@ -72,9 +72,17 @@ public final class KafkaConsumer {
         // A box the C callbacks reach us through; it must exist before rd_kafka_new.
         let box = CallbackBox()
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
-        rd_kafka_conf_set_rebalance_cb(conf) { _, error, partitions, opaque in
-            guard let opaque, let partitions else { return }
-            Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer?.rebalance(error, partitions)
+        rd_kafka_conf_set_rebalance_cb(conf) { client, error, partitions, opaque in
+            guard let client, let opaque, let partitions else { return }
+            if let consumer = Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer {
+                consumer.rebalance(error, partitions)
+            } else {
+                // The consumer is being deinitialized (its weak reference is already nil)
+                // and its close is leaving the group: librdkafka waits until the partitions
+                // are given up, which the consumer can no longer do. Without this, a close
+                // reached from deinit (after `ingest` failed) blocked forever.
+                KafkaConsumer.giveUp(client, partitions)
+            }
         }
         rd_kafka_conf_set_error_cb(conf) { _, error, reason, _ in
             librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(rd_kafka_resp_err_t(rawValue: error)), "reason": reason.map { String(cString: $0) } ?? ""])
@@ -236,6 +244,15 @@ public final class KafkaConsumer {
             logger.error("rebalance failed", ["error": KafkaError.describe(error)])
             rd_kafka_assign(handle, nil)
             assignment.removeAll()
+        }
+    }
+
+    /// Gives up `partitions` (or the whole assignment) without the application.
+    private static func giveUp(_ client: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        if String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE" {
+            if let error = rd_kafka_incremental_unassign(client, partitions) { rd_kafka_error_destroy(error) }
+        } else {
+            rd_kafka_assign(client, nil)
         }
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ChatEvents
+import Dispatch
 import ChatProjection
 import EventLog
 import Foundation
@@ -86,6 +87,45 @@ struct IngestCommandTests {
         let checkpoint = try store.read(try #require(store.sequences().last)).0
         #expect(checkpoint.counts.deadLetters == cases.count)
         #expect(checkpoint.devices["dev-h"]?.chats["a@c.us"]?.unreadCount == 1)
+    }
+
+    @Test("the log's disk refuses a write (a file-size limit, as a full disk would): ingest exits 1 naming the cause; a restart loses nothing and duplicates nothing")
+    func writeFailure() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 2)])
+        let data = IngestTesting.temporaryData("write-failure")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let summary = try produce(cluster.bootstrapServers, count: 4_000, seed: 21)  // ~0.6 MB per partition
+
+        // RLIMIT_FSIZE of 256 KiB makes write(2) fail with EFBIG part-way through a segment,
+        // like ENOSPC on a full disk. SIGXFSZ is ignored so the write fails instead of the
+        // signal killing the process (an ignored signal stays ignored across exec).
+        let limited = Process()
+        limited.executableURL = URL(fileURLWithPath: "/bin/bash")
+        limited.arguments = ["-c", #"trap '' XFSZ; ulimit -f 256; exec "$0" "$@""#, ChatLedgerProcess.executable.path,
+                             "ingest", "--brokers", cluster.bootstrapServers, "--data", data, "--group", "write-failure"]
+        limited.standardOutput = FileHandle.nullDevice
+        _ = FileManager.default.createFile(atPath: data + ".stderr", contents: nil)
+        limited.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: data + ".stderr"))
+        let exited = DispatchSemaphore(value: 0)
+        limited.terminationHandler = { _ in exited.signal() }
+        try limited.run()
+        // Bounded, so a hang fails the test instead of the whole run (it hung, before the
+        // consumer could leave its group from deinit).
+        if exited.wait(timeout: .now() + 120) == .timedOut {
+            Issue.record("ingest still running 120 s after its writes started failing")
+            Glibc.kill(limited.processIdentifier, SIGKILL)
+            limited.waitUntilExit()
+        }
+        let stderr = (try? String(contentsOfFile: data + ".stderr", encoding: .utf8)) ?? ""
+        #expect(limited.terminationReason == .exit && limited.terminationStatus == 1, "exit 1, not a crash or a hang")
+        #expect(stderr.contains("command failed") && stderr.contains("write"), "the cause is logged:\n\(stderr.suffix(600))")
+
+        let restarted = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "write-failure-restart")
+        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
+        #expect(restarted.terminate() == 0)
+        let messages = try IngestTesting.expectLogAndCheckpointMatchTopic(data: data, brokers: cluster.bootstrapServers, partitions: 2)
+        #expect(messages.count == 4_000)
+        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
     }
 
     @Test("ingest SIGKILLed at 30 random moments while production continues: every offset exactly once and the reference digest")
