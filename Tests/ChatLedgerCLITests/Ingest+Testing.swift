@@ -87,6 +87,21 @@ enum IngestTesting {
         return messages
     }
 
+    /// Starts a fresh `ingest` (a new group), lets it drain the topic to `lastOffsets`,
+    /// stops it with SIGTERM, and checks the log and newest checkpoint against the topic
+    /// and that the log verifies. Returns how many messages the topic holds.
+    static func drainAndCheck(
+        brokers: String, data: String, group: String, lastOffsets: [Int32: Int64], partitions: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> Int {
+        let ingest = try IngestProcess(brokers: brokers, data: data, group: group)
+        try waitForLog(data: data, lastOffsets: lastOffsets)
+        #expect(ingest.terminate() == 0, "SIGTERM: a clean exit", sourceLocation: sourceLocation)
+        let messages = try expectLogAndCheckpointMatchTopic(data: data, brokers: brokers, partitions: partitions, sourceLocation: sourceLocation)
+        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean, sourceLocation: sourceLocation)
+        return messages.count
+    }
+
     struct Failure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }

@@ -120,12 +120,9 @@ struct IngestCommandTests {
         #expect(limited.terminationReason == .exit && limited.terminationStatus == 1, "exit 1, not a crash or a hang")
         #expect(stderr.contains("command failed") && stderr.contains("write"), "the cause is logged:\n\(stderr.suffix(600))")
 
-        let restarted = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "write-failure-restart")
-        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
-        #expect(restarted.terminate() == 0)
-        let messages = try IngestTesting.expectLogAndCheckpointMatchTopic(data: data, brokers: cluster.bootstrapServers, partitions: 2)
-        #expect(messages.count == 4_000)
-        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
+        let drained = try IngestTesting.drainAndCheck(
+            brokers: cluster.bootstrapServers, data: data, group: "write-failure-restart", lastOffsets: summary.partitions, partitions: 2)
+        #expect(drained == 4_000)
     }
 
     @Test("ingest SIGKILLed at 30 random moments while production continues: every offset exactly once and the reference digest")
@@ -154,12 +151,9 @@ struct IngestCommandTests {
         let summary = try JSONDecoder().decode(Summary.self, from: summaryData)
         #expect(summary.delivered == 24_000)
 
-        let final = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "crash-final")
-        try IngestTesting.waitForLog(data: data, lastOffsets: summary.partitions)
-        #expect(final.terminate() == 0)
-        let messages = try IngestTesting.expectLogAndCheckpointMatchTopic(data: data, brokers: cluster.bootstrapServers, partitions: 4)
-        #expect(messages.count == 24_000)
-        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
+        let drained = try IngestTesting.drainAndCheck(
+            brokers: cluster.bootstrapServers, data: data, group: "crash-final", lastOffsets: summary.partitions, partitions: 4)
+        #expect(drained == 24_000)
     }
 }
 
