@@ -26,7 +26,7 @@ let package = Package(
         // The event log: segmented, checksummed, hash-chained, crash-safe, per Kafka partition.
         .target(name: "EventLog", dependencies: ["LedgerSupport"]),
         // Chat-list projections: the fold, versions, digests, checkpoints, the snapshot cache.
-        .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport"]),
+        .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"]),
         // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
         // Kafka ingest: consumer → log → projection, exactly once per offset.

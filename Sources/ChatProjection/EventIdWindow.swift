@@ -7,6 +7,8 @@
 public struct EventIdWindow: Sendable, Hashable {
     public let capacity: Int
     private(set) var ring: [UInt64] = []
+    /// How many inserts ahead the slot of an id to be evicted is fetched.
+    private static let evictionLookahead = 8
     private var next = 0
     private var members = HashSet64()
 
@@ -19,7 +21,13 @@ public struct EventIdWindow: Sendable, Hashable {
         insert(hash: stableHash(eventId))
     }
 
-    private mutating func insert(hash: UInt64) -> Bool {
+    /// Fetches the slot of an id (by its `stableHash`) into the cache ahead of its insert.
+    func prefetch(hash: UInt64) {
+        members.prefetch(hash)
+    }
+
+    /// `insert(_:)` of an id by its `stableHash`.
+    mutating func insert(hash: UInt64) -> Bool {
         guard !members.contains(hash) else { return false }
         if ring.count < capacity {
             ring.append(hash)
@@ -27,6 +35,9 @@ public struct EventIdWindow: Sendable, Hashable {
             members.remove(ring[next])
             ring[next] = hash
             next = (next + 1) % capacity
+            // The ids to evict are known in advance: fetch the slot of one a few inserts
+            // ahead, so its removal then finds it in the cache.
+            members.prefetch(ring[(next + Self.evictionLookahead) % capacity])
         }
         members.insert(hash)
         return true

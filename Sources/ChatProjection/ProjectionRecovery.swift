@@ -109,6 +109,16 @@ public enum ProjectionRecovery {
             if let only, !only.contains(partition) { continue }
             let start = (state.positions[partition] ?? -1) + 1
             var expectedChain = checkpoint?.chainHashes[partition]
+            // Events are folded one record behind the parse: the event-id window's slot for
+            // an event is fetched into the cache while the next record is parsed (the
+            // window's table is megabytes; looked up at once, that was a miss per event).
+            var pending: (event: Event, idHash: UInt64, position: LogPosition, chainHash: SHA256Digest)?
+            func foldPending() {
+                if let (event, idHash, position, chainHash) = pending.take() {
+                    state.apply(event, eventIdHash: idHash, at: position, chainHash: chainHash)
+                }
+            }
+            defer { foldPending() }
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 if let limit, record.offset > limit.offset { return false }
                 if let chain = expectedChain {
@@ -120,8 +130,11 @@ public enum ProjectionRecovery {
                 }
                 let position = LogPosition(partition: partition, offset: record.offset)
                 if record.kind == .event, let value = record.value, let event = try? parser.parse(value) {
-                    state.apply(event, at: position, chainHash: record.chainHash)
+                    let idHash = state.prefetch(event)
+                    foldPending()
+                    pending = (event, idHash, position, record.chainHash)
                 } else {
+                    foldPending()
                     state.skip(at: position, chainHash: record.chainHash)
                 }
                 replayed += 1

@@ -39,12 +39,27 @@ public struct ProjectionState: Sendable, Hashable {
         self.counts = counts
     }
 
+    /// A hint that `event` is applied soon: its id's slot in the event-id window is
+    /// fetched into the cache meanwhile. Changes nothing; returns the id's hash for
+    /// `apply(_:eventIdHash:at:chainHash:)`.
+    func prefetch(_ event: Event) -> UInt64 {
+        let hash = stableHash(event.eventId)
+        eventIds.prefetch(hash: hash)
+        return hash
+    }
+
     /// Applies one event read from the log at `position` (with that record's chain hash).
     /// Duplicates (an `eventId` seen before) change nothing but the position.
     @discardableResult
     public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
+        apply(event, eventIdHash: stableHash(event.eventId), at: position, chainHash: chainHash)
+    }
+
+    /// `apply(_:at:chainHash:)` with the event id's hash already computed (by `prefetch`).
+    @discardableResult
+    mutating func apply(_ event: Event, eventIdHash: UInt64, at position: LogPosition, chainHash: SHA256Digest) -> Outcome {
         advance(to: position, chainHash: chainHash)
-        guard eventIds.insert(event.eventId) else {
+        guard eventIds.insert(hash: eventIdHash) else {
             counts.duplicate += 1
             return .duplicate
         }
