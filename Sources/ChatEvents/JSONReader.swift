@@ -4,39 +4,65 @@
 
 /// Keys of one object kind, matched by their raw bytes.
 ///
-/// The names are kept back to back in one byte array, so a lookup touches no nested
-/// array (whose reference counting showed up in the replay profile).
+/// Each name is kept as its length and its first and last eight bytes as two words, so a
+/// key of up to 16 bytes is matched by comparing three integers per name, with no byte
+/// loop; longer names also compare their spelling. The table is flat, so a lookup touches
+/// no nested array (whose reference counting showed up in the replay profile).
 struct KeyTable: Sendable {
     let names: [String]
-    /// Every name's UTF-8, back to back.
+    private let signatures: [Signature]
+    /// Every name's UTF-8, back to back, for names longer than 16 bytes.
     private let spelled: [UInt8]
-    /// Where each name starts in `spelled`, plus one entry for the end.
-    private let starts: [Int]
+
+    private struct Signature: Sendable {
+        var count: Int
+        var head: UInt64
+        var tail: UInt64
+        /// Where the name starts in `spelled`.
+        var start: Int
+    }
 
     init(_ names: [String]) {
         self.names = names
         var spelled: [UInt8] = []
-        var starts: [Int] = []
+        var signatures: [Signature] = []
         for name in names {
-            starts.append(spelled.count)
-            spelled.append(contentsOf: name.utf8)
+            let utf8 = Array(name.utf8)
+            let (head, tail) = utf8.withUnsafeBufferPointer { Self.words($0.baseAddress!, utf8.count) }
+            signatures.append(Signature(count: utf8.count, head: head, tail: tail, start: spelled.count))
+            spelled.append(contentsOf: utf8)
         }
-        starts.append(spelled.count)
+        self.signatures = signatures
         self.spelled = spelled
-        self.starts = starts
+    }
+
+    /// The first and last eight bytes of `count` bytes at `base` as little-endian words
+    /// (overlapping when fewer than 16); shorter than eight: the bytes in `head`, `tail` 0.
+    @inline(__always)
+    private static func words(_ base: UnsafePointer<UInt8>, _ count: Int) -> (head: UInt64, tail: UInt64) {
+        if count >= 8 {
+            let raw = UnsafeRawPointer(base)
+            return (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+        }
+        var head: UInt64 = 0
+        for index in 0..<count { head |= UInt64(base[index]) << UInt64(8 * index) }
+        return (head, 0)
     }
 
     /// The index of the key spelled by `key`, or nil.
     @inline(__always)
     func index(of key: UnsafeBufferPointer<UInt8>) -> Int? {
         guard let keyBase = key.baseAddress else { return nil }
-        return spelled.withUnsafeBufferPointer { spelled in
-            starts.withUnsafeBufferPointer { starts in
-                for i in 0..<(starts.count - 1) where starts[i + 1] - starts[i] == key.count {
-                    if key.count == 0 || memoryEqual(spelled.baseAddress! + starts[i], keyBase, key.count) { return i }
-                }
-                return nil
+        let (head, tail) = Self.words(keyBase, key.count)
+        return signatures.withUnsafeBufferPointer { signatures in
+            for index in signatures.indices {
+                let name = signatures[index]
+                guard name.count == key.count, name.head == head, name.tail == tail else { continue }
+                if key.count <= 16 { return index }
+                let same = spelled.withUnsafeBufferPointer { memoryEqual($0.baseAddress! + name.start, keyBase, key.count) }
+                if same { return index }
             }
+            return nil
         }
     }
 
@@ -368,15 +394,23 @@ struct JSONReader {
         position += 1  // opening quote
         let start = position
         let base = bytes.baseAddress!
-        // Eight bytes at a time while none needs a look: no quote, backslash, control
-        // character or non-ASCII byte (SWAR; the byte loop below decides the rest).
-        while position + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-            guard !Self.wordNeedsAttention(word) else { break }
-            position += 8
-        }
-        while position < bytes.count {
-            let byte = bytes[position]
+        let count = bytes.count
+        while true {
+            // Eight bytes at a time (SWAR): the word's mask marks the first byte that needs a
+            // look (quote, backslash, control character or non-ASCII), so the scan jumps
+            // straight to it; only the input's last few bytes go one by one.
+            while position + 8 <= count {
+                let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                let attention = Self.attentionMask(word)
+                if attention == 0 {
+                    position += 8
+                    continue
+                }
+                position += attention.trailingZeroBitCount >> 3
+                break
+            }
+            guard position < count else { break }
+            let byte = base[position]
             if byte == ASCII.quote {
                 let view = UnsafeBufferPointer(start: base + start, count: position - start)
                 position += 1
@@ -389,7 +423,7 @@ struct JSONReader {
                 throw failure(.invalidJSON, "control character 0x\(String(byte, radix: 16)) in a string must be escaped")
             }
             if byte < 0x80 {
-                position += 1
+                position += 1  // a plain byte among the last few
             } else {
                 position += try validateUTF8Sequence(at: position)
             }
@@ -400,16 +434,18 @@ struct JSONReader {
     private static let lowBits: UInt64 = 0x0101_0101_0101_0101
     private static let highBits: UInt64 = 0x8080_8080_8080_8080
 
-    /// Whether any byte of `word` is `"`, `\\`, below 0x20 or above 0x7F.
+    /// The high bit of each byte of `word` (little-endian) that is `"`, `\\`, below 0x20 or
+    /// above 0x7F. Exact for the lowest such byte, which is all the scan uses: a byte above
+    /// it may be marked by a borrow from below.
     @inline(__always)
-    static func wordNeedsAttention(_ word: UInt64) -> Bool {
-        // A byte is zero in `x` exactly when `(x - 0x01) & ~x & 0x80` has its high bit set;
-        // a byte below 0x20 sets it in `(word - 0x20…) & ~word`.
-        func hasZeroByte(_ x: UInt64) -> Bool { (x &- lowBits) & ~x & highBits != 0 }
-        let quote = hasZeroByte(word ^ (lowBits &* UInt64(ASCII.quote)))
-        let backslash = hasZeroByte(word ^ (lowBits &* UInt64(ASCII.backslash)))
-        let control = (word &- lowBits &* 0x20) & ~word & highBits != 0
-        return quote || backslash || control || word & highBits != 0
+    static func attentionMask(_ word: UInt64) -> UInt64 {
+        // A byte is zero in `x` when `(x - 0x01) & ~x & 0x80` has its high bit set, exactly
+        // for the lowest one; a byte below 0x20 likewise in `(word - 0x20…) & ~word`.
+        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- lowBits) & ~x & highBits }
+        let quote = zeroBytes(word ^ (lowBits &* UInt64(ASCII.quote)))
+        let backslash = zeroBytes(word ^ (lowBits &* UInt64(ASCII.backslash)))
+        let control = (word &- lowBits &* 0x20) & ~word & highBits
+        return quote | backslash | control | (word & highBits)
     }
 
     /// Slow path for strings with escapes: copies into scratch storage while decoding.
