@@ -1,4 +1,5 @@
 import ChatEvents
+import Foundation
 import Testing
 
 @Suite("EventParser")
@@ -57,6 +58,45 @@ struct EventParserTests {
             #expect(throws: EventValidationError.self) { try invalid.get() }
             if case .failure(let error) = invalid { #expect(error.code == .invalidUTF8, "0xFF at \(offset)") }
         }
+    }
+
+    @Test("after a UTF-8 sequence the scan goes on eight bytes at a time and still sees a quote, escape or control character at every offset")
+    func specialBytesAfterUTF8() throws {
+        func preview(_ bytes: [UInt8]) throws(EventValidationError) -> String? {
+            let value = Array(#"{"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"message.created","occurredAt":5,"chatId":"c@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":""#.utf8)
+                + bytes + Array(#""}}"#.utf8)
+            guard case .messageCreated(let message) = try parser.parse(value).payload else { return nil }
+            return message.preview
+        }
+        for before in 0..<9 {
+            let lead = [UInt8](repeating: UInt8(ascii: "a"), count: before) + Array("é".utf8)
+            for offset in 0..<17 {
+                let gap = [UInt8](repeating: UInt8(ascii: "b"), count: offset)
+                let text = String(repeating: "a", count: before) + "é" + String(repeating: "b", count: offset)
+                #expect(try preview(lead + gap) == text)
+                #expect(try preview(lead + gap + Array(#"\n!"#.utf8)) == text + "\n!")
+                #expect(throws: EventValidationError.self, "control character \(offset) bytes after é") { try preview(lead + gap + [0x1F, 0x41]) }
+                #expect(try preview(lead + gap + Array("😀z".utf8)) == text + "😀z")
+            }
+        }
+    }
+
+    @Test("a key differing from a known one in any single byte, or only in the middle of a long key, is an unknown field")
+    func keysMatchExactly() throws {
+        let valid = #"{"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"account.settings","occurredAt":5,"data":{"keepChatsArchived":true}}"#
+        #expect(try parser.parse(Array(valid.utf8)).payload == .accountSettings(keepChatsArchived: true))
+        for key in ["schemaVersion", "eventId", "deviceId", "type", "occurredAt", "data", "keepChatsArchived"] {
+            for index in key.utf8.indices {
+                var changed = Array(key.utf8)
+                let position = key.utf8.distance(from: key.utf8.startIndex, to: index)
+                changed[position] = changed[position] == UInt8(ascii: "x") ? UInt8(ascii: "y") : UInt8(ascii: "x")
+                let mutated = valid.replacingOccurrences(of: "\"\(key)\"", with: "\"" + String(decoding: changed, as: UTF8.self) + "\"")
+                let error = rejection(mutated)
+                #expect(error?.code == .unknownField, "\(key) with byte \(position) changed")
+            }
+        }
+        // Same length, same first and last eight bytes as `keepChatsArchived`.
+        #expect(rejection(valid.replacingOccurrences(of: "keepChatsArchived", with: "keepChatXArchived"))?.code == .unknownField)
     }
 
     @Test("the Kafka key must equal the deviceId")

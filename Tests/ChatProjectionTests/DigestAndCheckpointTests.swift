@@ -102,6 +102,46 @@ struct DigestAndCheckpointTests {
         #expect(resumed.state.digest == fromZero.state.digest)
     }
 
+    @Test("replay (which folds one record behind its parse) gives the state of applying the same records one by one, at every stopping point, with dead letters and duplicates among them")
+    func replayEqualsRecordByRecordFold() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let writer = try log.openWriter(topic: "wa.device-events", partition: 0)
+        // Every seventh record a dead letter, runs of two at times; 2 % duplicates; a window
+        // of 300 ids, so evictions happen too.
+        var records: [(event: Event?, offset: Int64)] = []
+        var offset: Int64 = 0
+        for (index, event) in Self.traffic(2_000, seed: 33).enumerated() {
+            if index % 7 == 3 || index % 91 == 4 {
+                try writer.stage(LogRecord(kind: .deadLetter, offset: offset, key: nil, value: [0x7B], reason: "invalid_json : x"))
+                records.append((nil, offset))
+                offset += 1
+            }
+            try writer.stage(LogRecord(offset: offset, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event)))
+            records.append((event, offset))
+            offset += 1
+        }
+        try writer.commit()
+
+        var random = SeededGenerator(seed: 12)
+        let stops = [0, 1, 2, 3, 4, records.count - 1] + (0..<25).map { _ in Int(random.next() % UInt64(records.count)) }
+        for stop in stops {
+            var expected = ProjectionState(eventIdWindow: 300)
+            for (event, offset) in records[...stop] {
+                let position = LogPosition(partition: 0, offset: offset)
+                if let event { expected.apply(event, at: position) } else { expected.skip(at: position) }
+            }
+            var replayed = ProjectionState(eventIdWindow: 300)
+            let count = try ProjectionRecovery.replay(
+                into: &replayed, log: log, topic: "wa.device-events", upTo: LogPosition(partition: 0, offset: records[stop].offset))
+            #expect(count == stop + 1)
+            #expect(replayed.digest == expected.digest, "stopped at record \(stop)")
+            #expect(replayed.positions == expected.positions && replayed.counts == expected.counts, "stopped at record \(stop)")
+            #expect(replayed.eventIds == expected.eventIds, "stopped at record \(stop)")
+        }
+    }
+
     @Test("a replay from zero with partitions on several threads gives exactly the state of a one-thread replay; a device found in two partitions makes it fold on one thread")
     func parallelReplayFromZero() throws {
         let directory = Self.temporaryDirectory()
