@@ -66,6 +66,23 @@ struct CommandLineTests {
         #expect((figures["parser_vs_jsondecoder"] ?? 0) > 0)
     }
 
+    @Test("bench ingest --json drains one topic with ingest, a bare consumer and a parsing consumer, each rate next to its ratio")
+    func benchIngestJSON() throws {
+        let run = try ChatLedgerProcess.run(["bench", "ingest", "--json", "--events", "3000", "--dir", NSTemporaryDirectory() + "chatledger-bench"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+        let figures = try #require(object["figures"] as? [String: Double])
+        for rate in ["ingest_events_per_s", "bare_consumer_events_per_s", "parsing_consumer_events_per_s"] {
+            #expect((figures[rate] ?? 0) > 0, "\(rate)")
+        }
+        // Each ratio is ingest's rate over that consumer's (to JSON's printing precision).
+        let ingest = figures["ingest_events_per_s"] ?? 0
+        for (ratio, rate) in [("ingest_vs_parsing_consumer", "parsing_consumer_events_per_s"), ("ingest_vs_bare_consumer", "bare_consumer_events_per_s")] {
+            let expected = ingest / (figures[rate] ?? 1)
+            #expect(abs((figures[ratio] ?? 0) - expected) <= expected * 1e-9, "\(ratio)")
+        }
+    }
+
     @Test("broker prints its bootstrap address first and stops cleanly on SIGTERM")
     func brokerStartsAndStops() throws {
         let process = Process()

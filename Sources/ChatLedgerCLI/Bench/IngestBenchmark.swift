@@ -5,7 +5,8 @@ import Ingest
 import KafkaClient
 
 /// `bench ingest`: end-to-end events/s from a pre-filled topic into the log and the
-/// projection, next to a bare consumer draining the same topic in the same run. Both
+/// projection, next to a bare consumer draining the same topic in the same run, and a
+/// consumer that also parses each event (the least any validating ingest does). All
 /// are timed from the moment every partition has delivered a message to their last
 /// message (the drain rate); the group join (~3 s on the mock) and the start-up before
 /// that moment are left out and reported apart.
@@ -56,6 +57,23 @@ enum IngestBenchmark {
         }
         bare.close()
 
+        // The parsing consumer: fetch and validate each value with the event parser, as
+        // any ingest must at the least, and drop it (no log, no projection).
+        var parsingAssigned: ContinuousClock.Instant?
+        let parser = EventParser()
+        var parsedValid = 0
+        let parsing = try KafkaConsumer(
+            bootstrapServers: cluster.bootstrapServers, groupId: "bench-parsing", topic: topic, configuration: fetchSettings,
+            startOffset: { _ in nil }, onAssigned: { _ in parsingAssigned = parsingAssigned ?? .now })
+        let parsingDrain = try drain(count: count, partitions: partitions, assigned: { parsingAssigned }) { body in
+            try parsing.poll(maxMessages: 2_000, timeoutMilliseconds: 100) { message in
+                if let value = message.value, (try? parser.parse(value, kafkaKey: message.key)) != nil { parsedValid += 1 }
+                body(message.partition)
+            }
+        }
+        parsing.close()
+        guard parsedValid == count else { throw BenchFailure("the parsing consumer found \(count - parsedValid) invalid events") }
+
         var report = BenchReport(bench: "ingest")
         let ingestSeconds = ingest.seconds
         let ingestRate = Double(ingest.messages) / ingestSeconds
@@ -63,11 +81,15 @@ enum IngestBenchmark {
         report.add("ingest_events_per_s", ingestRate, "events/s")
         report.add("bare_consumer_events_per_s", bareRate, "events/s")
         report.add("ingest_vs_bare_consumer", ingestRate / bareRate, "ratio")
+        let parsingRate = Double(parsingDrain.messages) / parsingDrain.seconds
+        report.add("parsing_consumer_events_per_s", parsingRate, "events/s")
+        report.add("ingest_vs_parsing_consumer", ingestRate / parsingRate, "ratio")
         report.add("ingest_mb_per_s", Double(bytes) / Double(count) * ingestRate / 1e6, "MB/s")
         report.add("events", Double(count), "events")
         report.add("partitions", Double(partitions), "partitions")
         report.add("ingest_startup_ms", ingest.startMilliseconds, "ms")
         report.add("bare_startup_ms", bareDrain.startMilliseconds, "ms")
+        report.add("parsing_startup_ms", parsingDrain.startMilliseconds, "ms")
         report.add("ingest_timed_events", Double(ingest.messages), "events")
         report.notes.append("librdkafka mock cluster in this process; fsync per batch of up to 10000; dead letters: \(pipeline.counters.deadLetters)")
         return report
