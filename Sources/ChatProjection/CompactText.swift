@@ -40,6 +40,15 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// A hash for `ChatTable`'s index: the packed address itself, or the text's
+    /// `stableHash` (not persisted; a multiplication spreads it).
+    var tableHash: UInt64 {
+        switch storage {
+        case .address(let number, let digits, let domain): return number ^ UInt64(digits) << 56 ^ UInt64(domain) << 48
+        case .text(let text): return stableHash(text)
+        }
+    }
+
     public var description: String {
         switch storage {
         case .text(let text):
@@ -158,96 +167,143 @@ struct UnreadList: Hashable, Sendable, Sequence {
     }
 }
 
-/// A device's chats by id, addressed with `String` ids. The states live in a contiguous
-/// array and a small dictionary maps each `ChatKey` to its slot: a hash table's empty
-/// buckets then cost 28 bytes each instead of a whole chat's state (which halved memory
-/// per chat at a million chats). Order inside is arbitrary; equality ignores it.
+/// A device's chats by id, addressed with `String` ids.
+///
+/// The chats live in one contiguous array, each key next to its state, and an
+/// open-addressing index of 32-bit positions finds them: an empty index slot costs 4 bytes
+/// instead of a whole chat's state (which halved memory per chat at a million chats), and
+/// a lookup hashes the packed key with one multiplication (a `Dictionary` ran SipHash per
+/// event, and reached the state through two more arrays, each a cache miss in a replay).
+/// Order inside is arbitrary; equality ignores it.
 public struct ChatTable: Hashable, Sendable, Sequence {
-    private var keys: [ChatKey] = []
-    private var states: [ChatState] = []
-    private var slots: [ChatKey: Int32] = [:]
+    private struct Entry: Hashable, Sendable {
+        var key: ChatKey
+        var state: ChatState
+    }
+
+    private var entries: [Entry] = []
+    /// Linear probing over `entries`: a slot holds an entry's position + 1, or 0 when
+    /// empty. Its size is a power of two, at least twice the number of chats (or 0).
+    private var index: [Int32] = []
 
     public init() {}
 
-    /// Bytes one chat takes inline (key, state, index entry), before growth slack.
+    /// Bytes one chat takes inline (key and state, and two index slots), before growth slack.
     public static var entryStride: Int {
-        2 * MemoryLayout<ChatKey>.stride + MemoryLayout<ChatState>.stride + MemoryLayout<Int32>.stride
+        MemoryLayout<Entry>.stride + 2 * MemoryLayout<Int32>.stride
     }
 
     public subscript(chatId: String) -> ChatState? {
-        get { slots[ChatKey(chatId)].map { states[Int($0)] } }
+        get { position(of: ChatKey(chatId)).map { entries[$0].state } }
         set {
             let key = ChatKey(chatId)
             if let newValue {
-                if let slot = slots[key] {
-                    states[Int(slot)] = newValue
+                if let position = position(of: key) {
+                    entries[position].state = newValue
                 } else {
                     append(key, newValue)
                 }
-            } else if let slot = slots.removeValue(forKey: key) {
-                // Swap-remove: the last chat takes the freed slot.
-                let last = keys.count - 1
-                if Int(slot) != last {
-                    keys[Int(slot)] = keys[last]
-                    states[Int(slot)] = states[last]
-                    slots[keys[Int(slot)]] = slot
-                }
-                keys.removeLast()
-                states.removeLast()
+            } else {
+                remove(key)
             }
         }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
-    public var values: [ChatState] { states }
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public var values: [ChatState] { entries.map(\.state) }
 
     mutating func reserveCapacity(_ count: Int) {
-        keys.reserveCapacity(count)
-        states.reserveCapacity(count)
-        slots.reserveCapacity(count)
-    }
-
-    private mutating func append(_ key: ChatKey, _ state: ChatState) {
-        slots[key] = Int32(keys.count)
-        keys.append(key)
-        states.append(state)
+        entries.reserveCapacity(count)
+        if index.count < 2 * count { rebuildIndex(minimumSlots: 2 * count) }
     }
 
     /// Applies `body` to the chat in place (no copy of the state), creating it if asked.
     @discardableResult
     mutating func modify<Result>(_ chatId: String, creating: Bool, _ body: (inout ChatState) -> Result) -> Result? {
         let key = ChatKey(chatId)
-        let slot: Int
-        if let existing = slots[key] {
-            slot = Int(existing)
-        } else {
-            guard creating else { return nil }
-            append(key, ChatState())
-            slot = keys.count - 1
-        }
-        return body(&states[slot])
+        if let position = position(of: key) { return body(&entries[position].state) }
+        guard creating else { return nil }
+        append(key, ChatState())
+        return body(&entries[entries.count - 1].state)
     }
 
     /// (id, chat) pairs, in no particular order.
     public func makeIterator() -> AnyIterator<(id: String, chat: ChatState)> {
-        var index = 0
-        return AnyIterator {
-            guard index < keys.count else { return nil }
-            defer { index += 1 }
-            return (id: keys[index].description, chat: states[index])
-        }
+        var iterator = entries.makeIterator()
+        return AnyIterator { iterator.next().map { (id: $0.key.description, chat: $0.state) } }
     }
 
     public static func == (lhs: ChatTable, rhs: ChatTable) -> Bool {
         guard lhs.count == rhs.count else { return false }
-        for (index, key) in lhs.keys.enumerated() {
-            guard let slot = rhs.slots[key], rhs.states[Int(slot)] == lhs.states[index] else { return false }
-        }
-        return true
+        return lhs.entries.allSatisfy { entry in rhs.position(of: entry.key).map { rhs.entries[$0].state == entry.state } ?? false }
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(count)  // order-independent; equal tables have equal counts
+    }
+
+    // MARK: - The index
+
+    /// Fibonacci hashing of the key's hash: the product's high bits pick the slot.
+    private func home(_ key: ChatKey) -> Int {
+        Int(truncatingIfNeeded: (key.tableHash &* 0x9E37_79B9_7F4A_7C15) >> 32) & (index.count - 1)
+    }
+
+    /// The index slot holding `key`, or the empty one where it would go (the index must
+    /// not be empty), and the key's position in `entries` if it is there.
+    private func slot(of key: ChatKey) -> (slot: Int, position: Int?) {
+        let mask = index.count - 1
+        var slot = home(key)
+        while true {
+            let stored = Int(index[slot])
+            if stored == 0 { return (slot, nil) }
+            if entries[stored - 1].key == key { return (slot, stored - 1) }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    private func position(of key: ChatKey) -> Int? {
+        index.isEmpty ? nil : slot(of: key).position
+    }
+
+    private mutating func append(_ key: ChatKey, _ state: ChatState) {
+        if (entries.count + 1) * 2 > index.count { rebuildIndex(minimumSlots: Swift.max(8, index.count * 2)) }
+        index[slot(of: key).slot] = Int32(entries.count + 1)
+        entries.append(Entry(key: key, state: state))
+    }
+
+    /// Removes `key`'s chat: its slot is emptied by backward shift (later entries of its
+    /// probe run move up, so lookups never stop early), and the last chat takes its place
+    /// in `entries`.
+    private mutating func remove(_ key: ChatKey) {
+        guard !index.isEmpty, case (let removedSlot, let position?) = slot(of: key) else { return }
+        let mask = index.count - 1
+        var hole = removedSlot
+        var next = (hole + 1) & mask
+        while index[next] != 0 {
+            let wanted = home(entries[Int(index[next]) - 1].key)
+            // The entry may move to the hole if its home is not in (hole, next].
+            if (hole - wanted) & mask < (next - wanted) & mask {
+                index[hole] = index[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        index[hole] = 0
+        let last = entries.count - 1
+        if position != last {
+            entries[position] = entries[last]
+            // The moved chat's slot still names the last position.
+            if case let (movedSlot, _?) = slot(of: entries[last].key) { index[movedSlot] = Int32(position + 1) }
+        }
+        entries.removeLast()
+    }
+
+    private mutating func rebuildIndex(minimumSlots: Int) {
+        var size = 8
+        while size < minimumSlots { size <<= 1 }
+        index = Array(repeating: 0, count: size)
+        for position in entries.indices { index[slot(of: entries[position].key).slot] = Int32(position + 1) }
     }
 }

@@ -1,3 +1,4 @@
+import ChatEvents
 @testable import ChatProjection
 import Testing
 
@@ -44,6 +45,32 @@ struct CompactTextTests {
         var reordered = ChatTable()
         for (id, chat) in table.reversed() { reordered[id] = chat }
         #expect(reordered == table, "equality ignores order")
+    }
+
+    @Test("random inserts, replacements and removals of packed and text ids always agree with a Dictionary, through growth and backward-shift deletion")
+    func chatTableAgainstDictionary() {
+        var table = ChatTable()
+        var model: [String: ChatState] = [:]
+        var random = SeededGenerator(seed: 4)
+        // Few distinct ids, so removals hit long probe runs and ids come back after removal.
+        let ids = (0..<300).map { index in index % 3 == 0 ? "group-\(index)" : "49170\(index)@\(index % 2 == 0 ? "c" : "g").us" }
+        for step in 0..<20_000 {
+            let id = ids[Int(random.next() % UInt64(ids.count))]
+            if random.next() % 3 == 0 {
+                table[id] = nil
+                model[id] = nil
+            } else {
+                var chat = ChatState()
+                chat.unreadCount = Int32(step)
+                table[id] = chat
+                model[id] = chat
+            }
+            if step % 1_000 == 999 {
+                #expect(table.count == model.count)
+                for id in ids { #expect(table[id] == model[id], "\(id) after step \(step)") }
+                #expect(Dictionary(uniqueKeysWithValues: table.map { ($0.id, $0.chat) }) == model)
+            }
+        }
     }
 
     @Test("the unread list stores none or one entry inline and many in an array, keeping order")
