@@ -211,7 +211,8 @@ public struct ChatTable: Hashable, Sendable, Sequence {
 
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
-    public var values: [ChatState] { entries.map(\.state) }
+    /// The chats' states, in no particular order (a view: nothing is copied).
+    public var values: some Sequence<ChatState> { entries.lazy.map(\.state) }
 
     mutating func reserveCapacity(_ count: Int) {
         entries.reserveCapacity(count)
