@@ -95,6 +95,46 @@ struct QueryAPITests {
         #expect(get(api, "/api/v1/devices/dev-1/chats?asOf=1").status == 501)
     }
 
+    @Test("auditor routes answer 500 log_unreadable, as a JSON error, when the log under them is damaged; the live list still answers")
+    func auditorRoutesOnDamagedLog() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let topic = "wa.device-events"
+        let log = EventLog(dataDirectory: directory)
+        let partitionDirectory = log.directory(topic: topic, partition: 0)
+        let writer = try PartitionWriter(
+            directory: partitionDirectory, topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: 4_000))
+        var records: [LogRecord] = []
+        for offset in 0..<100 {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: "c\(offset % 5)@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hello")))
+            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
+            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
+        }
+        try writer.append(records)
+        try writer.sync()
+        // One byte flipped in the middle of the first (sealed) segment: its CRC no longer holds.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: partitionDirectory).filter { $0.hasSuffix(".seg") }.sorted()
+        #expect(segments.count > 1)
+        let first = URL(fileURLWithPath: partitionDirectory + "/" + segments[0])
+        var bytes = try Data(contentsOf: first)
+        bytes[bytes.count / 2] ^= 0x04
+        try bytes.write(to: first)
+
+        let api = QueryAPI(
+            store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), audit: AuditLog(dataDirectory: directory, topic: topic),
+            isReady: { true }, clock: { 0 })
+        for target in ["/api/v1/devices/dev-1/chats?asOf=9999999999999", "/api/v1/devices/dev-1/events"] {
+            let response = get(api, target)
+            #expect(response.status == 500, "\(target)")
+            let error = try json(response)["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "log_unreadable", "\(target)")
+            #expect((error?["message"] as? String)?.contains(segments[0]) == true, "the message names the damaged file")
+        }
+        #expect(get(api, "/api/v1/devices/dev-1/chats").status == 200, "the live projection still serves")
+    }
+
     @Test("ETag is the device version; If-None-Match with it is 304; an event makes it 200 again; X-Ledger-Position follows")
     func etagAndPosition() throws {
         var test = self
