@@ -247,8 +247,10 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     // MARK: - The index
 
     /// Fibonacci hashing of the key's hash: the product's high bits pick the slot.
-    private func home(_ key: ChatKey) -> Int {
-        Int(truncatingIfNeeded: (key.tableHash &* 0x9E37_79B9_7F4A_7C15) >> 32) & (index.count - 1)
+    private func home(_ key: ChatKey) -> Int { Self.home(key, mask: index.count - 1) }
+
+    private static func home(_ key: ChatKey, mask: Int) -> Int {
+        Int(truncatingIfNeeded: (key.tableHash &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
     }
 
     /// The index slot holding `key`, or the empty one where it would go (the index must
@@ -279,19 +281,13 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     /// in `entries`.
     private mutating func remove(_ key: ChatKey) {
         guard !index.isEmpty, case (let removedSlot, let position?) = slot(of: key) else { return }
+        // The closure reads `entries` only and must not capture `self`, which would share
+        // `index` and copy it.
         let mask = index.count - 1
-        var hole = removedSlot
-        var next = (hole + 1) & mask
-        while index[next] != 0 {
-            let wanted = home(entries[Int(index[next]) - 1].key)
-            // The entry may move to the hole if its home is not in (hole, next].
-            if (hole - wanted) & mask < (next - wanted) & mask {
-                index[hole] = index[next]
-                hole = next
-            }
-            next = (next + 1) & mask
+        do {
+            let entries = self.entries
+            emptyByBackwardShift(&index, at: removedSlot, mask: mask) { Self.home(entries[Int($0) - 1].key, mask: mask) }
         }
-        index[hole] = 0
         let last = entries.count - 1
         if position != last {
             entries[position] = entries[last]

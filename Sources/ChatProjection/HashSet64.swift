@@ -18,7 +18,9 @@ struct HashSet64: Sendable {
     }
 
     /// The home slot: Fibonacci hashing, so FNV's weak low bits still spread.
-    private func home(_ value: UInt64) -> Int {
+    private func home(_ value: UInt64) -> Int { Self.home(value, mask: mask) }
+
+    private static func home(_ value: UInt64, mask: Int) -> Int {
         Int(truncatingIfNeeded: (value &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
     }
 
@@ -71,22 +73,8 @@ struct HashSet64: Sendable {
             if slots[index] == 0 { return }
             index = (index + 1) & mask
         }
-        // Backward shift: move later entries of the probe run into the hole, so lookups
-        // never stop early at a slot that used to be full.
-        var hole = index
-        var next = (hole + 1) & mask
-        while slots[next] != 0 {
-            let wanted = home(slots[next])
-            // The entry may move to the hole if its home is not in (hole, next].
-            let distanceToHole = (hole - wanted) & mask
-            let distanceToNext = (next - wanted) & mask
-            if distanceToHole < distanceToNext {
-                slots[hole] = slots[next]
-                hole = next
-            }
-            next = (next + 1) & mask
-        }
-        slots[hole] = 0
+        let mask = self.mask  // the closure must not capture `self`: that would share `slots` and copy it
+        emptyByBackwardShift(&slots, at: index, mask: mask) { Self.home($0, mask: mask) }
         count -= 1
     }
 
@@ -97,4 +85,24 @@ struct HashSet64: Sendable {
         count = 0
         for value in old where value != 0 { insert(value) }
     }
+}
+
+/// Empties `slots[hole]` in a linear-probing table whose empty slots are 0, by backward
+/// shift: later entries of the probe run move into the hole, so lookups never stop early
+/// at a slot that used to be full. `home` gives a stored entry's home slot. Shared by
+/// `HashSet64` and `ChatTable`'s index.
+@inline(__always)
+func emptyByBackwardShift<Slot: FixedWidthInteger>(_ slots: inout [Slot], at hole: Int, mask: Int, home: (Slot) -> Int) {
+    var hole = hole
+    var next = (hole + 1) & mask
+    while slots[next] != 0 {
+        let wanted = home(slots[next])
+        // The entry may move to the hole if its home is not in (hole, next].
+        if (hole - wanted) & mask < (next - wanted) & mask {
+            slots[hole] = slots[next]
+            hole = next
+        }
+        next = (next + 1) & mask
+    }
+    slots[hole] = 0
 }

@@ -48,30 +48,14 @@ enum IngestBenchmark {
         consumer.close()
 
         // The bare consumer: fetch and drop.
-        var bareAssigned: ContinuousClock.Instant?
-        let bare = try KafkaConsumer(
-            bootstrapServers: cluster.bootstrapServers, groupId: "bench-bare", topic: topic, configuration: fetchSettings,
-            startOffset: { _ in nil }, onAssigned: { _ in bareAssigned = bareAssigned ?? .now })
-        let bareDrain = try drain(count: count, partitions: partitions, assigned: { bareAssigned }) { body in
-            try bare.poll(maxMessages: 2_000, timeoutMilliseconds: 100) { body($0.partition) }
-        }
-        bare.close()
-
+        let bareDrain = try plainDrain(group: "bench-bare", cluster: cluster, count: count, partitions: partitions) { _ in }
         // The parsing consumer: fetch and validate each value with the event parser, as
         // any ingest must at the least, and drop it (no log, no projection).
-        var parsingAssigned: ContinuousClock.Instant?
         let parser = EventParser()
         var parsedValid = 0
-        let parsing = try KafkaConsumer(
-            bootstrapServers: cluster.bootstrapServers, groupId: "bench-parsing", topic: topic, configuration: fetchSettings,
-            startOffset: { _ in nil }, onAssigned: { _ in parsingAssigned = parsingAssigned ?? .now })
-        let parsingDrain = try drain(count: count, partitions: partitions, assigned: { parsingAssigned }) { body in
-            try parsing.poll(maxMessages: 2_000, timeoutMilliseconds: 100) { message in
-                if let value = message.value, (try? parser.parse(value, kafkaKey: message.key)) != nil { parsedValid += 1 }
-                body(message.partition)
-            }
+        let parsingDrain = try plainDrain(group: "bench-parsing", cluster: cluster, count: count, partitions: partitions) { message in
+            if let value = message.value, (try? parser.parse(value, kafkaKey: message.key)) != nil { parsedValid += 1 }
         }
-        parsing.close()
         guard parsedValid == count else { throw BenchFailure("the parsing consumer found \(count - parsedValid) invalid events") }
 
         var report = BenchReport(bench: "ingest")
@@ -93,6 +77,24 @@ enum IngestBenchmark {
         report.add("ingest_timed_events", Double(ingest.messages), "events")
         report.notes.append("librdkafka mock cluster in this process; fsync per batch of up to 10000; dead letters: \(pipeline.counters.deadLetters)")
         return report
+    }
+
+    /// A consumer of its own group that reads the topic from the start and hands each
+    /// message to `handle` (nothing else), drained as `drain` times it.
+    private static func plainDrain(
+        group: String, cluster: MockCluster, count: Int, partitions: Int, _ handle: (KafkaConsumer.Message) -> Void
+    ) throws -> (seconds: Double, messages: Int, startMilliseconds: Double) {
+        var assigned: ContinuousClock.Instant?
+        let consumer = try KafkaConsumer(
+            bootstrapServers: cluster.bootstrapServers, groupId: group, topic: topic, configuration: fetchSettings,
+            startOffset: { _ in nil }, onAssigned: { _ in assigned = assigned ?? .now })
+        defer { consumer.close() }
+        return try drain(count: count, partitions: partitions, assigned: { assigned }) { body in
+            try consumer.poll(maxMessages: 2_000, timeoutMilliseconds: 100) { message in
+                handle(message)
+                body(message.partition)
+            }
+        }
     }
 
     /// Calls `poll` until `count` messages were seen. Returns the drain rate's time: from
