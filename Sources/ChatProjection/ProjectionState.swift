@@ -41,8 +41,10 @@ public struct ProjectionState: Sendable, Hashable {
 
     /// A hint that `event` is applied soon: its id's slot in the event-id window is
     /// fetched into the cache meanwhile. Changes nothing; returns the id's hash for
-    /// `apply(_:eventIdHash:at:chainHash:)`.
-    func prefetch(_ event: Event) -> UInt64 {
+    /// `apply(_:eventIdHash:at:chainHash:)`. Mutating only so that a caller holding the
+    /// state in a closure capture reaches it in place: a non-mutating call copied the
+    /// whole state (a retain and release of each of its tables) per event.
+    mutating func prefetch(_ event: Event) -> UInt64 {
         let hash = stableHash(event.eventId)
         eventIds.prefetch(hash: hash)
         return hash
