@@ -415,10 +415,22 @@ extension JSONReader {
     ) throws(EventValidationError) {
         var seen: UInt32 = 0
         var isFirst = true
-        while let key = try nextKey(isFirst: &isFirst) {
-            guard let field = keys.index(of: key) else {
-                throw failure(.unknownField, "unknown field \"\(String(decoding: key, as: UTF8.self))\"")
+        // Writers (ChatLedger's encoder among them) put keys in the schema's order, which is
+        // the table's: the key after field i is most likely field i + 1, and is matched in
+        // place before the key is scanned as a string at all.
+        var likely = 0
+        while true {
+            let field: Int
+            if readKeyIfSpelled(keys, likely, isFirst: &isFirst) {
+                field = likely
+            } else {
+                guard let key = try nextKey(isFirst: &isFirst) else { break }
+                guard let found = keys.index(of: key) else {
+                    throw failure(.unknownField, "unknown field \"\(String(decoding: key, as: UTF8.self))\"")
+                }
+                field = found
             }
+            likely = field + 1
             let bit: UInt32 = 1 << UInt32(field)
             guard seen & bit == 0 else {
                 throw failure(.duplicateKey, "key \"\(keys.names[field])\" appears twice")

@@ -66,6 +66,23 @@ struct KeyTable: Sendable {
         }
     }
 
+    /// Whether the `count` bytes at `base` begin with the name at `index` followed by a
+    /// closing quote (so they spell exactly that key, with no escape); the name's length
+    /// if so. Never reads past `count`.
+    @inline(__always)
+    func spelledLength(of index: Int, at base: UnsafePointer<UInt8>, count: Int) -> Int? {
+        guard index < signatures.count else { return nil }
+        let name = signatures[index]
+        guard count > name.count, base[name.count] == UInt8(ascii: "\""),
+            Self.words(base, name.count) == (name.head, name.tail)
+        else { return nil }
+        if name.count > 16 {
+            let same = spelled.withUnsafeBufferPointer { memoryEqual($0.baseAddress! + name.start, base, name.count) }
+            guard same else { return nil }
+        }
+        return name.count
+    }
+
     /// A bit mask with the named keys set.
     func mask(_ keys: String...) -> UInt32 {
         keys.reduce(0) { mask, key in mask | (1 << UInt32(names.firstIndex(of: key)!)) }
@@ -229,6 +246,31 @@ struct JSONReader {
         return key.bytes
     }
 
+    /// `nextKey` for the one key the caller expects, matched in place: when the input
+    /// spells exactly `keys`' name at `index` next (after the comma that is due, with no
+    /// whitespace or escapes), reads it and its colon and returns true. Otherwise moves
+    /// nothing and returns false, and `nextKey` reads whatever stands there.
+    @inline(__always)
+    mutating func readKeyIfSpelled(_ keys: KeyTable, _ index: Int, isFirst: inout Bool) -> Bool {
+        let base = bytes.baseAddress!
+        var at = position
+        if !isFirst {
+            guard at < bytes.count, base[at] == ASCII.comma else { return false }
+            at += 1
+        }
+        guard at < bytes.count, base[at] == ASCII.quote else { return false }
+        let start = at + 1
+        guard let length = keys.spelledLength(of: index, at: base + start, count: bytes.count - start) else {
+            return false
+        }
+        let colon = start + length + 1
+        guard colon < bytes.count, base[colon] == ASCII.colon else { return false }
+        keyRange = start..<(start + length)
+        position = colon + 1
+        isFirst = false
+        return true
+    }
+
     /// Enters an array; `name` says what the value is, for the wrong-type message.
     mutating func beginArray(_ name: String) throws(Failure) {
         guard peek() == ASCII.openBracket else { throw wrongValue(expected: "\(name) to be a JSON array") }
@@ -339,6 +381,14 @@ struct JSONReader {
                 throw failure(.invalidJSON, "numbers must not have leading zeros", at: start)
             }
         } else {
+            // Eighteen digits cannot overflow: those go without checks (a timestamp has 13).
+            let uncheckedEnd = min(bytes.count, position + 18)
+            while position < uncheckedEnd {
+                let digit = bytes[position] &- ASCII.zero
+                guard digit <= 9 else { break }
+                value = value &* 10 &- Int64(digit)
+                position += 1
+            }
             while position < bytes.count {
                 let digit = bytes[position] &- ASCII.zero
                 guard digit <= 9 else { break }
@@ -562,7 +612,9 @@ struct JSONReader {
 
     /// Checks the UTF-8 sequence starting with a non-ASCII byte at `index` (RFC 3629:
     /// no overlong forms, no surrogates, nothing above U+10FFFF) and returns its length.
-    private func validateUTF8Sequence(at index: Int) throws(Failure) -> Int {
+    /// Mutating only to be called in place: as a non-mutating call from the scan, the
+    /// whole reader was copied for every non-ASCII character.
+    private mutating func validateUTF8Sequence(at index: Int) throws(Failure) -> Int {
         let lead = bytes[index]
         let length: Int
         var lowerBound: UInt8 = 0x80
