@@ -99,6 +99,23 @@ struct EventParserTests {
         #expect(rejection(valid.replacingOccurrences(of: "keepChatsArchived", with: "keepChatXArchived"))?.code == .unknownField)
     }
 
+    @Test("a key matched in place as the expected next one is still checked: a repeat is a duplicate, a longer name is unknown, a cut-off name is invalid JSON")
+    func expectedKeysAreStillChecked() throws {
+        // deviceId and schemaVersion come out of order (scanned); then eventId and deviceId
+        // are each the expected next key, so deviceId's repeat is matched in place.
+        let repeated = #"{"deviceId":"d","schemaVersion":1,"eventId":"E","deviceId":"d","type":"chat.cleared","occurredAt":1,"chatId":"c"}"#
+        let duplicate = rejection(repeated)
+        #expect(duplicate?.code == .duplicateKey)
+        #expect(duplicate?.message.contains("deviceId") == true)
+        let longer = Self.incoming.replacingOccurrences(of: #""eventId""#, with: #""eventId2""#)
+        #expect(rejection(longer)?.code == .unknownField)
+        for cut in [#"{"schemaVersion":1,"eventId"#, #"{"schemaVersion":1,"eventId""#, #"{"schemaVersion":1,"eventId":"#] {
+            #expect(rejection(cut)?.code == .invalidJSON, "\(cut)")
+        }
+        // A key that is only a prefix of the expected one is scanned and found unknown.
+        #expect(rejection(Self.incoming.replacingOccurrences(of: #""eventId""#, with: #""event""#))?.code == .unknownField)
+    }
+
     @Test("the Kafka key must equal the deviceId")
     func kafkaKeyMustMatch() throws {
         #expect(try parse(Self.incoming, key: "dev-1").deviceId == "dev-1")
