@@ -9,7 +9,6 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static let domains = ["c.us", "g.us", "s.whatsapp.net", "lid"]
-    private static let domainBytes = domains.map { Array($0.utf8) }
     private let storage: Storage
 
     public init(_ text: String) {
@@ -17,26 +16,40 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func pack(_ text: String) -> Storage? {
-        text.utf8.withContiguousStorageIfAvailable(pack) ?? pack(Array(text.utf8))
+        text.utf8.withContiguousStorageIfAvailable(pack) ?? Array(text.utf8).withUnsafeBufferPointer(pack)
     }
 
-    private static func pack<Bytes: RandomAccessCollection<UInt8>>(_ utf8: Bytes) -> Storage? where Bytes.Index == Int {
-        guard let at = utf8.firstIndex(of: UInt8(ascii: "@")) else { return nil }
-        let digitCount = at - utf8.startIndex
-        guard (1...19).contains(digitCount), let domain = domain(utf8[(at + 1)...]) else { return nil }
+    /// One pass over the bytes with no collection algorithms: this runs for every event
+    /// in a replay, and the generic version cost 270 instructions per chat id.
+    private static func pack(_ utf8: UnsafeBufferPointer<UInt8>) -> Storage? {
+        guard let base = utf8.baseAddress else { return nil }
         var number: UInt64 = 0
-        for byte in utf8[..<at] {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            number = number * 10 + UInt64(byte - UInt8(ascii: "0"))
+        var at = 0
+        while at < utf8.count {
+            let digit = base[at] &- UInt8(ascii: "0")
+            guard digit <= 9 else { break }
+            guard at < 19 else { return nil }  // 19 digits always fit in 64 bits
+            number = number &* 10 &+ UInt64(digit)
+            at += 1
         }
-        return .address(number: number, digits: UInt8(digitCount), domain: UInt8(domain))
+        guard at > 0, at < utf8.count, base[at] == UInt8(ascii: "@"),
+            let domain = domain(UnsafeBufferPointer(start: base + at + 1, count: utf8.count - at - 1))
+        else { return nil }
+        return .address(number: number, digits: UInt8(at), domain: domain)
     }
 
     /// The index in `domains` of the text after the `@`.
-    private static func domain<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int? {
-        for (index, domain) in domainBytes.enumerated() where domain.count == bytes.count && domain.elementsEqual(bytes) {
-            return index
+    private static func domain(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt8? {
+        func spells(_ name: StaticString) -> Bool {
+            guard name.utf8CodeUnitCount == bytes.count else { return false }
+            let spelling = name.utf8Start
+            for index in 0..<bytes.count where bytes[index] != spelling[index] { return false }
+            return true
         }
+        if spells("c.us") { return 0 }
+        if spells("g.us") { return 1 }
+        if spells("s.whatsapp.net") { return 2 }
+        if spells("lid") { return 3 }
         return nil
     }
 
@@ -75,22 +88,24 @@ struct MessageID: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func pack(_ text: String) -> Storage? {
-        text.utf8.withContiguousStorageIfAvailable(pack) ?? pack(Array(text.utf8))
+        text.utf8.withContiguousStorageIfAvailable(pack) ?? Array(text.utf8).withUnsafeBufferPointer(pack)
     }
 
-    private static func pack<Bytes: Collection<UInt8>>(_ utf8: Bytes) -> Storage? {
+    private static func pack(_ utf8: UnsafeBufferPointer<UInt8>) -> Storage? {
         guard (1...32).contains(utf8.count) else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
         for byte in utf8 {
-            let digit: UInt64
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt64(byte - UInt8(ascii: "A") + 10)
-            default: return nil
+            let digit: UInt8
+            if byte &- UInt8(ascii: "0") <= 9 {
+                digit = byte &- UInt8(ascii: "0")
+            } else if byte &- UInt8(ascii: "A") <= 5 {
+                digit = byte &- UInt8(ascii: "A") &+ 10
+            } else {
+                return nil
             }
             high = high << 4 | low >> 60
-            low = low << 4 | digit
+            low = low << 4 | UInt64(digit)
         }
         return .hex(high: high, low: low, digits: UInt8(utf8.count))
     }
