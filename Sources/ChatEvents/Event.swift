@@ -7,22 +7,39 @@ public struct Event: Sendable, Hashable {
     public static let supportedSchemaVersion = 1
 
     /// Unique per event; a repeated `eventId` is a redelivery and changes nothing.
-    public var eventId: String
+    public var eventId: String {
+        get { eventIdText.string }
+        set { eventIdText = InlineString(newValue) }
+    }
     /// The device whose chat list the event belongs to; also the Kafka key.
     public var deviceId: String
     /// WhatsApp's time of the event, milliseconds since the Unix epoch.
     public var occurredAt: Int64
     /// The chat; `nil` only for device-level events (`account.settings`, some unknown types).
-    public var chatId: String?
+    public var chatId: String? {
+        get { chatIdText?.string }
+        set { chatIdText = newValue.map(InlineString.init) }
+    }
     /// The type-specific part.
     public var payload: EventPayload
 
+    /// `eventId` as stored: inline, so parsing one allocates nothing for it.
+    package var eventIdText: InlineString
+    /// `chatId` as stored.
+    package var chatIdText: InlineString?
+
     /// Creates an event from its parts (used by the traffic model and tests).
     public init(eventId: String, deviceId: String, occurredAt: Int64, chatId: String?, payload: EventPayload) {
-        self.eventId = eventId
+        self.init(
+            eventIdText: InlineString(eventId), deviceId: deviceId, occurredAt: occurredAt,
+            chatIdText: chatId.map(InlineString.init), payload: payload)
+    }
+
+    package init(eventIdText: InlineString, deviceId: String, occurredAt: Int64, chatIdText: InlineString?, payload: EventPayload) {
+        self.eventIdText = eventIdText
         self.deviceId = deviceId
         self.occurredAt = occurredAt
-        self.chatId = chatId
+        self.chatIdText = chatIdText
         self.payload = payload
     }
 
@@ -103,24 +120,35 @@ public enum EventType: String, Sendable, CaseIterable {
 
 /// `message.created`: a message sent or received on the device.
 public struct MessageCreated: Sendable, Hashable {
-    public var messageId: String
+    public var messageId: String {
+        get { messageIdText.string }
+        set { messageIdText = InlineString(newValue) }
+    }
     /// `true` for messages the account sent itself (from any of its devices).
     public var fromMe: Bool
     public var kind: MessageKind
     /// What the chat list shows for the message (may be empty for media).
     public var preview: String
-    public var senderId: String?
+    public var senderId: String? {
+        get { senderIdText?.string }
+        set { senderIdText = newValue.map(InlineString.init) }
+    }
     public var hasMedia: Bool?
+
+    /// `messageId` as stored: inline, so parsing one allocates nothing for it.
+    package var messageIdText: InlineString
+    /// `senderId` as stored.
+    package var senderIdText: InlineString?
 
     public init(
         messageId: String, fromMe: Bool, kind: MessageKind, preview: String,
         senderId: String? = nil, hasMedia: Bool? = nil
     ) {
-        self.messageId = messageId
+        self.messageIdText = InlineString(messageId)
         self.fromMe = fromMe
         self.kind = kind
         self.preview = preview
-        self.senderId = senderId
+        self.senderIdText = senderId.map(InlineString.init)
         self.hasMedia = hasMedia
     }
 }

@@ -70,10 +70,10 @@ public struct EventParser: Sendable {
     private static let typeNames = EnumTable<EventType>()
 
     private func parseEnvelope(_ reader: inout JSONReader) throws(EventValidationError) -> Event {
-        var eventId = ""
+        var eventId = InlineString("")
         var deviceId = ""
         var occurredAt: Int64 = 0
-        var chatId: String?
+        var chatId: InlineString?
         var type = ParsedType.unknown("")
         var payload: EventPayload?
         var deferredDataPosition: Int?
@@ -93,7 +93,7 @@ public struct EventParser: Sendable {
                         "schemaVersion \(version) is not supported (this build reads \(Event.supportedSchemaVersion))",
                         at: start)
                 }
-            case 1: eventId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: eventId = try reader.readInlineIdentifier(maxBytes: limits.maxIdentifierBytes)
             case 2: deviceId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
             case 3:
                 let start = reader.position
@@ -106,7 +106,7 @@ public struct EventParser: Sendable {
                 }
                 typeSeen = true
             case 4: occurredAt = try reader.readTimestamp()
-            case 5: chatId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            case 5: chatId = try reader.readInlineIdentifier(maxBytes: limits.maxAddressBytes)
             default:
                 if typeSeen {
                     payload = try parsePayload(type, &reader)
@@ -138,7 +138,7 @@ public struct EventParser: Sendable {
         }
         try checkChatId(present: chatId != nil, type: type)
         return Event(
-            eventId: consume eventId, deviceId: consume deviceId, occurredAt: occurredAt, chatId: consume chatId,
+            eventIdText: eventId, deviceId: consume deviceId, occurredAt: occurredAt, chatIdText: chatId,
             payload: parsedPayload)
     }
 
@@ -227,11 +227,11 @@ public struct EventParser: Sendable {
         var message = MessageCreated(messageId: "", fromMe: false, kind: .text, preview: "")
         try reader.readFields(Self.messageCreatedKeys, required: 0b1111) { field, reader throws(EventValidationError) in
             switch field {
-            case 0: message.messageId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 0: message.messageIdText = try reader.readInlineIdentifier(maxBytes: limits.maxIdentifierBytes)
             case 1: message.fromMe = try reader.readBool()
             case 2: message.kind = try reader.readEnum(Self.kindNames)
             case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
-            case 4: message.senderId = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            case 4: message.senderIdText = try reader.readInlineIdentifier(maxBytes: limits.maxAddressBytes)
             default: message.hasMedia = try reader.readBool()
             }
         }
@@ -453,6 +453,14 @@ extension JSONReader {
         let value = try readString(maxBytes: maxBytes)
         guard !value.isEmpty else { throw failure(.invalidValue, "must not be empty", at: start) }
         return value
+    }
+
+    /// `readIdentifier` kept inline when short: no allocation for the usual ids.
+    mutating func readInlineIdentifier(maxBytes: Int) throws(EventValidationError) -> InlineString {
+        let start = position
+        let bytes = try readStringBytes(maxBytes: maxBytes)
+        guard !bytes.isEmpty else { throw failure(.invalidValue, "must not be empty", at: start) }
+        return InlineString(validatedUTF8: bytes)
     }
 
     /// A list of 1...`maxListCount` non-empty strings.

@@ -425,8 +425,8 @@ struct JSONReader {
         return String(decoding: raw.bytes, as: UTF8.self)
     }
 
-    /// Reads a string and returns its raw bytes for matching against fixed values
-    /// (enumerations), without creating a `String`.
+    /// Reads a string and returns its raw bytes, without creating a `String`: for matching
+    /// against fixed values (enumerations) or keeping inline. Valid until the next read.
     mutating func readStringBytes(maxBytes: Int) throws(Failure) -> UnsafeBufferPointer<UInt8> {
         guard peek() == ASCII.quote else { throw wrongValue(expected: "a string") }
         let start = position

@@ -43,7 +43,11 @@ public struct LastMessage: Sendable, Hashable {
     public var revoked: Bool
 
     public init(id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64, ack: AckStatus?, revoked: Bool) {
-        self.packedId = MessageID(id)
+        self.init(packedId: MessageID(id), fromMe: fromMe, kind: kind, preview: preview, timestamp: timestamp, ack: ack, revoked: revoked)
+    }
+
+    init(packedId: MessageID, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64, ack: AckStatus?, revoked: Bool) {
+        self.packedId = packedId
         self.fromMe = fromMe
         self.kind = kind
         self.preview = preview
@@ -71,16 +75,18 @@ enum UnreadWindow {
 /// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for
 /// message and event ids, so replays and checkpoints agree.
 public func stableHash(_ text: String) -> UInt64 {
-    func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return hash
-    }
     // Native strings hand out their bytes directly; bridged ones go byte by byte.
-    return text.utf8.withContiguousStorageIfAvailable(fnv1a) ?? fnv1a(text.utf8)
+    text.utf8.withContiguousStorageIfAvailable(stableHash) ?? stableHash(text.utf8)
+}
+
+/// `stableHash` of text given as its UTF-8 bytes.
+func stableHash<Bytes: Sequence<UInt8>>(_ utf8: Bytes) -> UInt64 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    return hash
 }
 
 extension AckStatus {

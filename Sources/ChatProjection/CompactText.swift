@@ -1,3 +1,5 @@
+import ChatEvents
+
 /// A chat id kept without a heap allocation when it is a plain WhatsApp address
 /// (`<digits>@c.us`, `<digits>@g.us`, `<digits>@s.whatsapp.net`, `<digits>@lid`), else as
 /// text. At a million chats the id's own allocation was the largest single cost.
@@ -13,6 +15,11 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
 
     public init(_ text: String) {
         storage = Self.pack(text) ?? .text(text)
+    }
+
+    /// From an event's chat id as parsed: packed from its bytes, no `String` made.
+    init(_ text: InlineString) {
+        storage = text.withBytes(Self.pack) ?? .text(text.string)
     }
 
     private static func pack(_ text: String) -> Storage? {
@@ -85,6 +92,11 @@ struct MessageID: Hashable, Sendable, CustomStringConvertible {
 
     init(_ text: String) {
         storage = Self.pack(text) ?? .text(text)
+    }
+
+    /// From a message id as parsed: packed from its bytes, no `String` made.
+    init(_ text: InlineString) {
+        storage = text.withBytes(Self.pack) ?? .text(text.string)
     }
 
     private static func pack(_ text: String) -> Storage? {
@@ -237,7 +249,12 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     /// Applies `body` to the chat in place (no copy of the state), creating it if asked.
     @discardableResult
     mutating func modify<Result>(_ chatId: String, creating: Bool, _ body: (inout ChatState) -> Result) -> Result? {
-        let key = ChatKey(chatId)
+        modify(ChatKey(chatId), creating: creating, body)
+    }
+
+    /// `modify(_:creating:_:)` by packed key.
+    @discardableResult
+    mutating func modify<Result>(_ key: ChatKey, creating: Bool, _ body: (inout ChatState) -> Result) -> Result? {
         if let position = position(of: key) { return body(&entries[position].state) }
         guard creating else { return nil }
         append(key, ChatState())
@@ -294,7 +311,7 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     /// Removes `key`'s chat: its slot is emptied by backward shift (later entries of its
     /// probe run move up, so lookups never stop early), and the last chat takes its place
     /// in `entries`.
-    private mutating func remove(_ key: ChatKey) {
+    mutating func remove(_ key: ChatKey) {
         guard !index.isEmpty, case (let removedSlot, let position?) = slot(of: key) else { return }
         // The closure reads `entries` only and must not capture `self`, which would share
         // `index` and copy it.
@@ -317,5 +334,20 @@ public struct ChatTable: Hashable, Sendable, Sequence {
         while size < minimumSlots { size <<= 1 }
         index = Array(repeating: 0, count: size)
         for position in entries.indices { index[slot(of: entries[position].key).slot] = Int32(position + 1) }
+    }
+}
+
+extension InlineString {
+    /// Calls `body` with the text's UTF-8 bytes, valid only inside it. Defined here, in
+    /// the module that calls it per event, so it is specialised for each use.
+    @inline(__always)
+    func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        guard var inline = inlineUTF8 else {
+            let text = string
+            return text.utf8.withContiguousStorageIfAvailable(body) ?? Array(text.utf8).withUnsafeBufferPointer(body)
+        }
+        return withUnsafeBytes(of: &inline.words) { raw in
+            raw.withMemoryRebound(to: UInt8.self) { body(UnsafeBufferPointer(rebasing: $0[..<inline.count])) }
+        }
     }
 }

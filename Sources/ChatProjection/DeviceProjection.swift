@@ -18,32 +18,33 @@ public struct DeviceProjection: Sendable, Hashable {
 
     /// Chats whose id is this are kept in the log and left out of the chat list.
     public static let statusBroadcast = "status@broadcast"
+    private static let statusBroadcastText = InlineString(statusBroadcast)
 
     /// Applies one event (already deduplicated); returns false if it does not concern
     /// the chat list (unknown type, `status@broadcast`), in which case nothing changed.
     mutating func apply(_ event: Event) -> Bool {
-        if event.chatId == Self.statusBroadcast { return false }
+        if event.chatIdText == Self.statusBroadcastText { return false }
         switch event.payload {
         case .unknown:
             return false
         case .accountSettings(let keep):
             keepChatsArchived = keep
         default:
-            guard let chatId = event.chatId else { return false }
-            applyToChat(chatId, event)
+            guard let chatId = event.chatIdText else { return false }
+            applyToChat(ChatKey(chatId), event)
         }
         version += 1
         return true
     }
 
-    private mutating func applyToChat(_ chatId: String, _ event: Event) {
+    private mutating func applyToChat(_ chatId: ChatKey, _ event: Event) {
         let at = event.occurredAt
         switch event.payload {
         case .messageCreated(let message):
             let keep = keepChatsArchived
             chats.modify(chatId, creating: true) { $0.receive(message, at: at, keepChatsArchived: keep) }
         case .chatDeleted:
-            chats[chatId] = nil
+            chats.remove(chatId)
         case .messageEdited, .messageRevoked, .messageStatus, .messageReaction, .chatRead, .chatCleared:
             // These act on what the chat holds; for a chat never seen they change nothing.
             chats.modify(chatId, creating: false) { $0.update(with: event.payload, at: at) }
@@ -59,7 +60,7 @@ extension ChatState {
         // An older message arriving late (offline replay) does not become the last one.
         if lastMessage.map({ time >= $0.timestamp }) ?? true {
             lastMessage = LastMessage(
-                id: message.messageId, fromMe: message.fromMe, kind: message.kind, preview: message.preview,
+                packedId: MessageID(message.messageIdText), fromMe: message.fromMe, kind: message.kind, preview: message.preview,
                 timestamp: time, ack: message.fromMe ? .pending : nil, revoked: false)
         }
         timestamp = max(timestamp, time)
@@ -71,7 +72,7 @@ extension ChatState {
         }
         if message.kind != .system {
             unreadCount += 1
-            let entry = UnreadMessage(idHash: stableHash(message.messageId), timestamp: time)
+            let entry = UnreadMessage(idHash: message.messageIdText.withBytes(stableHash), timestamp: time)
             unread.modify { unread in
                 let index = unread.lastIndex { $0.timestamp <= time }.map { $0 + 1 } ?? 0
                 unread.insert(entry, at: index)

@@ -45,7 +45,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// state in a closure capture reaches it in place: a non-mutating call copied the
     /// whole state (a retain and release of each of its tables) per event.
     mutating func prefetch(_ event: Event) -> UInt64 {
-        let hash = stableHash(event.eventId)
+        let hash = event.eventIdText.withBytes(stableHash)
         eventIds.prefetch(hash: hash)
         return hash
     }
@@ -54,7 +54,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// Duplicates (an `eventId` seen before) change nothing but the position.
     @discardableResult
     public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
-        apply(event, eventIdHash: stableHash(event.eventId), at: position, chainHash: chainHash)
+        apply(event, eventIdHash: event.eventIdText.withBytes(stableHash), at: position, chainHash: chainHash)
     }
 
     /// `apply(_:at:chainHash:)` with the event id's hash already computed (by `prefetch`).

@@ -27,6 +27,17 @@ struct CompactTextTests {
         #expect(MessageID(text) == text)
     }
 
+    @Test("ids taken from a parsed event (inline or, past 31 bytes, a String) pack and hash as their text does", arguments: [
+        "491701234567@c.us", "status@broadcast", "3EB0C767D097B7C7C030", "01KDVDNBT2V2C6C08GDEADG8PE", "ünïcode@c.us",
+        String(repeating: "1", count: 31), String(repeating: "1", count: 32) + "@g.us", String(repeating: "F", count: 40),
+    ])
+    func inlineIdsMatchText(text: String) {
+        let parsed = InlineString(text)
+        #expect(ChatKey(parsed) == ChatKey(text))
+        #expect(MessageID(parsed) == MessageID(text))
+        #expect(parsed.withBytes(stableHash) == stableHash(text))
+    }
+
     @Test("the chat table finds, replaces and removes chats by id, moving the last one into a freed slot")
     func chatTable() {
         var table = ChatTable()
