@@ -87,6 +87,7 @@ public struct AuditLog: Sendable {
     @discardableResult
     public func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
+        let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
         let parser = EventParser()
         var resume: LogPosition?
         for partition in try partitions(filter.partitions) {
@@ -97,7 +98,7 @@ public struct AuditLog: Sendable {
                 // Cheap filter on the key (= deviceId) before parsing.
                 if let device, let key = record.key, !key.elementsEqual(device) { return true }
                 guard let event = try? parser.parse(value) else { return true }
-                guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, filter.chatId == nil || event.chatId == filter.chatId
+                guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
                 if try body(Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)) {
                     return true
