@@ -70,7 +70,7 @@ public struct EventParser: Sendable {
     private static let typeNames = EnumTable<EventType>()
 
     private func parseEnvelope(_ reader: inout JSONReader) throws(EventValidationError) -> Event {
-        var eventId = InlineString("")
+        var eventId = InlineString()
         var deviceId = ""
         var occurredAt: Int64 = 0
         var chatId: InlineString?

@@ -18,6 +18,9 @@ package struct InlineString: Hashable, Sendable {
     private struct Bytes: Hashable, Sendable {
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
+        /// No bytes.
+        init() {}
+
         init(_ utf8: UnsafeBufferPointer<UInt8>) {
             withUnsafeMutableBytes(of: &words) { raw in
                 raw.copyMemory(from: UnsafeRawBufferPointer(utf8))
@@ -39,6 +42,11 @@ package struct InlineString: Hashable, Sendable {
     }
 
     private var storage: Storage
+
+    /// The empty text.
+    package init() {
+        storage = .inline(Bytes())
+    }
 
     package init(_ text: String) {
         let count = text.utf8.count

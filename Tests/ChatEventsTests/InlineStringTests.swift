@@ -24,6 +24,12 @@ struct InlineStringTests {
         }
     }
 
+    @Test("the empty text made directly equals the empty text made from a String")
+    func emptyText() {
+        #expect(InlineString() == InlineString(""))
+        #expect(InlineString().string == "")
+    }
+
     @Test("texts that differ in one byte or only in length are different values")
     func distinctTexts() {
         let texts = Self.texts + ["b", "ab", "a\u{0}", String(repeating: "a", count: 30) + "b"]
