@@ -144,11 +144,20 @@ public struct MessageCreated: Sendable, Hashable {
         messageId: String, fromMe: Bool, kind: MessageKind, preview: String,
         senderId: String? = nil, hasMedia: Bool? = nil
     ) {
-        self.messageIdText = InlineString(messageId)
+        self.init(
+            messageIdText: InlineString(messageId), fromMe: fromMe, kind: kind, preview: preview,
+            senderIdText: senderId.map(InlineString.init), hasMedia: hasMedia)
+    }
+
+    package init(
+        messageIdText: InlineString, fromMe: Bool, kind: MessageKind, preview: String,
+        senderIdText: InlineString? = nil, hasMedia: Bool? = nil
+    ) {
+        self.messageIdText = messageIdText
         self.fromMe = fromMe
         self.kind = kind
         self.preview = preview
-        self.senderIdText = senderId.map(InlineString.init)
+        self.senderIdText = senderIdText
         self.hasMedia = hasMedia
     }
 }

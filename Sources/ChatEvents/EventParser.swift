@@ -139,7 +139,7 @@ public struct EventParser: Sendable {
         try checkChatId(present: chatId != nil, type: type)
         return Event(
             eventIdText: eventId, deviceId: consume deviceId, occurredAt: occurredAt, chatIdText: chatId,
-            payload: parsedPayload)
+            payload: consume parsedPayload)
     }
 
     private func checkChatId(present: Bool, type: ParsedType) throws(EventValidationError) {
@@ -224,7 +224,7 @@ public struct EventParser: Sendable {
     ])
 
     private func parseMessageCreated(_ reader: inout JSONReader) throws(EventValidationError) -> MessageCreated {
-        var message = MessageCreated(messageId: "", fromMe: false, kind: .text, preview: "")
+        var message = MessageCreated(messageIdText: InlineString(), fromMe: false, kind: .text, preview: "")
         try reader.readFields(Self.messageCreatedKeys, required: 0b1111) { field, reader throws(EventValidationError) in
             switch field {
             case 0: message.messageIdText = try reader.readInlineIdentifier(maxBytes: limits.maxIdentifierBytes)
