@@ -73,9 +73,14 @@ struct KeyTable: Sendable {
     func spelledLength(of index: Int, at base: UnsafePointer<UInt8>, count: Int) -> Int? {
         guard index < signatures.count else { return nil }
         let name = signatures[index]
-        guard count > name.count, base[name.count] == UInt8(ascii: "\""),
-            Self.words(base, name.count) == (name.head, name.tail)
-        else { return nil }
+        guard count > name.count, base[name.count] == UInt8(ascii: "\"") else { return nil }
+        if name.count < 8, count >= 8 {
+            // A short name is compared as one masked load rather than byte by byte.
+            let word = UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt64.self))
+            guard word & (1 << (8 * UInt64(name.count)) &- 1) == name.head else { return nil }
+            return name.count
+        }
+        guard Self.words(base, name.count) == (name.head, name.tail) else { return nil }
         if name.count > 16 {
             let same = spelled.withUnsafeBufferPointer { memoryEqual($0.baseAddress! + name.start, base, name.count) }
             guard same else { return nil }
