@@ -59,4 +59,47 @@ struct EventParserDifferentialTests {
             #expect(try EventParser().parse(bytes) == event)
         }
     }
+
+    @Test("every type with its keys shuffled at every level and random whitespace between tokens decodes identically, and as the canonical bytes do")
+    func shuffledKeys() throws {
+        var random = SeededGenerator(seed: 77)
+        var model = TrafficModel(.init(devices: 4, chatsPerDevice: 20, seed: 7))
+        let booleans: Set<String> = [
+            "fromMe", "hasMedia", "selfDevice", "archived", "pinned", "isGroup", "readOnly", "includesMe",
+            "keepChatsArchived", "markedUnread", "revoked",
+        ]
+        func space() -> String { ["", "", " ", "\n", "\t ", "\r\n"][Int(random.next() % 6)] }
+        func render(_ value: Any, key: String?) throws -> String {
+            switch value {
+            case let object as [String: Any]:
+                var members: [String] = []
+                for name in object.keys.shuffled(using: &random) {
+                    members.append(space() + (try render(name, key: nil)) + space() + ":" + space() + (try render(object[name]!, key: name)) + space())
+                }
+                return "{" + members.joined(separator: ",") + space() + "}"
+            case let array as [Any]:
+                return "[" + (try array.map { space() + (try render($0, key: nil)) + space() }).joined(separator: ",") + "]"
+            case let text as String:
+                return String(decoding: try JSONSerialization.data(withJSONObject: text, options: .fragmentsAllowed), as: UTF8.self)
+            case is NSNull:
+                return "null"
+            case let number as NSNumber:
+                if let key, booleans.contains(key) { return number.boolValue ? "true" : "false" }
+                return String(number.int64Value)
+            default:
+                throw EventValidationError(code: .invalidJSON, path: key ?? "", byteOffset: 0, message: "unexpected \(value)")
+            }
+        }
+        var types = Set<String>()
+        for _ in 0..<3_000 {
+            let canonical = EventEncoder.encode(model.next().event)
+            let expected = try EventParser().parse(canonical)
+            types.insert(expected.type)
+            let shuffled = Array(try render(try JSONSerialization.jsonObject(with: Data(canonical)), key: nil).utf8)
+            try expectSameEvent(shuffled)
+            #expect(try EventParser().parse(shuffled) == expected, "\(String(decoding: shuffled, as: UTF8.self))")
+        }
+        #expect(types.count >= EventType.allCases.count, "the traffic covers every type: \(types.sorted())")
+    }
 }
+
