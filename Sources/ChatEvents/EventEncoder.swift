@@ -13,11 +13,11 @@ public enum EventEncoder {
         writer.bytes.reserveCapacity(256)
         writer.beginObject()
         writer.field("schemaVersion", Int64(Event.supportedSchemaVersion))
-        writer.field("eventId", event.eventId)
+        writer.field("eventId", event.eventIdText)
         writer.field("deviceId", event.deviceId)
         writer.field("type", event.type)
         writer.field("occurredAt", event.occurredAt)
-        if let chatId = event.chatId { writer.field("chatId", chatId) }
+        if let chatId = event.chatIdText { writer.field("chatId", chatId) }
         writer.key("data")
         writer.beginObject()
         writePayload(event.payload, &writer)
@@ -29,11 +29,11 @@ public enum EventEncoder {
     private static func writePayload(_ payload: EventPayload, _ writer: inout JSONWriter) {
         switch payload {
         case .messageCreated(let message):
-            writer.field("messageId", message.messageId)
+            writer.field("messageId", message.messageIdText)
             writer.field("fromMe", message.fromMe)
             writer.field("kind", message.kind.rawValue)
             writer.field("preview", message.preview)
-            if let senderId = message.senderId { writer.field("senderId", senderId) }
+            if let senderId = message.senderIdText { writer.field("senderId", senderId) }
             if let hasMedia = message.hasMedia { writer.field("hasMedia", hasMedia) }
         case .messageEdited(let edit):
             writer.field("messageId", edit.messageId)
@@ -141,6 +141,15 @@ public struct JSONWriter: Sendable {
         string(value)
     }
 
+    /// An id as the parser keeps it, written from its bytes (no `String` made).
+    mutating func field(_ name: String, _ value: InlineString) {
+        key(name)
+        guard var inline = value.inlineUTF8 else { return string(value.string) }
+        withUnsafeBytes(of: &inline.words) { raw in
+            raw.withMemoryRebound(to: UInt8.self) { string(utf8: UnsafeBufferPointer(rebasing: $0[..<inline.count])) }
+        }
+    }
+
     public mutating func field(_ name: String, _ value: Int64) {
         key(name)
         integer(value)
@@ -194,31 +203,34 @@ public struct JSONWriter: Sendable {
 
     /// Writes a string with the shortest escapes.
     public mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { string(utf8: $0) }
+    }
+
+    /// Writes text given as UTF-8 with the shortest escapes.
+    mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
         separate()
         bytes.append(UInt8(ascii: "\""))
-        var value = value
-        value.withUTF8 { utf8 in
-            var runStart = 0
-            for index in 0..<utf8.count {
-                let byte = utf8[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-                runStart = index + 1
-                switch byte {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-                case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
-                case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
-                case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-                }
+        var runStart = 0
+        for index in 0..<utf8.count {
+            let byte = utf8[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            runStart = index + 1
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            default:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
