@@ -248,12 +248,6 @@ public struct ChatTable: Hashable, Sendable, Sequence {
 
     /// Applies `body` to the chat in place (no copy of the state), creating it if asked.
     @discardableResult
-    mutating func modify<Result>(_ chatId: String, creating: Bool, _ body: (inout ChatState) -> Result) -> Result? {
-        modify(ChatKey(chatId), creating: creating, body)
-    }
-
-    /// `modify(_:creating:_:)` by packed key.
-    @discardableResult
     mutating func modify<Result>(_ key: ChatKey, creating: Bool, _ body: (inout ChatState) -> Result) -> Result? {
         if let position = position(of: key) { return body(&entries[position].state) }
         guard creating else { return nil }
