@@ -83,6 +83,21 @@ struct CommandLineTests {
         }
     }
 
+    @Test("bench verify --json builds a log, verifies it and replays it on one thread and in parallel to the same digest")
+    func benchVerifyJSON() throws {
+        // The bench itself fails (exit 1) when the parallel replay's digest or positions
+        // differ from the one-thread replay's.
+        let run = try ChatLedgerProcess.run(["bench", "verify", "--json", "--events", "20000", "--dir", NSTemporaryDirectory() + "chatledger-bench"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+        #expect(object["bench"] as? String == "verify")
+        let figures = try #require(object["figures"] as? [String: Double])
+        #expect(figures["events"] == 20_000)
+        for rate in ["verify_events_per_s", "replay_from_zero_events_per_s", "replay_one_thread_events_per_s"] {
+            #expect((figures[rate] ?? 0) > 0, "\(rate)")
+        }
+    }
+
     @Test("broker prints its bootstrap address first and stops cleanly on SIGTERM")
     func brokerStartsAndStops() throws {
         let process = Process()
