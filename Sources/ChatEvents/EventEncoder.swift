@@ -144,10 +144,7 @@ public struct JSONWriter: Sendable {
     /// An id as the parser keeps it, written from its bytes (no `String` made).
     mutating func field(_ name: String, _ value: InlineString) {
         key(name)
-        guard var inline = value.inlineUTF8 else { return string(value.string) }
-        withUnsafeBytes(of: &inline.words) { raw in
-            raw.withMemoryRebound(to: UInt8.self) { string(utf8: UnsafeBufferPointer(rebasing: $0[..<inline.count])) }
-        }
+        value.withUTF8 { string(utf8: $0) }
     }
 
     public mutating func field(_ name: String, _ value: Int64) {

@@ -68,13 +68,19 @@ package struct InlineString: Hashable, Sendable {
 
     /// The text as a `String` (allocates when it is longer than 15 bytes).
     package var string: String {
-        switch storage {
-        case .heap(let text):
-            return text
-        case .inline(var bytes):
-            return withUnsafeBytes(of: &bytes.words) { raw in
-                String(decoding: raw[..<Int(raw[Self.inlineCapacity])], as: UTF8.self)
-            }
+        if case .heap(let text) = storage { return text }
+        return withUTF8 { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the text's UTF-8 bytes, valid only inside it. For this module
+    /// only: other modules get no specialisation of it (see `inlineUTF8`).
+    func withUTF8<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        guard var inline = inlineUTF8 else {
+            var text = string
+            return text.withUTF8(body)
+        }
+        return withUnsafeBytes(of: &inline.words) { raw in
+            raw.withMemoryRebound(to: UInt8.self) { body(UnsafeBufferPointer(rebasing: $0[..<inline.count])) }
         }
     }
 

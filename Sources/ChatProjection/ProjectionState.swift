@@ -45,7 +45,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// state in a closure capture reaches it in place: a non-mutating call copied the
     /// whole state (a retain and release of each of its tables) per event.
     mutating func prefetch(_ event: Event) -> UInt64 {
-        let hash = event.eventIdText.withBytes(stableHash)
+        let hash = event.eventIdHash
         eventIds.prefetch(hash: hash)
         return hash
     }
@@ -54,7 +54,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// Duplicates (an `eventId` seen before) change nothing but the position.
     @discardableResult
     public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
-        apply(event, eventIdHash: event.eventIdText.withBytes(stableHash), at: position, chainHash: chainHash)
+        apply(event, eventIdHash: event.eventIdHash, at: position, chainHash: chainHash)
     }
 
     /// `apply(_:at:chainHash:)` with the event id's hash already computed (by `prefetch`).
@@ -140,4 +140,10 @@ public struct ProjectionState: Sendable, Hashable {
         hasher.update(ProjectionCodec.encodeDevices(devices))
         return hasher.finalize()
     }
+}
+
+extension Event {
+    /// The `stableHash` of the event id: what the event-id window keeps and checkpoints
+    /// store. Hashed from the id's bytes as parsed.
+    var eventIdHash: UInt64 { eventIdText.withBytes(stableHash) }
 }
