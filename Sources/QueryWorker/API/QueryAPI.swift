@@ -21,15 +21,19 @@ public final class QueryAPI: Sendable {
     private let metrics: MetricsRegistry?
     private let requestDurations: MetricsRegistry.Histogram?
     private let audit: AuditLog?
+    private let gaps: GapRegister?
 
     /// - Parameters:
     ///   - metrics: served at `/metrics` (404 without), and where request durations go.
     ///   - audit: the log behind the auditor routes (`asOf`, `events`); without it they are 501.
+    ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     public init(
         store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         isReady: @escaping @Sendable () -> Bool = { true },
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        gaps: GapRegister? = nil
     ) {
+        self.gaps = gaps
         self.store = store
         self.keys = keys
         self.metrics = metrics
@@ -116,6 +120,7 @@ public final class QueryAPI: Sendable {
         case ["healthz"]:
             return .response(Self.json(200, #"{"status":"ok"}"#))
         case ["readyz"]:
+            if let lost = gaps?.unacknowledged, !lost.isEmpty { return .response(Self.dataLost(lost)) }
             return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
         case ["metrics"] where metrics != nil:
             let body = Array((metrics?.render() ?? "").utf8)
@@ -310,6 +315,29 @@ public final class QueryAPI: Sendable {
     }
 
     // MARK: - Parsing
+
+    /// `/readyz` while the log has gaps no operator has acknowledged: 503, with each range.
+    static func dataLost(_ gaps: [LogGap]) -> HTTPResponse {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("status", "data lost")
+        writer.key("lost")
+        writer.beginArray()
+        for gap in gaps {
+            writer.beginObject()
+            writer.field("topic", gap.topic)
+            writer.field("partition", Int64(gap.partition))
+            writer.field("firstOffset", gap.firstLostOffset)
+            writer.field("lastOffset", gap.lastLostOffset)
+            writer.field("records", gap.lostRecords)
+            writer.field("detectedAt", gap.detectedAt)
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.field("acknowledge", "chatledger acknowledge-loss --data DIR")
+        writer.endObject()
+        return HTTPResponse(status: 503, headers: [("Content-Type", "application/json")], body: writer.bytes)
+    }
 
     static func json(_ status: Int, _ text: String) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
