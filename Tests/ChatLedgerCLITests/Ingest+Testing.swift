@@ -36,6 +36,11 @@ final class IngestProcess {
         }
     }
 
+    /// A test that ends early (a failed `#require`, a thrown error) must not leave it running.
+    deinit {
+        if process.isRunning { kill() }
+    }
+
     /// What it wrote to stderr so far.
     var standardError: String { (try? String(contentsOfFile: standardErrorPath, encoding: .utf8)) ?? "" }
 
