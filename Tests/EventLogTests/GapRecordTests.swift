@@ -168,6 +168,27 @@ struct GapRecordTests {
         #expect(verification.isClean && verification.gaps == [gap(10, 99)], "\(verification.problems)")
     }
 
+    @Test("a follower (serve's view of the log) delivers the gap in order while the writer rolls into the gap's segment and on")
+    func followerDeliversGap() throws {
+        let data = TemporaryDirectory("gap")
+        defer { data.remove() }
+        let log = EventLog(dataDirectory: data.path)
+        let directory = log.directory(topic: topic, partition: 0)
+        let writer = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never))
+        try writer.append((0..<10).map(event))
+        let follower = LogFollower(directory: directory, topic: topic, partition: 0)
+        var seen: [(offset: Int64, gap: LogGap?)] = []
+        try follower.poll { seen.append(($0.offset, LogGap($0))) }
+        #expect(seen.map(\.offset) == Array(0..<10))
+
+        try writer.stageGap(gap(10, 99))
+        try writer.append((100..<103).map(event))
+        try follower.poll { seen.append(($0.offset, LogGap($0))) }
+        #expect(seen.map(\.offset) == Array(0..<10) + [99, 100, 101, 102])
+        #expect(seen.compactMap(\.gap) == [gap(10, 99)])
+        #expect(follower.nextOffset == 103)
+    }
+
     @Test("acknowledging: a gap is unacknowledged until acknowledge-loss lists it in the file, which running readers see at once")
     func acknowledgements() throws {
         let data = TemporaryDirectory("gap")
