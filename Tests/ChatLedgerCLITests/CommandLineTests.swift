@@ -58,17 +58,20 @@ struct CommandLineTests {
 
     @Test("bench freshness --json preloads a projection through Kafka and measures markers under load, per size, with the checkpoints written meanwhile")
     func benchFreshnessJSON() throws {
-        let run = try ChatLedgerProcess.run(["bench", "freshness", "--json", "--devices", "20,40", "--chats", "5", "--rate", "300", "--seconds", "2"])
+        let run = try ChatLedgerProcess.run(
+            ["bench", "freshness", "--json", "--devices", "20,40", "--chats", "5", "--rate", "300", "--seconds", "2",
+             "--dir", NSTemporaryDirectory() + "chatledger-bench"])
         #expect(run.status == 0, "\(run.standardError)")
         let object = try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any]
         let figures = try #require(object?["figures"] as? [String: Double])
         for label in ["20x5", "40x5"] {
             #expect(figures["preload_chats_\(label)"] == Double(Int(label.prefix { $0 != "x" })! * 5))
-            #expect((figures["markers_\(label)"] ?? 0) >= 10, "a marker every 20 ms for 2 s")
+            #expect((figures["markers_\(label)"] ?? 0) >= 1, "markers measured for 2 s (one every 20 ms at most)")
             #expect(figures["markers_not_visible_\(label)"] == 0)
             #expect((figures["freshness_p50_ms_\(label)"] ?? 0) > 0)
             #expect((figures["freshness_max_ms_\(label)"] ?? 0) >= (figures["freshness_p99_ms_\(label)"] ?? .infinity))
-            #expect(figures["checkpoints_during_\(label)"] != nil)
+            #expect(figures["checkpoints_during_\(label)"] != nil && figures["markers_over_50ms_at_checkpoint_\(label)"] != nil)
+            #expect((figures["disk_fdatasync_max_ms_\(label)"] ?? 0) > 0, "the disk was sampled")
             #expect((figures["background_events_per_s_\(label)"] ?? 0) > 100)
         }
     }

@@ -12,7 +12,7 @@ enum BenchCommand: Command {
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
-            CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log).", default: "./data/bench"),
+            CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log, ingest, verify, freshness).", default: "./data/bench"),
             CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
             CommandSpec.Option("seconds", "S", "Seconds per measurement (log: per append mode, http: per route, default 2; freshness: 100)."),
             CommandSpec.Option("fsync", "POLICY", "The log's fsync policy (ingest).", default: "batch"),
@@ -56,7 +56,7 @@ enum BenchCommand: Command {
             report = try FreshnessBenchmark.run(
                 devices: sizes, chats: try arguments.integer("chats", in: 1...10_000) ?? 50,
                 rate: try arguments.integer("rate", in: 0...1_000_000) ?? 3_000,
-                seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100))
+                seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100), directory: arguments.string("dir") ?? "./data/bench")
         case "log":
             report = try LogBenchmark.run(
                 directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",

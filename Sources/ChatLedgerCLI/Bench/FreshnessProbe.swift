@@ -24,6 +24,8 @@ struct FreshnessProbe {
         var delays: [Double]
         /// Markers still not visible after `markerTimeout` (counted in no percentile).
         var notVisible = 0
+        /// Every marker in order: when it was produced and its delay in ms (nil: not visible).
+        var markers: [(start: ContinuousClock.Instant, milliseconds: Double?)] = []
         /// The background load actually sent, events/s.
         var backgroundRate = 0.0
 
@@ -93,7 +95,10 @@ struct FreshnessProbe {
             }
             while !finished() {
                 index += 1
-                if let delay = try marker(index, probe: probe, client: client) {
+                let start = ContinuousClock.now
+                let delay = try marker(index, probe: probe, client: client)
+                result.markers.append((start, delay))
+                if let delay {
                     result.delays.append(delay)
                 } else if failOnTimeout {
                     throw BenchFailure("marker \(index) not visible after \(markerTimeout)")
