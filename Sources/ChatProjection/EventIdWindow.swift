@@ -43,18 +43,6 @@ public struct EventIdWindow: Sendable, Hashable {
         return true
     }
 
-    /// Adds another window's ids after this one's (oldest first), keeping the newest
-    /// `capacity`.
-    mutating func absorb(_ other: EventIdWindow) {
-        // When the other window alone fills this one, none of this one's ids would stay:
-        // taking it whole saves a million inserts at the end of a parallel replay.
-        if other.capacity == capacity, other.ring.count == capacity {
-            self = other
-            return
-        }
-        for hash in other.oldestFirst { _ = insert(hash: hash) }
-    }
-
     /// The ids in the window, oldest first (for checkpoints).
     var oldestFirst: [UInt64] {
         ring.count < capacity ? ring : Array(ring[next...] + ring[..<next])
@@ -78,5 +66,83 @@ public struct EventIdWindow: Sendable, Hashable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(capacity)
         hasher.combine(oldestFirst)
+    }
+}
+
+/// One `EventIdWindow` per Kafka partition, each of `capacity` ids: whether an event is a
+/// duplicate depends only on its own partition's events (a device's events, and so its
+/// redeliveries, are all in one partition), so the live fold, which sees every partition
+/// interleaved, and a replay of one partition at a time decide it alike.
+///
+/// Memory grows with the events seen: a partition's window fills to `capacity` ids
+/// (24–40 bytes each) only after that many events of its own.
+public struct PartitionedEventIdWindow: Sendable, Hashable {
+    /// Ids kept per partition.
+    public let capacity: Int
+    /// Indexed by partition number: partitions are small, dense numbers, and an array
+    /// reaches a window in place without hashing per event.
+    private var windows: [EventIdWindow?] = []
+
+    public init(capacity: Int = 1_000_000) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// The partitions with a window, ascending, each with its ids oldest first.
+    var partitions: [(partition: Int32, oldestFirst: [UInt64])] {
+        windows.indices.compactMap { index in windows[index].map { (Int32(index), $0.oldestFirst) } }
+    }
+
+    /// Rebuilds the windows of a checkpoint.
+    init(capacity: Int, partitions: [(partition: Int32, oldestFirst: [UInt64])]) {
+        self.init(capacity: capacity)
+        for (partition, hashes) in partitions where partition >= 0 {
+            grow(to: partition)
+            windows[Int(partition)] = EventIdWindow(capacity: self.capacity, oldestFirst: hashes)
+        }
+    }
+
+    /// Fetches the slot of an id into the cache ahead of its insert.
+    func prefetch(hash: UInt64, partition: Int32) {
+        guard partition >= 0, Int(partition) < windows.count else { return }
+        windows[Int(partition)]?.prefetch(hash: hash)
+    }
+
+    /// Records an id (by its `stableHash`) seen on `partition`; false if that partition's
+    /// window already holds it (a duplicate).
+    mutating func insert(hash: UInt64, partition: Int32) -> Bool {
+        let index = Int(max(0, partition))
+        if index >= windows.count || windows[index] == nil {
+            grow(to: Int32(index))
+            windows[index] = EventIdWindow(capacity: capacity)
+        }
+        return windows[index]!.insert(hash: hash)
+    }
+
+    /// Takes in another state's windows; false, taking nothing, if both have one partition.
+    mutating func absorb(_ other: PartitionedEventIdWindow) -> Bool {
+        for index in other.windows.indices where other.windows[index] != nil {
+            if index < windows.count, windows[index] != nil { return false }
+        }
+        for index in other.windows.indices where other.windows[index] != nil {
+            grow(to: Int32(index))
+            windows[index] = other.windows[index]
+        }
+        return true
+    }
+
+    private mutating func grow(to partition: Int32) {
+        if windows.count <= Int(partition) { windows += Array(repeating: nil, count: Int(partition) + 1 - windows.count) }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.capacity == rhs.capacity && lhs.partitions.elementsEqual(rhs.partitions) { $0.partition == $1.partition && $0.oldestFirst == $1.oldestFirst }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(capacity)
+        for (partition, hashes) in partitions {
+            hasher.combine(partition)
+            hasher.combine(hashes)
+        }
     }
 }
