@@ -21,6 +21,9 @@ public struct EventIdWindow: Sendable, Hashable {
         insert(hash: stableHash(eventId))
     }
 
+    /// Whether no id was recorded yet.
+    var isEmpty: Bool { ring.isEmpty }
+
     /// Fetches the slot of an id (by its `stableHash`) into the cache ahead of its insert.
     func prefetch(hash: UInt64) {
         members.prefetch(hash)
@@ -80,23 +83,24 @@ public struct PartitionedEventIdWindow: Sendable, Hashable {
     /// Ids kept per partition.
     public let capacity: Int
     /// Indexed by partition number: partitions are small, dense numbers, and an array
-    /// reaches a window in place without hashing per event.
-    private var windows: [EventIdWindow?] = []
+    /// reaches a window in place without hashing per event. A partition without events
+    /// has an empty window.
+    private var windows: [EventIdWindow] = []
 
     public init(capacity: Int = 1_000_000) {
         self.capacity = max(1, capacity)
     }
 
-    /// The partitions with a window, ascending, each with its ids oldest first.
+    /// The partitions that have seen events, ascending, each with its ids oldest first.
     var partitions: [(partition: Int32, oldestFirst: [UInt64])] {
-        windows.indices.compactMap { index in windows[index].map { (Int32(index), $0.oldestFirst) } }
+        windows.indices.compactMap { index in windows[index].isEmpty ? nil : (Int32(index), windows[index].oldestFirst) }
     }
 
     /// Rebuilds the windows of a checkpoint.
     init(capacity: Int, partitions: [(partition: Int32, oldestFirst: [UInt64])]) {
         self.init(capacity: capacity)
         for (partition, hashes) in partitions where partition >= 0 {
-            grow(to: partition)
+            grow(to: Int(partition))
             windows[Int(partition)] = EventIdWindow(capacity: self.capacity, oldestFirst: hashes)
         }
     }
@@ -104,38 +108,37 @@ public struct PartitionedEventIdWindow: Sendable, Hashable {
     /// Fetches the slot of an id into the cache ahead of its insert.
     func prefetch(hash: UInt64, partition: Int32) {
         guard partition >= 0, Int(partition) < windows.count else { return }
-        windows[Int(partition)]?.prefetch(hash: hash)
+        windows[Int(partition)].prefetch(hash: hash)
     }
 
     /// Records an id (by its `stableHash`) seen on `partition`; false if that partition's
     /// window already holds it (a duplicate).
     mutating func insert(hash: UInt64, partition: Int32) -> Bool {
         let index = Int(max(0, partition))
-        if index >= windows.count || windows[index] == nil {
-            grow(to: Int32(index))
-            windows[index] = EventIdWindow(capacity: capacity)
-        }
-        return windows[index]!.insert(hash: hash)
+        if index >= windows.count { grow(to: index) }
+        return windows[index].insert(hash: hash)
     }
 
-    /// Takes in another state's windows; false, taking nothing, if both have one partition.
+    /// Takes in another state's windows; false, taking nothing, if both have seen events
+    /// of one partition.
     mutating func absorb(_ other: PartitionedEventIdWindow) -> Bool {
-        for index in other.windows.indices where other.windows[index] != nil {
-            if index < windows.count, windows[index] != nil { return false }
+        for index in other.windows.indices where !other.windows[index].isEmpty {
+            if index < windows.count, !windows[index].isEmpty { return false }
         }
-        for index in other.windows.indices where other.windows[index] != nil {
-            grow(to: Int32(index))
+        for index in other.windows.indices where !other.windows[index].isEmpty {
+            grow(to: index)
             windows[index] = other.windows[index]
         }
         return true
     }
 
-    private mutating func grow(to partition: Int32) {
-        if windows.count <= Int(partition) { windows += Array(repeating: nil, count: Int(partition) + 1 - windows.count) }
+    private mutating func grow(to index: Int) {
+        while windows.count <= index { windows.append(EventIdWindow(capacity: capacity)) }
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.capacity == rhs.capacity && lhs.partitions.elementsEqual(rhs.partitions) { $0.partition == $1.partition && $0.oldestFirst == $1.oldestFirst }
+        lhs.capacity == rhs.capacity
+            && lhs.partitions.elementsEqual(rhs.partitions) { $0.partition == $1.partition && $0.oldestFirst == $1.oldestFirst }
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -57,7 +57,7 @@ struct MessageHistory: Hashable, Sendable {
     }
 
     /// Read messages (own and `seen`) remembered before a chat's oldest unread one.
-    static let readCapacity = 8
+    static let readCapacity = 4
 
     private enum Storage: Hashable, Sendable {
         case none
@@ -178,6 +178,7 @@ struct MessageHistory: Hashable, Sendable {
     /// messages after an unread one are kept until it is read, since a read naming one of
     /// them reads it.
     private static func trim(_ entries: inout [Entry]) {
+        guard entries.count > readCapacity else { return }
         let firstUnread = entries.firstIndex { $0.kind == .unread || $0.kind == .hidden } ?? entries.count
         if firstUnread > readCapacity { entries.removeFirst(firstUnread - readCapacity) }
     }
