@@ -109,7 +109,7 @@ struct ExactUnreadTests {
         script.add(anna, at: 200, .chatRead(ChatRead()))
         script.incoming(anna, "L", at: 50)
         script.incoming(anna, "N", at: 300)
-        script.add(anna, at: 310, .chatRead(ChatRead(upToMessageId: "R22")))
+        script.add(anna, at: 310, .chatRead(ChatRead(upToMessageId: "R27")))
         #expect(script.chat(anna)?.unreadCount == 1, "L is read, N is not")
     }
 
