@@ -25,7 +25,8 @@ public struct DeviceProjection: Sendable, Hashable {
     mutating func apply(_ event: Event) -> Bool {
         if event.chatIdText == Self.statusBroadcastText { return false }
         switch event.payload {
-        case .unknown:
+        case .unknown, .contactAliased:
+            // contact.aliased: ignored until the fold merges a LID chat into its phone chat.
             return false
         case .accountSettings(let keep):
             keepChatsArchived = keep
@@ -164,7 +165,7 @@ extension ChatState {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
             break  // handled by the device
         }
     }
