@@ -26,7 +26,8 @@ public struct DeviceProjection: Sendable, Hashable {
         let chatKind = event.chatIdText.map(ChatIdKind.init)
         if chatKind == .notListed { return false }
         switch event.payload {
-        case .unknown:
+        case .unknown, .contactAliased:
+            // contact.aliased: ignored until the fold merges a LID chat into its phone chat.
             return false
         case .accountSettings(let keep):
             keepChatsArchived = keep
@@ -193,7 +194,7 @@ extension ChatState {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
             break  // handled by the device
         }
     }
