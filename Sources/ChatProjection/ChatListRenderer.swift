@@ -143,9 +143,9 @@ public enum ChatListRenderer {
 
     /// One chat object, or nil if the device has no such chat.
     public static func chat(_ device: DeviceProjection?, chatId: String, now: Int64) -> RenderedView? {
-        guard let device, let chat = device.chats[chatId] else { return nil }
+        guard let device, let (id, chat) = device.chat(chatId) else { return nil }
         var writer = JSONWriter()
-        writeChat(chatId, chat, now: now, &writer)
+        writeChat(id, chat, now: now, &writer)
         return RenderedView(bytes: writer.bytes, version: device.version, validUntil: chat.muteUntil > now ? chat.muteUntil : nil)
     }
 

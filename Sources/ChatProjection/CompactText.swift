@@ -169,9 +169,14 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     }
 
     public subscript(chatId: String) -> ChatState? {
-        get { position(of: ChatKey(chatId)).map { entries[$0].state } }
+        get { self[ChatKey(chatId)] }
+        set { self[ChatKey(chatId)] = newValue }
+    }
+
+    /// A chat by its packed id.
+    subscript(key: ChatKey) -> ChatState? {
+        get { position(of: key).map { entries[$0].state } }
         set {
-            let key = ChatKey(chatId)
             if let newValue {
                 if let position = position(of: key) {
                     entries[position].state = newValue

@@ -11,6 +11,9 @@ public struct DeviceProjection: Sendable, Hashable {
     /// The Kafka partition the device's events arrive on (one per device: the key is the
     /// device); -1 before any event.
     public internal(set) var partition: Int32 = -1
+    /// Other ids of contacts (a LID) → the id of the chat their events are folded into (the
+    /// phone id), from `contact.aliased`.
+    public internal(set) var aliases: [ChatKey: ChatKey] = [:]
 
     public init(deviceId: String) {
         self.deviceId = deviceId
@@ -26,17 +29,47 @@ public struct DeviceProjection: Sendable, Hashable {
         let chatKind = event.chatIdText.map(ChatIdKind.init)
         if chatKind == .notListed { return false }
         switch event.payload {
-        case .unknown, .contactAliased:
-            // contact.aliased: ignored until the fold merges a LID chat into its phone chat.
+        case .unknown:
             return false
         case .accountSettings(let keep):
             keepChatsArchived = keep
+        case .contactAliased(let aliased):
+            guard let chatId = event.chatIdText else { return false }
+            link(alias: ChatKey(aliased.alias), to: ChatKey(chatId))
         default:
             guard let chatId = event.chatIdText else { return false }
-            applyToChat(ChatKey(chatId), isGroup: chatKind == .group, event)
+            applyToChat(resolve(ChatKey(chatId)), isGroup: chatKind == .group, event)
         }
         version += 1
         return true
+    }
+
+    /// The chat a chat id's events are folded into: itself, or the chat it is an alias of.
+    func resolve(_ chatId: ChatKey) -> ChatKey {
+        aliases.isEmpty ? chatId : aliases[chatId] ?? chatId
+    }
+
+    /// The chat with this id or with an id aliased to it (the API finds a contact's chat by
+    /// either of its ids).
+    public func chat(_ chatId: String) -> (id: String, chat: ChatState)? {
+        let key = resolve(ChatKey(chatId))
+        return chats[key].map { (key.description, $0) }
+    }
+
+    /// `contact.aliased`: from now on `alias`'s events fold into `canonical`'s chat; a chat
+    /// already held under `alias` is merged into it (`ChatState.merge`).
+    private mutating func link(alias: ChatKey, to canonical: ChatKey) {
+        let canonical = resolve(canonical)
+        guard alias != canonical else { return }
+        aliases[alias] = canonical
+        for (other, target) in aliases where target == alias { aliases[other] = canonical }  // alias was canonical for others
+        guard let aliased = chats[alias] else { return }
+        chats.remove(alias)
+        if chats[canonical] == nil {
+            chats[canonical] = aliased
+        } else {
+            chats.modify(canonical, creating: false) { $0.merge(aliased) }
+        }
     }
 
     private mutating func applyToChat(_ chatId: ChatKey, isGroup: Bool, _ event: Event) {
@@ -197,6 +230,33 @@ extension ChatState {
         case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
             break  // handled by the device
         }
+    }
+
+    /// Takes in the chat the same contact had under another id (`contact.aliased`): the
+    /// messages of both, each once (a message known under both ids counts once, and as
+    /// read if either chat read it); the newer last message and activity; pinned, marked
+    /// unread or read-only if either is; the longer mute; archived and name as the chat
+    /// with the newer activity says (the name falls back to the other's).
+    mutating func merge(_ other: ChatState) {
+        let otherIsNewer = other.timestamp > timestamp
+        history.merge(other.history)
+        unreadCount = history.unreadMessages
+        if let theirs = other.lastMessage, lastMessage.map({ theirs.timestamp > $0.timestamp }) ?? true { lastMessage = theirs }
+        if otherIsNewer {
+            archived = other.archived
+            name = other.name ?? name
+        } else if name == nil {
+            name = other.name
+        }
+        timestamp = max(timestamp, other.timestamp)
+        isGroup = isGroup || other.isGroup
+        markedUnread = markedUnread || other.markedUnread
+        readOnly = readOnly || other.readOnly
+        if other.pinned, !pinned || (other.pinnedAt ?? .min) > (pinnedAt ?? .min) {
+            pinned = true
+            pinnedAt = other.pinnedAt
+        }
+        if muteUntil != -1 { muteUntil = other.muteUntil == -1 ? -1 : max(muteUntil, other.muteUntil) }
     }
 
     /// Reads the newest remembered message named by `messageIds` (of a kind `accepts`)

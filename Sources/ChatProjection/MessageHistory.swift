@@ -1,8 +1,8 @@
 /// What a chat remembers of its messages, in WhatsApp's order: by `occurredAt`, then by
 /// arrival. It is what makes unread counts exact: every unread message is kept (however
-/// many) with every message after the oldest of them, plus the most recent
-/// `readCapacity` read ones before it, so that "read up to X" finds X when X is an own or
-/// an already-read message and a late message arrived before it.
+/// many) with every message after the oldest of them, plus the read ones before it of the
+/// last minute (at least `readCapacity`), so that "read up to X" finds X when X is an own
+/// or an already-read message and a late message arrived before it.
 ///
 /// Each entry is 16 bytes: a message id's `stableHash` with its low two bits replaced by
 /// the entry's `Kind`, and the message's time. No allocation for none or one entry: at a
@@ -56,8 +56,12 @@ struct MessageHistory: Hashable, Sendable {
         func names(_ idHash: UInt64) -> Bool { kind != .hidden && word | 3 == idHash | 3 }
     }
 
-    /// Read messages (own and `seen`) remembered before a chat's oldest unread one.
-    static let readCapacity = 4
+    /// Read messages (own and `seen`) always remembered before a chat's oldest unread one.
+    static let readCapacity = 8
+    /// Read messages this much older than a chat's newest message may be forgotten (beyond
+    /// `readCapacity`): a message arriving later than this behind them is the only case a
+    /// read cannot place (`schemas/projection.md`).
+    static let readWindowMilliseconds: Int64 = 60_000
 
     private enum Storage: Hashable, Sendable {
         case none
@@ -142,6 +146,44 @@ struct MessageHistory: Hashable, Sendable {
         }
     }
 
+    /// Takes in another history (the same contact under another id): every message once,
+    /// in order (by time; this history's messages first at equal times); a message in both
+    /// counts only if unread in both.
+    mutating func merge(_ other: MessageHistory) {
+        let theirs = other.entries
+        guard !theirs.isEmpty else { return }
+        modify { mine in
+            var merged: [Entry] = []
+            merged.reserveCapacity(mine.count + theirs.count)
+            var (i, j) = (0, 0)
+            while i < mine.count || j < theirs.count {
+                if j == theirs.count || (i < mine.count && mine[i].timestamp <= theirs[j].timestamp) {
+                    merged.append(mine[i])
+                    i += 1
+                } else {
+                    merged.append(theirs[j])
+                    j += 1
+                }
+            }
+            // The same message under both ids: keep the first, read if either was read.
+            var kept: [Entry] = []
+            kept.reserveCapacity(merged.count)
+            for entry in merged {
+                var index = kept.count - 1
+                while index >= 0, kept[index].timestamp == entry.timestamp, !(entry.kind != .hidden && kept[index].names(entry.word)) {
+                    index -= 1
+                }
+                if index >= 0, kept[index].timestamp == entry.timestamp {
+                    if entry.kind == .seen, kept[index].kind == .unread { kept[index] = entry }
+                    continue
+                }
+                kept.append(entry)
+            }
+            Self.trim(&kept)
+            mine = kept
+        }
+    }
+
     /// Marks the message named by `idHash` as no longer counting (a revoke); returns true
     /// if it was unread.
     mutating func revoke(_ idHash: UInt64) -> Bool {
@@ -173,14 +215,18 @@ struct MessageHistory: Hashable, Sendable {
     }
 
     /// Forgets the oldest read messages: those before the oldest unread one, beyond the
-    /// newest `readCapacity` of them. A read naming a forgotten message could read
-    /// nothing (everything before it is read), so forgetting them loses nothing; read
-    /// messages after an unread one are kept until it is read, since a read naming one of
-    /// them reads it.
+    /// newest `readCapacity` of them, and more than `readWindowMilliseconds` older than the
+    /// newest message. A read naming a forgotten message could read nothing (everything
+    /// before it is read) unless a message arrives later that is older still, which takes
+    /// being over a minute late; read messages after an unread one are kept until it is
+    /// read, since a read naming one of them reads it.
     private static func trim(_ entries: inout [Entry]) {
-        guard entries.count > readCapacity else { return }
+        guard entries.count > readCapacity, let newest = entries.last?.timestamp else { return }
         let firstUnread = entries.firstIndex { $0.kind == .unread || $0.kind == .hidden } ?? entries.count
-        if firstUnread > readCapacity { entries.removeFirst(firstUnread - readCapacity) }
+        var forget = 0
+        let horizon = newest &- readWindowMilliseconds
+        while forget < firstUnread - readCapacity, entries[forget].timestamp < horizon { forget += 1 }
+        if forget > 0 { entries.removeFirst(forget) }
     }
 
     /// Edits the entries as an array; the storage is compacted again afterwards.

@@ -20,6 +20,13 @@ enum ProjectionCodec {
                 writer.string(chatId)
                 encode(chat, &writer)
             }
+            let aliases = device.aliases.map { ($0.key.description, $0.value.description) }
+                .sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+            writer.u32(UInt32(aliases.count))
+            for (alias, canonical) in aliases {
+                writer.string(alias)
+                writer.string(canonical)
+            }
         }
         return writer.bytes
     }
@@ -74,6 +81,11 @@ enum ProjectionCodec {
             for _ in 0..<chatCount {
                 guard let chatId = reader.string(), let chat = decodeChat(&reader) else { return nil }
                 device.chats[chatId] = chat
+            }
+            guard let aliasCount = reader.u32() else { return nil }
+            for _ in 0..<aliasCount {
+                guard let alias = reader.string(), let canonical = reader.string() else { return nil }
+                device.aliases[ChatKey(alias)] = ChatKey(canonical)
             }
             devices[deviceId] = device
         }

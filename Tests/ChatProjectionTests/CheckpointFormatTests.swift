@@ -39,6 +39,8 @@ struct CheckpointFormatTests {
         script.own("a@c.us", "O1", at: 300)
         script.incoming("a@c.us", "L1", at: 150)
         script.incoming("a@c.us", "SYS", at: 400, kind: .system)
+        script.incoming("140913951141911@lid", "LID1", at: 410)
+        script.add("a@c.us", at: 420, .contactAliased(ContactAliased(alias: "140913951141911@lid")))
         let (_, state) = script.fold()
         let directory = DigestAndCheckpointTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -46,12 +48,14 @@ struct CheckpointFormatTests {
         let info = try store.write(state, topic: "t")
         var (read, _) = try store.read(info.sequence)
         #expect(read == state)
-        // The histories came back whole: a read up to the own message reads the late one.
+        #expect(read.devices["dev-1"]?.aliases.isEmpty == false, "aliases are part of the checkpoint")
+        // The histories came back whole: a read up to the own message reads the late one
+        // (L1) and leaves the aliased chat's newer message.
         var original = state
         let readUpToOwn = Event(eventId: "R", deviceId: "dev-1", occurredAt: 500, chatId: "a@c.us", payload: .chatRead(ChatRead(upToMessageId: "O1")))
         original.apply(readUpToOwn, at: LogPosition(partition: 0, offset: 100))
         read.apply(readUpToOwn, at: LogPosition(partition: 0, offset: 100))
-        #expect(read.devices["dev-1"]?.chats["a@c.us"]?.unreadCount == 0)
+        #expect(read.devices["dev-1"]?.chats["a@c.us"]?.unreadCount == 1, "only LID1, newer than O1, is left")
         #expect(read.digest == original.digest)
     }
 

@@ -173,6 +173,30 @@ struct ExactUnreadTests {
             timestamp: 500, lastMessage: nil)))
         #expect(script.chat(anna)?.pinnedAt == 900)
     }
+
+    @Test("a contact's LID and phone id are one chat once contact.aliased says so: messages under both count once, reads under either id act on it, and it is found by both ids")
+    func lidAndPhoneAreOneChat() throws {
+        let lid = "140913951141911@lid"
+        var script = Script()
+        script.incoming(lid, "L1", at: 100)
+        script.incoming(anna, "P1", at: 200)
+        script.incoming(lid, "P1", at: 200)  // the same message, reported under the LID too
+        script.add(anna, at: 250, .chatPinned(pinned: true))
+        script.add(anna, at: 300, .contactAliased(ContactAliased(alias: lid)))
+        var (device, _) = script.fold()
+        #expect(device.chats[lid] == nil, "the LID's chat joined the phone's")
+        #expect(device.chats[anna]?.unreadCount == 2, "L1 and P1, P1 once")
+        #expect(device.chats[anna]?.pinned == true)
+        script.incoming(lid, "L2", at: 400)
+        script.add(lid, at: 500, .messageStatus(MessageStatus(messageIds: ["P1"], status: .read, selfDevice: true)))
+        (device, _) = script.fold()
+        #expect(device.chats[anna]?.unreadCount == 1, "L2 is left")
+        #expect(device.chats[anna]?.lastMessage?.id == "L2")
+        #expect(device.chat(lid)?.id == anna, "found by the LID")
+        let rendered = try #require(ChatListRenderer.chat(device, chatId: lid, now: 0))
+        #expect(String(decoding: rendered.bytes, as: UTF8.self).contains(#""id":"\#(anna)""#))
+        #expect(try script.listOrder() == [anna])
+    }
 }
 
 /// Three digits with leading zeros.

@@ -36,16 +36,21 @@ struct ReferenceFold {
         var messages: [Message] = []
         /// The id and time of every message in `messages`, to recognise one sent again.
         var sent: Set<String> = []
-        /// Unread messages a snapshot counted without naming, and where they stand.
-        var hidden = 0
-        var hiddenAt: (time: Int64, arrival: Double) = (0, 0)
+        /// Unread messages a snapshot counted without naming, and where they stand (a chat
+        /// merged from two has two such groups).
+        var hidden: [(count: Int, time: Int64, arrival: Double)] = []
 
-        var unreadCount: Int { hidden + messages.count(where: \.unread) }
+        var unreadCount: Int { hidden.reduce(0) { $0 + $1.count } + messages.count(where: \.unread) }
 
         /// Reads every message up to and including `key`'s place.
         mutating func read(through key: (time: Int64, arrival: Double)) {
             for index in messages.indices where messages[index].isBefore(orAt: key) { messages[index].unread = false }
-            if hiddenAt.time < key.time || (hiddenAt.time == key.time && hiddenAt.arrival <= key.arrival) { hidden = 0 }
+            hidden.removeAll { $0.time < key.time || ($0.time == key.time && $0.arrival <= key.arrival) }
+        }
+
+        mutating func readAll() {
+            for index in messages.indices { messages[index].unread = false }
+            hidden = []
         }
 
         /// The newest message (in order) with this id that `accepts` takes.
@@ -55,6 +60,8 @@ struct ReferenceFold {
     }
 
     var chats: [String: Chat] = [:]
+    /// A contact's other id → the chat its events go to.
+    var aliases: [String: String] = [:]
     var keepChatsArchived = false
     var version: UInt64 = 0
     private var eventIds: Set<String> = []
@@ -62,8 +69,9 @@ struct ReferenceFold {
 
     mutating func apply(_ event: Event) {
         guard eventIds.insert(event.eventId).inserted else { return }
-        let chatId = event.chatId ?? ""
-        if chatId.hasSuffix("@broadcast") || chatId.hasSuffix("@newsletter") { return }
+        let rawChatId = event.chatId ?? ""
+        if rawChatId.hasSuffix("@broadcast") || rawChatId.hasSuffix("@newsletter") { return }
+        let chatId = aliases[rawChatId] ?? rawChatId
         arrival += 1
         let at = event.occurredAt
         switch event.payload {
@@ -71,6 +79,8 @@ struct ReferenceFold {
             return
         case .accountSettings(let keep):
             keepChatsArchived = keep
+        case .contactAliased(let aliased):
+            link(aliased.alias, to: chatId)
         case .chatDeleted:
             chats[chatId] = nil
         case .messageCreated(let message):
@@ -91,6 +101,56 @@ struct ReferenceFold {
         version += 1
     }
 
+    /// The chat under `alias` joins `canonical`'s, and so do its future events.
+    private mutating func link(_ alias: String, to canonical: String) {
+        guard alias != canonical else { return }
+        aliases[alias] = canonical
+        for (other, target) in aliases where target == alias { aliases[other] = canonical }
+        guard let theirs = chats.removeValue(forKey: alias) else { return }
+        guard var mine = chats[canonical] else {
+            chats[canonical] = theirs
+            return
+        }
+        // Their messages join after mine at equal times, in their own order.
+        var rank = 0.0
+        func place(_ arrival: Double) -> Double {
+            rank += 1
+            return self.arrival - 0.5 + rank * 1e-6
+        }
+        let theirsInOrder = theirs.messages.sorted { $0.time < $1.time || ($0.time == $1.time && $0.arrival < $1.arrival) }
+        for var message in theirsInOrder {
+            if let index = mine.messages.firstIndex(where: { $0.id == message.id && $0.time == message.time }) {
+                if !message.unread, !message.fromMe { mine.messages[index].unread = false }
+                continue
+            }
+            message.arrival = place(message.arrival)
+            mine.messages.append(message)
+        }
+        for block in theirs.hidden { mine.hidden.append((block.count, block.time, place(block.arrival))) }
+        mine.sent.formUnion(theirs.sent)
+        let theirsIsNewer = theirs.timestamp > mine.timestamp
+        if let last = theirs.lastMessage, mine.lastMessage.map({ last.timestamp > $0.timestamp }) ?? true { mine.lastMessage = last }
+        if theirsIsNewer {
+            mine.archived = theirs.archived
+            mine.name = theirs.name ?? mine.name
+        } else if mine.name == nil {
+            mine.name = theirs.name
+        }
+        mine.timestamp = max(mine.timestamp, theirs.timestamp)
+        mine.isGroup = mine.isGroup || theirs.isGroup
+        mine.markedUnread = mine.markedUnread || theirs.markedUnread
+        mine.readOnly = mine.readOnly || theirs.readOnly
+        if theirs.pinned, !mine.pinned || (theirs.pinnedAt ?? .min) > (mine.pinnedAt ?? .min) {
+            mine.pinned = true
+            mine.pinnedAt = theirs.pinnedAt
+        }
+        if mine.muteUntil != -1 { mine.muteUntil = theirs.muteUntil == -1 ? -1 : max(mine.muteUntil, theirs.muteUntil) }
+        chats[canonical] = mine
+    }
+
+    /// The chat a chat id's events go to.
+    func resolve(_ chatId: String) -> String { aliases[chatId] ?? chatId }
+
     private func receive(_ message: MessageCreated, at time: Int64, into chat: inout Chat) {
         guard chat.sent.insert("\(message.messageId)@\(time)").inserted else { return }
         let countable = !message.fromMe && message.kind != .system
@@ -103,8 +163,7 @@ struct ReferenceFold {
         }
         chat.timestamp = max(chat.timestamp, time)
         if message.fromMe {
-            for index in chat.messages.indices { chat.messages[index].unread = false }
-            chat.hidden = 0
+            chat.readAll()
             chat.markedUnread = false
         } else if countable, chat.archived, !keepChatsArchived {
             chat.archived = false
@@ -144,8 +203,7 @@ struct ReferenceFold {
             if let upTo = read.upToMessageId {
                 if let target = chat.newest([upTo]) { chat.read(through: (target.time, target.arrival)) }
             } else {
-                for index in chat.messages.indices { chat.messages[index].unread = false }
-                chat.hidden = 0
+                chat.readAll()
             }
             chat.markedUnread = false
         case .chatMarkedUnread:
@@ -169,7 +227,7 @@ struct ReferenceFold {
             chat.lastMessage = nil
             chat.messages = []
             chat.sent = []
-            chat.hidden = 0
+            chat.hidden = []
         case .chatSnapshot(let snapshot):
             chat.name = snapshot.name
             chat.isGroup = snapshot.isGroup
@@ -181,12 +239,11 @@ struct ReferenceFold {
             chat.timestamp = snapshot.timestamp
             chat.messages = []
             chat.sent = []
-            chat.hidden = Int(max(0, snapshot.unreadCount))
-            chat.hiddenAt = (snapshot.lastMessage?.timestamp ?? snapshot.timestamp, arrival - 0.5)
+            var hidden = Int(max(0, snapshot.unreadCount))
             chat.lastMessage = nil
             if let last = snapshot.lastMessage {
-                let unread = !last.fromMe && last.kind != .system && last.revoked != true && chat.hidden > 0
-                if unread { chat.hidden -= 1 }
+                let unread = !last.fromMe && last.kind != .system && last.revoked != true && hidden > 0
+                if unread { hidden -= 1 }
                 chat.sent = ["\(last.id)@\(last.timestamp)"]
                 chat.messages = [
                     Message(
@@ -197,6 +254,7 @@ struct ReferenceFold {
                     id: last.id, fromMe: last.fromMe, kind: last.kind, preview: last.revoked == true ? "" : last.preview,
                     timestamp: last.timestamp, ack: last.ack, revoked: last.revoked ?? false)
             }
+            chat.hidden = hidden > 0 ? [(hidden, snapshot.lastMessage?.timestamp ?? snapshot.timestamp, arrival - 0.5)] : []
         case .groupParticipants(let change):
             chat.isGroup = true
             if change.includesMe {
@@ -206,7 +264,7 @@ struct ReferenceFold {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
             break
         }
     }
