@@ -62,7 +62,8 @@ enum RunCommand: Command {
         let service = IngestService()
         let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, ingest: service)
         let api = QueryAPI(
-            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp })
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp },
+            source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) })
         let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
         pipeline.onBatchApplied = { server.wake() }  // parked queries and change streams look again
 
