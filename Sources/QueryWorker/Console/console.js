@@ -254,7 +254,12 @@ const KIND_LABEL = {
 };
 const ACK_LABEL = { error: '!', pending: '◷', server: '✓', delivered: '✓✓', read: '✓✓', played: '✓✓' };
 
-function displayName(chat) { return chat.name || chat.id.replace(/@.*$/, ''); }
+/** The chat's name, else what WhatsApp shows for an unnamed contact: its number. */
+function displayName(chat) {
+  if (chat.name) return chat.name;
+  const user = chat.id.replace(/@.*$/, '');
+  return /^[0-9]+@(c\.us|s\.whatsapp\.net)$/.test(chat.id) ? '+' + user : user;
+}
 
 function previewNodes(message) {
   if (!message) return [el('span', 'preview', '')];
