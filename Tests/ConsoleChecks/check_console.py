@@ -283,6 +283,8 @@ def run_checks(ledger, browser, screenshots):
     browser.send("Page.navigate", {"url": page_url})
     browser.wait_for("document.readyState === 'complete' && !!document.getElementById('key-input')", "the console loads")
     browser.evaluate("window.__sameDocument = 'yes'")
+    browser.screenshot(f"{screenshots}/key-entry-phone.png", 390, 844, mobile=True)
+    browser.send("Emulation.clearDeviceMetricsOverride")
 
     # The key, typed and submitted with Enter as a person would.
     browser.evaluate("document.getElementById('key-input').focus()")

@@ -87,7 +87,8 @@ enum RunCommand: Command {
 
         if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
         print("url=\(url)")
-        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices/dev-1/chats")
+        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices")
+        print("console: open \(url)/ in a browser")
         flushStandardOutput()
 
         finished.wait()

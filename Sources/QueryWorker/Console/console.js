@@ -283,7 +283,7 @@ function chatItem(chat) {
   button.type = 'button';
   button.dataset.focusKey = 'chat:' + chat.id;
   if (chat.id === state.chatId) button.setAttribute('aria-current', 'true');
-  const avatar = el('span', 'avatar' + (chat.isGroup ? ' group' : ''), displayName(chat).slice(0, 1).toUpperCase());
+  const avatar = el('span', 'avatar' + (chat.isGroup ? ' group' : ''), displayName(chat).replace(/^\+/, '').slice(0, 1).toUpperCase());
   avatar.setAttribute('aria-hidden', 'true');
   const body = el('span', 'chat-body');
   const top = el('span', 'row');
