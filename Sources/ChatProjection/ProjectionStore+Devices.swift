@@ -5,9 +5,12 @@ import EventLog
 /// device list shows (one rule, here). A chat counts when it has unread messages or is
 /// marked unread; messages add up `unreadCount`.
 public struct UnreadTotals: Sendable, Hashable {
+    /// Chats outside the archive with unread messages or marked unread.
     public var chats = 0
+    /// The sum of their `unreadCount`s.
     public var messages: Int64 = 0
 
+    /// The totals of a device (zero for a device without events).
     public init(_ device: DeviceProjection?) {
         for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
             if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
@@ -19,11 +22,13 @@ public struct UnreadTotals: Sendable, Hashable {
 /// One device as the device list (`GET /api/v1/devices`) shows it.
 public struct DeviceSummary: Sendable, Hashable {
     public var deviceId: String
+    /// The device version (the `ETag` of its routes).
     public var version: UInt64
     /// The log position the summary reflects; nil for a device without events.
     public var position: LogPosition?
     /// Chats in the device's list, archived ones included.
     public var chats: Int
+    /// What `…/unread` says.
     public var unread: UnreadTotals
     /// The newest chat `timestamp` (WhatsApp time, epoch ms); nil without chats.
     public var lastActivity: Int64?
@@ -40,13 +45,17 @@ public struct DeviceSummary: Sendable, Hashable {
 
 /// A page request for the device list: devices in byte order of their id, after `cursor`.
 public struct DeviceListQuery: Sendable, Hashable {
+    /// Devices per page when the request does not say.
     public static let defaultLimit = 50
+    /// The largest page.
     public static let maxLimit = 500
 
+    /// Devices per page, 1...`maxLimit`.
     public var limit: Int
     /// The `nextCursor` of the previous page, nil for the first.
     public var cursor: String?
 
+    /// A page request; `limit` is clamped to 1...`maxLimit`.
     public init(limit: Int = DeviceListQuery.defaultLimit, cursor: String? = nil) {
         self.limit = min(max(1, limit), Self.maxLimit)
         self.cursor = cursor
@@ -88,6 +97,7 @@ public struct DeviceListQuery: Sendable, Hashable {
 
 /// A page of the device list.
 public struct DevicePage: Sendable, Hashable {
+    /// In byte order of their id.
     public var devices: [DeviceSummary]
     /// The cursor of the next page, nil on the last.
     public var nextCursor: String?
