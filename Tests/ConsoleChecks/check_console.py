@@ -329,11 +329,16 @@ def run_checks(ledger, browser, screenshots):
     before_three = int(time.time() * 1000) // 1000 * 1000 + 1000  # the next whole second: datetime-local's step
     while time.time() * 1000 <= before_three:  # the three messages must get Kafka timestamps after it
         time.sleep(0.05)
+    browser.evaluate(f"{chat_row(dave)}.querySelector('button').focus()")  # a keyboard user is on Dave's row
+    browser.evaluate("window.__daveButton = document.activeElement")
     now = int(time.time() * 1000)
     ledger.produce([event(1000 + n, "dev-1", dave, "message.created",
                           {"messageId": f"LIVE{n}", "fromMe": False, "kind": "text", "preview": f"live message {n}"}, now + n)
                     for n in range(1, 4)])
     browser.wait_for(f"{badge_of(dave)} === '3'", "Dave's badge becomes 3 without a reload", timeout=20)
+    expect(browser.evaluate(f"window.__daveButton !== {chat_row(dave)}.querySelector('button') && "
+                            f"document.activeElement === {chat_row(dave)}.querySelector('button')"),
+           "the live update re-rendered the list and kept the keyboard focus on Dave's row")
     expect(browser.evaluate("window.__sameDocument === 'yes'"), "the same document: no reload happened")
     first = browser.evaluate("document.querySelector('#chat-list li').dataset.chatId")
     second = browser.evaluate("document.querySelectorAll('#chat-list li')[1].dataset.chatId")
@@ -342,8 +347,12 @@ def run_checks(ledger, browser, screenshots):
                      "dev-1's unread total follows: 12")
 
     # One chat's details, and its events for the auditor; the hostile text stays text there too.
-    browser.evaluate(f"{chat_row('491703333333@c.us')}.querySelector('button').click()")
-    browser.wait_for("document.getElementById('chat-title').textContent === 'Mallory'", "the chat's details show")
+    # Opened from the keyboard: the row is a button; Enter on it shows the details, focus stays on it.
+    browser.evaluate(f"{chat_row('491703333333@c.us')}.querySelector('button').focus()")
+    browser.press_enter()
+    browser.wait_for("document.getElementById('chat-title').textContent === 'Mallory'", "Enter on a chat shows its details")
+    expect(browser.evaluate(f"document.activeElement === {chat_row('491703333333@c.us')}.querySelector('button')"),
+           "focus stays on the chat's row")
     browser.wait_for("document.querySelectorAll('#event-list li').length === 2", "the auditor sees the chat's two events")
     data = browser.evaluate("[...document.querySelectorAll('#event-list pre')].map((pre) => pre.textContent).join('\\n')")
     expect(HOSTILE in (data or ""), "the event data shows the hostile preview as text")

@@ -175,7 +175,8 @@ async function loadDevices(more, quiet) {
   state.devicesCursor = page.nextCursor;
   $('more-devices').hidden = !page.nextCursor;
   $('devices-empty').hidden = shown.children.length > 0;
-  if (!state.deviceId && page.devices.length > 0 && !more && !quiet) selectDevice(page.devices[0].deviceId, false);
+  // The first device is shown until the person chooses one (also when devices appear later).
+  if (!state.deviceId && page.devices.length > 0 && !more) selectDevice(page.devices[0].deviceId, false);
 }
 
 function deviceItem(device) {
@@ -214,7 +215,7 @@ function selectDevice(deviceId, moveFocus) {
   $('asof-banner').hidden = true;
   $('asof-clear').hidden = true;
   renderChatDetails(null);
-  loadChats(false).then(() => { if (moveFocus) $('chats-panel').focus(); });
+  loadChats(false).then(() => { if (moveFocus) revealOnPhone($('chats-panel')); });
   followChanges(deviceId);
 }
 
@@ -327,6 +328,12 @@ function replaceKeepingFocus(list, items) {
   }
 }
 
+/** On a phone the panels are stacked: show the one that just changed. Focus stays on the
+ *  button that was pressed, so keyboard users keep their place in the list. */
+function revealOnPhone(panel) {
+  if (window.matchMedia('(max-width: 760px)').matches) panel.scrollIntoView({ block: 'start' });
+}
+
 // MARK: - One chat
 
 function selectChat(chatId) {
@@ -336,7 +343,7 @@ function selectChat(chatId) {
     else button.removeAttribute('aria-current');
   }
   renderChatDetails(state.chats.find((c) => c.id === chatId) || null);
-  $('chat-panel').focus();
+  revealOnPhone($('chat-panel'));
   if (state.role === 'auditor') loadEvents(false);
 }
 
