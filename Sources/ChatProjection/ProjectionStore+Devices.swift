@@ -133,41 +133,51 @@ extension ProjectionStore {
     /// A page of the devices a key may read, in byte order of their id, with their
     /// summaries; only devices the projection holds (that have had an event) are listed.
     ///
-    /// Reads one snapshot of the state (copy-on-write, taken under the lock), so versions,
-    /// positions and counts in a page agree with each other. One pass over the candidate
-    /// ids keeps the `limit` + 1 smallest after the cursor: no sort of every device.
+    /// Under the lock: one pass over the candidate ids keeping the `limit` + 1 smallest after
+    /// the cursor (no sort of every device), and a copy of the page's devices with their
+    /// positions, so versions, positions and counts in a page agree with each other. The
+    /// summaries are computed outside it. No copy of the whole state is taken: one alive
+    /// while events are applied would make the applier copy its tables (the event-id
+    /// window alone is tens of MB).
     /// - Parameter scope: the ids the key may read; nil for every device.
     /// - Throws: `DeviceListQuery.InvalidCursor` for a cursor that is not one of ours.
     public func devicePage(scope: Set<String>?, query: DeviceListQuery) throws(DeviceListQuery.InvalidCursor) -> DevicePage {
-        let after = try query.cursor.map { cursor throws(DeviceListQuery.InvalidCursor) in try DeviceListQuery.deviceId(of: cursor) }
-        let state = snapshot()
+        let after = try query.cursor.map { cursor throws(DeviceListQuery.InvalidCursor) in
+            try DeviceListQuery.deviceId(of: cursor)
+        }
         let keep = query.limit + 1  // one more than the page: whether a next page exists
-        var smallest: [String] = []
-        smallest.reserveCapacity(keep)
-        func consider(_ deviceId: String) {
-            if let after, !Self.precedes(after, deviceId) { return }
-            if smallest.count == keep, let last = smallest.last, !Self.precedes(deviceId, last) { return }
-            var low = 0
-            var high = smallest.count
-            while low < high {
-                let middle = (low + high) / 2
-                if Self.precedes(smallest[middle], deviceId) { low = middle + 1 } else { high = middle }
+        let (selected, devices) = state.withLock { state in
+            var smallest: [String] = []
+            smallest.reserveCapacity(keep)
+            func consider(_ deviceId: String) {
+                if let after, !Self.precedes(after, deviceId) { return }
+                if smallest.count == keep, let last = smallest.last, !Self.precedes(deviceId, last) { return }
+                var low = 0
+                var high = smallest.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if Self.precedes(smallest[middle], deviceId) { low = middle + 1 } else { high = middle }
+                }
+                smallest.insert(deviceId, at: low)
+                if smallest.count > keep { smallest.removeLast() }
             }
-            smallest.insert(deviceId, at: low)
-            if smallest.count > keep { smallest.removeLast() }
+            if let scope {
+                for deviceId in scope where state.devices[deviceId] != nil { consider(deviceId) }
+            } else {
+                for deviceId in state.devices.keys { consider(deviceId) }
+            }
+            let devices = smallest.prefix(query.limit).compactMap { deviceId in
+                state.devices[deviceId].map { ($0, state.position(of: deviceId)) }
+            }
+            return (smallest.count, devices)
         }
-        if let scope {
-            for deviceId in scope where state.devices[deviceId] != nil { consider(deviceId) }
-        } else {
-            for deviceId in state.devices.keys { consider(deviceId) }
-        }
-        let page = smallest.prefix(query.limit)
-        let summaries = page.compactMap { deviceId in
-            state.devices[deviceId].map { DeviceSummary($0, position: state.position(of: deviceId)) }
-        }
-        let next = smallest.count > query.limit ? page.last.map(DeviceListQuery.cursor(after:)) : nil
+        let summaries = devices.map { DeviceSummary($0.0, position: $0.1) }
+        let next = selected > query.limit ? summaries.last.map { DeviceListQuery.cursor(after: $0.deviceId) } : nil
         return DevicePage(devices: summaries, nextCursor: next)
     }
+
+    /// What the projection has counted so far (applied, duplicates, ignored, dead letters).
+    public var counts: ProjectionState.Counts { state.withLock { $0.counts } }
 
     /// Byte order of UTF-8, the order of the device list and its cursors.
     private static func precedes(_ lhs: String, _ rhs: String) -> Bool {

@@ -196,10 +196,11 @@ public final class QueryAPI: Sendable {
         } catch {
             return .response(error.response)
         }
-        let state = store.snapshot()
+        // Read piece by piece: a copy of the whole state alive while events are applied
+        // would make the applier copy its tables.
         let report = ServiceStatus(
-            ready: isReady(), role: grant.role, source: source(), appliedOffsets: state.positions, devices: state.devices.count,
-            counts: state.counts)
+            ready: isReady(), role: grant.role, source: source(), appliedOffsets: store.appliedOffsets, devices: store.deviceCount,
+            counts: store.counts)
         return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
     }
 
