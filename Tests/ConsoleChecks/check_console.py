@@ -433,6 +433,11 @@ def main():
             if browser:
                 browser.close()
             ledger.stop()
+            if failures:  # what the processes said, to find the cause
+                for log in [directory + "/run.log", directory + "/profile.log"]:
+                    if os.path.exists(log):
+                        print(f"--- last lines of {os.path.basename(log)}")
+                        print("".join(open(log, errors="replace").readlines()[-20:]))
     print(f"{len(failures)} failures; screenshots in {screenshots}")
     return 1 if failures else 0
 
