@@ -151,16 +151,11 @@ public enum ChatListRenderer {
 
     /// `{"unreadChats":n,"unreadMessages":n}` over the chats outside the archive.
     public static func unread(_ device: DeviceProjection?) -> RenderedView {
-        var chats = 0
-        var messages: Int64 = 0
-        for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
-            if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
-            messages += Int64(chat.unreadCount)
-        }
+        let totals = UnreadTotals(device)
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("unreadChats", Int64(chats))
-        writer.field("unreadMessages", messages)
+        writer.field("unreadChats", Int64(totals.chats))
+        writer.field("unreadMessages", totals.messages)
         writer.endObject()
         return RenderedView(bytes: writer.bytes, version: device?.version ?? 0, validUntil: nil)
     }

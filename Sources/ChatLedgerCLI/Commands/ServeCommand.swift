@@ -33,7 +33,8 @@ enum ServeCommand: Command {
         let follower = LogTail(log: log, topic: topic, store: store)
         let metrics = QueryWorkerOptions.metrics(store: store, log: log)
         let api = QueryAPI(
-            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp })
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp },
+            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) })
         let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
         print("url=\(url)")
@@ -55,6 +56,7 @@ private final class LogTail: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let caughtUp = Atomic<Bool>(false)
     private let failure = Atomic<Bool>(false)
+    private let readThrough = Mutex<[Int32: Int64]>([:])
     private let done = Semaphore()
 
     init(log: EventLog, topic: String, store: ProjectionStore) {
@@ -65,6 +67,8 @@ private final class LogTail: Sendable {
 
     var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
     var failed: Bool { failure.load(ordering: .acquiring) }
+    /// Per partition, the end of the log as last read (the next offset it will hold).
+    var endOffsets: [Int32: Int64] { readThrough.withLock { $0 } }
 
     func start(onApplied: @escaping @Sendable () -> Void) {
         Thread { [self] in
@@ -112,6 +116,7 @@ private final class LogTail: Sendable {
                 }
             }
             lookForPartitions = applied == 0
+            readThrough.withLock { $0 = followers.mapValues(\.nextOffset) }
             if applied > 0 {
                 onApplied()
                 continue
