@@ -34,7 +34,11 @@ let package = Package(
         // epoll for the HTTP server, in C (its event struct is packed), and the HTTP query
         // worker (in progress, issue #6): a strict HTTP/1.1 parser and an epoll server so far.
         .target(name: "CLedgerSystem"),
-        .target(name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"]),
+        // The console's page, script and styles are compiled into the binary (served at `/`).
+        .target(
+            name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"],
+            resources: [.embedInCode("Console/console.html"), .embedInCode("Console/console.js"), .embedInCode("Console/console.css")]
+        ),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",

@@ -3,11 +3,13 @@
 #
 #   deploy/local.sh run    install what is missing, build release, start ChatLedger with demo traffic
 #   deploy/local.sh test   install what is missing, build, run the whole test suite, then
-#                          check live API responses against schemas/openapi.yaml and
-#                          deploy/ against the binary (see Tests/SchemaChecks, Tests/DeployChecks)
+#                          check live API responses against schemas/openapi.yaml, drive the
+#                          console in headless Chromium (screenshots in .build/console-screenshots)
+#                          and check deploy/ against the binary (see Tests/SchemaChecks,
+#                          Tests/ConsoleChecks, Tests/DeployChecks)
 #
 # Needs a Swift 6 toolchain (swift.org; /opt/swift is found automatically) and apt-get
-# for librdkafka-dev, pkg-config and kcat (as root, or with sudo).
+# for librdkafka-dev, pkg-config and kcat, and for `test` chromium (as root, or with sudo).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,8 +34,9 @@ apt_install() {
 install_system_packages() {
   local missing=()
   local packages=(librdkafka-dev pkg-config kcat)
-  # The test suite also checks deploy/: systemd-analyze verify and shellcheck.
-  [ "${1:-}" = test ] && packages+=(systemd shellcheck)
+  # The test suite also checks deploy/ (systemd-analyze verify, shellcheck) and drives the
+  # console in Debian's headless Chromium (with a font to render its text).
+  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core)
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
@@ -76,6 +79,13 @@ run_tests() {
   log "checking live API responses against schemas/openapi.yaml"
   "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger >/dev/null ||
     "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger
+  log "driving the console in headless Chromium against chatledger run (screenshots in .build/console-screenshots)"
+  # Run once (a second run could hide a flaky first one); its report is printed if it fails.
+  if ! python3 Tests/ConsoleChecks/check_console.py .build/debug/chatledger .build/console-screenshots \
+      >.build/console-check.log 2>&1; then
+    cat .build/console-check.log
+    exit 1
+  fi
   log "checking deploy/ against chatledger --help, systemd-analyze and shellcheck"
   "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger >/dev/null ||
     "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger

@@ -22,25 +22,41 @@ public struct Event: Sendable, Hashable {
     }
     /// The type-specific part.
     public var payload: EventPayload
+    /// The bridge record the adapter stage made this event from (SPEC §6); nil for events a
+    /// bridge published in the canonical form itself.
+    public var source: EventSource? {
+        get { sourceBox?.source }
+        set { sourceBox = newValue.map(EventSource.Box.init) }
+    }
 
     /// `eventId` as stored: inline, so parsing one allocates nothing for it.
     package var eventIdText: InlineString
     /// `chatId` as stored.
     package var chatIdText: InlineString?
+    /// `source` as stored: one reference, so events without a source (every event on the
+    /// replay path of a log fed by bridges directly) stay as small as before.
+    package var sourceBox: EventSource.Box?
 
-    /// Creates an event from its parts (used by the traffic model and tests).
-    public init(eventId: String, deviceId: String, occurredAt: Int64, chatId: String?, payload: EventPayload) {
+    /// Creates an event from its parts (used by the traffic model, the adapter stage and tests).
+    public init(
+        eventId: String, deviceId: String, occurredAt: Int64, chatId: String?, payload: EventPayload,
+        source: EventSource? = nil
+    ) {
         self.init(
             eventIdText: InlineString(eventId), deviceId: deviceId, occurredAt: occurredAt,
-            chatIdText: chatId.map(InlineString.init), payload: payload)
+            chatIdText: chatId.map(InlineString.init), payload: payload, sourceBox: source.map(EventSource.Box.init))
     }
 
-    package init(eventIdText: InlineString, deviceId: String, occurredAt: Int64, chatIdText: InlineString?, payload: EventPayload) {
+    package init(
+        eventIdText: InlineString, deviceId: String, occurredAt: Int64, chatIdText: InlineString?, payload: EventPayload,
+        sourceBox: EventSource.Box? = nil
+    ) {
         self.eventIdText = eventIdText
         self.deviceId = deviceId
         self.occurredAt = occurredAt
         self.chatIdText = chatIdText
         self.payload = payload
+        self.sourceBox = sourceBox
     }
 
     /// The wire name of the event's type, e.g. `message.created`.
@@ -65,6 +81,9 @@ public enum EventPayload: Sendable, Hashable {
     case chatSnapshot(ChatSnapshot)
     case groupParticipants(GroupParticipants)
     case accountSettings(keepChatsArchived: Bool)
+    /// `contact.aliased`: the chat's id and `alias` name the same contact (a phone id and
+    /// a LID); made by the adapter stage when a bridge record shows both.
+    case contactAliased(ContactAliased)
     /// A `type` this build does not know, with a valid envelope: kept in the log, ignored
     /// by projections. Its `data` is not interpreted.
     case unknown(type: String)
@@ -88,6 +107,7 @@ public enum EventPayload: Sendable, Hashable {
         case .chatSnapshot: return EventType.chatSnapshot.rawValue
         case .groupParticipants: return EventType.groupParticipants.rawValue
         case .accountSettings: return EventType.accountSettings.rawValue
+        case .contactAliased: return EventType.contactAliased.rawValue
         case .unknown(let type): return type
         }
     }
@@ -111,6 +131,7 @@ public enum EventType: String, Sendable, CaseIterable {
     case chatSnapshot = "chat.snapshot"
     case groupParticipants = "group.participants"
     case accountSettings = "account.settings"
+    case contactAliased = "contact.aliased"
 
     /// Device-level types carry no `chatId`.
     public var isDeviceLevel: Bool { self == .accountSettings }
@@ -300,6 +321,48 @@ public struct GroupParticipants: Sendable, Hashable {
         self.action = action
         self.participants = participants
         self.includesMe = includesMe
+    }
+}
+
+/// `contact.aliased`: the event's `chatId` (the phone form, `<digits>@c.us`) and `alias`
+/// (usually the contact's LID, `<digits>@lid`) are the same contact, so their chats are one.
+public struct ContactAliased: Sendable, Hashable {
+    /// The other id of the contact whose canonical id is the event's `chatId`.
+    public var alias: String
+
+    public init(alias: String) {
+        self.alias = alias
+    }
+}
+
+// MARK: - Source
+
+/// Where an event made by the adapter stage came from: the bridge format and the Kafka
+/// record (SPEC §6). An auditor goes from any event in the log to the bridge record with it.
+public struct EventSource: Sendable, Hashable {
+    /// The bridge format, e.g. `evolution`.
+    public var format: String
+    /// The bridge's Kafka topic.
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(format: String, topic: String, partition: Int32, offset: Int64) {
+        self.format = format
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+
+    /// The stored form of `Event.source`: a reference, compared and hashed by value.
+    package final class Box: Sendable, Hashable {
+        package let source: EventSource
+
+        package init(_ source: EventSource) { self.source = source }
+
+        package static func == (lhs: Box, rhs: Box) -> Bool { lhs === rhs || lhs.source == rhs.source }
+
+        package func hash(into hasher: inout Hasher) { hasher.combine(source) }
     }
 }
 

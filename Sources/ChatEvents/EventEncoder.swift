@@ -1,7 +1,8 @@
 /// Writes events as canonical JSON: one byte sequence per event.
 ///
 /// Canonical form (documented in `schemas/README.md`): the envelope's keys in SPEC order
-/// (`schemaVersion`, `eventId`, `deviceId`, `type`, `occurredAt`, `chatId`, `data`),
+/// (`schemaVersion`, `eventId`, `deviceId`, `type`, `occurredAt`, `chatId`, `data`,
+/// `source`),
 /// each `data` object's keys in the schema's order, absent optionals left out, no
 /// whitespace, and the shortest escapes (`\"`, `\\`, `\b\f\n\r\t`, `\u00XX` for other
 /// control characters; everything else as raw UTF-8). `parse(encode(e)) == e` for every
@@ -22,6 +23,15 @@ public enum EventEncoder {
         writer.beginObject()
         writePayload(event.payload, &writer)
         writer.endObject()
+        if let source = event.sourceBox?.source {
+            writer.key("source")
+            writer.beginObject()
+            writer.field("format", source.format)
+            writer.field("topic", source.topic)
+            writer.field("partition", Int64(source.partition))
+            writer.field("offset", source.offset)
+            writer.endObject()
+        }
         writer.endObject()
         return writer.bytes
     }
@@ -94,6 +104,8 @@ public enum EventEncoder {
             writer.field("includesMe", change.includesMe)
         case .accountSettings(let keepChatsArchived):
             writer.field("keepChatsArchived", keepChatsArchived)
+        case .contactAliased(let alias):
+            writer.field("alias", alias.alias)
         }
     }
 }

@@ -63,7 +63,7 @@ public struct EventParser: Sendable {
     }
 
     private static let envelopeKeys = KeyTable([
-        "schemaVersion", "eventId", "deviceId", "type", "occurredAt", "chatId", "data",
+        "schemaVersion", "eventId", "deviceId", "type", "occurredAt", "chatId", "data", "source",
     ])
     private static let requiredEnvelopeKeys = envelopeKeys.mask(
         "schemaVersion", "eventId", "deviceId", "type", "occurredAt")
@@ -79,6 +79,7 @@ public struct EventParser: Sendable {
         var deferredDataPosition: Int?
         var deferredDataKey: Range<Int>?
         var typeSeen = false
+        var sourceBox: EventSource.Box?
 
         try reader.beginObject("the event")
         try reader.readFields(Self.envelopeKeys, required: Self.requiredEnvelopeKeys) {
@@ -107,6 +108,7 @@ public struct EventParser: Sendable {
                 typeSeen = true
             case 4: occurredAt = try reader.readTimestamp()
             case 5: chatId = try reader.readInlineIdentifier(maxBytes: limits.maxAddressBytes)
+            case 7: sourceBox = EventSource.Box(try parseSource(&reader))
             default:
                 if typeSeen {
                     payload = try parsePayload(type, &reader)
@@ -139,7 +141,33 @@ public struct EventParser: Sendable {
         try checkChatId(present: chatId != nil, type: type)
         return Event(
             eventIdText: eventId, deviceId: consume deviceId, occurredAt: occurredAt, chatIdText: chatId,
-            payload: consume parsedPayload)
+            payload: consume parsedPayload, sourceBox: sourceBox)
+    }
+
+    private static let sourceKeys = KeyTable(["format", "topic", "partition", "offset"])
+
+    /// The envelope's optional `source`: which bridge record the adapter stage made the event from.
+    private func parseSource(_ reader: inout JSONReader) throws(EventValidationError) -> EventSource {
+        try reader.beginObject("source")
+        let savedPath = reader.containerPath
+        reader.containerPath = "source"
+        defer { reader.containerPath = savedPath }
+        var source = EventSource(format: "", topic: "", partition: 0, offset: 0)
+        try reader.readFields(Self.sourceKeys, required: 0b1111) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: source.format = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: source.topic = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            case 2:
+                let start = reader.position
+                let partition = try reader.readInt64()
+                guard partition >= 0, partition <= Int64(Int32.max) else {
+                    throw reader.failure(.invalidValue, "must be a Kafka partition (0 to \(Int32.max))", at: start)
+                }
+                source.partition = Int32(partition)
+            default: source.offset = try reader.readTimestamp()
+            }
+        }
+        return source
     }
 
     private func checkChatId(present: Bool, type: ParsedType) throws(EventValidationError) {
@@ -203,8 +231,16 @@ public struct EventParser: Sendable {
         case .groupParticipants: return .groupParticipants(try parseGroupParticipants(&reader))
         case .accountSettings:
             return .accountSettings(keepChatsArchived: try parseSingleBool(Self.settingsKeys, &reader))
+        case .contactAliased:
+            var alias = ""
+            try reader.readFields(Self.aliasKeys, required: 1) { _, reader throws(EventValidationError) in
+                alias = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            }
+            return .contactAliased(ContactAliased(alias: alias))
         }
     }
+
+    private static let aliasKeys = KeyTable(["alias"])
 
     private static let noKeys = KeyTable([])
     private static let archivedKeys = KeyTable(["archived"])

@@ -18,9 +18,10 @@ package enum ReferenceEventDecoder {
         var occurredAt: Int64
         var chatId: String?
         var data: DataFields?
+        var source: SourceFields?
 
         private enum CodingKeys: String, CodingKey {
-            case schemaVersion, eventId, deviceId, type, occurredAt, chatId, data
+            case schemaVersion, eventId, deviceId, type, occurredAt, chatId, data, source
         }
 
         init(from decoder: any Decoder) throws {
@@ -33,7 +34,15 @@ package enum ReferenceEventDecoder {
             chatId = try container.decodeIfPresent(String.self, forKey: .chatId)
             // An unknown type's data is not interpreted, as in the parser.
             data = EventType(rawValue: type) == nil ? nil : try container.decodeIfPresent(DataFields.self, forKey: .data)
+            source = try container.decodeIfPresent(SourceFields.self, forKey: .source)
         }
+    }
+
+    private struct SourceFields: Decodable {
+        var format: String
+        var topic: String
+        var partition: Int32
+        var offset: Int64
     }
 
     private struct LastMessage: Decodable {
@@ -74,6 +83,7 @@ package enum ReferenceEventDecoder {
         var participants: [String]?
         var includesMe: Bool?
         var keepChatsArchived: Bool?
+        var alias: String?
     }
 
     /// Decodes one value with `JSONDecoder`.
@@ -150,11 +160,14 @@ package enum ReferenceEventDecoder {
                     includesMe: try required(data?.includesMe, "includesMe")))
         case .accountSettings:
             payload = .accountSettings(keepChatsArchived: try required(data?.keepChatsArchived, "keepChatsArchived"))
+        case .contactAliased:
+            payload = .contactAliased(ContactAliased(alias: try required(data?.alias, "alias")))
         case nil:
             payload = .unknown(type: envelope.type)
         }
         return Event(
             eventId: envelope.eventId, deviceId: envelope.deviceId, occurredAt: envelope.occurredAt,
-            chatId: envelope.chatId, payload: payload)
+            chatId: envelope.chatId, payload: payload,
+            source: envelope.source.map { EventSource(format: $0.format, topic: $0.topic, partition: $0.partition, offset: $0.offset) })
     }
 }

@@ -143,24 +143,19 @@ public enum ChatListRenderer {
 
     /// One chat object, or nil if the device has no such chat.
     public static func chat(_ device: DeviceProjection?, chatId: String, now: Int64) -> RenderedView? {
-        guard let device, let chat = device.chats[chatId] else { return nil }
+        guard let device, let (id, chat) = device.chat(chatId) else { return nil }
         var writer = JSONWriter()
-        writeChat(chatId, chat, now: now, &writer)
+        writeChat(id, chat, now: now, &writer)
         return RenderedView(bytes: writer.bytes, version: device.version, validUntil: chat.muteUntil > now ? chat.muteUntil : nil)
     }
 
     /// `{"unreadChats":n,"unreadMessages":n}` over the chats outside the archive.
     public static func unread(_ device: DeviceProjection?) -> RenderedView {
-        var chats = 0
-        var messages: Int64 = 0
-        for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
-            if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
-            messages += Int64(chat.unreadCount)
-        }
+        let totals = UnreadTotals(device)
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("unreadChats", Int64(chats))
-        writer.field("unreadMessages", messages)
+        writer.field("unreadChats", Int64(totals.chats))
+        writer.field("unreadMessages", totals.messages)
         writer.endObject()
         return RenderedView(bytes: writer.bytes, version: device?.version ?? 0, validUntil: nil)
     }

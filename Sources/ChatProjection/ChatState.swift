@@ -17,10 +17,9 @@ public struct ChatState: Sendable, Hashable {
     public var muteUntil: Int64 = 0
     public var readOnly = false
     public var lastMessage: LastMessage?
-    /// The most recent unread incoming messages (at most `UnreadWindow.capacity`), oldest
-    /// first, as hashes of their ids: what `upToMessageId`, revokes and reads on the
-    /// phone act on. `unreadCount` may be larger: older unread messages are only counted.
-    var unread = UnreadList()
+    /// Every unread message and the most recent read ones, in order: what `upToMessageId`,
+    /// revokes and reads on the phone act on. `unreadCount` is always what it counts.
+    var history = MessageHistory()
 
     public init() {}
 
@@ -58,18 +57,6 @@ public struct LastMessage: Sendable, Hashable {
 
     /// Whether this is the message with id `messageId` (compared without unpacking).
     func isMessage(_ messageId: String) -> Bool { packedId == messageId }
-}
-
-/// An unread incoming message: its id's hash and its time.
-struct UnreadMessage: Sendable, Hashable {
-    var idHash: UInt64
-    var timestamp: Int64
-}
-
-/// Limits of what a chat remembers about its unread messages.
-enum UnreadWindow {
-    /// Unread messages tracked by id per chat; older ones are counted only.
-    static let capacity = 256
 }
 
 /// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for

@@ -57,7 +57,10 @@ public struct CheckpointStore: Sendable {
     }
 
     static let magic: [UInt8] = Array("CLEDGCKP".utf8)
-    static let version: UInt16 = 1
+    /// 2: message histories instead of at most 256 unread messages per chat, enums as fixed
+    /// wire codes, one event-id window per partition. Other versions are skipped (the log
+    /// is replayed instead).
+    static let version: UInt16 = 2
 
     /// Sequences of the checkpoint files present, ascending.
     public func sequences() -> [UInt64] {
@@ -99,10 +102,14 @@ public struct CheckpointStore: Sendable {
         for count in [state.counts.applied, state.counts.duplicate, state.counts.ignored, state.counts.deadLetters] {
             writer.u64(UInt64(count))
         }
-        let window = state.eventIds.oldestFirst
+        let windows = state.eventIds.partitions
         writer.u32(UInt32(state.eventIds.capacity))
-        writer.u32(UInt32(window.count))
-        for hash in window { writer.u64(hash) }
+        writer.u32(UInt32(windows.count))
+        for (partition, window) in windows {
+            writer.u32(UInt32(bitPattern: partition))
+            writer.u32(UInt32(window.count))
+            for hash in window { writer.u64(hash) }
+        }
         writer.u64(UInt64(devices.count))
         writer.raw(devices)
         writer.raw(digest.bytes)
@@ -141,7 +148,12 @@ public struct CheckpointStore: Sendable {
         let stored = bytes.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard CRC32C.checksum(Array(bytes.dropLast(4))) == stored else { throw damaged("CRC mismatch") }
         var reader = ByteReader(Array(bytes.dropLast(4)))
-        guard reader.take(8).map(Array.init) == Self.magic, reader.u16() == Self.version, let storedSequence = reader.u64(),
+        guard reader.take(8).map(Array.init) == Self.magic, let version = reader.u16() else { throw damaged("bad header") }
+        guard version == Self.version else {
+            throw ProjectionError(
+                path: path, "checkpoint format version \(version) is not this build's (\(Self.version)); the projection is rebuilt from the log")
+        }
+        guard let storedSequence = reader.u64(),
             let topic = reader.string(), let partitionCount = reader.u32()
         else { throw damaged("bad header") }
         var positions: [Int32: Int64] = [:]
@@ -154,11 +166,18 @@ public struct CheckpointStore: Sendable {
         guard let applied = reader.u64(), let duplicate = reader.u64(), let ignored = reader.u64(), let deadLetters = reader.u64(),
             let capacity = reader.u32(), let windowCount = reader.u32()
         else { throw damaged("bad counters") }
-        var window: [UInt64] = []
-        window.reserveCapacity(Int(windowCount))
+        var windows: [(partition: Int32, oldestFirst: [UInt64])] = []
         for _ in 0..<windowCount {
-            guard let hash = reader.u64() else { throw damaged("bad event id window") }
-            window.append(hash)
+            guard let partition = reader.u32(), let count = reader.u32(), Int(count) <= reader.remaining / 8 else {
+                throw damaged("bad event id window")
+            }
+            var window: [UInt64] = []
+            window.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                guard let hash = reader.u64() else { throw damaged("bad event id window") }
+                window.append(hash)
+            }
+            windows.append((Int32(bitPattern: partition), window))
         }
         guard let devicesLength = reader.u64(), let devicesBytes = reader.take(Int(devicesLength)).map(Array.init),
             let digestBytes = reader.take(32).map(Array.init), reader.isAtEnd
@@ -170,7 +189,7 @@ public struct CheckpointStore: Sendable {
         guard let devices = ProjectionCodec.decodeDevices(devicesBytes) else { throw damaged("undecodable state") }
         let state = ProjectionState(
             devices: devices, positions: positions, chainHashes: chainHashes,
-            eventIds: EventIdWindow(capacity: Int(capacity), oldestFirst: window),
+            eventIds: PartitionedEventIdWindow(capacity: Int(capacity), partitions: windows),
             counts: .init(applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters)))
         return (state, CheckpointInfo(
             sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))

@@ -142,58 +142,6 @@ struct MessageID: Hashable, Sendable, CustomStringConvertible {
     static func == (lhs: MessageID, rhs: String) -> Bool { lhs == MessageID(rhs) }
 }
 
-/// The tracked unread messages of a chat, oldest first: no allocation for none or one.
-struct UnreadList: Hashable, Sendable, Sequence {
-    private enum Storage: Hashable, Sendable {
-        case none
-        case one(UnreadMessage)
-        case many([UnreadMessage])
-    }
-
-    private var storage = Storage.none
-
-    init() {}
-
-    init(_ entries: [UnreadMessage]) {
-        storage = Self.normalized(entries)
-    }
-
-    var count: Int {
-        switch storage {
-        case .none: return 0
-        case .one: return 1
-        case .many(let entries): return entries.count
-        }
-    }
-
-    var entries: [UnreadMessage] {
-        switch storage {
-        case .none: return []
-        case .one(let entry): return [entry]
-        case .many(let entries): return entries
-        }
-    }
-
-    func makeIterator() -> IndexingIterator<[UnreadMessage]> { entries.makeIterator() }
-
-    /// Edits the entries as an array; the storage is compacted again afterwards.
-    mutating func modify<Result>(_ body: (inout [UnreadMessage]) -> Result) -> Result {
-        var array = entries
-        storage = .none  // let a `.many` array be uniquely referenced while edited
-        let result = body(&array)
-        storage = Self.normalized(array)
-        return result
-    }
-
-    private static func normalized(_ entries: [UnreadMessage]) -> Storage {
-        switch entries.count {
-        case 0: return .none
-        case 1: return .one(entries[0])
-        default: return .many(entries)
-        }
-    }
-}
-
 /// A device's chats by id, addressed with `String` ids.
 ///
 /// The chats live in one contiguous array, each key next to its state, and an
@@ -221,9 +169,14 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     }
 
     public subscript(chatId: String) -> ChatState? {
-        get { position(of: ChatKey(chatId)).map { entries[$0].state } }
+        get { self[ChatKey(chatId)] }
+        set { self[ChatKey(chatId)] = newValue }
+    }
+
+    /// A chat by its packed id.
+    subscript(key: ChatKey) -> ChatState? {
+        get { position(of: key).map { entries[$0].state } }
         set {
-            let key = ChatKey(chatId)
             if let newValue {
                 if let position = position(of: key) {
                     entries[position].state = newValue

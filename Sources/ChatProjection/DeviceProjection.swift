@@ -11,6 +11,9 @@ public struct DeviceProjection: Sendable, Hashable {
     /// The Kafka partition the device's events arrive on (one per device: the key is the
     /// device); -1 before any event.
     public internal(set) var partition: Int32 = -1
+    /// Other ids of contacts (a LID) → the id of the chat their events are folded into (the
+    /// phone id), from `contact.aliased`.
+    public internal(set) var aliases: [ChatKey: ChatKey] = [:]
 
     public init(deviceId: String) {
         self.deviceId = deviceId
@@ -18,45 +21,111 @@ public struct DeviceProjection: Sendable, Hashable {
 
     /// Chats whose id is this are kept in the log and left out of the chat list.
     public static let statusBroadcast = "status@broadcast"
-    private static let statusBroadcastText = InlineString(statusBroadcast)
 
     /// Applies one event (already deduplicated); returns false if it does not concern
-    /// the chat list (unknown type, `status@broadcast`), in which case nothing changed.
+    /// the chat list (unknown type, a broadcast list or a channel), in which case nothing
+    /// changed.
     mutating func apply(_ event: Event) -> Bool {
-        if event.chatIdText == Self.statusBroadcastText { return false }
+        let chatKind = event.chatIdText.map(ChatIdKind.init)
+        if chatKind == .notListed { return false }
         switch event.payload {
         case .unknown:
             return false
         case .accountSettings(let keep):
             keepChatsArchived = keep
+        case .contactAliased(let aliased):
+            guard let chatId = event.chatIdText else { return false }
+            link(alias: ChatKey(aliased.alias), to: ChatKey(chatId))
         default:
             guard let chatId = event.chatIdText else { return false }
-            applyToChat(ChatKey(chatId), event)
+            applyToChat(resolve(ChatKey(chatId)), isGroup: chatKind == .group, event)
         }
         version += 1
         return true
     }
 
-    private mutating func applyToChat(_ chatId: ChatKey, _ event: Event) {
+    /// The chat a chat id's events are folded into: itself, or the chat it is an alias of.
+    func resolve(_ chatId: ChatKey) -> ChatKey {
+        aliases.isEmpty ? chatId : aliases[chatId] ?? chatId
+    }
+
+    /// The chat with this id or with an id aliased to it (the API finds a contact's chat by
+    /// either of its ids).
+    public func chat(_ chatId: String) -> (id: String, chat: ChatState)? {
+        let key = resolve(ChatKey(chatId))
+        return chats[key].map { (key.description, $0) }
+    }
+
+    /// `contact.aliased`: from now on `alias`'s events fold into `canonical`'s chat; a chat
+    /// already held under `alias` is merged into it (`ChatState.merge`).
+    private mutating func link(alias: ChatKey, to canonical: ChatKey) {
+        let canonical = resolve(canonical)
+        guard alias != canonical else { return }
+        aliases[alias] = canonical
+        for (other, target) in aliases where target == alias { aliases[other] = canonical }  // alias was canonical for others
+        guard let aliased = chats[alias] else { return }
+        chats.remove(alias)
+        if chats[canonical] == nil {
+            chats[canonical] = aliased
+        } else {
+            chats.modify(canonical, creating: false) { $0.merge(aliased) }
+        }
+    }
+
+    private mutating func applyToChat(_ chatId: ChatKey, isGroup: Bool, _ event: Event) {
         let at = event.occurredAt
         switch event.payload {
         case .messageCreated(let message):
             let keep = keepChatsArchived
-            chats.modify(chatId, creating: true) { $0.receive(message, at: at, keepChatsArchived: keep) }
+            chats.modify(chatId, creating: true) {
+                $0.receive(message, at: at, keepChatsArchived: keep)
+                if isGroup { $0.isGroup = true }
+            }
         case .chatDeleted:
             chats.remove(chatId)
         case .messageEdited, .messageRevoked, .messageStatus, .messageReaction, .chatRead, .chatCleared:
             // These act on what the chat holds; for a chat never seen they change nothing.
             chats.modify(chatId, creating: false) { $0.update(with: event.payload, at: at) }
         default:
-            chats.modify(chatId, creating: true) { $0.update(with: event.payload, at: at) }
+            chats.modify(chatId, creating: true) {
+                $0.update(with: event.payload, at: at)
+                if isGroup { $0.isGroup = true }  // whatever a snapshot or an update says
+            }
         }
+    }
+}
+
+/// What a chat id says about the chat: WhatsApp's servers decide it (`@g.us` is always a
+/// group; broadcast lists, `status@broadcast` and `@newsletter` channels are not chats of
+/// the list).
+enum ChatIdKind: Equatable {
+    case group, notListed, other
+
+    init(_ chatId: InlineString) {
+        self = chatId.withBytes { bytes in
+            if Self.bytes(bytes, endWith: "@g.us") { return .group }
+            if Self.bytes(bytes, endWith: "@broadcast") || Self.bytes(bytes, endWith: "@newsletter") { return .notListed }
+            return .other
+        }
+    }
+
+    private static func bytes(_ bytes: UnsafeBufferPointer<UInt8>, endWith suffix: StaticString) -> Bool {
+        let count = suffix.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        let start = bytes.count - count
+        for index in 0..<count where bytes[start + index] != suffix.utf8Start[index] { return false }
+        return true
     }
 }
 
 extension ChatState {
     /// `message.created`.
     mutating func receive(_ message: MessageCreated, at time: Int64, keepChatsArchived: Bool) {
+        let kind: MessageHistory.Kind = message.fromMe ? .own : message.kind == .system ? .seen : .unread
+        // The same message again (a bridge re-sending it under a new event id) is the
+        // message the chat already has: it neither counts again nor moves anything.
+        let idHash = message.messageIdText.withBytes(stableHash)
+        guard history.insert(.init(idHash: idHash, kind: kind, timestamp: time)) else { return }
         // An older message arriving late (offline replay) does not become the last one.
         if lastMessage.map({ time >= $0.timestamp }) ?? true {
             lastMessage = LastMessage(
@@ -64,21 +133,17 @@ extension ChatState {
                 timestamp: time, ack: message.fromMe ? .pending : nil, revoked: false)
         }
         timestamp = max(timestamp, time)
-        if message.fromMe {
-            // Sending shows the user saw the chat: everything up to now is read.
-            readThrough(time: time)
+        switch kind {
+        case .own:
+            // Sending shows the user saw the chat: the whole chat is read (SPEC §2).
+            _ = history.readAll()
+            unreadCount = 0
             markedUnread = false
-            return
-        }
-        if message.kind != .system {
-            unreadCount += 1
-            let entry = UnreadMessage(idHash: message.messageIdText.withBytes(stableHash), timestamp: time)
-            unread.modify { unread in
-                let index = unread.lastIndex { $0.timestamp <= time }.map { $0 + 1 } ?? 0
-                unread.insert(entry, at: index)
-                if unread.count > UnreadWindow.capacity { unread.removeFirst() }  // still counted
-            }
+        case .unread:
+            unreadCount &+= 1
             if archived && !keepChatsArchived { archived = false }
+        case .seen, .hidden:
+            break  // a system message neither counts nor unarchives
         }
     }
 
@@ -88,13 +153,7 @@ extension ChatState {
         case .messageEdited(let edit):
             if lastMessage?.isMessage(edit.messageId) == true { lastMessage?.preview = edit.preview }
         case .messageRevoked(let revoke):
-            let hash = stableHash(revoke.messageId)
-            let removed = unread.modify { unread -> Bool in
-                guard let index = unread.firstIndex(where: { $0.idHash == hash }) else { return false }
-                unread.remove(at: index)
-                return true
-            }
-            if removed { unreadCount = max(0, unreadCount - 1) }
+            if history.revoke(stableHash(revoke.messageId)) { unreadCount = max(0, unreadCount - 1) }
             if lastMessage?.isMessage(revoke.messageId) == true {
                 lastMessage?.revoked = true
                 lastMessage?.preview = ""
@@ -105,17 +164,21 @@ extension ChatState {
                 lastMessage = last
             }
             if status.selfDevice == true, status.status == .read || status.status == .played {
-                readThrough(messageIds: status.messageIds)
+                // Receipts name incoming messages; an own message named here says nothing
+                // about what was read.
+                readThrough(status.messageIds) { $0 == .unread || $0 == .seen }
                 markedUnread = false  // the user opened the chat on the phone
             }
         case .messageReaction:
             break  // no unread change, no reorder
         case .chatRead(let read):
             if let upTo = read.upToMessageId {
-                readThrough(messageIds: [upTo], unknownReadsOverflow: true)
+                // A message never seen reads nothing: where it stands is unknown
+                // (`schemas/projection.md`).
+                readThrough([upTo]) { $0 != .hidden }
             } else {
+                _ = history.readAll()
                 unreadCount = 0
-                unread = UnreadList()
             }
             markedUnread = false
         case .chatMarkedUnread:
@@ -138,11 +201,10 @@ extension ChatState {
         case .chatCleared:
             lastMessage = nil
             unreadCount = 0
-            unread = UnreadList()
+            history = MessageHistory()
         case .chatSnapshot(let snapshot):
             name = snapshot.name
             isGroup = snapshot.isGroup
-            unreadCount = Int32(clamping: snapshot.unreadCount)
             markedUnread = snapshot.markedUnread
             archived = snapshot.archived
             pinned = snapshot.pinned
@@ -154,7 +216,8 @@ extension ChatState {
                     id: $0.id, fromMe: $0.fromMe, kind: $0.kind, preview: $0.revoked == true ? "" : $0.preview,
                     timestamp: $0.timestamp, ack: $0.ack, revoked: $0.revoked ?? false)
             }
-            unread = UnreadList()  // which messages are unread is not known; they are counted only
+            history = Self.history(of: snapshot)
+            unreadCount = history.unreadMessages
         case .groupParticipants(let change):
             isGroup = true
             if change.includesMe {
@@ -164,35 +227,68 @@ extension ChatState {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
             break  // handled by the device
         }
     }
 
-    /// Reads every unread message up to `time`.
-    private mutating func readThrough(time: Int64) {
-        unread.modify { $0.removeAll { $0.timestamp <= time } }
-        unreadCount = Int32(unread.count)
+    /// Takes in the chat the same contact had under another id (`contact.aliased`): the
+    /// messages of both, each once (a message known under both ids counts once, and as
+    /// read if either chat read it); the newer last message and activity; pinned, marked
+    /// unread or read-only if either is; the longer mute; archived and name as the chat
+    /// with the newer activity says (the name falls back to the other's).
+    mutating func merge(_ other: ChatState) {
+        let otherIsNewer = other.timestamp > timestamp
+        history.merge(other.history)
+        unreadCount = history.unreadMessages
+        if let theirs = other.lastMessage, lastMessage.map({ theirs.timestamp > $0.timestamp }) ?? true { lastMessage = theirs }
+        if otherIsNewer {
+            archived = other.archived
+            name = other.name ?? name
+        } else if name == nil {
+            name = other.name
+        }
+        timestamp = max(timestamp, other.timestamp)
+        isGroup = isGroup || other.isGroup
+        markedUnread = markedUnread || other.markedUnread
+        readOnly = readOnly || other.readOnly
+        if other.pinned, !pinned || (other.pinnedAt ?? .min) > (pinnedAt ?? .min) {
+            pinned = true
+            pinnedAt = other.pinnedAt
+        }
+        if muteUntil != -1 { muteUntil = other.muteUntil == -1 ? -1 : max(muteUntil, other.muteUntil) }
     }
 
-    /// Reads the tracked unread messages named by `messageIds` and everything before them.
-    /// When none is tracked: the last message named reads the whole chat; otherwise, with
-    /// `unknownReadsOverflow`, the id is taken to be older than every tracked message, so
-    /// only the counted-but-untracked ones are read.
-    private mutating func readThrough(messageIds: [String], unknownReadsOverflow: Bool = false) {
-        let hashes = Set(messageIds.map(stableHash))
-        let found = unread.modify { unread -> Bool in
-            guard let newest = unread.lastIndex(where: { hashes.contains($0.idHash) }) else { return false }
-            unread.removeFirst(newest + 1)
-            return true
+    /// Reads the newest remembered message named by `messageIds` (of a kind `accepts`)
+    /// and everything before it; false if none is remembered.
+    @discardableResult
+    private mutating func readThrough(_ messageIds: [String], matching accepts: (MessageHistory.Kind) -> Bool) -> Bool {
+        guard let read = history.readThrough(messageIds.map(stableHash), matching: accepts) else { return false }
+        unreadCount = max(0, unreadCount - read)
+        return true
+    }
+
+    /// A snapshot's messages: its last message, and before it the unread messages it
+    /// counts without naming (the last message is one of them when it is an incoming,
+    /// countable one).
+    private static func history(of snapshot: ChatSnapshot) -> MessageHistory {
+        var history = MessageHistory()
+        var hidden = Int32(clamping: max(0, snapshot.unreadCount))
+        guard let last = snapshot.lastMessage else {
+            if hidden > 0 { _ = history.insert(.hidden(count: hidden, timestamp: snapshot.timestamp)) }
+            return history
         }
-        if found {
-            unreadCount = Int32(unread.count)
-        } else if let last = lastMessage, !last.fromMe, messageIds.contains(where: last.isMessage) {
-            unread = UnreadList()
-            unreadCount = 0
-        } else if unknownReadsOverflow {
-            unreadCount = Int32(unread.count)
+        let kind: MessageHistory.Kind
+        if last.fromMe {
+            kind = .own
+        } else if hidden > 0, last.kind != .system, last.revoked != true {
+            kind = .unread
+            hidden -= 1
+        } else {
+            kind = .seen
         }
+        if hidden > 0 { _ = history.insert(.hidden(count: hidden, timestamp: last.timestamp)) }
+        _ = history.insert(.init(idHash: stableHash(last.id), kind: kind, timestamp: last.timestamp))
+        return history
     }
 }

@@ -21,6 +21,9 @@ public struct EventIdWindow: Sendable, Hashable {
         insert(hash: stableHash(eventId))
     }
 
+    /// Whether no id was recorded yet.
+    var isEmpty: Bool { ring.isEmpty }
+
     /// Fetches the slot of an id (by its `stableHash`) into the cache ahead of its insert.
     func prefetch(hash: UInt64) {
         members.prefetch(hash)
@@ -41,18 +44,6 @@ public struct EventIdWindow: Sendable, Hashable {
         }
         members.insert(hash)
         return true
-    }
-
-    /// Adds another window's ids after this one's (oldest first), keeping the newest
-    /// `capacity`.
-    mutating func absorb(_ other: EventIdWindow) {
-        // When the other window alone fills this one, none of this one's ids would stay:
-        // taking it whole saves a million inserts at the end of a parallel replay.
-        if other.capacity == capacity, other.ring.count == capacity {
-            self = other
-            return
-        }
-        for hash in other.oldestFirst { _ = insert(hash: hash) }
     }
 
     /// The ids in the window, oldest first (for checkpoints).
@@ -78,5 +69,83 @@ public struct EventIdWindow: Sendable, Hashable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(capacity)
         hasher.combine(oldestFirst)
+    }
+}
+
+/// One `EventIdWindow` per Kafka partition, each of `capacity` ids: whether an event is a
+/// duplicate depends only on its own partition's events (a device's events, and so its
+/// redeliveries, are all in one partition), so the live fold, which sees every partition
+/// interleaved, and a replay of one partition at a time decide it alike.
+///
+/// Memory grows with the events seen: a partition's window fills to `capacity` ids
+/// (24–40 bytes each) only after that many events of its own.
+public struct PartitionedEventIdWindow: Sendable, Hashable {
+    /// Ids kept per partition.
+    public let capacity: Int
+    /// Indexed by partition number: partitions are small, dense numbers, and an array
+    /// reaches a window in place without hashing per event. A partition without events
+    /// has an empty window.
+    private var windows: [EventIdWindow] = []
+
+    public init(capacity: Int = 1_000_000) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// The partitions that have seen events, ascending, each with its ids oldest first.
+    var partitions: [(partition: Int32, oldestFirst: [UInt64])] {
+        windows.indices.compactMap { index in windows[index].isEmpty ? nil : (Int32(index), windows[index].oldestFirst) }
+    }
+
+    /// Rebuilds the windows of a checkpoint.
+    init(capacity: Int, partitions: [(partition: Int32, oldestFirst: [UInt64])]) {
+        self.init(capacity: capacity)
+        for (partition, hashes) in partitions where partition >= 0 {
+            grow(to: Int(partition))
+            windows[Int(partition)] = EventIdWindow(capacity: self.capacity, oldestFirst: hashes)
+        }
+    }
+
+    /// Fetches the slot of an id into the cache ahead of its insert.
+    func prefetch(hash: UInt64, partition: Int32) {
+        guard partition >= 0, Int(partition) < windows.count else { return }
+        windows[Int(partition)].prefetch(hash: hash)
+    }
+
+    /// Records an id (by its `stableHash`) seen on `partition`; false if that partition's
+    /// window already holds it (a duplicate).
+    mutating func insert(hash: UInt64, partition: Int32) -> Bool {
+        let index = Int(max(0, partition))
+        if index >= windows.count { grow(to: index) }
+        return windows[index].insert(hash: hash)
+    }
+
+    /// Takes in another state's windows; false, taking nothing, if both have seen events
+    /// of one partition.
+    mutating func absorb(_ other: PartitionedEventIdWindow) -> Bool {
+        for index in other.windows.indices where !other.windows[index].isEmpty {
+            if index < windows.count, !windows[index].isEmpty { return false }
+        }
+        for index in other.windows.indices where !other.windows[index].isEmpty {
+            grow(to: index)
+            windows[index] = other.windows[index]
+        }
+        return true
+    }
+
+    private mutating func grow(to index: Int) {
+        while windows.count <= index { windows.append(EventIdWindow(capacity: capacity)) }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.capacity == rhs.capacity
+            && lhs.partitions.elementsEqual(rhs.partitions) { $0.partition == $1.partition && $0.oldestFirst == $1.oldestFirst }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(capacity)
+        for (partition, hashes) in partitions {
+            hasher.combine(partition)
+            hasher.combine(hashes)
+        }
     }
 }

@@ -20,6 +20,13 @@ enum ProjectionCodec {
                 writer.string(chatId)
                 encode(chat, &writer)
             }
+            let aliases = device.aliases.map { ($0.key.description, $0.value.description) }
+                .sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+            writer.u32(UInt32(aliases.count))
+            for (alias, canonical) in aliases {
+                writer.string(alias)
+                writer.string(canonical)
+            }
         }
         return writer.bytes
     }
@@ -43,15 +50,16 @@ enum ProjectionCodec {
         if let message = chat.lastMessage {
             writer.string(message.id)
             writer.u8(message.fromMe ? 1 : 0)
-            writer.u8(UInt8(MessageKind.allCases.firstIndex(of: message.kind)!))
+            writer.u8(WireCode.kind(message.kind))
             writer.string(message.preview)
             writer.u64(UInt64(bitPattern: message.timestamp))
-            writer.u8(message.ack.map { UInt8(AckStatus.allCases.firstIndex(of: $0)!) } ?? 255)
+            writer.u8(message.ack.map(WireCode.ack) ?? WireCode.noAck)
             writer.u8(message.revoked ? 1 : 0)
         }
-        writer.u32(UInt32(chat.unread.count))
-        for entry in chat.unread {
-            writer.u64(entry.idHash)
+        let history = chat.history.entries
+        writer.u32(UInt32(history.count))
+        for entry in history {
+            writer.u64(entry.word)
             writer.u64(UInt64(bitPattern: entry.timestamp))
         }
     }
@@ -73,6 +81,11 @@ enum ProjectionCodec {
             for _ in 0..<chatCount {
                 guard let chatId = reader.string(), let chat = decodeChat(&reader) else { return nil }
                 device.chats[chatId] = chat
+            }
+            guard let aliasCount = reader.u32() else { return nil }
+            for _ in 0..<aliasCount {
+                guard let alias = reader.string(), let canonical = reader.string() else { return nil }
+                device.aliases[ChatKey(alias)] = ChatKey(canonical)
             }
             devices[deviceId] = device
         }
@@ -101,22 +114,65 @@ enum ProjectionCodec {
         guard let muteUntil = reader.u64() else { return nil }
         chat.muteUntil = Int64(bitPattern: muteUntil)
         if flags & 64 != 0 {
-            guard let id = reader.string(), let fromMe = reader.u8(), let kind = reader.u8(), Int(kind) < MessageKind.allCases.count,
-                let preview = reader.string(), let time = reader.u64(), let ack = reader.u8(),
-                ack == 255 || Int(ack) < AckStatus.allCases.count, let revoked = reader.u8()
+            guard let id = reader.string(), let fromMe = reader.u8(), let kind = reader.u8().flatMap(WireCode.kind),
+                let preview = reader.string(), let time = reader.u64(), let ackCode = reader.u8(), let revoked = reader.u8()
             else { return nil }
+            let ack = WireCode.ack(ackCode)
+            guard ack != nil || ackCode == WireCode.noAck else { return nil }
             chat.lastMessage = LastMessage(
-                id: id, fromMe: fromMe == 1, kind: MessageKind.allCases[Int(kind)], preview: preview,
-                timestamp: Int64(bitPattern: time), ack: ack == 255 ? nil : AckStatus.allCases[Int(ack)], revoked: revoked == 1)
+                id: id, fromMe: fromMe == 1, kind: kind, preview: preview,
+                timestamp: Int64(bitPattern: time), ack: ack, revoked: revoked == 1)
         }
-        guard let count = reader.u32(), count <= UnreadWindow.capacity else { return nil }
-        var unread: [UnreadMessage] = []
+        guard let count = reader.u32(), Int(count) <= reader.remaining / 16 else { return nil }
+        var history: [MessageHistory.Entry] = []
+        history.reserveCapacity(Int(count))
         for _ in 0..<count {
-            guard let hash = reader.u64(), let time = reader.u64() else { return nil }
-            unread.append(UnreadMessage(idHash: hash, timestamp: Int64(bitPattern: time)))
+            guard let word = reader.u64(), let time = reader.u64() else { return nil }
+            history.append(MessageHistory.Entry(word: word, timestamp: Int64(bitPattern: time)))
         }
-        chat.unread = UnreadList(unread)
+        chat.history = MessageHistory(history)
         return chat
+    }
+
+    /// The codes enums are written as, in checkpoints and so in digests: fixed numbers,
+    /// independent of the order cases are declared in Swift (`schemas/projection.md`).
+    enum WireCode {
+        static func kind(_ kind: MessageKind) -> UInt8 {
+            switch kind {
+            case .text: return 0
+            case .image: return 1
+            case .video: return 2
+            case .audio: return 3
+            case .document: return 4
+            case .sticker: return 5
+            case .location: return 6
+            case .contact: return 7
+            case .call: return 8
+            case .system: return 9
+            }
+        }
+
+        static func kind(_ code: UInt8) -> MessageKind? {
+            MessageKind.allCases.first { kind($0) == code }
+        }
+
+        static func ack(_ ack: AckStatus) -> UInt8 {
+            switch ack {
+            case .error: return 0
+            case .pending: return 1
+            case .server: return 2
+            case .delivered: return 3
+            case .read: return 4
+            case .played: return 5
+            }
+        }
+
+        static func ack(_ code: UInt8) -> AckStatus? {
+            AckStatus.allCases.first { ack($0) == code }
+        }
+
+        /// An incoming message has no ack.
+        static let noAck: UInt8 = 255
     }
 }
 
@@ -143,6 +199,7 @@ struct ByteReader {
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     var isAtEnd: Bool { position == bytes.count }
+    var remaining: Int { bytes.count - position }
 
     mutating func take(_ count: Int) -> ArraySlice<UInt8>? {
         guard count >= 0, bytes.count - position >= count else { return nil }

@@ -125,7 +125,7 @@ public enum ProjectionRecovery {
                 }
                 let position = LogPosition(partition: partition, offset: record.offset)
                 if record.kind == .event, let value = record.value, let event = try? parser.parse(value) {
-                    let idHash = state.prefetch(event)
+                    let idHash = state.prefetch(event, partition: partition)
                     pending.fold(into: &state)
                     pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
                 } else {

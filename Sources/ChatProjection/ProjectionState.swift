@@ -9,7 +9,8 @@ public struct ProjectionState: Sendable, Hashable {
     public private(set) var positions: [Int32: Int64] = [:]
     /// Per partition, the chain hash of the last applied record (for checkpoints).
     public private(set) var chainHashes: [Int32: SHA256Digest] = [:]
-    public private(set) var eventIds: EventIdWindow
+    /// The recent event ids of each partition, which make redeliveries no-ops.
+    public private(set) var eventIds: PartitionedEventIdWindow
     /// Events seen, by outcome: `applied`, `duplicate`, `ignored` (unknown type, status posts).
     public private(set) var counts = Counts()
 
@@ -27,11 +28,16 @@ public struct ProjectionState: Sendable, Hashable {
         case ignored
     }
 
+    /// - Parameter eventIdWindow: event ids remembered per partition to recognise
+    ///   redeliveries.
     public init(eventIdWindow: Int = 1_000_000) {
-        eventIds = EventIdWindow(capacity: eventIdWindow)
+        eventIds = PartitionedEventIdWindow(capacity: eventIdWindow)
     }
 
-    init(devices: [String: DeviceProjection], positions: [Int32: Int64], chainHashes: [Int32: SHA256Digest], eventIds: EventIdWindow, counts: Counts) {
+    init(
+        devices: [String: DeviceProjection], positions: [Int32: Int64], chainHashes: [Int32: SHA256Digest],
+        eventIds: PartitionedEventIdWindow, counts: Counts
+    ) {
         self.devices = devices
         self.positions = positions
         self.chainHashes = chainHashes
@@ -44,14 +50,15 @@ public struct ProjectionState: Sendable, Hashable {
     /// `apply(_:eventIdHash:at:chainHash:)`. Mutating only so that a caller holding the
     /// state in a closure capture reaches it in place: a non-mutating call copied the
     /// whole state (a retain and release of each of its tables) per event.
-    mutating func prefetch(_ event: Event) -> UInt64 {
+    mutating func prefetch(_ event: Event, partition: Int32) -> UInt64 {
         let hash = event.eventIdHash
-        eventIds.prefetch(hash: hash)
+        eventIds.prefetch(hash: hash, partition: partition)
         return hash
     }
 
     /// Applies one event read from the log at `position` (with that record's chain hash).
-    /// Duplicates (an `eventId` seen before) change nothing but the position.
+    /// Duplicates (an `eventId` seen before on the same partition) change nothing but the
+    /// position.
     @discardableResult
     public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
         apply(event, eventIdHash: event.eventIdHash, at: position, chainHash: chainHash)
@@ -61,7 +68,7 @@ public struct ProjectionState: Sendable, Hashable {
     @discardableResult
     mutating func apply(_ event: Event, eventIdHash: UInt64, at position: LogPosition, chainHash: SHA256Digest) -> Outcome {
         advance(to: position, chainHash: chainHash)
-        guard eventIds.insert(hash: eventIdHash) else {
+        guard eventIds.insert(hash: eventIdHash, partition: position.partition) else {
             counts.duplicate += 1
             return .duplicate
         }
@@ -96,12 +103,12 @@ public struct ProjectionState: Sendable, Hashable {
     /// a device or a partition, when the result would depend on the order of events.
     mutating func absorb(_ other: ProjectionState) -> Bool {
         guard other.positions.keys.allSatisfy({ positions[$0] == nil }),
-            other.devices.keys.allSatisfy({ devices[$0] == nil })
+            other.devices.keys.allSatisfy({ devices[$0] == nil }),
+            eventIds.absorb(other.eventIds)
         else { return false }
         devices.merge(other.devices) { mine, _ in mine }
         positions.merge(other.positions) { mine, _ in mine }
         chainHashes.merge(other.chainHashes) { mine, _ in mine }
-        eventIds.absorb(other.eventIds)
         counts.applied += other.counts.applied
         counts.duplicate += other.counts.duplicate
         counts.ignored += other.counts.ignored

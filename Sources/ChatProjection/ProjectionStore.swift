@@ -8,7 +8,8 @@ import Synchronization
 /// apply (lock order: projection, then cache), so no query can see a new version while
 /// an old rendering is still cached.
 public final class ProjectionStore: Sendable {
-    private let state: Mutex<ProjectionState>
+    /// Internal so that `ProjectionStore+*.swift` extensions read it under the same lock.
+    let state: Mutex<ProjectionState>
     public let cache: SnapshotCache
 
     public init(_ initial: ProjectionState = ProjectionState(), cacheBytes: Int = 64 << 20) {

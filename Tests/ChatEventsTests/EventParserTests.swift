@@ -220,4 +220,59 @@ struct EventParserTests {
         #expect(error?.description.hasPrefix("data.kind: ") == true)
         #expect(error?.description.contains("(invalid_value, byte ") == true)
     }
+
+    // MARK: - source and contact.aliased
+
+    static let withSource = #"""
+        {"schemaVersion":1,"eventId":"E1","deviceId":"sales","type":"message.created","occurredAt":5,
+        "chatId":"c@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":"hi"},
+        "source":{"format":"evolution","topic":"evolution.sales.messages.upsert","partition":3,"offset":4711}}
+        """#
+
+    @Test("the envelope's source names the bridge record; events without one have none")
+    func sourceParses() throws {
+        let event = try parse(Self.withSource)
+        #expect(event.source == EventSource(format: "evolution", topic: "evolution.sales.messages.upsert", partition: 3, offset: 4711))
+        #expect(try parse(Self.incoming).source == nil)
+        #expect(try parse(Self.incoming) != event, "the source is part of the event's value")
+        // Before `data` and `type`, too.
+        let first = #"{"source":{"offset":0,"partition":0,"topic":"t","format":"f"},"schemaVersion":1,"eventId":"E1","deviceId":"d","type":"chat.read","occurredAt":1,"chatId":"c@c.us"}"#
+        #expect(try parse(first).source == EventSource(format: "f", topic: "t", partition: 0, offset: 0))
+    }
+
+    @Test("a source is closed and typed: each bad form names its field")
+    func sourceRejections() {
+        func source(_ body: String) -> String {
+            #"{"schemaVersion":1,"eventId":"E1","deviceId":"d","type":"chat.read","occurredAt":1,"chatId":"c@c.us","source":"# + body + "}"
+        }
+        let cases: [(String, EventValidationError.Code, String)] = [
+            (#"{"format":"f","topic":"t","partition":0}"#, .missingField, "source.offset"),
+            (#"{"format":"f","topic":"t","partition":0,"offset":1,"apikey":"k"}"#, .unknownField, "source.apikey"),
+            (#"{"format":"f","topic":"t","partition":2147483648,"offset":1}"#, .invalidValue, "source.partition"),
+            (#"{"format":"f","topic":"t","partition":-1,"offset":1}"#, .invalidValue, "source.partition"),
+            (#"{"format":"f","topic":"t","partition":0,"offset":-1}"#, .invalidValue, "source.offset"),
+            (#"{"format":"","topic":"t","partition":0,"offset":1}"#, .invalidValue, "source.format"),
+            (#"{"format":"f","topic":"t","partition":"0","offset":1}"#, .wrongType, "source.partition"),
+            (#"{"format":"f","topic":"t","partition":0,"offset":1,"offset":2}"#, .duplicateKey, "source.offset"),
+            (#""bridge-7""#, .wrongType, "source"),
+            (#"null"#, .wrongType, "source"),
+        ]
+        for (body, code, path) in cases {
+            let error = rejection(source(body))
+            #expect(error?.code == code, "\(body): \(String(describing: error))")
+            #expect(error?.path == path, "\(body): \(String(describing: error))")
+        }
+    }
+
+    @Test("contact.aliased carries the other id of the chat's contact and needs a chatId")
+    func contactAliased() throws {
+        let valid = #"{"schemaVersion":1,"eventId":"E1","deviceId":"d","type":"contact.aliased","occurredAt":1,"chatId":"491701234567@c.us","data":{"alias":"140913951141911@lid"}}"#
+        let event = try parse(valid)
+        #expect(event.payload == .contactAliased(ContactAliased(alias: "140913951141911@lid")))
+        #expect(event.type == "contact.aliased")
+        #expect(rejection(valid.replacingOccurrences(of: #""chatId":"491701234567@c.us","#, with: ""))?.code == .missingField)
+        #expect(rejection(valid.replacingOccurrences(of: #""alias":"140913951141911@lid""#, with: #""alias":"""#))?.code == .invalidValue)
+        #expect(rejection(valid.replacingOccurrences(of: #","data":{"alias":"140913951141911@lid"}"#, with: ""))?.path == "data")
+        #expect(rejection(valid.replacingOccurrences(of: #""alias""#, with: #""lid""#))?.code == .unknownField)
+    }
 }

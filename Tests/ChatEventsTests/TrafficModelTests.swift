@@ -33,7 +33,8 @@ struct TrafficModelTests {
             }
             if generated.event.chatId == "status@broadcast" { statusPosts += 1 }
         }
-        #expect(types == Set(EventType.allCases.map(\.rawValue)))
+        // contact.aliased is made by the adapter stage from bridge records, not by a bridge.
+        #expect(types == Set(EventType.allCases.filter { $0 != .contactAliased }.map(\.rawValue)))
         #expect(duplicates > 100)
         #expect(statusPosts > 100)
     }

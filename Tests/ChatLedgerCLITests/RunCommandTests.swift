@@ -87,7 +87,7 @@ struct RunCommandTests {
         #expect(run.terminate() == 0)
     }
 
-    @Test("/metrics of a live run: records and dead letters by reason as ingested, lag 0 once caught up, requests by route and status")
+    @Test("/metrics and /api/v1/status of a live run: records and dead letters by reason as ingested, lag 0 once caught up, requests by route and status")
     func metricsOfALiveRun() throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("run-metrics-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -116,6 +116,18 @@ struct RunCommandTests {
         #expect(text.contains(#"chatledger_projection_applied_offset{partition="0"} \#(last)"#))
         #expect(text.contains(#"chatledger_http_request_duration_seconds_count{route="/api/v1/devices/{deviceId}/unread",status="200"} 2"#))
         #expect(text.contains(#"chatledger_log_bytes{topic="wa.device-events",partition="0"} "#))
+
+        // /api/v1/status says the same: ready, partition 0 applied through the broker's end, lag 0, the counts.
+        let status = try get(run.port, "/api/v1/status").body
+        #expect(status["ready"] as? Bool == true)
+        #expect(status["source"] as? String == "kafka")
+        let partition = try #require((status["partitions"] as? [[String: Any]])?.first)
+        #expect(partition["appliedOffset"] as? Int == Int(last))
+        #expect(partition["endOffset"] as? Int == Int(last) + 1)
+        #expect(partition["lag"] as? Int == 0)
+        let counts = try #require(status["counts"] as? [String: Any])
+        #expect(counts["applied"] as? Int == 5)
+        #expect(counts["deadLetters"] as? Int == 2, "the invalid JSON and the key mismatch")
         #expect(run.terminate() == 0)
     }
 
@@ -129,7 +141,7 @@ struct RunCommandTests {
         #expect(run.standardError.contains("already holds an event log"))
     }
 
-    @Test("the stale-count scenario with ingest and serve as separate processes: the next query with minPosition says 3; a plain GET catches up within the freshness delay")
+    @Test("the stale-count scenario with ingest and serve as separate processes: the next query with minPosition says 3; a plain GET catches up within the freshness delay; serve lists the key's device and reports the log as its source")
     func staleCountIngestAndServe() throws {
         let cluster = try MockCluster(topics: [("wa.device-events", 2)])
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString)").path
@@ -147,6 +159,16 @@ struct RunCommandTests {
 
         try staleCountScenario(brokers: cluster.bootstrapServers, port: port, mode: "ingest+serve")
         #expect(try get(port, "/api/v1/devices/dev-other/chats").status == 404, "outside the key's scope")
+        let devices = try get(port, "/api/v1/devices").body["devices"] as? [[String: Any]]
+        #expect(devices?.map { $0["deviceId"] as? String } == ["dev-s"])
+        #expect(devices?.first?["unreadMessages"] as? Int == 6)
+        // serve's source is the log: once a round has read it, its end is the applied offset + 1.
+        var partitions: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            partitions = try get(port, "/api/v1/status").body["partitions"] as? [[String: Any]] ?? []
+        } while !partitions.contains(where: { $0["endOffset"] as? Int != nil && $0["lag"] as? Int == 0 }) && ContinuousClock.now < deadline
+        #expect(partitions.contains { ($0["endOffset"] as? Int).map { $0 > 0 } == true && $0["lag"] as? Int == 0 }, "\(partitions)")
         #expect(serve.terminate() == 0)
     }
 }

@@ -83,16 +83,4 @@ struct CompactTextTests {
             }
         }
     }
-
-    @Test("the unread list stores none or one entry inline and many in an array, keeping order")
-    func unreadList() {
-        var list = UnreadList()
-        for index in 0..<3 {
-            list.modify { $0.append(UnreadMessage(idHash: UInt64(index), timestamp: Int64(index))) }
-            #expect(list.count == index + 1)
-        }
-        list.modify { $0.removeFirst(2) }
-        #expect(list.entries == [UnreadMessage(idHash: 2, timestamp: 2)])
-        #expect(UnreadList(list.entries) == list)
-    }
 }

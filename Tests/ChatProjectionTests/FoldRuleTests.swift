@@ -178,8 +178,12 @@ struct FoldRuleTests {
         #expect(chat.timestamp == 900)
         #expect(chat.lastMessage?.id == "X")
         #expect(chat.lastMessage?.ack == .read)
-        // Reading up to a message it does not know reads the counted-only messages.
+        // The messages before the snapshot are gone: a read naming one of them reads nothing;
+        // the unread messages it counts come before its last message, so a read up to that
+        // message reads them.
         script.add(anna, at: 1_100, .chatRead(ChatRead(upToMessageId: "M2")))
+        #expect(script.chat(anna)?.unreadCount == 7)
+        script.add(anna, at: 1_200, .chatRead(ChatRead(upToMessageId: "X")))
         #expect(script.chat(anna)?.unreadCount == 0)
     }
 

@@ -44,28 +44,31 @@ struct HashSet64Tests {
         #expect(recent == [false, false])
     }
 
-    @Test("absorbing a window keeps the newest ids of both, oldest first, whether or not the other one is full")
-    func absorbKeepsNewest() {
-        for otherCount in [2, 4, 6] {
-            var mine = EventIdWindow(capacity: 4)
-            var other = EventIdWindow(capacity: 4)
-            var oneByOne = EventIdWindow(capacity: 4)
-            let myIds = (0..<3).map { "mine-\($0)" }
-            let otherIds = (0..<otherCount).map { "other-\($0)" }
-            for id in myIds {
-                _ = mine.insert(id)
-                _ = oneByOne.insert(id)
-            }
-            for id in otherIds {
-                _ = other.insert(id)
-                _ = oneByOne.insert(id)
-            }
-            mine.absorb(other)
-            #expect(mine == oneByOne, "absorbing \(otherCount) ids")
-            #expect(mine.oldestFirst == (myIds + otherIds).suffix(4).map(stableHash))
-            let stillKnown = mine.insert(otherIds.last!)
-            #expect(!stillKnown, "the newest id is a duplicate after the merge")
-        }
+    @Test("each partition has its own window: an id is a duplicate only on the partition it was seen on, and absorbing refuses a shared partition")
+    func windowsPerPartition() {
+        var windows = PartitionedEventIdWindow(capacity: 2)
+        let first = [windows.insert(hash: stableHash("a"), partition: 0), windows.insert(hash: stableHash("a"), partition: 3)]
+        #expect(first == [true, true], "the same id on another partition is not a duplicate")
+        let again = windows.insert(hash: stableHash("a"), partition: 3)
+        #expect(!again)
+        // Partition 0 sees two more ids: "a" leaves its window, but not partition 3's.
+        _ = windows.insert(hash: stableHash("b"), partition: 0)
+        _ = windows.insert(hash: stableHash("c"), partition: 0)
+        let afterEviction = [windows.insert(hash: stableHash("a"), partition: 0), windows.insert(hash: stableHash("a"), partition: 3)]
+        #expect(afterEviction == [true, false])
+
+        var other = PartitionedEventIdWindow(capacity: 2)
+        _ = other.insert(hash: stableHash("z"), partition: 5)
+        let before = windows
+        let absorbed = windows.absorb(other)
+        let known = windows.insert(hash: stableHash("z"), partition: 5)
+        #expect(absorbed && !known)
+        var clash = PartitionedEventIdWindow(capacity: 2)
+        _ = clash.insert(hash: stableHash("y"), partition: 0)
+        var unchanged = before
+        let refused = !unchanged.absorb(clash)
+        #expect(refused)
+        #expect(unchanged == before, "a refused absorb takes nothing")
     }
 
     struct SplitMix {

@@ -258,9 +258,52 @@ def exercise(server):
     for line in data:
         validate(json.loads(line), DOCUMENT["components"]["schemas"]["ChangeEvent"], "changes data")
 
+    exercise_devices_status_console(server)
+
     malformed = raw(server.port, b"GET / HTTP/1.1\nHost: x\n\n")
     if not malformed.startswith("HTTP/1.1 400 "):
         fail(f"malformed HTTP: {malformed[:40]!r}")
+
+
+def exercise_devices_status_console(server):
+    """The device list (paging, scoping), the status route, the console's three routes."""
+    _, _, body = server.expect("GET", "/api/v1/devices", 200)
+    every = [device["deviceId"] for device in json.loads(body)["devices"]]
+    if sorted(every, key=lambda d: d.encode()) != every or len(every) != 3:
+        fail(f"devices: expected dev-1..dev-3 in byte order, got {every}")
+    paged, cursor = [], None
+    for _ in range(5):
+        _, _, body = server.expect("GET", "/api/v1/devices?limit=2" + (f"&cursor={cursor}" if cursor else ""), 200)
+        page = json.loads(body)
+        paged += [device["deviceId"] for device in page["devices"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    if paged != every:
+        fail(f"devices: paging by 2 gave {paged}, the whole list is {every}")
+    _, _, body = server.expect("GET", "/api/v1/devices", 200, key=READER)
+    if [device["deviceId"] for device in json.loads(body)["devices"]] != ["dev-1"]:
+        fail(f"devices: the reader for dev-1 sees {body}")
+    unread = json.loads(server.request("GET", "/api/v1/devices/dev-1/unread")[2])
+    summary = next(device for device in json.loads(server.request("GET", "/api/v1/devices")[2])["devices"]
+                   if device["deviceId"] == "dev-1")
+    if (summary["unreadChats"], summary["unreadMessages"]) != (unread["unreadChats"], unread["unreadMessages"]):
+        fail(f"devices: dev-1's summary {summary} disagrees with /unread {unread}")
+    server.expect("GET", "/api/v1/devices?limit=0", 400)
+    server.expect("GET", "/api/v1/devices?cursor=forged", 400)
+    server.expect("GET", "/api/v1/devices", 401, key=None)
+
+    _, _, body = server.expect("GET", "/api/v1/status", 200, key=READER)
+    status = json.loads(body)
+    if not status["ready"] or status["source"] != "kafka" or not status["partitions"]:
+        fail(f"status: expected ready, kafka, partitions: {status}")
+    server.expect("GET", "/api/v1/status?verbose=1", 400)
+    server.expect("GET", "/api/v1/status", 401, key="wrong")
+
+    for path in ["/", "/console.js", "/console.css"]:
+        _, headers, _ = server.expect("GET", path, 200, key=None)
+        server.expect("GET", path, 304, key=None, headers={"If-None-Match": headers["etag"]})
+    server.expect("HEAD", "/", 405, key=None)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ enum RunCommand: Command {
         let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp },
+            source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) },
             gaps: pipeline.gaps)
         let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
         pipeline.onBatchApplied = { server.wake() }  // parked queries and change streams look again
@@ -90,7 +91,8 @@ enum RunCommand: Command {
 
         if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
         print("url=\(url)")
-        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices/dev-1/chats")
+        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices")
+        print("console: open \(url)/ in a browser")
         flushStandardOutput()
 
         finished.wait()

@@ -35,7 +35,7 @@ enum ServeCommand: Command {
         let metrics = QueryWorkerOptions.metrics(store: store, log: log, gaps: gaps)
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp },
-            gaps: gaps)
+            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps)
         let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
         print("url=\(url)")
@@ -59,6 +59,7 @@ private final class LogTail: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let caughtUp = Atomic<Bool>(false)
     private let failure = Atomic<Bool>(false)
+    private let readThrough = Mutex<[Int32: Int64]>([:])
     private let done = Semaphore()
 
     init(log: EventLog, topic: String, store: ProjectionStore, gaps: GapRegister) {
@@ -70,6 +71,8 @@ private final class LogTail: Sendable {
 
     var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
     var failed: Bool { failure.load(ordering: .acquiring) }
+    /// Per partition, the end of the log as last read (the next offset it will hold).
+    var endOffsets: [Int32: Int64] { readThrough.withLock { $0 } }
 
     func start(onApplied: @escaping @Sendable () -> Void) {
         Thread { [self] in
@@ -120,6 +123,7 @@ private final class LogTail: Sendable {
                 }
             }
             lookForPartitions = applied == 0
+            readThrough.withLock { $0 = followers.mapValues(\.nextOffset) }
             if applied > 0 {
                 onApplied()
                 continue

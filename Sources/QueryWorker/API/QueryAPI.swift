@@ -12,12 +12,15 @@ import Synchronization
 /// auditor route with a reader key → 403. Responses come from the snapshot cache, carry
 /// `ETag` (the device version) and `X-Ledger-Position`, and `If-None-Match` with the
 /// current ETag answers 304. Query parameters are strict: unknown ones, bad values and
-/// foreign cursors are 400.
+/// foreign cursors are 400. `/api/v1/devices` lists the devices a key may read and
+/// `/api/v1/status` reports ingest progress (any valid key). `/` serves the console
+/// (`ConsoleAssets`), which reads the API with the key a person types in.
 public final class QueryAPI: Sendable {
     private let store: ProjectionStore
     private let keys: APIKeys
     private let clock: @Sendable () -> Int64
     private let isReady: @Sendable () -> Bool
+    private let source: @Sendable () -> SourceStatus
     private let metrics: MetricsRegistry?
     private let requestDurations: MetricsRegistry.Histogram?
     private let audit: AuditLog?
@@ -26,10 +29,14 @@ public final class QueryAPI: Sendable {
     /// - Parameters:
     ///   - metrics: served at `/metrics` (404 without), and where request durations go.
     ///   - audit: the log behind the auditor routes (`asOf`, `events`); without it they are 501.
+    ///   - isReady: what `/readyz` and `/api/v1/status` report.
+    ///   - source: where records come from and how far each partition reaches (the lag in
+    ///     `/api/v1/status`); read on the loop thread, so it must not block.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     public init(
         store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         isReady: @escaping @Sendable () -> Bool = { true },
+        source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) },
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
         gaps: GapRegister? = nil
     ) {
@@ -39,6 +46,7 @@ public final class QueryAPI: Sendable {
         self.metrics = metrics
         self.audit = audit
         self.isReady = isReady
+        self.source = source
         self.clock = clock
         requestDurations = metrics?.histogram(
             "chatledger_http_request_duration_seconds", help: "HTTP requests by route and status: count and time to answer.",
@@ -62,7 +70,9 @@ public final class QueryAPI: Sendable {
     static func routeLabel(_ head: HTTPRequestHead) -> String {
         let segments = head.path.split(separator: "/")
         switch segments.count {
-        case 1 where ["healthz", "readyz", "metrics"].contains(segments[0]): return "/" + segments[0]
+        case 0: return "/"
+        case 1 where ["healthz", "readyz", "metrics", "console.js", "console.css"].contains(segments[0]): return "/" + segments[0]
+        case 3 where segments[0...1] == ["api", "v1"] && ["devices", "status"].contains(segments[2]): return "/api/v1/" + segments[2]
         case 5 where segments[0...2] == ["api", "v1", "devices"] && ["chats", "unread", "changes", "events"].contains(segments[4]):
             return "/api/v1/devices/{deviceId}/" + segments[4]
         case 6 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats": return "/api/v1/devices/{deviceId}/chats/{chatId}"
@@ -117,6 +127,12 @@ public final class QueryAPI: Sendable {
             return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
         }
         switch segments {
+        case []:
+            return .response(ConsoleAssets.page.response(head))
+        case ["console.js"]:
+            return .response(ConsoleAssets.script.response(head))
+        case ["console.css"]:
+            return .response(ConsoleAssets.styles.response(head))
         case ["healthz"]:
             return .response(Self.json(200, #"{"status":"ok"}"#))
         case ["readyz"]:
@@ -125,6 +141,10 @@ public final class QueryAPI: Sendable {
         case ["metrics"] where metrics != nil:
             let body = Array((metrics?.render() ?? "").utf8)
             return .response(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body))
+        case ["api", "v1", "devices"]:
+            return deviceList(head)
+        case ["api", "v1", "status"]:
+            return status(head)
         case _ where segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]:
             return deviceRoute(head, deviceId: segments[3], rest: Array(segments[4...]))
         default:
@@ -134,9 +154,66 @@ public final class QueryAPI: Sendable {
 
     // MARK: - Device routes
 
-    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> Answer {
+    /// The grant of the request's `x-api-key`, or the 401 to answer.
+    private func authenticate(_ head: HTTPRequestHead) -> Result<APIKeys.Grant, Refusal> {
         guard let presented = head.header("x-api-key"), let grant = keys.authenticate(presented) else {
-            return .response(.error(401, code: "unauthorized", message: "a valid x-api-key header is required"))
+            return .failure(Refusal(response: .error(401, code: "unauthorized", message: "a valid x-api-key header is required")))
+        }
+        return .success(grant)
+    }
+
+    /// `GET /api/v1/devices?limit=&cursor=`: the devices the key may read, with summaries.
+    private func deviceList(_ head: HTTPRequestHead) -> Answer {
+        let grant: APIKeys.Grant
+        let parameters: [String: String]
+        do {
+            grant = try authenticate(head).get()
+            parameters = try Self.queryParameters(head.query)
+        } catch {
+            return .response(error.response)
+        }
+        if let unknown = parameters.keys.first(where: { !["limit", "cursor"].contains($0) }) {
+            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
+        }
+        var query = DeviceListQuery(cursor: parameters["cursor"])
+        if let text = parameters["limit"] {
+            guard let limit = Int(text), (1...DeviceListQuery.maxLimit).contains(limit) else {
+                return .response(.error(400, code: "bad_parameter", message: "limit must be 1...\(DeviceListQuery.maxLimit)"))
+            }
+            query.limit = limit
+        }
+        do {
+            let page = try store.devicePage(scope: grant.devices, query: query)
+            return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: page.json))
+        } catch {
+            return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))
+        }
+    }
+
+    /// `GET /api/v1/status`: readiness, per-partition progress and counts, for any valid key.
+    private func status(_ head: HTTPRequestHead) -> Answer {
+        let grant: APIKeys.Grant
+        do {
+            grant = try authenticate(head).get()
+            if let unknown = try Self.queryParameters(head.query).keys.first {
+                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
+            }
+        } catch {
+            return .response(error.response)
+        }
+        // Read piece by piece: a copy of the whole state alive while events are applied
+        // would make the applier copy its tables.
+        let report = ServiceStatus(
+            ready: isReady(), role: grant.role, source: source(), appliedOffsets: store.appliedOffsets, devices: store.deviceCount,
+            counts: store.counts)
+        return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
+    }
+
+    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> Answer {
+        let grant: APIKeys.Grant
+        switch authenticate(head) {
+        case .success(let granted): grant = granted
+        case .failure(let refusal): return .response(refusal.response)
         }
         guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
         let parameters: [String: String]

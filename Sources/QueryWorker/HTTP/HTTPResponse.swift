@@ -28,14 +28,16 @@ public struct HTTPResponse: Sendable, Equatable {
         lhs.status == rhs.status && lhs.body == rhs.body && lhs.headers.elementsEqual(rhs.headers) { $0 == $1 }
     }
 
-    /// The bytes on the wire, with `Content-Length` and `Connection` set.
-    func encoded(keepAlive: Bool) -> [UInt8] {
+    /// The bytes on the wire, with `Content-Length` and `Connection` set. The answer to a
+    /// `HEAD` request (`omitBody`) has the same head and no body (RFC 9110 §9.3.2), so the
+    /// next response on a kept-alive connection starts where the client expects it.
+    func encoded(keepAlive: Bool, omitBody: Bool = false) -> [UInt8] {
         var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
         for (name, value) in headers { head += name + ": " + value + "\r\n" }
         head += "Content-Length: \(body.count)\r\n"
         head += keepAlive ? "" : "Connection: close\r\n"
         head += "\r\n"
-        return Array(head.utf8) + body
+        return omitBody ? Array(head.utf8) : Array(head.utf8) + body
     }
 
     /// The head of a response whose body runs until the connection closes (a stream):

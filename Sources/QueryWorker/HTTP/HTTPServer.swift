@@ -334,10 +334,11 @@ public final class HTTPServer: Sendable {
     private func send(_ response: HTTPResponse, for request: Request, on connection: inout Connection) {
         observer?(request.head, response.status, .now - request.arrived)
         let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
+        let omitBody = request.head.method == "HEAD"
         if connection.output.isEmpty {
-            connection.output = response.encoded(keepAlive: keepAlive)  // the usual case: no copy
+            connection.output = response.encoded(keepAlive: keepAlive, omitBody: omitBody)  // the usual case: no copy
         } else {
-            connection.output += response.encoded(keepAlive: keepAlive)
+            connection.output += response.encoded(keepAlive: keepAlive, omitBody: omitBody)
         }
         if !keepAlive { connection.closeAfterWrite = true }
     }
