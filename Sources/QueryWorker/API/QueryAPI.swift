@@ -205,7 +205,7 @@ public final class QueryAPI: Sendable {
         // would make the applier copy its tables.
         let report = ServiceStatus(
             ready: isReady(), role: grant.role, source: source(), appliedOffsets: store.appliedOffsets, devices: store.deviceCount,
-            counts: store.counts)
+            counts: store.counts, lost: gaps?.unacknowledged ?? [])
         return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
     }
 
@@ -398,6 +398,15 @@ public final class QueryAPI: Sendable {
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("status", "data lost")
+        writeLostRanges(gaps, &writer)
+        writer.field("acknowledge", "chatledger acknowledge-loss --data DIR")
+        writer.endObject()
+        return HTTPResponse(status: 503, headers: [("Content-Type", "application/json")], body: writer.bytes)
+    }
+
+    /// `"lost":[{topic, partition, firstOffset, lastOffset, records, detectedAt}…]`, in
+    /// `/readyz` and `/api/v1/status`.
+    static func writeLostRanges(_ gaps: [LogGap], _ writer: inout JSONWriter) {
         writer.key("lost")
         writer.beginArray()
         for gap in gaps {
@@ -411,9 +420,6 @@ public final class QueryAPI: Sendable {
             writer.endObject()
         }
         writer.endArray()
-        writer.field("acknowledge", "chatledger acknowledge-loss --data DIR")
-        writer.endObject()
-        return HTTPResponse(status: 503, headers: [("Content-Type", "application/json")], body: writer.bytes)
     }
 
     static func json(_ status: Int, _ text: String) -> HTTPResponse {
