@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import LedgerSupport
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
@@ -30,7 +31,9 @@ public struct KafkaConfiguration: Sendable {
             guard result == RD_KAFKA_CONF_OK else {
                 rd_kafka_conf_destroy(conf)
                 let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                throw .configuration("\(key)=\(value): \(reason)")
+                // Never the value: it may be a password. librdkafka quotes it in some
+                // reasons ("Invalid value "…" for …"), so it is cut out of those too.
+                throw .configuration("property \(key): \(Self.redacting(value, in: reason))")
             }
         }
         rd_kafka_conf_set_log_cb(conf) { _, level, facility, message in
@@ -39,6 +42,42 @@ public struct KafkaConfiguration: Sendable {
             librdkafkaLogger.log(logLevel(syslog: level), text, ["facility": facilityText])
         }
         return conf
+    }
+}
+
+extension KafkaConfiguration {
+    /// `text` with every occurrence of `secret` replaced (for messages that quote a value).
+    static func redacting(_ secret: String, in text: String) -> String {
+        guard !secret.isEmpty else { return text }
+        return text.replacingOccurrences(of: secret, with: "<redacted>")
+    }
+
+    /// Properties from a librdkafka properties file, as `kcat -F` reads it: one
+    /// `key=value` per line (the value is everything after the first `=`, kept as is but
+    /// for trailing whitespace), blank lines and lines starting with `#` ignored.
+    /// - Throws: `KafkaError` naming the file and line (never a line's content, which may
+    ///   hold a secret) for a line without `=`, or the file when it cannot be read.
+    public static func properties(fromFile path: String) throws(KafkaError) -> [(key: String, value: String)] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .configuration("cannot read the Kafka properties file \(path)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw .configuration("the Kafka properties file \(path) is not UTF-8")
+        }
+        var properties: [(key: String, value: String)] = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = Substring(rawLine)
+            while let last = line.last, last.isWhitespace { line.removeLast() }
+            while let first = line.first, first.isWhitespace { line.removeFirst() }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw .configuration("\(path) line \(index + 1): not key=value")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else { throw .configuration("\(path) line \(index + 1): no key before =") }
+            properties.append((key, String(line[line.index(after: equals)...])))
+        }
+        return properties
     }
 }
 

@@ -1,4 +1,5 @@
 import CRdKafka
+import Synchronization
 import LedgerSupport
 
 /// A group consumer of one topic, owned by one thread (every call, and every callback it
@@ -88,8 +89,17 @@ public final class KafkaConsumer {
                 KafkaConsumer.giveUp(client, partitions)
             }
         }
-        rd_kafka_conf_set_error_cb(conf) { _, error, reason, _ in
-            librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(rd_kafka_resp_err_t(rawValue: error)), "reason": reason.map { String(cString: $0) } ?? ""])
+        rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
+            let code = rd_kafka_resp_err_t(rawValue: error)
+            let text = reason.map { String(cString: $0) } ?? ""
+            librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(code), "reason": text])
+            // A refused login (SASL) or TLS handshake never heals by retrying: librdkafka
+            // would reconnect forever, so the consumer fails at its next poll instead.
+            if code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL, let opaque {
+                Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
+                    if $0 == nil { $0 = .authentication(error, KafkaError.describe(code) + ": " + text) }
+                }
+            }
         }
         handle = try makeClient(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(handle)
@@ -143,6 +153,10 @@ public final class KafkaConsumer {
         if let failure { throw failure }
         guard count > 0 else {
             try checkFatal()
+            if let refused = callbackBox?.authenticationFailure.withLock({ $0 }) {
+                failure = refused
+                throw refused
+            }
             return 0
         }
         var delivered = 0
@@ -339,7 +353,9 @@ public final class KafkaConsumer {
     }
 }
 
-/// What the C callbacks hold on to: a weak way back to the consumer.
+/// What the C callbacks hold on to: a weak way back to the consumer, and what the error
+/// callback (on librdkafka's thread) reports to the polling thread.
 private final class CallbackBox {
     weak var consumer: KafkaConsumer?
+    let authenticationFailure = Mutex<KafkaError?>(nil)
 }

@@ -11,6 +11,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         case fatal = "fatal consumer error"
         case query = "broker request failed"
         case assignment = "partition assignment refused"
+        case authentication = "cannot authenticate with the Kafka cluster"
     }
 
     private let kind: Kind
@@ -26,6 +27,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     }
 
     static func configuration(_ detail: String) -> KafkaError { KafkaError(.configuration, detail: detail) }
+    static func authentication(_ code: Int32, _ detail: String) -> KafkaError { KafkaError(.authentication, code: code, detail: detail) }
     static func clientCreation(_ detail: String) -> KafkaError { KafkaError(.clientCreation, detail: detail) }
     static func flush(_ detail: String) -> KafkaError { KafkaError(.flush, detail: detail) }
 

@@ -18,10 +18,17 @@ public enum ChatLedgerProcess {
     }
 
     /// Runs `chatledger arguments…` to completion and captures its output.
-    public static func run(_ arguments: [String], standardInput: Data? = nil) throws -> Result {
+    /// - Parameters:
+    ///   - environment: added to this process's environment for the child.
+    ///   - killAfterSeconds: a child still running then is killed (SIGKILL, status 9), so a
+    ///     test of "ends in bounded time" fails instead of hanging.
+    public static func run(
+        _ arguments: [String], standardInput: Data? = nil, environment: [String: String] = [:], killAfterSeconds: Double? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let output = Pipe()
         let error = Pipe()
         process.standardOutput = output
@@ -29,6 +36,12 @@ public enum ChatLedgerProcess {
         let input = Pipe()
         process.standardInput = input
         try process.run()
+        if let killAfterSeconds {
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + killAfterSeconds) { [process] in
+                if process.isRunning { kill(pid, SIGKILL) }
+            }
+        }
         if let standardInput { input.fileHandleForWriting.write(standardInput) }
         try input.fileHandleForWriting.close()
         // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.

@@ -10,12 +10,12 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--attest-key FILE] [--on-broker-loss record|stop]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic, .group, .data,
-            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.onBrokerLoss,
+            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss,
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
         ] + QueryWorkerOptions.limits)
@@ -71,6 +71,10 @@ enum IngestOptions {
         "kafka-config", "K=V,...",
         "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a.")
 
+    static let kafkaConfigFile = CommandSpec.Option(
+        "kafka-config-file", "FILE",
+        "librdkafka properties, one key=value per line (as kcat -F reads), under --kafka-config; also CHATLEDGER_KAFKA_CONFIG_FILE. Keeps credentials out of argv; values are never printed.")
+
     static let onBrokerLoss = CommandSpec.Option(
         "on-broker-loss", "POLICY",
         "When the broker no longer has records not yet read: record (a gap record in the log, then on) or stop (exit 1 naming them).",
@@ -90,12 +94,18 @@ enum IngestOptions {
         return policy
     }
 
-    /// `--kafka-config` applied over `defaults`.
+    /// `--kafka-config-file` (or `CHATLEDGER_KAFKA_CONFIG_FILE`), then `--kafka-config`,
+    /// applied over `defaults`.
     static func kafkaConfiguration(_ arguments: ParsedArguments, defaults: KafkaConfiguration = KafkaConfiguration()) throws -> KafkaConfiguration {
         var kafka = defaults
-        for pair in (arguments.string("kafka-config") ?? "").split(separator: ",") {
+        let file = arguments.string("kafka-config-file") ?? ProcessInfo.processInfo.environment["CHATLEDGER_KAFKA_CONFIG_FILE"]
+        if let file, !file.isEmpty {
+            for (key, value) in try KafkaConfiguration.properties(fromFile: file) { kafka[key] = value }
+        }
+        for (index, pair) in (arguments.string("kafka-config") ?? "").split(separator: ",").enumerated() {
             let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw arguments.usageError("--kafka-config takes KEY=VALUE pairs, got '\(pair)'") }
+            // The item is not echoed: it may be half of a secret.
+            guard parts.count == 2 else { throw arguments.usageError("--kafka-config takes KEY=VALUE pairs; item \(index + 1) has no =") }
             kafka[String(parts[0])] = String(parts[1])
         }
         return kafka

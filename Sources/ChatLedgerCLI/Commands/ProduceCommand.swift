@@ -12,7 +12,7 @@ import LedgerSupport
 enum ProduceCommand: Command {
     static let spec = CommandSpec(
         name: "produce",
-        synopsis: "produce --brokers B [--topic T] (--file F.ndjson | --simulate [--devices N] [--chats M] [--rate R] [--count C] [--seed S])",
+        synopsis: "produce --brokers B [--topic T] [--kafka-config K=V,...] [--kafka-config-file FILE] (--file F.ndjson | --simulate [--devices N] [--chats M] [--rate R] [--count C] [--seed S])",
         summary: "Publish events like an upstream bridge: from an NDJSON file or simulated traffic. Prints a JSON summary.",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
@@ -24,6 +24,7 @@ enum ProduceCommand: Command {
             CommandSpec.Option("rate", "R", "Events per second; 0 = as fast as possible.", default: "0"),
             CommandSpec.Option("count", "C", "Events to simulate.", default: "1000"),
             CommandSpec.Option("seed", "S", "Seed of the simulation; equal seeds give equal traffic.", default: "1"),
+            IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
         ])
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
@@ -60,7 +61,8 @@ enum ProduceCommand: Command {
         }
 
         let producer = try KafkaProducer(
-            bootstrapServers: brokers, configuration: KafkaConfiguration(["message.timeout.ms": "30000"]))
+            bootstrapServers: brokers,
+            configuration: try IngestOptions.kafkaConfiguration(arguments, defaults: KafkaConfiguration(["message.timeout.ms": "30000"])))
         let started = ContinuousClock.now
         for (index, event) in events.enumerated() {
             if rate > 0 { pace(index: index, rate: rate, since: started) }

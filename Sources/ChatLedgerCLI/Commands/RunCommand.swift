@@ -22,7 +22,7 @@ enum RunCommand: Command {
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
-            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.onBrokerLoss,
+            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
