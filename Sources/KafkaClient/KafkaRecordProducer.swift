@@ -46,7 +46,8 @@ public final class KafkaRecordProducer: @unchecked Sendable {
     /// The most a record waits for the broker before it fails (`message.timeout.ms`).
     public let deliveryTimeoutMilliseconds: Int
     private let poller: Poller
-    private let closed = Atomic<Bool>(false)
+    /// Set by `close()`; `send` enqueues under it, so nothing is enqueued after the purge.
+    private let closed = Mutex(false)
 
     /// Creates a producer for `topic` on `bootstrapServers` and starts its polling thread.
     ///
@@ -104,28 +105,32 @@ public final class KafkaRecordProducer: @unchecked Sendable {
     /// `send` returns when librdkafka refused the record at once (a full queue, a record too
     /// large, a closed producer).
     public func send(key: [UInt8], value: [UInt8], completion: @escaping Completion) {
-        guard !closed.load(ordering: .acquiring) else {
-            completion(.failure(Failure(reason: "the producer is closed", possiblyWritten: false)))
-            return
-        }
         let box = Unmanaged.passRetained(CompletionBox(completion)).toOpaque()
-        let result = value.withUnsafeBytes { valueBytes in
-            key.withUnsafeBytes { keyBytes in
-                rd_kafka_produce(
-                    topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, UnsafeMutableRawPointer(mutating: valueBytes.baseAddress),
-                    valueBytes.count, keyBytes.baseAddress, keyBytes.count, box)
+        // rd_kafka_produce never blocks here (no RD_KAFKA_MSG_F_BLOCK: a full queue fails at once).
+        let refusal: String? = closed.withLock { closed in
+            guard !closed else { return "the producer is closed" }
+            let result = value.withUnsafeBytes { valueBytes in
+                key.withUnsafeBytes { keyBytes in
+                    rd_kafka_produce(
+                        topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, UnsafeMutableRawPointer(mutating: valueBytes.baseAddress),
+                        valueBytes.count, keyBytes.baseAddress, keyBytes.count, box)
+                }
             }
+            return result == 0 ? nil : KafkaError.describe(rd_kafka_last_error())
         }
-        guard result != 0 else { return }
-        let error = rd_kafka_last_error()
+        guard let refusal else { return }
         Unmanaged<CompletionBox>.fromOpaque(box).release()
-        completion(.failure(Failure(reason: KafkaError.describe(error), possiblyWritten: false)))
+        completion(.failure(Failure(reason: refusal, possiblyWritten: false)))
     }
 
     /// Stops accepting records, waits up to `timeoutMilliseconds` for those in flight, fails
     /// the rest (their completions run), and stops the polling thread. Idempotent.
     public func close(timeoutMilliseconds: Int32) {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let wasClosed = closed.withLock { closed in
+            defer { closed = true }
+            return closed
+        }
+        guard !wasClosed else { return }
         poller.stop()
         rd_kafka_flush(handle, timeoutMilliseconds)
         // Whatever is left fails now, so every completion runs (and every box is released).

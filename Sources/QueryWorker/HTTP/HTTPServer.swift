@@ -73,7 +73,10 @@ public final class HTTPServer: Sendable {
     private let handler: Handler
     private let observer: Observer?
     private let stopping = Atomic<Bool>(false)
-    private let wakeWrite = Atomic<Int32>(-1)
+    /// The write end of the wake pipe, -1 once closed. Under a lock, so a late `wake()` (a
+    /// Kafka completion arriving after `stop()`) never writes to a descriptor number that
+    /// has been closed and perhaps reused for a file.
+    private let wakeWrite = Mutex<Int32>(-1)
     private let loop = Mutex<Thread?>(nil)
     private let workers = DeferredWork()
     /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
@@ -116,12 +119,15 @@ public final class HTTPServer: Sendable {
             close(listener)
             throw StartError(description: "pipe2: errno \(errno)")
         }
-        wakeWrite.store(wake[1], ordering: .releasing)
-        let (wakeRead, wakeWriteEnd) = (wake[0], wake[1])
+        wakeWrite.withLock { $0 = wake[1] }
+        let wakeRead = wake[0]
         let thread = Thread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
             close(wakeRead)
-            close(wakeWriteEnd)
+            wakeWrite.withLock { fd in
+                close(fd)
+                fd = -1
+            }
             close(listener)
         }
         loop.withLock { $0 = thread }
@@ -134,7 +140,9 @@ public final class HTTPServer: Sendable {
     /// have happened, e.g. after events were applied). Safe from any thread.
     public func wake() {
         var byte: UInt8 = 1
-        _ = write(wakeWrite.load(ordering: .acquiring), &byte, 1)
+        wakeWrite.withLock { fd in
+            if fd >= 0 { _ = write(fd, &byte, 1) }  // non-blocking: never waits under the lock
+        }
     }
 
     /// Stops accepting, finishes writing in-flight responses, closes every connection and
