@@ -329,4 +329,46 @@ struct WriteRoutesTests {
         publisher.releaseHeld()  // a late answer for a request already answered changes nothing
         #expect(try WireResponse.exchange(port, "GET", "/healthz", key: nil).status == 200)
     }
+
+    @Test("3,000 damaged bodies: never a crash, always 202 (a valid body) or a refusal, and exactly one event per 202")
+    func damagedBodies() throws {
+        let publisher = FakePublisher()
+        let api = QueryAPI(store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), publisher: publisher)
+        let seeds: [(String, String)] = [
+            ("archive", #"{"archived":true}"#), ("pin", #"{"pinned":false}"#), ("mute", #"{"muteUntil":1732500000000}"#),
+            ("read", #"{"upToMessageId":"3EB0C767D097B7C7C030"}"#), ("markUnread", "{}"),
+        ]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        let alphabet = Array(#"{}[]":,\ 0123456789-.eEtruefalsnl"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC0, 0xE2, 0xF0, 0xFF]
+        var accepted = 0
+        for _ in 0..<3_000 {
+            let (action, seed) = seeds[random(seeds.count)]
+            var body = Array(seed.utf8)
+            for _ in 0...random(3) {
+                switch random(4) {
+                case 0 where !body.isEmpty: body[random(body.count)] = alphabet[random(alphabet.count)]
+                case 1: body.insert(alphabet[random(alphabet.count)], at: random(body.count + 1))
+                case 2 where !body.isEmpty: body.remove(at: random(body.count))
+                default: body = Array(body.prefix(random(body.count + 1)))
+                }
+            }
+            var text = "POST \(Self.chat)/\(action) HTTP/1.1\r\nHost: x\r\nx-api-key: writer-key\r\nContent-Type: application/json\r\n"
+            text += "Content-Length: \(body.count)\r\n\r\n"
+            guard case .request(let head, let parsedBody, _) = HTTPRequestParser().parse(Array(text.utf8) + body) else {
+                Issue.record("the request itself did not parse")
+                continue
+            }
+            let response = api.handle(head, parsedBody)
+            #expect([202, 400].contains(response.status), "\(String(decoding: body, as: UTF8.self)): \(response.status)")
+            if response.status == 202 { accepted += 1 }
+        }
+        #expect(publisher.values.count == accepted, "one event per accepted request, none for a refused one")
+        #expect(accepted > 0 && accepted < 3_000)
+    }
 }
