@@ -41,7 +41,9 @@ enum WriteOptions {
 
     /// The publisher for `brokers` and `topic`, with `--write-timeout-ms` and `kafka` (the
     /// user's `--kafka-config`: security settings apply to the producer too).
-    static func publisher(_ arguments: ParsedArguments, brokers: String, topic: String, kafka: KafkaConfiguration) throws -> KafkaEventPublisher {
+    static func publisher(
+        _ arguments: ParsedArguments, brokers: String, topic: String, kafka: KafkaConfiguration
+    ) throws -> KafkaEventPublisher {
         let timeout = try arguments.integer("write-timeout-ms", in: 100...300_000) ?? KafkaEventPublisher.defaultTimeoutMilliseconds
         return try KafkaEventPublisher(brokers: brokers, topic: topic, timeoutMilliseconds: timeout, kafka: kafka)
     }

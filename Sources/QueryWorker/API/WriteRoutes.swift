@@ -141,9 +141,12 @@ final class WriteRoutes: Sendable {
         guard store.chat(deviceId, chatId: chatId, now: now) != nil else {
             return .response(.error(404, code: "not_found", message: "no such chat"))
         }
-        let eventId = idempotencyKey.map { Self.eventId(keyId: grant.keyId, idempotencyKey: $0, deviceId: deviceId, chatId: chatId, payload: payload) }
-            ?? Self.randomEventId()
-        let event = Event(eventId: eventId, deviceId: deviceId, occurredAt: now, chatId: chatId, payload: payload, source: .api(keyId: grant.keyId))
+        let eventId =
+            idempotencyKey.map {
+                Self.eventId(keyId: grant.keyId, idempotencyKey: $0, deviceId: deviceId, chatId: chatId, payload: payload)
+            } ?? Self.randomEventId()
+        let event = Event(
+            eventId: eventId, deviceId: deviceId, occurredAt: now, chatId: chatId, payload: payload, source: .api(keyId: grant.keyId))
         let value = EventEncoder.encode(event)
         // What the projection will parse: anything it would dead-letter is refused here.
         do {
@@ -160,7 +163,8 @@ final class WriteRoutes: Sendable {
             case .fresh:
                 break
             case .inFlight:
-                var response = HTTPResponse.error(409, code: "idempotency_conflict", message: "a request with this Idempotency-Key is still being written")
+                var response = HTTPResponse.error(
+                    409, code: "idempotency_conflict", message: "a request with this Idempotency-Key is still being written")
                 response.headers.append(("Retry-After", "1"))
                 return .response(response)
             case .written(let position):
@@ -172,8 +176,10 @@ final class WriteRoutes: Sendable {
         }
 
         // MARK: Produce
+        // Sent by the server itself if Kafka's answer is overdue (it should never be).
         var unavailable = HTTPResponse.error(
-            503, code: "kafka_unavailable", message: "Kafka did not acknowledge the event in time; nothing was applied; retry (with the same Idempotency-Key)")
+            503, code: "kafka_unavailable",
+            message: "Kafka did not acknowledge the event in time; it may still be written; retry with the same Idempotency-Key")
         unavailable.headers.append(("Retry-After", "1"))
         return .pending(deadline: .now + publisher.deliveryTimeout + Self.deliveryGrace, fallback: unavailable) { [self] complete in
             publisher.publish(key: Array(deviceId.utf8), value: value) { [self] outcome in
@@ -190,7 +196,8 @@ final class WriteRoutes: Sendable {
                     var response = HTTPResponse.error(
                         503, code: "kafka_unavailable",
                         message: "Kafka did not acknowledge the event (\(reason)); "
-                            + (possiblyWritten ? "it may still be written; retry with the same Idempotency-Key" : "nothing was written; retry"))
+                            + (possiblyWritten
+                                ? "it may still be written; retry with the same Idempotency-Key" : "nothing was written; retry"))
                     response.headers.append(("Retry-After", "1"))
                     complete(.response(response))
                 }
@@ -222,7 +229,8 @@ final class WriteRoutes: Sendable {
             return .response(HTTPResponse(status: 202, headers: [("Content-Type", "application/json")] + headers, body: body.bytes))
         }
         var notYet = HTTPResponse.error(
-            503, code: "not_yet", message: "the event is written at \(position) but not applied within \(written.wait) ms; read it with minPosition")
+            503, code: "not_yet",
+            message: "the event is written at \(position) but not applied within \(written.wait) ms; read it with minPosition")
         notYet.headers += [("Retry-After", "1")] + headers
         let (store, clock) = (store, clock)
         return .awaiting(deadline: written.arrived + .milliseconds(written.wait), fallback: notYet) {
@@ -289,16 +297,16 @@ final class WriteCounters: Sendable {
 
     /// Registers `chatledger_write_*`.
     func register(in registry: MetricsRegistry) {
-        registry.collect("chatledger_write_events_total", help: "Events the write API produced to Kafka (acknowledged), by type.", kind: .counter) {
-            [self] in counts.withLock { $0.produced }.sorted { $0.key < $1.key }.map { .init([("type", $0.key)], Double($0.value)) }
-        }
         registry.collect(
-            "chatledger_write_rejected_total", help: "Write requests refused for their query, headers or body (400, 415, 422), nothing produced, by reason.",
-            kind: .counter
+            "chatledger_write_events_total", help: "Events the write API produced to Kafka (acknowledged), by type.", kind: .counter
+        ) { [self] in counts.withLock { $0.produced }.sorted { $0.key < $1.key }.map { .init([("type", $0.key)], Double($0.value)) } }
+        registry.collect(
+            "chatledger_write_rejected_total",
+            help: "Write requests refused for their query, headers or body (400, 415, 422), nothing produced, by reason.", kind: .counter
         ) { [self] in counts.withLock { $0.rejected }.sorted { $0.key < $1.key }.map { .init([("reason", $0.key)], Double($0.value)) } }
-        registry.collect("chatledger_write_failures_total", help: "Write requests Kafka did not acknowledge in time (503).", kind: .counter) {
-            [self] in [.init(Double(counts.withLock { $0.failed }))]
-        }
+        registry.collect(
+            "chatledger_write_failures_total", help: "Write requests Kafka did not acknowledge in time (503).", kind: .counter
+        ) { [self] in [.init(Double(counts.withLock { $0.failed }))] }
         registry.collect(
             "chatledger_write_replays_total", help: "Retries answered from a remembered Idempotency-Key, nothing produced.", kind: .counter
         ) { [self] in [.init(Double(counts.withLock { $0.replayed }))] }
