@@ -99,6 +99,17 @@ public struct TrafficModel: Sendable {
         self.clock = configuration.startTime
     }
 
+    /// A history sync of one device (0-based `deviceIndex`): a `chat.snapshot` of each of
+    /// its chats, as a bridge publishes when the device connects. Fills a projection with
+    /// every chat `next()` will touch afterwards.
+    public mutating func historySync(deviceIndex: Int) -> [Event] {
+        guard devices.indices.contains(deviceIndex) else { return [] }
+        return devices[deviceIndex].chats.indices.map { chatIndex in
+            clock += 1
+            return makeEvent(deviceIndex, chatId: devices[deviceIndex].chats[chatIndex].chatId, snapshot(devices[deviceIndex].chats[chatIndex]))
+        }
+    }
+
     /// The next event.
     public mutating func next() -> Generated {
         if !recentEvents.isEmpty, random.chance(configuration.duplicateRate) {

@@ -16,7 +16,7 @@ protocol Command: Sendable {
 public enum ChatLedgerCommand {
     static let commands: [any Command.Type] = [
         RunCommand.self, IngestCommand.self, ServeCommand.self, ProduceCommand.self, BrokerCommand.self,
-        VerifyCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
+        VerifyCommand.self, AcknowledgeLossCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
     ]
 
     /// Runs the command line (without the program name) and returns the exit status.

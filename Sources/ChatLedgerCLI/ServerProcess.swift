@@ -48,6 +48,15 @@ package final class ServerProcess: @unchecked Sendable {
         }
     }
 
+    /// Its resident memory (`VmRSS`), nil once it has ended.
+    package var residentBytes: Int? {
+        guard process.isRunning, let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
     /// SIGTERM and wait; the exit status.
     package func terminate() -> Int32 {
         if process.isRunning {

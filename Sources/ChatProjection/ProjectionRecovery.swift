@@ -130,7 +130,11 @@ public enum ProjectionRecovery {
                     pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
                 } else {
                     pending.fold(into: &state)
-                    state.skip(at: position, chainHash: record.chainHash)
+                    if record.kind == .gap {
+                        state.pass(at: position, chainHash: record.chainHash)
+                    } else {
+                        state.skip(at: position, chainHash: record.chainHash)
+                    }
                 }
                 replayed += 1
                 return true

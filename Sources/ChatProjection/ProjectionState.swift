@@ -122,6 +122,11 @@ public struct ProjectionState: Sendable, Hashable {
         counts.deadLetters += 1
     }
 
+    /// Moves past a record that is neither an event nor a dead letter (a gap record).
+    public mutating func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+        advance(to: position, chainHash: chainHash)
+    }
+
     private mutating func advance(to position: LogPosition, chainHash: SHA256Digest) {
         positions[position.partition] = position.offset
         chainHashes[position.partition] = chainHash

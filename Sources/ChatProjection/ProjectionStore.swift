@@ -32,6 +32,11 @@ public final class ProjectionStore: Sendable {
         state.withLock { $0.skip(at: position, chainHash: chainHash) }
     }
 
+    /// Moves past a gap record at `position` (see `ProjectionState.pass`).
+    public func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+        state.withLock { $0.pass(at: position, chainHash: chainHash) }
+    }
+
     /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.
     public func snapshot() -> ProjectionState { state.withLock { $0 } }
 

@@ -4,7 +4,11 @@ import LedgerSupport
 enum LogFormat {
     static let segmentMagic: [UInt8] = Array("CLEDGSEG".utf8)
     static let indexMagic: [UInt8] = Array("CLEDGIDX".utf8)
+    /// The version of segments that hold only events and dead letters (and of indexes).
     static let version: UInt16 = 1
+    /// The version of a segment whose first record is a gap record: readers that know
+    /// only version 1 refuse the segment instead of taking the gap for damage.
+    static let gapSegmentVersion: UInt16 = 2
     /// Length and CRC before each body.
     static let frameHeaderLength = 8
     /// Body bytes besides topic, key, value and reason.
@@ -39,6 +43,8 @@ enum LogFormat {
     // MARK: - Segment header
 
     struct SegmentHeader: Equatable {
+        /// 1, or 2 for a segment that starts with a gap record.
+        var version: UInt16 = LogFormat.version
         var partition: Int32
         var baseOffset: Int64
         var previousChainHash: SHA256Digest
@@ -69,7 +75,8 @@ enum LogFormat {
         static func decode(_ bytes: UnsafeRawBufferPointer) -> Decoded {
             guard bytes.count >= 62 else { return .incomplete }
             guard bytes.prefix(8).elementsEqual(segmentMagic) else { return .invalid("not a segment (bad magic)") }
-            guard bytes.loadLittleEndian(UInt16.self, at: 8) == version else { return .invalid("unknown format version") }
+            let version = bytes.loadLittleEndian(UInt16.self, at: 8)
+            guard version == LogFormat.version || version == gapSegmentVersion else { return .invalid("unknown format version \(version)") }
             let length = Int(bytes.loadLittleEndian(UInt16.self, at: 10))
             let topicLength = Int(bytes.loadLittleEndian(UInt16.self, at: 56))
             guard length == 62 + topicLength else { return .invalid("inconsistent header length") }
@@ -80,7 +87,7 @@ enum LogFormat {
             }
             return .header(
                 SegmentHeader(
-                    partition: bytes.loadLittleEndian(Int32.self, at: 12),
+                    version: version, partition: bytes.loadLittleEndian(Int32.self, at: 12),
                     baseOffset: bytes.loadLittleEndian(Int64.self, at: 16),
                     previousChainHash: SHA256Digest(bytes: UnsafeRawBufferPointer(rebasing: bytes[24..<56]))!,
                     topic: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[58..<(58 + topicLength)]), as: UTF8.self)))

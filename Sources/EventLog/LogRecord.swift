@@ -1,9 +1,12 @@
 import LedgerSupport
 
-/// What a record holds: an event as received, or a rejected value (dead letter).
+/// What a record holds: an event as received, a rejected value (dead letter), or the
+/// range of offsets the broker had lost when ingest asked for them (a gap, see `LogGap`).
 public enum RecordKind: UInt8, Sendable, Hashable {
     case event = 1
     case deadLetter = 2
+    /// Not a Kafka message: a gap record, always the first record of a version 2 segment.
+    case gap = 3
 }
 
 /// One record, owning its bytes. For appending, `topic`, `partition` and `chainHash` are

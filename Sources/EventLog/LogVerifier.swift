@@ -32,6 +32,10 @@ public struct LogVerification: Sendable {
         public var records = 0
         public var events = 0
         public var deadLetters = 0
+        /// Gap records: ranges the broker had lost when ingest asked for them.
+        public var gaps = 0
+        /// Offsets those gaps cover.
+        public var lostRecords: Int64 = 0
         public var firstOffset: Int64?
         public var lastOffset: Int64?
         public var firstTimestamp: Int64?
@@ -43,6 +47,9 @@ public struct LogVerification: Sendable {
 
     public var partitions: [PartitionSummary] = []
     public var problems: [Problem] = []
+    /// Every gap record, in partition and offset order. A gap is no broken rule (the log
+    /// says truthfully what it lacks), so `isClean` does not count it; `verify --strict` does.
+    public var gaps: [LogGap] = []
     /// Dead letters by reason code (the part of the reason before the first space).
     public var deadLettersByReason: [String: Int] = [:]
 
@@ -79,6 +86,7 @@ public enum LogVerifier {
             var reasons: [String: Int] = [:]
             var events = 0
             var deadLetters = 0
+            var gaps: [LogGap] = []
             var firstTimestamp: Int64?
             var lastTimestamp: Int64?
             let outcome = try SegmentScan.scan(
@@ -87,6 +95,8 @@ public enum LogVerifier {
             ) { record in
                 if record.kind == .event {
                     events += 1
+                } else if record.kind == .gap {
+                    if let gap = LogGap(record) { gaps.append(gap) }  // a malformed one is a problem the scan reports
                 } else {
                     deadLetters += 1
                     let reason = String(decoding: record.reason, as: UTF8.self)
@@ -125,6 +135,9 @@ public enum LogVerifier {
                 summary.records += segment.recordCount
                 summary.events += events
                 summary.deadLetters += deadLetters
+                summary.gaps += gaps.count
+                summary.lostRecords += gaps.reduce(0) { $0 + $1.lostRecords }
+                verification.gaps += gaps
                 summary.bytes += segment.endPosition
                 if summary.firstOffset == nil { summary.firstOffset = segment.firstOffset }
                 if let last = segment.lastOffset { summary.lastOffset = last }

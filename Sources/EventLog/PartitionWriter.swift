@@ -87,8 +87,16 @@ public final class PartitionWriter {
         guard recordLength - LogFormat.frameHeaderLength <= LogFormat.maxBodyLength else {
             throw .invalidAppend("record of \(recordLength) bytes is over the 16 MiB limit", path: directory)
         }
+        if kind == .gap { try checkGap(offset: offset, key: key, value: value, previous: previous) }
         do {
-            if segment == nil {
+            if kind == .gap {
+                // A gap record starts a version 2 segment (see `RecordKind.gap`).
+                if segment == nil {
+                    try createSegment(baseOffset: offset, version: LogFormat.gapSegmentVersion)
+                } else {
+                    try roll(nextBaseOffset: offset, version: LogFormat.gapSegmentVersion)
+                }
+            } else if segment == nil {
                 try createSegment(baseOffset: offset)
             } else if segmentSize + staged.count + recordLength > options.maxSegmentBytes,
                 segmentSize + staged.count > header(baseOffset: segmentBase).length
@@ -110,6 +118,28 @@ public final class PartitionWriter {
         } catch {
             failure = error
             throw error
+        }
+    }
+
+    /// Frames a gap record into the pending batch: the broker no longer had `gap`'s
+    /// offsets. It starts a new segment (version 2) and stands at `gap.lastLostOffset`.
+    /// - Throws: `EventLogError` if the gap does not start right after the last record
+    ///   staged, or for I/O failure while starting the segment.
+    public func stageGap(_ gap: LogGap) throws(EventLogError) {
+        try withBytes(LogFormat.gapValue(gap)) { (value) throws(EventLogError) in
+            try stage(kind: .gap, offset: gap.lastLostOffset, timestamp: -1, key: nil, value: value, reason: gap.reason)
+        }
+    }
+
+    /// The rules a gap record must meet before it is written (`schemas/event-log.md`).
+    private func checkGap(offset: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, previous: Int64) throws(EventLogError) {
+        guard key == nil, let value, let gap = LogFormat.decodeGapValue(value) else {
+            throw .invalidAppend("a gap record has no key and a \(LogFormat.gapValueLength)-byte value", path: directory)
+        }
+        guard gap.last == offset, gap.first == previous + 1, gap.first <= gap.last, gap.brokerLogStart == gap.last + 1 else {
+            throw .invalidAppend(
+                "gap \(gap.first)..\(gap.last) (broker log start \(gap.brokerLogStart)) at offset \(offset) does not follow offset \(previous)",
+                path: directory)
         }
     }
 
@@ -160,8 +190,8 @@ public final class PartitionWriter {
 
     // MARK: - Segments
 
-    private func header(baseOffset: Int64) -> LogFormat.SegmentHeader {
-        LogFormat.SegmentHeader(partition: partition, baseOffset: baseOffset, previousChainHash: chainHash, topic: topic)
+    private func header(baseOffset: Int64, version: UInt16 = LogFormat.version) -> LogFormat.SegmentHeader {
+        LogFormat.SegmentHeader(version: version, partition: partition, baseOffset: baseOffset, previousChainHash: chainHash, topic: topic)
     }
 
     private func segmentPath(_ baseOffset: Int64) -> String { directory + "/" + LogFormat.segmentFileName(baseOffset: baseOffset) }
@@ -183,10 +213,10 @@ public final class PartitionWriter {
     }
 
     /// A new segment: header written and synced, directory synced, before any record.
-    private func createSegment(baseOffset: Int64) throws(EventLogError) {
+    private func createSegment(baseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
         let path = segmentPath(baseOffset)
         let file = try LogFile.openForAppending(path, create: true)
-        let header = header(baseOffset: baseOffset)
+        let header = header(baseOffset: baseOffset, version: version)
         try file.write(header.encoded())
         try file.dataSync()
         try LogFile.syncDirectory(directory)
@@ -197,11 +227,11 @@ public final class PartitionWriter {
     }
 
     /// Seals the current segment (records synced, index written) and starts the next.
-    private func roll(nextBaseOffset: Int64) throws(EventLogError) {
+    private func roll(nextBaseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
         try writeStaged()
         try syncNow()
         try LogFile.writeAtomically(indexPath(segmentBase), LogFormat.encodeIndex(index))
-        try createSegment(baseOffset: nextBaseOffset)
+        try createSegment(baseOffset: nextBaseOffset, version: version)
     }
 
     // MARK: - Recovery

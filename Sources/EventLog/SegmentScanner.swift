@@ -108,7 +108,7 @@ struct SegmentScanner {
             guard start > 0, count - start >= LogFormat.frameHeaderLength + LogFormat.fixedBodyLength else { continue }
             // Cheap field checks first; the CRC only for candidates that pass them.
             let body = start + LogFormat.frameHeaderLength
-            guard bytes[body] == 1 || bytes[body] == 2, bytes[body + 1] == 0,
+            guard RecordKind(rawValue: bytes[body]) != nil, bytes[body + 1] == 0,
                 bytes.loadLittleEndian(UInt16.self, at: body + 2) == topicLength,
                 bytes.loadLittleEndian(Int32.self, at: body + 4) == header.partition
             else { continue }
@@ -215,7 +215,7 @@ enum SegmentScan {
                     } else if checkChain && !record.chainFollows(chain) {
                         "chain hash does not follow from the previous record"
                     } else {
-                        nil
+                        gapRuleProblem(record, header: header, isFirst: summary.recordCount == 0 && start == nil, previousOffset: previous)
                     }
                 if let problem {
                     summary.damage = .corrupt(position: position, offset: record.offset, reason: problem)
@@ -241,6 +241,22 @@ enum SegmentScan {
                 return .scanned(summary)
             }
         }
+    }
+
+    /// Gap records stand first in a version 2 segment and nowhere else; a version 2
+    /// segment starts with one (seen only when scanning from the segment's start).
+    private static func gapRuleProblem(
+        _ record: RecordView, header: LogFormat.SegmentHeader, isFirst: Bool, previousOffset: Int64?
+    ) -> String? {
+        let startsGapSegment = header.version == LogFormat.gapSegmentVersion && record.offset == header.baseOffset
+        if record.kind == .gap {
+            guard startsGapSegment else { return "gap record at offset \(record.offset) is not the first record of a version 2 segment" }
+            return LogFormat.gapProblem(record, previousOffset: previousOffset)
+        }
+        if isFirst && header.version == LogFormat.gapSegmentVersion {
+            return "version 2 segment does not start with a gap record"
+        }
+        return nil
     }
 
     private static func classify(_ reader: SegmentScanner, position: Int, reason: String, after offset: Int64?) throws(EventLogError) -> SegmentSummary.Damage {

@@ -40,12 +40,17 @@ public final class IngestPipeline {
         /// Offsets already in the log, delivered again by Kafka.
         public var redeliveriesSkipped = 0
         public var deadLettersByReason: [String: Int] = [:]
+        /// Offsets the broker no longer had, per partition: the log's gap records (those it
+        /// held at start and those recorded since).
+        public var lostRecords: [Int32: Int64] = [:]
     }
 
     public let options: Options
     public let log: EventLog
     public let store: ProjectionStore
     public let checkpoints: CheckpointStore
+    /// The log's gaps (records the broker had lost), those found at start and those recorded since.
+    public let gaps: GapRegister
     public private(set) var counters = Counters()
 
     private let parser = EventParser()
@@ -75,20 +80,54 @@ public final class IngestPipeline {
                                   "replayed_records": loaded.replayedRecords, "devices": loaded.state.devices.count])
         store = ProjectionStore(loaded.state)
         applier = ProjectionApplier(store: store)
+        gaps = try GapRegister(log: log, topic: options.topic)
+        for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
+        if !gaps.unacknowledged.isEmpty {
+            logger.error(
+                "the log has gaps no operator has acknowledged: records the broker had lost (chatledger acknowledge-loss)",
+                ["ranges": gaps.unacknowledged.map(\.range).joined(separator: ",")])
+        }
     }
 
     deinit { applier.stop() }
 
-    /// Where to start consuming `partition`: after the log's last offset, nil (the
-    /// beginning of the topic) when the log has nothing for it. Opens (and recovers) the
-    /// partition's log.
+    /// Where to start consuming `partition`: after the log's last offset, or offset 0 when
+    /// the log has nothing for it (an explicit 0, not "the beginning": if the broker no
+    /// longer has it, the out-of-range answer makes the loss a gap record instead of a
+    /// silent start further on). Opens (and recovers) the partition's log.
     public func startOffset(for partition: Int32) throws -> Int64? {
         let writer = try self.writer(partition)
         if writer.lastOffset == nil {
             logger.notice("partition has no log here: rebuilding it from the start of the topic", ["partition": partition])
         }
         catchingUp.insert(partition)
-        return writer.lastOffset.map { $0 + 1 }
+        return try nextOffset(partition)
+    }
+
+    /// The next offset the log of `partition` needs: the last one staged + 1, 0 when empty.
+    public func nextOffset(_ partition: Int32) throws -> Int64 {
+        (try writer(partition).lastStagedOffset ?? -1) + 1
+    }
+
+    /// Records that the broker no longer has the offsets from `nextOffset(partition)` up to
+    /// `brokerLogStart` − 1: a gap record at `brokerLogStart` − 1, written and synced with
+    /// what is staged before it, then passed by the projection (no event, no dead letter).
+    /// Ingest goes on at `brokerLogStart`.
+    /// - Returns: the gap recorded.
+    /// - Throws: `EventLogError` for a write failure, or a `brokerLogStart` not beyond the next offset.
+    @discardableResult
+    public func recordGap(partition: Int32, brokerLogStart: Int64, reason: String, detectedAt: Int64) throws -> LogGap {
+        let writer = try self.writer(partition)
+        let gap = LogGap(
+            topic: options.topic, partition: partition, firstLostOffset: try nextOffset(partition), lastLostOffset: brokerLogStart - 1,
+            brokerLogStartOffset: brokerLogStart, detectedAt: detectedAt, reason: reason)
+        try writer.stageGap(gap)
+        pending.append((nil, LogPosition(partition: partition, offset: gap.lastLostOffset), writer.chainHash, true))
+        try commitBatch()
+        try writer.sync()  // whatever the fsync policy: a gap is rare, and must not be lost
+        gaps.add(gap)
+        counters.lostRecords[partition, default: 0] += gap.lostRecords
+        return gap
     }
 
     /// Partitions assigned and not yet caught up with their high watermark: while any is,
@@ -150,12 +189,12 @@ public final class IngestPipeline {
         switch parsed {
         case .success(let event):
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
-            pending.append((event, position, writer.chainHash))
+            pending.append((event, position, writer.chainHash, false))
             counters.events += 1
         case .failure(let error):
             let reason = "\(error.code) \(error.path): \(error.message)"
             try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
-            pending.append((nil, position, writer.chainHash))
+            pending.append((nil, position, writer.chainHash, false))
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
         }

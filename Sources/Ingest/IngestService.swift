@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import EventLog
 import KafkaClient
 import LedgerSupport
@@ -16,15 +19,19 @@ public final class IngestService: Sendable {
         public var pipeline: IngestPipeline.Options
         public var batchSize: Int
         public var progressEverySeconds: Double
+        /// What to do when the broker no longer has records the log needs.
+        public var onBrokerLoss: BrokerLossPolicy
 
         public init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
-                    pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5) {
+                    pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5,
+                    onBrokerLoss: BrokerLossPolicy = .record) {
             self.brokers = brokers
             self.group = group
             self.kafka = kafka
             self.pipeline = pipeline
             self.batchSize = batchSize
             self.progressEverySeconds = progressEverySeconds
+            self.onBrokerLoss = onBrokerLoss
         }
     }
 
@@ -62,9 +69,16 @@ public final class IngestService: Sendable {
 
     /// Consumes into a pipeline the caller made (to share its projection store) until `stop()`.
     public func run(pipeline: IngestPipeline, configuration: Configuration) throws {
+        // A partition whose next offset the broker no longer has must come back to us, not
+        // be moved on by librdkafka (`earliest` skipped the lost records with a warning).
+        var kafka = configuration.kafka
+        if let asked = kafka["auto.offset.reset"], asked != "error" {
+            logger.warning("ignoring auto.offset.reset=\(asked): ingest decides what a lost offset means (--on-broker-loss)")
+        }
+        kafka["auto.offset.reset"] = "error"
         let consumer = try KafkaConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
-            configuration: configuration.kafka,
+            configuration: kafka,
             startOffset: { try pipeline.startOffset(for: $0) },
             onRevoked: { partitions in
                 do {
@@ -76,8 +90,17 @@ public final class IngestService: Sendable {
         var lastProgress = ContinuousClock.now
         var recordsAtLastProgress = 0
         var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
+        var stoppedBy: IngestError?
         while !stopping.load(ordering: .acquiring) {
             try Self.consumeBatch(from: consumer, into: pipeline, batchSize: configuration.batchSize)
+            if !consumer.offsetsOutOfRange.isEmpty {
+                do {
+                    try Self.resumeOutOfRange(consumer, pipeline, policy: configuration.onBrokerLoss, logger: logger)
+                } catch let error as IngestError {
+                    stoppedBy = error
+                    break
+                }
+            }
             if !pipeline.catchingUp.isEmpty {
                 var highs: [Int32: Int64] = [:]
                 for partition in pipeline.catchingUp { highs[partition] = consumer.highWatermark(partition: partition) }
@@ -113,6 +136,59 @@ public final class IngestService: Sendable {
         consumer.close()
         published.withLock { $0.partitions = [:] }
         logger.info("stopped", ["records": pipeline.counters.records, "dead_letters": pipeline.counters.deadLetters])
+        if let stoppedBy { throw stoppedBy }
+    }
+
+    /// Partitions whose next offset the broker did not have: the broker's log start and end
+    /// decide what happened. Records gone (log start beyond the log's next offset): a gap
+    /// record and on from the log start, or with `stop` an `IngestError` naming the range.
+    /// The log's next offset beyond the broker's end: an `IngestError` (this log is not from
+    /// this topic). Otherwise the offset is there after all: on from it.
+    /// - Throws: `IngestError` to stop ingest; a log write or assignment failure.
+    static func resumeOutOfRange(_ consumer: KafkaConsumer, _ pipeline: IngestPipeline, policy: BrokerLossPolicy, logger: Logger) throws {
+        for (partition, asked) in consumer.offsetsOutOfRange.sorted(by: { $0.key < $1.key }) {
+            let next = try pipeline.nextOffset(partition)
+            let broker: (low: Int64, high: Int64)
+            do {
+                broker = try consumer.queryWatermarks(partition: partition, timeoutMilliseconds: 5_000)
+            } catch {
+                logger.warning("cannot ask the broker where its log starts: trying again", ["partition": partition, "error": error])
+                continue
+            }
+            if broker.low > next {
+                let gap = LogGap(
+                    topic: consumer.topic, partition: partition, firstLostOffset: next, lastLostOffset: broker.low - 1,
+                    brokerLogStartOffset: broker.low, detectedAt: Self.now(),
+                    reason: "offset_out_of_range: the broker's log of partition \(partition) starts at \(broker.low) "
+                        + "(ends at \(broker.high)); the log needed offset \(next)")
+                let what = policy == .record
+                    ? "records lost at the broker: gap recorded in the log, going on from the broker's log start"
+                    : "records lost at the broker: stopping (--on-broker-loss stop)"
+                if policy == .record {
+                    try pipeline.recordGap(partition: partition, brokerLogStart: broker.low, reason: gap.reason, detectedAt: gap.detectedAt)
+                }
+                logger.error(
+                    what, ["topic": gap.topic, "partition": partition, "range": gap.range, "first_lost_offset": gap.firstLostOffset,
+                           "last_lost_offset": gap.lastLostOffset, "lost_records": gap.lostRecords,
+                           "broker_log_start": gap.brokerLogStartOffset, "policy": policy.rawValue])
+                guard policy == .record else { throw IngestError.brokerLoss(gap) }
+                try consumer.restart(partition: partition, at: broker.low, others: pipeline.nextOffset)
+            } else if next > broker.high {
+                throw IngestError.logAheadOfBroker(partition: partition, nextOffset: next, brokerLogEnd: broker.high)
+            } else {
+                logger.warning(
+                    "offset out of range, but the broker has the offset the log needs: going on from it",
+                    ["partition": partition, "asked": asked, "next": next, "broker_log_start": broker.low, "broker_log_end": broker.high])
+                try consumer.restart(partition: partition, at: next, others: pipeline.nextOffset)
+            }
+        }
+    }
+
+    /// Wall-clock time, ms since the epoch.
+    private static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 
     /// One batch: what arrives within one poll, topped up from what is already queued, up
@@ -171,6 +247,13 @@ extension IngestService {
                 guard let high = progress.highWatermark else { return nil }
                 return .init([("partition", String(partition))], Double(max(0, high - ((progress.lastOffset ?? -1) + 1))))
             }
+        }
+        registry.collect(
+            "chatledger_ingest_records_lost_total",
+            help: "Offsets the broker no longer had when ingest asked for them (gap records in the log), per partition.",
+            kind: .counter
+        ) {
+            self.statistics.counters.lostRecords.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
         }
         registry.collect("chatledger_ingest_caught_up", help: "1 when every assigned partition has reached its high watermark.", kind: .gauge) {
             [.init(self.isCaughtUp ? 1 : 0)]

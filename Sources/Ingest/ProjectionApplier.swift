@@ -12,8 +12,8 @@ import Synchronization
 /// projection falls behind the log). Only records already written (and synced, per the
 /// fsync policy) are submitted, so the projection never shows what the log could lose.
 final class ProjectionApplier: Sendable {
-    /// One logged record: an event, or nil for a dead letter.
-    typealias Record = (event: Event?, position: LogPosition, chainHash: SHA256Digest)
+    /// One logged record: an event, or nil for a dead letter or (`isGap`) a gap record.
+    typealias Record = (event: Event?, position: LogPosition, chainHash: SHA256Digest, isGap: Bool)
 
     private enum Job: Sendable {
         case batch([Record], onApplied: (@Sendable () -> Void)?)
@@ -75,6 +75,8 @@ final class ProjectionApplier: Sendable {
                 for record in records {
                     if let event = record.event {
                         store.apply(event, at: record.position, chainHash: record.chainHash)
+                    } else if record.isGap {
+                        store.pass(at: record.position, chainHash: record.chainHash)
                     } else {
                         store.skip(at: record.position, chainHash: record.chainHash)
                     }

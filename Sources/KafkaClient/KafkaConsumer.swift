@@ -24,6 +24,10 @@ public final class KafkaConsumer {
     public let topic: String
     /// Partitions currently assigned to this consumer.
     public private(set) var assignment: Set<Int32> = []
+    /// Assigned partitions whose next offset the broker does not have (with
+    /// `auto.offset.reset=error`), each with the offset asked for. librdkafka stops
+    /// fetching such a partition until `restart(partition:at:)`.
+    public private(set) var offsetsOutOfRange: [Int32: Int64] = [:]
 
     private let handle: OpaquePointer
     private let queue: OpaquePointer
@@ -189,6 +193,44 @@ public final class KafkaConsumer {
         return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
+    /// The broker's log start offset and high watermark of `partition`, asked of the
+    /// broker (blocks up to `timeoutMilliseconds`).
+    /// - Throws: `KafkaError` if the broker does not answer in time.
+    public func queryWatermarks(partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .query(result, "watermarks of \(topic)/\(partition)") }
+        return (low, high)
+    }
+
+    /// Starts fetching an assigned partition again at `offset` (after it went out of
+    /// range). librdkafka cannot seek a partition it stopped, so the partition is assigned
+    /// anew: on its own with the cooperative protocol; with the eager one the whole
+    /// assignment is, each other partition at `next(partition)`, the next offset the
+    /// application needs (call this between batches, when nothing consumed is unhandled).
+    /// - Throws: `KafkaError` if librdkafka refuses the assignment, or what `next` throws.
+    public func restart(partition: Int32, at offset: Int64, others next: (Int32) throws -> Int64) throws {
+        guard assignment.contains(partition) else { return }
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let list = rd_kafka_topic_partition_list_new(Int32(assignment.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if cooperative {
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+            if let error = rd_kafka_incremental_unassign(handle, list) { throw KafkaError.assignment(error, "unassign \(topic)/\(partition)") }
+            if let error = rd_kafka_incremental_assign(handle, list) { throw KafkaError.assignment(error, "assign \(topic)/\(partition) at \(offset)") }
+        } else {
+            for assigned in assignment.sorted() {
+                rd_kafka_topic_partition_list_add(list, topic, assigned).pointee.offset =
+                    assigned == partition ? offset : try next(assigned)
+            }
+            let result = rd_kafka_assign(handle, list)
+            guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.query(result, "assign \(topic) with \(partition) at \(offset)") }
+        }
+        offsetsOutOfRange[partition] = nil
+        logger.info("partition restarted", ["partition": partition, "offset": offset, "protocol": cooperative ? "cooperative" : "eager"])
+    }
+
     /// Leaves the group (revoking partitions through the callback) and stops fetching.
     public func close() {
         guard !closed else { return }
@@ -232,6 +274,7 @@ public final class KafkaConsumer {
             onAssigned(partitions)
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             onRevoked(partitions)
+            for partition in partitions { offsetsOutOfRange[partition] = nil }
             if cooperative {
                 report(rd_kafka_incremental_unassign(handle, list), "incremental unassign")
                 assignment.subtract(partitions)
@@ -244,6 +287,7 @@ public final class KafkaConsumer {
             logger.error("rebalance failed", ["error": KafkaError.describe(error)])
             rd_kafka_assign(handle, nil)
             assignment.removeAll()
+            offsetsOutOfRange.removeAll()
         }
     }
 
@@ -273,6 +317,13 @@ public final class KafkaConsumer {
         let text = String(cString: rd_kafka_message_errstr(&copy))
         if message.err == RD_KAFKA_RESP_ERR__FATAL {
             try checkFatal()
+        }
+        if message.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET {
+            // The broker no longer (or not yet) has the offset asked for, and
+            // `auto.offset.reset=error` leaves what to do to the application.
+            if assignment.contains(message.partition) { offsetsOutOfRange[message.partition] = message.offset }
+            logger.notice("offset out of range at the broker", ["partition": message.partition, "offset": message.offset, "detail": text])
+            return
         }
         logger.warning("consumer error (librdkafka retries)", ["error": KafkaError.describe(message.err), "detail": text, "partition": message.partition])
     }

@@ -9,6 +9,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         case flush = "messages still undelivered"
         case mockCluster = "mock cluster failure"
         case fatal = "fatal consumer error"
+        case query = "broker request failed"
+        case assignment = "partition assignment refused"
     }
 
     private let kind: Kind
@@ -39,6 +41,16 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
     static func fatal(_ error: rd_kafka_resp_err_t, _ detail: String) -> KafkaError {
         KafkaError(.fatal, code: error.rawValue, detail: describe(error) + ": " + detail)
+    }
+
+    static func query(_ error: rd_kafka_resp_err_t, _ context: String) -> KafkaError {
+        KafkaError(.query, code: error.rawValue, detail: context + ": " + describe(error))
+    }
+
+    /// Takes ownership of a librdkafka error object (and destroys it).
+    static func assignment(_ error: OpaquePointer, _ context: String) -> KafkaError {
+        defer { rd_kafka_error_destroy(error) }
+        return KafkaError(.assignment, code: rd_kafka_error_code(error).rawValue, detail: context + ": " + String(cString: rd_kafka_error_string(error)))
     }
 
     /// librdkafka's text for an error code.

@@ -14,3 +14,12 @@ public enum TimeArgument {
         return nil
     }
 }
+
+extension TimeArgument {
+    /// Epoch milliseconds as ISO 8601 UTC with milliseconds, e.g. `2026-11-25T14:03:00.000Z`.
+    public static func iso8601(milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+}

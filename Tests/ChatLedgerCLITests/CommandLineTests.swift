@@ -4,7 +4,7 @@ import Testing
 
 @Suite("chatledger command line")
 struct CommandLineTests {
-    static let commands = ["run", "ingest", "serve", "produce", "broker", "verify", "replay", "export", "bench"]
+    static let commands = ["run", "ingest", "serve", "produce", "broker", "verify", "acknowledge-loss", "replay", "export", "bench"]
 
     @Test("every command has --help, exits 0 and lists its options", arguments: commands)
     func helpForEveryCommand(command: String) throws {
@@ -31,6 +31,9 @@ struct CommandLineTests {
         (["replay", "--device", "d", "--at-offset", "0:1", "--as-of", "1"], "either --at-offset or --as-of"),
         (["bench"], "missing argument NAME"),
         (["bench", "nonsense"], "unknown benchmark"),
+        (["bench", "freshness", "--devices", "10,0"], "--devices takes device counts"),
+        (["ingest", "--brokers", "127.0.0.1:1", "--on-broker-loss", "skip"], "--on-broker-loss takes record or stop"),
+        (["run", "--on-broker-loss", ""], "--on-broker-loss takes record or stop"),
         (["produce", "--brokers", "a", "--brokers", "b"], "given twice"),
         (["frobnicate"], "unknown command"),
         ([], "Usage: chatledger COMMAND"),
@@ -51,6 +54,26 @@ struct CommandLineTests {
         #expect((figures["healthz_requests_per_s"] ?? 0) > 0)
         #expect((figures["freshness_p99_ms"] ?? 0) > 0)
         #expect((figures["chats_response_bytes"] ?? 0) > 1_000, "a real 50-chat list, not an error body")
+    }
+
+    @Test("bench freshness --json preloads a projection through Kafka and measures markers under load, per size, with the checkpoints written meanwhile")
+    func benchFreshnessJSON() throws {
+        let run = try ChatLedgerProcess.run(
+            ["bench", "freshness", "--json", "--devices", "20,40", "--chats", "5", "--rate", "300", "--seconds", "2",
+             "--dir", NSTemporaryDirectory() + "chatledger-bench"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let object = try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any]
+        let figures = try #require(object?["figures"] as? [String: Double])
+        for label in ["20x5", "40x5"] {
+            #expect(figures["preload_chats_\(label)"] == Double(Int(label.prefix { $0 != "x" })! * 5))
+            #expect((figures["markers_\(label)"] ?? 0) >= 1, "markers measured for 2 s (one every 20 ms at most)")
+            #expect(figures["markers_not_visible_\(label)"] == 0)
+            #expect((figures["freshness_p50_ms_\(label)"] ?? 0) > 0)
+            #expect((figures["freshness_max_ms_\(label)"] ?? 0) >= (figures["freshness_p99_ms_\(label)"] ?? .infinity))
+            #expect(figures["checkpoints_during_\(label)"] != nil && figures["markers_over_50ms_at_checkpoint_\(label)"] != nil)
+            #expect((figures["disk_fdatasync_max_ms_\(label)"] ?? 0) > 0, "the disk was sampled")
+            #expect((figures["background_events_per_s_\(label)"] ?? 0) > 100)
+        }
     }
 
     @Test("bench codec --json prints one JSON object with figures and units")

@@ -3,22 +3,56 @@ import Glibc
 #endif
 import ChatEvents
 import ChatProjection
+import Dispatch
 import EventLog
 import Foundation
 import KafkaTestSupport
 import Testing
 
-/// A `chatledger ingest` child process.
+/// A `chatledger ingest` child process; its stderr goes to `DATA.stderr`.
 final class IngestProcess {
     let process = Process()
+    /// The port of `--http 127.0.0.1:0` (with `http: true`), else 0.
+    private(set) var port: UInt16 = 0
+    private let exited = DispatchSemaphore(value: 0)
+    let standardErrorPath: String
 
-    init(brokers: String, data: String, group: String, extra: [String] = []) throws {
+    init(brokers: String, data: String, group: String, extra: [String] = [], http: Bool = false) throws {
         process.executableURL = ChatLedgerProcess.executable
-        process.arguments = ["ingest", "--brokers", brokers, "--data", data, "--group", group] + extra
-        process.standardOutput = FileHandle.nullDevice
-        _ = FileManager.default.createFile(atPath: data + ".stderr", contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: data + ".stderr"))
+        process.arguments = ["ingest", "--brokers", brokers, "--data", data, "--group", group] + extra + (http ? ["--http", "127.0.0.1:0"] : [])
+        let output = Pipe()
+        process.standardOutput = http ? output : FileHandle.nullDevice
+        standardErrorPath = data + ".stderr"
+        _ = FileManager.default.createFile(atPath: standardErrorPath, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: standardErrorPath))
+        let exited = self.exited
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
+        if http {
+            // Its first line is `url=http://127.0.0.1:PORT` (or it ended before serving).
+            var line = Data()
+            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
+            port = UInt16(String(decoding: line, as: UTF8.self).split(separator: ":").last ?? "") ?? 0
+        }
+    }
+
+    /// A test that ends early (a failed `#require`, a thrown error) must not leave it running.
+    deinit {
+        if process.isRunning { kill() }
+    }
+
+    /// What it wrote to stderr so far.
+    var standardError: String { (try? String(contentsOfFile: standardErrorPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for it to end on its own; its exit status, or nil (and SIGKILLed) if it is
+    /// still running after `seconds`, so a hang fails the test instead of the whole run.
+    func waitForExit(seconds: Int) -> Int32? {
+        if exited.wait(timeout: .now() + .seconds(seconds)) == .timedOut {
+            kill()
+            return nil
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 
     /// SIGTERM and wait: the clean shutdown path.

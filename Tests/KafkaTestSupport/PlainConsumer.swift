@@ -48,6 +48,17 @@ public final class PlainConsumer {
         rd_kafka_destroy(handle)
     }
 
+    /// The broker's log start offset and high watermark of one partition, asked of the broker.
+    public func watermarks(topic: String, partition: Int32) throws -> (low: Int64, high: Int64) {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, 10_000)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw Failure(description: "watermarks of \(topic)/\(partition): \(String(cString: rd_kafka_err2str(result)))")
+        }
+        return (low, high)
+    }
+
     /// Every message in `topic`'s `partitions` partitions, in offset order per partition.
     /// Ends when every partition has reported end-of-partition; fails after `maxPolls`
     /// empty polls (a stuck broker), never on a timer alone.

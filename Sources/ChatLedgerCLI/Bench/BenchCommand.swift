@@ -7,17 +7,20 @@ import LedgerSupport
 /// Speed is reported against a baseline measured in the same run wherever one exists.
 enum BenchCommand: Command {
     static let spec = CommandSpec(
-        name: "bench", synopsis: "bench NAME [--json] [--events N]",
-        summary: "Run a benchmark (codec, log, projection, ingest, http, verify) and print its figures.",
+        name: "bench", synopsis: "bench NAME [--json] [--events N] [--devices N[,N…] --chats M --rate R --seconds S]",
+        summary: "Run a benchmark (codec, log, projection, ingest, http, verify, freshness) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
-            CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log).", default: "./data/bench"),
+            CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log, ingest, verify, freshness).", default: "./data/bench"),
             CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
-            CommandSpec.Option("seconds", "S", "Seconds per measurement (log: per append mode; http: per route).", default: "2"),
+            CommandSpec.Option("seconds", "S", "Seconds per measurement (log: per append mode, http: per route, default 2; freshness: 100)."),
             CommandSpec.Option("fsync", "POLICY", "The log's fsync policy (ingest).", default: "batch"),
             CommandSpec.Option("load", "N", "Background events/s during the freshness probes (http).", default: "20000"),
             CommandSpec.Option("probes", "N", "Freshness probes (http).", default: "300"),
+            CommandSpec.Option("devices", "N[,N…]", "Devices preloaded, one run per size (freshness).", default: "1000,20000"),
+            CommandSpec.Option("chats", "M", "Chats per device preloaded (freshness).", default: "50"),
+            CommandSpec.Option("rate", "R", "Background events/s while markers are measured (freshness).", default: "3000"),
         ],
         positionals: ["NAME"])
 
@@ -41,13 +44,26 @@ enum BenchCommand: Command {
             report = try HTTPBenchmark.run(
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2), load: try arguments.integer("load", in: 0...1_000_000) ?? 20_000,
                 probes: try arguments.integer("probes", in: 10...100_000) ?? 300)
+        case "freshness":
+            var sizes: [Int] = []
+            for text in (arguments.string("devices") ?? "1000,20000").split(separator: ",") {
+                guard let devices = Int(text), (1...1_000_000).contains(devices) else {
+                    throw arguments.usageError("--devices takes device counts in 1...1000000, comma-separated, got '\(text)'")
+                }
+                sizes.append(devices)
+            }
+            guard !sizes.isEmpty else { throw arguments.usageError("--devices takes at least one device count") }
+            report = try FreshnessBenchmark.run(
+                devices: sizes, chats: try arguments.integer("chats", in: 1...10_000) ?? 50,
+                rate: try arguments.integer("rate", in: 0...1_000_000) ?? 3_000,
+                seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100), directory: arguments.string("dir") ?? "./data/bench")
         case "log":
             report = try LogBenchmark.run(
                 directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",
                 batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, http, verify)")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, http, verify, freshness)")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0

@@ -13,10 +13,10 @@ import Synchronization
 /// 1. Requests/s and latency of a cached chat-list GET with keep-alive, from `clients`
 ///    threads each keeping `connections` requests in flight, next to `/healthz` (the
 ///    server with no work per request) in the same run.
-/// 2. Freshness under background load: while a producer sends `load` events/s for other
-///    devices, a probe produces one incoming message at a time for its own device and
-///    polls `GET …/unread` until the count shows it; the delay from the produce call to
-///    the first response that shows it, p50/p99.
+/// 2. Freshness under background load (`FreshnessProbe`): while a producer sends `load`
+///    events/s for other devices, a probe produces one incoming message at a time for its
+///    own device and polls `GET …/unread` until the count shows it; the delay from the
+///    produce call to the first response that shows it, p50/p99.
 enum HTTPBenchmark {
     static let topic = "wa.device-events"
 
@@ -53,11 +53,12 @@ enum HTTPBenchmark {
         report.add("chats_vs_healthz", chats.rate / baseline.rate, "ratio")
         report.add("chats_response_bytes", Double(chats.bytes), "bytes")
 
-        let freshness = try freshness(server: server, load: backgroundRate, probes: probes)
+        let probe = FreshnessProbe(background: TrafficModel(.init(devices: 500, chatsPerDevice: 20, seed: 11)), rate: backgroundRate)
+        let freshness = try probe.run(server: server, until: .markers(probes))
         report.add("freshness_p50_ms", freshness.p50, "ms")
         report.add("freshness_p99_ms", freshness.p99, "ms")
         report.add("freshness_max_ms", freshness.max, "ms")
-        report.add("background_events_per_s", freshness.loadRate, "events/s")
+        report.add("background_events_per_s", freshness.backgroundRate, "events/s")
         report.notes.append("chatledger run as a child process (embedded mock broker); \(Self.clients) client threads × \(Self.connections) keep-alive connections, one request in flight each")
         report.notes.append("freshness: \(probes) probes, each from the produce call to the first GET showing it")
         return report
@@ -108,62 +109,6 @@ enum HTTPBenchmark {
         return LoadResult(
             rate: Double(sorted.count) / elapsed, p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99),
             bytes: responseBytes.load(ordering: .relaxed))
-    }
-
-    struct FreshnessResult {
-        var p50: Double
-        var p99: Double
-        var max: Double
-        var loadRate: Double
-    }
-
-    static func freshness(server: ServerProcess, load: Int, probes: Int) throws -> FreshnessResult {
-        let stopping = Atomic<Bool>(false)
-        let sent = Atomic<Int>(0)
-        let background = Thread {
-            guard let producer = try? KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "1"])) else { return }
-            var model = TrafficModel(.init(devices: 500, chatsPerDevice: 20, seed: 11))
-            let start = ContinuousClock.now
-            var count = 0
-            while !stopping.load(ordering: .acquiring) {
-                // Paced in steps of 1 ms: the events due by now.
-                let due = Int(Double(load) * ((ContinuousClock.now - start) / .seconds(1)))
-                while count < due {
-                    let event = model.next().event
-                    try? producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
-                    count += 1
-                }
-                producer.poll()
-                usleep(1_000)  // pacing the load generator, not synchronisation
-            }
-            sent.store(count, ordering: .releasing)
-            try? producer.flush(timeoutMilliseconds: 10_000)
-        }
-        let loadStart = ContinuousClock.now
-        background.start()
-        let probe = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
-        let client = try HTTPLoadClient(port: server.port)
-        var delays: [Double] = []
-        for index in 1...probes {
-            let event = Event(
-                eventId: "probe-\(getpid())-\(index)", deviceId: "probe", occurredAt: Int64(index), chatId: "source@c.us",
-                payload: .messageCreated(MessageCreated(messageId: "P\(index)", fromMe: false, kind: .text, preview: "probe")))
-            let start = ContinuousClock.now
-            try probe.send(topic: topic, key: Array("probe".utf8), value: EventEncoder.encode(event))
-            probe.poll()
-            while true {
-                let body = try client.get("/api/v1/devices/probe/unread")
-                if body.contains("\"unreadMessages\":\(index)}") { break }
-                if ContinuousClock.now - start > .seconds(10) { throw BenchFailure("probe \(index) not visible after 10 s") }
-                probe.poll()
-            }
-            delays.append((ContinuousClock.now - start) / .milliseconds(1))
-        }
-        stopping.store(true, ordering: .releasing)
-        background.join()
-        let loadRate = Double(sent.load(ordering: .acquiring)) / ((ContinuousClock.now - loadStart) / .seconds(1))
-        let sorted = delays.sorted()
-        return FreshnessResult(p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99), max: sorted.last ?? 0, loadRate: loadRate)
     }
 
     static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {

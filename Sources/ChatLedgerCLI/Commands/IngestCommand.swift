@@ -10,12 +10,12 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--attest-key FILE]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--attest-key FILE] [--on-broker-loss record|stop]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic, .group, .data,
-            IngestOptions.fsync, IngestOptions.kafkaConfig,
+            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.onBrokerLoss,
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
         ] + QueryWorkerOptions.limits)
@@ -30,13 +30,16 @@ enum IngestCommand: Command {
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger", kafka: kafka,
             pipeline: .init(
                 topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync,
-                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }))
+                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }),
+            onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: configuration.pipeline)
         var server: HTTPServer?
         if arguments.string("http") != nil {
-            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, ingest: service)
+            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
-            let api = QueryAPI(store: pipeline.store, keys: try APIKeys(json: Array(#"{"keys":[]}"#.utf8)), metrics: metrics, isReady: { service.isCaughtUp })
+            let api = QueryAPI(
+                store: pipeline.store, keys: try APIKeys(json: Array(#"{"keys":[]}"#.utf8)), metrics: metrics, isReady: { service.isCaughtUp },
+                gaps: pipeline.gaps)
             let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))
             server = started.server
             print("url=\(started.url)")
@@ -67,6 +70,18 @@ enum IngestOptions {
     static let kafkaConfig = CommandSpec.Option(
         "kafka-config", "K=V,...",
         "Extra librdkafka properties, e.g. partition.assignment.strategy=cooperative-sticky,group.instance.id=a.")
+
+    static let onBrokerLoss = CommandSpec.Option(
+        "on-broker-loss", "POLICY",
+        "When the broker no longer has records not yet read: record (a gap record in the log, then on) or stop (exit 1 naming them).",
+        default: BrokerLossPolicy.record.rawValue)
+
+    static func brokerLossPolicy(_ arguments: ParsedArguments) throws -> BrokerLossPolicy {
+        guard let policy = BrokerLossPolicy(rawValue: arguments.string("on-broker-loss") ?? BrokerLossPolicy.record.rawValue) else {
+            throw arguments.usageError("--on-broker-loss takes record or stop")
+        }
+        return policy
+    }
 
     static func fsyncPolicy(_ arguments: ParsedArguments) throws -> FsyncPolicy {
         guard let policy = FsyncPolicy(arguments.string("fsync") ?? "batch") else {

@@ -45,12 +45,13 @@ enum QueryWorkerOptions {
         return (server, "http://\(configuration.host):\(port)")
     }
 
-    /// The metrics of a process: the projection's and the log's, and ingest's when it runs here.
-    static func metrics(store: ProjectionStore, log: EventLog, ingest: IngestService? = nil) -> MetricsRegistry {
+    /// The metrics of a process: the projection's, the log's and its gaps', and ingest's when it runs here.
+    static func metrics(store: ProjectionStore, log: EventLog, gaps: GapRegister, ingest: IngestService? = nil) -> MetricsRegistry {
         let metrics = MetricsRegistry()
         ingest?.registerMetrics(in: metrics)
         store.registerMetrics(in: metrics)
         log.registerMetrics(in: metrics)
+        gaps.registerMetrics(in: metrics)
         return metrics
     }
 }

@@ -18,12 +18,12 @@ import Synchronization
 /// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
     static let spec = CommandSpec(
-        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo]",
+        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo] [--on-broker-loss record|stop]",
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
-            IngestOptions.fsync, IngestOptions.kafkaConfig, WriteOptions.timeout,
+            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.onBrokerLoss, WriteOptions.timeout,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
@@ -53,6 +53,7 @@ enum RunCommand: Command {
         let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
 
         let options = IngestPipeline.Options(topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments))
+        let onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
         // The mock broker answers a fetch that finds nothing new only after fetch.wait.max.ms,
         // even when data arrives meanwhile, so that wait is the floor of produce-to-visible
         // latency against it: keep it short. Real brokers answer as soon as data arrives.
@@ -61,12 +62,13 @@ enum RunCommand: Command {
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let service = IngestService()
-        let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, ingest: service)
+        let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
         let publisher = try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
             isReady: { service.isCaughtUp },
-            source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) })
+            source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) },
+            gaps: pipeline.gaps)
         let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
         pipeline.onBatchApplied = { server.wake() }  // parked queries and change streams look again
 
@@ -77,7 +79,9 @@ enum RunCommand: Command {
         let handoff = PipelineHandoff(pipeline)
         let ingest = Thread {
             do {
-                try service.run(pipeline: handoff.pipeline, configuration: .init(brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options))
+                try service.run(
+                    pipeline: handoff.pipeline,
+                    configuration: .init(brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: onBrokerLoss))
             } catch {
                 Logger(label: "run").error("ingest stopped", ["error": error])
                 failed.store(true, ordering: .releasing)

@@ -34,15 +34,16 @@ enum ServeCommand: Command {
         let log = EventLog(dataDirectory: data)
         let loaded = try ProjectionRecovery.load(log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data))
         let store = ProjectionStore(loaded.state)
-        let follower = LogTail(log: log, topic: topic, store: store)
-        let metrics = QueryWorkerOptions.metrics(store: store, log: log)
+        let gaps = try GapRegister(log: log, topic: topic)
+        let follower = LogTail(log: log, topic: topic, store: store, gaps: gaps)
+        let metrics = QueryWorkerOptions.metrics(store: store, log: log, gaps: gaps)
         let publisher = try arguments.string("brokers").map { brokers in
             try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
         }
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
             isReady: { follower.isCaughtUp },
-            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) })
+            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps)
         let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
         print("url=\(url)")
@@ -62,16 +63,19 @@ private final class LogTail: Sendable {
     private let log: EventLog
     private let topic: String
     private let store: ProjectionStore
+    /// Gap records met while following are added here (for `/readyz`).
+    private let gaps: GapRegister
     private let stopping = Atomic<Bool>(false)
     private let caughtUp = Atomic<Bool>(false)
     private let failure = Atomic<Bool>(false)
     private let readThrough = Mutex<[Int32: Int64]>([:])
     private let done = Semaphore()
 
-    init(log: EventLog, topic: String, store: ProjectionStore) {
+    init(log: EventLog, topic: String, store: ProjectionStore, gaps: GapRegister) {
         self.log = log
         self.topic = topic
         self.store = store
+        self.gaps = gaps
     }
 
     var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
@@ -119,6 +123,9 @@ private final class LogTail: Sendable {
                     let position = LogPosition(partition: partition, offset: record.offset)
                     if record.kind == .event, let value = record.value, let event = try? parser.parse(value) {
                         store.apply(event, at: position, chainHash: record.chainHash)
+                    } else if record.kind == .gap {
+                        if let gap = LogGap(record) { gaps.add(gap) }
+                        store.pass(at: position, chainHash: record.chainHash)
                     } else {
                         store.skip(at: position, chainHash: record.chainHash)
                     }

@@ -7,13 +7,16 @@ import Foundation
 import LedgerSupport
 
 /// `chatledger verify`: checks the whole event log (every CRC, the hash chain, offsets,
-/// segment links, indexes); one line per problem; exit 0 only if everything holds.
+/// segment links, indexes); one line per problem; exit 0 only if everything holds. Gaps
+/// (records the broker had lost before ingest read them) are reported, one line each;
+/// with `--strict` any gap fails the run too.
 enum VerifyCommand: Command {
     static let spec = CommandSpec(
-        name: "verify", synopsis: "verify [--data DIR] [--json]",
+        name: "verify", synopsis: "verify [--data DIR] [--json] [--strict]",
         summary: "Check every record's checksum, the hash chain, offsets and indexes; exit 0 only if all hold.",
         options: [
             .data, .topic, .flag("json", "Print the summary as one JSON object."),
+            .flag("strict", "Also exit 1 when the log has a gap (records the broker had lost before ingest read them)."),
             CommandSpec.Option("attest-key", "FILE", "Also require every checkpoint's attestation under the key in FILE."),
         ])
 
@@ -82,21 +85,35 @@ enum VerifyCommand: Command {
         let checkpoints = verifyCheckpoints(
             data: data, topic: arguments.string("topic") ?? "wa.device-events", attestationKey: attestationKey, into: &verification)
         let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let strict = arguments.flag("strict")
+        let register = GapRegister(topic: "", gaps: verification.gaps, dataDirectory: data)
+        let acknowledged = Set(verification.gaps.indices.filter { register.isAcknowledged(verification.gaps[$0]) })
         if arguments.flag("json") {
-            print(json(verification, checkpoints: checkpoints, seconds: seconds))
+            print(json(verification, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds))
         } else {
-            print(text(verification, checkpoints: checkpoints, seconds: seconds), terminator: "")
+            print(text(verification, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds), terminator: "")
         }
-        return verification.isClean ? 0 : 1
+        return verification.isClean && !(strict && !verification.gaps.isEmpty) ? 0 : 1
     }
 
-    static func text(_ verification: LogVerification, checkpoints: [CheckpointCheck], seconds: Double) -> String {
+    /// One line for a gap: the partition, the lost range and what the record says.
+    static func gapLine(_ gap: LogGap, acknowledged: Bool) -> String {
+        "gap: \(gap.topic)/\(gap.partition) offsets \(gap.firstLostOffset)..\(gap.lastLostOffset) lost at the broker "
+            + "(\(gap.lostRecords) records; its log then started at \(gap.brokerLogStartOffset); found "
+            + "\(TimeArgument.iso8601(milliseconds: gap.detectedAt)); \(acknowledged ? "acknowledged" : "not acknowledged")): \(gap.reason)"
+    }
+
+    static func text(
+        _ verification: LogVerification, checkpoints: [CheckpointCheck], acknowledged: Set<Int>, strict: Bool, seconds: Double
+    ) -> String {
         var lines: [String] = verification.problems.map { "problem: \($0)" }
+        lines += verification.gaps.indices.map { gapLine(verification.gaps[$0], acknowledged: acknowledged.contains($0)) }
         for partition in verification.partitions {
             let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
+            let gaps = partition.gaps == 0 ? "" : ", \(partition.gaps) \(partition.gaps == 1 ? "gap" : "gaps") (\(partition.lostRecords) offsets lost)"
             lines.append(
                 "partition \(partition.topic)/\(partition.partition): \(partition.records) records (\(partition.events) events, "
-                    + "\(partition.deadLetters) dead letters), \(offsets), \(partition.segments) segments, \(partition.bytes) bytes, "
+                    + "\(partition.deadLetters) dead letters\(gaps)), \(offsets), \(partition.segments) segments, \(partition.bytes) bytes, "
                     + "chain \(partition.lastChainHash.hex.prefix(16))")
         }
         for (reason, count) in verification.deadLettersByReason.sorted(by: { $0.key < $1.key }) {
@@ -111,20 +128,33 @@ enum VerifyCommand: Command {
         }
         let records = verification.partitions.reduce(0) { $0 + $1.records }
         lines.append("checkpoints verified against a replay of the log: \(checkpoints.filter(\.holds).count)")
-        lines.append(
-            verification.isClean
-                ? "ok: \(records) records in \(verification.partitions.count) partitions verified in \(String(format: "%.2f", seconds)) s"
-                : "FAILED: \(verification.problems.count) problems in \(records) records")
+        let lost = verification.gaps.reduce(Int64(0)) { $0 + $1.lostRecords }
+        let gaps =
+            verification.gaps.isEmpty
+            ? "" : "; \(verification.gaps.count) \(verification.gaps.count == 1 ? "gap" : "gaps"), \(lost) offsets lost at the broker"
+        if !verification.isClean {
+            lines.append("FAILED: \(verification.problems.count) problems in \(records) records\(gaps)")
+        } else if strict && !verification.gaps.isEmpty {
+            lines.append("FAILED (--strict): \(records) records hold\(gaps)")
+        } else {
+            lines.append("ok: \(records) records in \(verification.partitions.count) partitions verified in \(String(format: "%.2f", seconds)) s\(gaps)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func json(_ verification: LogVerification, checkpoints: [CheckpointCheck], seconds: Double) -> String {
+    static func json(
+        _ verification: LogVerification, checkpoints: [CheckpointCheck], acknowledged: Set<Int>, strict: Bool, seconds: Double
+    ) -> String {
         let partitions: [[String: Any]] = verification.partitions.map { partition in
             var object: [String: Any] = [
                 "topic": partition.topic, "partition": Int(partition.partition), "segments": partition.segments,
                 "records": partition.records, "events": partition.events, "deadLetters": partition.deadLetters,
                 "bytes": partition.bytes, "chainHash": partition.lastChainHash.hex,
             ]
+            if partition.gaps > 0 {
+                object["gaps"] = partition.gaps
+                object["lostRecords"] = partition.lostRecords
+            }
             if let first = partition.firstOffset { object["firstOffset"] = first }
             if let last = partition.lastOffset { object["lastOffset"] = last }
             if let first = partition.firstTimestamp { object["firstTimestamp"] = first }
@@ -137,8 +167,17 @@ enum VerifyCommand: Command {
             if let offset = problem.kafkaOffset { object["offset"] = offset }
             return object
         }
+        let gaps: [[String: Any]] = verification.gaps.indices.map { index in
+            let gap = verification.gaps[index]
+            return [
+                "topic": gap.topic, "partition": Int(gap.partition), "firstLostOffset": gap.firstLostOffset,
+                "lastLostOffset": gap.lastLostOffset, "lostRecords": gap.lostRecords, "brokerLogStartOffset": gap.brokerLogStartOffset,
+                "detectedAt": gap.detectedAt, "reason": gap.reason, "acknowledged": acknowledged.contains(index),
+            ]
+        }
         let summary: [String: Any] = [
             "clean": verification.isClean, "records": verification.partitions.reduce(0) { $0 + $1.records },
+            "gaps": gaps, "strict": strict, "passed": verification.isClean && !(strict && !verification.gaps.isEmpty),
             "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
             "seconds": seconds, "checkpointsVerified": checkpoints.filter(\.holds).count,
             "checkpoints": checkpoints.map { check -> [String: Any] in

@@ -27,6 +27,7 @@ public final class QueryAPI: Sendable {
     private let requestDurations: MetricsRegistry.Histogram?
     private let audit: AuditLog?
     private let writes: WriteRoutes
+    private let gaps: GapRegister?
 
     /// - Parameters:
     ///   - metrics: served at `/metrics` (404 without), and where request durations go.
@@ -37,13 +38,16 @@ public final class QueryAPI: Sendable {
     ///   - publisher: where the write routes send their events (the canonical topic); without
     ///     it they are 501.
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
+    ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     public init(
         store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
         isReady: @escaping @Sendable () -> Bool = { true },
         source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) },
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        gaps: GapRegister? = nil
     ) {
+        self.gaps = gaps
         self.store = store
         self.keys = keys
         self.metrics = metrics
@@ -182,6 +186,7 @@ public final class QueryAPI: Sendable {
         case ["healthz"]:
             return .response(Self.json(200, #"{"status":"ok"}"#))
         case ["readyz"]:
+            if let lost = gaps?.unacknowledged, !lost.isEmpty { return .response(Self.dataLost(lost)) }
             return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
         case ["metrics"] where metrics != nil:
             let body = Array((metrics?.render() ?? "").utf8)
@@ -266,7 +271,7 @@ public final class QueryAPI: Sendable {
         // would make the applier copy its tables.
         let report = ServiceStatus(
             ready: isReady(), role: grant.role, source: source(), appliedOffsets: store.appliedOffsets, devices: store.deviceCount,
-            counts: store.counts)
+            counts: store.counts, lost: gaps?.unacknowledged ?? [])
         return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
     }
 
@@ -453,6 +458,35 @@ public final class QueryAPI: Sendable {
     }
 
     // MARK: - Parsing
+
+    /// `/readyz` while the log has gaps no operator has acknowledged: 503, with each range.
+    static func dataLost(_ gaps: [LogGap]) -> HTTPResponse {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("status", "data lost")
+        writeLostRanges(gaps, &writer)
+        writer.field("acknowledge", "chatledger acknowledge-loss --data DIR")
+        writer.endObject()
+        return HTTPResponse(status: 503, headers: [("Content-Type", "application/json")], body: writer.bytes)
+    }
+
+    /// `"lost":[{topic, partition, firstOffset, lastOffset, records, detectedAt}…]`, in
+    /// `/readyz` and `/api/v1/status`.
+    static func writeLostRanges(_ gaps: [LogGap], _ writer: inout JSONWriter) {
+        writer.key("lost")
+        writer.beginArray()
+        for gap in gaps {
+            writer.beginObject()
+            writer.field("topic", gap.topic)
+            writer.field("partition", Int64(gap.partition))
+            writer.field("firstOffset", gap.firstLostOffset)
+            writer.field("lastOffset", gap.lastLostOffset)
+            writer.field("records", gap.lostRecords)
+            writer.field("detectedAt", gap.detectedAt)
+            writer.endObject()
+        }
+        writer.endArray()
+    }
 
     static func json(_ status: Int, _ text: String) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))

@@ -1,5 +1,6 @@
 import ChatEvents
 import ChatProjection
+import EventLog
 
 /// Where a process's records come from and how far that source reaches, for
 /// `GET /api/v1/status`. The process that owns the source fills it (through the closure
@@ -39,15 +40,19 @@ struct ServiceStatus {
     var appliedOffsets: [Int32: Int64]
     var devices: Int
     var counts: ProjectionState.Counts
+    /// Gaps in the log (records the broker lost) no operator has acknowledged: while there
+    /// is one, the status is `data lost` and not ready, as `/readyz` says.
+    var lost: [LogGap] = []
 
-    /// `{"status","ready","role","source","partitions":[{partition, appliedOffset, endOffset, lag}],"devices","counts":{…}}`.
-    /// `lag` is the records the source has that the projection has not applied yet (null
-    /// while the source's end is unknown).
+    /// `{"status","ready","role","source","partitions":[{partition, appliedOffset, endOffset, lag}],"devices","counts":{…}}`,
+    /// plus `"lost":[…]` with `data lost`. `lag` is the records the source has that the
+    /// projection has not applied yet (null while the source's end is unknown).
     var json: [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("status", ready ? "ready" : "catching up")
-        writer.field("ready", ready)
+        writer.field("status", !lost.isEmpty ? "data lost" : ready ? "ready" : "catching up")
+        writer.field("ready", ready && lost.isEmpty)
+        if !lost.isEmpty { QueryAPI.writeLostRanges(lost, &writer) }
         writer.field("role", role.rawValue)
         writer.field("source", source.kind.rawValue)
         writer.key("partitions")
