@@ -22,8 +22,8 @@ public struct Event: Sendable, Hashable {
     }
     /// The type-specific part.
     public var payload: EventPayload
-    /// The bridge record the adapter stage made this event from (SPEC §6); nil for events a
-    /// bridge published in the canonical form itself.
+    /// The bridge record the adapter stage made this event from (SPEC §6), or the write-API
+    /// request (SPEC §7); nil for events a bridge published in the canonical form itself.
     public var source: EventSource? {
         get { sourceBox?.source }
         set { sourceBox = newValue.map(EventSource.Box.init) }
@@ -337,21 +337,30 @@ public struct ContactAliased: Sendable, Hashable {
 
 // MARK: - Source
 
-/// Where an event made by the adapter stage came from: the bridge format and the Kafka
-/// record (SPEC §6). An auditor goes from any event in the log to the bridge record with it.
-public struct EventSource: Sendable, Hashable {
-    /// The bridge format, e.g. `evolution`.
-    public var format: String
-    /// The bridge's Kafka topic.
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
+/// Where an event ChatLedger made itself came from: a bridge record the adapter stage read
+/// (SPEC §6), or a request to the write API (SPEC §7). An auditor goes from any such event
+/// in the log to its origin; events a bridge published in the canonical form have none.
+public enum EventSource: Sendable, Hashable {
+    /// A bridge record: the bridge format (e.g. `evolution`) and the Kafka record it was read from.
+    case bridgeRecord(format: String, topic: String, partition: Int32, offset: Int64)
+    /// A write-API request, made with the API key whose id is `keyId` (the key's name in
+    /// the keys file, never the key).
+    case api(keyId: String)
 
+    /// `source.format` of write-API events; no bridge format may be called this.
+    public static let apiFormat = "api"
+
+    /// A bridge record (the adapter stage's form).
     public init(format: String, topic: String, partition: Int32, offset: Int64) {
-        self.format = format
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
+        self = .bridgeRecord(format: format, topic: topic, partition: partition, offset: offset)
+    }
+
+    /// `source.format`: the bridge format, or `api`.
+    public var format: String {
+        switch self {
+        case .bridgeRecord(let format, _, _, _): return format
+        case .api: return Self.apiFormat
+        }
     }
 
     /// The stored form of `Event.source`: a reference, compared and hashed by value.

@@ -2,7 +2,7 @@
 ///
 /// Canonical form (documented in `schemas/README.md`): the envelope's keys in SPEC order
 /// (`schemaVersion`, `eventId`, `deviceId`, `type`, `occurredAt`, `chatId`, `data`,
-/// `source`),
+/// `source`; `source`'s as `format, topic, partition, offset` or `format, keyId`),
 /// each `data` object's keys in the schema's order, absent optionals left out, no
 /// whitespace, and the shortest escapes (`\"`, `\\`, `\b\f\n\r\t`, `\u00XX` for other
 /// control characters; everything else as raw UTF-8). `parse(encode(e)) == e` for every
@@ -27,9 +27,14 @@ public enum EventEncoder {
             writer.key("source")
             writer.beginObject()
             writer.field("format", source.format)
-            writer.field("topic", source.topic)
-            writer.field("partition", Int64(source.partition))
-            writer.field("offset", source.offset)
+            switch source {
+            case .bridgeRecord(_, let topic, let partition, let offset):
+                writer.field("topic", topic)
+                writer.field("partition", Int64(partition))
+                writer.field("offset", offset)
+            case .api(let keyId):
+                writer.field("keyId", keyId)
+            }
             writer.endObject()
         }
         writer.endObject()

@@ -55,6 +55,36 @@ public struct EventParser: Sendable {
         return try result.get()
     }
 
+    /// Parses a `data` object on its own, for an event of `type` that ChatLedger makes from
+    /// a request body (the write API): the rules of `data` inside an event, nothing may
+    /// follow the object, and error paths are relative to it (`archived`, not `data.archived`).
+    /// - Throws: `EventValidationError`: `too_large` beyond `maxBytes`, `invalid_json` for an
+    ///   empty body, whatever `data` inside an event would get otherwise.
+    public func parseData(_ bytes: [UInt8], type: EventType, maxBytes: Int) throws(EventValidationError) -> EventPayload {
+        guard bytes.count <= maxBytes else {
+            throw EventValidationError(
+                code: .tooLarge, path: "", byteOffset: maxBytes, message: "body of \(bytes.count) bytes exceeds the limit of \(maxBytes)")
+        }
+        let result: Result<EventPayload, EventValidationError> = bytes.withUnsafeBufferPointer { buffer in
+            guard !buffer.isEmpty else {
+                return .failure(EventValidationError(code: .invalidJSON, path: "", byteOffset: 0, message: "empty body"))
+            }
+            var reader = JSONReader(bytes: buffer, limits: limits)
+            defer { reader.releaseScratch() }
+            return Result { () throws(EventValidationError) in
+                let payload = try parsePayload(.known(type), &reader)
+                try reader.expectEnd()
+                return payload
+            }
+        }
+        do {
+            return try result.get()
+        } catch {
+            let path = error.path == "data" ? "" : error.path.hasPrefix("data.") ? String(error.path.dropFirst(5)) : error.path
+            throw EventValidationError(code: error.code, path: path, byteOffset: error.byteOffset, message: error.message)
+        }
+    }
+
     // MARK: - Envelope
 
     private enum ParsedType {
@@ -144,30 +174,67 @@ public struct EventParser: Sendable {
             payload: consume parsedPayload, sourceBox: sourceBox)
     }
 
-    private static let sourceKeys = KeyTable(["format", "topic", "partition", "offset"])
+    private static let sourceKeys = KeyTable(["format", "topic", "partition", "offset", "keyId"])
+    /// `topic`, `partition`, `offset`: the Kafka record a bridge source names.
+    private static let recordKeys: UInt32 = 0b1110
+    private static let keyIdKey: UInt32 = 0b10000
 
-    /// The envelope's optional `source`: which bridge record the adapter stage made the event from.
+    /// The envelope's optional `source`: the bridge record the adapter stage made the event
+    /// from (`format`, `topic`, `partition`, `offset`), or the write-API request
+    /// (`"format":"api"`, `keyId`). Each form is closed: the other form's fields are unknown.
     private func parseSource(_ reader: inout JSONReader) throws(EventValidationError) -> EventSource {
         try reader.beginObject("source")
         let savedPath = reader.containerPath
         reader.containerPath = "source"
         defer { reader.containerPath = savedPath }
-        var source = EventSource(format: "", topic: "", partition: 0, offset: 0)
-        try reader.readFields(Self.sourceKeys, required: 0b1111) { field, reader throws(EventValidationError) in
+        var format = ""
+        var topic = ""
+        var partition: Int32 = 0
+        var offset: Int64 = 0
+        var keyId = ""
+        var seen: UInt32 = 0
+        try reader.readFields(Self.sourceKeys, required: 0b1) { field, reader throws(EventValidationError) in
+            seen |= 1 << UInt32(field)
             switch field {
-            case 0: source.format = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
-            case 1: source.topic = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
+            case 0: format = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            case 1: topic = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
             case 2:
                 let start = reader.position
-                let partition = try reader.readInt64()
-                guard partition >= 0, partition <= Int64(Int32.max) else {
+                let value = try reader.readInt64()
+                guard value >= 0, value <= Int64(Int32.max) else {
                     throw reader.failure(.invalidValue, "must be a Kafka partition (0 to \(Int32.max))", at: start)
                 }
-                source.partition = Int32(partition)
-            default: source.offset = try reader.readTimestamp()
+                partition = Int32(value)
+            case 3: offset = try reader.readTimestamp()
+            default: keyId = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
             }
         }
-        return source
+        if format == EventSource.apiFormat {
+            if seen & Self.recordKeys != 0 {
+                let name = Self.sourceKeys.names[(seen & Self.recordKeys).trailingZeroBitCount]
+                throw EventValidationError(
+                    code: .unknownField, path: "source." + name, byteOffset: reader.position,
+                    message: "an api source names the key that wrote, not a Kafka record")
+            }
+            guard seen & Self.keyIdKey != 0 else {
+                throw EventValidationError(
+                    code: .missingField, path: "source.keyId", byteOffset: reader.position,
+                    message: "\"keyId\" is required when format is api")
+            }
+            return .api(keyId: keyId)
+        }
+        if seen & Self.keyIdKey != 0 {
+            throw EventValidationError(
+                code: .unknownField, path: "source.keyId", byteOffset: reader.position,
+                message: "only an api source has a keyId")
+        }
+        let missing = Self.recordKeys & ~seen
+        if missing != 0 {
+            let name = Self.sourceKeys.names[missing.trailingZeroBitCount]
+            throw EventValidationError(
+                code: .missingField, path: "source." + name, byteOffset: reader.position, message: "\"\(name)\" is required")
+        }
+        return .bridgeRecord(format: format, topic: topic, partition: partition, offset: offset)
     }
 
     private func checkChatId(present: Bool, type: ParsedType) throws(EventValidationError) {

@@ -40,9 +40,24 @@ package enum ReferenceEventDecoder {
 
     private struct SourceFields: Decodable {
         var format: String
-        var topic: String
-        var partition: Int32
-        var offset: Int64
+        var topic: String?
+        var partition: Int32?
+        var offset: Int64?
+        var keyId: String?
+
+        private func required<T>(_ value: T?, _ name: String) throws -> T {
+            guard let value else { throw DecodingFailure(description: "missing \(name)") }
+            return value
+        }
+
+        var source: EventSource {
+            get throws {
+                if format == EventSource.apiFormat { return .api(keyId: try required(keyId, "source.keyId")) }
+                return .bridgeRecord(
+                    format: format, topic: try required(topic, "source.topic"), partition: try required(partition, "source.partition"),
+                    offset: try required(offset, "source.offset"))
+            }
+        }
     }
 
     private struct LastMessage: Decodable {
@@ -168,6 +183,6 @@ package enum ReferenceEventDecoder {
         return Event(
             eventId: envelope.eventId, deviceId: envelope.deviceId, occurredAt: envelope.occurredAt,
             chatId: envelope.chatId, payload: payload,
-            source: envelope.source.map { EventSource(format: $0.format, topic: $0.topic, partition: $0.partition, offset: $0.offset) })
+            source: try envelope.source?.source)
     }
 }

@@ -12,14 +12,20 @@ package final class ServerProcess: @unchecked Sendable {
     /// The HTTP port it listens on (loopback).
     package let port: UInt16
 
-    /// Starts `executable` with `arguments` and reads its stdout up to the `url=` line.
+    /// Starts `executable` with `arguments` and reads its stdout up to the `url=` line;
+    /// its log lines (stderr) go to the file `standardError`, or nowhere.
     /// - Throws: if it cannot start or ends before printing its URL.
-    package init(executable: URL, arguments: [String]) throws {
+    package init(executable: URL, arguments: [String], standardError: String? = nil) throws {
         process.executableURL = executable
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let standardError {
+            _ = FileManager.default.createFile(atPath: standardError, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: standardError))
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         var brokers = ""
         var port: UInt16 = 0

@@ -103,12 +103,13 @@ struct EventParserDifferentialTests {
         #expect(types.count >= EventType.allCases.count - 1, "the traffic covers every type: \(types.sorted())")
     }
 
-    @Test("events the adapter stage makes (a source on every type, contact.aliased) decode identically, in canonical and shuffled forms")
+    @Test("events the adapter stage and the write API make (a bridge or api source on every type, contact.aliased) decode identically, in canonical and shuffled forms")
     func adapterEvents() throws {
         var random = SeededGenerator(seed: 31)
         var model = TrafficModel(.init(devices: 3, chatsPerDevice: 10, seed: 3))
         let topics = ["evolution.sales.messages.upsert", "evolution.global.group-participants.update", "t\u{e9}\"\\x"]
         var seen = Set<String>()
+        var (apiSources, bridgeSources) = (0, 0)
         for round in 0..<2_000 {
             var event = model.next().event
             if round % 5 == 0 {
@@ -116,13 +117,21 @@ struct EventParserDifferentialTests {
                     eventId: "A\(round)", deviceId: event.deviceId, occurredAt: event.occurredAt,
                     chatId: "49170\(round)@c.us", payload: .contactAliased(ContactAliased(alias: "1409\(round)@lid")))
             }
-            if round % 7 != 0 {
+            if round % 3 == 0 {
+                // The write API's form: the key's id, any identifier (configured or derived).
+                event.source = .api(keyId: ["crm-agents", "sha256:9f86d081884c", "k\u{e9}\"\\\u{1}y"][(round / 3) % 3])
+            } else if round % 7 != 0 {
                 event.source = EventSource(
                     format: round % 2 == 0 ? "evolution" : "baileys", topic: topics[round % topics.count],
                     partition: Int32(truncatingIfNeeded: random.next() % 4_000_000_000 >> 1),
                     offset: Int64(random.next() >> 1))
             }
             seen.insert(event.type)
+            switch event.source {
+            case .api?: apiSources += 1
+            case .bridgeRecord?: bridgeSources += 1
+            case nil: break
+            }
             let canonical = EventEncoder.encode(event)
             try expectSameEvent(canonical)
             #expect(try EventParser().parse(canonical) == event)
@@ -133,6 +142,7 @@ struct EventParserDifferentialTests {
             #expect(try EventParser().parse(sorted) == event)
         }
         #expect(seen.contains(EventType.contactAliased.rawValue))
+        #expect(apiSources > 600 && bridgeSources > 600, "both forms of source are covered: \(apiSources), \(bridgeSources)")
     }
 }
 

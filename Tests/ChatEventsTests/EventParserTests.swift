@@ -240,6 +240,18 @@ struct EventParserTests {
         #expect(try parse(first).source == EventSource(format: "f", topic: "t", partition: 0, offset: 0))
     }
 
+    @Test("a write-API source names the key's id: format api and keyId, in either order")
+    func apiSourceParses() throws {
+        let canonical = #"{"schemaVersion":1,"eventId":"api-1","deviceId":"d","type":"chat.read","occurredAt":1,"chatId":"c@c.us","data":{},"source":{"format":"api","keyId":"crm-agents"}}"#
+        let event = try parse(canonical)
+        #expect(event.source == .api(keyId: "crm-agents"))
+        #expect(event.source?.format == "api")
+        #expect(String(decoding: EventEncoder.encode(event), as: UTF8.self) == canonical, "the canonical form: format, then keyId")
+        let reordered = #"{"source":{"keyId":"sha256:9f86d081884c","format":"api"},"schemaVersion":1,"eventId":"api-1","deviceId":"d","type":"chat.read","occurredAt":1,"chatId":"c@c.us"}"#
+        #expect(try parse(reordered).source == .api(keyId: "sha256:9f86d081884c"))
+        #expect(try parse(reordered).source != EventSource(format: "api", topic: "t", partition: 0, offset: 0))
+    }
+
     @Test("a source is closed and typed: each bad form names its field")
     func sourceRejections() {
         func source(_ body: String) -> String {
@@ -254,6 +266,15 @@ struct EventParserTests {
             (#"{"format":"","topic":"t","partition":0,"offset":1}"#, .invalidValue, "source.format"),
             (#"{"format":"f","topic":"t","partition":"0","offset":1}"#, .wrongType, "source.partition"),
             (#"{"format":"f","topic":"t","partition":0,"offset":1,"offset":2}"#, .duplicateKey, "source.offset"),
+            (#"{"topic":"t","partition":0,"offset":1}"#, .missingField, "source.format"),
+            (#"{"format":"f","topic":"t","partition":0,"offset":1,"keyId":"k"}"#, .unknownField, "source.keyId"),
+            (#"{"format":"api"}"#, .missingField, "source.keyId"),
+            (#"{"format":"api","keyId":"k","topic":"t"}"#, .unknownField, "source.topic"),
+            (#"{"format":"api","keyId":"k","offset":1}"#, .unknownField, "source.offset"),
+            (#"{"format":"api","keyId":""}"#, .invalidValue, "source.keyId"),
+            (#"{"format":"api","keyId":7}"#, .wrongType, "source.keyId"),
+            (#"{"format":"api","keyId":"\#(String(repeating: "k", count: 129))"}"#, .tooLong, "source.keyId"),
+            (#"{"format":"api","keyId":"k","keyId":"k"}"#, .duplicateKey, "source.keyId"),
             (#""bridge-7""#, .wrongType, "source"),
             (#"null"#, .wrongType, "source"),
         ]
@@ -274,5 +295,43 @@ struct EventParserTests {
         #expect(rejection(valid.replacingOccurrences(of: #""alias":"140913951141911@lid""#, with: #""alias":"""#))?.code == .invalidValue)
         #expect(rejection(valid.replacingOccurrences(of: #","data":{"alias":"140913951141911@lid"}"#, with: ""))?.path == "data")
         #expect(rejection(valid.replacingOccurrences(of: #""alias""#, with: #""lid""#))?.code == .unknownField)
+    }
+
+    // MARK: - Request bodies (the write API)
+
+    @Test("a request body parses as the data of its type, with the event's rules and paths relative to the body")
+    func dataBodies() throws {
+        let parser = EventParser()
+        func body(_ text: String) -> [UInt8] { Array(text.utf8) }
+        #expect(try parser.parseData(body(#"{"archived":true}"#), type: .chatArchived, maxBytes: 4096) == .chatArchived(archived: true))
+        #expect(try parser.parseData(body(" {\n\"pinned\" : false } \n"), type: .chatPinned, maxBytes: 4096) == .chatPinned(pinned: false))
+        #expect(try parser.parseData(body(#"{"muteUntil":-1}"#), type: .chatMuted, maxBytes: 4096) == .chatMuted(muteUntil: -1))
+        #expect(try parser.parseData(body(#"{"upToMessageId":"M1"}"#), type: .chatRead, maxBytes: 4096) == .chatRead(ChatRead(upToMessageId: "M1")))
+        #expect(try parser.parseData(body("{}"), type: .chatMarkedUnread, maxBytes: 4096) == .chatMarkedUnread)
+        let cases: [(String, EventType, EventValidationError.Code, String)] = [
+            (#"{"archived":true,"pinned":true}"#, .chatArchived, .unknownField, "pinned"),
+            (#"{"archived":"yes"}"#, .chatArchived, .wrongType, "archived"),
+            (#"{"archived":null}"#, .chatArchived, .wrongType, "archived"),
+            (#"{}"#, .chatArchived, .missingField, "archived"),
+            (#"{"archived":true,"archived":false}"#, .chatArchived, .duplicateKey, "archived"),
+            (#"{"archived":true} {"#, .chatArchived, .invalidJSON, ""),
+            (#"{"archived":true},"source":{"format":"api","keyId":"x"}"#, .chatArchived, .invalidJSON, ""),
+            (#"[true]"#, .chatArchived, .wrongType, ""),
+            (#"{"muteUntil":-2}"#, .chatMuted, .invalidValue, "muteUntil"),
+            (#"{"muteUntil":1.5}"#, .chatMuted, .wrongType, "muteUntil"),
+            (#"{"upToMessageId":""}"#, .chatRead, .invalidValue, "upToMessageId"),
+            (#"{"upToMessageId":"\#(String(repeating: "m", count: 129))"}"#, .chatRead, .tooLong, "upToMessageId"),
+            ("", .chatRead, .invalidJSON, ""),
+            (#"{"upToMessageId":"\#(String(repeating: "m", count: 300))"}"#, .chatRead, .tooLarge, ""),
+        ]
+        for (text, type, code, path) in cases {
+            let error = #expect(throws: EventValidationError.self, "\(text)") {
+                _ = try parser.parseData(body(text), type: type, maxBytes: 200)
+            }
+            #expect(error?.code == code, "\(text): \(String(describing: error))")
+            #expect(error?.path == path, "\(text): \(String(describing: error))")
+        }
+        let invalidUTF8: [UInt8] = Array(#"{"upToMessageId":""#.utf8) + [0xC0, 0xAF] + Array(#""}"#.utf8)
+        #expect(throws: EventValidationError.self) { _ = try parser.parseData(invalidUTF8, type: .chatRead, maxBytes: 4096) }
     }
 }

@@ -3,10 +3,11 @@
 
 Usage: check_openapi.py PATH/TO/chatledger
 
-Starts `chatledger run` (embedded broker) with a keys file holding an auditor and a
-reader key, produces simulated traffic with `chatledger produce`, waits until it is
+Starts `chatledger run` (embedded broker) with a keys file holding an auditor, a reader
+and a writer key, produces simulated traffic with `chatledger produce`, waits until it is
 applied, then sends requests that reach every path of the document and most of its
-documented statuses. Each response must have a status the document lists for that
+documented statuses (the write routes' 501 from a `chatledger serve` without --brokers
+on the same data). Each response must have a status the document lists for that
 path; a JSON body must validate against the schema given for that status; declared
 headers (ETag, X-Ledger-Position, Retry-After) must match their schemas; SSE `data`
 lines must validate against ChangeEvent. Every path in the document must be exercised,
@@ -26,7 +27,7 @@ import referencing
 import yaml
 
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
-AUDITOR, READER = "check-auditor", "check-reader"
+AUDITOR, READER, WRITER = "check-auditor", "check-reader", "check-writer"
 failures = []
 exercised = set()
 
@@ -135,9 +136,10 @@ def check(method, target, status, headers, body, expected_status):
 
 
 class Server:
-    def __init__(self, binary, data, keys):
+    def __init__(self, binary, data, keys, command="run"):
+        arguments = ["--partitions", "2"] if command == "run" else []
         self.process = subprocess.Popen(
-            [binary, "run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"],
+            [binary, command, "--http", "127.0.0.1:0", "--data", data, "--keys", keys] + arguments,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.brokers, self.port = None, None
         while self.port is None:
@@ -149,20 +151,22 @@ class Server:
             if line.startswith("url="):
                 self.port = int(line.strip().rsplit(":", 1)[1])
 
-    def request(self, method, target, key=AUDITOR, headers=None):
+    def request(self, method, target, key=AUDITOR, headers=None, body=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         all_headers = dict(headers or {})
         if key:
             all_headers["x-api-key"] = key
-        connection.request(method, target, headers=all_headers)
+        if body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        connection.request(method, target, body=body, headers=all_headers)
         response = connection.getresponse()
         body = response.read().decode()
         result = (response.status, {name.lower(): value for name, value in response.getheaders()}, body)
         connection.close()
         return result
 
-    def expect(self, method, target, expected, key=AUDITOR, headers=None):
-        status, response_headers, body = self.request(method, target, key, headers)
+    def expect(self, method, target, expected, key=AUDITOR, headers=None, body=None):
+        status, response_headers, body = self.request(method, target, key, headers, body)
         check(method, target, status, response_headers, body, expected)
         return status, response_headers, body
 
@@ -189,7 +193,8 @@ def main():
         keys = pathlib.Path(directory) / "keys.json"
         keys.write_text(json.dumps({"keys": [
             {"key": AUDITOR, "devices": ["*"], "role": "auditor"},
-            {"key": READER, "devices": ["dev-1"], "role": "reader"}]}))
+            {"key": READER, "devices": ["dev-1"], "role": "reader"},
+            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}]}))
         server = Server(binary, directory + "/data", str(keys))
         try:
             produced = subprocess.run(
@@ -198,6 +203,13 @@ def main():
             for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
                 server.expect("GET", f"/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000", 200)
             exercise(server)
+            exercise_writes(server)
+            plain = Server(binary, directory + "/data", str(keys), command="serve")
+            try:
+                chat = "/api/v1/devices/dev-1/chats/" + first_chat(server)
+                plain.expect("POST", chat + "/read", 501, key=WRITER)
+            finally:
+                plain.stop()
         finally:
             server.stop()
     missing = set(DOCUMENT["paths"]) - exercised
@@ -263,6 +275,50 @@ def exercise(server):
     malformed = raw(server.port, b"GET / HTTP/1.1\nHost: x\n\n")
     if not malformed.startswith("HTTP/1.1 400 "):
         fail(f"malformed HTTP: {malformed[:40]!r}")
+
+
+def first_chat(server):
+    chats = json.loads(server.request("GET", "/api/v1/devices/dev-1/chats?limit=500")[2])["chats"]
+    return chats[0]["id"].replace("@", "%40") if chats else "none%40c.us"
+
+
+def exercise_writes(server):
+    """The write routes: every action, wait, idempotency, and the refusals."""
+    chat = "/api/v1/devices/dev-1/chats/" + first_chat(server)
+    _, headers, body = server.expect("POST", chat + "/read", 202, key=WRITER)
+    accepted = json.loads(body)
+    if headers.get("x-ledger-position") != accepted["position"]:
+        fail(f"write: X-Ledger-Position {headers.get('x-ledger-position')} is not the body's position {accepted}")
+    server.expect("GET", f"{chat}?minPosition={accepted['position']}&wait=20000", 200)
+    _, _, body = server.expect("POST", chat + "/read?wait=20000", 200, key=WRITER, body='{"upToMessageId":"no-such-message"}')
+    server.expect("POST", chat + "/markUnread", 202, key=WRITER, body="{}")
+    _, _, body = server.expect("POST", chat + "/markUnread?wait=20000", 200, key=WRITER)
+    if not json.loads(body)["markedUnread"]:
+        fail(f"write: markUnread applied but the chat says {body}")
+    for action, payload in [("archive", '{"archived":false}'), ("pin", '{"pinned":true}'), ("mute", '{"muteUntil":0}')]:
+        server.expect("POST", f"{chat}/{action}", 202, key=WRITER, body=payload)
+    _, _, first = server.expect("POST", chat + "/pin", 202, key=WRITER, body='{"pinned":false}', headers={"Idempotency-Key": "check-1"})
+    _, headers, again = server.expect("POST", chat + "/pin", 202, key=WRITER, body='{"pinned":false}', headers={"Idempotency-Key": "check-1"})
+    if json.loads(first)["eventId"] != json.loads(again)["eventId"] or headers.get("idempotent-replayed") != "true":
+        fail(f"write: a retry with the same Idempotency-Key is not the same event: {first} {again} {headers}")
+    server.expect("POST", chat + "/pin", 422, key=WRITER, body='{"pinned":true}', headers={"Idempotency-Key": "check-1"})
+    server.expect("POST", chat + "/archive", 400, key=WRITER, body='{"archived":"yes"}')
+    server.expect("POST", chat + "/archive", 400, key=WRITER, body='{"archived":true,"colour":"red"}')
+    server.expect("POST", chat + "/archive", 400, key=WRITER)
+    server.expect("POST", chat + "/mute", 400, key=WRITER, body='{"muteUntil":-5}')
+    server.expect("POST", chat + "/read?wait=-1", 400, key=WRITER)
+    server.expect("POST", chat + "/archive", 415, key=WRITER, body='{"archived":true}', headers={"Content-Type": "text/plain"})
+    server.expect("POST", chat + "/read", 401, key=None)
+    server.expect("POST", chat + "/read", 403, key=READER)
+    server.expect("POST", chat + "/read", 403, key=AUDITOR)
+    server.expect("POST", "/api/v1/devices/dev-2/chats/x%40c.us/read", 404, key=WRITER)
+    server.expect("POST", "/api/v1/devices/dev-1/chats/nobody%40c.us/read", 404, key=WRITER)
+    server.expect("GET", chat + "/read", 405, key=WRITER)
+    metrics = server.request("GET", "/metrics", key=None)[2]
+    for line in ['chatledger_write_rejected_total{reason="wrong_type"} 1', 'chatledger_write_rejected_total{reason="unknown_field"} 1',
+                 'chatledger_write_rejected_total{reason="unsupported_media_type"} 1', "chatledger_write_replays_total 1"]:
+        if line not in metrics:
+            fail(f"metrics: no line {line!r}")
 
 
 def exercise_devices_status_console(server):

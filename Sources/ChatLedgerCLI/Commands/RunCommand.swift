@@ -14,7 +14,8 @@ import Synchronization
 /// `chatledger run`: everything in one process. Without `--brokers` it starts an embedded
 /// Kafka-protocol broker (librdkafka's mock cluster) and prints its address; then ingest,
 /// the projection and the HTTP query worker; `--demo` feeds simulated bridge traffic.
-/// Without `--keys` a development key `demo-key` (auditor, every device) is used.
+/// Without `--keys` a development key `demo-key` (auditor, every device, may write) is used.
+/// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
     static let spec = CommandSpec(
         name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo] [--on-broker-loss record|stop]",
@@ -22,7 +23,7 @@ enum RunCommand: Command {
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
-            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss,
+            IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss, WriteOptions.timeout,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
@@ -37,8 +38,8 @@ enum RunCommand: Command {
         if let path = arguments.string("keys") {
             keys = try APIKeys.load(path: path)
         } else {
-            logger.warning("no --keys: using the development key \(demoKey) (auditor, every device)")
-            keys = try APIKeys(json: Array(#"{"keys":[{"key":"\#(demoKey)","devices":["*"],"role":"auditor"}]}"#.utf8))
+            logger.warning("no --keys: using the development key \(demoKey) (auditor, every device, may write)")
+            keys = try APIKeys(json: Array(#"{"keys":[{"id":"demo","key":"\#(demoKey)","devices":["*"],"role":"auditor","write":true}]}"#.utf8))
         }
         let data = arguments.string("data") ?? "./data"
         if arguments.string("brokers") == nil, let existing = try? EventLog(dataDirectory: data).partitions(), !existing.isEmpty {
@@ -62,8 +63,10 @@ enum RunCommand: Command {
         let store = pipeline.store
         let service = IngestService()
         let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
+        let publisher = try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
         let api = QueryAPI(
-            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { service.isCaughtUp },
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
+            isReady: { service.isCaughtUp },
             source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) },
             gaps: pipeline.gaps)
         let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
@@ -100,6 +103,7 @@ enum RunCommand: Command {
         service.stop()
         ingest.join()
         server.stop()
+        publisher.close()
         withExtendedLifetime(cluster) {}
         return failed.load(ordering: .acquiring) ? 1 : 0
     }

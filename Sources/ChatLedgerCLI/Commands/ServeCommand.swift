@@ -11,14 +11,19 @@ import Synchronization
 /// `chatledger serve`: the query worker as its own process. It loads the newest
 /// checkpoint `ingest` wrote, then follows the event log `ingest` appends to (woken by
 /// inotify), folds it into its own projection and serves the API. Ready once it has read
-/// everything the log holds.
+/// everything the log holds. With `--brokers` it also serves the write API, producing to
+/// the topic ingest consumes (without, the write routes answer 501).
 enum ServeCommand: Command {
     static let spec = CommandSpec(
-        name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE [--topic T]",
+        name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE [--topic T] [--brokers B]",
         summary: "The query worker: follow the log that ingest writes and serve chat lists over HTTP.",
         options: [
             .data, .http, .topic,
             CommandSpec.Option("keys", "FILE", "API keys file (JSON, see README).", required: true),
+            CommandSpec.Option("brokers", "B", "Kafka bootstrap servers for the write API (its routes answer 501 without)."),
+            CommandSpec.Option("kafka-config", "K=V,...", "Extra librdkafka properties for the write API's producer."),
+            IngestOptions.kafkaConfigFile,
+            WriteOptions.timeout,
         ] + QueryWorkerOptions.limits)
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
@@ -33,8 +38,12 @@ enum ServeCommand: Command {
         let gaps = try GapRegister(log: log, topic: topic)
         let follower = LogTail(log: log, topic: topic, store: store, gaps: gaps)
         let metrics = QueryWorkerOptions.metrics(store: store, log: log, gaps: gaps)
+        let publisher = try arguments.string("brokers").map { brokers in
+            try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
+        }
         let api = QueryAPI(
-            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), isReady: { follower.isCaughtUp },
+            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
+            isReady: { follower.isCaughtUp },
             source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps)
         let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
@@ -44,6 +53,7 @@ enum ServeCommand: Command {
         _ = signals.wait()
         follower.stop()
         server.stop()
+        publisher?.close()
         return follower.failed ? 1 : 0
     }
 }

@@ -1,11 +1,15 @@
 import Foundation
 import LedgerSupport
 
-/// The keys file (`--keys`): which key may read which devices, in which role (SPEC §4).
+/// The keys file (`--keys`): which key may read which devices, in which role, and whether
+/// it may write (SPEC §4, §7).
 ///
-/// `{"keys":[{"key":"…" | "keySha256":"hex", "devices":["*"] | ["dev-1",…], "role":"reader"|"auditor"}]}`.
-/// Keys in clear are hashed on load, so every key is compared as a SHA-256 digest, in
-/// constant time, and no key is ever kept or logged in clear.
+/// `{"keys":[{"id":"crm"?, "key":"…" | "keySha256":"hex", "devices":["*"] | ["dev-1",…],
+/// "role":"reader"|"auditor", "write":true?}]}`. Keys in clear are hashed on load, so every
+/// key is compared as a SHA-256 digest, in constant time, and no key is ever kept or logged
+/// in clear. A key's id names it where a key must be named (the `source` of the events it
+/// writes): its `id`, else `sha256:` and the first 12 hex digits of its SHA-256 (what the
+/// keys file shows for a `keySha256` entry; 48 bits, which tell nothing of a strong key).
 public struct APIKeys: Sendable {
     public enum Role: String, Sendable, Decodable {
         case reader, auditor
@@ -16,9 +20,16 @@ public struct APIKeys: Sendable {
         public var role: Role
         /// nil: every device.
         public var devices: Set<String>?
+        /// Whether it may use the write routes (for the devices it may read).
+        public var mayWrite = false
+        /// The key's id: never the key, safe to log and to put in events.
+        public var keyId = ""
 
         public func mayRead(_ deviceId: String) -> Bool { devices?.contains(deviceId) ?? true }
     }
+
+    /// The most bytes of a key id.
+    public static let maxKeyIdBytes = 64
 
     public struct LoadError: Error, CustomStringConvertible {
         public var description: String
@@ -26,10 +37,12 @@ public struct APIKeys: Sendable {
 
     private struct File: Decodable {
         struct Entry: Decodable {
+            var id: String?
             var key: String?
             var keySha256: String?
             var devices: [String]
             var role: Role
+            var write: Bool?
         }
         var keys: [Entry]
     }
@@ -46,6 +59,7 @@ public struct APIKeys: Sendable {
             throw LoadError(description: "keys file: \(error)")
         }
         var entries: [(SHA256Digest, Grant)] = []
+        var ids = Set<String>()
         for (index, entry) in file.keys.enumerated() {
             let digest: SHA256Digest
             switch (entry.key, entry.keySha256) {
@@ -61,9 +75,29 @@ public struct APIKeys: Sendable {
                 throw LoadError(description: "keys[\(index)]: give exactly one of key and keySha256")
             }
             guard !entry.devices.isEmpty else { throw LoadError(description: "keys[\(index)]: devices is empty") }
-            entries.append((digest, Grant(role: entry.role, devices: entry.devices.contains("*") ? nil : Set(entry.devices))))
+            let keyId = entry.id ?? "sha256:" + digest.hex.prefix(12)
+            guard Self.isValidKeyId(keyId) else {
+                throw LoadError(description: "keys[\(index)]: id must be 1 to \(Self.maxKeyIdBytes) of A-Z a-z 0-9 . _ : -")
+            }
+            guard !ids.contains(keyId) else { throw LoadError(description: "keys[\(index)]: id \(keyId) is used twice") }
+            ids.insert(keyId)
+            guard !entries.contains(where: { HMACSHA256.constantTimeEqual($0.0, digest) }) else {
+                throw LoadError(description: "keys[\(index)] (\(keyId)): the same key is listed twice")
+            }
+            let grant = Grant(
+                role: entry.role, devices: entry.devices.contains("*") ? nil : Set(entry.devices), mayWrite: entry.write ?? false,
+                keyId: keyId)
+            entries.append((digest, grant))
         }
         self.entries = entries
+    }
+
+    static func isValidKeyId(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= maxKeyIdBytes
+            && id.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-")].contains(byte)
+            }
     }
 
     /// Reads and parses a keys file.

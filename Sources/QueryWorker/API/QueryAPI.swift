@@ -14,7 +14,9 @@ import Synchronization
 /// current ETag answers 304. Query parameters are strict: unknown ones, bad values and
 /// foreign cursors are 400. `/api/v1/devices` lists the devices a key may read and
 /// `/api/v1/status` reports ingest progress (any valid key). `/` serves the console
-/// (`ConsoleAssets`), which reads the API with the key a person types in.
+/// (`ConsoleAssets`), which reads the API with the key a person types in. The write routes
+/// (`POST …/chats/{chatId}/read|markUnread|archive|pin|mute`, `WriteRoutes`) turn requests
+/// of keys that may write into events on Kafka, through `publisher`.
 public final class QueryAPI: Sendable {
     private let store: ProjectionStore
     private let keys: APIKeys
@@ -24,6 +26,7 @@ public final class QueryAPI: Sendable {
     private let metrics: MetricsRegistry?
     private let requestDurations: MetricsRegistry.Histogram?
     private let audit: AuditLog?
+    private let writes: WriteRoutes
     private let gaps: GapRegister?
 
     /// - Parameters:
@@ -32,9 +35,13 @@ public final class QueryAPI: Sendable {
     ///   - isReady: what `/readyz` and `/api/v1/status` report.
     ///   - source: where records come from and how far each partition reaches (the lag in
     ///     `/api/v1/status`); read on the loop thread, so it must not block.
+    ///   - publisher: where the write routes send their events (the canonical topic); without
+    ///     it they are 501.
+    ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     public init(
         store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
+        publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
         isReady: @escaping @Sendable () -> Bool = { true },
         source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) },
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
@@ -48,6 +55,8 @@ public final class QueryAPI: Sendable {
         self.isReady = isReady
         self.source = source
         self.clock = clock
+        writes = WriteRoutes(store: store, publisher: publisher, clock: clock, idempotency: IdempotencyKeys(capacity: idempotencyCapacity))
+        if let metrics { writes.counters.register(in: metrics) }
         requestDurations = metrics?.histogram(
             "chatledger_http_request_duration_seconds", help: "HTTP requests by route and status: count and time to answer.",
             labels: ["route", "status"], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
@@ -76,6 +85,8 @@ public final class QueryAPI: Sendable {
         case 5 where segments[0...2] == ["api", "v1", "devices"] && ["chats", "unread", "changes", "events"].contains(segments[4]):
             return "/api/v1/devices/{deviceId}/" + segments[4]
         case 6 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats": return "/api/v1/devices/{deviceId}/chats/{chatId}"
+        case 7 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats" && WriteRoutes.Action(rawValue: String(segments[6])) != nil:
+            return "/api/v1/devices/{deviceId}/chats/{chatId}/" + segments[6]
         default: return "other"
         }
     }
@@ -91,12 +102,14 @@ public final class QueryAPI: Sendable {
         /// Reads the log (an auditor route): run off the loop thread.
         case deferred(@Sendable () -> HTTPResponse)
         case stream(head: HTTPResponse, HTTPStream)
+        /// A write route's answer, as the server takes it.
+        case write(HTTPServer.Reply)
     }
 
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
     public func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
-        switch route(head) {
+        switch route(head, body) {
         case .response(let response):
             return .response(response)
         case .notYet(let fallback, let wait):
@@ -105,26 +118,63 @@ public final class QueryAPI: Sendable {
             return .deferred(work)
         case .stream(let head, let stream):
             return .stream(head: head, stream)
+        case .write(let reply):
+            return reply
         }
     }
 
-    /// The response to one request, answering at once (an unmet `minPosition` is 503).
+    /// The response to one request without a server: an unmet `minPosition` is 503 at once,
+    /// and a write waits on the calling thread for Kafka, then answers with what is applied.
     public func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
-        switch route(head) {
+        switch route(head, body) {
         case .response(let response), .notYet(let response, _): return response
         case .deferred(let work): return work()
         case .stream(let head, let stream): return HTTPResponse(status: head.status, headers: head.headers, body: stream.poll())
+        case .write(let reply): return Self.settle(reply)
         }
     }
 
-    private func route(_ head: HTTPRequestHead) -> Answer {
+    /// A reply resolved on the calling thread (for `handle`).
+    private static func settle(_ reply: HTTPServer.Reply) -> HTTPResponse {
+        switch reply {
+        case .response(let response): return response
+        case .retry(_, let fallback): return fallback
+        case .awaiting(_, let fallback, let check): return check() ?? fallback
+        case .deferred(let work): return work()
+        case .stream(let head, let stream): return HTTPResponse(status: head.status, headers: head.headers, body: stream.poll())
+        case .pending(let deadline, let fallback, let start):
+            let next = Mutex<HTTPServer.Reply?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            start { reply in
+                next.withLock { $0 = reply }
+                done.signal()
+            }
+            let timeout = DispatchTime.now() + .milliseconds(max(0, Int((deadline - .now) / .milliseconds(1))))
+            guard done.wait(timeout: timeout) == .success, let reply = next.withLock({ $0 }) else { return fallback }
+            return settle(reply)
+        }
+    }
+
+    private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
+        let segments = Self.pathSegments(head.path)
+        if let segments, let write = WriteRoutes.match(segments) {
+            guard head.method == "POST" else {
+                var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes POST")
+                response.headers.append(("Allow", "POST"))
+                return .response(response)
+            }
+            return writeRoute(head, body, deviceId: write.deviceId, chatId: write.chatId, action: write.action)
+        }
         guard head.method == "GET" else {
-            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served")
+            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served here")
             response.headers.append(("Allow", "GET"))
             return .response(response)
         }
-        guard let segments = Self.pathSegments(head.path) else {
+        guard let segments else {
             return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
+        }
+        guard body.isEmpty else {
+            return .response(.error(400, code: "unexpected_body", message: "GET takes no request body"))
         }
         switch segments {
         case []:
@@ -150,6 +200,22 @@ public final class QueryAPI: Sendable {
         default:
             return .response(.error(404, code: "not_found", message: "no such route"))
         }
+    }
+
+    // MARK: - Write routes
+
+    /// `POST …/chats/{chatId}/ACTION`: 401 and 404 as the read routes, then `WriteRoutes`.
+    private func writeRoute(_ head: HTTPRequestHead, _ body: [UInt8], deviceId: String, chatId: String, action: WriteRoutes.Action) -> Answer {
+        let grant: APIKeys.Grant
+        let parameters: [String: String]
+        do {
+            grant = try authenticate(head).get()
+            guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
+            parameters = try Self.queryParameters(head.query)
+        } catch {
+            return .response(error.response)
+        }
+        return .write(writes.answer(head, body, grant: grant, deviceId: deviceId, chatId: chatId, action: action, query: parameters))
     }
 
     // MARK: - Device routes

@@ -61,8 +61,9 @@ public struct HTTPRequestParser: Sendable {
         /// 431 beyond these.
         public var headerBytes = 32 * 1024
         public var headerCount = 100
-        /// 413 beyond this.
-        public var bodyBytes = 1 << 20
+        /// 413 beyond this. The API's bodies are small JSON objects (the write routes take at
+        /// most 4 KiB); a connection never buffers more than this for a body.
+        public var bodyBytes = 64 * 1024
 
         public init() {}
     }
@@ -157,7 +158,7 @@ public struct HTTPRequestParser: Sendable {
         }
         if transferEncoding {
             if contentLength != nil { return .failure(.init(400, "both Content-Length and Transfer-Encoding")) }
-            return .failure(.init(501, "Transfer-Encoding is not supported (this API takes no request bodies)"))
+            return .failure(.init(501, "Transfer-Encoding is not supported (send a body with Content-Length)"))
         }
         if head.version == .http11, hosts != 1 {
             return .failure(.init(400, hosts == 0 ? "missing Host" : "more than one Host"))

@@ -40,6 +40,19 @@ public final class HTTPServer: Sendable {
         /// Work that may block or take long (a replay): it runs on one of the server's
         /// worker threads, off the loop, and its response is sent when it is done.
         case deferred(@Sendable () -> HTTPResponse)
+        /// Work another thread finishes (a Kafka delivery), holding no thread meanwhile:
+        /// `start` runs on the loop thread and must not block; it calls `complete` once, from
+        /// any thread (or before it returns), with what to do next (a response, or `awaiting`
+        /// something). If `complete` has not been called by `deadline`, `fallback` is sent
+        /// and a late `complete` is ignored.
+        case pending(
+            deadline: ContinuousClock.Instant, fallback: HTTPResponse,
+            start: @Sendable (_ complete: @escaping @Sendable (Reply) -> Void) -> Void)
+        /// "Not yet", asked again through `check` instead of the handler, for a request that
+        /// must not be handled twice (one that produced an event): parked, `check` is called
+        /// on the loop thread whenever the server is woken (it must not block) until it
+        /// gives a response, or `deadline`, when `fallback` is sent.
+        case awaiting(deadline: ContinuousClock.Instant, fallback: HTTPResponse, check: @Sendable () -> HTTPResponse?)
         /// A response whose body never ends (Server-Sent Events): `head`'s status and
         /// headers, then whatever `stream` yields, until the client goes away.
         case stream(head: HTTPResponse, HTTPStream)
@@ -60,9 +73,14 @@ public final class HTTPServer: Sendable {
     private let handler: Handler
     private let observer: Observer?
     private let stopping = Atomic<Bool>(false)
-    private let wakeWrite = Atomic<Int32>(-1)
+    /// The write end of the wake pipe, -1 once closed. Under a lock, so a late `wake()` (a
+    /// Kafka completion arriving after `stop()`) never writes to a descriptor number that
+    /// has been closed and perhaps reused for a file.
+    private let wakeWrite = Mutex<Int32>(-1)
     private let loop = Mutex<Thread?>(nil)
     private let workers = DeferredWork()
+    /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
+    private let tickets = Atomic<UInt64>(0)
     private let logger = Logger(label: "http")
 
     public init(configuration: Configuration, observer: Observer? = nil, handler: @escaping Handler) {
@@ -101,12 +119,15 @@ public final class HTTPServer: Sendable {
             close(listener)
             throw StartError(description: "pipe2: errno \(errno)")
         }
-        wakeWrite.store(wake[1], ordering: .releasing)
-        let (wakeRead, wakeWriteEnd) = (wake[0], wake[1])
+        wakeWrite.withLock { $0 = wake[1] }
+        let wakeRead = wake[0]
         let thread = Thread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
             close(wakeRead)
-            close(wakeWriteEnd)
+            wakeWrite.withLock { fd in
+                close(fd)
+                fd = -1
+            }
             close(listener)
         }
         loop.withLock { $0 = thread }
@@ -119,7 +140,9 @@ public final class HTTPServer: Sendable {
     /// have happened, e.g. after events were applied). Safe from any thread.
     public func wake() {
         var byte: UInt8 = 1
-        _ = write(wakeWrite.load(ordering: .acquiring), &byte, 1)
+        wakeWrite.withLock { fd in
+            if fd >= 0 { _ = write(fd, &byte, 1) }  // non-blocking: never waits under the lock
+        }
     }
 
     /// Stops accepting, finishes writing in-flight responses, closes every connection and
@@ -145,8 +168,6 @@ public final class HTTPServer: Sendable {
     }
 
     private struct Connection {
-        /// Tells a late deferred result apart from one for an earlier connection on the same fd.
-        let id: UInt64
         /// What the connection's oldest unanswered request waits for.
         var phase = Phase.reading
         var input: [UInt8] = []
@@ -159,10 +180,11 @@ public final class HTTPServer: Sendable {
         enum Phase {
             /// Reading and answering requests.
             case reading
-            /// Waiting for `Reply.retry` to turn into a response (see `Reply.retry`).
-            case parked(Request, deadline: ContinuousClock.Instant, fallback: HTTPResponse)
-            /// A worker thread is computing the response.
-            case working(Request)
+            /// Waiting for `check` to give a response (`Reply.retry`, `Reply.awaiting`).
+            case parked(Request, deadline: ContinuousClock.Instant, fallback: HTTPResponse, check: @Sendable () -> HTTPResponse?)
+            /// Another thread is computing what to answer (`Reply.deferred`, `Reply.pending`);
+            /// it arrives under `ticket`, or at `deadline` `fallback` is sent.
+            case working(Request, ticket: UInt64, deadline: ContinuousClock.Instant?, fallback: HTTPResponse?)
             /// Sending a never-ending body; requests after it are not read.
             case streaming(HTTPStream)
         }
@@ -172,9 +194,13 @@ public final class HTTPServer: Sendable {
             return false
         }
 
-        var parkedDeadline: ContinuousClock.Instant? {
-            if case .parked(_, let deadline, _) = phase { return deadline }
-            return nil
+        /// When the request waiting off the loop gets its fallback, if it ever does.
+        var deadline: ContinuousClock.Instant? {
+            switch phase {
+            case .parked(_, let deadline, _, _): return deadline
+            case .working(_, _, let deadline, _): return deadline
+            case .reading, .streaming: return nil
+            }
         }
     }
 
@@ -184,7 +210,6 @@ public final class HTTPServer: Sendable {
         watch(epoll, listener, UInt32(CL_EPOLLIN))
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
         var connections: [Int32: Connection] = [:]
-        var nextConnectionId: UInt64 = 0
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
         let parser = HTTPRequestParser(limits: configuration.limits)
@@ -206,7 +231,7 @@ public final class HTTPServer: Sendable {
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = connections.values.compactMap(\.parkedDeadline).min()
+            let parkedDeadline = connections.values.compactMap(\.deadline).min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             var woken = false
@@ -214,7 +239,7 @@ public final class HTTPServer: Sendable {
                 let fd = readyDescriptors[index]
                 let flags = readyEvents[index]
                 if fd == listener {
-                    acceptAll(listener, epoll, &connections, &nextConnectionId)
+                    acceptAll(listener, epoll, &connections)
                 } else if fd == wakeRead {
                     var drain = [UInt8](repeating: 0, count: 64)
                     while read(wakeRead, &drain, drain.count) > 0 {}
@@ -228,7 +253,7 @@ public final class HTTPServer: Sendable {
                     update(fd, open ? connection : nil, &connections)
                 }
             }
-            deliverDeferred(epoll, parser, &connections)
+            deliverCompletions(epoll, parser, &connections)
             retryParked(epoll, parser, &connections)
             // Streams change only when what they follow does, which is what a wake says.
             if woken { pollStreams(epoll, &connections) }
@@ -247,7 +272,7 @@ public final class HTTPServer: Sendable {
         _ = cl_epoll_watch(epoll, fd, flags, modify ? 1 : 0)
     }
 
-    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection], _ nextId: inout UInt64) {
+    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection]) {
         while true {
             let fd = cl_accept(listener)
             if fd < 0 {
@@ -261,8 +286,7 @@ public final class HTTPServer: Sendable {
                 close(fd)
                 continue
             }
-            nextId += 1
-            connections[fd] = Connection(id: nextId)
+            connections[fd] = Connection()
             watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
         }
     }
@@ -312,22 +336,38 @@ public final class HTTPServer: Sendable {
                 connection.input.removeFirst(consumed)
                 connection.requestStarted = connection.input.isEmpty ? nil : .now
                 let request = Request(head: head, body: body, arrived: .now)
-                switch handler(head, body) {
-                case .response(let response):
-                    send(response, for: request, on: &connection)
-                case .retry(let deadline, let fallback):
-                    connection.phase = .parked(request, deadline: deadline, fallback: fallback)
-                case .deferred(let work):
-                    connection.phase = .working(request)
-                    workers.submit(connection: connection.id, work)
-                case .stream(let head, let stream):
-                    observer?(request.head, head.status, .now - request.arrived)
-                    connection.output += head.encodedStreamHead()
-                    connection.output += stream.poll()
-                    connection.phase = .streaming(stream)
-                    connection.input = []
-                }
+                begin(handler(head, body), for: request, on: &connection)
             }
+        }
+    }
+
+    /// Puts what the handler (or a completion) answered into effect for `request`.
+    private func begin(_ reply: Reply, for request: Request, on connection: inout Connection) {
+        switch reply {
+        case .response(let response):
+            send(response, for: request, on: &connection)
+        case .retry(let deadline, let fallback):
+            let (handler, head, body) = (handler, request.head, request.body)
+            connection.phase = .parked(request, deadline: deadline, fallback: fallback) {
+                if case .response(let ready) = handler(head, body) { return ready }
+                return nil
+            }
+        case .awaiting(let deadline, let fallback, let check):
+            connection.phase = .parked(request, deadline: deadline, fallback: fallback, check: check)
+        case .deferred(let work):
+            let ticket = tickets.add(1, ordering: .relaxed).newValue
+            connection.phase = .working(request, ticket: ticket, deadline: nil, fallback: nil)
+            workers.submit(ticket: ticket, work)
+        case .pending(let deadline, let fallback, let start):
+            let ticket = tickets.add(1, ordering: .relaxed).newValue
+            connection.phase = .working(request, ticket: ticket, deadline: deadline, fallback: fallback)
+            start { [workers] next in workers.complete(ticket: ticket, next) }
+        case .stream(let head, let stream):
+            observer?(request.head, head.status, .now - request.arrived)
+            connection.output += head.encodedStreamHead()
+            connection.output += stream.poll()
+            connection.phase = .streaming(stream)
+            connection.input = []
         }
     }
 
@@ -343,37 +383,47 @@ public final class HTTPServer: Sendable {
         if !keepAlive { connection.closeAfterWrite = true }
     }
 
-    /// Sends an answer that was not given at once, then answers what was pipelined after it.
+    /// Puts an answer that was not given at once into effect (usually a response), then,
+    /// once the connection reads again, answers what was pipelined after it.
     private func finish(
-        _ fd: Int32, _ response: HTTPResponse, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
+        _ fd: Int32, _ reply: Reply, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
         _ connections: inout [Int32: Connection]
     ) {
         guard var connection = connections[fd] else { return }
         connection.phase = .reading
-        send(response, for: request, on: &connection)
+        begin(reply, for: request, on: &connection)
         answerRequests(&connection, parser)
         update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
     }
 
-    /// Asks every parked request again; past its deadline it gets its fallback.
+    /// Asks every parked request again; past its deadline it gets its fallback, and so does
+    /// work off the loop that has not answered by its deadline.
     private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+        let now = ContinuousClock.now
+        let stopping = stopping.load(ordering: .acquiring)
         for (fd, connection) in connections {
-            guard case .parked(let request, let deadline, let fallback) = connection.phase else { continue }
-            if case .response(let ready) = handler(request.head, request.body) {
-                finish(fd, ready, for: request, epoll, parser, &connections)
-            } else if ContinuousClock.now >= deadline || stopping.load(ordering: .acquiring) {
-                finish(fd, fallback, for: request, epoll, parser, &connections)
+            switch connection.phase {
+            case .parked(let request, let deadline, let fallback, let check):
+                if let ready = check() {
+                    finish(fd, .response(ready), for: request, epoll, parser, &connections)
+                } else if now >= deadline || stopping {
+                    finish(fd, .response(fallback), for: request, epoll, parser, &connections)
+                }
+            case .working(let request, _, let deadline?, let fallback?) where now >= deadline:
+                finish(fd, .response(fallback), for: request, epoll, parser, &connections)
+            default:
+                continue
             }
         }
     }
 
-    /// Sends the responses worker threads have finished (to connections still open).
-    private func deliverDeferred(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+    /// Puts into effect what other threads finished (for connections still waiting for it).
+    private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
         let done = workers.takeFinished()
         guard !done.isEmpty else { return }
         for (fd, connection) in connections {
-            guard case .working(let request) = connection.phase, let response = done[connection.id] else { continue }
-            finish(fd, response, for: request, epoll, parser, &connections)
+            guard case .working(let request, let ticket, _, _) = connection.phase, let reply = done[ticket] else { continue }
+            finish(fd, reply, for: request, epoll, parser, &connections)
         }
     }
 
@@ -451,20 +501,23 @@ public protocol HTTPStream: AnyObject, Sendable {
     func poll() -> [UInt8]
 }
 
-/// The worker threads that run `Reply.deferred` work off the loop thread.
+/// The worker threads that run `Reply.deferred` work off the loop thread, and the mailbox
+/// where that work and `Reply.pending` completions leave their answers, by ticket.
 private final class DeferredWork: Sendable {
     private struct Queue {
-        var jobs: [(connection: UInt64, work: @Sendable () -> HTTPResponse)] = []
-        var finished: [UInt64: HTTPResponse] = [:]
+        var jobs: [(ticket: UInt64, work: @Sendable () -> HTTPResponse)] = []
+        var finished: [UInt64: HTTPServer.Reply] = [:]
         var stopping = false
     }
 
     private let queue = Mutex(Queue())
     private let available = Semaphore()
     private let threads = Mutex<[Thread]>([])
+    private let onFinished = Mutex<(@Sendable () -> Void)?>(nil)
 
-    /// Starts the threads; `onFinished` is called after each job (to wake the loop).
+    /// Starts the threads; `onFinished` is called after each job and completion (to wake the loop).
     func start(threads count: Int, onFinished: @escaping @Sendable () -> Void) {
+        self.onFinished.withLock { $0 = onFinished }
         let started = (0..<count).map { _ in
             Thread { [self] in
                 while true {
@@ -473,9 +526,7 @@ private final class DeferredWork: Sendable {
                         if queue.withLock({ $0.stopping }) { return }
                         continue
                     }
-                    let response = job.work()
-                    queue.withLock { $0.finished[job.connection] = response }
-                    onFinished()
+                    complete(ticket: job.ticket, .response(job.work()))
                 }
             }
         }
@@ -483,13 +534,19 @@ private final class DeferredWork: Sendable {
         for thread in started { thread.start() }
     }
 
-    func submit(connection: UInt64, _ work: @escaping @Sendable () -> HTTPResponse) {
-        queue.withLock { $0.jobs.append((connection, work)) }
+    func submit(ticket: UInt64, _ work: @escaping @Sendable () -> HTTPResponse) {
+        queue.withLock { $0.jobs.append((ticket, work)) }
         available.signal()
     }
 
-    /// The responses finished since the last call, by connection id.
-    func takeFinished() -> [UInt64: HTTPResponse] {
+    /// Leaves the answer for `ticket` and wakes the loop.
+    func complete(ticket: UInt64, _ reply: HTTPServer.Reply) {
+        queue.withLock { $0.finished[ticket] = reply }
+        onFinished.withLock { $0 }?()
+    }
+
+    /// The answers left since the last call, by ticket (those nobody waits for any more are dropped).
+    func takeFinished() -> [UInt64: HTTPServer.Reply] {
         queue.withLock { queue in
             defer { queue.finished = [:] }
             return queue.finished
