@@ -48,6 +48,9 @@ package final class ServerProcess: @unchecked Sendable {
         }
     }
 
+    /// Its process id (for signals).
+    package var processIdentifier: Int32 { process.processIdentifier }
+
     /// Its resident memory (`VmRSS`), nil once it has ended.
     package var residentBytes: Int? {
         guard process.isRunning, let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),

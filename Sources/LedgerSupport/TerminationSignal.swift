@@ -3,14 +3,16 @@ import Glibc
 #endif
 import Synchronization
 
-/// Turns SIGINT and SIGTERM into an orderly shutdown.
+/// Turns SIGINT and SIGTERM into an orderly shutdown, and SIGHUP into "reload" (for
+/// the keys file; without a `onHangup` action it is ignored, never fatal).
 ///
-/// `install()` blocks both signals in the calling thread (call it first in `main`, so
-/// every thread started later inherits the mask) and starts one thread that waits for
+/// `install()` blocks the three signals in the calling thread (call it first in `main`,
+/// so every thread started later inherits the mask) and starts one thread that waits for
 /// them with `sigwait`: no code runs in signal-handler context.
 public final class TerminationSignal: Sendable {
     private let received = Atomic<Int32>(0)
     private let waiters = Mutex<[@Sendable (Int32) -> Void]>([])
+    private let hangupActions = Mutex<[@Sendable () -> Void]>([])
 
     private init() {}
 
@@ -21,13 +23,21 @@ public final class TerminationSignal: Sendable {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waitSet = set
         let thread = Thread {
             var set = waitSet
             var number: Int32 = 0
-            while sigwait(&set, &number) != 0 {}
-            signal.deliver(number)
+            while true {
+                guard sigwait(&set, &number) == 0 else { continue }
+                if number == SIGHUP {
+                    for action in signal.hangupActions.withLock({ $0 }) { action() }
+                    continue
+                }
+                signal.deliver(number)
+                return
+            }
         }
         thread.start()
         return signal
@@ -47,6 +57,11 @@ public final class TerminationSignal: Sendable {
             return nil
         }
         if let already { action(already) }
+    }
+
+    /// Calls `action` on every SIGHUP (on the signal thread: keep it short).
+    public func onHangup(_ action: @escaping @Sendable () -> Void) {
+        hangupActions.withLock { $0.append(action) }
     }
 
     /// Blocks the calling thread until a signal arrives; returns it.

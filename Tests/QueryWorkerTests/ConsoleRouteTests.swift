@@ -8,7 +8,7 @@ import Testing
 @Suite("QueryAPI: the console at /")
 struct ConsoleRouteTests {
     func serve() throws -> (HTTPServer, UInt16) {
-        let api = QueryAPI(store: ProjectionStore(), keys: try APIKeys(json: Array(#"{"keys":[{"key":"k","devices":["*"],"role":"reader"}]}"#.utf8)))
+        let api = QueryAPI(store: ProjectionStore(), keys: KeyRing(try APIKeys(json: Array(#"{"keys":[{"key":"k","devices":["*"],"role":"reader"}]}"#.utf8))))
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
         let server = api.server(configuration: configuration)

@@ -12,7 +12,7 @@ struct DataLossReadinessTests {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: data) }
         let gaps = GapRegister(topic: "wa.device-events", dataDirectory: data)
-        let api = QueryAPI(store: ProjectionStore(), keys: try APIKeys(json: Array(QueryAPITests.keysJSON.utf8)), isReady: { true }, gaps: gaps)
+        let api = QueryAPI(store: ProjectionStore(), keys: KeyRing(try APIKeys(json: Array(QueryAPITests.keysJSON.utf8))), isReady: { true }, gaps: gaps)
         let test = QueryAPITests()
         #expect(test.get(api, "/readyz", key: nil).status == 200)
         #expect(try test.json(test.get(api, "/api/v1/status"))["status"] as? String == "ready")

@@ -40,7 +40,7 @@ struct DeviceListTests {
     /// A real server on a free loopback port; `source` is what `run` would report.
     func serve(source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) }, ready: Bool = true) throws -> (HTTPServer, UInt16) {
         let api = QueryAPI(
-            store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), isReady: { ready }, source: source, clock: { 0 })
+            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), isReady: { ready }, source: source, clock: { 0 })
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
         let server = api.server(configuration: configuration)

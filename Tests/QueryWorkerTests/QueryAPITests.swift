@@ -29,7 +29,7 @@ struct QueryAPITests {
 
     func api() throws -> QueryAPI {
         let ready = self.ready
-        return QueryAPI(store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), isReady: { ready.isSet }, clock: { 0 })
+        return QueryAPI(store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), isReady: { ready.isSet }, clock: { 0 })
     }
 
     mutating func incoming(_ device: String, _ chat: String, _ id: String) {
@@ -123,7 +123,7 @@ struct QueryAPITests {
         try bytes.write(to: first)
 
         let api = QueryAPI(
-            store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), audit: AuditLog(dataDirectory: directory, topic: topic),
+            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), audit: AuditLog(dataDirectory: directory, topic: topic),
             isReady: { true }, clock: { 0 })
         for target in ["/api/v1/devices/dev-1/chats?asOf=9999999999999", "/api/v1/devices/dev-1/events"] {
             let response = get(api, target)
@@ -284,7 +284,7 @@ struct QueryAPITests {
         test.incoming("dev-1", "a@c.us", "M1")
         let registry = MetricsRegistry()
         test.store.registerMetrics(in: registry)
-        let api = QueryAPI(store: test.store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), metrics: registry, clock: { 0 })
+        let api = QueryAPI(store: test.store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), metrics: registry, clock: { 0 })
         let (server, port) = try test.serve(api)
         defer { server.stop() }
         let client = try LoopbackClient(port: port)

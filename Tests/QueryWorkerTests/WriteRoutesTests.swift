@@ -40,7 +40,7 @@ struct WriteRoutesTests {
 
     /// A server answering with the API over `publisher`; stop it when done.
     func serve(_ publisher: (any EventPublisher)?) throws -> (HTTPServer, UInt16) {
-        let api = QueryAPI(store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), metrics: metrics, publisher: publisher)
+        let api = QueryAPI(store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), metrics: metrics, publisher: publisher)
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
         let server = api.server(configuration: configuration)
@@ -333,7 +333,7 @@ struct WriteRoutesTests {
     @Test("3,000 damaged bodies: never a crash, always 202 (a valid body) or a refusal, and exactly one event per 202")
     func damagedBodies() throws {
         let publisher = FakePublisher()
-        let api = QueryAPI(store: store, keys: try APIKeys(json: Array(Self.keysJSON.utf8)), publisher: publisher)
+        let api = QueryAPI(store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), publisher: publisher)
         let seeds: [(String, String)] = [
             ("archive", #"{"archived":true}"#), ("pin", #"{"pinned":false}"#), ("mute", #"{"muteUntil":1732500000000}"#),
             ("read", #"{"upToMessageId":"3EB0C767D097B7C7C030"}"#), ("markUnread", "{}"),

@@ -38,7 +38,7 @@ enum IngestCommand: Command {
             let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
             let api = QueryAPI(
-                store: pipeline.store, keys: try APIKeys(json: Array(#"{"keys":[]}"#.utf8)), metrics: metrics, isReady: { service.isCaughtUp },
+                store: pipeline.store, keys: KeyRing(try APIKeys(json: Array(#"{"keys":[]}"#.utf8))), metrics: metrics, isReady: { service.isCaughtUp },
                 gaps: pipeline.gaps)
             let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))
             server = started.server

@@ -64,8 +64,12 @@ enum RunCommand: Command {
         let service = IngestService()
         let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
         let publisher = try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
+        let keyRing = KeyRing(keys)
+        let keyReloader = arguments.string("keys").map { KeyFileReloader(path: $0, ring: keyRing) }
+        keyReloader?.start(signals: signals, metrics: metrics)
+        defer { keyReloader?.stop() }
         let api = QueryAPI(
-            store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
+            store: store, keys: keyRing, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
             isReady: { service.isCaughtUp },
             source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) },
             gaps: pipeline.gaps)

@@ -31,7 +31,8 @@ enum ServeCommand: Command {
         let topic = arguments.string("topic") ?? "wa.device-events"
         let data = arguments.string("data") ?? "./data"
         let configuration = try QueryWorkerOptions.configuration(arguments)
-        let keys = try APIKeys.load(path: arguments.string("keys") ?? "")
+        let keysPath = arguments.string("keys") ?? ""
+        let keys = KeyRing(try APIKeys.load(path: keysPath))
         let log = EventLog(dataDirectory: data)
         let loaded = try ProjectionRecovery.load(log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data))
         let store = ProjectionStore(loaded.state)
@@ -45,6 +46,9 @@ enum ServeCommand: Command {
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
             isReady: { follower.isCaughtUp },
             source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps)
+        let keyReloader = KeyFileReloader(path: keysPath, ring: keys)
+        keyReloader.start(signals: signals, metrics: metrics)
+        defer { keyReloader.stop() }
         let (server, url) = try QueryWorkerOptions.start(api, configuration)
         follower.start(onApplied: { server.wake() })
         print("url=\(url)")

@@ -19,7 +19,7 @@ import Synchronization
 /// of keys that may write into events on Kafka, through `publisher`.
 public final class QueryAPI: Sendable {
     private let store: ProjectionStore
-    private let keys: APIKeys
+    private let keys: KeyRing
     private let clock: @Sendable () -> Int64
     private let isReady: @Sendable () -> Bool
     private let source: @Sendable () -> SourceStatus
@@ -40,7 +40,7 @@ public final class QueryAPI: Sendable {
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     public init(
-        store: ProjectionStore, keys: APIKeys, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
+        store: ProjectionStore, keys: KeyRing, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
         isReady: @escaping @Sendable () -> Bool = { true },
         source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) },

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerSupport
+import QueryWorker
+import Synchronization
+
+/// Reloads the keys file into a `KeyRing` on SIGHUP and whenever the file changes, so a
+/// leaked key is revoked without a restart. A file that does not load (unreadable,
+/// invalid JSON, a bad entry) leaves the keys in force and logs why; keys are never
+/// logged.
+///
+/// Changes are found by `stat` every 250 ms (device, inode, size, modification time of
+/// the path, following symlinks) rather than inotify: Kubernetes updates a mounted Secret
+/// by swapping a `..data` symlink, which an inotify watch on the file never sees, and
+/// editors replace files by rename. A check costs one system call.
+final class KeyFileReloader: Sendable {
+    private let path: String
+    private let ring: KeyRing
+    private let logger = Logger(label: "keys")
+    private let hangup = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let failures = Atomic<Int>(0)
+    private let thread = Mutex<Thread?>(nil)
+    static let checkInterval: Duration = .milliseconds(250)
+
+    init(path: String, ring: KeyRing) {
+        self.path = path
+        self.ring = ring
+    }
+
+    /// Starts watching; `signals` delivers SIGHUP.
+    func start(signals: TerminationSignal, metrics: MetricsRegistry?) {
+        signals.onHangup { [self] in hangup.store(true, ordering: .releasing) }
+        metrics?.collect("chatledger_keys_file_generation", help: "Key sets in force since start: 1, plus one per reload of the keys file.", kind: .gauge) {
+            [ring] in [.init(Double(ring.generation))]
+        }
+        metrics?.collect("chatledger_keys_file_reload_failures_total", help: "Reloads of the keys file refused (the previous keys stayed).", kind: .counter) {
+            [self] in [.init(Double(failures.load(ordering: .relaxed)))]
+        }
+        let worker = Thread { [self] in watch() }
+        thread.withLock { $0 = worker }
+        worker.start()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        let worker = thread.withLock { worker in
+            defer { worker = nil }
+            return worker
+        }
+        worker?.join()
+    }
+
+    private func watch() {
+        var seen = fingerprint()
+        while !stopping.load(ordering: .acquiring) {
+            usleep(UInt32(Self.checkInterval.components.attoseconds / 1_000_000_000_000))
+            let now = fingerprint()
+            let signalled = hangup.exchange(false, ordering: .acquiringAndReleasing)
+            guard signalled || now != seen else { continue }
+            seen = now
+            reload(reason: signalled ? "SIGHUP" : "file changed")
+        }
+    }
+
+    private func reload(reason: String) {
+        do {
+            let keys = try APIKeys.load(path: path)
+            let generation = ring.replace(with: keys)
+            logger.info("keys file reloaded", ["path": path, "trigger": reason, "generation": generation])
+        } catch {
+            failures.add(1, ordering: .relaxed)
+            logger.warning("keys file not reloaded; the previous keys stay in force", ["path": path, "trigger": reason, "error": "\(error)"])
+        }
+    }
+
+    /// What identifies the file's current content cheaply; nil while it cannot be read.
+    private func fingerprint() -> [Int]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
+    }
+}
