@@ -50,9 +50,16 @@ let package = Package(
         .target(name: "KafkaTestSupport", dependencies: ["CRdKafka"], path: "Tests/KafkaTestSupport"),
         // A log writer for the crash tests to SIGKILL at random moments.
         .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog", "KafkaTestSupport"], path: "Tests/LogCrashWriter"),
+        // An ingest pipeline for the crash tests to SIGKILL while a checkpoint is written in the background.
+        .executableTarget(
+            name: "CheckpointCrashWriter", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"],
+            path: "Tests/CheckpointCrashWriter"
+        ),
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog"]),
+        .testTarget(
+            name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog", "KafkaTestSupport"]
+        ),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
         .testTarget(
             name: "QueryWorkerTests",

@@ -26,6 +26,9 @@ public struct CheckpointStore: Sendable {
     /// When set, every checkpoint written gets an attestation: HMAC-SHA256 under this key
     /// of its topic, positions, chain hashes and state digest (`<sequence>.attest`).
     public let attestationKey: [UInt8]?
+    /// Called with the temporary file of a checkpoint once it is written and synced, just
+    /// before it is renamed into place: the crash tests stop a writer there.
+    package var beforeRename: (@Sendable (_ temporaryPath: String, _ sequence: UInt64) -> Void)?
 
     public init(dataDirectory: String, retain: Int = 3, attestationKey: [UInt8]? = nil) {
         self.directory = dataDirectory + "/checkpoints"
@@ -119,6 +122,7 @@ public struct CheckpointStore: Sendable {
         let temporary = path + ".tmp"
         try Data(writer.bytes).write(to: URL(fileURLWithPath: temporary))
         try syncFile(temporary)
+        beforeRename?(temporary, sequence)
         guard rename(temporary, path) == 0 else { throw ProjectionError(path: path, "rename: errno \(errno)") }
         try syncFile(directory)
         let info = CheckpointInfo(

@@ -6,7 +6,8 @@
 /// of checkpoints, so a replay from a checkpoint decides duplicates as a replay from zero.
 public struct EventIdWindow: Sendable, Hashable {
     public let capacity: Int
-    private(set) var ring: [UInt64] = []
+    /// Chunked, as `members` is: after a snapshot, an insert copies one chunk, not the ring.
+    private(set) var ring = ChunkedWords()
     /// How many inserts ahead the slot of an id to be evicted is fetched.
     private static let evictionLookahead = 8
     private var next = 0
@@ -48,7 +49,7 @@ public struct EventIdWindow: Sendable, Hashable {
 
     /// The ids in the window, oldest first (for checkpoints).
     var oldestFirst: [UInt64] {
-        ring.count < capacity ? ring : Array(ring[next...] + ring[..<next])
+        ring.count < capacity ? ring.array : ring.rotated(from: next)
     }
 
     /// Rebuilds a window from `oldestFirst` hashes.

@@ -4,8 +4,11 @@ import CLedgerSystem
 /// backward-shift deletion, over values that are already hashes, so no `Hasher` runs per
 /// lookup (with `Set<UInt64>`, SipHash was the window's main cost). The table doubles
 /// when half full and never shrinks; 0 is kept apart because it marks an empty slot.
+///
+/// The slots are `ChunkedWords`: after a copy (a checkpoint's snapshot) an insert or a
+/// removal copies only the chunks it writes, not the whole table.
 struct HashSet64: Sendable {
-    private var slots: [UInt64]
+    private var slots: ChunkedWords
     private var mask: Int
     private(set) var count = 0
     private var containsZero = false
@@ -13,7 +16,7 @@ struct HashSet64: Sendable {
     init(minimumSlots: Int = 1_024) {
         var size = 16
         while size < minimumSlots { size <<= 1 }
-        slots = Array(repeating: 0, count: size)
+        slots = ChunkedWords(repeating: 0, count: size)
         mask = size - 1
     }
 
@@ -28,7 +31,7 @@ struct HashSet64: Sendable {
     /// `remove` of it: the table is megabytes, so each of those is otherwise a cache miss.
     @inline(__always)
     func prefetch(_ value: UInt64) {
-        slots.withUnsafeBufferPointer { cl_prefetch($0.baseAddress! + home(value)) }
+        slots.prefetch(home(value))
     }
 
     func contains(_ value: UInt64) -> Bool {
@@ -73,17 +76,30 @@ struct HashSet64: Sendable {
             if slots[index] == 0 { return }
             index = (index + 1) & mask
         }
-        let mask = self.mask  // the closure must not capture `self`: that would share `slots` and copy it
-        emptyByBackwardShift(&slots, at: index, mask: mask) { Self.home($0, mask: mask) }
+        // Backward shift (see `emptyByBackwardShift`), here over chunked slots.
+        var hole = index
+        var next = (hole + 1) & mask
+        while true {
+            let entry = slots[next]
+            if entry == 0 { break }
+            let wanted = home(entry)
+            // The entry may move to the hole if its home is not in (hole, next].
+            if (hole - wanted) & mask < (next - wanted) & mask {
+                slots[hole] = entry
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = 0
         count -= 1
     }
 
     private mutating func grow() {
         let old = slots
-        slots = Array(repeating: 0, count: old.count * 2)
+        slots = ChunkedWords(repeating: 0, count: old.count * 2)
         mask = slots.count - 1
         count = 0
-        for value in old where value != 0 { insert(value) }
+        old.forEachNonZero { insert($0) }
     }
 }
 

@@ -63,23 +63,33 @@ public final class IngestPipeline {
     private var pending: [ProjectionApplier.Record] = []
     /// Folds written batches into `store` on its own thread.
     private let applier: ProjectionApplier
+    /// Writes due checkpoints on its own thread.
+    private let checkpointWriter: CheckpointWriter
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
     public var onBatchApplied: (@Sendable () -> Void)?
     private var lastCheckpoint = ContinuousClock.now
 
     /// Loads the projection (newest checkpoint, then the log after it).
-    public init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest")) throws {
+    public convenience init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest")) throws {
+        try self.init(
+            log: log, options: options, logger: logger,
+            checkpoints: CheckpointStore(dataDirectory: log.dataDirectory, attestationKey: options.attestationKey))
+    }
+
+    /// `init(log:options:logger:)` with the checkpoint store given (a test's, with hooks).
+    package init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest"), checkpoints: CheckpointStore) throws {
         self.log = log
         self.options = options
         self.logger = logger
-        self.checkpoints = CheckpointStore(dataDirectory: log.dataDirectory, attestationKey: options.attestationKey)
+        self.checkpoints = checkpoints
         let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
         logger.info(
             "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",
                                   "replayed_records": loaded.replayedRecords, "devices": loaded.state.devices.count])
         store = ProjectionStore(loaded.state)
         applier = ProjectionApplier(store: store)
+        checkpointWriter = CheckpointWriter(checkpoints: checkpoints)
         gaps = try GapRegister(log: log, topic: options.topic)
         for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
         if !gaps.unacknowledged.isEmpty {
@@ -89,7 +99,10 @@ public final class IngestPipeline {
         }
     }
 
-    deinit { applier.stop() }
+    deinit {
+        applier.stop()
+        checkpointWriter.stop()
+    }
 
     /// Where to start consuming `partition`: after the log's last offset, or offset 0 when
     /// the log has nothing for it (an explicit 0, not "the beginning": if the broker no
@@ -217,17 +230,49 @@ public final class IngestPipeline {
         return next
     }
 
-    /// Writes a checkpoint if enough records or time have passed (or `force`); the log is
-    /// synced first, so a checkpoint never runs ahead of durable records.
+    /// Starts a checkpoint if enough records or time have passed; with `force`, writes one
+    /// now and returns once it is on disk. The log is synced first, so a checkpoint never
+    /// runs ahead of durable records.
+    ///
+    /// A due checkpoint is written in the background (`CheckpointWriter`): the consumer
+    /// thread only syncs the log and takes a snapshot (a copy-on-write copy). While one is
+    /// still being written, the next due one is skipped and waits for the following due
+    /// time; checkpoints never queue up.
+    /// - Throws: the failure of a background checkpoint, at the first call after it failed
+    ///   (so ingest stops at the next batch, as it did when checkpoints were written
+    ///   inline), or of a forced one; a log sync failure.
     public func checkpointIfDue(force: Bool = false) throws {
+        if let outcome = checkpointWriter.collect() { try report(outcome) }
         let due = recordsSinceCheckpoint >= options.checkpointEveryRecords
             || (recordsSinceCheckpoint > 0 && (ContinuousClock.now - lastCheckpoint) / .seconds(1) >= options.checkpointEverySeconds)
-        guard force || due else { return }
-        for writer in writers.values { try writer.sync() }
-        let info = try checkpoints.write(store.snapshot(), topic: options.topic)
-        logger.info("checkpoint written", ["sequence": info.sequence, "digest": info.stateDigest.hex.prefix(16)])
+        if force {
+            // The one in flight first (sequences are taken in order), then this one even if
+            // that one failed: its failure is thrown after.
+            var earlierFailure: (any Error)?
+            if let outcome = checkpointWriter.waitForInFlight() {
+                do { try report(outcome) } catch { earlierFailure = error }
+            }
+            for writer in writers.values { try writer.sync() }
+            try report(Result { try checkpoints.write(store.snapshot(), topic: options.topic) })
+            if let earlierFailure { throw earlierFailure }
+        } else if due {
+            if checkpointWriter.isInFlight {
+                logger.notice("checkpoint due while the previous one is still being written: skipped until the next is due")
+            } else {
+                for writer in writers.values { try writer.sync() }
+                _ = checkpointWriter.start(store.snapshot(), topic: options.topic)
+            }
+        } else {
+            return
+        }
         recordsSinceCheckpoint = 0
         lastCheckpoint = .now
+    }
+
+    /// Logs a checkpoint written, or throws its failure.
+    private func report(_ outcome: Result<CheckpointInfo, any Error>) throws {
+        let info = try outcome.get()
+        logger.info("checkpoint written", ["sequence": info.sequence, "digest": info.stateDigest.hex.prefix(16)])
     }
 
     /// Partitions taken away: their pending work is already committed (batches end
@@ -246,7 +291,9 @@ public final class IngestPipeline {
         applier.waitUntilApplied()
     }
 
-    /// Syncs everything, waits for the projection, and writes a final checkpoint.
+    /// Syncs everything, waits for the projection and for a checkpoint being written, and
+    /// writes a final checkpoint.
+    /// - Throws: a failure of the checkpoint in flight or of the final one.
     public func close() throws {
         try commitBatch()
         for writer in writers.values { try writer.sync() }
