@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatLedgerCLITests",
-            dependencies: ["ChatLedgerCLI", "ChatEvents", "KafkaClient", "KafkaTestSupport"]
+            dependencies: ["ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]
