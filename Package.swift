@@ -35,10 +35,15 @@ let package = Package(
         // worker (in progress, issue #6): a strict HTTP/1.1 parser and an epoll server so far.
         .target(name: "CLedgerSystem"),
         .target(name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"]),
+        // The adapter stage: real bridges' Kafka records (Evolution API, ...) → canonical events
+        // on the canonical topic, in front of ingest; and each format's traffic simulator.
+        .target(name: "BridgeAdapters", dependencies: ["ChatEvents", "KafkaClient", "LedgerSupport"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest", "QueryWorker"]
+            dependencies: [
+                "LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest", "QueryWorker", "BridgeAdapters",
+            ]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
@@ -61,7 +66,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatLedgerCLITests",
-            dependencies: ["ChatLedgerCLI", "ChatEvents", "KafkaClient", "KafkaTestSupport"]
+            dependencies: ["ChatLedgerCLI", "ChatEvents", "KafkaClient", "KafkaTestSupport", "BridgeAdapters"]
+        ),
+        .testTarget(
+            name: "BridgeAdaptersTests",
+            dependencies: ["BridgeAdapters", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

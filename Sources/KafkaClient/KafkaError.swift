@@ -9,6 +9,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         case flush = "messages still undelivered"
         case mockCluster = "mock cluster failure"
         case fatal = "fatal consumer error"
+        case commit = "offset commit failed"
     }
 
     private let kind: Kind
@@ -39,6 +40,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
     static func fatal(_ error: rd_kafka_resp_err_t, _ detail: String) -> KafkaError {
         KafkaError(.fatal, code: error.rawValue, detail: describe(error) + ": " + detail)
+    }
+
+    static func commit(_ error: rd_kafka_resp_err_t) -> KafkaError {
+        KafkaError(.commit, code: error.rawValue, detail: describe(error))
     }
 
     /// librdkafka's text for an error code.
