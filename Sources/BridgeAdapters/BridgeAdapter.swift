@@ -62,6 +62,9 @@ public struct AdaptedRecord: Sendable {
     public var eventName: String?
     /// The record's secret (Evolution's `apikey`), to scrub from anything written about it.
     public var secret: [UInt8]?
+    /// The bridge's own time of the record (ms; Evolution's envelope `timestamp`), by which
+    /// the stage orders records across topics; nil: Kafka's timestamp is used.
+    public var time: Int64?
 
     public init() {}
 

@@ -125,6 +125,7 @@ struct EvolutionContext {
         deviceId = instance
         if let sender = root["sender"]?.string { ownId = WhatsAppID.canonical(sender) }
         envelopeTime = EvolutionContext.epochMillis(root["timestamp"]) ?? max(0, record.timestamp)
+        result.time = envelopeTime
         var reasons: [String] = []
         let data = root["data"]
         switch eventName {
