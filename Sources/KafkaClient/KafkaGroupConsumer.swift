@@ -246,7 +246,8 @@ public final class KafkaGroupConsumer {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
         let partitions = elements.map { TopicPartition(String(cString: $0.topic), $0.partition) }
-        let names = partitions.sorted().map(\.description).joined(separator: ",")
+        let sorted = partitions.sorted()
+        let names = sorted.prefix(8).map(\.description).joined(separator: ",") + (sorted.count > 8 ? ",… (\(sorted.count) in all)" : "")
         switch error {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {

@@ -114,7 +114,7 @@ final class RunningStage: @unchecked Sendable {
         let configuration = AdapterStage.Configuration(
             brokers: brokers, group: group, sourceTopics: [pattern], topic: StageTesting.canonicalTopic,
             deadLetterTopic: StageTesting.deadLetterTopic,
-            kafka: KafkaConfiguration(["fetch.wait.max.ms": "5", "topic.metadata.refresh.interval.ms": "500", "log_level": "3"]),
+            kafka: KafkaConfiguration(["fetch.wait.max.ms": "5", "log_level": "3"]),
             holdMilliseconds: hold, commitEveryMilliseconds: 200)
         Thread { [self] in
             do {

@@ -118,33 +118,60 @@ public final class AdapterStage: Sendable {
         })
     }
 
-    /// Registers the stage's metrics: records, events by type, dead letters and skips by
-    /// reason, held events, lag per source partition, rate.
-    public func registerMetrics(in registry: MetricsRegistry) {
-        registry.collect("chatledger_adapt_records_total", help: "Bridge records consumed by the adapter stage.", kind: .counter) {
-            [.init(Double(self.statistics.records))]
+    /// Registers the stage's metrics (see `registerMetrics(_:in:)`).
+    public func registerMetrics(in registry: MetricsRegistry, format: String) {
+        Self.registerMetrics([(format, self)], in: registry)
+    }
+
+    /// Registers the metrics of `stages`, each sample labelled with its stage's format
+    /// (stages of one format summed): records, events by type, dead letters and skips by
+    /// reason, held events, lag per source partition, rate, readiness.
+    public static func registerMetrics(_ stages: [(format: String, stage: AdapterStage)], in registry: MetricsRegistry) {
+        let formats = Array(Set(stages.map(\.format))).sorted()
+        func perFormat(_ value: @escaping @Sendable (Statistics) -> Double) -> @Sendable () -> [MetricsRegistry.Sample] {
+            {
+                formats.map { format in
+                    .init([("format", format)], stages.filter { $0.format == format }.map { value($0.stage.statistics) }.reduce(0, +))
+                }
+            }
         }
-        registry.collect("chatledger_adapt_events_total", help: "Canonical events produced, by type.", kind: .counter) {
-            self.statistics.eventsByType.sorted { $0.key < $1.key }.map { .init([("type", $0.key)], Double($0.value)) }
+        func byLabel(_ label: String, _ values: @escaping @Sendable (Statistics) -> [String: Int]) -> @Sendable () -> [MetricsRegistry.Sample] {
+            {
+                formats.flatMap { format -> [MetricsRegistry.Sample] in
+                    var sums: [String: Int] = [:]
+                    for stage in stages where stage.format == format {
+                        for (key, value) in values(stage.stage.statistics) { sums[key, default: 0] += value }
+                    }
+                    return sums.sorted { $0.key < $1.key }.map { .init([("format", format), (label, $0.key)], Double($0.value)) }
+                }
+            }
         }
-        registry.collect("chatledger_adapt_dead_letters_total", help: "Bridge records sent to the dead-letter topic, by reason.", kind: .counter) {
-            self.statistics.deadLettersByReason.sorted { $0.key < $1.key }.map { .init([("reason", $0.key)], Double($0.value)) }
-        }
-        registry.collect("chatledger_adapt_skipped_total", help: "Parts of bridge records that made no event, by reason (unknown_event, ignored_event, ...).", kind: .counter) {
-            self.statistics.skippedByReason.sorted { $0.key < $1.key }.map { .init([("reason", $0.key)], Double($0.value)) }
-        }
-        registry.collect("chatledger_adapt_held_events", help: "Events waiting for the message they act on.", kind: .gauge) {
-            [.init(Double(self.statistics.held))]
-        }
+        registry.collect(
+            "chatledger_adapt_records_total", help: "Bridge records consumed by the adapter stage.", kind: .counter,
+            perFormat { Double($0.records) })
+        registry.collect(
+            "chatledger_adapt_events_total", help: "Canonical events produced, by type.", kind: .counter, byLabel("type") { $0.eventsByType })
+        registry.collect(
+            "chatledger_adapt_dead_letters_total", help: "Bridge records sent to the dead-letter topic, by reason.", kind: .counter,
+            byLabel("reason") { $0.deadLettersByReason })
+        registry.collect(
+            "chatledger_adapt_skipped_total", help: "Parts of bridge records that made no event, by reason (unknown_event, ignored_event, ...).",
+            kind: .counter, byLabel("reason") { $0.skippedByReason })
+        registry.collect(
+            "chatledger_adapt_held_events", help: "Events waiting for the message they act on.", kind: .gauge, perFormat { Double($0.held) })
+        registry.collect(
+            "chatledger_adapt_records_per_second", help: "Bridge records adapted per second, over the last second.", kind: .gauge,
+            perFormat { $0.recordsPerSecond })
         registry.collect("chatledger_adapt_lag_records", help: "Records on the broker not yet adapted, per source partition.", kind: .gauge) {
-            self.statistics.lag.sorted { $0.key < $1.key }.map { .init([("topic", $0.key.topic), ("partition", String($0.key.partition))], Double($0.value)) }
+            stages.flatMap { format, stage in
+                stage.statistics.lag.sorted { $0.key < $1.key }.map {
+                    MetricsRegistry.Sample([("format", format), ("topic", $0.key.topic), ("partition", String($0.key.partition))], Double($0.value))
+                }
+            }
         }
-        registry.collect("chatledger_adapt_records_per_second", help: "Bridge records adapted per second, over the last second.", kind: .gauge) {
-            [.init(self.statistics.recordsPerSecond)]
-        }
-        registry.collect("chatledger_adapt_caught_up", help: "1 when every assigned source partition is read to its high watermark.", kind: .gauge) {
-            [.init(self.isCaughtUp ? 1 : 0)]
-        }
+        registry.collect(
+            "chatledger_adapt_caught_up", help: "1 when every assigned source partition is read to its high watermark.", kind: .gauge,
+            perFormat { $0.caughtUp ? 1 : 0 })
     }
 }
 
@@ -197,7 +224,7 @@ private final class StageLoop {
         merger = RecordMerger(maxIdle: .milliseconds(configuration.maxIdleMilliseconds))
         directory = MessageDirectory(capacity: configuration.directoryCapacity)
         var producerSettings = KafkaConfiguration(["linger.ms": "5", "message.timeout.ms": "120000"])
-        for (key, value) in configuration.kafka.properties { producerSettings[key] = value }
+        for (key, value) in configuration.kafka.properties where !Self.consumerOnly(key) { producerSettings[key] = value }
         producer = try KafkaProducer(bootstrapServers: configuration.brokers, configuration: producerSettings)
         let box = LoopBox()
         consumer = try KafkaGroupConsumer(
@@ -206,6 +233,14 @@ private final class StageLoop {
             onAssigned: { partitions in box.loop?.assigned(partitions) },
             onRevoked: { partitions in box.loop?.revoked(partitions) })
         box.loop = self
+    }
+
+    /// librdkafka properties a producer ignores with a warning.
+    static func consumerOnly(_ key: String) -> Bool {
+        key.hasPrefix("fetch.") || key.hasPrefix("queued.") || key.hasPrefix("group.") || key.hasPrefix("auto.")
+            || key.hasPrefix("enable.auto.") || key.hasPrefix("enable.partition.eof")
+            || ["session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
+                "isolation.level", "max.partition.fetch.bytes", "check.crcs", "coordinator.query.interval.ms"].contains(key)
     }
 
     /// A way back from the consumer's callbacks (which the consumer keeps) without a cycle.
