@@ -136,10 +136,3 @@ public enum BaileysContent: Equatable, Sendable {
         return String(result)
     }
 }
-
-extension JSONValue {
-    /// The member whose key is `name` (a runtime string).
-    func member(named name: String) -> JSONValue? {
-        members.first { $0.key == name }?.value
-    }
-}

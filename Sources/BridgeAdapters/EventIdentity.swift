@@ -14,9 +14,17 @@ import LedgerSupport
 public enum EventIdentity {
     /// The id of event number `index` made from the record at `topic`/`partition`/`offset`.
     public static func eventId(format: String, topic: String, partition: Int32, offset: Int64, index: Int) -> String {
-        var text = "r1\u{0}" + format + "\u{0}" + topic + "\u{0}"
-        text += String(partition) + "\u{0}" + String(offset) + "\u{0}" + String(index)
-        return encode(SHA256.hash(Array(text.utf8)))
+        var input: [UInt8] = [UInt8(ascii: "r"), UInt8(ascii: "1"), 0]
+        input.reserveCapacity(format.utf8.count + topic.utf8.count + 32)
+        input.append(contentsOf: format.utf8)
+        input.append(0)
+        input.append(contentsOf: topic.utf8)
+        input.append(0)
+        // The numbers as fixed-width little-endian bytes: unambiguous, no text made.
+        withUnsafeBytes(of: partition.littleEndian) { input.append(contentsOf: $0) }
+        withUnsafeBytes(of: offset.littleEndian) { input.append(contentsOf: $0) }
+        withUnsafeBytes(of: Int64(index).littleEndian) { input.append(contentsOf: $0) }
+        return encode(SHA256.hash(input))
     }
 
     /// The id of the fact "on `deviceId`, `chatId` and `alias` are one contact".
@@ -27,21 +35,22 @@ public enum EventIdentity {
     private static let crockford = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     private static func encode(_ digest: SHA256Digest) -> String {
-        let bytes = digest.bytes
-        var out: [UInt8] = []
-        out.reserveCapacity(26)
-        var buffer: UInt32 = 0
-        var bits = 0
-        var index = 0
-        while out.count < 26 {
-            if bits < 5 {
-                buffer = buffer << 8 | UInt32(bytes[index])
-                index += 1
-                bits += 8
+        return digest.withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: 26) { out in
+                var buffer: UInt32 = 0
+                var bits = 0
+                var index = 0
+                for position in 0..<26 {
+                    if bits < 5 {
+                        buffer = buffer << 8 | UInt32(bytes[index])
+                        index += 1
+                        bits += 8
+                    }
+                    bits -= 5
+                    out[position] = crockford[Int((buffer >> UInt32(bits)) & 31)]
+                }
+                return 26
             }
-            bits -= 5
-            out.append(crockford[Int((buffer >> UInt32(bits)) & 31)])
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Keeps bridge secrets out of everything the stage writes about a record.
 ///
 /// Evolution puts the instance token in every record's `apikey` (when the server exposes
@@ -161,15 +165,22 @@ public enum SecretScrubber {
     }
 
     private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
-        var index = start
-        let last = haystack.count - needle.count
-        let first = needle[0]
-        while index <= last {
-            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
-            index += 1
+        guard !needle.isEmpty, start <= haystack.count, haystack.count - start >= needle.count else { return nil }
+        return haystack.withUnsafeBytes { hay in
+            needle.withUnsafeBytes { pin in
+                // memchr finds candidates for the first byte; memcmp checks each.
+                let base = hay.baseAddress!
+                var index = start
+                let last = hay.count - pin.count
+                while index <= last {
+                    guard let hit = memchr(base + index, Int32(pin[0]), last - index + 1) else { return nil }
+                    let offset = UnsafeRawPointer(hit) - base
+                    if memcmp(base + offset, pin.baseAddress!, pin.count) == 0 { return offset }
+                    index = offset + 1
+                }
+                return nil
+            }
         }
-        return nil
     }
 
     private static func replacing(_ needle: [UInt8], in haystack: [UInt8]) -> [UInt8] {

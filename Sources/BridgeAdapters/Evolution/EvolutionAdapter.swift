@@ -403,7 +403,7 @@ struct EvolutionContext {
 
     /// `id` in the phone form when `alt` gives the other form of a LID–phone pair (recording
     /// the pair as `contact.aliased`); else `id` itself.
-    mutating func resolveAlias(_ id: String, alt: JSONValue?, _ path: String) throws(AdaptError) -> String {
+    mutating func resolveAlias(_ id: String, alt: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
         guard let alt, let altText = alt.string, let other = WhatsAppID.canonical(altText), other != id else { return id }
         guard let pair = aliasPair(id, other) else { return id }
         return pair.phone
@@ -461,51 +461,51 @@ struct EvolutionContext {
 
     // MARK: - Field readers
 
-    func required(_ value: JSONValue?, _ path: String) throws(AdaptError) -> JSONValue {
-        guard let value, !value.isNull else { throw .missing(path) }
+    func required(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> JSONValue {
+        guard let value, !value.isNull else { throw .missing(path()) }
         return value
     }
 
-    func requiredObject(_ value: JSONValue?, _ path: String) throws(AdaptError) -> JSONValue {
-        let value = try required(value, path)
-        guard value.kind == .object else { throw .wrongType(path, expected: "an object", found: value) }
+    func requiredObject(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> JSONValue {
+        let value = try required(value, path())
+        guard value.kind == .object else { throw .wrongType(path(), expected: "an object", found: value) }
         return value
     }
 
-    func requiredString(_ value: JSONValue?, _ path: String) throws(AdaptError) -> String {
-        let value = try required(value, path)
-        guard let text = value.string else { throw .wrongType(path, expected: "a string", found: value) }
-        guard !text.isEmpty else { throw .invalid(path, "must not be empty") }
+    func requiredString(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
+        let value = try required(value, path())
+        guard let text = value.string else { throw .wrongType(path(), expected: "a string", found: value) }
+        guard !text.isEmpty else { throw .invalid(path(), "must not be empty") }
         return text
     }
 
-    func requiredIdentifier(_ value: JSONValue?, _ path: String) throws(AdaptError) -> String {
-        let text = try requiredString(value, path)
-        guard text.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path, "longer than 128 bytes") }
+    func requiredIdentifier(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
+        let text = try requiredString(value, path())
+        guard text.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path(), "longer than 128 bytes") }
         return text
     }
 
-    func optionalIdentifier(_ value: JSONValue?, _ path: String) throws(AdaptError) -> String? {
+    func optionalIdentifier(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String? {
         guard let value, !value.isNull else { return nil }
-        guard let text = value.string else { throw .wrongType(path, expected: "a string", found: value) }
-        guard text.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path, "longer than 128 bytes") }
+        guard let text = value.string else { throw .wrongType(path(), expected: "a string", found: value) }
+        guard text.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path(), "longer than 128 bytes") }
         return text
     }
 
-    func requiredAddress(_ value: JSONValue?, _ path: String) throws(AdaptError) -> String {
-        let text = try requiredString(value, path)
-        guard let id = WhatsAppID.canonical(text) else { throw .invalid(path, "not a WhatsApp id (empty or over 256 bytes)") }
+    func requiredAddress(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
+        let text = try requiredString(value, path())
+        guard let id = WhatsAppID.canonical(text) else { throw .invalid(path(), "not a WhatsApp id (empty or over 256 bytes)") }
         return id
     }
 
-    func optionalAddress(_ value: JSONValue?, _ path: String) throws(AdaptError) -> String? {
+    func optionalAddress(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String? {
         guard let value, !value.isNull, value.string != "" else { return nil }
-        return try requiredAddress(value, path)
+        return try requiredAddress(value, path())
     }
 
-    func optionalBool(_ value: JSONValue?, _ path: String) throws(AdaptError) -> Bool {
+    func optionalBool(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> Bool {
         guard let value, !value.isNull else { return false }
-        guard let flag = value.bool else { throw .wrongType(path, expected: "a boolean", found: value) }
+        guard let flag = value.bool else { throw .wrongType(path(), expected: "a boolean", found: value) }
         return flag
     }
 

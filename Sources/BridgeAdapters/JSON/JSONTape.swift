@@ -73,15 +73,20 @@ public final class JSONTape {
     // MARK: - Reading
 
     func key(_ index: Int, equals name: StaticString) -> Bool {
+        key(index, equals: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    func key(_ index: Int, equals name: UnsafeBufferPointer<UInt8>) -> Bool {
         let node = nodes[index]
         let count = Int(node.end - node.start)
         if !node.escaped {
-            guard count == name.utf8CodeUnitCount else { return false }
+            guard count == name.count else { return false }
+            guard count > 0 else { return true }
             return bytes.withUnsafeBufferPointer { buffer in
-                memcmp(buffer.baseAddress! + Int(node.start), name.utf8Start, count) == 0
+                memcmp(buffer.baseAddress! + Int(node.start), name.baseAddress!, count) == 0
             }
         }
-        return decodedBytes(node) == Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        return decodedBytes(node).elementsEqual(name)
     }
 
     func string(_ index: Int) -> String {
@@ -253,9 +258,32 @@ public struct JSONValue {
         return values
     }
 
-    /// The name of the first member of an object whose key is not in `skipping`.
+    /// The member whose key is `name` (a runtime string; see the `StaticString` subscript).
+    public func member(named name: String) -> JSONValue? {
+        let node = tape.nodes[index]
+        guard node.kind == .object else { return nil }
+        var name = name
+        return name.withUTF8 { nameBytes in
+            var child = index + 1
+            while child < Int(node.next) {
+                if tape.key(child, equals: nameBytes) { return JSONValue(tape: tape, index: child + 1) }
+                child = Int(tape.nodes[child + 1].next)
+            }
+            return nil
+        }
+    }
+
+    /// The first member of an object whose key is not in `skipping`.
     public func firstKey(skipping: Set<String>) -> (key: String, value: JSONValue)? {
-        members.first { !skipping.contains($0.key) }
+        let node = tape.nodes[index]
+        guard node.kind == .object else { return nil }
+        var child = index + 1
+        while child < Int(node.next) {
+            let key = tape.string(child)
+            if !skipping.contains(key) { return (key, JSONValue(tape: tape, index: child + 1)) }
+            child = Int(tape.nodes[child + 1].next)
+        }
+        return nil
     }
 
     /// A short description of the kind, for messages.

@@ -12,6 +12,10 @@ import KafkaClient
 /// fetched) has none here, it waits for them, up to `maxIdle`, instead of guessing. A
 /// partition that is caught up does not hold the others back. Ties go by topic,
 /// partition and offset, so the order does not depend on fetch timing.
+///
+/// The heads sit in a binary heap, so handing out a record costs O(log partitions); whether
+/// an empty partition holds the others back is decided once per drain (`beginDrain`) and
+/// again whenever a partition runs empty, since nothing else changes it between polls.
 struct RecordMerger {
     struct Entry {
         var record: BridgeRecord
@@ -23,21 +27,27 @@ struct RecordMerger {
     }
 
     private struct Queue {
+        var partition: TopicPartition
         var entries: [Entry] = []
         var head = 0
         /// The offset after the last record queued (or the group's committed offset).
         var nextOffset: Int64?
         /// Since when the merger has been waiting for this empty partition.
         var waitingSince: ContinuousClock.Instant?
+        /// The partition's place among all tracked ones by (topic, partition): the tie-break.
+        var rank = 0
+        var inHeap = false
 
         var isEmpty: Bool { head >= entries.count }
         var count: Int { entries.count - head }
-        var first: Entry? { isEmpty ? nil : entries[head] }
 
         mutating func removeFirst() -> Entry {
             let entry = entries[head]
             head += 1
-            if head > 1024, head * 2 > entries.count {
+            if head == entries.count {
+                entries.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024, head * 2 > entries.count {
                 entries.removeFirst(head)
                 head = 0
             }
@@ -45,29 +55,24 @@ struct RecordMerger {
         }
     }
 
-    private var partitions: [TopicPartition] = []
-    private var queues: [Queue] = []
-    private var indexOf: [TopicPartition: Int] = [:]
-    /// The partition handed out last and the key of the next-best head: its records that
-    /// sort before that key go out without another scan (valid until the queues change).
-    private var run: (index: Int, limit: Key?)?
-    /// Records queued in all partitions.
-    private(set) var count = 0
-    let maxIdle: Duration
-
     private struct Key: Comparable {
         var time: Int64
-        var topic: String
-        var partition: Int32
+        var rank: Int
         var offset: Int64
 
         static func < (lhs: Key, rhs: Key) -> Bool {
-            if lhs.time != rhs.time { return lhs.time < rhs.time }
-            if lhs.topic != rhs.topic { return lhs.topic < rhs.topic }
-            if lhs.partition != rhs.partition { return lhs.partition < rhs.partition }
-            return lhs.offset < rhs.offset
+            (lhs.time, lhs.rank, lhs.offset) < (rhs.time, rhs.rank, rhs.offset)
         }
     }
+
+    private var queues: [Queue] = []
+    private var indexOf: [TopicPartition: Int] = [:]
+    /// Indices of non-empty queues, a min-heap by their head's key.
+    private var heap: [Int] = []
+    private var blocked = false
+    /// Records queued in all partitions.
+    private(set) var count = 0
+    let maxIdle: Duration
 
     init(maxIdle: Duration) {
         self.maxIdle = maxIdle
@@ -75,35 +80,43 @@ struct RecordMerger {
 
     var isEmpty: Bool { count == 0 }
 
-    /// Partitions tracked.
-    var tracked: [TopicPartition] { partitions }
-
     /// Starts tracking a newly assigned partition (reading from `nextOffset`, if known).
     mutating func assign(_ partition: TopicPartition, nextOffset: Int64?) {
-        run = nil
         if let index = indexOf[partition] {
             count -= queues[index].count
-            queues[index] = Queue(nextOffset: nextOffset)
+            queues[index].entries.removeAll()
+            queues[index].head = 0
+            queues[index].nextOffset = nextOffset
+            queues[index].waitingSince = nil
+            rebuild()
         } else {
             indexOf[partition] = queues.count
-            partitions.append(partition)
-            queues.append(Queue(nextOffset: nextOffset))
+            queues.append(Queue(partition: partition, nextOffset: nextOffset))
+            rebuild()
         }
     }
 
     /// Forgets partitions taken away, with their queued records.
     mutating func revoke(_ revoked: [TopicPartition]) {
-        run = nil
         let gone = Set(revoked)
-        for (index, partition) in partitions.enumerated() where gone.contains(partition) { count -= queues[index].count }
-        let kept = partitions.indices.filter { !gone.contains(partitions[$0]) }
-        queues = kept.map { queues[$0] }
-        partitions = kept.map { partitions[$0] }
-        indexOf = Dictionary(uniqueKeysWithValues: partitions.enumerated().map { ($1, $0) })
+        for queue in queues where gone.contains(queue.partition) { count -= queue.count }
+        queues.removeAll { gone.contains($0.partition) }
+        indexOf = Dictionary(uniqueKeysWithValues: queues.enumerated().map { ($1.partition, $0) })
+        rebuild()
+    }
+
+    /// Ranks and heap again after the set of partitions changed.
+    private mutating func rebuild() {
+        let order = queues.indices.sorted { queues[$0].partition < queues[$1].partition }
+        for (rank, index) in order.enumerated() { queues[index].rank = rank }
+        heap.removeAll()
+        for index in queues.indices {
+            queues[index].inHeap = false
+            if !queues[index].isEmpty { push(index) }
+        }
     }
 
     mutating func append(_ entry: Entry) {
-        run = nil
         let partition = TopicPartition(entry.record.topic, entry.record.partition)
         if indexOf[partition] == nil { assign(partition, nextOffset: nil) }
         let index = indexOf[partition]!
@@ -111,75 +124,92 @@ struct RecordMerger {
         queues[index].nextOffset = entry.record.offset + 1
         queues[index].waitingSince = nil
         count += 1
+        if !queues[index].inHeap { push(index) }
     }
-
-    /// Forgets the current run: the broker's watermarks may have moved since it was chosen.
-    mutating func rescan() { run = nil }
 
     /// The offset of the oldest record still queued for `partition`.
     func firstQueuedOffset(_ partition: TopicPartition) -> Int64? {
-        indexOf[partition].flatMap { queues[$0].first?.record.offset }
+        guard let index = indexOf[partition], !queues[index].isEmpty else { return nil }
+        return queues[index].entries[queues[index].head].record.offset
     }
 
-    private func headKey(_ index: Int) -> Key? {
-        guard !queues[index].isEmpty else { return nil }
-        let entry = queues[index].entries[queues[index].head]
-        return Key(time: entry.time, topic: entry.record.topic, partition: entry.record.partition, offset: entry.record.offset)
-    }
-
-    private mutating func pop(_ index: Int) -> Entry {
-        count -= 1
-        return queues[index].removeFirst()
+    /// Decides, for the records fetched so far, whether an empty partition that still has
+    /// records on the broker holds the others back. Call after each poll.
+    mutating func beginDrain(now: ContinuousClock.Instant, highWatermark: (TopicPartition) -> Int64?) {
+        blocked = false
+        for index in queues.indices where queues[index].isEmpty {
+            if holdsBack(index, now: now, highWatermark: highWatermark) { blocked = true }
+        }
     }
 
     /// The next record in time order, or nil when none may go yet.
-    /// - Parameters:
-    ///   - highWatermark: the broker's next offset of a partition, as last fetched.
-    ///   - force: hand out the oldest head regardless of partitions still fetching (to
-    ///     bound memory, or when stopping).
+    /// - Parameter force: hand out the oldest head even while a partition still fetching
+    ///   holds the others back (to bound memory, or when stopping).
     mutating func next(now: ContinuousClock.Instant, highWatermark: (TopicPartition) -> Int64?, force: Bool = false) -> Entry? {
-        guard count > 0 else { return nil }
-        if let current = run, let key = headKey(current.index), current.limit.map({ key < $0 }) ?? true {
-            return pop(current.index)
+        guard let index = heap.first, !blocked || force else { return nil }
+        let entry = queues[index].removeFirst()
+        count -= 1
+        if queues[index].isEmpty {
+            popHeap()
+            queues[index].inHeap = false
+            if !force, holdsBack(index, now: now, highWatermark: highWatermark) { blocked = true }
+        } else {
+            siftDown(0)
         }
-        var best: (index: Int, key: Key)?
-        var runnerUp: Key?
-        var blocked = false
-        for index in queues.indices {
-            guard let key = headKey(index) else {
-                guard !force, !blocked else { continue }
-                // An empty partition that still has records on the broker may hold an older one.
-                let behind: Bool
-                if let high = highWatermark(partitions[index]) {
-                    behind = (queues[index].nextOffset ?? 0) < high
-                } else {
-                    behind = queues[index].nextOffset == nil
-                }
-                guard behind else { continue }
-                if let since = queues[index].waitingSince {
-                    if now - since < maxIdle { blocked = true }
-                } else {
-                    queues[index].waitingSince = now
-                    blocked = true
-                }
-                continue
-            }
-            if let current = best {
-                if key < current.key {
-                    runnerUp = current.key
-                    best = (index, key)
-                } else if runnerUp.map({ key < $0 }) ?? true {
-                    runnerUp = key
-                }
-            } else {
-                best = (index, key)
-            }
+        return entry
+    }
+
+    /// Whether the empty queue `index` has records on the broker not fetched yet, and has
+    /// not been waited for longer than `maxIdle`.
+    private mutating func holdsBack(_ index: Int, now: ContinuousClock.Instant, highWatermark: (TopicPartition) -> Int64?) -> Bool {
+        let behind: Bool
+        if let high = highWatermark(queues[index].partition) {
+            behind = (queues[index].nextOffset ?? 0) < high
+        } else {
+            behind = queues[index].nextOffset == nil
         }
-        guard let best, !blocked || force else {
-            run = nil
-            return nil
+        guard behind else { return false }
+        if let since = queues[index].waitingSince { return now - since < maxIdle }
+        queues[index].waitingSince = now
+        return true
+    }
+
+    // MARK: - Heap
+
+    private func key(_ index: Int) -> Key {
+        let head = queues[index].head
+        return Key(time: queues[index].entries[head].time, rank: queues[index].rank, offset: queues[index].entries[head].record.offset)
+    }
+
+    private mutating func push(_ index: Int) {
+        queues[index].inHeap = true
+        heap.append(index)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard key(heap[child]) < key(heap[parent]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
         }
-        run = force ? nil : (best.index, runnerUp)
-        return pop(best.index)
+    }
+
+    private mutating func popHeap() {
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        siftDown(0)
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < heap.count else { return }
+            var smallest = left
+            if left + 1 < heap.count, key(heap[left + 1]) < key(heap[left]) { smallest = left + 1 }
+            guard key(heap[smallest]) < key(heap[parent]) else { return }
+            heap.swapAt(smallest, parent)
+            parent = smallest
+        }
     }
 }

@@ -7,8 +7,8 @@ import LedgerSupport
 /// Speed is reported against a baseline measured in the same run wherever one exists.
 enum BenchCommand: Command {
     static let spec = CommandSpec(
-        name: "bench", synopsis: "bench NAME [--json] [--events N]",
-        summary: "Run a benchmark (codec, log, projection, ingest, http, verify) and print its figures.",
+        name: "bench", synopsis: "bench NAME [--json] [--events N] [--format FORMAT]",
+        summary: "Run a benchmark (codec, log, projection, ingest, adapt, http, verify) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
@@ -18,6 +18,7 @@ enum BenchCommand: Command {
             CommandSpec.Option("fsync", "POLICY", "The log's fsync policy (ingest).", default: "batch"),
             CommandSpec.Option("load", "N", "Background events/s during the freshness probes (http).", default: "20000"),
             CommandSpec.Option("probes", "N", "Freshness probes (http).", default: "300"),
+            CommandSpec.Option("format", "FORMAT", "The bridge format (adapt).", default: "evolution"),
         ],
         positionals: ["NAME"])
 
@@ -33,6 +34,10 @@ enum BenchCommand: Command {
             report = try IngestBenchmark.run(
                 events: try arguments.integer("events", in: 100...10_000_000) ?? 200_000,
                 directory: (arguments.string("dir") ?? "./data/bench") + "/ingest-\(getpid())", fsync: try IngestOptions.fsyncPolicy(arguments))
+        case "adapt":
+            report = try AdaptBenchmark.run(
+                records: try arguments.integer("events", in: 100...10_000_000) ?? 200_000, format: arguments.string("format") ?? "evolution",
+                directory: (arguments.string("dir") ?? "./data/bench") + "/adapt-\(getpid())")
         case "verify":
             report = try VerifyBenchmark.run(
                 events: try arguments.integer("events", in: 100...100_000_000) ?? 5_000_000,
@@ -47,7 +52,7 @@ enum BenchCommand: Command {
                 batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, http, verify)")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, adapt, http, verify)")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0
