@@ -39,8 +39,11 @@ public final class AdapterStage: Sendable {
         public var kafka: KafkaConfiguration
         /// Records taken per poll.
         public var batchSize: Int
-        /// How long an event waits for the message it acts on.
+        /// How long an event waits for the message it acts on once the stage has read every
+        /// source partition to its end (while it catches up, it waits until it has, up to
+        /// `maxHoldMilliseconds`).
         public var holdMilliseconds: Int
+        public var maxHoldMilliseconds: Int
         /// How long the merger waits for a partition that has unfetched records.
         public var maxIdleMilliseconds: Int
         /// How often delivered progress is committed.
@@ -54,7 +57,7 @@ public final class AdapterStage: Sendable {
         public init(
             brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = "wa.device-events",
             deadLetterTopic: String = "wa.adapt.dead-letters", kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
-            holdMilliseconds: Int = 2_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
+            holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
             progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000
         ) {
             self.brokers = brokers
@@ -65,6 +68,7 @@ public final class AdapterStage: Sendable {
             self.kafka = kafka
             self.batchSize = batchSize
             self.holdMilliseconds = holdMilliseconds
+            self.maxHoldMilliseconds = maxHoldMilliseconds
             self.maxIdleMilliseconds = maxIdleMilliseconds
             self.commitEveryMilliseconds = commitEveryMilliseconds
             self.progressEverySeconds = progressEverySeconds
@@ -215,6 +219,8 @@ private final class StageLoop {
         var partition: TopicPartition
         var offset: Int64
         var deadline: ContinuousClock.Instant
+        /// When it goes regardless of the stage catching up.
+        var lastChance: ContinuousClock.Instant
         var secret: [UInt8]?
     }
 
@@ -424,7 +430,8 @@ private final class StageLoop {
                 nextHeldId += 1
                 held[id] = Held(
                     adapted: adapted, bytes: bytes, key: key, partition: partition, offset: offset,
-                    deadline: now + .milliseconds(configuration.holdMilliseconds), secret: secret)
+                    deadline: now + .milliseconds(configuration.holdMilliseconds),
+                    lastChance: now + .milliseconds(configuration.maxHoldMilliseconds), secret: secret)
                 heldByKey[key, default: []].append(id)
                 expiry.append(id)
                 heldOffsets[partition, default: []].append(offset)  // records arrive in offset order per partition
@@ -489,13 +496,17 @@ private final class StageLoop {
     }
 
     func expireHolds(now: ContinuousClock.Instant) throws {
+        // While records that may hold the message are still to be read (a backlog, a
+        // restart), a held event keeps waiting: going out before its message, it would be
+        // lost on the projection. Only `maxHoldMilliseconds` bounds that.
+        let catchingUp = expiryHead < expiry.count && merger.isCatchingUp(highWatermark: { consumer.highWatermark($0) })
         while expiryHead < expiry.count {
             let id = expiry[expiryHead]
             guard let item = held[id] else {
                 expiryHead += 1
                 continue
             }
-            guard item.deadline <= now else { break }
+            guard item.deadline <= now, !catchingUp || item.lastChance <= now else { break }
             expiryHead += 1
             held[id] = nil
             heldByKey[item.key]?.removeAll { $0 == id }

@@ -142,6 +142,18 @@ struct RecordMerger {
         }
     }
 
+    /// Whether records are still to come from the broker that could be older than what is
+    /// queued: a partition has records on the broker not fetched yet, or records are
+    /// queued here. While this holds, an event waiting for its message keeps waiting.
+    func isCatchingUp(highWatermark: (TopicPartition) -> Int64?) -> Bool {
+        if count > 0 { return true }
+        for queue in queues {
+            guard let high = highWatermark(queue.partition) else { return true }
+            if (queue.nextOffset ?? 0) < high { return true }
+        }
+        return false
+    }
+
     /// The next record in time order, or nil when none may go yet.
     /// - Parameter force: hand out the oldest head even while a partition still fetching
     ///   holds the others back (to bound memory, or when stopping).
