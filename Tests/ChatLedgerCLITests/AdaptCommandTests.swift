@@ -34,6 +34,7 @@ struct AdaptCommandTests {
 
         let adapt = try AdaptProcess(brokers: cluster.bootstrapServers)
         let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "adapt-e2e-ingest")
+        defer { if ingest.process.isRunning { ingest.kill() } }
         try adapt.waitUntilAdapted(count)
         let metrics = try adapt.metrics()
         try IngestTesting.waitForLog(data: data, lastOffsets: try T.canonicalLastOffsets(cluster.bootstrapServers, partitions: 4))
@@ -230,6 +231,7 @@ struct AdaptCommandTests {
         }.start()
 
         let ingest = try IngestProcess(brokers: brokers, data: data, group: "adapt-crash-ingest")
+        defer { if ingest.process.isRunning { ingest.kill() } }
         // Each restart resumes from the offsets the killed stage committed, in a group of its
         // own (see GroupOffsets: the mock can keep a killed member's group rebalancing).
         let partitions = traffic.topics.map { ($0, Int32(0)) }
