@@ -39,10 +39,15 @@ let package = Package(
             name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"],
             resources: [.embedInCode("Console/console.html"), .embedInCode("Console/console.js"), .embedInCode("Console/console.css")]
         ),
+        // The adapter stage: real bridges' Kafka records (Evolution API, ...) → canonical events
+        // on the canonical topic, in front of ingest; and each format's traffic simulator.
+        .target(name: "BridgeAdapters", dependencies: ["ChatEvents", "KafkaClient", "LedgerSupport"]),
         // The commands of `chatledger`, importable by tests.
         .target(
             name: "ChatLedgerCLI",
-            dependencies: ["LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest", "QueryWorker"]
+            dependencies: [
+                "LedgerSupport", "ChatEvents", "EventLog", "ChatProjection", "KafkaClient", "Ingest", "QueryWorker", "BridgeAdapters",
+            ]
         ),
         .executableTarget(name: "chatledger", dependencies: ["ChatLedgerCLI"]),
 
@@ -72,7 +77,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatLedgerCLITests",
-            dependencies: ["ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport"]
+            dependencies: ["ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport", "BridgeAdapters"]
+        ),
+        .testTarget(
+            name: "BridgeAdaptersTests",
+            dependencies: ["BridgeAdapters", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -15,7 +15,7 @@ protocol Command: Sendable {
 /// The `chatledger` command line: dispatches to a command, handles `--help` and usage errors.
 public enum ChatLedgerCommand {
     static let commands: [any Command.Type] = [
-        RunCommand.self, IngestCommand.self, ServeCommand.self, ProduceCommand.self, BrokerCommand.self,
+        RunCommand.self, IngestCommand.self, AdaptCommand.self, ServeCommand.self, ProduceCommand.self, BrokerCommand.self,
         VerifyCommand.self, AcknowledgeLossCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
     ]
 

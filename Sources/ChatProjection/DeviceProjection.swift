@@ -23,8 +23,8 @@ public struct DeviceProjection: Sendable, Hashable {
     public static let statusBroadcast = "status@broadcast"
 
     /// Applies one event (already deduplicated); returns false if it does not concern
-    /// the chat list (unknown type, a broadcast list or a channel), in which case nothing
-    /// changed.
+    /// the chat list (unknown type, a broadcast list or a channel, a `contact.aliased` that
+    /// merges no chat), in which case nothing in the list changed (an alias is recorded).
     mutating func apply(_ event: Event) -> Bool {
         let chatKind = event.chatIdText.map(ChatIdKind.init)
         if chatKind == .notListed { return false }
@@ -34,8 +34,9 @@ public struct DeviceProjection: Sendable, Hashable {
         case .accountSettings(let keep):
             keepChatsArchived = keep
         case .contactAliased(let aliased):
-            guard let chatId = event.chatIdText else { return false }
-            link(alias: ChatKey(aliased.alias), to: ChatKey(chatId))
+            // The alias is always recorded; the version moves only when a chat merges
+            // (the list changes). Bridges repeat the fact with every message that shows it.
+            guard let chatId = event.chatIdText, link(alias: ChatKey(aliased.alias), to: ChatKey(chatId)) else { return false }
         default:
             guard let chatId = event.chatIdText else { return false }
             applyToChat(resolve(ChatKey(chatId)), isGroup: chatKind == .group, event)
@@ -58,18 +59,20 @@ public struct DeviceProjection: Sendable, Hashable {
 
     /// `contact.aliased`: from now on `alias`'s events fold into `canonical`'s chat; a chat
     /// already held under `alias` is merged into it (`ChatState.merge`).
-    private mutating func link(alias: ChatKey, to canonical: ChatKey) {
+    /// Returns whether a chat merged (the list changed).
+    private mutating func link(alias: ChatKey, to canonical: ChatKey) -> Bool {
         let canonical = resolve(canonical)
-        guard alias != canonical else { return }
+        guard alias != canonical else { return false }
         aliases[alias] = canonical
         for (other, target) in aliases where target == alias { aliases[other] = canonical }  // alias was canonical for others
-        guard let aliased = chats[alias] else { return }
+        guard let aliased = chats[alias] else { return false }
         chats.remove(alias)
         if chats[canonical] == nil {
             chats[canonical] = aliased
         } else {
             chats.modify(canonical, creating: false) { $0.merge(aliased) }
         }
+        return true
     }
 
     private mutating func applyToChat(_ chatId: ChatKey, isGroup: Bool, _ event: Event) {

@@ -12,6 +12,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         case query = "broker request failed"
         case assignment = "partition assignment refused"
         case authentication = "cannot authenticate with the Kafka cluster"
+        case commit = "offset commit failed"
     }
 
     private let kind: Kind
@@ -53,6 +54,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     static func assignment(_ error: OpaquePointer, _ context: String) -> KafkaError {
         defer { rd_kafka_error_destroy(error) }
         return KafkaError(.assignment, code: rd_kafka_error_code(error).rawValue, detail: context + ": " + String(cString: rd_kafka_error_string(error)))
+    }
+
+    static func commit(_ error: rd_kafka_resp_err_t) -> KafkaError {
+        KafkaError(.commit, code: error.rawValue, detail: describe(error))
     }
 
     /// librdkafka's text for an error code.

@@ -1,7 +1,8 @@
 /// The declared shape of one command: its options, positional arguments and help.
 ///
 /// Parsing is hand-written and strict: unknown options, missing values, repeated
-/// options and stray arguments are usage errors (exit 64), each with a one-line reason.
+/// options (unless declared repeatable) and stray arguments are usage errors (exit 64),
+/// each with a one-line reason.
 public struct CommandSpec: Sendable {
     /// One `--name [VALUE]` option.
     public struct Option: Sendable {
@@ -13,13 +14,19 @@ public struct CommandSpec: Sendable {
         /// Shown in help and used when the option is absent.
         public var defaultValue: String?
         public var isRequired: Bool
+        /// May be given more than once; every value is kept (`ParsedArguments.strings`).
+        public var isRepeatable: Bool
 
-        public init(_ name: String, _ valueName: String?, _ help: String, default defaultValue: String? = nil, required: Bool = false) {
+        public init(
+            _ name: String, _ valueName: String?, _ help: String, default defaultValue: String? = nil, required: Bool = false,
+            repeatable: Bool = false
+        ) {
             self.name = name
             self.valueName = valueName
             self.help = help
             self.defaultValue = defaultValue
             self.isRequired = required
+            self.isRepeatable = repeatable
         }
 
         /// A flag: present or not.
@@ -55,6 +62,7 @@ public struct CommandSpec: Sendable {
             var line = "  " + left + String(repeating: " ", count: width - left.count + 3) + option.help
             if let defaultValue = option.defaultValue { line += " (default: \(defaultValue))" }
             if option.isRequired { line += " (required)" }
+            if option.isRepeatable { line += " (repeatable)" }
             text += line + "\n"
         }
         return text
@@ -72,6 +80,7 @@ public struct CommandSpec: Sendable {
         // `--help` anywhere asks for help, even after a mistake.
         if arguments.contains("--help") { return .help }
         var values: [String: String] = [:]
+        var repeated: [String: [String]] = [:]
         var flags: Set<String> = []
         var positionalValues: [String] = []
         var index = 0
@@ -94,7 +103,7 @@ public struct CommandSpec: Sendable {
             guard let option = options.first(where: { $0.name == optionName }) else {
                 throw UsageError(command: name, "unknown option '--\(optionName)'")
             }
-            guard values[optionName] == nil && !flags.contains(optionName) else {
+            guard option.isRepeatable || (values[optionName] == nil && !flags.contains(optionName)) else {
                 throw UsageError(command: name, "option '--\(optionName)' given twice")
             }
             if option.valueName == nil {
@@ -102,11 +111,13 @@ public struct CommandSpec: Sendable {
                 flags.insert(optionName)
             } else if let inlineValue {
                 values[optionName] = inlineValue
+                repeated[optionName, default: []].append(inlineValue)
             } else {
                 guard index < arguments.count, !arguments[index].hasPrefix("--") else {
                     throw UsageError(command: name, "option '--\(optionName)' needs a value")
                 }
                 values[optionName] = arguments[index]
+                repeated[optionName, default: []].append(arguments[index])
                 index += 1
             }
         }
@@ -119,7 +130,7 @@ public struct CommandSpec: Sendable {
         for option in options where values[option.name] == nil {
             if let defaultValue = option.defaultValue { values[option.name] = defaultValue }
         }
-        return .arguments(ParsedArguments(command: name, values: values, flags: flags, positionals: positionalValues))
+        return .arguments(ParsedArguments(command: name, values: values, repeated: repeated, flags: flags, positionals: positionalValues))
     }
 }
 
@@ -127,18 +138,23 @@ public struct CommandSpec: Sendable {
 public struct ParsedArguments: Sendable {
     public let command: String
     private let values: [String: String]
+    private let repeated: [String: [String]]
     private let flags: Set<String>
     public let positionals: [String]
 
-    init(command: String, values: [String: String], flags: Set<String>, positionals: [String]) {
+    init(command: String, values: [String: String], repeated: [String: [String]] = [:], flags: Set<String>, positionals: [String]) {
         self.command = command
         self.values = values
+        self.repeated = repeated
         self.flags = flags
         self.positionals = positionals
     }
 
-    /// The option's value (or its default), nil when absent.
+    /// The option's value (or its default), nil when absent; for a repeatable option, the last.
     public func string(_ name: String) -> String? { values[name] }
+
+    /// Every value given for a repeatable option, in order (empty when absent).
+    public func strings(_ name: String) -> [String] { repeated[name] ?? [] }
 
     /// Whether a flag was given.
     public func flag(_ name: String) -> Bool { flags.contains(name) }

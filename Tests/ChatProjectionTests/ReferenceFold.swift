@@ -80,7 +80,7 @@ struct ReferenceFold {
         case .accountSettings(let keep):
             keepChatsArchived = keep
         case .contactAliased(let aliased):
-            link(aliased.alias, to: chatId)
+            guard link(aliased.alias, to: chatId) else { return }  // no merge: the version stays
         case .chatDeleted:
             chats[chatId] = nil
         case .messageCreated(let message):
@@ -102,14 +102,14 @@ struct ReferenceFold {
     }
 
     /// The chat under `alias` joins `canonical`'s, and so do its future events.
-    private mutating func link(_ alias: String, to canonical: String) {
-        guard alias != canonical else { return }
+    private mutating func link(_ alias: String, to canonical: String) -> Bool {
+        guard alias != canonical else { return false }
         aliases[alias] = canonical
         for (other, target) in aliases where target == alias { aliases[other] = canonical }
-        guard let theirs = chats.removeValue(forKey: alias) else { return }
+        guard let theirs = chats.removeValue(forKey: alias) else { return false }
         guard var mine = chats[canonical] else {
             chats[canonical] = theirs
-            return
+            return true
         }
         // Their messages join after mine at equal times, in their own order.
         var rank = 0.0
@@ -146,6 +146,7 @@ struct ReferenceFold {
         }
         if mine.muteUntil != -1 { mine.muteUntil = theirs.muteUntil == -1 ? -1 : max(mine.muteUntil, theirs.muteUntil) }
         chats[canonical] = mine
+        return true
     }
 
     /// The chat a chat id's events go to.

@@ -7,8 +7,8 @@ import LedgerSupport
 /// Speed is reported against a baseline measured in the same run wherever one exists.
 enum BenchCommand: Command {
     static let spec = CommandSpec(
-        name: "bench", synopsis: "bench NAME [--json] [--events N] [--devices N[,N…] --chats M --rate R --seconds S]",
-        summary: "Run a benchmark (codec, log, projection, ingest, http, verify, freshness) and print its figures.",
+        name: "bench", synopsis: "bench NAME [--json] [--events N] [--format FORMAT] [--devices N[,N…] --chats M --rate R --seconds S]",
+        summary: "Run a benchmark (codec, log, projection, ingest, adapt, http, verify, freshness) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
@@ -21,6 +21,7 @@ enum BenchCommand: Command {
             CommandSpec.Option("devices", "N[,N…]", "Devices preloaded, one run per size (freshness).", default: "1000,20000"),
             CommandSpec.Option("chats", "M", "Chats per device preloaded (freshness).", default: "50"),
             CommandSpec.Option("rate", "R", "Background events/s while markers are measured (freshness).", default: "3000"),
+            CommandSpec.Option("format", "FORMAT", "The bridge format (adapt).", default: "evolution"),
         ],
         positionals: ["NAME"])
 
@@ -36,6 +37,10 @@ enum BenchCommand: Command {
             report = try IngestBenchmark.run(
                 events: try arguments.integer("events", in: 100...10_000_000) ?? 200_000,
                 directory: (arguments.string("dir") ?? "./data/bench") + "/ingest-\(getpid())", fsync: try IngestOptions.fsyncPolicy(arguments))
+        case "adapt":
+            report = try AdaptBenchmark.run(
+                records: try arguments.integer("events", in: 100...10_000_000) ?? 200_000, format: arguments.string("format") ?? "evolution",
+                directory: (arguments.string("dir") ?? "./data/bench") + "/adapt-\(getpid())")
         case "verify":
             report = try VerifyBenchmark.run(
                 events: try arguments.integer("events", in: 100...100_000_000) ?? 5_000_000,
@@ -63,7 +68,7 @@ enum BenchCommand: Command {
                 batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, http, verify, freshness)")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, adapt, http, verify, freshness)")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0

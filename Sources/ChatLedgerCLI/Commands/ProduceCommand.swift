@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BridgeAdapters
 import ChatEvents
 import Foundation
 import KafkaClient
@@ -8,17 +9,22 @@ import LedgerSupport
 
 /// `chatledger produce`: publishes events like an upstream bridge, keyed by `deviceId`.
 /// From an NDJSON file (each line validated first; invalid lines reported with their
-/// line number and not sent) or from the traffic model (`--simulate`).
+/// line number and not sent) or from the traffic model (`--simulate`); with `--format` a
+/// bridge format's own records on that format's topics (for `adapt`).
 enum ProduceCommand: Command {
     static let spec = CommandSpec(
         name: "produce",
-        synopsis: "produce --brokers B [--topic T] [--kafka-config K=V,...] [--kafka-config-file FILE] (--file F.ndjson | --simulate [--devices N] [--chats M] [--rate R] [--count C] [--seed S])",
+        synopsis: "produce --brokers B [--topic T] [--kafka-config K=V,...] [--kafka-config-file FILE] (--file F.ndjson | --simulate [--format FORMAT] [--devices N] [--chats M] [--rate R] [--count C] [--seed S])",
         summary: "Publish events like an upstream bridge: from an NDJSON file or simulated traffic. Prints a JSON summary.",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic,
             CommandSpec.Option("file", "F", "NDJSON file of events, one per line ('-' for stdin)."),
             .flag("simulate", "Generate realistic traffic with the built-in model."),
+            CommandSpec.Option(
+                "format", "FORMAT",
+                "What --simulate publishes: chatledger (canonical events on --topic) or a bridge's own records on its topics (\(BridgeFormats.names.joined(separator: ", ")); devices are the bridge's instances).",
+                default: "chatledger"),
             CommandSpec.Option("devices", "N", "Simulated devices.", default: "10"),
             CommandSpec.Option("chats", "M", "Chats per simulated device.", default: "50"),
             CommandSpec.Option("rate", "R", "Events per second; 0 = as fast as possible.", default: "0"),
@@ -36,6 +42,11 @@ enum ProduceCommand: Command {
         }
         let topic = arguments.string("topic") ?? "wa.device-events"
         let brokers = arguments.string("brokers") ?? ""
+        let format = arguments.string("format") ?? "chatledger"
+        if format != "chatledger" {
+            guard simulate else { throw arguments.usageError("--format goes with --simulate") }
+            return try produceBridgeTraffic(format: format, arguments, logger: logger)
+        }
 
         // Validate everything before connecting, so a bad file sends nothing twice.
         var events: [(key: [UInt8], value: [UInt8])] = []
@@ -79,6 +90,48 @@ enum ProduceCommand: Command {
                          "events_per_s": Int(Double(report.delivered) / seconds)])
         print(summary(topic: topic, sent: events.count, duplicates: duplicates, invalidLines: invalidLines, report: report))
         return report.failed == 0 && invalidLines == 0 ? 0 : 1
+    }
+
+    /// `--simulate --format evolution`: Evolution API's Kafka records, one topic per instance
+    /// and event, keyed by the instance, as Evolution publishes them.
+    static func produceBridgeTraffic(format: String, _ arguments: ParsedArguments, logger: Logger) throws -> Int32 {
+        guard format == EvolutionAdapter.formatName else {
+            throw arguments.usageError("--format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
+        }
+        var traffic = EvolutionTraffic(.init(
+            instances: try arguments.integer("devices", in: 1...100_000) ?? 10,
+            chatsPerInstance: try arguments.integer("chats", in: 2...1_000_000) ?? 50,
+            seed: UInt64(try arguments.integer("seed", in: 0...Int.max) ?? 1)))
+        let count = try arguments.integer("count", in: 0...1_000_000_000) ?? 1000
+        let rate = try arguments.integer("rate", in: 0...10_000_000) ?? 0
+        let producer = try KafkaProducer(
+            bootstrapServers: arguments.string("brokers") ?? "", configuration: KafkaConfiguration(["message.timeout.ms": "30000"]))
+        let started = ContinuousClock.now
+        var topics = Set<String>()
+        for index in 0..<count {
+            if rate > 0 { pace(index: index, rate: rate, since: started) }
+            let record = traffic.next()
+            topics.insert(record.topic)
+            try producer.send(topic: record.topic, key: record.key, value: record.value)
+        }
+        try producer.flush(timeoutMilliseconds: 60_000)
+        let report = producer.report
+        if let failure = report.firstFailure {
+            logger.error("deliveries failed", ["failed": report.failed, "first": failure])
+        }
+        logger.info("produced", ["format": format, "topics": topics.count, "delivered": report.delivered, "failed": report.failed])
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("format", format)
+        writer.field("topics", Int64(topics.count))
+        writer.field("sent", Int64(count))
+        writer.field("delivered", Int64(report.delivered))
+        writer.field("failed", Int64(report.failed))
+        writer.key("devices")
+        writer.stringArray(traffic.deviceIds)
+        writer.endObject()
+        print(String(decoding: writer.bytes, as: UTF8.self))
+        return report.failed == 0 ? 0 : 1
     }
 
     /// Reads NDJSON: every non-blank line must be a valid event; invalid ones are reported

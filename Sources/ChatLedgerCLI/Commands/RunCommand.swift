@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BridgeAdapters
 import ChatEvents
 import ChatProjection
 import EventLog
@@ -14,14 +15,24 @@ import Synchronization
 /// `chatledger run`: everything in one process. Without `--brokers` it starts an embedded
 /// Kafka-protocol broker (librdkafka's mock cluster) and prints its address; then ingest,
 /// the projection and the HTTP query worker; `--demo` feeds simulated bridge traffic.
+/// `--adapt FORMAT:REGEX` runs the adapter stage (SPEC §6) for bridges publishing their
+/// own format, and `--demo-format` feeds the demo through it.
 /// Without `--keys` a development key `demo-key` (auditor, every device, may write) is used.
 /// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
     static let spec = CommandSpec(
-        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo] [--on-broker-loss record|stop]",
+        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop]",
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
+            CommandSpec.Option(
+                "demo-format", "FORMAT",
+                "The demo's traffic: chatledger (canonical events) or a bridge format (\(BridgeFormats.names.joined(separator: ", "))), fed through its adapter.",
+                default: "chatledger"),
+            CommandSpec.Option(
+                "adapt", "FORMAT:REGEX", "Run the adapter stage for a bridge format on every topic matching REGEX, e.g. evolution:^evolution\\..*",
+                repeatable: true),
+            AdaptOptions.deadLetterTopic,
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
             IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss, WriteOptions.timeout,
         ] + QueryWorkerOptions.limits)
@@ -51,6 +62,23 @@ enum RunCommand: Command {
             arguments.string("brokers") == nil
             ? try MockCluster(topics: [(topic, try arguments.integer("partitions", in: 1...1024) ?? 8)]) : nil
         let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
+        var adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
+        let demoFormat = arguments.string("demo-format") ?? "chatledger"
+        var demoTraffic: EvolutionTraffic?
+        if demoFormat != "chatledger" {
+            guard arguments.flag("demo") else { throw arguments.usageError("--demo-format goes with --demo") }
+            guard demoFormat == EvolutionAdapter.formatName else {
+                throw arguments.usageError("--demo-format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
+            }
+            let traffic = EvolutionTraffic(.init(instances: 3, chatsPerInstance: 15, seed: UInt64(time(nil)), meanGapMilliseconds: 50))
+            demoTraffic = traffic
+            // The embedded broker makes topics as a bridge's broker would; made up front, they
+            // are found by the stage's first look instead of a metadata refresh later.
+            for topic in traffic.topics { try cluster?.createTopic(topic, partitions: 1) }
+            if !adapters.contains(where: { $0.adapter.format == demoFormat }) {
+                adapters.append((EvolutionAdapter(), "^" + traffic.configuration.topicPrefix + "\\..*"))
+            }
+        }
 
         let options = IngestPipeline.Options(topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments))
         let onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
@@ -93,7 +121,33 @@ enum RunCommand: Command {
             finished.signal()
         }
         ingest.start()
-        let demo = arguments.flag("demo") ? DemoTraffic(brokers: brokers, topic: topic) : nil
+        // The adapter stages: a bridge's topics → canonical events on `topic`, which ingest reads.
+        let stages = adapters.map { _ in AdapterStage() }
+        var stageThreads: [LedgerSupport.Thread] = []
+        for (index, (adapter, pattern)) in adapters.enumerated() {
+            let stage = stages[index]
+            let configuration = AdapterStage.Configuration(
+                brokers: brokers, group: "chatledger-run-adapt-\(adapter.format)-\(index)", sourceTopics: [pattern], topic: topic,
+                deadLetterTopic: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
+                kafka: try IngestOptions.kafkaConfiguration(
+                    arguments,
+                    defaults: cluster == nil
+                        ? KafkaConfiguration()
+                        : KafkaConfiguration(["fetch.wait.max.ms": "\(embeddedFetchWaitMilliseconds)"])))
+            let thread = Thread {
+                do {
+                    try stage.run(adapter: adapter, configuration: configuration)
+                } catch {
+                    Logger(label: "run").error("adapter stage stopped", ["format": adapter.format, "error": error])
+                    failed.store(true, ordering: .releasing)
+                    finished.signal()
+                }
+            }
+            thread.start()
+            stageThreads.append(thread)
+        }
+        AdapterStage.registerMetrics(zip(adapters, stages).map { ($0.0.adapter.format, $0.1) }, in: metrics)
+        let demo = arguments.flag("demo") ? DemoTraffic(brokers: brokers, topic: topic, evolution: demoTraffic) : nil
         demo?.start()
 
         if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
@@ -104,6 +158,8 @@ enum RunCommand: Command {
 
         finished.wait()
         demo?.stop()
+        for stage in stages { stage.stop() }
+        for thread in stageThreads { thread.join() }
         service.stop()
         ingest.join()
         server.stop()
@@ -122,16 +178,19 @@ private final class PipelineHandoff: @unchecked Sendable {
     init(_ pipeline: IngestPipeline) { self.pipeline = pipeline }
 }
 
-/// Simulated bridge traffic for `run --demo`, on its own thread, about 20 events/s.
+/// Simulated bridge traffic for `run --demo`, on its own thread, about 20 events/s:
+/// canonical events on `topic`, or a bridge format's records on its own topics.
 private final class DemoTraffic: Sendable {
     private let brokers: String
     private let topic: String
+    private let evolution: EvolutionTraffic?
     private let stopping = Atomic<Bool>(false)
     private let done = Semaphore()
 
-    init(brokers: String, topic: String) {
+    init(brokers: String, topic: String, evolution: EvolutionTraffic? = nil) {
         self.brokers = brokers
         self.topic = topic
+        self.evolution = evolution
     }
 
     func start() {
@@ -139,9 +198,16 @@ private final class DemoTraffic: Sendable {
             defer { done.signal() }
             guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
             var model = TrafficModel(.init(devices: 10, chatsPerDevice: 30, seed: UInt64(time(nil))))
+            var bridge = evolution
             while !stopping.load(ordering: .acquiring) {
-                let event = model.next().event
-                try? producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+                if var traffic = bridge {
+                    let record = traffic.next()
+                    bridge = traffic
+                    try? producer.send(topic: record.topic, key: record.key, value: record.value)
+                } else {
+                    let event = model.next().event
+                    try? producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+                }
                 producer.poll()
                 usleep(50_000)  // the demo's rate, about 20 events/s
             }

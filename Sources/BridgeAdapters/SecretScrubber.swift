@@ -1,0 +1,200 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps bridge secrets out of everything the stage writes about a record.
+///
+/// Evolution puts the instance token in every record's `apikey` (when the server exposes
+/// it). Canonical events are built field by field and never carry it; dead letters keep the
+/// record's bytes, so there every `apikey` value (at any depth, even in JSON cut short) is
+/// replaced by `"[redacted]"`, and so is every other occurrence of the secret's bytes
+/// (a record can repeat it, e.g. in a URL), in the value, the key and the description.
+public enum SecretScrubber {
+    /// What a secret is replaced with.
+    public static let redacted = Array("[redacted]".utf8)
+
+    /// Key names (compared case-insensitively) whose values are secrets.
+    static let secretKeys: Set<String> = ["apikey", "api_key", "api-key", "x-api-key"]
+
+    /// Occurrences of secrets shorter than this are not searched for outside `apikey`
+    /// values (too likely to be ordinary text).
+    static let minimumSecretBytes = 6
+
+    /// The first `apikey` string value in `bytes`, read without needing valid JSON.
+    public static func secretValue(in bytes: [UInt8]) -> [UInt8]? {
+        var found: [UInt8]?
+        _ = scan(bytes) { value in
+            if found == nil, !value.isEmpty { found = value }
+        }
+        return found
+    }
+
+    /// `bytes` with every `apikey` value and every occurrence of `secret` replaced.
+    public static func scrub(_ bytes: [UInt8], secret: [UInt8]?) -> [UInt8] {
+        var secrets: [[UInt8]] = []
+        var scrubbed = scan(bytes) { value in
+            if value.count >= minimumSecretBytes { secrets.append(value) }
+        }
+        if let secret, secret.count >= minimumSecretBytes { secrets.append(secret) }
+        for secret in secrets {
+            scrubbed = replacing(secret, in: scrubbed)
+            let escaped = jsonEscaped(secret)
+            if escaped != secret { scrubbed = replacing(escaped, in: scrubbed) }
+        }
+        return scrubbed
+    }
+
+    /// `text` with every occurrence of `secret` replaced.
+    public static func scrub(_ text: String, secret: [UInt8]?) -> String {
+        guard let secret, secret.count >= minimumSecretBytes else { return text }
+        return String(decoding: replacing(secret, in: Array(text.utf8)), as: UTF8.self)
+    }
+
+    /// Whether `secret` occurs in `bytes` (raw or JSON-escaped).
+    public static func contains(_ secret: [UInt8], in bytes: [UInt8]) -> Bool {
+        guard secret.count >= minimumSecretBytes else { return false }
+        return firstIndex(of: secret, in: bytes, from: 0) != nil || firstIndex(of: jsonEscaped(secret), in: bytes, from: 0) != nil
+    }
+
+    // MARK: - Scanning
+
+    /// Copies `bytes`, replacing the value after every secret key with `"[redacted]"`, and
+    /// reports each secret string value found (decoded). Works on broken JSON: strings
+    /// are found by their quotes, a string cut off runs to the end.
+    private static func scan(_ bytes: [UInt8], found: ([UInt8]) -> Void) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        let count = bytes.count
+        func stringEnd(_ open: Int) -> Int {
+            var cursor = open + 1
+            while cursor < count, bytes[cursor] != UInt8(ascii: "\"") {
+                cursor += bytes[cursor] == UInt8(ascii: "\\") ? 2 : 1
+            }
+            return min(cursor, count)  // the closing quote, or the end
+        }
+        func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
+        while index < count {
+            guard bytes[index] == UInt8(ascii: "\"") else {
+                out.append(bytes[index])
+                index += 1
+                continue
+            }
+            let close = stringEnd(index)
+            let content = Array(bytes[(index + 1)..<close])
+            out.append(contentsOf: bytes[index..<min(close + 1, count)])
+            index = close + 1
+            guard secretKeys.contains(String(decoding: unescaped(content), as: UTF8.self).lowercased()) else { continue }
+            var cursor = index
+            while cursor < count, isWhitespace(bytes[cursor]) { cursor += 1 }
+            guard cursor < count, bytes[cursor] == UInt8(ascii: ":") else { continue }
+            cursor += 1
+            while cursor < count, isWhitespace(bytes[cursor]) { cursor += 1 }
+            out.append(contentsOf: bytes[index..<cursor])
+            index = cursor
+            guard cursor < count else { break }
+            if bytes[cursor] == UInt8(ascii: "\"") {
+                let valueEnd = stringEnd(cursor)
+                found(unescaped(Array(bytes[(cursor + 1)..<valueEnd])))
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: redacted)
+                out.append(UInt8(ascii: "\""))
+                index = valueEnd + 1
+            } else if bytes[cursor] != UInt8(ascii: "{"), bytes[cursor] != UInt8(ascii: "[") {
+                // A number or literal: replaced as well (a token is a token).
+                var end = cursor
+                while end < count, !isWhitespace(bytes[end]), ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[end]) {
+                    end += 1
+                }
+                if Array(bytes[cursor..<end]) != Array("null".utf8) {
+                    out.append(UInt8(ascii: "\""))
+                    out.append(contentsOf: redacted)
+                    out.append(UInt8(ascii: "\""))
+                    index = end
+                }
+            }
+        }
+        return out
+    }
+
+    /// A JSON string's contents with the common escapes decoded (`\uXXXX` to UTF-8).
+    private static func unescaped(_ content: [UInt8]) -> [UInt8] {
+        guard content.contains(UInt8(ascii: "\\")) else { return content }
+        var out: [UInt8] = []
+        var index = 0
+        while index < content.count {
+            let byte = content[index]
+            guard byte == UInt8(ascii: "\\"), index + 1 < content.count else {
+                out.append(byte)
+                index += 1
+                continue
+            }
+            let escape = content[index + 1]
+            index += 2
+            switch escape {
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "u") where index + 4 <= content.count:
+                let hex = String(decoding: content[index..<(index + 4)], as: UTF8.self)
+                index += 4
+                if let unit = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(unit) {
+                    out.append(contentsOf: String(Character(scalar)).utf8)
+                } else {
+                    out.append(contentsOf: "\u{FFFD}".utf8)
+                }
+            default: out.append(escape)
+            }
+        }
+        return out
+    }
+
+    private static func jsonEscaped(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case UInt8(ascii: "/"): out.append(contentsOf: [0x5C, 0x2F])
+            default: out.append(byte)
+            }
+        }
+        return out
+    }
+
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+        guard !needle.isEmpty, start <= haystack.count, haystack.count - start >= needle.count else { return nil }
+        return haystack.withUnsafeBytes { hay in
+            needle.withUnsafeBytes { pin in
+                // memchr finds candidates for the first byte; memcmp checks each.
+                let base = hay.baseAddress!
+                var index = start
+                let last = hay.count - pin.count
+                while index <= last {
+                    guard let hit = memchr(base + index, Int32(pin[0]), last - index + 1) else { return nil }
+                    let offset = UnsafeRawPointer(hit) - base
+                    if memcmp(base + offset, pin.baseAddress!, pin.count) == 0 { return offset }
+                    index = offset + 1
+                }
+                return nil
+            }
+        }
+    }
+
+    private static func replacing(_ needle: [UInt8], in haystack: [UInt8]) -> [UInt8] {
+        guard var found = firstIndex(of: needle, in: haystack, from: 0) else { return haystack }
+        var out: [UInt8] = []
+        var copied = 0
+        while true {
+            out.append(contentsOf: haystack[copied..<found])
+            out.append(contentsOf: redacted)
+            copied = found + needle.count
+            guard let next = firstIndex(of: needle, in: haystack, from: copied) else { break }
+            found = next
+        }
+        out.append(contentsOf: haystack[copied...])
+        return out
+    }
+}

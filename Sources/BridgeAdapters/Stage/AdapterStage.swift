@@ -1,0 +1,598 @@
+import ChatEvents
+import KafkaClient
+import LedgerSupport
+import Synchronization
+
+/// The adapter stage (SPEC §6): consumes every bridge topic matching a pattern, turns each
+/// record into canonical events with a `BridgeAdapter`, and produces them to the canonical
+/// topic keyed by `deviceId`, in front of ingest. One dedicated thread runs it until `stop()`.
+///
+/// **Exactly-once effect across crashes.** Event ids are derived from the source record
+/// (`EventIdentity`), offsets are committed only after the producer has delivered
+/// everything made from the records before them, so a crash at any moment makes the stage
+/// read some records again and produce the same events with the same ids, which the
+/// projection ignores. No Kafka transactions are needed, and the log keeps the repeats as
+/// the audit trail of what happened.
+///
+/// **Order across topics.** Records are handed to the producer in the order of the
+/// bridge's clock across all partitions (`RecordMerger`), and an event acting on a message
+/// (a receipt, a delete, an edit) waits until the stage has produced that message's
+/// `message.created` (at most `holdMilliseconds`; `MessageDirectory`), which also gives
+/// it the message's chat when its record named the chat by a LID or by the account's own
+/// id. A held record keeps its partition's committed offset behind it, so a crash loses
+/// nothing.
+///
+/// **Bad input.** A record the adapter cannot use goes to the dead-letter topic (scrubbed
+/// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
+/// counted; nothing in a record stops the stage. What does stop it (exit 1, for a
+/// supervisor to restart): a fatal Kafka error, or deliveries that failed for good.
+public final class AdapterStage: Sendable {
+    public struct Configuration: Sendable {
+        public var brokers: String
+        public var group: String
+        /// Topic names or patterns starting with `^`.
+        public var sourceTopics: [String]
+        /// The canonical topic.
+        public var topic: String
+        public var deadLetterTopic: String
+        /// librdkafka properties for the consumer and the producer.
+        public var kafka: KafkaConfiguration
+        /// Records taken per poll.
+        public var batchSize: Int
+        /// How long an event waits for the message it acts on once the stage has read every
+        /// source partition to its end (while it catches up, it waits until it has, up to
+        /// `maxHoldMilliseconds`).
+        public var holdMilliseconds: Int
+        public var maxHoldMilliseconds: Int
+        /// How long the merger waits for a partition that has unfetched records.
+        public var maxIdleMilliseconds: Int
+        /// How often delivered progress is committed.
+        public var commitEveryMilliseconds: Int
+        public var progressEverySeconds: Double
+        /// Records queued for ordering at most; beyond, the oldest go regardless.
+        public var maxQueuedRecords: Int
+        /// Messages whose chat the stage remembers.
+        public var directoryCapacity: Int
+
+        public init(
+            brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = "wa.device-events",
+            deadLetterTopic: String = "wa.adapt.dead-letters", kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
+            holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
+            progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000
+        ) {
+            self.brokers = brokers
+            self.group = group
+            self.sourceTopics = sourceTopics
+            self.topic = topic
+            self.deadLetterTopic = deadLetterTopic
+            self.kafka = kafka
+            self.batchSize = batchSize
+            self.holdMilliseconds = holdMilliseconds
+            self.maxHoldMilliseconds = maxHoldMilliseconds
+            self.maxIdleMilliseconds = maxIdleMilliseconds
+            self.commitEveryMilliseconds = commitEveryMilliseconds
+            self.progressEverySeconds = progressEverySeconds
+            self.maxQueuedRecords = maxQueuedRecords
+            self.directoryCapacity = directoryCapacity
+        }
+    }
+
+    /// What the stage has done, published after every poll (for `/metrics` and tests).
+    public struct Statistics: Sendable {
+        /// Source records consumed.
+        public var records = 0
+        /// Canonical events produced, by type.
+        public var eventsByType: [String: Int] = [:]
+        public var deadLettersByReason: [String: Int] = [:]
+        /// Parts of records that made no event, by reason (`unknown_event`, `ignored_event`, ...).
+        public var skippedByReason: [String: Int] = [:]
+        /// Events waiting for the message they act on.
+        public var held = 0
+        /// Per assigned source partition: records on the broker not yet adapted.
+        public var lag: [TopicPartition: Int64] = [:]
+        public var recordsPerSecond = 0.0
+        /// Deliveries acknowledged by the broker (events and dead letters).
+        public var delivered = 0
+        /// Whether every assigned partition has been read to its high watermark.
+        public var caughtUp = false
+
+        public var events: Int { eventsByType.values.reduce(0, +) }
+        public var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
+    }
+
+    private let stopping = Atomic<Bool>(false)
+    private let published = Mutex(Statistics())
+
+    public init() {}
+
+    /// Asks the stage to hand out what it holds in order, commit and leave the group.
+    public func stop() { stopping.store(true, ordering: .releasing) }
+
+    public var statistics: Statistics { published.withLock { $0 } }
+
+    /// Ready (`/readyz`) once every assigned partition has been read to its high watermark.
+    public var isCaughtUp: Bool { statistics.caughtUp }
+
+    /// Runs until `stop()`.
+    /// - Throws: what stops the stage for good (a fatal Kafka error, failed deliveries).
+    public func run(adapter: any BridgeAdapter, configuration: Configuration) throws {
+        let loop = try StageLoop(adapter: adapter, configuration: configuration)
+        try loop.run(until: { self.stopping.load(ordering: .acquiring) }, publish: { statistics in
+            self.published.withLock { $0 = statistics }
+        })
+    }
+
+    /// Registers the stage's metrics (see `registerMetrics(_:in:)`).
+    public func registerMetrics(in registry: MetricsRegistry, format: String) {
+        Self.registerMetrics([(format, self)], in: registry)
+    }
+
+    /// Registers the metrics of `stages`, each sample labelled with its stage's format
+    /// (stages of one format summed): records, events by type, dead letters and skips by
+    /// reason, held events, lag per source partition, rate, readiness.
+    public static func registerMetrics(_ stages: [(format: String, stage: AdapterStage)], in registry: MetricsRegistry) {
+        let formats = Array(Set(stages.map(\.format))).sorted()
+        func perFormat(_ value: @escaping @Sendable (Statistics) -> Double) -> @Sendable () -> [MetricsRegistry.Sample] {
+            {
+                formats.map { format in
+                    .init([("format", format)], stages.filter { $0.format == format }.map { value($0.stage.statistics) }.reduce(0, +))
+                }
+            }
+        }
+        func byLabel(_ label: String, _ values: @escaping @Sendable (Statistics) -> [String: Int]) -> @Sendable () -> [MetricsRegistry.Sample] {
+            {
+                formats.flatMap { format -> [MetricsRegistry.Sample] in
+                    var sums: [String: Int] = [:]
+                    for stage in stages where stage.format == format {
+                        for (key, value) in values(stage.stage.statistics) { sums[key, default: 0] += value }
+                    }
+                    return sums.sorted { $0.key < $1.key }.map { .init([("format", format), (label, $0.key)], Double($0.value)) }
+                }
+            }
+        }
+        registry.collect(
+            "chatledger_adapt_records_total", help: "Bridge records consumed by the adapter stage.", kind: .counter,
+            perFormat { Double($0.records) })
+        registry.collect(
+            "chatledger_adapt_events_total", help: "Canonical events produced, by type.", kind: .counter, byLabel("type") { $0.eventsByType })
+        registry.collect(
+            "chatledger_adapt_dead_letters_total", help: "Bridge records sent to the dead-letter topic, by reason.", kind: .counter,
+            byLabel("reason") { $0.deadLettersByReason })
+        registry.collect(
+            "chatledger_adapt_skipped_total", help: "Parts of bridge records that made no event, by reason (unknown_event, ignored_event, ...).",
+            kind: .counter, byLabel("reason") { $0.skippedByReason })
+        registry.collect(
+            "chatledger_adapt_held_events", help: "Events waiting for the message they act on.", kind: .gauge, perFormat { Double($0.held) })
+        registry.collect(
+            "chatledger_adapt_records_per_second", help: "Bridge records adapted per second, over the last second.", kind: .gauge,
+            perFormat { $0.recordsPerSecond })
+        registry.collect("chatledger_adapt_lag_records", help: "Records on the broker not yet adapted, per source partition.", kind: .gauge) {
+            stages.flatMap { format, stage in
+                stage.statistics.lag.sorted { $0.key < $1.key }.map {
+                    MetricsRegistry.Sample([("format", format), ("topic", $0.key.topic), ("partition", String($0.key.partition))], Double($0.value))
+                }
+            }
+        }
+        registry.collect(
+            "chatledger_adapt_caught_up", help: "1 when every assigned source partition is read to its high watermark.", kind: .gauge,
+            perFormat { $0.caughtUp ? 1 : 0 })
+    }
+}
+
+/// Why the stage stopped.
+public struct AdapterStageError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The stage's state, touched only by the thread running it.
+private final class StageLoop {
+    let adapter: any BridgeAdapter
+    let configuration: AdapterStage.Configuration
+    let consumer: KafkaGroupConsumer
+    let producer: KafkaProducer
+    let tape = JSONTape()
+    let parser = EventParser()
+    let logger = Logger(label: "adapt")
+
+    var merger: RecordMerger
+    var directory: MessageDirectory
+    /// Events waiting for their message, by directory key; their ids in deadline order.
+    var held: [Int: Held] = [:]
+    var heldByKey: [UInt64: [Int]] = [:]
+    var expiry: [Int] = []
+    var expiryHead = 0
+    var nextHeldId = 0
+    /// Offsets of records with held events, per partition, ascending.
+    var heldOffsets: [TopicPartition: [Int64]] = [:]
+    /// The last offset handed on, per partition.
+    var lastProcessed: [TopicPartition: Int64] = [:]
+    var committedThrough: [TopicPartition: Int64] = [:]
+    var aliasesSeen = Set<UInt64>()
+    var knownSecrets: [[UInt8]] = []
+    var statistics = AdapterStage.Statistics()
+    var failuresSeen = 0
+
+    struct Held {
+        var adapted: AdaptedEvent
+        var bytes: [UInt8]
+        var key: UInt64
+        var partition: TopicPartition
+        var offset: Int64
+        var deadline: ContinuousClock.Instant
+        /// When it goes regardless of the stage catching up.
+        var lastChance: ContinuousClock.Instant
+        var secret: [UInt8]?
+    }
+
+    init(adapter: any BridgeAdapter, configuration: AdapterStage.Configuration) throws {
+        self.adapter = adapter
+        self.configuration = configuration
+        merger = RecordMerger(maxIdle: .milliseconds(configuration.maxIdleMilliseconds))
+        directory = MessageDirectory(capacity: configuration.directoryCapacity)
+        var producerSettings = KafkaConfiguration(["linger.ms": "5", "message.timeout.ms": "120000"])
+        for (key, value) in configuration.kafka.properties where !Self.consumerOnly(key) { producerSettings[key] = value }
+        producer = try KafkaProducer(bootstrapServers: configuration.brokers, configuration: producerSettings)
+        let box = LoopBox()
+        consumer = try KafkaGroupConsumer(
+            bootstrapServers: configuration.brokers, groupId: configuration.group, subscription: configuration.sourceTopics,
+            configuration: configuration.kafka,
+            onAssigned: { partitions in box.loop?.assigned(partitions) },
+            onRevoked: { partitions in box.loop?.revoked(partitions) })
+        box.loop = self
+    }
+
+    /// librdkafka properties a producer ignores with a warning.
+    static func consumerOnly(_ key: String) -> Bool {
+        key.hasPrefix("fetch.") || key.hasPrefix("queued.") || key.hasPrefix("group.") || key.hasPrefix("auto.")
+            || key.hasPrefix("enable.auto.") || key.hasPrefix("enable.partition.eof")
+            || ["session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
+                "isolation.level", "max.partition.fetch.bytes", "check.crcs", "coordinator.query.interval.ms"].contains(key)
+    }
+
+    /// A way back from the consumer's callbacks (which the consumer keeps) without a cycle.
+    final class LoopBox {
+        weak var loop: StageLoop?
+    }
+
+    // MARK: - Loop
+
+    func run(until stopping: () -> Bool, publish: (AdapterStage.Statistics) -> Void) throws {
+        var lastCommit = ContinuousClock.now
+        var lastProgress = ContinuousClock.now
+        var recordsAtProgress = 0
+        var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
+        while !stopping() {
+            let waiting = !merger.isEmpty || !held.isEmpty
+            var batched = 0
+            var received = 0
+            repeat {
+                received = try consumer.poll(
+                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? (waiting ? 10 : 100) : 0
+                ) { message in
+                    accept(message)
+                }
+                batched += received
+            } while received > 0 && batched < configuration.batchSize
+            let now = ContinuousClock.now
+            try drain(now: now, force: false)
+            try expireHolds(now: now)
+            producer.poll()  // delivery reports, so `delivered` keeps up between commits
+            if now - lastCommit >= .milliseconds(configuration.commitEveryMilliseconds) {
+                try commit(synchronously: false)
+                lastCommit = .now
+            }
+            let windowSeconds = (now - rateWindow.start) / .seconds(1)
+            if windowSeconds >= 1 {
+                rateWindow = (now, statistics.records, Double(statistics.records - rateWindow.records) / windowSeconds)
+            }
+            statistics.recordsPerSecond = rateWindow.perSecond
+            publish(snapshot())
+            let elapsed = (now - lastProgress) / .seconds(1)
+            if elapsed >= configuration.progressEverySeconds {
+                let current = snapshot()
+                logger.info(
+                    "progress",
+                    ["records": current.records, "events": current.events, "dead_letters": current.deadLetters,
+                     "skipped": current.skippedByReason.values.reduce(0, +), "held": current.held,
+                     "records_per_s": Int(Double(current.records - recordsAtProgress) / elapsed),
+                     "lag": current.lag.sorted { $0.key < $1.key }.filter { $0.value > 0 }.map { "\($0.key):\($0.value)" }.joined(separator: ",")])
+                lastProgress = now
+                recordsAtProgress = current.records
+            }
+        }
+        // Stopping: what is queued goes out in order; held events stay uncommitted (read
+        // again at the next start), then everything delivered is committed.
+        try drain(now: .now, force: true)
+        try commit(synchronously: true)
+        consumer.close()
+        publish(snapshot())
+        logger.info("stopped", ["records": statistics.records, "events": statistics.events, "dead_letters": statistics.deadLetters])
+    }
+
+    func snapshot() -> AdapterStage.Statistics {
+        var current = statistics
+        current.held = held.count
+        current.delivered = producer.report.delivered
+        var caughtUp = true
+        for partition in consumer.assignment {
+            guard let high = consumer.highWatermark(partition) else {
+                caughtUp = false
+                continue
+            }
+            let next = merger.firstQueuedOffset(partition) ?? ((lastProcessed[partition] ?? committedThrough[partition].map { $0 - 1 } ?? -1) + 1)
+            let lag = max(0, high - next)
+            current.lag[partition] = lag
+            if lag > 0 { caughtUp = false }
+        }
+        current.caughtUp = caughtUp && merger.isEmpty
+        return current
+    }
+
+    // MARK: - Records in
+
+    func accept(_ message: KafkaGroupConsumer.Message) {
+        let record = BridgeRecord(
+            topic: message.topic, partition: message.partition, offset: message.offset, timestamp: message.timestamp,
+            key: message.key.map { Array($0) }, value: message.value.map { Array($0) })
+        statistics.records += 1
+        var adapted = adapter.adapt(record, tape: tape)
+        var encoded: [[UInt8]] = []
+        encoded.reserveCapacity(adapted.events.count)
+        for event in adapted.events {
+            let bytes = EventEncoder.encode(event.event)
+            // The stage never produces what ingest would reject. The adapter builds events
+            // within the schema's limits field by field; what only the whole event can break
+            // is its size. Debug builds (the tests) also run every event through the parser.
+            var problem: String?
+            if bytes.count > EventLimits.default.maxEventBytes {
+                problem = "\(event.event.type): \(bytes.count) bytes exceed the event limit of \(EventLimits.default.maxEventBytes)"
+            }
+            #if DEBUG
+            do {
+                _ = try parser.parse(bytes, kafkaKey: Array(event.event.deviceId.utf8))
+            } catch {
+                problem = "\(event.event.type): \(error)"
+            }
+            #endif
+            if let problem {
+                adapted.deadLetter("invalid_event", problem)
+                encoded.removeAll()
+                break
+            }
+            encoded.append(bytes)
+        }
+        // A dead letter keeps the record's bytes; a mapped record needs only its coordinates.
+        let kept = adapted.isDeadLetter ? record : BridgeRecord(
+            topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, value: nil)
+        merger.append(RecordMerger.Entry(record: kept, adapted: adapted, time: adapted.time ?? max(0, record.timestamp), encoded: encoded))
+    }
+
+    func drain(now: ContinuousClock.Instant, force: Bool) throws {
+        merger.beginDrain(now: now, highWatermark: { self.consumer.highWatermark($0) })
+        while let entry = merger.next(
+            now: now, highWatermark: { self.consumer.highWatermark($0) }, force: force || merger.count > configuration.maxQueuedRecords)
+        {
+            try process(entry, now: now)
+        }
+    }
+
+    func process(_ entry: RecordMerger.Entry, now: ContinuousClock.Instant) throws {
+        let record = entry.record
+        let partition = TopicPartition(record.topic, record.partition)
+        lastProcessed[partition] = record.offset
+        let adapted = entry.adapted
+        for reason in adapted.skipReasons { statistics.skippedByReason[reason, default: 0] += 1 }
+        switch adapted.outcome {
+        case .deadLetter(let code, let detail):
+            statistics.deadLettersByReason[code, default: 0] += 1
+            var secrets = knownSecrets
+            if let secret = adapted.secret { secrets.append(secret) }
+            let letter = DeadLetter(format: adapter.format, record: record, reason: code, detail: detail, secret: adapted.secret)
+            var value = letter.encoded()
+            var scrubbedDetail = SecretScrubber.scrub(detail, secret: adapted.secret)
+            for secret in secrets {
+                value = SecretScrubber.scrub(value, secret: secret)
+                scrubbedDetail = SecretScrubber.scrub(scrubbedDetail, secret: secret)
+            }
+            try producer.send(topic: configuration.deadLetterTopic, key: letter.key, value: value)
+            logger.warning(
+                "dead letter", ["topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": code, "detail": scrubbedDetail])
+        case .mapped:
+            if let secret = adapted.secret, knownSecrets.count < 1_000, !knownSecrets.contains(secret) { knownSecrets.append(secret) }
+            for (index, event) in adapted.events.enumerated() {
+                try route(event, bytes: entry.encoded[index], partition: partition, offset: record.offset, secret: adapted.secret, now: now)
+            }
+        }
+    }
+
+    // MARK: - Events out
+
+    func route(_ adapted: AdaptedEvent, bytes: [UInt8], partition: TopicPartition, offset: Int64, secret: [UInt8]?, now: ContinuousClock.Instant) throws {
+        let event = adapted.event
+        switch event.payload {
+        case .messageCreated(let message):
+            let key = MessageDirectory.key(deviceId: event.deviceId, messageId: message.messageId)
+            directory.record(key, chatId: event.chatId ?? "")
+            try emit(event, bytes: bytes, secret: secret)
+            try release(key)
+        case .contactAliased:
+            try emitAlias(event, bytes: bytes, secret: secret)
+        default:
+            guard let target = adapted.waitsFor else {
+                try emit(event, bytes: bytes, secret: secret)
+                return
+            }
+            let key = MessageDirectory.key(deviceId: event.deviceId, messageId: target)
+            if let chat = directory.chat(key) {
+                try emitResolved(adapted, bytes: bytes, chat: chat, secret: secret)
+            } else {
+                let id = nextHeldId
+                nextHeldId += 1
+                held[id] = Held(
+                    adapted: adapted, bytes: bytes, key: key, partition: partition, offset: offset,
+                    deadline: now + .milliseconds(configuration.holdMilliseconds),
+                    lastChance: now + .milliseconds(configuration.maxHoldMilliseconds), secret: secret)
+                heldByKey[key, default: []].append(id)
+                expiry.append(id)
+                heldOffsets[partition, default: []].append(offset)  // records arrive in offset order per partition
+            }
+        }
+    }
+
+    /// The same pair is taught by many records: once per run is enough (its id is the
+    /// pair's, so a repeat would change nothing downstream anyway).
+    func emitAlias(_ event: Event, bytes: [UInt8], secret: [UInt8]?) throws {
+        guard case .contactAliased(let alias) = event.payload else { return }
+        let hash = MessageDirectory.key(deviceId: event.deviceId, messageId: (event.chatId ?? "") + " " + alias.alias)
+        if aliasesSeen.count > 1_000_000 { aliasesSeen.removeAll() }
+        if aliasesSeen.insert(hash).inserted {
+            try emit(event, bytes: bytes, secret: secret)
+        } else {
+            statistics.skippedByReason["alias_already_sent", default: 0] += 1
+        }
+    }
+
+    /// Emits an event whose message is known, in that message's chat when its own was a guess.
+    func emitResolved(_ adapted: AdaptedEvent, bytes: [UInt8], chat: String, secret: [UInt8]?) throws {
+        var event = adapted.event
+        guard adapted.chatIsGuess, let guess = event.chatId, guess != chat, !chat.isEmpty else {
+            try emit(event, bytes: bytes, secret: secret)
+            return
+        }
+        if WhatsAppID.domain(of: guess) == .lid, WhatsAppID.domain(of: chat) == .phone {
+            // The record named the chat by the contact's LID: that is a fact worth keeping.
+            let alias = Event(
+                eventId: EventIdentity.aliasEventId(deviceId: event.deviceId, chatId: chat, alias: guess), deviceId: event.deviceId,
+                occurredAt: event.occurredAt, chatId: chat, payload: .contactAliased(ContactAliased(alias: guess)), source: event.source)
+            try emitAlias(alias, bytes: EventEncoder.encode(alias), secret: secret)
+        }
+        event.chatId = chat
+        try emit(event, bytes: EventEncoder.encode(event), secret: secret)
+    }
+
+    func emit(_ event: Event, bytes: [UInt8], secret: [UInt8]?) throws {
+        var value = bytes
+        if let secret, SecretScrubber.contains(secret, in: value) {
+            // The secret inside a message's text: it never reaches the canonical topic.
+            value = SecretScrubber.scrub(value, secret: secret)
+            guard (try? parser.parse(value)) != nil else {
+                statistics.skippedByReason["secret_in_content", default: 0] += 1
+                return
+            }
+        }
+        try producer.send(topic: configuration.topic, key: Array(event.deviceId.utf8), value: value)
+        statistics.eventsByType[event.type, default: 0] += 1
+    }
+
+    // MARK: - Held events
+
+    func release(_ key: UInt64) throws {
+        guard let ids = heldByKey.removeValue(forKey: key), let chat = directory.chat(key) else { return }
+        for id in ids {
+            guard let item = held.removeValue(forKey: id) else { continue }
+            forgetHeldOffset(item)
+            try emitResolved(item.adapted, bytes: item.bytes, chat: chat, secret: item.secret)
+        }
+    }
+
+    func expireHolds(now: ContinuousClock.Instant) throws {
+        // While records that may hold the message are still to be read (a backlog, a
+        // restart), a held event keeps waiting: going out before its message, it would be
+        // lost on the projection. Only `maxHoldMilliseconds` bounds that.
+        let catchingUp = expiryHead < expiry.count && merger.isCatchingUp(highWatermark: { consumer.highWatermark($0) })
+        while expiryHead < expiry.count {
+            let id = expiry[expiryHead]
+            guard let item = held[id] else {
+                expiryHead += 1
+                continue
+            }
+            guard item.deadline <= now, !catchingUp || item.lastChance <= now else { break }
+            expiryHead += 1
+            held[id] = nil
+            heldByKey[item.key]?.removeAll { $0 == id }
+            if heldByKey[item.key]?.isEmpty == true { heldByKey[item.key] = nil }
+            forgetHeldOffset(item)
+            if item.adapted.dropIfUnresolved {
+                statistics.skippedByReason["chat_unknown", default: 0] += 1
+            } else {
+                // The message was created before this run (or never reached the bridge's
+                // topics): the record's own chat id it is.
+                try emit(item.adapted.event, bytes: item.bytes, secret: item.secret)
+            }
+        }
+        if expiryHead > 4096, expiryHead * 2 > expiry.count {
+            expiry.removeFirst(expiryHead)
+            expiryHead = 0
+        }
+    }
+
+    func forgetHeldOffset(_ item: Held) {
+        guard var offsets = heldOffsets[item.partition], let index = offsets.firstIndex(of: item.offset) else { return }
+        offsets.remove(at: index)
+        heldOffsets[item.partition] = offsets.isEmpty ? nil : offsets
+    }
+
+    // MARK: - Progress
+
+    /// Waits for every delivery, then commits per partition the first offset not fully
+    /// done: the oldest record with a held event, else the one after the last handed on.
+    func commit(synchronously: Bool, only partitions: Set<TopicPartition>? = nil) throws {
+        var next: [TopicPartition: Int64] = [:]
+        for (partition, last) in lastProcessed where partitions?.contains(partition) ?? true {
+            let offset = min(heldOffsets[partition]?.first ?? Int64.max, last + 1)
+            if committedThrough[partition] != offset { next[partition] = offset }
+        }
+        guard !next.isEmpty else { return }
+        try flushProducer()
+        do {
+            try consumer.commit(next, synchronously: synchronously)
+            for (partition, offset) in next { committedThrough[partition] = offset }
+        } catch {
+            logger.warning("offset commit failed (the records will be read again)", ["error": error])
+        }
+    }
+
+    func flushProducer() throws {
+        do {
+            try producer.flush(timeoutMilliseconds: 120_000)
+        } catch {
+            throw AdapterStageError(description: "events not delivered: \(error)")
+        }
+        let report = producer.report
+        if report.failed > failuresSeen {
+            failuresSeen = report.failed
+            throw AdapterStageError(description: "\(report.failed) deliveries failed: \(report.firstFailure ?? "unknown")")
+        }
+    }
+
+    // MARK: - Rebalances
+
+    func assigned(_ partitions: [TopicPartition]) {
+        let committed = (try? consumer.committed(partitions)) ?? [:]
+        for partition in partitions {
+            merger.assign(partition, nextOffset: committed[partition])
+            committedThrough[partition] = committed[partition]
+        }
+    }
+
+    func revoked(_ partitions: [TopicPartition]) {
+        // What was handed on is committed before the partitions go; what was not (queued,
+        // held) is read again by their next owner.
+        do {
+            try commit(synchronously: true, only: Set(partitions))
+        } catch {
+            logger.error("committing revoked partitions", ["error": error])
+        }
+        let gone = Set(partitions)
+        merger.revoke(partitions)
+        for (id, item) in held where gone.contains(item.partition) {
+            held[id] = nil
+            heldByKey[item.key]?.removeAll { $0 == id }
+        }
+        for partition in partitions {
+            heldOffsets[partition] = nil
+            lastProcessed[partition] = nil
+            committedThrough[partition] = nil
+        }
+    }
+}

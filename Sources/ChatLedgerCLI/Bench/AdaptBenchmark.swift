@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BridgeAdapters
+import ChatEvents
+import EventLog
+import Foundation
+import Ingest
+import KafkaClient
+import LedgerSupport
+import Synchronization
+
+/// `bench adapt`: bridge records/s through the adapter stage, next to `ingest` of the
+/// events the stage made, in the same run. The stage must not be the bottleneck: its
+/// events/s should be at least ingest's.
+///
+/// Simulated Evolution traffic is put on a mock cluster first, on Evolution's global topics
+/// (`evolution.global.<event>`, a partition per 5,000 records each, keyed `<instance>-<event>`: how a
+/// deployment with many instances publishes); the stage then adapts the backlog (timed
+/// from its first record to the last one delivered, group join left out), and ingest
+/// drains the canonical topic it filled into a log and projection (timed as `bench
+/// ingest` times it). The backlog is produced in large batches: librdkafka's mock returns
+/// one batch per partition and fetch, so records sent one by one (as Evolution sends
+/// them) would measure the mock's round trips instead of the stage.
+/// CPU seconds the calling thread spends in `body`.
+func threadCPUSeconds(_ body: () throws -> Void) rethrows -> Double {
+    var start = timespec()
+    var end = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+    try body()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end)
+    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+}
+
+enum AdaptBenchmark {
+    static let canonicalTopic = "wa.device-events"
+
+    static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
+        guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
+        // Enough instances and partitions that no partition nears the mock's 5 MiB limit.
+        var traffic = EvolutionTraffic(.init(instances: max(20, count / 1_000), chatsPerInstance: 30, seed: 9, global: true))
+        let sourcePartitions = max(8, count / 5_000)
+        let canonicalPartitions = max(8, count / 5_000)
+        let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), ("wa.adapt.dead-letters", 1)])
+        for topic in traffic.topics { try cluster.createTopic(topic, partitions: sourcePartitions) }
+        let producer = try KafkaProducer(
+            bootstrapServers: cluster.bootstrapServers,
+            configuration: KafkaConfiguration(["linger.ms": "1000", "batch.num.messages": "10000", "queue.buffering.max.messages": "1000000"]))
+        var bytes = 0
+        var sample: [BridgeRecord] = []
+        for index in 0..<count {
+            let record = traffic.next()
+            bytes += record.value.count
+            if index < 50_000 {
+                sample.append(BridgeRecord(topic: record.topic, partition: 0, offset: Int64(index), timestamp: record.timestamp, key: record.key, value: record.value))
+            }
+            try producer.send(topic: record.topic, key: record.key, value: record.value)
+        }
+        try producer.flush(timeoutMilliseconds: 120_000)
+        guard producer.report.delivered == count else { throw BenchFailure("only \(producer.report.delivered) of \(count) delivered") }
+
+        // The stage's own work per record on one thread, without Kafka: adapt (parse, map),
+        // encode each event and check it with the event parser, as the stage does. Timed
+        // in the thread's CPU time, so other load on the machine does not count.
+        let tape = JSONTape()
+        let parser = EventParser()
+        var sampleEvents = 0
+        let cpuSeconds = threadCPUSeconds {
+            for record in sample {
+                let adapted = adapter.adapt(record, tape: tape)
+                for event in adapted.events {
+                    let encoded = EventEncoder.encode(event.event)
+                    if (try? parser.parse(encoded, kafkaKey: Array(event.event.deviceId.utf8))) != nil { sampleEvents += 1 }
+                }
+            }
+        }
+
+        // The stage, on its own thread as in `adapt`.
+        let stage = AdapterStage()
+        let configuration = AdapterStage.Configuration(
+            brokers: cluster.bootstrapServers, group: "bench-adapt", sourceTopics: ["^evolution\\..*"], topic: canonicalTopic,
+            kafka: KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216", "log_level": "3"]),
+            progressEverySeconds: 3600)
+        let finished = Semaphore()
+        let failure = Mutex<String?>(nil)
+        Thread {
+            do {
+                try stage.run(adapter: adapter, configuration: configuration)
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            finished.signal()
+        }.start()
+        let started = ContinuousClock.now
+        var first: ContinuousClock.Instant?
+        var idle = 0
+        var last = 0
+        while true {
+            let statistics = stage.statistics
+            if first == nil, statistics.records > 0 { first = .now }
+            if statistics.records >= count, statistics.caughtUp, statistics.held == 0,
+                statistics.delivered >= statistics.events + statistics.deadLetters
+            {
+                break
+            }
+            if let reason = failure.withLock({ $0 }) { throw BenchFailure("the stage stopped: \(reason)") }
+            idle = statistics.records == last ? idle + 1 : 0
+            last = statistics.records
+            if idle > 6_000 { throw BenchFailure("the stage stalled at \(statistics.records) of \(count) records") }
+            usleep(5_000)
+        }
+        let done = ContinuousClock.now
+        stage.stop()
+        finished.wait()
+        let statistics = stage.statistics
+        let adaptSeconds = max(1e-3, (done - (first ?? started)) / .seconds(1))
+
+        // Ingest of what the stage made: validate, log (fsync per batch), project.
+        try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = statistics.events
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: canonicalTopic))
+        let consumer = try KafkaConsumer(
+            bootstrapServers: cluster.bootstrapServers, groupId: "bench-adapt-ingest", topic: canonicalTopic,
+            configuration: KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216"]),
+            startOffset: { try pipeline.startOffset(for: $0) })
+        // Timed from the first event to the last one applied, in batches as `IngestService` makes them.
+        var ingested = 0
+        var ingestStart: ContinuousClock.Instant?
+        var idlePolls = 0
+        while ingested < events {
+            let received = try IngestService.consumeBatch(from: consumer, into: pipeline, batchSize: 10_000)
+            if received > 0, ingestStart == nil { ingestStart = .now }
+            ingested += received
+            idlePolls = received == 0 ? idlePolls + 1 : 0
+            if idlePolls > 600 { throw BenchFailure("ingest stalled at \(ingested) of \(events) events") }
+        }
+        pipeline.waitUntilApplied()
+        let ingestSeconds = max(1e-3, (ContinuousClock.now - (ingestStart ?? .now)) / .seconds(1))
+        consumer.close()
+        guard pipeline.counters.deadLetters == 0 else { throw BenchFailure("ingest found \(pipeline.counters.deadLetters) invalid events") }
+
+        var report = BenchReport(bench: "adapt")
+        let adaptRecordRate = Double(count) / adaptSeconds
+        let adaptEventRate = Double(events) / adaptSeconds
+        let ingestRate = Double(ingested) / ingestSeconds
+        report.add("adapt_records_per_s", adaptRecordRate, "records/s")
+        report.add("adapt_events_per_s", adaptEventRate, "events/s")
+        report.add("ingest_events_per_s", ingestRate, "events/s")
+        report.add("adapt_vs_ingest", adaptEventRate / ingestRate, "ratio")
+        report.add("adapt_cpu_records_per_s", Double(sample.count) / max(1e-9, cpuSeconds), "records/s")
+        report.add("adapt_cpu_events_per_s", Double(sampleEvents) / max(1e-9, cpuSeconds), "events/s")
+        report.add("adapt_mb_per_s", Double(bytes) / adaptSeconds / 1e6, "MB/s")
+        report.add("records", Double(count), "records")
+        report.add("events", Double(events), "events")
+        report.add("dead_letters", Double(statistics.deadLetters), "records")
+        report.add("skipped", Double(statistics.skippedByReason.values.reduce(0, +)), "parts")
+        report.add("source_partitions", Double(traffic.topics.count * sourcePartitions), "partitions")
+        report.add("adapt_startup_ms", ((first ?? started) - started) / .milliseconds(1), "ms")
+        report.notes.append(
+            "\(format) traffic from \(traffic.deviceIds.count) instances on \(traffic.topics.count) global topics; librdkafka mock cluster in this process; ingest fsync per batch of up to 10000")
+        return report
+    }
+}

@@ -1,0 +1,311 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CRdKafka
+import LedgerSupport
+
+/// A topic and partition: what a group consumer of several topics is assigned.
+public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+
+    public init(_ topic: String, _ partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
+        (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
+    }
+
+    /// `topic:partition`.
+    public var description: String { "\(topic):\(partition)" }
+}
+
+/// A group consumer of every topic matching a subscription (names, or regular expressions
+/// starting with `^`), owned by one thread (every call, and every callback, on that thread).
+///
+/// Unlike `KafkaConsumer` (ingest's, whose start offsets come from the event log), its
+/// progress is Kafka's committed offsets: a newly assigned partition starts after the
+/// group's committed offset (or at the beginning, `auto.offset.reset=earliest`), and the
+/// owner commits what it has finished with `commit`. Auto-commit and the offset store
+/// are off, so nothing is committed behind the owner's back.
+public final class KafkaGroupConsumer {
+    /// A message, valid only inside the `poll` callback that received it.
+    public struct Message {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+        /// Kafka's timestamp in ms, -1 when the message has none.
+        public var timestamp: Int64
+        public var key: UnsafeRawBufferPointer?
+        /// Nil for a tombstone (no value).
+        public var value: UnsafeRawBufferPointer?
+    }
+
+    /// Partitions currently assigned to this consumer.
+    public private(set) var assignment: Set<TopicPartition> = []
+
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let logger = Logger(label: "consumer")
+    private let onAssigned: ([TopicPartition]) -> Void
+    private let onRevoked: ([TopicPartition]) -> Void
+    private var failure: Error?
+    private var isFatal = false
+    private var closed = false
+    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
+    /// Topic names by librdkafka's topic handle (one String per topic, not per message).
+    private var topicNames: [OpaquePointer: String] = [:]
+    private var callbackBox: GroupCallbackBox?
+
+    /// Joins `groupId` and subscribes to `subscription`: topic names, or patterns that start
+    /// with `^` (POSIX extended regular expressions, matched against every topic's name).
+    ///
+    /// Defaults: `enable.auto.commit=false`, `enable.auto.offset.store=false`,
+    /// `auto.offset.reset=earliest`, `fetch.wait.max.ms=100`, `queued.min.messages=1000000`,
+    /// `topic.metadata.refresh.interval.ms=10000` (how soon a new topic matching a pattern is
+    /// consumed; librdkafka's default is 5 minutes); `configuration` overrides.
+    /// - Parameters:
+    ///   - onAssigned: called after partitions are assigned.
+    ///   - onRevoked: called before partitions are taken away (commit what is done there).
+    public init(
+        bootstrapServers: String, groupId: String, subscription: [String], configuration: KafkaConfiguration = KafkaConfiguration(),
+        onAssigned: @escaping ([TopicPartition]) -> Void = { _ in }, onRevoked: @escaping ([TopicPartition]) -> Void = { _ in }
+    ) throws(KafkaError) {
+        self.onAssigned = onAssigned
+        self.onRevoked = onRevoked
+        var settings = KafkaConfiguration([
+            "bootstrap.servers": bootstrapServers, "group.id": groupId, "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false", "auto.offset.reset": "earliest", "fetch.wait.max.ms": "100",
+            "enable.partition.eof": "false", "queued.min.messages": "1000000", "topic.metadata.refresh.interval.ms": "10000",
+        ])
+        for (key, value) in configuration.properties { settings[key] = value }
+        let conf = try settings.makeNative()
+        let box = GroupCallbackBox()
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf) { client, error, partitions, opaque in
+            guard let client, let opaque, let partitions else { return }
+            if let consumer = Unmanaged<GroupCallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer {
+                consumer.rebalance(error, partitions)
+            } else {
+                // Being deinitialized: give the partitions up without the owner (see KafkaConsumer).
+                if String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE" {
+                    if let error = rd_kafka_incremental_unassign(client, partitions) { rd_kafka_error_destroy(error) }
+                } else {
+                    rd_kafka_assign(client, nil)
+                }
+            }
+        }
+        rd_kafka_conf_set_error_cb(conf) { _, error, reason, _ in
+            librdkafkaLogger.warning(
+                "kafka error",
+                ["error": KafkaError.describe(rd_kafka_resp_err_t(rawValue: error)), "reason": reason.map { String(cString: $0) } ?? ""])
+        }
+        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        callbackBox = box
+        box.consumer = self
+        let list = rd_kafka_topic_partition_list_new(Int32(subscription.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in subscription { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let subscribed = rd_kafka_subscribe(handle, list)
+        guard subscribed == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw .clientCreation("subscribe to \(subscription.joined(separator: ",")): " + KafkaError.describe(subscribed))
+        }
+    }
+
+    deinit {
+        close()
+        rd_kafka_queue_destroy(queue)
+        if isFatal {
+            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        } else {
+            rd_kafka_destroy(handle)
+        }
+    }
+
+    /// Waits up to `timeoutMilliseconds` for messages and hands each (at most `maxMessages`)
+    /// to `body`, in order per partition; serves rebalances meanwhile.
+    /// - Returns: how many messages were handed over.
+    /// - Throws: a fatal consumer error, or what `body` throws.
+    @discardableResult
+    public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
+        if let failure { throw failure }
+        guard maxMessages > 0 else {
+            rd_kafka_poll(handle, 0)  // rebalances and errors still need serving
+            return 0
+        }
+        if messages.count < maxMessages { messages = .init(repeating: nil, count: maxMessages) }
+        // As in KafkaConsumer: take only what is queued, wait for one message at most.
+        var count = messages.withUnsafeMutableBufferPointer { buffer in
+            max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, maxMessages))
+        }
+        if count == 0, timeoutMilliseconds > 0, let first = rd_kafka_consumer_poll(handle, timeoutMilliseconds) {
+            messages[0] = first
+            count = 1 + messages.withUnsafeMutableBufferPointer { buffer in
+                max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress! + 1, maxMessages - 1))
+            }
+        }
+        if let failure { throw failure }
+        guard count > 0 else {
+            try checkFatal()
+            return 0
+        }
+        var delivered = 0
+        defer {
+            for index in 0..<count { rd_kafka_message_destroy(messages[index]) }
+        }
+        for index in 0..<count {
+            guard let pointer = messages[index] else { continue }
+            let message = pointer.pointee
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                try handleError(message)
+                continue
+            }
+            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+            try body(Message(
+                topic: topicName(message.rkt), partition: message.partition, offset: message.offset, timestamp: timestamp,
+                key: message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) },
+                value: message.payload.map { UnsafeRawBufferPointer(start: $0, count: message.len) }))
+            delivered += 1
+        }
+        return delivered
+    }
+
+    /// Commits `next` (per partition, the next offset to read) to the group. Partitions no
+    /// longer assigned are left out.
+    /// - Parameter synchronously: wait for the broker's answer (before giving partitions up).
+    /// - Throws: `KafkaError` when a synchronous commit fails.
+    public func commit(_ next: [TopicPartition: Int64], synchronously: Bool = false) throws(KafkaError) {
+        guard !next.isEmpty, !closed, !isFatal else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(next.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in next where assignment.contains(partition) {
+            rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition).pointee.offset = offset
+        }
+        guard list!.pointee.cnt > 0 else { return }
+        let result = rd_kafka_commit(handle, list, synchronously ? 0 : 1)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            if synchronously { throw .commit(result) }
+            logger.debug("offset commit not sent", ["error": KafkaError.describe(result)])
+            return
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (the next offset to read; nil where the
+    /// group has none), asked of the broker.
+    public func committed(_ partitions: [TopicPartition], timeoutMilliseconds: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
+        let result = rd_kafka_committed(handle, list, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .commit(result) }
+        var offsets: [TopicPartition: Int64] = [:]
+        let elements = UnsafeBufferPointer(start: list!.pointee.elems, count: Int(list!.pointee.cnt))
+        for element in elements where element.offset >= 0 {
+            offsets[TopicPartition(String(cString: element.topic), element.partition)] = element.offset
+        }
+        return offsets
+    }
+
+    /// The partition's high watermark as last seen in fetch responses (no request).
+    public func highWatermark(_ partition: TopicPartition) -> Int64? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
+        return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+    }
+
+    /// Leaves the group (revoking partitions through the callback) and stops fetching.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        guard !isFatal else { return }
+        let result = rd_kafka_consumer_close(handle)
+        if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("consumer close", ["error": KafkaError.describe(result)])
+        }
+    }
+
+    // MARK: - Internals
+
+    private func topicName(_ topic: OpaquePointer?) -> String {
+        guard let topic else { return "" }
+        let raw = rd_kafka_topic_name(topic)
+        if let known = topicNames[topic], let raw, known.withCString({ strcmp($0, raw) == 0 }) { return known }
+        let name = raw.map { String(cString: $0) } ?? ""
+        topicNames[topic] = name
+        return name
+    }
+
+    private func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+        let partitions = elements.map { TopicPartition(String(cString: $0.topic), $0.partition) }
+        let sorted = partitions.sorted()
+        let names = sorted.prefix(8).map(\.description).joined(separator: ",") + (sorted.count > 8 ? ",… (\(sorted.count) in all)" : "")
+        switch error {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(handle, list) {
+                    logger.error("incremental assign", ["error": String(cString: rd_kafka_error_string(error))])
+                    rd_kafka_error_destroy(error)
+                }
+            } else {
+                let result = rd_kafka_assign(handle, list)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign", ["error": KafkaError.describe(result)]) }
+            }
+            assignment.formUnion(partitions)
+            logger.info("partitions assigned", ["partitions": names, "protocol": cooperative ? "cooperative" : "eager"])
+            onAssigned(partitions)
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            onRevoked(partitions)
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(handle, list) {
+                    logger.error("incremental unassign", ["error": String(cString: rd_kafka_error_string(error))])
+                    rd_kafka_error_destroy(error)
+                }
+                assignment.subtract(partitions)
+            } else {
+                rd_kafka_assign(handle, nil)
+                assignment.removeAll()
+            }
+            logger.info("partitions revoked", ["partitions": names])
+        default:
+            logger.error("rebalance failed", ["error": KafkaError.describe(error)])
+            rd_kafka_assign(handle, nil)
+            assignment.removeAll()
+        }
+    }
+
+    private func handleError(_ message: rd_kafka_message_t) throws {
+        var copy = message
+        let text = String(cString: rd_kafka_message_errstr(&copy))
+        if message.err == RD_KAFKA_RESP_ERR__FATAL { try checkFatal() }
+        if message.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || message.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
+            // A pattern subscription sees topics come and go; not worth a warning each time.
+            logger.debug("topic not available", ["detail": text])
+            return
+        }
+        logger.warning("consumer error (librdkafka retries)", ["error": KafkaError.describe(message.err), "detail": text])
+    }
+
+    private func checkFatal() throws {
+        var text = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(handle, &text, text.count)
+        guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let error = KafkaError.fatal(fatal, String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        isFatal = true
+        failure = error
+        throw error
+    }
+}
+
+/// What the C callbacks hold on to: a weak way back to the consumer.
+private final class GroupCallbackBox {
+    weak var consumer: KafkaGroupConsumer?
+}

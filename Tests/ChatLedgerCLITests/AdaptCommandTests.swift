@@ -1,0 +1,343 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BridgeAdapters
+import ChatEvents
+import ChatLedgerCLI
+import ChatProjection
+import EventLog
+import Foundation
+import KafkaClient
+import KafkaTestSupport
+import LedgerSupport
+import Synchronization
+import Testing
+
+@Suite("chatledger adapt: Evolution API's Kafka events through the stage, as real processes", .serialized)
+struct AdaptCommandTests {
+    typealias T = AdaptTesting
+
+    @Test("several instances, one topic per event type: produce --simulate --format evolution → adapt → ingest; every chat equals the state the records mean, export shows each event's source, verify holds")
+    func adaptThenIngest() throws {
+        let configuration = EvolutionTraffic.Configuration(instances: 3, chatsPerInstance: 12, seed: 77)
+        var traffic = EvolutionTraffic(configuration)
+        let cluster = try T.cluster(topics: traffic.topics)
+        let data = IngestTesting.temporaryData("adapt-e2e")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let count = 2_500
+        let produced = try ChatLedgerProcess.run(
+            ["produce", "--brokers", cluster.bootstrapServers, "--simulate", "--format", "evolution", "--devices", "3", "--chats", "12",
+             "--seed", "77", "--count", String(count)])
+        #expect(produced.status == 0, "\(produced.standardError)")
+        #expect(produced.standardOutput.contains(#""delivered":\#(count)"#), "\(produced.standardOutput)")
+        let meanings = (0..<count).flatMap { _ in traffic.next().meaning }
+
+        let adapt = try AdaptProcess(brokers: cluster.bootstrapServers)
+        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "adapt-e2e-ingest")
+        defer { if ingest.process.isRunning { ingest.kill() } }
+        try adapt.waitUntilAdapted(count)
+        let metrics = try adapt.metrics()
+        try IngestTesting.waitForLog(data: data, lastOffsets: try T.canonicalLastOffsets(cluster.bootstrapServers, partitions: 4))
+        #expect(adapt.terminate() == 0, "SIGTERM: the stage commits and exits 0")
+        #expect(ingest.terminate() == 0)
+
+        let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds)
+        let actual = try T.rendered(T.foldLog(data, partitions: 4), devices: traffic.deviceIds)
+        #expect(T.difference(expected, actual) == nil, "\(T.difference(expected, actual) ?? "")")
+        #expect(metrics.contains(#"chatledger_adapt_records_total{format="evolution"} \#(count)"#))
+        #expect(metrics.contains(#"chatledger_adapt_skipped_total{format="evolution",reason="ignored_event"}"#))
+        #expect(metrics.contains(#"chatledger_adapt_lag_records{format="evolution",topic="evolution.inst-1.messages.upsert",partition="0"} 0"#))
+        #expect(!metrics.contains("chatledger_adapt_dead_letters_total{"), "no dead letters from well-formed traffic")
+        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
+        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", "inst-1"])
+        #expect(export.status == 0)
+        let lines = export.standardOutput.split(separator: "\n")
+        #expect(lines.count > 100)
+        #expect(lines.allSatisfy { $0.contains(#""source":{"format":"evolution","topic":"evolution.inst-1."#) }, "every event names its bridge record")
+        #expect(!export.standardOutput.contains(traffic.apiKey), "the apikey is nowhere in the log")
+        #expect(!adapt.standardError.contains(traffic.apiKey), "nor in a log line")
+    }
+
+    @Test("the seed's scenario in Evolution's format: unread 0, three messages.upsert arrive, the next GET (at the position the stage wrote them) says 3")
+    func seedScenario() throws {
+        let cluster = try T.cluster(canonicalPartitions: 2, topics: ["evolution.seed.messages.upsert"])
+        let data = IngestTesting.temporaryData("adapt-seed")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ServerProcess([
+            "run", "--brokers", cluster.bootstrapServers, "--http", "127.0.0.1:0", "--data", data, "--adapt", "evolution:^evolution\\.seed\\..*",
+        ])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        let topic = "evolution.seed.messages.upsert"
+        let anna = "491701234567@s.whatsapp.net"
+        try producer.send(topic: topic, key: Array("seed".utf8), value: T.upsert(instance: "seed", remoteJid: anna, id: "OWN1", fromMe: true, text: "hi Anna", at: 1_767_000_000, apikey: "k-123456789"))
+        try producer.flush(timeoutMilliseconds: 10_000)
+        let first = try waitForCanonical(cluster.bootstrapServers, events: 1)
+        let before = try get(run.port, "/api/v1/devices/seed/chats?minPosition=\(first)&wait=20000")
+        #expect(before.status == 200)
+        #expect(unreadCount(before.body) == 0)
+
+        for index in 1...3 {
+            try producer.send(topic: topic, key: Array("seed".utf8), value: T.upsert(instance: "seed", remoteJid: anna, id: "IN\(index)", fromMe: false, text: "msg \(index)", at: 1_767_000_000 + Int64(index), apikey: "k-123456789"))
+        }
+        try producer.flush(timeoutMilliseconds: 10_000)
+        let last = try waitForCanonical(cluster.bootstrapServers, events: 4)
+        let after = try get(run.port, "/api/v1/devices/seed/chats?minPosition=\(last)&wait=20000")
+        #expect(after.status == 200)
+        #expect(unreadCount(after.body) == 3, "the very next query")
+        #expect((after.body["chats"] as? [[String: Any]])?.first?["id"] as? String == "491701234567@c.us")
+        #expect(run.terminate() == 0)
+    }
+
+    @Test("LID and phone forms of one contact interleaved: one chat with the exact unread count; a LID-only record and finding the chat by its LID need the fold's merge")
+    func lidAndPhoneInterleaved() throws {
+        let instance = "lid"
+        let topics = ["messages.upsert", "messages.update", "messages.delete"].map { "evolution.\(instance).\($0)" }
+        let cluster = try T.cluster(canonicalPartitions: 2, topics: topics)
+        let data = IngestTesting.temporaryData("adapt-lid")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ServerProcess(["run", "--brokers", cluster.bootstrapServers, "--http", "127.0.0.1:0", "--data", data, "--adapt", "evolution:^evolution\\.lid\\..*"])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        let phone = "491701234567@s.whatsapp.net", lid = "140913951141911@lid"
+        func send(_ event: String, _ value: [UInt8]) throws {
+            try producer.send(topic: "evolution.\(instance).\(event)", key: Array(instance.utf8), value: value)
+            try producer.flush(timeoutMilliseconds: 10_000)  // in this order across topics
+        }
+        let key = "k-123456789"
+        // 2.3.7 writes the phone id into upserts; receipts and deletes keep the LID.
+        try send("messages.upsert", T.upsert(instance: instance, remoteJid: phone, alt: phone, id: "M1", fromMe: false, text: "one", at: 1_767_000_001, apikey: key))
+        try send("messages.upsert", T.upsert(instance: instance, remoteJid: lid, alt: phone, id: "M2", fromMe: false, text: "two", at: 1_767_000_002, apikey: key))
+        try send("messages.update", T.record("messages.update", instance: instance, data: #"{"keyId":"M1","remoteJid":"\#(lid)","fromMe":false,"status":"READ"}"#, apikey: key, timestamp: 1_767_000_003_000))
+        try send("messages.upsert", T.upsert(instance: instance, remoteJid: phone, alt: phone, id: "M3", fromMe: false, text: "three", at: 1_767_000_004, apikey: key))
+        try send("messages.delete", T.record("messages.delete", instance: instance, data: #"{"remoteJid":"\#(lid)","fromMe":false,"id":"M3","status":"DELETED"}"#, apikey: key, timestamp: 1_767_000_005_000))
+        let position = try waitForCanonical(cluster.bootstrapServers, partitions: 2, where: { $0.contains(#""type":"message.revoked""#) })
+        let list = try get(run.port, "/api/v1/devices/\(instance)/chats?minPosition=\(position)&wait=20000")
+        let chats = list.body["chats"] as? [[String: Any]] ?? []
+        #expect(chats.count == 1, "one chat, not one per id: \(chats)")
+        #expect(chats.first?["id"] as? String == "491701234567@c.us")
+        #expect(chats.first?["unreadCount"] as? Int == 1, "M1 read on the phone (named by LID), M3 revoked (named by LID): M2 is left")
+        let aliases = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: T.canonicalTopic, partitions: 2)
+            .filter { String(decoding: $0.value, as: UTF8.self).contains(#""type":"contact.aliased""#) }
+        #expect(aliases.count >= 1, "the pair is recorded as contact.aliased")
+
+        // A record naming the chat only by its LID (no phone id beside it, the message unknown):
+        // the stage keeps the LID; only the fold, which knows the alias from the log, can merge.
+        try send("messages.upsert", T.upsert(instance: instance, remoteJid: lid, id: "M4", fromMe: false, text: "four", at: 1_767_000_006, apikey: key))
+        let later = try waitForCanonical(cluster.bootstrapServers, partitions: 2, where: { $0.contains(#""messageId":"M4""#) })
+        let merged = try get(run.port, "/api/v1/devices/\(instance)/chats?minPosition=\(later)&wait=20000")
+        let byLID = try get(run.port, "/api/v1/devices/\(instance)/chats/140913951141911%40lid")
+        // The fold merges the LID's events into the phone chat (contact.aliased).
+        let mergedChats = merged.body["chats"] as? [[String: Any]] ?? []
+        #expect(mergedChats.count == 1, "still one chat: \(mergedChats)")
+        #expect(mergedChats.first?["unreadCount"] as? Int == 2)
+        #expect(byLID.status == 200, "the API finds the chat by its LID")
+        #expect(byLID.body["id"] as? String == "491701234567@c.us", "the same chat, under its phone id")
+        #expect(byLID.body["unreadCount"] as? Int == 2)
+        #expect(run.terminate() == 0)
+    }
+
+    @Test("hostile records on the source topics: each a dead letter with its reason (counted, secret removed), unknown events counted and skipped, the partition keeps moving, no secret in any output")
+    func hostileRecords() throws {
+        let secret = "S3CR3T-1b2c3d4e5f60718293a4"
+        let topic = "evolution.hostile.messages.upsert"
+        let cluster = try T.cluster(topics: [topic])
+        let valid = { (id: String) in T.upsert(instance: "hostile", remoteJid: "491701234567@s.whatsapp.net", id: id, fromMe: false, text: "fine", at: 1_767_000_000, apikey: secret) }
+        let key = #""apikey":"\#(secret)""#
+        let hostile: [(value: [UInt8]?, reason: String?)] = [
+            (Array("not json, \(key)".utf8), "invalid_json"),
+            (Array(#"{"event":"messages.upsert",\#(key),"instance":"hostile","data":{"key":{"remoteJid":"#.utf8), "invalid_json"),
+            (Array(#"[{\#(key)}]"#.utf8), "wrong_type"),
+            (Array(#"{"event":"messages.upsert",\#(key),"data":{}}"#.utf8), "missing_field"),
+            (Array(#"{"event":"messages.upsert","instance":7,\#(key),"data":{}}"#.utf8), "wrong_type"),
+            (T.record("messages.upsert", instance: "hostile", data: #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":"no","id":"X"}}"#, apikey: secret, timestamp: 1), "wrong_type"),
+            (T.record("messages.upsert", instance: "hostile", data: #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","id":"\#(String(repeating: "9", count: 300))"},"message":{"conversation":"x"}}"#, apikey: secret, timestamp: 1), "invalid_value"),
+            (Array((String(repeating: "[", count: 200) + String(repeating: "]", count: 200)).utf8), "too_deep"),
+            (nil, "invalid_json"),
+            ([], "invalid_json"),
+            (Array(#"{"event":"messages.upsert",\#(key),"data":""#.utf8) + [UInt8](repeating: 0x41, count: 2_000_000), "invalid_json"),
+            (T.record("labels.rainbow", instance: "hostile", data: "{}", apikey: secret, timestamp: 1), nil),  // unknown: skipped
+            (T.record("messages.upsert", instance: "hostile", data: #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"BIG"},"message":{"imageMessage":{"caption":"\#(secret)"},"base64":"\#(String(repeating: "A", count: 1_500_000))"},"messageType":"imageMessage","messageTimestamp":1767000000}"#, apikey: secret, timestamp: 2), nil),
+        ]
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers, configuration: KafkaConfiguration(["message.max.bytes": "10000000"]))
+        try producer.send(topic: topic, key: Array("hostile".utf8), value: valid("V1"))
+        for item in hostile { try producer.send(topic: topic, key: Array("hostile".utf8), value: item.value) }
+        try producer.send(topic: topic, key: Array("hostile".utf8), value: valid("V2"))
+        try producer.flush(timeoutMilliseconds: 30_000)
+        #expect(producer.report.delivered == hostile.count + 2)
+
+        let adapt = try AdaptProcess(brokers: cluster.bootstrapServers, pattern: "^evolution\\.hostile\\..*")
+        try adapt.waitUntilAdapted(hostile.count + 2)
+        let metrics = try adapt.metrics()
+        #expect(adapt.terminate() == 0, "nothing in a record stops the stage")
+        var expected: [String: Int] = [:]
+        for item in hostile { if let reason = item.reason { expected[reason, default: 0] += 1 } }
+        for (reason, count) in expected {
+            #expect(metrics.contains(#"chatledger_adapt_dead_letters_total{format="evolution",reason="\#(reason)"} \#(count)"#), "\(reason): \(metrics)")
+        }
+        #expect(metrics.contains(#"chatledger_adapt_skipped_total{format="evolution",reason="unknown_event"} 1"#))
+
+        let letters = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: T.deadLetterTopic, partitions: 1)
+        #expect(letters.count == expected.values.reduce(0, +))
+        var reasons: [String: Int] = [:]
+        for letter in letters {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(letter.value)) as? [String: Any])
+            reasons[object["reason"] as? String ?? "?", default: 0] += 1
+            #expect(object["topic"] as? String == topic)
+            #expect((object["offset"] as? Int).map { $0 >= 1 && $0 <= hostile.count } == true, "coordinates of the source record")
+            #expect(letter.value.count < 70_000, "at most 64 KiB of a record is kept")
+            #expect(!String(decoding: letter.value, as: UTF8.self).contains(secret), "no secret in a dead letter")
+        }
+        #expect(reasons == expected)
+        let events = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: T.canonicalTopic, partitions: 4)
+        let texts = events.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(texts.contains { $0.contains(#""messageId":"V1""#) })
+        #expect(texts.contains { $0.contains(#""messageId":"V2""#) }, "the partition kept moving past every bad record")
+        #expect(texts.contains { $0.contains(#""messageId":"BIG""#) && $0.contains(#""hasMedia":true"#) }, "a large media record is a message: the size limit applies to the event made")
+        #expect(!texts.contains { $0.contains(secret) }, "no secret on the canonical topic (not even in a caption)")
+        #expect(!adapt.standardError.contains(secret), "no secret in a log line")
+        #expect(adapt.standardError.contains("dead letter"), "each dead letter is logged (reason, coordinates)")
+    }
+
+    @Test("adapt SIGKILLed 20 times while records keep arriving: the final state equals the reference, and every repeated event was ignored")
+    func crashWhileRecordsArrive() throws {
+        // Every cross-topic dependency of this traffic goes by message id (receipts, deletes,
+        // edits), which the stage orders whatever its restarts; chat deletes and API sends
+        // (ordered by time only) and LIDs (merged by the fold, not yet) are left out.
+        let configuration = EvolutionTraffic.Configuration(
+            instances: 3, chatsPerInstance: 10, seed: 5, lidShare: 0, sendMessageShare: 0, chatDeleteShare: 0, legacyShare: 0)
+        var traffic = EvolutionTraffic(configuration)
+        let cluster = try T.cluster(topics: traffic.topics)
+        let data = IngestTesting.temporaryData("adapt-crash")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let total = 4_000
+        var records: [EvolutionTraffic.Record] = []
+        for _ in 0..<total { records.append(traffic.next()) }
+        let meanings = records.flatMap(\.meaning)
+
+        // The bridge keeps publishing, at ~50 records/s, on its own thread.
+        let brokers = cluster.bootstrapServers
+        let sent = SentCount()
+        let feeding = Semaphore()
+        let toSend = records.map { ($0.topic, $0.key, $0.value) }
+        LedgerSupport.Thread {
+            defer { feeding.signal() }
+            guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
+            for (index, record) in toSend.enumerated() {
+                try? producer.send(topic: record.0, key: record.1, value: record.2)
+                sent.value.store(index + 1, ordering: .releasing)
+                if index % 5 == 4 { usleep(100_000) }
+            }
+            try? producer.flush(timeoutMilliseconds: 30_000)
+        }.start()
+
+        let ingest = try IngestProcess(brokers: brokers, data: data, group: "adapt-crash-ingest")
+        defer { if ingest.process.isRunning { ingest.kill() } }
+        // Each restart resumes from the offsets the killed stage committed, in a group of its
+        // own (see GroupOffsets: the mock can keep a killed member's group rebalancing).
+        let partitions = traffic.topics.map { ($0, Int32(0)) }
+        var random = SystemRandomNumberGenerator()
+        let sentBeforeKills = sent.value.load(ordering: .acquiring)
+        var resumed = 0
+        for kill in 0..<20 {
+            if kill > 0 {
+                resumed += try GroupOffsets.copy(brokers: brokers, from: "adapt-crash-\(kill - 1)", to: "adapt-crash-\(kill)", partitions: partitions) > 0 ? 1 : 0
+            }
+            let adapt = try AdaptProcess(brokers: brokers, group: "adapt-crash-\(kill)")
+            try adapt.waitUntilAssigned()
+            usleep(UInt32.random(in: 200_000...2_500_000, using: &random))  // the kill moment; not a synchronisation
+            adapt.kill()
+        }
+        #expect(sent.value.load(ordering: .acquiring) > sentBeforeKills, "records kept arriving during the kills")
+        #expect(resumed >= 10, "most restarts resumed from offsets the killed stage had committed")
+        feeding.wait()
+        try GroupOffsets.copy(brokers: brokers, from: "adapt-crash-19", to: "adapt-crash-last", partitions: partitions)
+        let last = try AdaptProcess(brokers: brokers, group: "adapt-crash-last")
+        try last.waitUntilAssigned()
+        try last.waitUntilCaughtUp(seconds: 180)
+        let statistics = try last.metrics()
+        #expect(last.terminate() == 0)
+        try IngestTesting.waitForLog(data: data, lastOffsets: try T.canonicalLastOffsets(brokers, partitions: 4))
+        #expect(ingest.terminate() == 0)
+
+        // Chat lists compared without `version` (events applied): a sender-view edit whose
+        // message was adapted before a kill is dropped after it, while its 2.3.7 twin in
+        // messages.update applies the same edit; the chats are the state.
+        let state = try T.foldLog(data, partitions: 4)
+        let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds, withVersion: false)
+        let actual = try T.rendered(state, devices: traffic.deviceIds, withVersion: false)
+        #expect(T.difference(expected, actual) == nil, "\(T.difference(expected, actual) ?? "")")
+        if T.difference(expected, actual) != nil {
+            // Which messages were created under more than one event id, and from where.
+            var byMessage: [String: Set<String>] = [:]
+            for message in try PlainConsumer(bootstrapServers: brokers).readAll(topic: T.canonicalTopic, partitions: 4) {
+                guard let event = try? EventParser().parse(message.value), case .messageCreated(let created) = event.payload else { continue }
+                byMessage[created.messageId, default: []].insert("\(event.eventId) \(event.source.map { "\($0)" } ?? "")")
+            }
+            let repeated = byMessage.filter { $0.value.count > 1 }
+            Issue.record("messages created under several event ids: \(repeated.count), e.g. \(repeated.prefix(3))")
+        }
+        #expect(state.counts.duplicate > 0, "records were read again after kills, and their events ignored as repeats")
+        #expect(statistics.contains(#"chatledger_adapt_records_total{format="evolution"}"#))
+    }
+
+    @Test("usage errors: an unknown format, a bad pattern, --demo-format without --demo, --adapt without FORMAT:REGEX")
+    func usageErrors() throws {
+        for arguments in [
+            ["adapt", "--format", "carrier-pigeon", "--brokers", "x:1", "--source-topics", "^a"],
+            ["adapt", "--format", "evolution", "--brokers", "x:1", "--source-topics", "(unclosed"],
+            ["run", "--demo-format", "evolution"],
+            ["run", "--adapt", "evolution"],
+            ["produce", "--brokers", "x:1", "--file", "x.ndjson", "--format", "evolution"],
+        ] {
+            let run = try ChatLedgerProcess.run(arguments)
+            #expect(run.status == 64, "\(arguments): \(run.standardError)")
+        }
+        let help = try ChatLedgerProcess.run(["adapt", "--help"])
+        #expect(help.status == 0 && help.standardOutput.contains("--source-topics REGEX"))
+    }
+
+    // MARK: - Helpers
+
+    final class SentCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    func get(_ port: UInt16, _ target: String) throws -> (status: Int, body: [String: Any]) {
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+        let response = client.readToEnd()
+        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
+        guard let start = response.range(of: "\r\n\r\n") else { return (status, [:]) }
+        let body = (try? JSONSerialization.jsonObject(with: Data(response[start.upperBound...].utf8))) as? [String: Any] ?? [:]
+        return (status, body)
+    }
+
+    func unreadCount(_ body: [String: Any]) -> Int? {
+        ((body["chats"] as? [[String: Any]])?.first?["unreadCount"]) as? Int
+    }
+
+    /// Waits until the canonical topic holds `events` events; the position (P:O) of the last.
+    func waitForCanonical(_ brokers: String, partitions: Int = 2, events: Int) throws -> String {
+        var position = ""
+        try T.waitUntil("the stage has written \(events) events") {
+            let messages = try PlainConsumer(bootstrapServers: brokers).readAll(topic: T.canonicalTopic, partitions: partitions)
+            // One device: its events are in one partition, the newest at the highest offset.
+            guard messages.count >= events, let last = messages.max(by: { $0.offset < $1.offset }) else { return false }
+            position = "\(last.partition):\(last.offset)"
+            return true
+        }
+        return position
+    }
+
+    /// Waits until the canonical topic holds an event whose JSON satisfies `match`; its position.
+    func waitForCanonical(_ brokers: String, partitions: Int, where match: @escaping (String) -> Bool) throws -> String {
+        var position = ""
+        try T.waitUntil("the stage has written the event") {
+            let messages = try PlainConsumer(bootstrapServers: brokers).readAll(topic: T.canonicalTopic, partitions: partitions)
+            guard let hit = messages.first(where: { match(String(decoding: $0.value, as: UTF8.self)) }) else { return false }
+            position = "\(hit.partition):\(hit.offset)"
+            return true
+        }
+        return position
+    }
+}
