@@ -138,9 +138,12 @@ extension ChatState {
         timestamp = max(timestamp, time)
         switch kind {
         case .own:
-            // Sending shows the user saw the chat: the whole chat is read (SPEC §2).
-            _ = history.readAll()
-            unreadCount = 0
+            // Sending shows the user saw the chat up to this message: it and everything
+            // before it (by time, then arrival) are read. Delivered in order that is the
+            // whole chat (SPEC §2: unreadCount = 0); an own message delivered late does not
+            // read incoming messages newer than it, so the result does not depend on the
+            // order two bridge topics deliver in.
+            readThrough(idHash: idHash)
             markedUnread = false
         case .unread:
             unreadCount &+= 1
@@ -260,6 +263,12 @@ extension ChatState {
             pinnedAt = other.pinnedAt
         }
         if muteUntil != -1 { muteUntil = other.muteUntil == -1 ? -1 : max(muteUntil, other.muteUntil) }
+    }
+
+    /// Reads the message just added with this id hash and everything before it.
+    private mutating func readThrough(idHash: UInt64) {
+        guard let read = history.readThrough([idHash], matching: { $0 == .own }) else { return }
+        unreadCount = max(0, unreadCount - read)
     }
 
     /// Reads the newest remembered message named by `messageIds` (of a kind `accepts`)

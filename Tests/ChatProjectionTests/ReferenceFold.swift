@@ -164,7 +164,7 @@ struct ReferenceFold {
         }
         chat.timestamp = max(chat.timestamp, time)
         if message.fromMe {
-            chat.readAll()
+            chat.read(through: (time, arrival))
             chat.markedUnread = false
         } else if countable, chat.archived, !keepChatsArchived {
             chat.archived = false
