@@ -17,10 +17,11 @@ import Synchronization
 /// **Order across topics.** Records are handed to the producer in the order of the
 /// bridge's clock across all partitions (`RecordMerger`), and an event acting on a message
 /// (a receipt, a delete, an edit) waits until the stage has produced that message's
-/// `message.created` (at most `holdMilliseconds`; `MessageDirectory`), which also gives
-/// it the message's chat when its record named the chat by a LID or by the account's own
-/// id. A held record keeps its partition's committed offset behind it, so a crash loses
-/// nothing.
+/// `message.created` (`MessageDirectory`), which also gives it the message's chat when its
+/// record named the chat by a LID or by the account's own id. Without it, the event goes on
+/// its own after `holdMilliseconds`, once no record that could hold the message is still to
+/// come (`expireHolds`). A held record keeps its partition's committed offset behind it, so
+/// a crash loses nothing.
 ///
 /// **Bad input.** A record the adapter cannot use goes to the dead-letter topic (scrubbed
 /// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
