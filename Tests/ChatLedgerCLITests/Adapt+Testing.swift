@@ -25,6 +25,9 @@ final class AdaptProcess {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: standardErrorPath))
+        if ProcessInfo.processInfo.environment["KEEP_ADAPT_LOGS"] != nil {
+            process.environment = ProcessInfo.processInfo.environment.merging(["CHATLEDGER_LOG_LEVEL": "debug"]) { $1 }
+        }
         try process.run()
         var port: UInt16 = 0
         var line = Data()
@@ -103,7 +106,7 @@ final class AdaptProcess {
 
     deinit {
         if process.isRunning { kill() }
-        try? FileManager.default.removeItem(atPath: standardErrorPath)
+        if ProcessInfo.processInfo.environment["KEEP_ADAPT_LOGS"] == nil { try? FileManager.default.removeItem(atPath: standardErrorPath) }
     }
 }
 

@@ -17,10 +17,11 @@ import Synchronization
 /// **Order across topics.** Records are handed to the producer in the order of the
 /// bridge's clock across all partitions (`RecordMerger`), and an event acting on a message
 /// (a receipt, a delete, an edit) waits until the stage has produced that message's
-/// `message.created` (at most `holdMilliseconds`; `MessageDirectory`), which also gives
-/// it the message's chat when its record named the chat by a LID or by the account's own
-/// id. A held record keeps its partition's committed offset behind it, so a crash loses
-/// nothing.
+/// `message.created` (`MessageDirectory`), which also gives it the message's chat when its
+/// record named the chat by a LID or by the account's own id. Without it, the event goes on
+/// its own after `holdMilliseconds`, once no record that could hold the message is still to
+/// come (`expireHolds`). A held record keeps its partition's committed offset behind it, so
+/// a crash loses nothing.
 ///
 /// **Bad input.** A record the adapter cannot use goes to the dead-letter topic (scrubbed
 /// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
@@ -110,7 +111,7 @@ public final class AdapterStage: Sendable {
 
     public var statistics: Statistics { published.withLock { $0 } }
 
-    /// Ready (`/readyz`) once every assigned partition has been read to its high watermark.
+    /// Ready (`/readyz`) once partitions are assigned and each has been read to its high watermark.
     public var isCaughtUp: Bool { statistics.caughtUp }
 
     /// Runs until `stop()`.
@@ -207,6 +208,9 @@ private final class StageLoop {
     /// The last offset handed on, per partition.
     var lastProcessed: [TopicPartition: Int64] = [:]
     var committedThrough: [TopicPartition: Int64] = [:]
+    /// The newest bridge time of a record handed on: records are handed on in time order,
+    /// so a message older than this has been handed on already, unless it was late.
+    var frontier: Int64 = .min
     var aliasesSeen = Set<UInt64>()
     var knownSecrets: [[UInt8]] = []
     var statistics = AdapterStage.Statistics()
@@ -218,6 +222,8 @@ private final class StageLoop {
         var key: UInt64
         var partition: TopicPartition
         var offset: Int64
+        /// The bridge time of its record.
+        var time: Int64
         var deadline: ContinuousClock.Instant
         /// When it goes regardless of the stage catching up.
         var lastChance: ContinuousClock.Instant
@@ -324,7 +330,8 @@ private final class StageLoop {
             current.lag[partition] = lag
             if lag > 0 { caughtUp = false }
         }
-        current.caughtUp = caughtUp && merger.isEmpty
+        // Like ingest: not ready before partitions are assigned.
+        current.caughtUp = caughtUp && merger.isEmpty && !consumer.assignment.isEmpty
         return current
     }
 
@@ -380,6 +387,7 @@ private final class StageLoop {
         let record = entry.record
         let partition = TopicPartition(record.topic, record.partition)
         lastProcessed[partition] = record.offset
+        frontier = max(frontier, entry.time)
         let adapted = entry.adapted
         for reason in adapted.skipReasons { statistics.skippedByReason[reason, default: 0] += 1 }
         switch adapted.outcome {
@@ -400,14 +408,17 @@ private final class StageLoop {
         case .mapped:
             if let secret = adapted.secret, knownSecrets.count < 1_000, !knownSecrets.contains(secret) { knownSecrets.append(secret) }
             for (index, event) in adapted.events.enumerated() {
-                try route(event, bytes: entry.encoded[index], partition: partition, offset: record.offset, secret: adapted.secret, now: now)
+                try route(event, bytes: entry.encoded[index], partition: partition, offset: record.offset, time: entry.time, secret: adapted.secret, now: now)
             }
         }
     }
 
     // MARK: - Events out
 
-    func route(_ adapted: AdaptedEvent, bytes: [UInt8], partition: TopicPartition, offset: Int64, secret: [UInt8]?, now: ContinuousClock.Instant) throws {
+    func route(
+        _ adapted: AdaptedEvent, bytes: [UInt8], partition: TopicPartition, offset: Int64, time: Int64, secret: [UInt8]?,
+        now: ContinuousClock.Instant
+    ) throws {
         let event = adapted.event
         switch event.payload {
         case .messageCreated(let message):
@@ -429,7 +440,7 @@ private final class StageLoop {
                 let id = nextHeldId
                 nextHeldId += 1
                 held[id] = Held(
-                    adapted: adapted, bytes: bytes, key: key, partition: partition, offset: offset,
+                    adapted: adapted, bytes: bytes, key: key, partition: partition, offset: offset, time: time,
                     deadline: now + .milliseconds(configuration.holdMilliseconds),
                     lastChance: now + .milliseconds(configuration.maxHoldMilliseconds), secret: secret)
                 heldByKey[key, default: []].append(id)
@@ -496,17 +507,23 @@ private final class StageLoop {
     }
 
     func expireHolds(now: ContinuousClock.Instant) throws {
-        // While records that may hold the message are still to be read (a backlog, a
-        // restart), a held event keeps waiting: going out before its message, it would be
-        // lost on the projection. Only `maxHoldMilliseconds` bounds that.
-        let catchingUp = expiryHead < expiry.count && merger.isCatchingUp(highWatermark: { consumer.highWatermark($0) })
+        // A held event goes out without its message only once no record that could hold
+        // the message is still to come: records newer than it have been handed on (they go
+        // in time order), or every partition is read to its end. Going out before its
+        // message, it would be lost on the projection (a backlog, a restart). Only
+        // `maxHoldMilliseconds` bounds the wait.
+        var catchingUp: Bool?
         while expiryHead < expiry.count {
             let id = expiry[expiryHead]
             guard let item = held[id] else {
                 expiryHead += 1
                 continue
             }
-            guard item.deadline <= now, !catchingUp || item.lastChance <= now else { break }
+            guard item.deadline <= now else { break }
+            if item.lastChance > now, frontier <= item.time {
+                if catchingUp == nil { catchingUp = merger.isCatchingUp(highWatermark: { consumer.highWatermark($0) }) }
+                if catchingUp == true { break }
+            }
             expiryHead += 1
             held[id] = nil
             heldByKey[item.key]?.removeAll { $0 == id }
