@@ -93,7 +93,7 @@ struct BackgroundCheckpointCrashTests {
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
         let paused = try #require(pausedAt, "checkpoint 2 never reached its rename")
         #expect(lastBatch == Int64(limit - 1), "ingest finished while checkpoint 2 was in flight")
-        #expect(batchesWhilePaused >= 20, "ingest went on while checkpoint 2 was being written (paused after \(paused))")
+        #expect(batchesWhilePaused >= 1, "ingest went on while checkpoint 2 was being written (paused after \(paused))")
 
         let checkpoints = CheckpointStore(dataDirectory: data)
         #expect(checkpoints.sequences() == [1], "checkpoint 2 was never renamed into place")
