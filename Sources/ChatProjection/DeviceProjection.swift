@@ -19,9 +19,6 @@ public struct DeviceProjection: Sendable, Hashable {
         self.deviceId = deviceId
     }
 
-    /// Chats whose id is this are kept in the log and left out of the chat list.
-    public static let statusBroadcast = "status@broadcast"
-
     /// Applies one event (already deduplicated); returns false if it does not concern
     /// the chat list (unknown type, a broadcast list or a channel, a `contact.aliased` that
     /// merges no chat), in which case nothing in the list changed (an alias is recorded).

@@ -77,14 +77,6 @@ struct MessageHistory: Hashable, Sendable {
         storage = Self.normalized(entries)
     }
 
-    var count: Int {
-        switch storage {
-        case .none: return 0
-        case .one: return 1
-        case .many(let entries): return entries.count
-        }
-    }
-
     var entries: [Entry] {
         switch storage {
         case .none: return []
