@@ -36,8 +36,9 @@ install_system_packages() {
   local packages=(librdkafka-dev pkg-config kcat)
   # The test suite also checks deploy/ (systemd-analyze verify, shellcheck) and drives the
   # console in Debian's headless Chromium (with a font to render its text), and runs the
-  # shipped TLS termination (deploy/tls/) in nginx and Caddy with a certificate from openssl.
-  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core nginx-light caddy openssl)
+  # shipped TLS termination (deploy/tls/) in nginx and Caddy with a certificate from openssl,
+  # and puts the mock Kafka cluster behind stunnel for the Kafka TLS tests.
+  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core nginx-light caddy openssl stunnel4)
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
