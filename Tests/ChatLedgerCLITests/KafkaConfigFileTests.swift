@@ -1,3 +1,4 @@
+import ChatLedgerCLI
 import Foundation
 import KafkaClient
 import KafkaTestSupport
@@ -42,6 +43,38 @@ struct KafkaConfigFileTests {
         #expect(run.status == 1, "ingest fails (9 would be the watchdog): \(run.standardError.suffix(400))")
         #expect(run.standardError.contains("cannot authenticate with the Kafka cluster"))
         #expect(!run.standardError.contains(Self.secret) && !run.standardOutput.contains(Self.secret))
+    }
+
+    @Test("a live run given the file: its secret value appears in no answer (/metrics, /api/v1/status, /readyz), no log line, no --help, and not in the process's arguments (ps)")
+    func secretAppearsNowhereInALiveRun() throws {
+        // sasl.password is accepted by librdkafka whatever the protocol; with PLAINTEXT it is never sent.
+        let properties = try Self.file("security.protocol=PLAINTEXT\nsasl.username=chatledger\nsasl.password=\(Self.secret)\n")
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-secret-\(UUID().uuidString)").path
+        let log = data + ".stderr"
+        defer { for path in [properties, data, log] { try? FileManager.default.removeItem(atPath: path) } }
+        let run = try ServerProcess(
+            executable: ChatLedgerProcess.executable,
+            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--partitions", "1", "--kafka-config-file", properties],
+            standardError: log)
+        var outputs: [String: String] = [:]
+        for target in ["/metrics", "/api/v1/status", "/readyz", "/healthz"] {
+            let client = try LoopbackClient(port: run.port)
+            client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+            outputs[target] = client.readToEnd()
+            client.close()
+        }
+        let arguments = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(run.processIdentifier)/cmdline")), as: UTF8.self)
+        outputs["ps arguments"] = arguments.replacingOccurrences(of: "\0", with: " ")
+        #expect(run.terminate() == 0)
+        outputs["log"] = try String(contentsOfFile: log, encoding: .utf8)
+        for command in ["run", "ingest", "serve", "produce", "adapt"] {
+            outputs["\(command) --help"] = try ChatLedgerProcess.run([command, "--help"]).standardOutput
+        }
+        #expect(outputs["/metrics"]?.contains("chatledger_") == true, "the answers were read: \(outputs["/metrics"]?.prefix(200) ?? "")")
+        #expect(outputs["ps arguments"]?.contains(properties) == true)
+        for (output, text) in outputs.sorted(by: { $0.key < $1.key }) {
+            #expect(!text.contains(Self.secret), "the secret appears in \(output)")
+        }
     }
 
     @Test("a property librdkafka does not know, or a bad value, is a clear error naming the property and never its value")
