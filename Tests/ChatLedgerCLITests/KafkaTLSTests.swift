@@ -124,7 +124,13 @@ struct KafkaTLSTests {
         }
     }
 
-    static var stunnelInstalled: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/stunnel4") }
+    /// A mock cluster behind stunnel, with fresh certificates.
+    static func mockBehindTLS() throws -> (Certificates, MockCluster, TLSProxy) {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/stunnel4"), "stunnel4 is installed by deploy/local.sh test")
+        let certificates = try Certificates()
+        let cluster = try MockCluster(topics: [("wa.device-events", 1)])
+        return (certificates, cluster, try TLSProxy(forwardingTo: cluster.bootstrapServers, certificates: certificates))
+    }
 
     /// Runs ingest against the TLS proxy with `properties` as its Kafka properties file.
     static func ingest(through proxy: TLSProxy, properties: String, in directory: URL) throws -> ChatLedgerProcess.Result {
@@ -138,12 +144,12 @@ struct KafkaTLSTests {
 
     @Test("a CA that did not sign the broker's certificate: the handshake is refused, ingest ends with a clear authentication error, exit 1, in bounded time")
     func untrustedCertificateEndsIngest() throws {
-        try #require(Self.stunnelInstalled, "stunnel4 is installed by deploy/local.sh test")
-        let certificates = try Certificates()
-        defer { try? FileManager.default.removeItem(at: certificates.directory) }
-        let cluster = try MockCluster(topics: [("wa.device-events", 1)])
-        let proxy = try TLSProxy(forwardingTo: cluster.bootstrapServers, certificates: certificates)
-        defer { proxy.stop() }
+        let (certificates, cluster, proxy) = try Self.mockBehindTLS()
+        defer {
+            proxy.stop()
+            withExtendedLifetime(cluster) {}  // the mock lives until the proxy is gone
+            try? FileManager.default.removeItem(at: certificates.directory)
+        }
 
         let run = try Self.ingest(through: proxy, properties: "security.protocol=SSL\nssl.ca.location=\(certificates.otherCA)\n", in: certificates.directory)
         #expect(run.status == 1, "ingest fails (9 would be the watchdog): \(run.standardError.suffix(600))")
@@ -153,12 +159,12 @@ struct KafkaTLSTests {
 
     @Test("the CA that signed it: the TLS handshake through the proxy is verified and completes, and Kafka requests flow through it (the mock's plaintext advertised address then fails the next handshake, as a transport error ingest retries)")
     func trustedCertificateCompletesTheHandshake() throws {
-        try #require(Self.stunnelInstalled, "stunnel4 is installed by deploy/local.sh test")
-        let certificates = try Certificates()
-        defer { try? FileManager.default.removeItem(at: certificates.directory) }
-        let cluster = try MockCluster(topics: [("wa.device-events", 1)])
-        let proxy = try TLSProxy(forwardingTo: cluster.bootstrapServers, certificates: certificates)
-        defer { proxy.stop() }
+        let (certificates, cluster, proxy) = try Self.mockBehindTLS()
+        defer {
+            proxy.stop()
+            withExtendedLifetime(cluster) {}  // the mock lives until the proxy is gone
+            try? FileManager.default.removeItem(at: certificates.directory)
+        }
         let file = certificates.directory.appendingPathComponent("kafka.properties").path
         try "security.protocol=SSL\nssl.ca.location=\(certificates.ca)\n".write(toFile: file, atomically: true, encoding: .utf8)
 

@@ -28,6 +28,8 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "Support"))
+import chatledger_run  # noqa: E402
 AUDITOR = "tls-check-auditor-key"
 failures = []
 
@@ -103,20 +105,10 @@ class Ledger:
         keys = self.directory / "keys.json"
         keys.write_text(json.dumps({"keys": [
             {"key": AUDITOR, "devices": ["*"], "role": "auditor", "id": "tls-check", "write": True}]}))
-        self.process = subprocess.Popen(
-            [binary, "run", "--http", "127.0.0.1:0", "--data", str(self.directory / "data"), "--keys", str(keys),
-             "--partitions", "2"],
-            stdout=subprocess.PIPE, stderr=open(self.directory / "run.log", "w"), text=True)
-        self.brokers, self.url = None, None
-        while self.url is None:
-            line = self.process.stdout.readline()
-            if not line:
-                raise SystemExit("chatledger run ended before printing its URL")
-            if line.startswith("bootstrap="):
-                self.brokers = line.strip().split("=", 1)[1]
-            if line.startswith("url="):
-                self.url = line.strip().split("=", 1)[1]
-        self.port = int(self.url.rsplit(":", 1)[1].rstrip("/"))
+        started = chatledger_run.start(
+            binary, ["run", "--http", "127.0.0.1:0", "--data", str(self.directory / "data"), "--keys", str(keys),
+                     "--partitions", "2"], stderr=open(self.directory / "run.log", "w"))
+        self.process, self.brokers, self.url, self.port = started.process, started.brokers, started.url, started.port
         self.produced = 0
 
     def produce(self, device, chat, count):
