@@ -191,12 +191,16 @@ extension MappingContext {
         default:
             var last: SnapshotMessage?
             if let message = chat["lastMessage"], message.kind == .object,
-                let (_, messageId, fromMe) = try? wwebjsMessageKey(message, path + ".lastMessage"),
-                let (kind, preview, _) = Self.wwebjsContent(message)
+                let (_, messageId, fromMe) = try? wwebjsMessageKey(message, path + ".lastMessage")
             {
-                last = SnapshotMessage(
-                    id: messageId, fromMe: fromMe, kind: kind, preview: BaileysContent.truncated(preview),
-                    timestamp: BaileysContent.epochMillis(message["timestamp"]) ?? 0, ack: fromMe ? Self.wwebjsAck(message["ack"]) : nil)
+                let time = BaileysContent.epochMillis(message["timestamp"]) ?? 0
+                let ack = fromMe ? Self.wwebjsAck(message["ack"]) : nil
+                if let (kind, preview, _) = Self.wwebjsContent(message) {
+                    last = SnapshotMessage(id: messageId, fromMe: fromMe, kind: kind, preview: BaileysContent.truncated(preview), timestamp: time, ack: ack)
+                } else if message["type"]?.string == "revoked" {
+                    // A message deleted for everyone stays the chat's last message, without its text.
+                    last = SnapshotMessage(id: messageId, fromMe: fromMe, kind: .text, preview: "", timestamp: time, ack: ack, revoked: true)
+                }
             }
             var muteUntil: Int64 = 0
             if chat["isMuted"]?.bool == true, let expiration = BaileysContent.integer(chat["muteExpiration"]) {
