@@ -1,5 +1,6 @@
 import BridgeAdapters
 import ChatEvents
+import ChatLedgerCLI
 import Foundation
 import KafkaClient
 import KafkaTestSupport
@@ -82,5 +83,24 @@ struct BridgeFormatCommandTests {
     func crashWhileRecordsArrive(format: String) throws {
         let traffic = try #require(BridgeTraffic(format: format, .init(devices: 3, chatsPerDevice: 10, seed: 5)))
         try AdaptScenarios.crashWhileRecordsArrive(traffic, count: 1_500, latestKill: 1_500_000)
+    }
+}
+
+extension BridgeFormatCommandTests {
+    @Test("run --demo --demo-format F: simulated bridge records on the embedded broker, through the stage into the API (dev-1 gets chats; the stage counts the records)", arguments: BridgeTraffic.formats)
+    func demo(format: String) throws {
+        let data = IngestTesting.temporaryData("demo-\(format)")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ServerProcess(["run", "--demo", "--demo-format", format, "--http", "127.0.0.1:0", "--data", data])
+        func get(_ target: String) throws -> String {
+            let client = try LoopbackClient(port: run.port)
+            defer { client.close() }
+            client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+            return client.readToEnd()
+        }
+        try T.waitUntil("dev-1 has chats from the \(format) demo", seconds: 60) {
+            try get("/api/v1/devices/dev-1/chats").contains(#""id":"#)
+        }
+        #expect(try get("/metrics").contains(#"chatledger_adapt_records_total{format="\#(format)"}"#))
     }
 }

@@ -126,12 +126,8 @@ extension MappingContext {
             return
         }
         if let edited = update["message"]?["editedMessage"] {
-            let inner = edited["message"]
-            let content = inner?["protocolMessage"]?["editedMessage"] ?? inner
-            let preview: String
-            if case .message(_, let text, _) = BaileysContent.describe(content) { preview = text } else { preview = "" }
             emit(
-                chatId: chatId, at: time, .messageEdited(MessageEdited(messageId: messageId, preview: preview)),
+                chatId: chatId, at: time, .messageEdited(MessageEdited(messageId: messageId, preview: Self.editPreview(edited))),
                 waitsFor: messageId, chatIsGuess: isGuess)
             return
         }
@@ -143,19 +139,7 @@ extension MappingContext {
             reasons.append("unknown_status")
             return
         }
-        if fromMe {
-            emit(
-                chatId: chatId, at: envelopeTime, .messageStatus(MessageStatus(messageIds: [messageId], status: status)),
-                waitsFor: messageId, chatIsGuess: isGuess)
-        } else if status == .read || status == .played {
-            // Baileys' `read-self` receipt: the account read it on another of its devices.
-            emit(
-                chatId: chatId, at: envelopeTime,
-                .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)),
-                waitsFor: messageId, chatIsGuess: isGuess)
-        } else {
-            reasons.append("receipt_without_effect")
-        }
+        emitReceipt(status, messageId: messageId, chatId: chatId, fromMe: fromMe, isGuess: isGuess, at: envelopeTime, reasons: &reasons)
     }
 
     /// `messages.delete`: `{keys}` deleted for me (app state), or `{jid, all: true}` (the

@@ -67,6 +67,33 @@ extension MappingContext {
         }
     }
 
+    /// The new text of an edit: `editedMessage.message`, or the protocol message inside it.
+    static func editPreview(_ edited: JSONValue) -> String {
+        let inner = edited["message"]
+        let content = inner?["protocolMessage"]?["editedMessage"] ?? inner
+        if case .message(_, let text, _) = BaileysContent.describe(content) { return text }
+        return ""
+    }
+
+    /// A receipt for `messageId`: on an own message its status; on an incoming one, `read` or
+    /// `played` means the account read it on another of its devices (Baileys' `read-self`),
+    /// anything else (its delivery to us) changes nothing and is counted.
+    mutating func emitReceipt(
+        _ status: AckStatus, messageId: String, chatId: String, fromMe: Bool, isGuess: Bool = false, at time: Int64, reasons: inout [String]
+    ) {
+        if fromMe {
+            emit(
+                chatId: chatId, at: time, .messageStatus(MessageStatus(messageIds: [messageId], status: status)),
+                waitsFor: messageId, chatIsGuess: isGuess)
+        } else if status == .read || status == .played {
+            emit(
+                chatId: chatId, at: time, .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)),
+                waitsFor: messageId, chatIsGuess: isGuess)
+        } else {
+            reasons.append("receipt_without_effect")
+        }
+    }
+
     // MARK: - Chats and groups
 
     mutating func mapChatName(_ chat: JSONValue, _ path: String, idKey: StaticString, nameKey: StaticString, isGroup: Bool?) throws(AdaptError) {

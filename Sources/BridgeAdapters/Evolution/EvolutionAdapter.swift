@@ -129,12 +129,8 @@ extension MappingContext {
         }
         let isGuess = WhatsAppID.domain(of: chatId) == .lid
         if let edited = update["message"]?["editedMessage"] {
-            let inner = edited["message"]
-            let content = inner?["protocolMessage"]?["editedMessage"] ?? inner
-            let preview: String
-            if case .message(_, let text, _) = BaileysContent.describe(content) { preview = text } else { preview = "" }
             emit(
-                chatId: chatId, at: envelopeTime, .messageEdited(MessageEdited(messageId: messageId, preview: preview)),
+                chatId: chatId, at: envelopeTime, .messageEdited(MessageEdited(messageId: messageId, preview: Self.editPreview(edited))),
                 waitsFor: messageId, chatIsGuess: isGuess)
             return
         }
@@ -155,19 +151,7 @@ extension MappingContext {
             reasons.append("unknown_status")
             return
         }
-        if fromMe {
-            emit(
-                chatId: chatId, at: envelopeTime, .messageStatus(MessageStatus(messageIds: [messageId], status: status)),
-                waitsFor: messageId, chatIsGuess: isGuess)
-        } else if status == .read || status == .played {
-            // An incoming message read on another of the account's devices (Baileys read-self).
-            emit(
-                chatId: chatId, at: envelopeTime,
-                .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)),
-                waitsFor: messageId, chatIsGuess: isGuess)
-        } else {
-            reasons.append("receipt_without_effect")  // delivery of an incoming message
-        }
+        emitReceipt(status, messageId: messageId, chatId: chatId, fromMe: fromMe, isGuess: isGuess, at: envelopeTime, reasons: &reasons)
     }
 
     /// `messages.delete`: shape A is the revoked message's key (`{remoteJid, fromMe, id, ...}`),

@@ -148,15 +148,7 @@ extension MappingContext {
             reasons.append("unknown_status")
             return
         }
-        if fromMe {
-            emit(chatId: chatId, at: envelopeTime, .messageStatus(MessageStatus(messageIds: [messageId], status: status)), waitsFor: messageId)
-        } else if status == .read || status == .played {
-            emit(
-                chatId: chatId, at: envelopeTime,
-                .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)), waitsFor: messageId)
-        } else {
-            reasons.append("receipt_without_effect")
-        }
+        emitReceipt(status, messageId: messageId, chatId: chatId, fromMe: fromMe, at: envelopeTime, reasons: &reasons)
     }
 
     /// `Reaction`: `msgId` is the target's key, `senderId` who reacted, `reaction` the emoji
