@@ -38,6 +38,21 @@ struct PublisherRecordsTests {
         }
     }
 
+    @Test("the publishers' own tests pass (node --test deploy/bridges/test/: order, envelope, no key material, no QR code, failed sends)")
+    func nodeTests() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(Self.node))
+        process.arguments = ["--test", Self.repository.appendingPathComponent("deploy/bridges/test").path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text.suffix(3000))")
+        #expect(text.contains("# fail 0"))
+    }
+
     @Test("the Baileys publisher's records: history snapshot and LID pair, the image under the phone id, the increment skipped, presence ignored, the account setting, read and pin, the revoke")
     func baileys() throws {
         let records = try adapted("baileys")
