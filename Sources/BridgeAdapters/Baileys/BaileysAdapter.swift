@@ -23,11 +23,14 @@ import ChatEvents
 /// `contact.aliased`; `creds.update` `accountSettings.unarchiveChats` → `account.settings`.
 /// Presence, contacts, calls, labels and the rest are counted as ignored.
 public struct BaileysAdapter: BridgeAdapter {
+    /// `--format baileys`, and `source.format` of the events it makes.
     public static let formatName = "baileys"
+    /// The format's name (`formatName`).
     public var format: String { Self.formatName }
     /// Records larger than this are dead letters without being parsed.
     public var maxRecordBytes: Int
 
+    /// An adapter that dead-letters records over `maxRecordBytes` (16 MiB by default) unread.
     public init(maxRecordBytes: Int = 16 << 20) {
         self.maxRecordBytes = maxRecordBytes
     }
@@ -42,6 +45,7 @@ public struct BaileysAdapter: BridgeAdapter {
         "newsletter.view", "newsletter-participants.update", "newsletter-settings.update", "settings.update",
     ]
 
+    /// Maps one record (see the type's mapping); bad input is a dead letter, never a crash.
     public func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
         MappingContext.adapt(record, tape: tape, format: format, maxRecordBytes: maxRecordBytes) { context, root, result throws(AdaptError) in
             try context.mapBaileys(root, into: &result)

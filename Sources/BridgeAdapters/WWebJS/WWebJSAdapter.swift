@@ -20,11 +20,14 @@ import ChatEvents
 /// `group_join` / `group_leave` / `group_admin_changed` → `group.participants`;
 /// `group_update` (subject) → `chat.updated`. whatsapp-web.js has no pin or mute event.
 public struct WWebJSAdapter: BridgeAdapter {
+    /// `--format wwebjs`, and `source.format` of the events it makes.
     public static let formatName = "wwebjs"
+    /// The format's name (`formatName`).
     public var format: String { Self.formatName }
     /// Records larger than this are dead letters without being parsed.
     public var maxRecordBytes: Int
 
+    /// An adapter that dead-letters records over `maxRecordBytes` (16 MiB by default) unread.
     public init(maxRecordBytes: Int = 16 << 20) {
         self.maxRecordBytes = maxRecordBytes
     }
@@ -38,6 +41,7 @@ public struct WWebJSAdapter: BridgeAdapter {
         "change_battery", "incoming_call", "call", "remote_session_saved", "vote_update",
     ]
 
+    /// Maps one record (see the type's mapping); bad input is a dead letter, never a crash.
     public func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
         MappingContext.adapt(record, tape: tape, format: format, maxRecordBytes: maxRecordBytes) { context, root, result throws(AdaptError) in
             try context.mapWWebJS(root, into: &result)
