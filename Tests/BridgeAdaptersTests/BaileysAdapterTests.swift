@@ -307,7 +307,7 @@ struct BaileysAdapterTests {
             """#)).skipReasons == ["participant_action_modify"])
     }
 
-    @Test("lid-mapping.update is contact.aliased (its id derived from the pair: taught twice, one fact)")
+    @Test("lid-mapping.update (an object, or an array in newer releases) is contact.aliased, its id derived from the pair")
     func lidMapping() throws {
         let events = harness.events(H.envelope("lid-mapping.update", data: #"{"lid":"140913951141911@lid","pn":"491701234567@s.whatsapp.net"}"#))
         let event = try #require(events.first)
@@ -315,6 +315,10 @@ struct BaileysAdapterTests {
         #expect(event.chatId == "491701234567@c.us")
         #expect(event.eventId == EventIdentity.aliasEventId(deviceId: H.deviceId, chatId: "491701234567@c.us", alias: "140913951141911@lid"))
         #expect(harness.adapt(H.envelope("lid-mapping.update", data: #"{"lid":"491701234567@s.whatsapp.net","pn":"491701234567@s.whatsapp.net"}"#)).isDeadLetter)
+        let array = harness.events(H.envelope("lid-mapping.update", data: #"[{"lid":"140913951141911@lid","pn":"491701234567@s.whatsapp.net"},{"lid":"140913951141912@lid","pn":"491702222222@s.whatsapp.net"}]"#))
+        #expect(array.map(\.payload) == [
+            .contactAliased(ContactAliased(alias: "140913951141911@lid")), .contactAliased(ContactAliased(alias: "140913951141912@lid")),
+        ], "newer releases emit an array")
     }
 
     @Test("creds.update: the unarchiveChats account setting is account.settings (keep archived = !unarchive); the rest of creds.update is never read")

@@ -43,6 +43,9 @@ public struct BaileysAdapter: BridgeAdapter {
         "groups.upsert", "groups.update", "group-participants.update", "group.join-request", "group.member-tag.update",
         "blocklist.set", "blocklist.update", "call", "labels.edit", "labels.association", "newsletter.reaction",
         "newsletter.view", "newsletter-participants.update", "newsletter-settings.update", "settings.update",
+        // Newer releases and forks (`lid-mapping.update` may then be an array: read either way).
+        "messaging-history.status", "message.delivery-state", "call.media", "limit-sharing.update", "community-owner.update",
+        "message-capping.update",
     ]
 
     /// Maps one record (see the type's mapping); bad input is a dead letter, never a crash.
