@@ -37,8 +37,9 @@ install_system_packages() {
   # The test suite also checks deploy/ (systemd-analyze verify, shellcheck) and drives the
   # console in Debian's headless Chromium (with a font to render its text), and runs the
   # shipped TLS termination (deploy/tls/) in nginx and Caddy with a certificate from openssl,
-  # and puts the mock Kafka cluster behind stunnel for the Kafka TLS tests.
-  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core nginx-light caddy openssl stunnel4)
+  # puts the mock Kafka cluster behind stunnel for the Kafka TLS tests, and runs the bridge
+  # publishers of deploy/bridges/ with Node.js.
+  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core nginx-light caddy openssl stunnel4 nodejs)
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done

@@ -9,7 +9,7 @@ let nodeExecutable: String? = ["/usr/bin/node", "/usr/local/bin/node", "/usr/bin
 /// The Node.js publishers of `deploy/bridges/` (run with `node` against a stubbed library
 /// emitter and a stubbed producer, `deploy/bridges/testing/scenario.js`) write records the
 /// adapters read: what each would send to Kafka becomes the canonical events it means.
-@Suite("deploy/bridges publishers → adapters", .enabled(if: nodeExecutable != nil, "needs node (apt-get install nodejs)"))
+@Suite("deploy/bridges publishers → adapters (node is installed by deploy/local.sh test)")
 struct PublisherRecordsTests {
     static let node = nodeExecutable
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
