@@ -14,10 +14,15 @@ public final class PartitionWriter {
         public var fsync: FsyncPolicy
         /// A segment is sealed and a new one started once it would pass this size.
         public var maxSegmentBytes: Int
+        /// The format of new segments: `.overDigests` (versions 3 and 4) unless a test
+        /// writes an old log. A log whose last segment is of the other format is continued
+        /// in a new segment, so no segment mixes the two.
+        public var chain: LogChain
 
-        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20) {
+        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests) {
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
+            self.chain = chain
         }
     }
 
@@ -41,6 +46,8 @@ public final class PartitionWriter {
     private var segment: LogFile?
     private var segmentBase: Int64 = 0
     private var segmentSize = 0
+    /// The format version of the segment written to.
+    private var segmentVersion = LogFormat.version
     private var index: [IndexEntry] = []
     private var staged: [UInt8] = []
     private var stagedLastOffset: Int64?
@@ -89,19 +96,23 @@ public final class PartitionWriter {
         }
         if kind == .gap { try checkGap(offset: offset, key: key, value: value, previous: previous) }
         do {
+            let plainVersion = LogFormat.segmentVersion(gap: false, chain: options.chain)
             if kind == .gap {
-                // A gap record starts a version 2 segment (see `RecordKind.gap`).
+                // A gap record starts a version 2 or 4 segment (see `RecordKind.gap`).
+                let version = LogFormat.segmentVersion(gap: true, chain: options.chain)
                 if segment == nil {
-                    try createSegment(baseOffset: offset, version: LogFormat.gapSegmentVersion)
+                    try createSegment(baseOffset: offset, version: version)
                 } else {
-                    try roll(nextBaseOffset: offset, version: LogFormat.gapSegmentVersion)
+                    try roll(nextBaseOffset: offset, version: version)
                 }
             } else if segment == nil {
-                try createSegment(baseOffset: offset)
-            } else if segmentSize + staged.count + recordLength > options.maxSegmentBytes,
-                segmentSize + staged.count > header(baseOffset: segmentBase).length
+                try createSegment(baseOffset: offset, version: plainVersion)
+            } else if LogFormat.chainsDigests(segmentVersion) != (options.chain == .overDigests)
+                || (segmentSize + staged.count + recordLength > options.maxSegmentBytes
+                    && segmentSize + staged.count > header(baseOffset: segmentBase).length)
             {
-                try roll(nextBaseOffset: offset)
+                // Full, or of the other format (an old log continued by this build).
+                try roll(nextBaseOffset: offset, version: plainVersion)
             }
             let position = segmentSize + staged.count
             if LogFormat.indexes(position: position, lastIndexed: index.last?.position) {
@@ -109,7 +120,8 @@ public final class PartitionWriter {
             }
             chainHash = LogFormat.appendRecord(
                 to: &staged, kind: kind, topic: topic, partition: partition, offset: offset, timestamp: timestamp,
-                key: key, value: value, reason: reason, previousChainHash: chainHash)
+                key: key, value: value, reason: reason, previousChainHash: chainHash,
+                digests: LogFormat.chainsDigests(segmentVersion))
             stagedLastOffset = offset
             if options.fsync == .always {
                 try writeStaged()
@@ -213,7 +225,7 @@ public final class PartitionWriter {
     }
 
     /// A new segment: header written and synced, directory synced, before any record.
-    private func createSegment(baseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
+    private func createSegment(baseOffset: Int64, version: UInt16) throws(EventLogError) {
         let path = segmentPath(baseOffset)
         let file = try LogFile.openForAppending(path, create: true)
         let header = header(baseOffset: baseOffset, version: version)
@@ -223,11 +235,12 @@ public final class PartitionWriter {
         segment = file
         segmentBase = baseOffset
         segmentSize = header.length
+        segmentVersion = version
         index = []
     }
 
     /// Seals the current segment (records synced, index written) and starts the next.
-    private func roll(nextBaseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
+    private func roll(nextBaseOffset: Int64, version: UInt16) throws(EventLogError) {
         try writeStaged()
         try syncNow()
         try LogFile.writeAtomically(indexPath(segmentBase), LogFormat.encodeIndex(index))
@@ -283,6 +296,7 @@ public final class PartitionWriter {
                 segment = try LogFile.openForAppending(path, create: false)
                 segmentBase = base
                 segmentSize = summary.endPosition
+                segmentVersion = summary.header.version
                 index = summary.index
                 lastOffset = summary.lastOffset
                 chainHash = summary.lastChainHash
