@@ -1,5 +1,6 @@
 import ChatEvents
 import EventLog
+import LedgerSupport
 
 /// The audit views of a data directory: a device's state at a past point, and the events
 /// as received. `chatledger replay` / `export` and the auditor routes all read through it.
@@ -81,12 +82,16 @@ public struct AuditLog: Sendable {
     /// starting at `start` (a position from an earlier call), each as one export line:
     /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. `body`
     /// returns false to decline the line it was given and stop; the result is the position
-    /// of that line, to continue from (nil: the end was reached).
+    /// of that line, to continue from (nil: the end was reached). A record an erasure
+    /// redacted is shown as such, `{"partition":P,"offset":O,"timestamp":T,"redacted":
+    /// {"erasureOffset":E}}`, when the filter names no chat (its chat cannot be told) and
+    /// its device is the filter's (by the digest the redaction keeps) or none is given.
     /// Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
     public func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
+        let deviceDigest = device.map(SHA256.hash)
         let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
         let parser = EventParser()
         var resume: LogPosition?
@@ -94,7 +99,17 @@ public struct AuditLog: Sendable {
             if let start, partition < start.partition { continue }
             let first = start.map { $0.partition == partition ? $0.offset : 0 } ?? 0
             try log.reader(topic: topic, partition: partition).forEach(from: first) { record in
-                guard record.kind == .event, let value = record.value else { return true }
+                guard record.kind == .event else { return true }
+                guard let value = record.value else {
+                    guard record.isRedacted, chat == nil, deviceDigest == nil || record.keyDigest == deviceDigest,
+                        let erasureOffset = record.erasureOffset
+                    else { return true }
+                    let line = Self.redactionLine(
+                        partition: partition, offset: record.offset, timestamp: record.timestamp, erasureOffset: erasureOffset)
+                    if try body(line) { return true }
+                    resume = LogPosition(partition: partition, offset: record.offset)
+                    return false
+                }
                 // Cheap filter on the key (= deviceId) before parsing.
                 if let device, let key = record.key, !key.elementsEqual(device) { return true }
                 guard let event = try? parser.parse(value) else { return true }
@@ -114,6 +129,24 @@ public struct AuditLog: Sendable {
     private func partitions(_ only: [Int32]?) throws -> [Int32] {
         if let only { return only.sorted() }
         return try log.partitions().filter { $0.topic == topic }.map(\.partition).sorted()
+    }
+
+    /// The export line of a redacted record (without the line feed).
+    static func redactionLine(partition: Int32, offset: Int64, timestamp: Int64, erasureOffset: Int64) -> [UInt8] {
+        var line = JSONWriter()
+        line.beginObject()
+        line.field("partition", Int64(partition))
+        line.field("offset", offset)
+        line.field("timestamp", timestamp)
+        line.key("redacted")
+        var bytes = line.bytes
+        var marker = JSONWriter()
+        marker.beginObject()
+        marker.field("erasureOffset", erasureOffset)
+        marker.endObject()
+        bytes += marker.bytes
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 
     /// One export line (without the line feed). The value is embedded verbatim unless it

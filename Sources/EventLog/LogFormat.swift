@@ -217,6 +217,36 @@ enum LogFormat {
         return (bytes.loadLittleEndian(Int64.self, at: 0), digest)
     }
 
+    /// Appends `record`'s frame with the fields of `redact` (present, not yet redacted)
+    /// replaced by redaction markers naming `erasureOffset`. The chain hash is kept: in a
+    /// version 3/4 segment it covers the digests, which the markers keep.
+    static func appendRedacted(to buffer: inout [UInt8], _ record: RecordView, redact: RedactedFields, erasureOffset: Int64) {
+        let frameStart = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: 8))
+        let bodyStart = buffer.count
+        buffer.append(contentsOf: record.fixedBytes)
+        buffer[bodyStart + 1] = record.redacted.union(redact).rawValue
+        func appendField(_ field: UnsafeRawBufferPointer?, _ flag: RedactedFields, lengthBytes: Int) {
+            guard let field else {
+                buffer.appendLittleEndian(absentLength)
+                return
+            }
+            let bytes = redact.contains(flag) ? redactionMarker(erasureOffset: erasureOffset, digest: fieldDigest(field)) : Array(field)
+            if lengthBytes == 4 { buffer.appendLittleEndian(UInt32(bytes.count)) } else { buffer.appendLittleEndian(UInt16(bytes.count)) }
+            buffer.append(contentsOf: bytes)
+        }
+        appendField(record.storedKey, .key, lengthBytes: 4)
+        appendField(record.storedValue, .value, lengthBytes: 4)
+        appendField(record.storedReason, .reason, lengthBytes: 2)
+        record.chainHash.withUnsafeBytes { buffer.append(contentsOf: $0) }
+        let bodyLength = buffer.count - bodyStart
+        buffer.withUnsafeMutableBytes { bytes in
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[bodyStart...]))
+            bytes.storeBytes(of: UInt32(bodyLength).littleEndian, toByteOffset: frameStart, as: UInt32.self)
+            bytes.storeBytes(of: crc.littleEndian, toByteOffset: frameStart + 4, as: UInt32.self)
+        }
+    }
+
     /// What stands at the start of some bytes.
     enum Frame {
         case record(RecordView)

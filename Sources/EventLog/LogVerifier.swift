@@ -50,9 +50,23 @@ public struct LogVerification: Sendable {
     }
 
     /// One erasure of the log and how many records it redacted.
-    public struct ErasureSummary: Sendable {
+    public struct ErasureSummary: Sendable, CustomStringConvertible {
         public var erasure: LogErasure
         public var redactedRecords: Int
+
+        /// `erasure partition 3 offset 1200 (device sha256:…): 4211 records redacted`.
+        public var description: String {
+            "erasure partition \(erasure.partition) offset \(erasure.offset) (\(erasure.scope.rawValue) erasure, device sha256:"
+                + "\(erasure.deviceDigest?.hex ?? "?")): \(redactedRecords) records redacted"
+        }
+
+        /// The summary as a JSON-ready object (for `verify --json`).
+        public var jsonObject: [String: any Sendable] {
+            [
+                "partition": Int(erasure.partition), "offset": erasure.offset, "scope": erasure.scope.rawValue,
+                "device": "sha256:" + (erasure.deviceDigest?.hex ?? ""), "redactedRecords": redactedRecords,
+            ]
+        }
     }
 
     public var partitions: [PartitionSummary] = []
@@ -111,6 +125,7 @@ public enum LogVerifier {
             var gaps: [LogGap] = []
             var firstTimestamp: Int64?
             var lastTimestamp: Int64?
+            var segmentPlainKeyOffset: [SHA256Digest: Int64] = [:]
             let outcome = try SegmentScan.scan(
                 path, topic: topic, partition: partition, previousChainHash: previousChain,
                 previousOffset: summary.lastOffset
@@ -122,7 +137,7 @@ public enum LogVerifier {
                     redactions.append((record.offset, record.erasureOffset, record.redacted, record.presentFields, record.keyDigest))
                 } else if let key = record.key {
                     let digest = LogFormat.fieldDigest(key)
-                    if firstPlainKeyOffset[digest] == nil { firstPlainKeyOffset[digest] = record.offset }
+                    if segmentPlainKeyOffset[digest] == nil { segmentPlainKeyOffset[digest] = record.offset }
                 }
                 if record.kind == .event {
                     events += 1
@@ -149,6 +164,10 @@ public enum LogVerifier {
                 continue
             case .scanned(let segment):
                 summary.segmentsByVersion[segment.header.version, default: 0] += 1
+                // Only version 3/4 records can be redacted: whole records of older segments are no finding.
+                if LogFormat.chainsDigests(segment.header.version) {
+                    firstPlainKeyOffset.merge(segmentPlainKeyOffset) { first, _ in first }
+                }
                 if segment.header.baseOffset != base {
                     problem(path, 0, nil, "header base offset \(segment.header.baseOffset) does not match the file name")
                 }
@@ -211,7 +230,9 @@ public enum LogVerifier {
                 problem(redaction.offset, "redacted record names no erasure record of this partition at or after it")
                 continue
             }
-            if erasure.scope == .device, redaction.keyDigest == erasure.deviceDigest, redaction.fields != redaction.present {
+            if erasure.scope == .device, erasureOffset != redaction.offset, redaction.keyDigest == erasure.deviceDigest,
+                redaction.fields != redaction.present
+            {
                 problem(redaction.offset, "record of an erased device is only partly redacted (\(redaction.fields.rawValue))")
             }
             if erasureOffset != redaction.offset { counts[erasureOffset, default: 0] += 1 }

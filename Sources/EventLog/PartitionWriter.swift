@@ -200,6 +200,38 @@ public final class PartitionWriter {
         if !isSynced { try syncNow() }
     }
 
+    // MARK: - Redaction
+
+    /// Applies an erasure to the log written so far: in every segment up to the erasure
+    /// record at `erasureOffset`, the fields `select` names of each record at or before it
+    /// are replaced by redaction markers that keep their digests (so the chain holds).
+    /// Idempotent: fields already redacted stay as they are. Records in version 1/2
+    /// segments cannot be redacted (their chain covers the bytes) and are counted instead.
+    /// Each segment is rewritten beside itself and renamed over it; the writer then
+    /// reopens its last segment.
+    /// - Throws: `EventLogError` for I/O failure or a damaged segment.
+    public func redact(
+        erasureOffset: Int64, _ select: (RecordView) -> RedactedFields
+    ) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
+        if let failure { throw failure }
+        try sync()
+        let redactor = SegmentRedactor(directory: directory, topic: topic, partition: partition)
+        var redacted = 0
+        var unredactable = 0
+        let bases = try Self.segmentBases(in: directory)
+        for (position, base) in bases.enumerated() where base <= erasureOffset {
+            let sealed = position < bases.count - 1
+            let outcome = try redactor.redact(base: base, sealed: sealed, erasureOffset: erasureOffset, select: select)
+            redacted += outcome.redacted
+            unredactable += outcome.unredactable
+        }
+        if redacted > 0 {
+            segment = nil  // the file was replaced: reopen the new one
+            try recover()
+        }
+        return (redacted, unredactable)
+    }
+
     // MARK: - Segments
 
     private func header(baseOffset: Int64, version: UInt16 = LogFormat.version) -> LogFormat.SegmentHeader {

@@ -43,6 +43,11 @@ public final class IngestPipeline {
         /// Offsets the broker no longer had, per partition: the log's gap records (those it
         /// held at start and those recorded since).
         public var lostRecords: [Int32: Int64] = [:]
+        /// `ledger.erased` events applied, records they redacted, and records they named in
+        /// version 1/2 segments, which cannot be redacted (see `schemas/event-log.md`).
+        public var erasures = 0
+        public var redactedRecords = 0
+        public var unredactableRecords = 0
     }
 
     public let options: Options
@@ -61,6 +66,8 @@ public final class IngestPipeline {
     /// once they are written; nil event: a dead letter. One list, so a partition's
     /// position only moves forward.
     private var pending: [ProjectionApplier.Record] = []
+    /// Erasures staged in the current batch: their redactions run once the batch is written.
+    private var pendingErasures: [(partition: Int32, selector: ErasureSelector)] = []
     /// Folds written batches into `store` on its own thread.
     private let applier: ProjectionApplier
     /// Writes due checkpoints on its own thread.
@@ -92,6 +99,7 @@ public final class IngestPipeline {
         checkpointWriter = CheckpointWriter(checkpoints: checkpoints)
         gaps = try GapRegister(log: log, topic: options.topic)
         for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
+        try completeInterruptedErasures(after: loaded.checkpoint?.positions ?? [:])
         if !gaps.unacknowledged.isEmpty {
             logger.error(
                 "the log has gaps no operator has acknowledged: records the broker had lost (chatledger acknowledge-loss)",
@@ -201,6 +209,27 @@ public final class IngestPipeline {
         }
         switch parsed {
         case .success(let event):
+            if case .ledgerErased(let erasure) = event.payload {
+                guard let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
+                    let key, SHA256.hash(Array(key)) == selector.deviceDigest
+                else {
+                    let reason = "key_mismatch deviceId: a ledger.erased event's deviceId is sha256: and the hex SHA-256 of its Kafka key"
+                    try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
+                    pending.append((nil, position, writer.chainHash, false))
+                    counters.deadLetters += 1
+                    counters.deadLettersByReason["key_mismatch", default: 0] += 1
+                    counters.records += 1
+                    return
+                }
+                try writer.stage(
+                    kind: .event, offset: offset, timestamp: timestamp, key: key, value: value,
+                    reason: LogErasure.reason(Self.logScope(erasure.scope)))
+                pending.append((event, position, writer.chainHash, false))
+                pendingErasures.append((partition, selector))
+                counters.events += 1
+                counters.records += 1
+                return
+            }
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
             pending.append((event, position, writer.chainHash, false))
             counters.events += 1
@@ -224,10 +253,74 @@ public final class IngestPipeline {
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
         }
+        // Erasures: the log is redacted before the fold drops what they name, and the
+        // checkpoints written before them are replaced by one after them.
+        let erasures = pendingErasures
+        pendingErasures = []
+        for (partition, selector) in erasures { try redact(partition: partition, selector) }
         applier.submit(pending, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
         pending = []  // handed to the applier
+        if !erasures.isEmpty { try checkpointAfterErasure() }
         return next
+    }
+
+    // MARK: - Erasure
+
+    static func logScope(_ scope: ErasureScope) -> LogErasure.Scope {
+        switch scope {
+        case .device: .device
+        case .chat: .chat
+        case .contact: .contact
+        }
+    }
+
+    /// Redacts what one erasure names in its partition's log (idempotent).
+    private func redact(partition: Int32, _ selector: ErasureSelector) throws {
+        var selector = selector
+        let outcome = try writer(partition).redact(erasureOffset: selector.erasureOffset) { selector.fields($0) }
+        counters.erasures += 1
+        counters.redactedRecords += outcome.redacted
+        counters.unredactableRecords += outcome.unredactable
+        logger.notice(
+            "erasure applied", ["partition": partition, "offset": selector.erasureOffset, "scope": selector.erasure.scope.rawValue,
+                                "redacted_records": outcome.redacted, "unredactable_records": outcome.unredactable])
+        if outcome.unredactable > 0 {
+            logger.warning(
+                "records in version 1/2 segments cannot be redacted (their chain covers the bytes): retention removes them",
+                ["partition": partition, "records": outcome.unredactable])
+        }
+    }
+
+    /// Once the fold has applied an erasure: a checkpoint after it, and every older one
+    /// removed, so no checkpoint on disk holds what it erased.
+    private func checkpointAfterErasure() throws {
+        applier.waitUntilApplied()
+        try checkpointIfDue(force: true)
+        let sequences = checkpoints.sequences()
+        for sequence in sequences.dropLast() { try checkpoints.remove(sequence) }
+    }
+
+    /// An erasure the log holds after the loaded checkpoint was written, but perhaps not
+    /// redacted (a crash between writing it and the checkpoint after it): redacted again
+    /// (a no-op if it was), and the checkpoints before it replaced.
+    private func completeInterruptedErasures(after positions: [Int32: Int64]) throws {
+        var found = false
+        for (topic, partition) in try log.partitions() where topic == options.topic {
+            var erasures: [(Int64, [UInt8])] = []
+            try log.reader(topic: topic, partition: partition).forEach(from: (positions[partition] ?? -1) + 1) { record in
+                if LogErasure(record) != nil, let value = record.value { erasures.append((record.offset, Array(value))) }
+                return true
+            }
+            for (offset, value) in erasures {
+                guard let event = try? parser.parse(value), case .ledgerErased(let erasure) = event.payload,
+                    let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset)
+                else { continue }
+                try redact(partition: partition, selector)
+                found = true
+            }
+        }
+        if found { try checkpointAfterErasure() }
     }
 
     /// Starts a checkpoint if enough records or time have passed; with `force`, writes one
