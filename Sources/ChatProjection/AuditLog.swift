@@ -28,6 +28,7 @@ public struct AuditLog: Sendable {
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
         var state = ProjectionState()
+        let partitions = try self.partitions(partitions)
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
             for sequence in checkpoints.sequences().reversed() {
@@ -37,12 +38,26 @@ public struct AuditLog: Sendable {
                 state = checkpointState
                 break
             }
+            if let base = try log.retentionBase(topic: topic, partition: position.partition),
+                (state.positions[position.partition] ?? -1) < base.baseOffset - 1
+            {
+                throw BeforeRetainedLog(
+                    "partition \(position.partition) is retained from offset \(base.baseOffset) (its oldest checkpoint is the base): "
+                        + "offset \(position.offset) is before it")
+            }
+        } else if let base = try retainedBase(partitions) {
+            state = base.state
+            if let asOf, asOf < base.time {
+                throw BeforeRetainedLog(
+                    "the log is retained from checkpoint \(base.sequence) (Kafka time \(base.time)): "
+                        + "--as-of \(asOf) is before it and cannot be answered")
+            }
         }
         let key = Array(deviceId.utf8)
         let parser = EventParser()
-        for partition in try self.partitions(partitions) {
+        for partition in partitions {
             if let position, position.partition != partition { continue }
-            let start = position == nil ? 0 : (state.positions[partition] ?? -1) + 1
+            let start = (state.positions[partition] ?? -1) + 1
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
@@ -54,6 +69,38 @@ public struct AuditLog: Sendable {
             }
         }
         return state.devices[deviceId]
+    }
+
+    /// A replay asked for a point before the retained log (`RetentionBase`).
+    public struct BeforeRetainedLog: Error, Sendable, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// When any of `partitions` lost its start to retention: the oldest checkpoint (the
+    /// base every replay starts from) and its time (the latest Kafka timestamp of a record
+    /// it holds, per the log or the retention base), nil when none did.
+    /// - Throws: `BeforeRetainedLog` when no checkpoint is left to start from.
+    private func retainedBase(_ partitions: [Int32]) throws -> (state: ProjectionState, sequence: UInt64, time: Int64)? {
+        var bases: [Int32: RetentionBase] = [:]
+        for partition in partitions {
+            if let base = try log.retentionBase(topic: topic, partition: partition) { bases[partition] = base }
+        }
+        guard !bases.isEmpty else { return nil }
+        guard let sequence = checkpoints.sequences().first, let (state, info) = try? checkpoints.read(sequence) else {
+            throw BeforeRetainedLog("the log is retained from a base but no checkpoint is left to replay from")
+        }
+        var time: Int64 = -1
+        for (partition, base) in bases {
+            time = max(time, base.removedUpToTimestamp)
+            guard let at = info.positions[partition], at >= base.baseOffset else { continue }
+            try log.reader(topic: topic, partition: partition).forEach(from: base.baseOffset) { record in
+                guard record.offset <= at else { return false }
+                time = max(time, record.timestamp)
+                return true
+            }
+        }
+        return (state, sequence, time)
     }
 
     /// Which events `events` yields.

@@ -108,6 +108,12 @@ public enum ProjectionRecovery {
             if let limit, limit.partition != partition { continue }
             if let only, !only.contains(partition) { continue }
             let start = (state.positions[partition] ?? -1) + 1
+            if let base = try log.retentionBase(topic: topic, partition: partition), start < base.baseOffset {
+                throw ProjectionError(
+                    path: log.directory(topic: topic, partition: partition),
+                    "the log is retained from offset \(base.baseOffset) (older segments were removed): a replay must start "
+                        + "from a checkpoint at or after offset \(base.baseOffset - 1), not from offset \(start)")
+            }
             var expectedChain = checkpoint?.chainHashes[partition]
             // Events are folded one record behind the parse: the event-id window's slot for
             // an event is fetched into the cache while the next record is parsed (the

@@ -106,6 +106,13 @@ public struct ProjectionState: Sendable, Hashable {
         return device.version
     }
 
+    /// Puts a device's state in place of the one held (nil: removes it): a chat or contact
+    /// erasure refolds the device from the redacted log, so the live state is the one a
+    /// replay gives (its version counts only the events the log still holds).
+    public mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+        devices[deviceId] = device
+    }
+
     /// The id of the device a `ledger.erased` event names (by digest), nil if none held.
     public func device(named digestName: String) -> String? {
         devices.keys.first { DeviceProjection.digestName($0) == digestName }

@@ -30,6 +30,14 @@ public final class ProjectionStore: Sendable {
         }
     }
 
+    /// Puts a device's state in place of the one held (see `ProjectionState.replaceDevice`).
+    public func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+        state.withLock { state in
+            state.replaceDevice(deviceId, with: device)
+            cache.invalidate(deviceId: deviceId, version: device?.version ?? 0)
+        }
+    }
+
     /// Records a dead letter at `position`.
     public func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
         state.withLock { $0.skip(at: position, chainHash: chainHash) }

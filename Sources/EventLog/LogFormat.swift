@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerSupport
 
 /// The byte layout of segments, records and indexes (documented in `schemas/event-log.md`).
@@ -301,6 +304,35 @@ enum LogFormat {
                 chainedBytes: UnsafeRawBufferPointer(rebasing: body[..<chainStart]),
                 fixedBytes: UnsafeRawBufferPointer(rebasing: body[..<(24 + topicLength)]),
                 frameLength: frameHeaderLength + bodyLength))
+    }
+
+    // MARK: - Retention base
+
+    static let retentionBaseFileName = "retention-base"
+
+    /// `CLEDGBASE 1 <base offset> <previous chain hash, hex> <removed up to timestamp>\n`.
+    static func encodeRetentionBase(_ base: RetentionBase) -> [UInt8] {
+        Array("CLEDGBASE 1 \(base.baseOffset) \(base.previousChainHash.hex) \(base.removedUpToTimestamp)\n".utf8)
+    }
+
+    static func decodeRetentionBase(_ bytes: [UInt8]) -> RetentionBase? {
+        let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count == 5, fields[0] == "CLEDGBASE", fields[1] == "1", bytes.last == 0x0A,
+            let offset = Int64(fields[2]), offset >= 0, let chain = SHA256Digest(hex: String(fields[3])),
+            let timestamp = Int64(fields[4].dropLast())
+        else { return nil }
+        return RetentionBase(baseOffset: offset, previousChainHash: chain, removedUpToTimestamp: timestamp)
+    }
+
+    /// The retention base of the partition in `directory`; nil if there is none.
+    /// - Throws: `EventLogError` if the file is there and is not a base.
+    static func readRetentionBase(directory: String) throws(EventLogError) -> RetentionBase? {
+        let path = directory + "/" + retentionBaseFileName
+        guard access(path, F_OK) == 0 else { return nil }
+        guard let base = decodeRetentionBase(try LogFile.readAll(path)) else {
+            throw .corruption("retention base file is damaged", path: path, byteOffset: 0, kafkaOffset: nil)
+        }
+        return base
     }
 
     // MARK: - Index

@@ -69,6 +69,9 @@ public struct RecordView {
     let fixedBytes: UnsafeRawBufferPointer
     /// Bytes of the whole frame (length, CRC, body).
     public let frameLength: Int
+    /// Whether the record's segment chains over digests (version 3 or 4): set by the
+    /// scanner, which knows the segment's header.
+    public internal(set) var chainsDigests = false
 
     init(
         kind: RecordKind, partition: Int32, offset: Int64, timestamp: Int64, topic: UnsafeRawBufferPointer,
@@ -142,10 +145,10 @@ public struct RecordView {
         redacted ? LogFormat.decodeRedactionMarker(bytes)?.digest : LogFormat.fieldDigest(bytes)
     }
 
-    /// Whether this record's chain hash follows from `previous`, in a segment of the
-    /// given chain (`digests`: version 3 or 4).
-    public func chainFollows(_ previous: SHA256Digest, digests: Bool = false) -> Bool {
-        if digests {
+    /// Whether this record's chain hash follows from `previous` (over the body in a
+    /// version 1/2 segment, over the digests in a version 3/4 one).
+    public func chainFollows(_ previous: SHA256Digest) -> Bool {
+        if chainsDigests {
             guard let reasonDigest = digest(of: storedReason, redacted: redacted.contains(.reason)) else { return false }
             var keyDigest: SHA256Digest?
             var valueDigest: SHA256Digest?

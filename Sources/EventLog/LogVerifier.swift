@@ -45,6 +45,8 @@ public struct LogVerification: Sendable {
         public var lastChainHash = SHA256Digest.zero
         /// Records an erasure redacted (their values replaced by markers that keep digests).
         public var redactedRecords = 0
+        /// The retention base: the log holds nothing before this offset (nil: nothing was removed).
+        public var retainedFrom: Int64?
         /// Segments per format version (1 and 2 chain over bodies, 3 and 4 over digests).
         public var segmentsByVersion: [UInt16: Int] = [:]
     }
@@ -105,7 +107,11 @@ public enum LogVerifier {
     ) throws(EventLogError) -> LogVerification.PartitionSummary {
         var summary = LogVerification.PartitionSummary(topic: topic, partition: partition)
         let bases = try PartitionWriter.segmentBases(in: directory)
-        var previousChain: SHA256Digest? = .zero
+        // After retention the chain is checked from the retention base: the first kept
+        // segment starts there and links to the last removed record's chain hash.
+        let retentionBase = try LogFormat.readRetentionBase(directory: directory)
+        summary.retainedFrom = retentionBase?.baseOffset
+        var previousChain: SHA256Digest? = retentionBase?.previousChainHash ?? .zero
         // Erasures and redactions, checked against each other once the partition is read.
         var erasures: [Int64: LogErasure] = [:]
         var redactions: [Redaction] = []
@@ -164,6 +170,9 @@ public enum LogVerifier {
                 continue
             case .scanned(let segment):
                 summary.segmentsByVersion[segment.header.version, default: 0] += 1
+                if segmentIndex == 0, let retentionBase, base != retentionBase.baseOffset {
+                    problem(path, 0, nil, "the first segment does not start at the retention base \(retentionBase.baseOffset)")
+                }
                 // Only version 3/4 records can be redacted: whole records of older segments are no finding.
                 if LogFormat.chainsDigests(segment.header.version) {
                     firstPlainKeyOffset.merge(segmentPlainKeyOffset) { first, _ in first }

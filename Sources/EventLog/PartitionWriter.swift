@@ -281,8 +281,16 @@ public final class PartitionWriter {
 
     // MARK: - Recovery
 
-    /// Base offsets of the segments in `directory`, ascending.
+    /// Base offsets of the segments in `directory`, ascending, from the retention base on
+    /// (segments before it are left from an interrupted removal: no longer part of the log).
     static func segmentBases(in directory: String) throws(EventLogError) -> [Int64] {
+        let all = try allSegmentBases(in: directory)
+        guard let base = try LogFormat.readRetentionBase(directory: directory) else { return all }
+        return all.filter { $0 >= base.baseOffset }
+    }
+
+    /// Base offsets of every segment file in `directory`, ascending, including any before the retention base.
+    static func allSegmentBases(in directory: String) throws(EventLogError) -> [Int64] {
         try LogFile.list(directory).compactMap { LogFormat.baseOffset(fileName: $0, suffix: ".seg") }.sorted()
     }
 

@@ -68,9 +68,10 @@ struct SegmentScanner {
         while true {
             let available = UnsafeRawBufferPointer(rebasing: buffer.bytes[(position - bufferStart)..<bufferCount])
             switch LogFormat.decodeFrame(available) {
-            case .record(let view):
+            case .record(var view):
                 let at = position
                 position += view.frameLength
+                view.chainsDigests = LogFormat.chainsDigests(header.version)
                 return .record(view, position: at)
             case .invalid(let reason):
                 return .invalid(position: position, reason: reason)
@@ -217,7 +218,7 @@ enum SegmentScan {
                         "redaction flags in a version \(header.version) segment (only versions 3 and 4 can hold redactions)"
                     } else if record.isRedacted, let problem = record.redactionProblem {
                         problem
-                    } else if checkChain && !record.chainFollows(chain, digests: digests) {
+                    } else if checkChain && !record.chainFollows(chain) {
                         "chain hash does not follow from the previous record"
                     } else {
                         gapRuleProblem(record, header: header, isFirst: summary.recordCount == 0 && start == nil, previousOffset: previous)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ChatEvents
 import Dispatch
 import ChatProjection
@@ -18,12 +21,16 @@ public final class IngestPipeline {
         public var checkpointEverySeconds: Double
         /// Attests every checkpoint with HMAC-SHA256 under this key (see `CheckpointStore`).
         public var attestationKey: [UInt8]?
+        /// How much of each partition's log to keep; applied after every checkpoint.
+        public var retention: RetentionPolicy
 
         public init(
             topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
-            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil
+            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil,
+            retention: RetentionPolicy = RetentionPolicy()
         ) {
             self.attestationKey = attestationKey
+            self.retention = retention
             self.topic = topic
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
@@ -48,6 +55,11 @@ public final class IngestPipeline {
         public var erasures = 0
         public var redactedRecords = 0
         public var unredactableRecords = 0
+        /// Segments and bytes retention removed (`RetentionPolicy`).
+        public var retentionRemovedSegments = 0
+        public var retentionRemovedBytes: Int64 = 0
+        /// Each partition's retention base offset: the log holds nothing before it.
+        public var retainedFrom: [Int32: Int64] = [:]
     }
 
     public let options: Options
@@ -67,7 +79,7 @@ public final class IngestPipeline {
     /// position only moves forward.
     private var pending: [ProjectionApplier.Record] = []
     /// Erasures staged in the current batch: their redactions run once the batch is written.
-    private var pendingErasures: [(partition: Int32, selector: ErasureSelector)] = []
+    private var pendingErasures: [(partition: Int32, deviceId: String, selector: ErasureSelector)] = []
     /// Folds written batches into `store` on its own thread.
     private let applier: ProjectionApplier
     /// Writes due checkpoints on its own thread.
@@ -225,7 +237,7 @@ public final class IngestPipeline {
                     kind: .event, offset: offset, timestamp: timestamp, key: key, value: value,
                     reason: LogErasure.reason(Self.logScope(erasure.scope)))
                 pending.append((event, position, writer.chainHash, false))
-                pendingErasures.append((partition, selector))
+                pendingErasures.append((partition, String(decoding: key, as: UTF8.self), selector))
                 counters.events += 1
                 counters.records += 1
                 return
@@ -257,11 +269,17 @@ public final class IngestPipeline {
         // checkpoints written before them are replaced by one after them.
         let erasures = pendingErasures
         pendingErasures = []
-        for (partition, selector) in erasures { try redact(partition: partition, selector) }
+        for erasure in erasures { try redact(partition: erasure.partition, erasure.selector) }
         applier.submit(pending, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
         pending = []  // handed to the applier
-        if !erasures.isEmpty { try checkpointAfterErasure() }
+        if !erasures.isEmpty {
+            applier.waitUntilApplied()
+            for erasure in erasures where erasure.selector.erasure.scope != .device {
+                try refold(erasure.deviceId, partition: erasure.partition)
+            }
+            try checkpointAfterErasure()
+        }
         return next
     }
 
@@ -292,6 +310,15 @@ public final class IngestPipeline {
         }
     }
 
+    /// After a chat or contact erasure: the device's state folded again from the log (its
+    /// redacted records left out), so the live state is what a replay from zero gives;
+    /// not possible once retention removed the log's start, where the fold's drop stands.
+    private func refold(_ deviceId: String, partition: Int32) throws {
+        guard try log.retentionBase(topic: options.topic, partition: partition) == nil else { return }
+        let device = try AuditLog(dataDirectory: log.dataDirectory, topic: options.topic).device(deviceId, partitions: [partition])
+        store.replaceDevice(deviceId, with: device)
+    }
+
     /// Once the fold has applied an erasure: a checkpoint after it, and every older one
     /// removed, so no checkpoint on disk holds what it erased.
     private func checkpointAfterErasure() throws {
@@ -317,6 +344,9 @@ public final class IngestPipeline {
                     let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset)
                 else { continue }
                 try redact(partition: partition, selector)
+                if erasure.scope != .device, let deviceId = store.snapshot().device(named: event.deviceId) {
+                    try refold(deviceId, partition: partition)
+                }
                 found = true
             }
         }
@@ -366,6 +396,45 @@ public final class IngestPipeline {
     private func report(_ outcome: Result<CheckpointInfo, any Error>) throws {
         let info = try outcome.get()
         logger.info("checkpoint written", ["sequence": info.sequence, "digest": info.stateDigest.hex.prefix(16)])
+        try enforceRetention(after: info)
+    }
+
+    // MARK: - Retention
+
+    /// Applies the retention policy once `checkpoint` is on disk: each partition keeps
+    /// everything after its position there, and the checkpoints the new bases leave
+    /// without their log (positions before a base) are removed, so the oldest kept one is
+    /// the partition's base for `verify` and `replay`.
+    private func enforceRetention(after checkpoint: CheckpointInfo) throws {
+        guard options.retention.isEnabled else { return }
+        let retention = LogRetention(log: log, policy: options.retention)
+        var clock = timespec()
+        clock_gettime(CLOCK_REALTIME, &clock)
+        let now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
+        var bases: [Int32: Int64] = [:]
+        for (partition, position) in checkpoint.positions.sorted(by: { $0.key < $1.key }) {
+            let outcome = try retention.enforce(topic: options.topic, partition: partition, keepAfter: position, now: now)
+            if let failure = outcome.archiveFailure { logger.error("segment not archived: kept", ["partition": partition, "error": failure]) }
+            if outcome.removedSegments > 0 {
+                logger.notice(
+                    "retention removed segments",
+                    ["partition": partition, "segments": outcome.removedSegments, "bytes": outcome.removedBytes,
+                     "base": outcome.base?.baseOffset ?? 0])
+            }
+            counters.retentionRemovedSegments += outcome.removedSegments
+            counters.retentionRemovedBytes += outcome.removedBytes
+            if let base = outcome.base {
+                bases[partition] = base.baseOffset
+                counters.retainedFrom[partition] = base.baseOffset
+            }
+        }
+        guard !bases.isEmpty else { return }
+        for sequence in checkpoints.sequences() where sequence != checkpoint.sequence {
+            guard let (_, info) = try? checkpoints.read(sequence) else { continue }
+            if bases.contains(where: { partition, base in (info.positions[partition] ?? -1) < base - 1 }) {
+                try checkpoints.remove(sequence)
+            }
+        }
     }
 
     /// Partitions taken away: their pending work is already committed (batches end
