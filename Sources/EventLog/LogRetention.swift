@@ -20,20 +20,23 @@ public struct LogRetention: Sendable {
         public var archiveFailure: String?
     }
 
-    public let log: EventLog
     public let policy: RetentionPolicy
 
-    public init(log: EventLog, policy: RetentionPolicy) {
-        self.log = log
+    public init(policy: RetentionPolicy) {
         self.policy = policy
     }
 
-    /// Applies the policy to one partition. Only sealed segments whose every record is at
-    /// or before `keepAfter` (the partition's position in the newest checkpoint) are removed.
+    /// Applies the policy to one partition of `log`. Only sealed segments whose every
+    /// record is at or before `keepAfter` (the partition's position in the newest
+    /// checkpoint) are removed.
     /// - Parameter now: the clock, ms since the epoch (segments' ages are their files' mtimes).
     /// - Throws: `EventLogError` for I/O failure.
-    public func enforce(topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
-        let directory = log.directory(topic: topic, partition: partition)
+    public func enforce(log: EventLog, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
+        try enforce(directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, keepAfter: keepAfter, now: now)
+    }
+
+    /// `enforce(log:topic:partition:keepAfter:now:)` for the partition log in `directory`.
+    public func enforce(directory: String, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
         var outcome = Outcome()
         outcome.base = try LogFormat.readRetentionBase(directory: directory)
         // Leftovers of an interrupted run first.
@@ -45,7 +48,7 @@ public struct LogRetention: Sendable {
         }
         guard policy.isEnabled else { return outcome }
         let bases = try PartitionWriter.segmentBases(in: directory)
-        var total = log.bytesOnDisk(topic: topic, partition: partition)
+        var total = (try LogFile.list(directory)).reduce(Int64(0)) { $0 + fileSize(directory + "/" + $1) }
         var remove = 0  // segments bases[0..<remove] go
         // Sealed segments (never the last) whose records all stand at or before `keepAfter`.
         while remove < bases.count - 1, bases[remove + 1] - 1 <= keepAfter {

@@ -407,13 +407,13 @@ public final class IngestPipeline {
     /// the partition's base for `verify` and `replay`.
     private func enforceRetention(after checkpoint: CheckpointInfo) throws {
         guard options.retention.isEnabled else { return }
-        let retention = LogRetention(log: log, policy: options.retention)
+        let retention = LogRetention(policy: options.retention)
         var clock = timespec()
         clock_gettime(CLOCK_REALTIME, &clock)
         let now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
         var bases: [Int32: Int64] = [:]
         for (partition, position) in checkpoint.positions.sorted(by: { $0.key < $1.key }) {
-            let outcome = try retention.enforce(topic: options.topic, partition: partition, keepAfter: position, now: now)
+            let outcome = try retention.enforce(log: log, topic: options.topic, partition: partition, keepAfter: position, now: now)
             if let failure = outcome.archiveFailure { logger.error("segment not archived: kept", ["partition": partition, "error": failure]) }
             if outcome.removedSegments > 0 {
                 logger.notice(

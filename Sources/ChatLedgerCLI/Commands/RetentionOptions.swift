@@ -8,7 +8,7 @@ enum RetentionOptions {
     static let retainBytes = CommandSpec.Option(
         "retain-bytes", "N", "Remove a partition's oldest log segments while it takes more than N bytes (only those before the newest checkpoint).")
     static let archiveCommand = CommandSpec.Option(
-        "archive-command", "CMD", "Run CMD with a segment's path before retention removes it; a non-zero exit keeps the segment.")
+        "archive-command", "CMD", "Run CMD (by /bin/sh) with a segment's path appended before retention removes it; a non-zero exit keeps the segment.")
 
     /// The policy the options give (none set: retention off).
     static func policy(_ arguments: ParsedArguments) throws -> RetentionPolicy {
