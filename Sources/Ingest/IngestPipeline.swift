@@ -111,6 +111,9 @@ public final class IngestPipeline {
         checkpointWriter = CheckpointWriter(checkpoints: checkpoints)
         gaps = try GapRegister(log: log, topic: options.topic)
         for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
+        for (topic, partition) in try log.partitions() where topic == options.topic {
+            if let base = try log.retentionBase(topic: topic, partition: partition) { counters.retainedFrom[partition] = base.baseOffset }
+        }
         try completeInterruptedErasures(after: loaded.checkpoint?.positions ?? [:])
         if !gaps.unacknowledged.isEmpty {
             logger.error(
