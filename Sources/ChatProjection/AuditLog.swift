@@ -157,8 +157,9 @@ public struct AuditLog: Sendable {
                     resume = LogPosition(partition: partition, offset: record.offset)
                     return false
                 }
-                // Cheap filter on the key (= deviceId) before parsing.
-                if let device, let key = record.key, !key.elementsEqual(device) { return true }
+                // Cheap filter on the key (= deviceId) before parsing; a redacted key (an
+                // erasure record's) by the digest its marker keeps.
+                if let device, !(record.key.map { $0.elementsEqual(device) } ?? (record.keyDigest == deviceDigest)) { return true }
                 guard let event = try? parser.parse(value) else { return true }
                 guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
