@@ -159,3 +159,25 @@ struct RedactionTests {
         #expect(verification.erasures.map(\.redactedRecords) == [10])
     }
 }
+
+@Suite("Redaction while a follower reads")
+struct RedactionFollowerTests {
+    @Test("a follower (serve's view of the log) reads on past a segment an erasure rewrote under it: every later record once, none twice")
+    func followerSurvivesRewrite() throws {
+        let data = TemporaryDirectory("redact-follow")
+        defer { data.remove() }
+        let log = EventLog(dataDirectory: data.path)
+        let writer = try log.openWriter(topic: "t", partition: 0, options: .init(fsync: .never))
+        try writer.append((0..<50).map { LogRecord(offset: $0, key: Array("dev-\($0 % 2)".utf8), value: expectedValue(offset: $0)) })
+        let follower = LogFollower(directory: log.directory(topic: "t", partition: 0), topic: "t", partition: 0)
+        var seen: [Int64] = []
+        try follower.poll { seen.append($0.offset) }
+        try writer.append([LogRecord(offset: 50, key: Array("dev-0".utf8), value: Array("{}".utf8), reason: LogErasure.reason(.device))])
+        _ = try writer.redact(erasureOffset: 50) { record in
+            record.offset == 50 ? .key : (record.key.map { $0.elementsEqual(Array("dev-0".utf8)) } == true ? .all : [])
+        }
+        try writer.append((51..<60).map { LogRecord(offset: $0, key: Array("dev-1".utf8), value: expectedValue(offset: $0)) })
+        try follower.poll { seen.append($0.offset) }
+        #expect(seen == Array(0..<60))
+    }
+}
