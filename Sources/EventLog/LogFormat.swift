@@ -176,10 +176,14 @@ enum LogFormat {
     /// The SHA-256 of one field's bytes: what a digest chain covers, and what a redaction
     /// marker keeps.
     static func fieldDigest(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
+        if bytes.isEmpty { return emptyDigest }  // every event's reason: one compression saved per record
         var hasher = SHA256()
         hasher.update(bytes)
         return hasher.finalize()
     }
+
+    /// The SHA-256 of no bytes.
+    static let emptyDigest = SHA256.hash([])
 
     /// A version 3/4 chain hash: SHA-256(previous ‖ kind ‖ body bytes 2..<24 ‖ topic ‖
     /// presence and digest of key, value, reason). `fixed` is the body's first 24 + T bytes;
