@@ -3,6 +3,7 @@ import ChatProjection
 import EventLog
 import Foundation
 import Ingest
+import KafkaTestSupport
 import Testing
 
 /// Retention through the pipeline: applied after every checkpoint.
@@ -58,6 +59,8 @@ struct RetentionTests {
         let verification = try LogVerifier.verify(log)
         #expect(verification.isClean, "\(verification.problems)")
         #expect(verification.partitions.first?.retainedFrom == base.baseOffset)
+        let verify = try ChatLedgerProcess.run(["verify", "--data", directory])
+        #expect(verify.status == 0, "chatledger verify checks the checkpoints from the base: \(verify.standardOutput)")
         let archived = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasSuffix(".seg") }.sorted()
         #expect(archived.first == "00000000000000000000.seg" && archived.count >= 10)
         // Every checkpoint left has its log: positions at or after the base's last removed record.

@@ -53,7 +53,8 @@ enum VerifyCommand: Command {
                 let (_, info) = try store.read(sequence)
                 check.positions = info.positions
                 check.stateDigest = info.stateDigest.hex
-                var replayed = ProjectionState()
+                // From the retention base when retention removed a partition's start.
+                var replayed = try ProjectionRecovery.verificationStart(log: log, topic: topic, checkpoints: store)
                 for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
                     try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
                     if replayed.positions[partition] != offset {
