@@ -188,3 +188,38 @@ struct ContactErasureTests {
         #expect(try LogVerifier.verify(EventLog(dataDirectory: directory)).isClean)
     }
 }
+
+@Suite("Erasure interrupted")
+struct InterruptedErasureTests {
+    @Test("an erasure in the log whose redaction never ran (a crash right after it was written) is completed when ingest starts: verify is clean, nothing of the device is left")
+    func completedAtStart() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erasure-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        // The log as a crash leaves it: the erasure record written, nothing redacted yet.
+        let writer = try log.openWriter(topic: "wa.device-events", partition: 0, options: .init(fsync: .never))
+        for index in 0..<100 {
+            let device = index % 2 == 0 ? "dev-crash" : "dev-other"
+            let event = Event(
+                eventId: "e\(index)", deviceId: device, occurredAt: Int64(index), chatId: "4915550\(index % 4)@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "m\(index)", fromMe: false, kind: .text, preview: "preview of \(device)")))
+            try writer.append([LogRecord(offset: Int64(index), key: Array(device.utf8), value: EventEncoder.encode(event))])
+        }
+        let erasure = try ErasureRequest(deviceId: "dev-crash", reason: "r").record(eventId: "erase", occurredAt: 100)
+        try writer.append([LogRecord(offset: 100, key: erasure.key, value: erasure.value, reason: LogErasure.reason(.device))])
+        try writer.sync()
+        #expect(try !LogVerifier.verify(log).isClean, "before: the erasure's records are whole")
+
+        let pipeline = try IngestPipeline(log: log, options: .init(topic: "wa.device-events", fsync: .never))
+        #expect(pipeline.store.device("dev-crash") == nil && pipeline.store.device("dev-other") != nil)
+        #expect(pipeline.counters.redactedRecords == 51)
+        try pipeline.close()
+        let verification = try LogVerifier.verify(log)
+        #expect(verification.isClean, "\(verification.problems)")
+        #expect(verification.erasures.first?.redactedRecords == 50)
+        let leaked = try FileManager.default.subpathsOfDirectory(atPath: directory).filter { name in
+            FileManager.default.contents(atPath: directory + "/" + name)?.range(of: Data("dev-crash".utf8)) != nil
+        }
+        #expect(leaked.isEmpty, "\(leaked)")
+    }
+}
