@@ -35,6 +35,9 @@ enum RunCommand: Command {
             AdaptOptions.deadLetterTopic,
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
             IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss, WriteOptions.timeout,
+            RetentionOptions.retainDays,
+            RetentionOptions.retainBytes,
+            RetentionOptions.archiveCommand,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
@@ -81,7 +84,8 @@ enum RunCommand: Command {
             }
         }
 
-        let options = IngestPipeline.Options(topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments))
+        let options = IngestPipeline.Options(
+            topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments), retention: try RetentionOptions.policy(arguments))
         let onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
         // The mock broker answers a fetch that finds nothing new only after fetch.wait.max.ms,
         // even when data arrives meanwhile, so that wait is the floor of produce-to-visible
