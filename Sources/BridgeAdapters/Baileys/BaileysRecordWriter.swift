@@ -139,8 +139,8 @@ struct BaileysRecordWriter: Sendable {
             written.append(WrittenEvent(
                 event: "creds.update", body: .object([("accountSettings", .object([("unarchiveChats", .bool(!keep))]))]),
                 meaning: [event.meaning(event.payload)]))
-        case .chatCleared, .contactAliased, .unknown:
-            break  // Baileys has no handler for a cleared chat
+        case .chatCleared, .contactAliased, .ledgerErased, .unknown:
+            break  // Baileys has no handler for a cleared chat; an erasure is ChatLedger's own
         }
         return written
     }

@@ -106,7 +106,7 @@ struct WWebJSRecordWriter: Sendable {
                 name, [notification(chatId, type: change.action.rawValue, body: "", recipients: [participant], author: participant, time: event.occurredAt)],
                 [.groupParticipants(GroupParticipants(action: change.action, participants: [participant], includesMe: change.includesMe))],
                 at: event.wholeSeconds)
-        case .chatPinned, .chatMuted, .chatCleared, .accountSettings, .contactAliased, .unknown:
+        case .chatPinned, .chatMuted, .chatCleared, .accountSettings, .contactAliased, .ledgerErased, .unknown:
             return []  // whatsapp-web.js emits nothing for these
         }
     }
