@@ -23,6 +23,10 @@ extension ProjectionStore {
         registry.collect("chatledger_projection_devices", help: "Devices in the projection.", kind: .gauge) {
             [.init(Double(self.deviceCount))]
         }
+        registry.collect(
+            "chatledger_projection_unreadable_events_total", help: "Stored event records this build could not parse (each logged with its position).",
+            kind: .counter
+        ) { [.init(Double(self.counts.unreadable))] }
         registry.collect("chatledger_projection_applied_offset", help: "The last log offset applied to the projection, per partition.", kind: .gauge) {
             self.appliedOffsets.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
         }

@@ -27,14 +27,12 @@ public final class ProjectionStore: Sendable {
         }
     }
 
-    /// Records a dead letter at `position`.
-    public func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
-        state.withLock { $0.skip(at: position, chainHash: chainHash) }
-    }
-
-    /// Moves past a gap record at `position` (see `ProjectionState.pass`).
-    public func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
-        state.withLock { $0.pass(at: position, chainHash: chainHash) }
+    /// Folds one stored record; see `ProjectionState.fold`. An applied event invalidates
+    /// its device's cached snapshot in the same critical section.
+    @discardableResult
+    public func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome? {
+        if case .event(let event) = record { return apply(event, at: position, chainHash: chainHash) }
+        return state.withLock { $0.fold(record, at: position, chainHash: chainHash) }
     }
 
     /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.

@@ -20,7 +20,7 @@ public final class IngestPipeline {
         public var attestationKey: [UInt8]?
 
         public init(
-            topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
+            topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
             checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil
         ) {
             self.attestationKey = attestationKey
@@ -135,7 +135,7 @@ public final class IngestPipeline {
             topic: options.topic, partition: partition, firstLostOffset: try nextOffset(partition), lastLostOffset: brokerLogStart - 1,
             brokerLogStartOffset: brokerLogStart, detectedAt: detectedAt, reason: reason)
         try writer.stageGap(gap)
-        pending.append((nil, LogPosition(partition: partition, offset: gap.lastLostOffset), writer.chainHash, true))
+        pending.append((.gap, LogPosition(partition: partition, offset: gap.lastLostOffset), writer.chainHash))
         try commitBatch()
         try writer.sync()  // whatever the fsync policy: a gap is rare, and must not be lost
         gaps.add(gap)
@@ -202,12 +202,12 @@ public final class IngestPipeline {
         switch parsed {
         case .success(let event):
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
-            pending.append((event, position, writer.chainHash, false))
+            pending.append((.event(event), position, writer.chainHash))
             counters.events += 1
         case .failure(let error):
             let reason = "\(error.code) \(error.path): \(error.message)"
             try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
-            pending.append((nil, position, writer.chainHash, false))
+            pending.append((.deadLetter, position, writer.chainHash))
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
         }

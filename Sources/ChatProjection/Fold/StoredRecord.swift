@@ -1,0 +1,55 @@
+import ChatEvents
+import EventLog
+import LedgerSupport
+
+/// What one record of the event log means to a projection: the one reading of a log
+/// record that every path folding the log shares (ingest's applier, recovery and replay,
+/// the audit views and export, `serve`'s follower, checkpoint verification).
+///
+/// An event record whose value this build no longer parses is `unreadable`, never a
+/// silent skip: folding it counts it (`ProjectionState.Counts.unreadable`, the metric
+/// `chatledger_projection_unreadable_events_total`) and logs its position; `verify`
+/// reports each one (see `UnreadableEventScan`).
+public enum StoredRecord: Sendable {
+    /// An event, parsed.
+    case event(Event)
+    /// A value ingest rejected when it arrived (its reason is in the record).
+    case deadLetter
+    /// A gap record: offsets the broker had lost before ingest read them.
+    case gap
+    /// An event record whose value does not parse with this build's parser.
+    case unreadable(EventValidationError)
+
+    /// Reads `record` as stored; an event record's value is parsed with `parser`.
+    public init(_ record: RecordView, parser: EventParser) {
+        switch record.kind {
+        case .event:
+            guard let value = record.value else {
+                self = .unreadable(Self.noValue)
+                return
+            }
+            do {
+                self = .event(try parser.parse(value))
+            } catch {
+                self = .unreadable(error)
+            }
+        case .deadLetter:
+            self = .deadLetter
+        case .gap:
+            self = .gap
+        }
+    }
+
+    /// The error of an event record stored without a value (the log format allows none).
+    static let noValue = EventValidationError(code: .invalidJSON, path: "", byteOffset: 0, message: "an event record without a value")
+
+    /// The one policy for an unreadable stored event, besides counting it: a warning that
+    /// names its position and why it does not parse.
+    static func reportUnreadable(_ error: EventValidationError, at position: LogPosition) {
+        logger.warning(
+            "a stored event does not parse with this build; folded as unreadable",
+            ["partition": position.partition, "offset": position.offset, "error": error])
+    }
+
+    private static let logger = Logger(label: "projection")
+}
