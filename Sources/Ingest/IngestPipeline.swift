@@ -205,8 +205,8 @@ public final class IngestPipeline {
             pending.append((.event(event), position, writer.chainHash))
             counters.events += 1
         case .failure(let error):
-            let reason = "\(error.code) \(error.path): \(error.message)"
-            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
+            let reason = DeadLetterReason(code: error.code.description, path: error.path, message: error.message)
+            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
             pending.append((.deadLetter, position, writer.chainHash))
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
