@@ -112,7 +112,7 @@ struct SnapshotCacheTests {
         }
     }
 
-    @Test("the chat object has exactly the fields of SPEC §4")
+    @Test("the chat object has exactly the fields of schemas/openapi.yaml")
     func chatObjectFields() throws {
         var script = Script()
         script.own("a@c.us", "O1", at: 100, preview: "hello")

@@ -3,7 +3,7 @@ import KafkaClient
 import LedgerSupport
 import Synchronization
 
-/// The adapter stage (SPEC §6): consumes every bridge topic matching a pattern, turns each
+/// The adapter stage (README, "Real bridges: the adapter stage"): consumes every bridge topic matching a pattern, turns each
 /// record into canonical events with a `BridgeAdapter`, and produces them to the canonical
 /// topic keyed by `deviceId`, in front of ingest. One dedicated thread runs it until `stop()`.
 ///

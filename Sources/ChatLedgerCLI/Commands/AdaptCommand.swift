@@ -9,7 +9,7 @@ import LedgerSupport
 import QueryWorker
 
 /// `chatledger adapt`: a bridge's own Kafka records → canonical events on the canonical
-/// topic (SPEC §6), in front of ingest, until SIGINT/SIGTERM.
+/// topic (README, "Real bridges: the adapter stage"), in front of ingest, until SIGINT/SIGTERM.
 enum AdaptCommand: Command {
     static let spec = CommandSpec(
         name: "adapt",
