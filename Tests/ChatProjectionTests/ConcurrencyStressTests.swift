@@ -46,7 +46,7 @@ struct ConcurrencyStressTests {
 
         #expect(staleReads.load(ordering: .relaxed) == 0)
         #expect(reads.load(ordering: .relaxed) > 10_000, "the readers raced the writer for real")
-        let counters = store.cache.counters
+        let counters = store.cacheCounters
         #expect(counters.hits > 0)
         #expect(counters.invalidations > 0)
     }
