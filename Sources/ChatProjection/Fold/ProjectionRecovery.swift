@@ -124,7 +124,10 @@ public enum ProjectionRecovery {
                     expectedChain = nil
                 }
                 let position = LogPosition(partition: partition, offset: record.offset)
-                switch StoredRecord(record, parser: parser) {
+                let stored = StoredRecord(record, parser: parser)
+                // Consumed, so the event moves out of the enum instead of being copied (a
+                // retain and release of each of its strings per record).
+                switch consume stored {
                 case .event(let event):
                     let idHash = state.prefetch(event, partition: partition)
                     pending.fold(into: &state)
