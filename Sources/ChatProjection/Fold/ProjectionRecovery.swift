@@ -124,18 +124,17 @@ public enum ProjectionRecovery {
                     expectedChain = nil
                 }
                 let position = LogPosition(partition: partition, offset: record.offset)
-                let stored = StoredRecord(record, parser: parser)
-                // Consumed, so the event moves out of the enum instead of being copied (a
-                // retain and release of each of its strings per record).
-                switch consume stored {
-                case .event(let event):
-                    let idHash = state.prefetch(event, partition: partition)
-                    pending.fold(into: &state)
-                    pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
-                case let other:
-                    pending.fold(into: &state)
-                    state.fold(other, at: position, chainHash: record.chainHash)
-                }
+                StoredRecord.read(
+                    record, parser: parser,
+                    event: { event in
+                        let idHash = state.prefetch(event, partition: partition)
+                        pending.fold(into: &state)
+                        pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
+                    },
+                    other: { other in
+                        pending.fold(into: &state)
+                        state.fold(other, at: position, chainHash: record.chainHash)
+                    })
                 replayed += 1
                 return true
             }

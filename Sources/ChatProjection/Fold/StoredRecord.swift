@@ -22,21 +22,32 @@ public enum StoredRecord: Sendable {
 
     /// Reads `record` as stored; an event record's value is parsed with `parser`.
     public init(_ record: RecordView, parser: EventParser) {
+        var stored = StoredRecord.gap
+        Self.read(record, parser: parser, event: { stored = .event($0) }, other: { stored = $0 })
+        self = stored
+    }
+
+    /// The one reading of a record: an event is handed to `event` as parsed, owned (the
+    /// replay's hot path moves it on without copying it out of an enum), anything else to
+    /// `other`.
+    @inline(__always)
+    static func read(
+        _ record: RecordView, parser: EventParser, event: (consuming Event) -> Void, other: (StoredRecord) -> Void
+    ) {
         switch record.kind {
         case .event:
-            guard let value = record.value else {
-                self = .unreadable(Self.noValue)
-                return
-            }
+            guard let value = record.value else { return other(.unreadable(noValue)) }
+            let parsed: Event
             do {
-                self = .event(try parser.parse(value))
+                parsed = try parser.parse(value)
             } catch {
-                self = .unreadable(error)
+                return other(.unreadable(error))
             }
+            event(parsed)
         case .deadLetter:
-            self = .deadLetter
+            other(.deadLetter)
         case .gap:
-            self = .gap
+            other(.gap)
         }
     }
 
