@@ -18,23 +18,29 @@ let package = Package(
         ),
         // Our own CRC32C (SSE4.2 or table) and SHA-256 (SHA extensions or portable), in C.
         .target(name: "CLedgerChecksums"),
-        // Logging, argument parsing, signals, checksums, system calls: what every layer shares.
+        // Logging, argument parsing, signals, checksums, system calls, threads and the service
+        // lifecycle (Service/: ordered start, reverse-order stop): what every layer shares.
         .target(name: "LedgerSupport", dependencies: ["CLedgerChecksums"]),
         // Event schema v1: typed events, the byte-level parser, the canonical encoder,
         // and the traffic model that `produce --simulate` publishes.
         .target(name: "ChatEvents"),
         // The event log: segmented, checksummed, hash-chained, crash-safe, per Kafka partition.
         .target(name: "EventLog", dependencies: ["LedgerSupport"]),
-        // Chat-list projections: the fold, versions, digests, checkpoints, the snapshot cache.
-        .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"]),
+        // The prefetch intrinsic the projection's hash tables use, in C (Swift cannot spell it).
+        .target(name: "CLedgerIntrinsics"),
+        // Chat-list projections: the one fold of a log record into state (Fold/: replay,
+        // recovery, the follower `serve` runs, checkpoint verification), versions, digests,
+        // checkpoints, the snapshot cache, the audit views.
+        .target(name: "ChatProjection", dependencies: ["ChatEvents", "EventLog", "LedgerSupport", "CLedgerIntrinsics"]),
         // Thin, safe wrappers over librdkafka: producer and the embedded mock cluster.
         .target(name: "KafkaClient", dependencies: ["CRdKafka", "LedgerSupport"]),
         // Kafka ingest: consumer → log → projection, exactly once per offset.
         .target(name: "Ingest", dependencies: ["KafkaClient", "EventLog", "ChatProjection", "ChatEvents", "LedgerSupport"]),
-        // epoll for the HTTP server, in C (its event struct is packed), and the HTTP query
-        // worker (in progress, issue #6): a strict HTTP/1.1 parser and an epoll server so far.
+        // epoll, accept4 and pipe2 for the HTTP server, in C (epoll's event struct is packed).
         .target(name: "CLedgerSystem"),
-        // The console's page, script and styles are compiled into the binary (served at `/`).
+        // The HTTP query worker: a strict HTTP/1.1 parser and an epoll server (HTTP/), the
+        // read, audit and write API (API/), and the console, whose page, script and styles
+        // are compiled into the binary (served at `/`).
         .target(
             name: "QueryWorker", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "CLedgerSystem"],
             resources: [.embedInCode("Console/console.html"), .embedInCode("Console/console.js"), .embedInCode("Console/console.css")]
@@ -42,7 +48,8 @@ let package = Package(
         // The adapter stage: real bridges' Kafka records (Evolution API, ...) → canonical events
         // on the canonical topic, in front of ingest; and each format's traffic simulator.
         .target(name: "BridgeAdapters", dependencies: ["ChatEvents", "KafkaClient", "LedgerSupport"]),
-        // The commands of `chatledger`, importable by tests.
+        // The commands of `chatledger` (flags → configuration → services) and the benchmarks,
+        // importable by tests.
         .target(
             name: "ChatLedgerCLI",
             dependencies: [

@@ -1,4 +1,4 @@
-/// One WhatsApp device event, schema v1, as a bridge publishes it to Kafka (SPEC §2).
+/// One WhatsApp device event, schema v1, as a bridge publishes it to Kafka (`schemas/event.v1.schema.json`).
 ///
 /// Values are exactly what the wire said; the parser has already checked types, limits
 /// and the per-type rules, so a value of this type is always a valid event.
@@ -22,8 +22,8 @@ public struct Event: Sendable, Hashable {
     }
     /// The type-specific part.
     public var payload: EventPayload
-    /// The bridge record the adapter stage made this event from (SPEC §6), or the write-API
-    /// request (SPEC §7); nil for events a bridge published in the canonical form itself.
+    /// The bridge record the adapter stage made this event from (README, "Real bridges"), or the write-API
+    /// request (README, "The write API"); nil for events a bridge published in the canonical form itself.
     public var source: EventSource? {
         get { sourceBox?.source }
         set { sourceBox = newValue.map(EventSource.Box.init) }
@@ -63,7 +63,7 @@ public struct Event: Sendable, Hashable {
     public var type: String { payload.typeName }
 }
 
-/// The type-specific part of an event: one case per `type` of SPEC §2.
+/// The type-specific part of an event: one case per `type` of `schemas/event.v1.schema.json`.
 public enum EventPayload: Sendable, Hashable {
     case messageCreated(MessageCreated)
     case messageEdited(MessageEdited)
@@ -342,7 +342,7 @@ public struct ContactAliased: Sendable, Hashable {
 // MARK: - Source
 
 /// Where an event ChatLedger made itself came from: a bridge record the adapter stage read
-/// (SPEC §6), or a request to the write API (SPEC §7). An auditor goes from any such event
+/// (README, "Real bridges"), or a request to the write API (README, "The write API"). An auditor goes from any such event
 /// in the log to its origin; events a bridge published in the canonical form have none.
 public enum EventSource: Sendable, Hashable {
     /// A bridge record: the bridge format (e.g. `evolution`) and the Kafka record it was read from.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatEvents
 import LedgerSupport
 
 /// One `chatledger` sub-command: its declared arguments and what it does with them.
@@ -78,7 +79,7 @@ func flushStandardOutput() {
 
 extension CommandSpec.Option {
     static let brokers = CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].")
-    static let topic = CommandSpec.Option("topic", "T", "Kafka topic of device events.", default: "wa.device-events")
+    static let topic = CommandSpec.Option("topic", "T", "Kafka topic of device events.", default: DeviceEventsTopic.defaultName)
     static let group = CommandSpec.Option("group", "G", "Kafka consumer group.", default: "chatledger")
     static let data = CommandSpec.Option("data", "DIR", "Data directory: event log, checkpoints.", default: "./data")
     static let http = CommandSpec.Option("http", "ADDR", "HTTP listen address.", default: "127.0.0.1:8080")

@@ -39,12 +39,29 @@ enum WriteOptions {
         "write-timeout-ms", "MS", "How long a write-API POST waits for Kafka to acknowledge its event before answering 503.",
         default: String(KafkaEventPublisher.defaultTimeoutMilliseconds))
 
-    /// The publisher for `brokers` and `topic`, with `--write-timeout-ms` and `kafka` (the
-    /// user's `--kafka-config`: security settings apply to the producer too).
-    static func publisher(
-        _ arguments: ParsedArguments, brokers: String, topic: String, kafka: KafkaConfiguration
-    ) throws -> KafkaEventPublisher {
-        let timeout = try arguments.integer("write-timeout-ms", in: 100...300_000) ?? KafkaEventPublisher.defaultTimeoutMilliseconds
-        return try KafkaEventPublisher(brokers: brokers, topic: topic, timeoutMilliseconds: timeout, kafka: kafka)
+    /// `--write-timeout-ms`.
+    static func timeoutMilliseconds(_ arguments: ParsedArguments) throws -> Int {
+        try arguments.integer("write-timeout-ms", in: 100...300_000) ?? KafkaEventPublisher.defaultTimeoutMilliseconds
+    }
+
+    /// The write API's producer settings, read from the flags.
+    struct Configuration {
+        var brokers: String
+        var topic: String
+        var timeoutMilliseconds: Int
+        /// The user's `--kafka-config` (security settings apply to the producer too).
+        var kafka: KafkaConfiguration
+
+        init(_ arguments: ParsedArguments, brokers: String, topic: String) throws {
+            self.brokers = brokers
+            self.topic = topic
+            timeoutMilliseconds = try WriteOptions.timeoutMilliseconds(arguments)
+            kafka = try IngestOptions.kafkaConfiguration(arguments)
+        }
+
+        /// The publisher for these settings.
+        func publisher() throws -> KafkaEventPublisher {
+            try KafkaEventPublisher(brokers: brokers, topic: topic, timeoutMilliseconds: timeoutMilliseconds, kafka: kafka)
+        }
     }
 }

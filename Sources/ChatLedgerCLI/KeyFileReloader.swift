@@ -14,23 +14,34 @@ import Synchronization
 /// the path, following symlinks) rather than inotify: Kubernetes updates a mounted Secret
 /// by swapping a `..data` symlink, which an inotify watch on the file never sees, and
 /// editors replace files by rename. A check costs one system call.
-final class KeyFileReloader: Sendable {
+final class KeyFileReloader: Service {
+    let serviceName = "keys"
     private let path: String
     private let ring: KeyRing
+    private let signals: TerminationSignal
+    private let metrics: MetricsRegistry?
     private let logger = Logger(label: "keys")
     private let hangup = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let failures = Atomic<Int>(0)
-    private let thread = Mutex<Thread?>(nil)
+    private let lifecycle = Mutex<(state: ServiceLifecycle, thread: LedgerThread?)>((.idle, nil))
     static let checkInterval: Duration = .milliseconds(250)
 
-    init(path: String, ring: KeyRing) {
+    /// Reloads `path` into `ring`; `signals` delivers SIGHUP; its counters go to `metrics`.
+    init(path: String, ring: KeyRing, signals: TerminationSignal, metrics: MetricsRegistry?) {
         self.path = path
         self.ring = ring
+        self.signals = signals
+        self.metrics = metrics
     }
 
-    /// Starts watching; `signals` delivers SIGHUP.
-    func start(signals: TerminationSignal, metrics: MetricsRegistry?) {
+    /// Starts watching (it never fails later: a bad file keeps the keys in force).
+    func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
+        let worker = LedgerThread(name: "chatledger-keys") { [self] in watch() }
+        try lifecycle.withLock { lifecycle throws(ServiceLifecycle.IllegalTransition) in
+            try lifecycle.state.start()
+            lifecycle.thread = worker
+        }
         signals.onHangup { [self] in hangup.store(true, ordering: .releasing) }
         metrics?.collect("chatledger_keys_file_generation", help: "Key sets in force since start: 1, plus one per reload of the keys file.", kind: .gauge) {
             [ring] in [.init(Double(ring.generation))]
@@ -38,18 +49,13 @@ final class KeyFileReloader: Sendable {
         metrics?.collect("chatledger_keys_file_reload_failures_total", help: "Reloads of the keys file refused (the previous keys stayed).", kind: .counter) {
             [self] in [.init(Double(failures.load(ordering: .relaxed)))]
         }
-        let worker = Thread { [self] in watch() }
-        thread.withLock { $0 = worker }
         worker.start()
     }
 
     func stop() {
+        guard let worker = lifecycle.withLock({ $0.state.stop() ? $0.thread : nil }) else { return }
         stopping.store(true, ordering: .releasing)
-        let worker = thread.withLock { worker in
-            defer { worker = nil }
-            return worker
-        }
-        worker?.join()
+        worker.join()
     }
 
     private func watch() {

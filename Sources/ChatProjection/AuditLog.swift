@@ -61,10 +61,9 @@ public struct AuditLog: Sendable {
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
-                guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key), let value = record.value,
-                    let event = try? parser.parse(value)
-                else { return true }
-                state.apply(event, at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
+                // Only the device's own records can change it; the rest are not parsed.
+                guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key) else { return true }
+                state.fold(StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
                 return true
             }
         }
@@ -160,13 +159,24 @@ public struct AuditLog: Sendable {
                 // Cheap filter on the key (= deviceId) before parsing; a redacted key (an
                 // erasure record's) by the digest its marker keeps.
                 if let device, !(record.key.map { $0.elementsEqual(device) } ?? (record.keyDigest == deviceDigest)) { return true }
-                guard let event = try? parser.parse(value) else { return true }
+                let position = LogPosition(partition: partition, offset: record.offset)
+                let event: Event
+                switch StoredRecord(record, parser: parser) {
+                case .event(let parsed):
+                    event = parsed
+                case .unreadable(let error):
+                    // It cannot be filtered or re-encoded: reported with its position, never silently left out.
+                    StoredRecord.reportUnreadable(error, at: position)
+                    return true
+                case .deadLetter, .gap, .redacted:
+                    return true
+                }
                 guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
                 if try body(Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)) {
                     return true
                 }
-                resume = LogPosition(partition: partition, offset: record.offset)  // not taken: the next call starts with it
+                resume = position  // not taken: the next call starts with it
                 return false
             }
             if resume != nil { return resume }

@@ -53,7 +53,7 @@ public struct RenderedView: Sendable, Hashable {
     }
 }
 
-/// Renders chat objects exactly as the API serves them (SPEC §4).
+/// Renders chat objects exactly as the API serves them (`schemas/openapi.yaml`).
 public enum ChatListRenderer {
     /// Thrown for a cursor this renderer did not produce.
     public struct InvalidCursor: Error, Sendable {}

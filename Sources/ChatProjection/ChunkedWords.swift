@@ -1,4 +1,4 @@
-import CLedgerSystem
+import CLedgerIntrinsics
 
 /// A growable array of `UInt64` kept in fixed-size chunks (16,384 words, 128 KiB) held by
 /// an outer array, so that its copy-on-write copies only what changes: a copy shares every

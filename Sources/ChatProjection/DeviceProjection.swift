@@ -137,7 +137,7 @@ extension ChatState {
         case .own:
             // Sending shows the user saw the chat up to this message: it and everything
             // before it (by time, then arrival) are read. Delivered in order that is the
-            // whole chat (SPEC §2: unreadCount = 0); an own message delivered late does not
+            // whole chat (`schemas/projection.md`: unreadCount = 0); an own message delivered late does not
             // read incoming messages newer than it, so the result does not depend on the
             // order two bridge topics deliver in.
             readThrough(idHash: idHash)

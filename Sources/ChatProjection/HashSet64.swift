@@ -1,4 +1,4 @@
-import CLedgerSystem
+import CLedgerIntrinsics
 
 /// A set of 64-bit hashes for `EventIdWindow`: open addressing with linear probing and
 /// backward-shift deletion, over values that are already hashes, so no `Hasher` runs per

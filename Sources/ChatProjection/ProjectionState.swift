@@ -19,6 +19,9 @@ public struct ProjectionState: Sendable, Hashable {
         public var duplicate = 0
         public var ignored = 0
         public var deadLetters = 0
+        /// Event records this build could not parse (see `StoredRecord.unreadable`).
+        /// Counted since the state was loaded: checkpoints do not store it.
+        public var unreadable = 0
     }
 
     /// What `apply` did with an event.
@@ -147,10 +150,33 @@ public struct ProjectionState: Sendable, Hashable {
         counts.duplicate += other.counts.duplicate
         counts.ignored += other.counts.ignored
         counts.deadLetters += other.counts.deadLetters
+        counts.unreadable += other.counts.unreadable
         return true
     }
 
-    /// Records a dead letter (or any record that is not an event) at `position`.
+    /// Folds one stored record read at `position` (with that record's chain hash): the
+    /// one place a log record becomes projection state. An event is applied, a dead letter
+    /// counted, a gap or a redacted event passed, and an unreadable event counted and logged
+    /// with its position.
+    /// - Returns: what happened to an event; nil for any other record.
+    @discardableResult
+    public mutating func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome? {
+        switch record {
+        case .event(let event):
+            return apply(event, at: position, chainHash: chainHash)
+        case .deadLetter:
+            skip(at: position, chainHash: chainHash)
+        case .gap, .redacted:
+            pass(at: position, chainHash: chainHash)
+        case .unreadable(let error):
+            advance(to: position, chainHash: chainHash)
+            counts.unreadable += 1
+            StoredRecord.reportUnreadable(error, at: position)
+        }
+        return nil
+    }
+
+    /// Records a dead letter at `position`.
     public mutating func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
         advance(to: position, chainHash: chainHash)
         counts.deadLetters += 1

@@ -146,7 +146,8 @@ extension ProjectionStore {
             try DeviceListQuery.deviceId(of: cursor)
         }
         let keep = query.limit + 1  // one more than the page: whether a next page exists
-        let (selected, devices) = state.withLock { state in
+        let (selected, devices) = guarded.withLock { guarded in
+            let state = guarded.projection
             var smallest: [String] = []
             smallest.reserveCapacity(keep)
             func consider(_ deviceId: String) {
@@ -177,7 +178,7 @@ extension ProjectionStore {
     }
 
     /// What the projection has counted so far (applied, duplicates, ignored, dead letters).
-    public var counts: ProjectionState.Counts { state.withLock { $0.counts } }
+    public var counts: ProjectionState.Counts { guarded.withLock { $0.projection.counts } }
 
     /// Byte order of UTF-8, the order of the device list and its cursors.
     private static func precedes(_ lhs: String, _ rhs: String) -> Bool {

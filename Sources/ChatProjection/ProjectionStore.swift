@@ -3,70 +3,75 @@ import EventLog
 import LedgerSupport
 import Synchronization
 
-/// The live projection shared by the applying thread and query threads: the state under
-/// one lock, and the snapshot cache invalidated in the same critical section as each
-/// apply (lock order: projection, then cache), so no query can see a new version while
-/// an old rendering is still cached.
+/// The live projection shared by the applying thread and query threads: the state and
+/// its snapshot cache under one lock, so an applied event invalidates its device's
+/// renderings in the same critical section and no query can see a new version while an
+/// old rendering is still cached.
 public final class ProjectionStore: Sendable {
+    /// What the lock guards.
+    struct Guarded {
+        var projection: ProjectionState
+        var cache: SnapshotCache
+    }
+
     /// Internal so that `ProjectionStore+*.swift` extensions read it under the same lock.
-    let state: Mutex<ProjectionState>
-    public let cache: SnapshotCache
+    let guarded: Mutex<Guarded>
 
     public init(_ initial: ProjectionState = ProjectionState(), cacheBytes: Int = 64 << 20) {
-        state = Mutex(initial)
-        cache = SnapshotCache(capacityBytes: cacheBytes)
+        guarded = Mutex(Guarded(projection: initial, cache: SnapshotCache(capacityBytes: cacheBytes)))
     }
+
+    /// The snapshot cache's counters.
+    public var cacheCounters: SnapshotCache.Counters { guarded.withLock { $0.cache.counters } }
 
     /// Applies an event read from the log; see `ProjectionState.apply`.
     @discardableResult
     public func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome {
-        state.withLock { state in
+        guarded.withLock { guarded in
             // An erasure names its device by digest: the cache knows it by id.
             var deviceId = event.deviceId
-            if case .ledgerErased = event.payload, let named = state.device(named: event.deviceId) { deviceId = named }
-            let outcome = state.apply(event, at: position, chainHash: chainHash)
-            if case .applied(let version) = outcome { cache.invalidate(deviceId: deviceId, version: version) }
+            if case .ledgerErased = event.payload, let named = guarded.projection.device(named: event.deviceId) { deviceId = named }
+            let outcome = guarded.projection.apply(event, at: position, chainHash: chainHash)
+            if case .applied = outcome { guarded.cache.invalidate(deviceId: deviceId) }
             return outcome
         }
     }
 
     /// Puts a device's state in place of the one held (see `ProjectionState.replaceDevice`).
     public func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
-        state.withLock { state in
-            state.replaceDevice(deviceId, with: device)
-            cache.invalidate(deviceId: deviceId, version: device?.version ?? 0)
+        guarded.withLock { guarded in
+            guarded.projection.replaceDevice(deviceId, with: device)
+            guarded.cache.invalidate(deviceId: deviceId)
         }
     }
 
-    /// Records a dead letter at `position`.
-    public func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
-        state.withLock { $0.skip(at: position, chainHash: chainHash) }
-    }
-
-    /// Moves past a gap record at `position` (see `ProjectionState.pass`).
-    public func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
-        state.withLock { $0.pass(at: position, chainHash: chainHash) }
+    /// Folds one stored record; see `ProjectionState.fold`. An applied event invalidates
+    /// its device's cached snapshot in the same critical section.
+    @discardableResult
+    public func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome? {
+        if case .event(let event) = record { return apply(event, at: position, chainHash: chainHash) }
+        return guarded.withLock { $0.projection.fold(record, at: position, chainHash: chainHash) }
     }
 
     /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.
-    public func snapshot() -> ProjectionState { state.withLock { $0 } }
+    public func snapshot() -> ProjectionState { guarded.withLock { $0.projection } }
 
-    public func version(of deviceId: String) -> UInt64 { state.withLock { $0.version(of: deviceId) } }
+    public func version(of deviceId: String) -> UInt64 { guarded.withLock { $0.projection.version(of: deviceId) } }
 
     /// The log position a device's chat list reflects (see `ProjectionState.position(of:)`).
-    public func position(of deviceId: String) -> LogPosition? { state.withLock { $0.position(of: deviceId) } }
+    public func position(of deviceId: String) -> LogPosition? { guarded.withLock { $0.projection.position(of: deviceId) } }
 
     /// How far a partition has been applied, nil if not at all.
-    public func appliedOffset(partition: Int32) -> Int64? { state.withLock { $0.positions[partition] } }
+    public func appliedOffset(partition: Int32) -> Int64? { guarded.withLock { $0.projection.positions[partition] } }
 
     /// The last applied offset of every partition.
-    public var appliedOffsets: [Int32: Int64] { state.withLock { $0.positions } }
+    public var appliedOffsets: [Int32: Int64] { guarded.withLock { $0.projection.positions } }
 
     /// How many devices the projection holds.
-    public var deviceCount: Int { state.withLock { $0.devices.count } }
+    public var deviceCount: Int { guarded.withLock { $0.projection.devices.count } }
 
     /// One device's state, copied out (copy-on-write) with its version.
-    public func device(_ deviceId: String) -> DeviceProjection? { state.withLock { $0.devices[deviceId] } }
+    public func device(_ deviceId: String) -> DeviceProjection? { guarded.withLock { $0.projection.devices[deviceId] } }
 
     /// A page of a device's chat list, from the cache when it holds the current rendering.
     /// - Throws: `ChatListRenderer.InvalidCursor` for a cursor that is not one of ours.
@@ -101,20 +106,23 @@ public final class ProjectionStore: Sendable {
     /// Looks the view up with the position read under the same state lock, so no event can
     /// land between them: the position is exactly the one the view shows.
     private func lookup(_ deviceId: String, _ key: SnapshotCache.Key, now: Int64) -> Lookup {
-        state.withLock { state in
-            let position = state.position(of: deviceId)
-            if var hit = cache.lookup(key, now: now) {
+        guarded.withLock { guarded in
+            let position = guarded.projection.position(of: deviceId)
+            if var hit = guarded.cache.lookup(key, now: now) {
                 hit.position = position
                 return Lookup(key: key, hit: hit, position: position)
             }
-            return Lookup(key: key, device: state.devices[deviceId], position: position)
+            return Lookup(key: key, device: guarded.projection.devices[deviceId], position: position)
         }
     }
 
     /// Caches a view rendered (outside the lock) from a lookup's device copy; the cache
     /// refuses it if the device moved on meanwhile.
     private func fill(_ lookup: Lookup, _ rendered: RenderedView) -> RenderedView {
-        cache.store(lookup.key, rendered)
+        guarded.withLock { guarded in
+            let current = guarded.projection.version(of: lookup.key.deviceId)
+            guarded.cache.store(lookup.key, rendered, currentVersion: current)
+        }
         var answered = rendered
         answered.position = lookup.position
         return answered

@@ -1,15 +1,15 @@
-import Synchronization
-
 /// Rendered JSON per (device, view), which can never be served stale.
 ///
-/// Every applied event calls `invalidate(deviceId:version:)`, which records the device's
-/// new version and drops its entries. A fill (`store`) is accepted only if the version it
-/// was rendered at is still the device's current version: a reader that rendered from old
-/// state while an event was applied cannot store its stale bytes afterwards (the "stale
+/// A value with no lock of its own: its owner (`ProjectionStore`) keeps it under the
+/// projection's lock, so an applied event and the invalidation of its device's renderings
+/// are one critical section, and the cache keeps no copy of any device's version: a fill
+/// (`store`) is given the device's current version, read under that same lock, and is
+/// refused if the rendering was made at another one (a reader that rendered from old
+/// state while an event was applied cannot store its stale bytes afterwards, the "stale
 /// set" race memcache leases exist for). Entries also expire when a mute in them does.
-/// Bounded by bytes, least recently used evicted first. One lock; lookups are a hash
-/// probe and a copy of the bytes' reference.
-public final class SnapshotCache: Sendable {
+/// Bounded by bytes, least recently used evicted first; lookups are a hash probe and a
+/// copy of the bytes' reference.
+public struct SnapshotCache: Sendable {
     public struct Key: Hashable, Sendable {
         public var deviceId: String
         public var view: String
@@ -43,92 +43,80 @@ public final class SnapshotCache: Sendable {
         var free: [Int] = []
         var index: [Key: Int] = [:]
         var viewsByDevice: [String: Set<String>] = [:]
-        /// Devices' versions as last announced by `invalidate`; absent: unchanged since
-        /// the cache was created with the projection.
-        var currentVersions: [String: UInt64] = [:]
         var head = -1  // most recently used
         var tail = -1  // least recently used
         var counters = Counters()
     }
 
     public let capacityBytes: Int
-    private let state = Mutex(State())
+    private var state = State()
 
-    /// A cache holding at most `capacityBytes` of rendered JSON. Create it together with
-    /// the projection it caches: versions it has not been told about are taken as current.
+    /// A cache holding at most `capacityBytes` of rendered JSON.
     public init(capacityBytes: Int = 64 << 20) {
         self.capacityBytes = capacityBytes
     }
 
     /// The cached rendering, if one exists for the device's current version and is not
     /// past its `validUntil` at `now`.
-    public func lookup(_ key: Key, now: Int64) -> RenderedView? {
-        state.withLock { state in
-            guard let slot = state.index[key] else {
-                state.counters.misses += 1
-                return nil
-            }
-            let view = state.slots[slot].view
-            if let validUntil = view.validUntil, now >= validUntil {
-                Self.remove(slot, from: &state)
-                state.counters.misses += 1
-                return nil
-            }
-            Self.moveToFront(slot, in: &state)
-            state.counters.hits += 1
-            return view
+    public mutating func lookup(_ key: Key, now: Int64) -> RenderedView? {
+        guard let slot = state.index[key] else {
+            state.counters.misses += 1
+            return nil
         }
+        let view = state.slots[slot].view
+        if let validUntil = view.validUntil, now >= validUntil {
+            Self.remove(slot, from: &state)
+            state.counters.misses += 1
+            return nil
+        }
+        Self.moveToFront(slot, in: &state)
+        state.counters.hits += 1
+        return view
     }
 
-    /// Stores a rendering made at `view.version`; refused (returns false) if the device
-    /// has moved past that version since.
+    /// Stores a rendering made at `view.version`; refused (returns false) if the device's
+    /// version is `currentVersion` now, another one: it moved on while the view was rendered.
     @discardableResult
-    public func store(_ key: Key, _ view: RenderedView) -> Bool {
+    public mutating func store(_ key: Key, _ view: RenderedView, currentVersion: UInt64) -> Bool {
         guard view.bytes.count <= capacityBytes else { return false }
-        return state.withLock { state in
-            if let current = state.currentVersions[key.deviceId], current != view.version {
-                state.counters.staleFillsRejected += 1
-                return false
-            }
-            if let existing = state.index[key] { Self.remove(existing, from: &state) }
-            let slot = Slot(key: key, view: view, previous: -1, next: state.head)
-            let position: Int
-            if let reused = state.free.popLast() {
-                state.slots[reused] = slot
-                position = reused
-            } else {
-                state.slots.append(slot)
-                position = state.slots.count - 1
-            }
-            if state.head >= 0 { state.slots[state.head].previous = position }
-            state.head = position
-            if state.tail < 0 { state.tail = position }
-            state.index[key] = position
-            state.viewsByDevice[key.deviceId, default: []].insert(key.view)
-            state.counters.entries += 1
-            state.counters.bytes += view.bytes.count
-            while state.counters.bytes > capacityBytes, state.tail >= 0 {
-                Self.remove(state.tail, from: &state)
-                state.counters.evictions += 1
-            }
-            return true
+        if currentVersion != view.version {
+            state.counters.staleFillsRejected += 1
+            return false
+        }
+        if let existing = state.index[key] { Self.remove(existing, from: &state) }
+        let slot = Slot(key: key, view: view, previous: -1, next: state.head)
+        let position: Int
+        if let reused = state.free.popLast() {
+            state.slots[reused] = slot
+            position = reused
+        } else {
+            state.slots.append(slot)
+            position = state.slots.count - 1
+        }
+        if state.head >= 0 { state.slots[state.head].previous = position }
+        state.head = position
+        if state.tail < 0 { state.tail = position }
+        state.index[key] = position
+        state.viewsByDevice[key.deviceId, default: []].insert(key.view)
+        state.counters.entries += 1
+        state.counters.bytes += view.bytes.count
+        while state.counters.bytes > capacityBytes, state.tail >= 0 {
+            Self.remove(state.tail, from: &state)
+            state.counters.evictions += 1
+        }
+        return true
+    }
+
+    /// Called for every event applied to a device: drops every rendering of it.
+    public mutating func invalidate(deviceId: String) {
+        state.counters.invalidations += 1
+        guard let views = state.viewsByDevice[deviceId] else { return }
+        for view in views {
+            if let slot = state.index[Key(deviceId: deviceId, view: view)] { Self.remove(slot, from: &state) }
         }
     }
 
-    /// Called for every event applied to a device: records its new version and drops
-    /// every rendering of it.
-    public func invalidate(deviceId: String, version: UInt64) {
-        state.withLock { state in
-            state.currentVersions[deviceId] = version
-            state.counters.invalidations += 1
-            guard let views = state.viewsByDevice[deviceId] else { return }
-            for view in views {
-                if let slot = state.index[Key(deviceId: deviceId, view: view)] { Self.remove(slot, from: &state) }
-            }
-        }
-    }
-
-    public var counters: Counters { state.withLock { $0.counters } }
+    public var counters: Counters { state.counters }
 
     // MARK: - LRU list
 

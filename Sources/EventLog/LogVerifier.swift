@@ -76,7 +76,7 @@ public struct LogVerification: Sendable {
     /// Every gap record, in partition and offset order. A gap is no broken rule (the log
     /// says truthfully what it lacks), so `isClean` does not count it; `verify --strict` does.
     public var gaps: [LogGap] = []
-    /// Dead letters by reason code (the part of the reason before the first space).
+    /// Dead letters by reason code (`DeadLetterReason.code`).
     public var deadLettersByReason: [String: Int] = [:]
     /// Every erasure record, in partition and offset order, with the records it redacted.
     public var erasures: [ErasureSummary] = []
@@ -151,8 +151,7 @@ public enum LogVerifier {
                     if let gap = LogGap(record) { gaps.append(gap) }  // a malformed one is a problem the scan reports
                 } else {
                     deadLetters += 1
-                    let reason = String(decoding: record.reason, as: UTF8.self)
-                    reasons[String(reason.prefix { $0 != " " && $0 != ":" }), default: 0] += 1
+                    reasons[DeadLetterReason(parsing: String(decoding: record.reason, as: UTF8.self)).code, default: 0] += 1
                 }
                 if record.timestamp >= 0 {
                     if firstTimestamp == nil { firstTimestamp = record.timestamp }

@@ -67,11 +67,11 @@ final class CheckpointWriter: Sendable {
     private let available = Semaphore()
     /// Signalled when a write finishes (waited on by `waitForInFlight`).
     private let finished = Semaphore()
-    private let thread = Mutex<LedgerSupport.Thread?>(nil)
+    private let thread = Mutex<LedgerThread?>(nil)
 
     init(checkpoints: CheckpointStore) {
         self.checkpoints = checkpoints
-        let thread = LedgerSupport.Thread(name: "chatledger-ckpt") { [self] in run() }
+        let thread = LedgerThread(name: "chatledger-ckpt") { [self] in run() }
         self.thread.withLock { $0 = thread }
         thread.start()
     }

@@ -25,7 +25,7 @@ public final class IngestPipeline {
         public var retention: RetentionPolicy
 
         public init(
-            topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
+            topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
             checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil,
             retention: RetentionPolicy = RetentionPolicy()
         ) {
@@ -158,7 +158,7 @@ public final class IngestPipeline {
             topic: options.topic, partition: partition, firstLostOffset: try nextOffset(partition), lastLostOffset: brokerLogStart - 1,
             brokerLogStartOffset: brokerLogStart, detectedAt: detectedAt, reason: reason)
         try writer.stageGap(gap)
-        pending.append((nil, LogPosition(partition: partition, offset: gap.lastLostOffset), writer.chainHash, true))
+        pending.append((.gap, LogPosition(partition: partition, offset: gap.lastLostOffset), writer.chainHash))
         try commitBatch()
         try writer.sync()  // whatever the fsync policy: a gap is rare, and must not be lost
         gaps.add(gap)
@@ -228,9 +228,12 @@ public final class IngestPipeline {
                 guard let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
                     let key, SHA256.hash(Array(key)) == selector.deviceDigest
                 else {
-                    let reason = "key_mismatch deviceId: a ledger.erased event's deviceId is sha256: and the hex SHA-256 of its Kafka key"
-                    try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
-                    pending.append((nil, position, writer.chainHash, false))
+                    let reason = DeadLetterReason(
+                        code: "key_mismatch", path: "deviceId",
+                        message: "a ledger.erased event's deviceId is sha256: and the hex SHA-256 of its Kafka key")
+                    try writer.stage(
+                        kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
+                    pending.append((.deadLetter, position, writer.chainHash))
                     counters.deadLetters += 1
                     counters.deadLettersByReason["key_mismatch", default: 0] += 1
                     counters.records += 1
@@ -239,19 +242,19 @@ public final class IngestPipeline {
                 try writer.stage(
                     kind: .event, offset: offset, timestamp: timestamp, key: key, value: value,
                     reason: LogErasure.reason(Self.logScope(erasure.scope)))
-                pending.append((event, position, writer.chainHash, false))
+                pending.append((.event(event), position, writer.chainHash))
                 pendingErasures.append((partition, String(decoding: key, as: UTF8.self), selector))
                 counters.events += 1
                 counters.records += 1
                 return
             }
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
-            pending.append((event, position, writer.chainHash, false))
+            pending.append((.event(event), position, writer.chainHash))
             counters.events += 1
         case .failure(let error):
-            let reason = "\(error.code) \(error.path): \(error.message)"
-            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
-            pending.append((nil, position, writer.chainHash, false))
+            let reason = DeadLetterReason(code: error.code.description, path: error.path, message: error.message)
+            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
+            pending.append((.deadLetter, position, writer.chainHash))
             counters.deadLetters += 1
             counters.deadLettersByReason[error.code.description, default: 0] += 1
         }

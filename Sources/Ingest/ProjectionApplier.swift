@@ -12,8 +12,8 @@ import Synchronization
 /// projection falls behind the log). Only records already written (and synced, per the
 /// fsync policy) are submitted, so the projection never shows what the log could lose.
 final class ProjectionApplier: Sendable {
-    /// One logged record: an event, or nil for a dead letter or (`isGap`) a gap record.
-    typealias Record = (event: Event?, position: LogPosition, chainHash: SHA256Digest, isGap: Bool)
+    /// One logged record: what it holds, where, and its chain hash.
+    typealias Record = (stored: StoredRecord, position: LogPosition, chainHash: SHA256Digest)
 
     private enum Job: Sendable {
         case batch([Record], onApplied: (@Sendable () -> Void)?)
@@ -25,12 +25,12 @@ final class ProjectionApplier: Sendable {
     private let jobs = Mutex<[Job]>([])
     private let available = Semaphore()
     private let space: Semaphore
-    private let thread = Mutex<Thread?>(nil)
+    private let thread = Mutex<LedgerThread?>(nil)
 
     init(store: ProjectionStore, depth: Int = 2) {
         self.store = store
         self.space = Semaphore(value: UInt32(max(1, depth)))
-        let thread = Thread { [self] in run() }
+        let thread = LedgerThread { [self] in run() }
         self.thread.withLock { $0 = thread }
         thread.start()
     }
@@ -73,13 +73,7 @@ final class ProjectionApplier: Sendable {
             case .batch(let records, let onApplied):
                 // One lock per record, so queries are never held up for a whole batch.
                 for record in records {
-                    if let event = record.event {
-                        store.apply(event, at: record.position, chainHash: record.chainHash)
-                    } else if record.isGap {
-                        store.pass(at: record.position, chainHash: record.chainHash)
-                    } else {
-                        store.skip(at: record.position, chainHash: record.chainHash)
-                    }
+                    store.fold(record.stored, at: record.position, chainHash: record.chainHash)
                 }
                 space.signal()
                 onApplied?()

@@ -40,7 +40,7 @@ public final class KafkaConsumer {
     /// Whether librdkafka reported a fatal error: the client is unusable from then on.
     private var isFatal = false
     private var closed = false
-    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
+    private var batch = ConsumerBatch()
 
     /// Joins `groupId` and subscribes to `topic`.
     ///
@@ -137,19 +137,7 @@ public final class KafkaConsumer {
     @discardableResult
     public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
-        if messages.count < maxMessages { messages = .init(repeating: nil, count: maxMessages) }
-        // `rd_kafka_consume_batch_queue` waits out its whole timeout unless it can fill the
-        // array, so it is only asked for what is queued already (timeout 0); waiting is
-        // done for one message, which returns as soon as anything arrives.
-        var count = messages.withUnsafeMutableBufferPointer { buffer in
-            max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, maxMessages))  // -1: an error, none taken
-        }
-        if count == 0, timeoutMilliseconds > 0, let first = rd_kafka_consumer_poll(handle, timeoutMilliseconds) {
-            messages[0] = first
-            count = 1 + messages.withUnsafeMutableBufferPointer { buffer in
-                max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress! + 1, maxMessages - 1))
-            }
-        }
+        let count = batch.fill(queue: queue, handle: handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
         if let failure { throw failure }
         guard count > 0 else {
             try checkFatal()
@@ -160,15 +148,11 @@ public final class KafkaConsumer {
             return 0
         }
         var delivered = 0
-        defer {
-            for index in 0..<count { rd_kafka_message_destroy(messages[index]) }
-        }
-        for index in 0..<count {
-            guard let pointer = messages[index] else { continue }
+        try batch.drain { pointer in
             let message = pointer.pointee
             if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 try handleError(message)
-                continue
+                return
             }
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             // librdkafka finds the timestamp from the message's address (it lives in an

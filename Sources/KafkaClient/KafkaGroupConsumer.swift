@@ -54,7 +54,7 @@ public final class KafkaGroupConsumer {
     private var failure: Error?
     private var isFatal = false
     private var closed = false
-    private var messages: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
+    private var batch = ConsumerBatch()
     /// Topic names by librdkafka's topic handle (one String per topic, not per message).
     private var topicNames: [OpaquePointer: String] = [:]
     private var callbackBox: GroupCallbackBox?
@@ -137,32 +137,18 @@ public final class KafkaGroupConsumer {
             rd_kafka_poll(handle, 0)  // rebalances and errors still need serving
             return 0
         }
-        if messages.count < maxMessages { messages = .init(repeating: nil, count: maxMessages) }
-        // As in KafkaConsumer: take only what is queued, wait for one message at most.
-        var count = messages.withUnsafeMutableBufferPointer { buffer in
-            max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, maxMessages))
-        }
-        if count == 0, timeoutMilliseconds > 0, let first = rd_kafka_consumer_poll(handle, timeoutMilliseconds) {
-            messages[0] = first
-            count = 1 + messages.withUnsafeMutableBufferPointer { buffer in
-                max(0, rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress! + 1, maxMessages - 1))
-            }
-        }
+        let count = batch.fill(queue: queue, handle: handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
         if let failure { throw failure }
         guard count > 0 else {
             try checkFatal()
             return 0
         }
         var delivered = 0
-        defer {
-            for index in 0..<count { rd_kafka_message_destroy(messages[index]) }
-        }
-        for index in 0..<count {
-            guard let pointer = messages[index] else { continue }
+        try batch.drain { pointer in
             let message = pointer.pointee
             if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 try handleError(message)
-                continue
+                return
             }
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)

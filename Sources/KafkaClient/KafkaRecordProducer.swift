@@ -152,12 +152,12 @@ private final class Poller: @unchecked Sendable {
     // the thread (the producer joins it before destroying the handle).
     private let handle: OpaquePointer
     private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<Thread?>(nil)
+    private let thread = Mutex<LedgerThread?>(nil)
 
     init(_ handle: OpaquePointer) { self.handle = handle }
 
     func start() {
-        let started = Thread { [self] in
+        let started = LedgerThread { [self] in
             while !stopping.load(ordering: .acquiring) { rd_kafka_poll(handle, 100) }
         }
         thread.withLock { $0 = started }

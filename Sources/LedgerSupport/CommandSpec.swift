@@ -153,6 +153,10 @@ public struct ParsedArguments: Sendable {
     /// The option's value (or its default), nil when absent; for a repeatable option, the last.
     public func string(_ name: String) -> String? { values[name] }
 
+    /// The value of an option declared with a default: as given, else that default (the
+    /// one place it is written).
+    public func value(_ option: CommandSpec.Option) -> String { values[option.name] ?? option.defaultValue ?? "" }
+
     /// Every value given for a repeatable option, in order (empty when absent).
     public func strings(_ name: String) -> [String] { repeated[name] ?? [] }
 

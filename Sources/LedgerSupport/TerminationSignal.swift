@@ -26,7 +26,7 @@ public final class TerminationSignal: Sendable {
         sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waitSet = set
-        let thread = Thread {
+        let thread = LedgerThread {
             var set = waitSet
             var number: Int32 = 0
             while true {

@@ -116,7 +116,7 @@ final class RunningStage: @unchecked Sendable {
             deadLetterTopic: StageTesting.deadLetterTopic,
             kafka: KafkaConfiguration(["fetch.wait.max.ms": "5", "log_level": "3"]),
             holdMilliseconds: hold, commitEveryMilliseconds: 200)
-        Thread { [self] in
+        LedgerThread { [self] in
             do {
                 try stage.run(adapter: EvolutionAdapter(), configuration: configuration)
             } catch {

@@ -21,7 +21,7 @@ struct EventEncoderTests {
         }
     }
 
-    @Test("the envelope is written in SPEC order without whitespace")
+    @Test("the envelope is written in the schema's order without whitespace")
     func envelopeOrder() {
         let event = Event(eventId: "E", deviceId: "d", occurredAt: 1, chatId: "c", payload: .chatArchived(archived: true))
         let text = String(decoding: EventEncoder.encode(event), as: UTF8.self)

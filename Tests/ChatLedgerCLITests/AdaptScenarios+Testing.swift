@@ -138,7 +138,7 @@ enum AdaptScenarios {
         let sent = SentCount()
         let feeding = Semaphore()
         let toSend = records.map { ($0.topic, $0.key, $0.value) }
-        LedgerSupport.Thread {
+        LedgerThread {
             defer { feeding.signal() }
             guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
             for (index, record) in toSend.enumerated() {

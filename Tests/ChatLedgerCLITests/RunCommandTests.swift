@@ -44,7 +44,7 @@ struct RunCommandTests {
         return "\(partition):\(offset)"
     }
 
-    /// SPEC §4's scenario: a chat shows unreadCount 0; three messages from another person
+    /// The README's scenario (`schemas/projection.md`): a chat shows unreadCount 0; three messages from another person
     /// are produced by a separate client; the next query carrying minPosition shows 3.
     /// Then three more, and plain GETs polled right after the produce measure how long
     /// until they show 6 (printed), never going backwards.

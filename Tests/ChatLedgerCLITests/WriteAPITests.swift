@@ -8,7 +8,7 @@ import KafkaClient
 import KafkaTestSupport
 import Testing
 
-/// The write API (SPEC §7) end to end: real `chatledger` processes, Kafka (the embedded
+/// The write API (README, "The write API") end to end: real `chatledger` processes, Kafka (the embedded
 /// broker, or librdkafka's mock cluster in this process so the test can stop it), the log,
 /// `replay` and `export`.
 @Suite("Write API, as real processes")

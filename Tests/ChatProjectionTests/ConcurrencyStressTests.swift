@@ -20,7 +20,7 @@ struct ConcurrencyStressTests {
         let queries = [ChatListQuery(limit: 5), ChatListQuery(filter: .unread, limit: 50), ChatListQuery(limit: 500)]
 
         let readers = (0..<6).map { readerIndex in
-            Thread {
+            LedgerThread {
                 var random = SeededGenerator(seed: UInt64(readerIndex))
                 while !finished.load(ordering: .acquiring) {
                     let device = deviceIds[Int(random.next() % UInt64(deviceIds.count))]
@@ -46,7 +46,7 @@ struct ConcurrencyStressTests {
 
         #expect(staleReads.load(ordering: .relaxed) == 0)
         #expect(reads.load(ordering: .relaxed) > 10_000, "the readers raced the writer for real")
-        let counters = store.cache.counters
+        let counters = store.cacheCounters
         #expect(counters.hits > 0)
         #expect(counters.invalidations > 0)
     }

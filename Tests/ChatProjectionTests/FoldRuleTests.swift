@@ -4,7 +4,7 @@ import EventLog
 import Foundation
 import Testing
 
-/// One test per rule of SPEC §2 (and each choice documented in schemas/projection.md).
+/// One test per rule of `schemas/projection.md` (and each choice documented there).
 @Suite("The fold, rule by rule")
 struct FoldRuleTests {
     let anna = "491701111111@c.us"

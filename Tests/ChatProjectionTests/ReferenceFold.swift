@@ -1,7 +1,7 @@
 import ChatEvents
 import ChatProjection
 
-/// A deliberately simple, exact fold of SPEC §2 and `schemas/projection.md`, written
+/// A deliberately simple, exact fold of `schemas/projection.md`, written
 /// independently of `ChatProjection` to check it: it keeps every message of every chat
 /// and every event id, with no bounds, no packing and no incremental counts. Slow, and
 /// only for tests.

@@ -12,13 +12,17 @@ struct SnapshotCacheTests {
 
     @Test("a stored rendering is served until the device's next event invalidates it")
     func hitUntilInvalidated() {
-        let cache = SnapshotCache()
+        var cache = SnapshotCache()
         let key = SnapshotCache.Key(deviceId: "d", view: "list")
-        #expect(cache.lookup(key, now: 0) == nil)
-        #expect(cache.store(key, view("v0", version: 0)))
-        #expect(cache.lookup(key, now: 0)?.bytes == Array("v0".utf8))
-        cache.invalidate(deviceId: "d", version: 1)
-        #expect(cache.lookup(key, now: 0) == nil)
+        let result1 = cache.lookup(key, now: 0)
+        #expect(result1 == nil)
+        let result2 = cache.store(key, view("v0", version: 0), currentVersion: 0)
+        #expect(result2)
+        let result3 = cache.lookup(key, now: 0)
+        #expect(result3?.bytes == Array("v0".utf8))
+        cache.invalidate(deviceId: "d")
+        let result4 = cache.lookup(key, now: 0)
+        #expect(result4 == nil)
         let counters = cache.counters
         #expect(counters.hits == 1)
         #expect(counters.misses == 2)
@@ -28,43 +32,53 @@ struct SnapshotCacheTests {
 
     @Test("a fill rendered before an event is refused after it: no stale set")
     func staleFillRefused() {
-        let cache = SnapshotCache()
+        var cache = SnapshotCache()
         let key = SnapshotCache.Key(deviceId: "d", view: "list")
-        cache.invalidate(deviceId: "d", version: 5)
-        #expect(!cache.store(key, view("old", version: 4)))
-        #expect(cache.lookup(key, now: 0) == nil)
+        cache.invalidate(deviceId: "d")  // the device is at version 5 now
+        let result5 = cache.store(key, view("old", version: 4), currentVersion: 5)
+        #expect(!result5)
+        let result6 = cache.lookup(key, now: 0)
+        #expect(result6 == nil)
         #expect(cache.counters.staleFillsRejected == 1)
-        #expect(cache.store(key, view("new", version: 5)))
+        let result7 = cache.store(key, view("new", version: 5), currentVersion: 5)
+        #expect(result7)
+        let result8 = cache.lookup(key, now: 0)
+        #expect(result8?.bytes == Array("new".utf8))
     }
 
     @Test("other devices' renderings survive an invalidation")
     func invalidationIsPerDevice() {
-        let cache = SnapshotCache()
-        cache.store(.init(deviceId: "a", view: "x"), view("a", version: 0))
-        cache.store(.init(deviceId: "b", view: "x"), view("b", version: 0))
-        cache.invalidate(deviceId: "a", version: 1)
-        #expect(cache.lookup(.init(deviceId: "b", view: "x"), now: 0) != nil)
+        var cache = SnapshotCache()
+        cache.store(.init(deviceId: "a", view: "x"), view("a", version: 0), currentVersion: 0)
+        cache.store(.init(deviceId: "b", view: "x"), view("b", version: 0), currentVersion: 0)
+        cache.invalidate(deviceId: "a")
+        let result9 = cache.lookup(.init(deviceId: "b", view: "x"), now: 0)
+        #expect(result9 != nil)
     }
 
     @Test("the cache is bounded by bytes and evicts the least recently used first")
     func lruByBytes() {
-        let cache = SnapshotCache(capacityBytes: 30)
-        for name in ["a", "b", "c"] { cache.store(.init(deviceId: name, view: "v"), view(String(repeating: name, count: 10), version: 0)) }
+        var cache = SnapshotCache(capacityBytes: 30)
+        for name in ["a", "b", "c"] { cache.store(.init(deviceId: name, view: "v"), view(String(repeating: name, count: 10), version: 0), currentVersion: 0) }
         _ = cache.lookup(.init(deviceId: "a", view: "v"), now: 0)  // a is now the most recent
-        cache.store(.init(deviceId: "d", view: "v"), view(String(repeating: "d", count: 10), version: 0))
-        #expect(cache.lookup(.init(deviceId: "b", view: "v"), now: 0) == nil, "b was least recently used")
-        #expect(cache.lookup(.init(deviceId: "a", view: "v"), now: 0) != nil)
+        cache.store(.init(deviceId: "d", view: "v"), view(String(repeating: "d", count: 10), version: 0), currentVersion: 0)
+        let result10 = cache.lookup(.init(deviceId: "b", view: "v"), now: 0)
+        #expect(result10 == nil, "b was least recently used")
+        let result11 = cache.lookup(.init(deviceId: "a", view: "v"), now: 0)
+        #expect(result11 != nil)
         #expect(cache.counters.evictions == 1)
         #expect(cache.counters.bytes <= 30)
     }
 
     @Test("a rendering showing a mute expires when the mute does")
     func expiresWithMute() {
-        let cache = SnapshotCache()
+        var cache = SnapshotCache()
         let key = SnapshotCache.Key(deviceId: "d", view: "list")
-        cache.store(key, view("muted", version: 0, validUntil: 1_000))
-        #expect(cache.lookup(key, now: 999) != nil)
-        #expect(cache.lookup(key, now: 1_000) == nil)
+        cache.store(key, view("muted", version: 0, validUntil: 1_000), currentVersion: 0)
+        let result12 = cache.lookup(key, now: 999)
+        #expect(result12 != nil)
+        let result13 = cache.lookup(key, now: 1_000)
+        #expect(result13 == nil)
     }
 
     @Test("three messages arrive and the very next query says unreadCount 3, through the cache")
@@ -80,7 +94,7 @@ struct SnapshotCacheTests {
         }
         #expect(try unreadCount() == 0)
         #expect(try unreadCount() == 0)
-        #expect(store.cache.counters.hits == 1, "the second query was a cache hit")
+        #expect(store.cacheCounters.hits == 1, "the second query was a cache hit")
         for index in 1...3 {
             store.apply(
                 Event(eventId: "in-\(index)", deviceId: "dev-1", occurredAt: 200, chatId: "a@c.us",
@@ -112,7 +126,7 @@ struct SnapshotCacheTests {
         }
     }
 
-    @Test("the chat object has exactly the fields of SPEC §4")
+    @Test("the chat object has exactly the fields of schemas/openapi.yaml")
     func chatObjectFields() throws {
         var script = Script()
         script.own("a@c.us", "O1", at: 100, preview: "hello")

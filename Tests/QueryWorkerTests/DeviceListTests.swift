@@ -164,8 +164,8 @@ struct DeviceListTests {
     func status() throws {
         for offset in 0..<5 { incoming("dev-a", "a@c.us", "M\(offset)") }
         apply("dev-a", "a@c.us", .chatMarkedUnread, eventId: "E0")  // offset 5: a redelivered event id
-        store.skip(at: LogPosition(partition: 0, offset: 6))  // a dead letter
-        store.skip(at: LogPosition(partition: 1, offset: 0))
+        store.fold(.deadLetter, at: LogPosition(partition: 0, offset: 6))  // a dead letter
+        store.fold(.deadLetter, at: LogPosition(partition: 1, offset: 0))
         let (server, port) = try serve(source: { SourceStatus(kind: .kafka, endOffsets: [0: 12, 2: 4]) }, ready: false)
         defer { server.stop() }
         #expect(try get(port, "/api/v1/status", key: nil).status == 401)

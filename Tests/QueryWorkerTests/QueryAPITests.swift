@@ -218,7 +218,7 @@ struct QueryAPITests {
         }
         #expect(try unreadCount() == 0)
         #expect(try unreadCount() == 0)
-        #expect(test.store.cache.counters.hits >= 1, "served from the cache")
+        #expect(test.store.cacheCounters.hits >= 1, "served from the cache")
         for index in 1...3 { test.incoming("dev-1", "a@c.us", "M\(index)") }
         #expect(try unreadCount() == 3)
     }

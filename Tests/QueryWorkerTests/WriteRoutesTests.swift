@@ -244,7 +244,7 @@ struct WriteRoutesTests {
         defer { server.stop() }
         let firstDone = DispatchSemaphore(value: 0)
         let firstStatus = Mutex(0)
-        LedgerSupport.Thread {
+        LedgerThread {
             let response = try? self.post(port, Self.chat + "/read", headers: ["Idempotency-Key: k-2"])
             firstStatus.withLock { $0 = response?.status ?? -1 }
             firstDone.signal()
@@ -275,7 +275,7 @@ struct WriteRoutesTests {
         defer { server.stop() }
         let answered = DispatchSemaphore(value: 0)
         let result = Mutex<WireResponse?>(nil)
-        LedgerSupport.Thread {
+        LedgerThread {
             let response = try? self.post(port, Self.chat + "/read?wait=10000")
             result.withLock { $0 = response }
             answered.signal()
@@ -310,7 +310,7 @@ struct WriteRoutesTests {
         defer { server.stop() }
         let answered = DispatchSemaphore(value: 0)
         let result = Mutex<(WireResponse?, Duration)>((nil, .zero))
-        LedgerSupport.Thread {
+        LedgerThread {
             let start = ContinuousClock.now
             let response = try? self.post(port, Self.chat + "/read")
             result.withLock { $0 = (response, ContinuousClock.now - start) }

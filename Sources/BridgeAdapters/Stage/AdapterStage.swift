@@ -3,7 +3,7 @@ import KafkaClient
 import LedgerSupport
 import Synchronization
 
-/// The adapter stage (SPEC §6): consumes every bridge topic matching a pattern, turns each
+/// The adapter stage (README, "Real bridges: the adapter stage"): consumes every bridge topic matching a pattern, turns each
 /// record into canonical events with a `BridgeAdapter`, and produces them to the canonical
 /// topic keyed by `deviceId`, in front of ingest. One dedicated thread runs it until `stop()`.
 ///
@@ -56,7 +56,7 @@ public final class AdapterStage: Sendable {
         public var directoryCapacity: Int
 
         public init(
-            brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = "wa.device-events",
+            brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = DeviceEventsTopic.defaultName,
             deadLetterTopic: String = "wa.adapt.dead-letters", kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
             holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
             progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000

@@ -28,8 +28,4 @@ int cl_accept(int listener);
 /* A non-blocking, close-on-exec pipe; 0 or -1 with errno. */
 int cl_pipe(int fds[2]);
 
-/* A hint that `address` will be read soon: the cache line is fetched while other work
-   runs (the event-id window's table is far larger than the caches). */
-static inline void cl_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
-
 #endif

@@ -34,7 +34,7 @@ func threadCPUSeconds(_ body: () throws -> Void) rethrows -> Double {
 }
 
 enum AdaptBenchmark {
-    static let canonicalTopic = "wa.device-events"
+    static let canonicalTopic = DeviceEventsTopic.defaultName
 
     static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
         guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
@@ -103,7 +103,7 @@ enum AdaptBenchmark {
             progressEverySeconds: 3600)
         let finished = Semaphore()
         let failure = Mutex<String?>(nil)
-        Thread {
+        LedgerThread {
             do {
                 try stage.run(adapter: adapter, configuration: configuration)
             } catch {

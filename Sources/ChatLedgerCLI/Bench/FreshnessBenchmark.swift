@@ -18,7 +18,7 @@ import Synchronization
 /// visible (`FreshnessProbe`): p50, p99, max, markers not visible within 20 s, and how
 /// many checkpoints `run` wrote meanwhile (every 200,000 records or 30 s).
 enum FreshnessBenchmark {
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
     /// Partitions of the child's embedded broker: room for the preload's chunks.
     static let partitions = 16
     /// Events per preload chunk (≈ 300 bytes each: under 1 MiB per partition).
@@ -139,7 +139,7 @@ private final class MeasurementWatch: Sendable {
     private let checkpoints: CheckpointStore
     private let stopping = Atomic<Bool>(false)
     private let observed = Mutex<(checkpointTimes: [ContinuousClock.Instant], diskSync: [Double])>(([], []))
-    private let thread = Mutex<LedgerSupport.Thread?>(nil)
+    private let thread = Mutex<LedgerThread?>(nil)
 
     init(data: String, checkpoints: CheckpointStore) {
         self.data = data
@@ -147,7 +147,7 @@ private final class MeasurementWatch: Sendable {
     }
 
     func start() {
-        let worker = LedgerSupport.Thread { [self] in watch() }
+        let worker = LedgerThread { [self] in watch() }
         thread.withLock { $0 = worker }
         worker.start()
     }

@@ -39,7 +39,7 @@ struct FreshnessProbe {
         }
     }
 
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
 
     /// The traffic sent in the background (its devices should exist in the projection).
     var background: TrafficModel
@@ -57,7 +57,7 @@ struct FreshnessProbe {
         let sent = Atomic<Int>(0)
         let load = BackgroundLoad(model: background)
         let rate = self.rate
-        let backgroundThread = Thread {
+        let backgroundThread = LedgerThread {
             guard let producer = try? KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "1"])) else {
                 return
             }

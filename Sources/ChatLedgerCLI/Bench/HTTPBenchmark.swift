@@ -18,7 +18,7 @@ import Synchronization
 ///    own device and polls `GET …/unread` until the count shows it; the delay from the
 ///    produce call to the first response that shows it, p50/p99.
 enum HTTPBenchmark {
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
 
     static func run(seconds: Double, load backgroundRate: Int, probes: Int) throws -> BenchReport {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("bench-http-\(getpid())").path
@@ -82,7 +82,7 @@ enum HTTPBenchmark {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         let threads = try (0..<clients).map { _ in
             let sockets = try (0..<connections).map { _ in try HTTPLoadClient(port: port) }
-            return Thread {
+            return LedgerThread {
                 var local: [Double] = []
                 local.reserveCapacity(1 << 20)
                 while ContinuousClock.now < deadline {

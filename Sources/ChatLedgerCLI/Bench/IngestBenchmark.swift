@@ -11,7 +11,7 @@ import KafkaClient
 /// message (the drain rate); the group join (~3 s on the mock) and the start-up before
 /// that moment are left out and reported apart.
 enum IngestBenchmark {
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
     /// The same fetch settings for both consumers: the mock answers a fetch with nothing
     /// new only after `fetch.wait.max.ms`, so a short wait and large fetches keep its
     /// pauses out of the comparison.

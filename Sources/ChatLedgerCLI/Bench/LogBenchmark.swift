@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatEvents
 import EventLog
 import Foundation
 import LedgerSupport
@@ -9,7 +10,7 @@ import LedgerSupport
 /// disk measured in the same run (plain `write` + `fdatasync` of the same bytes and
 /// batch size), and sequential read and verify throughput from the page cache.
 enum LogBenchmark {
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
 
     static func run(directory: String, batchSize: Int, seconds: Double) throws -> BenchReport {
         try? FileManager.default.removeItem(atPath: directory)

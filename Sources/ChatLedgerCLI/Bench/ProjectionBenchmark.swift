@@ -74,7 +74,7 @@ enum ProjectionBenchmark {
         }
         report.add("cache_hit_read_nanoseconds", hitSeconds / Double(hits) * 1e9, "ns")
         report.notes.append("apply: \(events.count) simulated events over 1000 devices x 100 chats; memory: resident set growth for 10,000 devices x 100 chats")
-        report.notes.append("device with \(device?.chats.count ?? 0) chats rendered; cache: \(store.cache.counters.hits) hits")
+        report.notes.append("device with \(device?.chats.count ?? 0) chats rendered; cache: \(store.cacheCounters.hits) hits")
         return report
     }
 

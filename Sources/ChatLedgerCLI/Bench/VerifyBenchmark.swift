@@ -8,7 +8,7 @@ import LedgerSupport
 /// one), then `verify` (every CRC and chain hash) and a replay from zero into the
 /// projection, both from the page cache.
 enum VerifyBenchmark {
-    static let topic = "wa.device-events"
+    static let topic = DeviceEventsTopic.defaultName
 
     static func run(events count: Int, directory: String) throws -> BenchReport {
         try? FileManager.default.removeItem(atPath: directory)

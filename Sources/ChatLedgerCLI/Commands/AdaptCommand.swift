@@ -2,13 +2,14 @@
 import Glibc
 #endif
 import BridgeAdapters
+import ChatEvents
 import ChatProjection
 import KafkaClient
 import LedgerSupport
 import QueryWorker
 
 /// `chatledger adapt`: a bridge's own Kafka records → canonical events on the canonical
-/// topic (SPEC §6), in front of ingest, until SIGINT/SIGTERM.
+/// topic (README, "Real bridges: the adapter stage"), in front of ingest, until SIGINT/SIGTERM.
 enum AdaptCommand: Command {
     static let spec = CommandSpec(
         name: "adapt",
@@ -18,7 +19,7 @@ enum AdaptCommand: Command {
             CommandSpec.Option("format", "FORMAT", "The bridge's format: \(BridgeFormats.names.joined(separator: ", ")).", required: true),
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             AdaptOptions.sourceTopics,
-            CommandSpec.Option("topic", "T", "The canonical topic the events go to.", default: "wa.device-events"),
+            CommandSpec.Option("topic", "T", "The canonical topic the events go to.", default: DeviceEventsTopic.defaultName),
             CommandSpec.Option("group", "G", "Kafka consumer group of the stage (its committed offsets are its progress).", default: "chatledger-adapt"),
             AdaptOptions.deadLetterTopic,
             IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
@@ -30,7 +31,7 @@ enum AdaptCommand: Command {
         let pattern = try AdaptOptions.pattern(arguments.string("source-topics") ?? "", arguments)
         let configuration = AdapterStage.Configuration(
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger-adapt", sourceTopics: [pattern],
-            topic: arguments.string("topic") ?? "wa.device-events",
+            topic: arguments.value(.topic),
             deadLetterTopic: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
             kafka: try IngestOptions.kafkaConfiguration(arguments))
         let signals = TerminationSignal.install()

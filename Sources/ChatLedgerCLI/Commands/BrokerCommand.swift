@@ -15,7 +15,7 @@ enum BrokerCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let signals = TerminationSignal.install()
-        let topic = arguments.string("topic") ?? "wa.device-events"
+        let topic = arguments.value(.topic)
         let partitions = try arguments.integer("partitions", in: 1...1024) ?? 8
         let brokerCount = try arguments.integer("broker-count", in: 1...16) ?? 1
         let cluster = try MockCluster(brokerCount: brokerCount, topics: [(topic, partitions)])

@@ -33,7 +33,7 @@ enum ExportCommand: Command {
             to = value
         }
         let filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
-        let audit = AuditLog(dataDirectory: arguments.string("data") ?? "./data", topic: arguments.string("topic") ?? "wa.device-events")
+        let audit = AuditLog(dataDirectory: arguments.value(.data), topic: arguments.value(.topic))
         var output = OutputBuffer()
         try audit.events(filter) { line in
             output.append(line)

@@ -23,34 +23,62 @@ enum IngestCommand: Command {
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
         ] + QueryWorkerOptions.limits)
 
+    /// What `ingest` runs with, read from its flags.
+    struct Configuration {
+        var data: String
+        var ingest: IngestService.Configuration
+        /// Where to serve `/healthz`, `/readyz` and `/metrics`; nil: no HTTP.
+        var http: HTTPServer.Configuration?
+
+        init(_ arguments: ParsedArguments) throws {
+            let fsync = try IngestOptions.fsyncPolicy(arguments)
+            let kafka = try IngestOptions.kafkaConfiguration(arguments)
+            data = arguments.value(.data)
+            ingest = IngestService.Configuration(
+                brokers: arguments.string("brokers") ?? "", group: arguments.value(.group), kafka: kafka,
+                pipeline: .init(
+                    topic: arguments.value(.topic), fsync: fsync,
+                    attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) },
+                    retention: try RetentionOptions.policy(arguments)),
+                onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
+            http = arguments.string("http") == nil ? nil : try QueryWorkerOptions.configuration(arguments)
+        }
+    }
+
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        let fsync = try IngestOptions.fsyncPolicy(arguments)
-        let kafka = try IngestOptions.kafkaConfiguration(arguments)
-        let signals = TerminationSignal.install()
-        let service = IngestService()
-        signals.onSignal { _ in service.stop() }
-        let configuration = IngestService.Configuration(
-            brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger", kafka: kafka,
-            pipeline: .init(
-                topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync,
-                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) },
-                retention: try RetentionOptions.policy(arguments)),
-            onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
-        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: configuration.pipeline)
-        var server: HTTPServer?
-        if arguments.string("http") != nil {
-            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
+        let configuration = try Configuration(arguments)
+        return try ingest(configuration, signals: TerminationSignal.install())
+    }
+
+    /// Hosts the HTTP server (with `--http`) and ingest, stopped in reverse order, until a
+    /// signal or a failure.
+    static func ingest(_ configuration: Configuration, signals: TerminationSignal) throws -> Int32 {
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: configuration.data), options: configuration.ingest.pipeline)
+        let ingest = IngestService()
+        var services: [any Service] = []
+        var http: HTTPService?
+        if let httpConfiguration = configuration.http {
+            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: ingest)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
             let api = QueryAPI(
-                store: pipeline.store, keys: KeyRing(try APIKeys(json: Array(#"{"keys":[]}"#.utf8))), metrics: metrics, isReady: { service.isCaughtUp },
-                gaps: pipeline.gaps)
-            let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))
-            server = started.server
-            print("url=\(started.url)")
+                store: pipeline.store, keys: KeyRing(try APIKeys(json: Array(#"{"keys":[]}"#.utf8))), metrics: metrics,
+                isReady: { ingest.isCaughtUp }, gaps: pipeline.gaps)
+            let server = HTTPService(api: api, configuration: httpConfiguration)
+            services.append(server)
+            http = server
+        }
+        let ingestConfiguration = configuration.ingest
+        services.append(
+            ThreadService(name: "ingest", threadName: "chatledger-ingest", halt: { ingest.stop() }) {
+                try ingest.run(pipeline: pipeline, configuration: ingestConfiguration)  // the pipeline is the ingest thread's from here
+            })
+        let group = ServiceGroup(services)
+        try group.start()
+        if let http {
+            print("url=\(http.url)")
             flushStandardOutput()
         }
-        defer { server?.stop() }
-        try service.run(pipeline: pipeline, configuration: configuration)
+        try group.runUntilShutdown(signals: signals)  // a failed service is thrown: logged, exit 1
         return 0
     }
 }

@@ -40,7 +40,7 @@ enum ProduceCommand: Command {
         guard simulate != (file != nil) else {
             throw arguments.usageError("give exactly one of --file or --simulate")
         }
-        let topic = arguments.string("topic") ?? "wa.device-events"
+        let topic = arguments.value(.topic)
         let brokers = arguments.string("brokers") ?? ""
         let format = arguments.string("format") ?? "chatledger"
         if format != "chatledger" {

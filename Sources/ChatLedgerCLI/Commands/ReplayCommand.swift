@@ -47,8 +47,8 @@ enum ReplayCommand: Command {
         let limit = try arguments.integer("limit", in: 1...ChatListQuery.maxLimit) ?? ChatListQuery.defaultLimit
         let now = try arguments.integer("now", in: 0...Int.max).map(Int64.init) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let deviceId = arguments.string("device") ?? ""
-        let topic = arguments.string("topic") ?? "wa.device-events"
-        let data = arguments.string("data") ?? "./data"
+        let topic = arguments.value(.topic)
+        let data = arguments.value(.data)
 
         let device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
         let rendered: RenderedView

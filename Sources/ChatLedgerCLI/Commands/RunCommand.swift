@@ -15,7 +15,7 @@ import Synchronization
 /// `chatledger run`: everything in one process. Without `--brokers` it starts an embedded
 /// Kafka-protocol broker (librdkafka's mock cluster) and prints its address; then ingest,
 /// the projection and the HTTP query worker; `--demo` feeds simulated bridge traffic.
-/// `--adapt FORMAT:REGEX` runs the adapter stage (SPEC §6) for bridges publishing their
+/// `--adapt FORMAT:REGEX` runs the adapter stage (README, "Bridge adapters") for bridges publishing their
 /// own format, and `--demo-format` feeds the demo through it.
 /// Without `--keys` a development key `demo-key` (auditor, every device, may write) is used.
 /// The write API produces to the same topic ingest consumes.
@@ -25,10 +25,7 @@ enum RunCommand: Command {
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
-            CommandSpec.Option(
-                "demo-format", "FORMAT",
-                "The demo's traffic: chatledger (canonical events) or a bridge format (\(BridgeFormats.names.joined(separator: ", "))), fed through its adapter.",
-                default: "chatledger"),
+            demoFormatOption,
             CommandSpec.Option(
                 "adapt", "FORMAT:REGEX", "Run the adapter stage for a bridge format on every topic matching REGEX, e.g. evolution:^evolution\\..*",
                 repeatable: true),
@@ -40,171 +37,174 @@ enum RunCommand: Command {
             RetentionOptions.archiveCommand,
         ] + QueryWorkerOptions.limits)
 
+    static let demoFormatOption = CommandSpec.Option(
+        "demo-format", "FORMAT",
+        "The demo's traffic: chatledger (canonical events) or a bridge format (\(BridgeFormats.names.joined(separator: ", "))), fed through its adapter.",
+        default: "chatledger")
     static let demoKey = "demo-key"
     static let embeddedFetchWaitMilliseconds = 2
 
+    /// What `run` runs with, read from its flags.
+    struct Configuration {
+        var topic: String
+        var data: String
+        /// nil: the development key `demoKey`.
+        var keysPath: String?
+        var http: HTTPServer.Configuration
+        /// nil: an embedded broker with `partitions` partitions.
+        var brokers: String?
+        var partitions: Int
+        var demo: Bool
+        var demoFormat: String
+        var adapters: [(adapter: any BridgeAdapter, pattern: String)]
+        var deadLetterTopic: String
+        var fsync: FsyncPolicy
+        var onBrokerLoss: BrokerLossPolicy
+        /// `--kafka-config` and `--kafka-config-file`, over no defaults.
+        var kafka: KafkaConfiguration
+        var writeTimeoutMilliseconds: Int
+        var retention: RetentionPolicy
+
+        init(_ arguments: ParsedArguments) throws {
+            topic = arguments.value(.topic)
+            data = arguments.value(.data)
+            keysPath = arguments.string("keys")
+            http = try QueryWorkerOptions.configuration(arguments)
+            brokers = arguments.string("brokers")
+            partitions = try arguments.integer("partitions", in: 1...1024) ?? 8
+            demo = arguments.flag("demo")
+            demoFormat = arguments.value(demoFormatOption)
+            adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
+            deadLetterTopic = arguments.value(AdaptOptions.deadLetterTopic)
+            fsync = try IngestOptions.fsyncPolicy(arguments)
+            onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
+            kafka = try IngestOptions.kafkaConfiguration(arguments)
+            writeTimeoutMilliseconds = try WriteOptions.timeoutMilliseconds(arguments)
+            retention = try RetentionOptions.policy(arguments)
+            if demoFormat != "chatledger" {
+                guard demo else { throw arguments.usageError("--demo-format goes with --demo") }
+                guard BridgeFormats.adapter(named: demoFormat) != nil else {
+                    throw arguments.usageError("--demo-format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let signals = TerminationSignal.install()
+        return try run(Configuration(arguments), signals: signals)
+    }
+
+    /// Hosts the key reloader, the HTTP server, ingest, the adapter stages and the demo
+    /// producer (started in that order, stopped in reverse) until a signal or a failure.
+    static func run(_ configuration: Configuration, signals: TerminationSignal) throws -> Int32 {
         let logger = Logger(label: "run")
-        let topic = arguments.string("topic") ?? "wa.device-events"
-        let serverConfiguration = try QueryWorkerOptions.configuration(arguments)
+        let topic = configuration.topic
         let keys: APIKeys
-        if let path = arguments.string("keys") {
+        if let path = configuration.keysPath {
             keys = try APIKeys.load(path: path)
         } else {
             logger.warning("no --keys: using the development key \(demoKey) (auditor, every device, may write)")
             keys = try APIKeys(json: Array(#"{"keys":[{"id":"demo","key":"\#(demoKey)","devices":["*"],"role":"auditor","write":true}]}"#.utf8))
         }
-        let data = arguments.string("data") ?? "./data"
-        if arguments.string("brokers") == nil, let existing = try? EventLog(dataDirectory: data).partitions(), !existing.isEmpty {
+        let data = configuration.data
+        if configuration.brokers == nil, let existing = try? EventLog(dataDirectory: data).partitions(), !existing.isEmpty {
             // The embedded broker starts empty: resuming a log made against another broker would mix two histories.
             writeStandardError("chatledger run: \(data) already holds an event log, and the embedded broker starts empty; use a fresh --data, or --brokers for the Kafka that log came from\n")
             return 1
         }
-        let cluster: MockCluster? =
-            arguments.string("brokers") == nil
-            ? try MockCluster(topics: [(topic, try arguments.integer("partitions", in: 1...1024) ?? 8)]) : nil
-        let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
-        var adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
-        let demoFormat = arguments.string("demo-format") ?? "chatledger"
+        let cluster: MockCluster? = configuration.brokers == nil ? try MockCluster(topics: [(topic, configuration.partitions)]) : nil
+        let brokers = configuration.brokers ?? cluster?.bootstrapServers ?? ""
+        var adapters = configuration.adapters
         var demoTraffic: (any BridgeSimulation)?
-        if demoFormat != "chatledger" {
-            guard arguments.flag("demo") else { throw arguments.usageError("--demo-format goes with --demo") }
-            guard let traffic = BridgeFormats.simulation(named: demoFormat, devices: 3, chats: 15, seed: UInt64(time(nil)), meanGapMilliseconds: 50),
-                let adapter = BridgeFormats.adapter(named: demoFormat)
-            else {
-                throw arguments.usageError("--demo-format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
-            }
+        if configuration.demoFormat != "chatledger",
+            let traffic = BridgeFormats.simulation(
+                named: configuration.demoFormat, devices: 3, chats: 15, seed: UInt64(time(nil)), meanGapMilliseconds: 50),
+            let adapter = BridgeFormats.adapter(named: configuration.demoFormat)
+        {
             demoTraffic = traffic
             // The embedded broker makes topics as a bridge's broker would; made up front, they
             // are found by the stage's first look instead of a metadata refresh later.
             for topic in traffic.topics { try cluster?.createTopic(topic, partitions: 1) }
-            if !adapters.contains(where: { $0.adapter.format == demoFormat }) {
+            if !adapters.contains(where: { $0.adapter.format == configuration.demoFormat }) {
                 adapters.append((adapter, traffic.sourcePattern))
             }
         }
 
-        let options = IngestPipeline.Options(
-            topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments), retention: try RetentionOptions.policy(arguments))
-        let onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
+        let options = IngestPipeline.Options(topic: topic, fsync: configuration.fsync, retention: configuration.retention)
         // The mock broker answers a fetch that finds nothing new only after fetch.wait.max.ms,
         // even when data arrives meanwhile, so that wait is the floor of produce-to-visible
         // latency against it: keep it short. Real brokers answer as soon as data arrives.
-        let kafka = try IngestOptions.kafkaConfiguration(
-            arguments, defaults: cluster == nil ? KafkaConfiguration() : KafkaConfiguration(["fetch.wait.max.ms": "\(embeddedFetchWaitMilliseconds)"]))
+        var kafka = configuration.kafka
+        if cluster != nil, kafka["fetch.wait.max.ms"] == nil { kafka["fetch.wait.max.ms"] = "\(embeddedFetchWaitMilliseconds)" }
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
-        let service = IngestService()
-        let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: pipeline.gaps, ingest: service)
-        let publisher = try WriteOptions.publisher(arguments, brokers: brokers, topic: topic, kafka: try IngestOptions.kafkaConfiguration(arguments))
+        let gaps = pipeline.gaps
+        let ingest = IngestService()
+        let metrics = QueryWorkerOptions.metrics(store: store, log: pipeline.log, gaps: gaps, ingest: ingest)
+        let publisher = try KafkaEventPublisher(
+            brokers: brokers, topic: topic, timeoutMilliseconds: configuration.writeTimeoutMilliseconds, kafka: configuration.kafka)
+        defer { publisher.close() }
         let keyRing = KeyRing(keys)
-        let keyReloader = arguments.string("keys").map { KeyFileReloader(path: $0, ring: keyRing) }
-        keyReloader?.start(signals: signals, metrics: metrics)
-        defer { keyReloader?.stop() }
         let api = QueryAPI(
             store: store, keys: keyRing, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
-            isReady: { service.isCaughtUp },
-            source: { SourceStatus(kind: .kafka, endOffsets: service.statistics.partitions.compactMapValues { $0.highWatermark }) },
-            gaps: pipeline.gaps)
-        let (server, url) = try QueryWorkerOptions.start(api, serverConfiguration)
-        pipeline.onBatchApplied = { server.wake() }  // parked queries and change streams look again
+            isReady: { ingest.isCaughtUp },
+            source: { SourceStatus(kind: .kafka, endOffsets: ingest.statistics.partitions.compactMapValues { $0.highWatermark }) },
+            gaps: gaps)
+        let http = HTTPService(api: api, configuration: configuration.http)
+        pipeline.onBatchApplied = { http.server.wake() }  // parked queries and change streams look again
 
-        // Whatever ends first (a signal, ingest failing) wakes the main thread.
-        let finished = Semaphore()
-        let failed = Atomic<Bool>(false)
-        signals.onSignal { _ in finished.signal() }
-        let handoff = PipelineHandoff(pipeline)
-        let ingest = Thread {
-            do {
-                try service.run(
-                    pipeline: handoff.pipeline,
-                    configuration: .init(brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: onBrokerLoss))
-            } catch {
-                Logger(label: "run").error("ingest stopped", ["error": error])
-                failed.store(true, ordering: .releasing)
-            }
-            finished.signal()
-        }
-        ingest.start()
+        var services: [any Service] = []
+        if let path = configuration.keysPath { services.append(KeyFileReloader(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
+        services.append(http)
+        let ingestConfiguration = IngestService.Configuration(
+            brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: configuration.onBrokerLoss)
+        services.append(
+            ThreadService(name: "ingest", threadName: "chatledger-ingest", halt: { ingest.stop() }) {
+                try ingest.run(pipeline: pipeline, configuration: ingestConfiguration)  // the pipeline is the ingest thread's from here
+            })
         // The adapter stages: a bridge's topics → canonical events on `topic`, which ingest reads.
         let stages = adapters.map { _ in AdapterStage() }
-        var stageThreads: [LedgerSupport.Thread] = []
         for (index, (adapter, pattern)) in adapters.enumerated() {
             let stage = stages[index]
-            let configuration = AdapterStage.Configuration(
+            let stageConfiguration = AdapterStage.Configuration(
                 brokers: brokers, group: "chatledger-run-adapt-\(adapter.format)-\(index)", sourceTopics: [pattern], topic: topic,
-                deadLetterTopic: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
-                kafka: try IngestOptions.kafkaConfiguration(
-                    arguments,
-                    defaults: cluster == nil
-                        ? KafkaConfiguration()
-                        : KafkaConfiguration(["fetch.wait.max.ms": "\(embeddedFetchWaitMilliseconds)"])))
-            let thread = Thread {
-                do {
-                    try stage.run(adapter: adapter, configuration: configuration)
-                } catch {
-                    Logger(label: "run").error("adapter stage stopped", ["format": adapter.format, "error": error])
-                    failed.store(true, ordering: .releasing)
-                    finished.signal()
-                }
-            }
-            thread.start()
-            stageThreads.append(thread)
+                deadLetterTopic: configuration.deadLetterTopic, kafka: kafka)
+            services.append(
+                ThreadService(name: "adapt-\(adapter.format)", threadName: "chatledger-adapt", halt: { stage.stop() }) {
+                    try stage.run(adapter: adapter, configuration: stageConfiguration)
+                })
         }
         AdapterStage.registerMetrics(zip(adapters, stages).map { ($0.0.adapter.format, $0.1) }, in: metrics)
-        let demo = arguments.flag("demo") ? DemoTraffic(brokers: brokers, topic: topic, evolution: demoTraffic) : nil
-        demo?.start()
+        if configuration.demo { services.append(DemoTraffic.service(brokers: brokers, topic: topic, evolution: demoTraffic)) }
 
+        let group = ServiceGroup(services)
+        try group.start()
         if let cluster { print("bootstrap=\(cluster.bootstrapServers)") }
-        print("url=\(url)")
-        print("try: curl -s -H 'x-api-key: \(arguments.string("keys") == nil ? demoKey : "YOUR-KEY")' \(url)/api/v1/devices")
-        print("console: open \(url)/ in a browser")
+        print("url=\(http.url)")
+        print("try: curl -s -H 'x-api-key: \(configuration.keysPath == nil ? demoKey : "YOUR-KEY")' \(http.url)/api/v1/devices")
+        print("console: open \(http.url)/ in a browser")
         flushStandardOutput()
 
-        finished.wait()
-        demo?.stop()
-        for stage in stages { stage.stop() }
-        for thread in stageThreads { thread.join() }
-        service.stop()
-        ingest.join()
-        server.stop()
-        publisher.close()
+        try group.runUntilShutdown(signals: signals)  // a failed service is thrown: logged, exit 1
         withExtendedLifetime(cluster) {}
-        return failed.load(ordering: .acquiring) ? 1 : 0
+        return 0
     }
 }
 
-/// Hands the pipeline to the ingest thread.
-private final class PipelineHandoff: @unchecked Sendable {
-    // SAFETY: after the handoff only the ingest thread touches the pipeline; the main
-    // thread keeps only its `store`, which is `Sendable`.
-    let pipeline: IngestPipeline
-
-    init(_ pipeline: IngestPipeline) { self.pipeline = pipeline }
-}
-
-/// Simulated bridge traffic for `run --demo`, on its own thread, about 20 events/s:
-/// canonical events on `topic`, or a bridge format's records on its own topics.
-private final class DemoTraffic: Sendable {
-    private let brokers: String
-    private let topic: String
-    private let evolution: (any BridgeSimulation)?
+/// Simulated bridge traffic for `run --demo`, about 20 events/s: canonical events on
+/// `topic`, or a bridge format's records on its own topics.
+final class DemoTraffic: Sendable {
     private let stopping = Atomic<Bool>(false)
-    private let done = Semaphore()
 
-    init(brokers: String, topic: String, evolution: (any BridgeSimulation)? = nil) {
-        self.brokers = brokers
-        self.topic = topic
-        self.evolution = evolution
-    }
-
-    func start() {
-        Thread { [self] in
-            defer { done.signal() }
+    /// The producer as a service on its own thread.
+    static func service(brokers: String, topic: String, evolution: (any BridgeSimulation)?) -> ThreadService {
+        let demo = DemoTraffic()
+        return ThreadService(name: "demo", threadName: "chatledger-demo", halt: { demo.stopping.store(true, ordering: .releasing) }) {
             guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
             var model = TrafficModel(.init(devices: 10, chatsPerDevice: 30, seed: UInt64(time(nil))))
             var bridge = evolution
-            while !stopping.load(ordering: .acquiring) {
+            while !demo.stopping.load(ordering: .acquiring) {
                 if var traffic = bridge {
                     let record = traffic.next()
                     bridge = traffic
@@ -217,11 +217,6 @@ private final class DemoTraffic: Sendable {
                 usleep(50_000)  // the demo's rate, about 20 events/s
             }
             try? producer.flush(timeoutMilliseconds: 5_000)
-        }.start()
-    }
-
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        done.wait()
+        }
     }
 }

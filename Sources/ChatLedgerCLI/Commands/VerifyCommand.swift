@@ -20,61 +20,8 @@ enum VerifyCommand: Command {
             CommandSpec.Option("attest-key", "FILE", "Also require every checkpoint's attestation under the key in FILE."),
         ])
 
-    /// What `verify` found for one checkpoint.
-    struct CheckpointCheck {
-        var sequence: UInt64
-        var path: String
-        var positions: [Int32: Int64] = [:]
-        var stateDigest: String?
-        /// nil: not checked (no `--attest-key`).
-        var attestationValid: Bool?
-        var problems = 0
-
-        var holds: Bool { problems == 0 }
-    }
-
-    /// Checks every checkpoint: its CRC and digest, and that a replay of the log from the
-    /// start up to its positions gives the same state digest and chain hashes. Adds a
-    /// problem per failure; returns what it found for each checkpoint.
-    static func verifyCheckpoints(data: String, topic: String, attestationKey: [UInt8]?, into verification: inout LogVerification) -> [CheckpointCheck] {
-        let store = CheckpointStore(dataDirectory: data)
-        let log = EventLog(dataDirectory: data)
-        return store.sequences().map { sequence in
-            var check = CheckpointCheck(sequence: sequence, path: store.path(sequence))
-            func problem(_ message: String) {
-                verification.problems.append(.init(path: check.path, byteOffset: nil, kafkaOffset: nil, message: message))
-                check.problems += 1
-            }
-            do {
-                if let attestationKey {
-                    check.attestationValid = try store.checkAttestation(sequence, key: attestationKey)
-                    if check.attestationValid == false { problem("the checkpoint's attestation is missing or does not match under the key given") }
-                }
-                let (_, info) = try store.read(sequence)
-                check.positions = info.positions
-                check.stateDigest = info.stateDigest.hex
-                // From the retention base when retention removed a partition's start.
-                var replayed = try ProjectionRecovery.verificationStart(log: log, topic: topic, checkpoints: store)
-                for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
-                    try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
-                    if replayed.positions[partition] != offset {
-                        problem("position \(partition):\(offset) is beyond the log (it ends at \(replayed.positions[partition].map(String.init) ?? "nothing"))")
-                    } else if replayed.chainHashes[partition] != info.chainHashes[partition] {
-                        problem("chain hash at \(partition):\(offset) differs from the log's")
-                    }
-                }
-                if replayed.digest != info.stateDigest {
-                    problem("state digest \(info.stateDigest.hex.prefix(16)) differs from a replay of the log (\(replayed.digest.hex.prefix(16)))")
-                }
-            } catch {
-                problem("\(error)")
-            }
-            return check
-        }
-    }
-
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        let data = arguments.string("data") ?? "./data"
+        let data = arguments.value(.data)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
             writeStandardError("chatledger verify: no data directory at \(data)\n")
@@ -82,17 +29,25 @@ enum VerifyCommand: Command {
         }
         let started = ContinuousClock.now
         let attestationKey = try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }
-        var verification = try LogVerifier.verify(EventLog(dataDirectory: data))
-        let checkpoints = verifyCheckpoints(
-            data: data, topic: arguments.string("topic") ?? "wa.device-events", attestationKey: attestationKey, into: &verification)
+        let log = EventLog(dataDirectory: data)
+        let topic = arguments.value(.topic)
+        var verification = try LogVerifier.verify(log)
+        // Stored events this build cannot parse: the log holds (it is as received), but a
+        // projection built now differs from the one built when they were ingested.
+        let unreadable = try UnreadableEventScan.scan(log: log, topic: topic)
+        let checkpoints = CheckpointVerifier.verify(
+            log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data), attestationKey: attestationKey)
+        for check in checkpoints {
+            verification.problems += check.problems.map { .init(path: check.path, byteOffset: nil, kafkaOffset: nil, message: $0) }
+        }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         let strict = arguments.flag("strict")
         let register = GapRegister(topic: "", gaps: verification.gaps, dataDirectory: data)
         let acknowledged = Set(verification.gaps.indices.filter { register.isAcknowledged(verification.gaps[$0]) })
         if arguments.flag("json") {
-            print(json(verification, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds))
+            print(json(verification, unreadable: unreadable, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds))
         } else {
-            print(text(verification, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds), terminator: "")
+            print(text(verification, unreadable: unreadable, checkpoints: checkpoints, acknowledged: acknowledged, strict: strict, seconds: seconds), terminator: "")
         }
         return verification.isClean && !(strict && !verification.gaps.isEmpty) ? 0 : 1
     }
@@ -104,12 +59,24 @@ enum VerifyCommand: Command {
             + "\(TimeArgument.iso8601(milliseconds: gap.detectedAt)); \(acknowledged ? "acknowledged" : "not acknowledged")): \(gap.reason)"
     }
 
+    /// At most this many unreadable events are listed one by one (all are counted).
+    static let unreadableLinesShown = 100
+
+    /// One line for a stored event this build cannot parse.
+    static func unreadableLine(_ finding: UnreadableEventScan.Finding) -> String {
+        "unreadable event: partition \(finding.position.partition) offset \(finding.position.offset) does not parse with this build: \(finding.error)"
+    }
+
     static func text(
-        _ verification: LogVerification, checkpoints: [CheckpointCheck], acknowledged: Set<Int>, strict: Bool, seconds: Double
+        _ verification: LogVerification, unreadable: [UnreadableEventScan.Finding], checkpoints: [CheckpointVerifier.Check], acknowledged: Set<Int>, strict: Bool, seconds: Double
     ) -> String {
         var lines: [String] = verification.problems.map { "problem: \($0)" }
         lines += verification.gaps.indices.map { gapLine(verification.gaps[$0], acknowledged: acknowledged.contains($0)) }
         lines += verification.erasures.map(\.description)
+        lines += unreadable.prefix(unreadableLinesShown).map(unreadableLine)
+        if unreadable.count > unreadableLinesShown {
+            lines.append("unreadable events: \(unreadable.count - unreadableLinesShown) more not listed")
+        }
         for partition in verification.partitions {
             let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
             let gaps = partition.gaps == 0 ? "" : ", \(partition.gaps) \(partition.gaps == 1 ? "gap" : "gaps") (\(partition.lostRecords) offsets lost)"
@@ -132,8 +99,9 @@ enum VerifyCommand: Command {
         lines.append("checkpoints verified against a replay of the log: \(checkpoints.filter(\.holds).count)")
         let lost = verification.gaps.reduce(Int64(0)) { $0 + $1.lostRecords }
         let gaps =
-            verification.gaps.isEmpty
-            ? "" : "; \(verification.gaps.count) \(verification.gaps.count == 1 ? "gap" : "gaps"), \(lost) offsets lost at the broker"
+            (verification.gaps.isEmpty
+                ? "" : "; \(verification.gaps.count) \(verification.gaps.count == 1 ? "gap" : "gaps"), \(lost) offsets lost at the broker")
+            + (unreadable.isEmpty ? "" : "; \(unreadable.count) stored events unreadable by this build")
         if !verification.isClean {
             lines.append("FAILED: \(verification.problems.count) problems in \(records) records\(gaps)")
         } else if strict && !verification.gaps.isEmpty {
@@ -145,7 +113,7 @@ enum VerifyCommand: Command {
     }
 
     static func json(
-        _ verification: LogVerification, checkpoints: [CheckpointCheck], acknowledged: Set<Int>, strict: Bool, seconds: Double
+        _ verification: LogVerification, unreadable: [UnreadableEventScan.Finding], checkpoints: [CheckpointVerifier.Check], acknowledged: Set<Int>, strict: Bool, seconds: Double
     ) -> String {
         let partitions: [[String: Any]] = verification.partitions.map { partition in
             var object: [String: Any] = [
@@ -181,11 +149,18 @@ enum VerifyCommand: Command {
             "clean": verification.isClean, "records": verification.partitions.reduce(0) { $0 + $1.records },
             "gaps": gaps, "strict": strict, "passed": verification.isClean && !(strict && !verification.gaps.isEmpty),
             "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
+            "unreadableEvents": unreadable.count,
+            "unreadable": unreadable.prefix(unreadableLinesShown).map { finding -> [String: Any] in
+                [
+                    "partition": Int(finding.position.partition), "offset": finding.position.offset, "code": finding.error.code.description,
+                    "error": finding.error.description,
+                ]
+            },
             "seconds": seconds, "checkpointsVerified": checkpoints.filter(\.holds).count,
             "erasures": verification.erasures.map(\.jsonObject),
             "checkpoints": checkpoints.map { check -> [String: Any] in
                 var object: [String: Any] = [
-                    "sequence": check.sequence, "path": check.path, "holds": check.holds, "problems": check.problems,
+                    "sequence": check.sequence, "path": check.path, "holds": check.holds, "problems": check.problems.count,
                     "positions": Dictionary(uniqueKeysWithValues: check.positions.map { (String($0.key), $0.value) }),
                 ]
                 if let digest = check.stateDigest { object["stateDigest"] = digest }

@@ -2,7 +2,7 @@ import Foundation
 import LedgerSupport
 
 /// The keys file (`--keys`): which key may read which devices, in which role, and whether
-/// it may write (SPEC §4, §7).
+/// it may write (`schemas/openapi.yaml`; README, "The write API").
 ///
 /// `{"keys":[{"id":"crm"?, "key":"…" | "keySha256":"hex", "devices":["*"] | ["dev-1",…],
 /// "role":"reader"|"auditor", "write":true?}]}`. Keys in clear are hashed on load, so every

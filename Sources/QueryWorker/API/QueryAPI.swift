@@ -5,7 +5,7 @@ import Foundation
 import LedgerSupport
 import Synchronization
 
-/// The v1 API of SPEC §4 over a `ProjectionStore`: answers one parsed request.
+/// The v1 API of `schemas/openapi.yaml` over a `ProjectionStore`: answers one parsed request.
 ///
 /// Device routes need `x-api-key`: unknown or missing → 401; a device outside the key's
 /// scope → 404, exactly as a route that does not exist (existence is not revealed); an

@@ -5,7 +5,7 @@ import Foundation
 import LedgerSupport
 import Synchronization
 
-/// The write routes of SPEC §7: `POST /api/v1/devices/{deviceId}/chats/{chatId}/ACTION`.
+/// The write routes (README, "The write API"; `schemas/openapi.yaml`): `POST /api/v1/devices/{deviceId}/chats/{chatId}/ACTION`.
 ///
 /// Each request becomes one canonical event (`chat.read`, `chat.markedUnread`,
 /// `chat.archived`, `chat.pinned`, `chat.muted`) on the canonical topic, keyed by the device

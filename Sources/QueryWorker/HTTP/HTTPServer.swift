@@ -77,7 +77,7 @@ public final class HTTPServer: Sendable {
     /// Kafka completion arriving after `stop()`) never writes to a descriptor number that
     /// has been closed and perhaps reused for a file.
     private let wakeWrite = Mutex<Int32>(-1)
-    private let loop = Mutex<Thread?>(nil)
+    private let loop = Mutex<LedgerThread?>(nil)
     private let workers = DeferredWork()
     /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
     private let tickets = Atomic<UInt64>(0)
@@ -121,7 +121,7 @@ public final class HTTPServer: Sendable {
         }
         wakeWrite.withLock { $0 = wake[1] }
         let wakeRead = wake[0]
-        let thread = Thread { [self] in
+        let thread = LedgerThread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
             close(wakeRead)
             wakeWrite.withLock { fd in
@@ -512,14 +512,14 @@ private final class DeferredWork: Sendable {
 
     private let queue = Mutex(Queue())
     private let available = Semaphore()
-    private let threads = Mutex<[Thread]>([])
+    private let threads = Mutex<[LedgerThread]>([])
     private let onFinished = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// Starts the threads; `onFinished` is called after each job and completion (to wake the loop).
     func start(threads count: Int, onFinished: @escaping @Sendable () -> Void) {
         self.onFinished.withLock { $0 = onFinished }
         let started = (0..<count).map { _ in
-            Thread { [self] in
+            LedgerThread { [self] in
                 while true {
                     available.wait()
                     guard let job = queue.withLock({ $0.stopping ? nil : ($0.jobs.isEmpty ? nil : $0.jobs.removeFirst()) }) else {

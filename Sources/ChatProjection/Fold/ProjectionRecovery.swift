@@ -61,7 +61,7 @@ public enum ProjectionRecovery {
         if threadCount > 1 {
             let results = Mutex<[Result<(ProjectionState, Int), any Error>?]>(Array(repeating: nil, count: threadCount))
             let workers = groups.enumerated().map { index, group in
-                Thread {
+                LedgerThread {
                     let result = Result { () throws -> (ProjectionState, Int) in
                         var state = ProjectionState(eventIdWindow: eventIdWindow)
                         let replayed = try replay(into: &state, log: log, topic: topic, partitions: group.partitions)
@@ -154,18 +154,17 @@ public enum ProjectionRecovery {
                     expectedChain = nil
                 }
                 let position = LogPosition(partition: partition, offset: record.offset)
-                if record.kind == .event, let value = record.value, let event = try? parser.parse(value) {
-                    let idHash = state.prefetch(event, partition: partition)
-                    pending.fold(into: &state)
-                    pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
-                } else {
-                    pending.fold(into: &state)
-                    if record.kind == .gap {
-                        state.pass(at: position, chainHash: record.chainHash)
-                    } else {
-                        state.skip(at: position, chainHash: record.chainHash)
-                    }
-                }
+                StoredRecord.read(
+                    record, parser: parser,
+                    event: { event in
+                        let idHash = state.prefetch(event, partition: partition)
+                        pending.fold(into: &state)
+                        pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
+                    },
+                    other: { other in
+                        pending.fold(into: &state)
+                        state.fold(other, at: position, chainHash: record.chainHash)
+                    })
                 replayed += 1
                 return true
             }

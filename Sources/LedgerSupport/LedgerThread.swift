@@ -1,11 +1,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A dedicated OS thread for blocking work (polling Kafka, `sigwait`, `epoll_wait`,
-/// `fsync`), kept off Swift's cooperative pool.
-public final class Thread: Sendable {
-    private let body: @Sendable () -> Void
+/// `fsync`), kept off Swift's cooperative pool. Prefixed so that it never shadows
+/// `Foundation.Thread` (swift-nio's `NIOThread` does the same).
+///
+/// A body given to `owning(name:_:)` is `sending`: it may own what nothing else touches (a
+/// non-`Sendable` pipeline handed to the ingest thread). Every body runs once, on the new
+/// thread.
+public final class LedgerThread: Sendable {
+    private let body: Mutex<(() -> Void)?>
     /// Shown by `top -H`, `ps -L` and debuggers; Linux keeps at most 15 bytes.
     private let name: String?
     // SAFETY: written once by `start()` before any `join()`; both are called by the owner only.
@@ -13,13 +19,24 @@ public final class Thread: Sendable {
 
     /// Creates a thread that runs `body` once started.
     public init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
+        self.body = Mutex(body)
         self.name = nil
     }
 
     /// Creates a thread named `name` (at most 15 bytes kept) that runs `body` once started.
     public init(name: String, _ body: @escaping @Sendable () -> Void) {
-        self.body = body
+        self.body = Mutex(body)
+        self.name = name
+    }
+
+    /// A thread named `name` that runs `body`, which owns what it captures: the caller
+    /// hands it over and touches none of it again (the compiler checks).
+    public static func owning(name: String, _ body: sending @escaping () -> Void) -> LedgerThread {
+        LedgerThread(name: name, handedOver: body)
+    }
+
+    private init(name: String, handedOver body: sending @escaping () -> Void) {
+        self.body = Mutex(body)
         self.name = name
     }
 
@@ -27,9 +44,10 @@ public final class Thread: Sendable {
     public func start() {
         let box = Unmanaged.passRetained(self).toOpaque()
         let result = pthread_create(&handle, nil, { raw in
-            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            if let name = thread.name { Thread.nameCurrentThread(name) }
-            thread.body()
+            let thread = Unmanaged<LedgerThread>.fromOpaque(raw!).takeRetainedValue()
+            if let name = thread.name { LedgerThread.nameCurrentThread(name) }
+            let body = thread.body.withLock { $0.take() }
+            body?()
             return nil
         }, box)
         precondition(result == 0, "pthread_create failed: \(result)")  // only on resource exhaustion at start-up
@@ -48,28 +66,5 @@ public final class Thread: Sendable {
     /// Waits for the thread to finish.
     public func join() {
         pthread_join(handle, nil)
-    }
-}
-
-/// A counting semaphore over `sem_t`, for handing a wake-up from one thread to another.
-public final class Semaphore: @unchecked Sendable {
-    // SAFETY: sem_t is designed for concurrent use from many threads; the pointer is
-    // allocated once and freed in deinit, after every user is gone.
-    private let semaphore: UnsafeMutablePointer<sem_t>
-
-    public init(value: UInt32 = 0) {
-        semaphore = .allocate(capacity: 1)
-        sem_init(semaphore, 0, value)
-    }
-
-    deinit {
-        sem_destroy(semaphore)
-        semaphore.deallocate()
-    }
-
-    public func signal() { sem_post(semaphore) }
-
-    public func wait() {
-        while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
 }

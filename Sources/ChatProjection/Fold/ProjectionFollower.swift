@@ -1,0 +1,108 @@
+import ChatEvents
+import EventLog
+import LedgerSupport
+import Synchronization
+
+/// Follows every partition log of a topic while another process appends to it (`serve`
+/// following what `ingest` writes), on one named thread, and folds each new record into
+/// the store; new partitions are picked up as they appear. Sleeps on inotify between
+/// rounds. Caught up once a round finds nothing new.
+public final class ProjectionFollower: Service {
+    public let serviceName = "follower"
+    private let log: EventLog
+    private let topic: String
+    private let store: ProjectionStore
+    /// Gap records met while following are added here (for `/readyz`).
+    private let gaps: GapRegister
+    private let onApplied = Mutex<@Sendable () -> Void>({})
+    private let lifecycle = Mutex<(state: ServiceLifecycle, thread: LedgerThread?)>((.idle, nil))
+    private let stopping = Atomic<Bool>(false)
+    private let caughtUp = Atomic<Bool>(false)
+    private let readThrough = Mutex<[Int32: Int64]>([:])
+
+    /// A follower of `log`'s partitions of `topic` into `store`, from where the store has
+    /// applied each partition.
+    public init(log: EventLog, topic: String, store: ProjectionStore, gaps: GapRegister) {
+        self.log = log
+        self.topic = topic
+        self.store = store
+        self.gaps = gaps
+    }
+
+    /// Runs `action` after each round that folded something (the HTTP server's wake, so
+    /// parked queries look again). Set it before `start`.
+    public func onApplied(_ action: @escaping @Sendable () -> Void) {
+        onApplied.withLock { $0 = action }
+    }
+
+    /// Whether a round has found nothing new since the follower started.
+    public var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
+    /// Per partition, the end of the log as last read (the next offset it will hold).
+    public var endOffsets: [Int32: Int64] { readThrough.withLock { $0 } }
+
+    /// Starts the following thread; a damaged log ends it and is reported to `onFailure`.
+    /// - Throws: `ServiceLifecycle.IllegalTransition` if it was started before.
+    public func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
+        let thread = LedgerThread(name: "chatledger-follow") { [self] in
+            do {
+                try follow()
+            } catch {
+                onFailure(error)
+            }
+        }
+        try lifecycle.withLock { lifecycle throws(ServiceLifecycle.IllegalTransition) in
+            try lifecycle.state.start()
+            lifecycle.thread = thread
+        }
+        thread.start()
+    }
+
+    /// Ends the following thread after its current round and joins it.
+    public func stop() {
+        let running = lifecycle.withLock { lifecycle in
+            lifecycle.state.stop() ? lifecycle.thread : nil
+        }
+        guard let running else { return }
+        stopping.store(true, ordering: .releasing)
+        running.join()
+    }
+
+    private func follow() throws {
+        let parser = EventParser()
+        let onApplied = self.onApplied.withLock { $0 }
+        let watcher = LogWatcher()
+        var followers: [Int32: LogFollower] = [:]
+        var lookForPartitions = true
+        while !stopping.load(ordering: .acquiring) {
+            // New partitions appear rarely: the directory is listed only after an idle round
+            // (the topic directory is watched, so a new partition ends the wait).
+            if lookForPartitions {
+                watcher.watch(log.logDirectory + "/" + topic)
+                for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
+                    let next = (store.appliedOffset(partition: partition) ?? -1) + 1
+                    let directory = log.directory(topic: topic, partition: partition)
+                    watcher.watch(directory)  // before its first poll, so no append is missed
+                    followers[partition] = LogFollower(directory: directory, topic: topic, partition: partition, from: next)
+                }
+            }
+            var applied = 0
+            for (partition, follower) in followers {
+                applied += try follower.poll { record in
+                    if record.kind == .gap, let gap = LogGap(record) { gaps.add(gap) }
+                    store.fold(
+                        StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset),
+                        chainHash: record.chainHash)
+                }
+            }
+            lookForPartitions = applied == 0
+            readThrough.withLock { $0 = followers.mapValues(\.nextOffset) }
+            if applied > 0 {
+                onApplied()
+                continue
+            }
+            caughtUp.store(true, ordering: .releasing)
+            // Nothing new: sleep until any partition (or the topic directory) changes.
+            watcher.waitForChanges(timeoutMilliseconds: 500)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// Why a value became a dead letter, as a dead-letter record's reason field stores it:
+/// one grammar, `CODE PATH: MESSAGE` (`schemas/event-log.md`), written and read only here.
+///
+/// `CODE` is the stable reason (`missing_field`: no space, no colon), `PATH` the field
+/// (`data.messageIds[2]`; empty for the whole value, which leaves `CODE : MESSAGE`), and
+/// `MESSAGE` the explanation for a person.
+public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
+    /// The stable, machine-readable reason (what metrics and `verify` count by).
+    public var code: String
+    /// The field the problem is in; empty for the whole value.
+    public var path: String
+    /// A human-readable explanation.
+    public var message: String
+
+    /// A reason from its parts; `code` must hold no space or colon.
+    public init(code: String, path: String, message: String) {
+        self.code = code
+        self.path = path
+        self.message = message
+    }
+
+    /// Reads a stored reason. The code is everything before the first space or colon (so a
+    /// reason written by hand, `invalid_json: ...`, still counts by its code); the path is
+    /// what comes between it and the first `": "`.
+    public init(parsing text: String) {
+        let codeEnd = text.firstIndex { $0 == " " || $0 == ":" } ?? text.endIndex
+        code = String(text[..<codeEnd])
+        var rest = text[codeEnd...].drop { $0 == " " }
+        if let separator = rest.range(of: ": ") ?? (rest.hasPrefix(":") ? rest.startIndex..<rest.index(after: rest.startIndex) : nil) {
+            path = String(rest[..<separator.lowerBound])
+            rest = rest[separator.upperBound...]
+        } else {
+            path = ""
+        }
+        message = String(rest)
+    }
+
+    /// The stored form, `CODE PATH: MESSAGE`.
+    public var description: String { "\(code) \(path): \(message)" }
+}
