@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ChatProjection
 import EventLog
+import Foundation
 import LedgerSupport
 
 /// `chatledger export`: the events as received, NDJSON on stdout, one per line:
@@ -33,7 +34,13 @@ enum ExportCommand: Command {
             to = value
         }
         let filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
-        let audit = AuditLog(dataDirectory: arguments.string("data") ?? "./data", topic: arguments.string("topic") ?? "wa.device-events")
+        let data = arguments.string("data") ?? "./data"
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
+            writeStandardError("chatledger export: no data directory at \(data)\n")
+            return 1
+        }
+        let audit = AuditLog(dataDirectory: data, topic: arguments.string("topic") ?? "wa.device-events")
         var output = OutputBuffer()
         try audit.events(filter) { line in
             output.append(line)

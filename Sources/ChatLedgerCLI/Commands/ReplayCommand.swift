@@ -49,6 +49,11 @@ enum ReplayCommand: Command {
         let deviceId = arguments.string("device") ?? ""
         let topic = arguments.string("topic") ?? "wa.device-events"
         let data = arguments.string("data") ?? "./data"
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
+            writeStandardError("chatledger replay: no data directory at \(data)\n")
+            return 1
+        }
 
         let device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
         let rendered: RenderedView

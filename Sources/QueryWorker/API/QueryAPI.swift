@@ -210,6 +210,7 @@ public final class QueryAPI: Sendable {
         let parameters: [String: String]
         do {
             grant = try authenticate(head).get()
+            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
             guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
             parameters = try Self.queryParameters(head.query)
         } catch {
@@ -281,6 +282,7 @@ public final class QueryAPI: Sendable {
         case .success(let granted): grant = granted
         case .failure(let refusal): return .response(refusal.response)
         }
+        if let tooLong = Self.overlongIdentifier(deviceId: deviceId) { return .response(tooLong) }
         guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
         let parameters: [String: String]
         do {
@@ -293,8 +295,7 @@ public final class QueryAPI: Sendable {
             if parameters["asOf"] != nil, grant.role != .auditor {
                 return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role"))
             }
-            let allowed = parameters["asOf"] != nil ? ["limit", "cursor", "filter", "asOf"] : ["limit", "cursor", "filter", "minPosition", "wait"]
-            if let unknown = parameters.keys.first(where: { !allowed.contains($0) }) {
+            if let unknown = parameters.keys.first(where: { !["limit", "cursor", "filter", "asOf", "minPosition", "wait"].contains($0) }) {
                 return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
             var query = ChatListQuery()
@@ -311,8 +312,9 @@ public final class QueryAPI: Sendable {
                 query.filter = filter
             }
             query.cursor = parameters["cursor"]
-            if let asOf = parameters["asOf"] { return pointInTime(deviceId: deviceId, asOf: asOf, query: query, now: now) }
+            // minPosition holds an asOf list too: once the position is applied, the log holds it.
             if let unmet = minPositionUnmet(parameters) { return unmet }
+            if let asOf = parameters["asOf"] { return pointInTime(deviceId: deviceId, asOf: asOf, query: query, now: now) }
             do {
                 return .response(respond(head, deviceId: deviceId, try store.chatList(deviceId, query: query, now: now)))
             } catch {
@@ -320,6 +322,7 @@ public final class QueryAPI: Sendable {
             }
         } else if rest.count == 2, rest[0] == "chats" {
             let chatId = rest[1]
+            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
             if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
                 return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
             }
@@ -358,8 +361,17 @@ public final class QueryAPI: Sendable {
             wait = value
         }
         guard let text = parameters["minPosition"] else { return nil }
-        guard let position = LogPosition(text) else {
-            return .response(.error(400, code: "bad_parameter", message: "minPosition must be P:O"))
+        guard let position = Self.logPosition(text) else {
+            return .response(.error(400, code: "bad_parameter", message: "minPosition must be P:O (a partition of at most 9 digits, an offset of at most 18)"))
+        }
+        // A partition the source does not have will never reach the position: say so now
+        // rather than after `wait`. Only Kafka's list of partitions is complete; before it is
+        // known (and for a log another process writes) every partition may still come.
+        let source = source()
+        if source.kind == .kafka, !source.endOffsets.isEmpty, source.endOffsets[position.partition] == nil,
+            store.appliedOffset(partition: position.partition) == nil
+        {
+            return .response(.error(400, code: "unknown_partition", message: "partition \(position.partition) does not exist"))
         }
         if let applied = store.appliedOffset(partition: position.partition), applied >= position.offset { return nil }
         var response = HTTPResponse.error(503, code: "not_yet", message: "position \(text) is not applied yet")
@@ -428,7 +440,7 @@ public final class QueryAPI: Sendable {
         }
         var cursor: LogPosition?
         if let text = parameters["cursor"] {
-            guard let position = LogPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
+            guard let position = Self.logPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
@@ -492,6 +504,47 @@ public final class QueryAPI: Sendable {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
     }
 
+    /// The longest device id, in characters (as `schemas/event.v1.schema.json` and the API document say).
+    static let maxDeviceIdLength = 128
+    /// The longest chat id, in characters.
+    static let maxChatIdLength = 256
+
+    /// The 400 for a device or chat id longer than any event can carry; nil when both fit.
+    static func overlongIdentifier(deviceId: String, chatId: String? = nil) -> HTTPResponse? {
+        if deviceId.unicodeScalars.count > maxDeviceIdLength {
+            return .error(400, code: "bad_parameter", message: "deviceId is longer than \(maxDeviceIdLength) characters")
+        }
+        if let chatId, chatId.unicodeScalars.count > maxChatIdLength {
+            return .error(400, code: "bad_parameter", message: "chatId is longer than \(maxChatIdLength) characters")
+        }
+        return nil
+    }
+
+    /// `P:O` exactly as the API document's pattern: 1–9 digits, a colon, 1–18 digits (so
+    /// both always fit; no sign, no spaces).
+    static func logPosition(_ text: String) -> LogPosition? {
+        var partition: Int64 = 0
+        var offset: Int64 = 0
+        var digits = 0
+        var seenColon = false
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ":") {
+                guard !seenColon, (1...9).contains(digits) else { return nil }
+                seenColon = true
+                digits = 0
+            } else if (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                digits += 1
+                guard digits <= (seenColon ? 18 : 9) else { return nil }  // so neither can overflow
+                let value = Int64(byte - UInt8(ascii: "0"))
+                if seenColon { offset = offset * 10 + value } else { partition = partition * 10 + value }
+            } else {
+                return nil
+            }
+        }
+        guard seenColon, digits > 0 else { return nil }
+        return LogPosition(partition: Int32(partition), offset: offset)
+    }
+
     /// Path segments, percent-decoded; nil for invalid encodings.
     static func pathSegments(_ path: Substring) -> [String]? {
         var segments: [String] = []
@@ -514,6 +567,8 @@ public final class QueryAPI: Sendable {
             guard let name = percentDecode(parts[0], plusIsSpace: true),
                 let value = percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
             else { throw Refusal(response: .error(400, code: "bad_query", message: "invalid percent-encoding in the query")) }
+            // `name=` (an empty form field) is the parameter left out, as a browser sends it.
+            guard !value.isEmpty else { continue }
             guard parameters[name] == nil else {
                 throw Refusal(response: .error(400, code: "bad_query", message: "query parameter \(name) given twice"))
             }

@@ -19,7 +19,14 @@ public final class HTTPServer: Sendable {
         public var limits = HTTPRequestParser.Limits()
         public var headerTimeoutMilliseconds = 10_000
         public var idleTimeoutMilliseconds = 60_000
+        /// At this many connections, a new one takes the place of the connection that has
+        /// been idle longest with no request in progress (as nginx reuses connections); only
+        /// when every connection is busy is the new one refused (503).
         public var maxConnections = 1_024
+        /// How long a connection closed after a response (an error, `Connection: close`) is
+        /// drained once its write side is shut, so the client reads the response instead
+        /// of a reset.
+        public var lingerMilliseconds = 2_000
         /// Threads that run `Reply.deferred` work.
         public var workerThreads = 2
         /// A stream with nothing to say for this long sends an SSE comment line, so that
@@ -73,11 +80,11 @@ public final class HTTPServer: Sendable {
     private let handler: Handler
     private let observer: Observer?
     private let stopping = Atomic<Bool>(false)
-    /// The write end of the wake pipe, -1 once closed. Under a lock, so a late `wake()` (a
-    /// Kafka completion arriving after `stop()`) never writes to a descriptor number that
-    /// has been closed and perhaps reused for a file.
-    private let wakeWrite = Mutex<Int32>(-1)
-    private let loop = Mutex<Thread?>(nil)
+    /// Where the server is in its life, and the descriptors each stage owns. Every use of
+    /// the wake pipe's write end happens under this lock and only in a stage that holds it,
+    /// so nothing (a Kafka completion or a deferred replay finishing after `stop()`) can
+    /// write to a descriptor number that was closed and perhaps reused for a file.
+    private let lifecycle = Mutex(Lifecycle.idle)
     private let workers = DeferredWork()
     /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
     private let tickets = Atomic<UInt64>(0)
@@ -119,18 +126,26 @@ public final class HTTPServer: Sendable {
             close(listener)
             throw StartError(description: "pipe2: errno \(errno)")
         }
-        wakeWrite.withLock { $0 = wake[1] }
         let wakeRead = wake[0]
+        // The loop thread owns the listener and the read end and closes them when it ends;
+        // the write end belongs to the lifecycle and is closed by `stop()` once no thread
+        // that could wake the loop is left.
         let thread = Thread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
             close(wakeRead)
-            wakeWrite.withLock { fd in
-                close(fd)
-                fd = -1
-            }
             close(listener)
         }
-        loop.withLock { $0 = thread }
+        let claimed = lifecycle.withLock { stage in
+            guard case .idle = stage else { return false }
+            stage = .running(wakeWrite: wake[1], loop: thread)
+            return true
+        }
+        guard claimed else {
+            close(wake[0])
+            close(wake[1])
+            close(listener)
+            throw StartError(description: "this server was started before (a server starts once)")
+        }
         thread.start()
         workers.start(threads: max(1, configuration.workerThreads)) { [self] in self.wake() }
         return UInt16(bigEndian: address.sin_port)
@@ -140,22 +155,56 @@ public final class HTTPServer: Sendable {
     /// have happened, e.g. after events were applied). Safe from any thread.
     public func wake() {
         var byte: UInt8 = 1
-        wakeWrite.withLock { fd in
-            if fd >= 0 { _ = write(fd, &byte, 1) }  // non-blocking: never waits under the lock
+        lifecycle.withLock { stage in
+            // Non-blocking: never waits under the lock. Idle or stopped: there is no loop to wake.
+            if let fd = stage.wakeWrite { _ = write(fd, &byte, 1) }
         }
     }
 
-    /// Stops accepting, finishes writing in-flight responses, closes every connection and
-    /// waits for the loop thread to end.
+    /// Stops accepting, finishes writing in-flight responses, closes every connection, waits
+    /// for the loop thread and the worker threads to end, and only then closes the wake
+    /// pipe. A server that was never started just becomes stopped.
     public func stop() {
+        let thread: Thread? = lifecycle.withLock { stage in
+            switch stage {
+            case .idle:
+                stage = .stopped
+                return nil
+            case .running(let wakeWrite, let loop):
+                stage = .stopping(wakeWrite: wakeWrite)
+                return loop
+            case .stopping, .stopped:
+                return nil
+            }
+        }
+        guard let thread else { return }
         stopping.store(true, ordering: .releasing)
         wake()
-        let thread = loop.withLock { thread in
-            defer { thread = nil }
-            return thread
-        }
-        thread?.join()
+        thread.join()
+        // Deferred work still running (an auditor replay) wakes the loop when it ends; the
+        // write end stays open until the last worker has been joined.
         workers.stop()
+        lifecycle.withLock { stage in
+            if let fd = stage.wakeWrite { close(fd) }
+            stage = .stopped
+        }
+    }
+
+    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipe's
+    /// write end; leaving `stopping` closes it.
+    private enum Lifecycle {
+        case idle
+        case running(wakeWrite: Int32, loop: Thread)
+        /// The loop is draining and the worker threads finishing; they may still wake it.
+        case stopping(wakeWrite: Int32)
+        case stopped
+
+        var wakeWrite: Int32? {
+            switch self {
+            case .running(let fd, _), .stopping(let fd): return fd
+            case .idle, .stopped: return nil
+            }
+        }
     }
 
     // MARK: - The loop
@@ -187,6 +236,19 @@ public final class HTTPServer: Sendable {
             case working(Request, ticket: UInt64, deadline: ContinuousClock.Instant?, fallback: HTTPResponse?)
             /// Sending a never-ending body; requests after it are not read.
             case streaming(HTTPStream)
+            /// The last response is out and the write side shut; what the client still sends
+            /// is read and dropped until it closes or `until` (a lingering close).
+            case lingering(until: ContinuousClock.Instant)
+        }
+
+        /// Idle between requests: nothing read, nothing to write, nothing in progress. The
+        /// kind of connection a new one may take the place of.
+        var isReusable: Bool {
+            switch phase {
+            case .lingering: return true
+            case .reading: return input.isEmpty && output.isEmpty && !closeAfterWrite
+            case .parked, .working, .streaming: return false
+            }
         }
 
         var isReading: Bool {
@@ -199,6 +261,7 @@ public final class HTTPServer: Sendable {
             switch phase {
             case .parked(_, let deadline, _, _): return deadline
             case .working(_, _, let deadline, _): return deadline
+            case .lingering(let until): return until
             case .reading, .streaming: return nil
             }
         }
@@ -223,8 +286,13 @@ public final class HTTPServer: Sendable {
                 }
                 // Idle connections and streams close now; the rest once their response is out.
                 for (fd, connection) in connections {
-                    let streaming = if case .streaming = connection.phase { true } else { false }
-                    if streaming || (connection.output.isEmpty && connection.isReading) {
+                    let closesNow =
+                        switch connection.phase {
+                        case .streaming, .lingering: true
+                        case .reading: connection.output.isEmpty
+                        case .parked, .working: false
+                        }
+                    if closesNow {
                         close(fd)
                         connections[fd] = nil
                     }
@@ -279,11 +347,22 @@ public final class HTTPServer: Sendable {
                 if errno == EINTR { continue }
                 return  // EAGAIN: none left; anything else: try again on the next event
             }
+            if connections.count >= configuration.maxConnections, let reusable = longestIdle(connections) {
+                update(reusable, nil, &connections)
+            }
             guard connections.count < configuration.maxConnections else {
-                let busy = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
+                // Every connection is busy. A handful over the limit are let in to hear why
+                // (503, then a lingering close); past that the new one is closed unheard.
+                guard connections.count < configuration.maxConnections + Self.refusalsOverLimit else {
+                    close(fd)
+                    continue
+                }
+                var refused = Connection()
+                refused.output = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
                     .encoded(keepAlive: false)
-                _ = busy.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
+                refused.closeAfterWrite = true
+                watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
+                update(fd, flush(fd, epoll, &refused) ? refused : nil, &connections)
                 continue
             }
             connections[fd] = Connection()
@@ -291,15 +370,38 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// How many refused connections may linger over `maxConnections` at once.
+    private static let refusalsOverLimit = 64
+
+    /// The connection a new one may replace: a lingering one, else the one idle longest
+    /// with no request in progress; nil when all are busy.
+    private func longestIdle(_ connections: [Int32: Connection]) -> Int32? {
+        var best: (fd: Int32, lingering: Bool, since: ContinuousClock.Instant)?
+        for (fd, connection) in connections where connection.isReusable {
+            let lingering = if case .lingering = connection.phase { true } else { false }
+            if let current = best {
+                if current.lingering && !lingering { continue }
+                if current.lingering == lingering && current.since <= connection.lastActivity { continue }
+            }
+            best = (fd, lingering, connection.lastActivity)
+        }
+        return best?.fd
+    }
+
     /// Reads what is there and answers every whole request; false when the peer is gone.
     private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         var peerClosed = false
-        let streaming = if case .streaming = connection.phase { true } else { false }
+        // A stream's client has nothing more to say, and a lingering one is only drained.
+        let discarding =
+            switch connection.phase {
+            case .streaming, .lingering: true
+            default: false
+            }
         while true {
             let count = read(fd, &chunk, chunk.count)
             if count > 0 {
-                if streaming { continue }  // a stream's client has nothing more to say; discard
+                if discarding { continue }
                 if connection.input.isEmpty { connection.requestStarted = .now }
                 connection.input.append(contentsOf: chunk[..<count])
                 connection.lastActivity = .now
@@ -316,7 +418,7 @@ public final class HTTPServer: Sendable {
                 break
             }
         }
-        if streaming { return !peerClosed }
+        if discarding { return !peerClosed }
         answerRequests(&connection, parser)
         return !peerClosed || !connection.output.isEmpty
     }
@@ -459,7 +561,17 @@ public final class HTTPServer: Sendable {
             }
         }
         watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP), modify: true)
-        return !connection.closeAfterWrite && !stopping.load(ordering: .acquiring)
+        if stopping.load(ordering: .acquiring) { return false }
+        if connection.closeAfterWrite {
+            // A lingering close: with the write side shut the client sees the end of the
+            // response; reading on (and dropping) what it still sends keeps the kernel from
+            // answering that with a reset, which could destroy the response unread.
+            guard shutdown(fd, Int32(SHUT_WR)) == 0 else { return false }
+            connection.closeAfterWrite = false
+            connection.input = []
+            connection.phase = .lingering(until: .now + .milliseconds(configuration.lingerMilliseconds))
+        }
+        return true
     }
 
     private func expireTimeouts(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
@@ -487,6 +599,8 @@ public final class HTTPServer: Sendable {
                 {
                     update(fd, nil, &connections)
                 }
+            case .lingering(let until):
+                if now >= until { update(fd, nil, &connections) }
             case .parked, .working:
                 break
             }
