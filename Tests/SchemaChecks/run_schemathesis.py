@@ -69,7 +69,8 @@ def main():
                 if status != 200:
                     raise SystemExit(f"traffic not applied: {status}")
             command = [
-                schemathesis, "run", str(SCHEMAS / "openapi.yaml"),
+                schemathesis, "--config-file", str(pathlib.Path(__file__).with_name("schemathesis.toml")),
+                "run", str(SCHEMAS / "openapi.yaml"),
                 "--url", f"http://127.0.0.1:{server.port}",
                 "--checks", "all",
                 "--header", f"x-api-key: {AUDITOR}",
@@ -78,7 +79,7 @@ def main():
                 # One worker: Hypothesis describes its strategies with ast.parse, which
                 # CPython 3.11 does not do safely from two threads at once.
                 "--workers", "1",
-                "--request-timeout", "40",
+                "--request-timeout", "35",  # above the longest `wait` (30 s)
                 "--suppress-health-check", "all",
                 "--no-color",
             ]
