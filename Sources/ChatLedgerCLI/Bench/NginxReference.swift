@@ -31,7 +31,7 @@ final class NginxReference {
             pid \(directory)/nginx.pid; error_log \(directory)/error.log;
             events { worker_connections 1024; }
             http {
-              access_log off;
+              access_log off; keepalive_requests 1000000; keepalive_timeout 60s;
               server {
                 listen 127.0.0.1:\(port);
                 location / { root \(directory); default_type application/json; }
