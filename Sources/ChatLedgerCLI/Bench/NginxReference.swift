@@ -59,7 +59,10 @@ final class NginxReference {
 
     func stop() {
         if process.isRunning {
-            process.terminate()
+            // SIGKILL: a child started from a thread with SIGTERM blocked (as chatledger's
+            // are, for its own signal handling) inherits the block, and nginx then ignores
+            // SIGTERM. The reference keeps nothing worth a graceful stop.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)

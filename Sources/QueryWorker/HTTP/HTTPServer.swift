@@ -220,7 +220,9 @@ public final class HTTPServer: Sendable {
         /// What the connection's oldest unanswered request waits for.
         var phase = Phase.reading
         var input: [UInt8] = []
+        /// What to send; `output[sent...]` is still to go (empty once all of it went).
         var output: [UInt8] = []
+        var sent = 0
         var closeAfterWrite = false
         /// When the first byte of the request being read arrived.
         var requestStarted: ContinuousClock.Instant?
@@ -275,6 +277,8 @@ public final class HTTPServer: Sendable {
         var connections: [Int32: Connection] = [:]
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
+        // One read buffer for every connection: a read copies out only what arrived.
+        var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
         let parser = HTTPRequestParser(limits: configuration.limits)
         var drainDeadline: ContinuousClock.Instant?
 
@@ -315,7 +319,7 @@ public final class HTTPServer: Sendable {
                 } else if var connection = connections[fd] {
                     var open = true
                     if flags & UInt32(CL_EPOLLIN | CL_EPOLLHUP | CL_EPOLLERR | CL_EPOLLRDHUP) != 0 {
-                        open = receive(fd, &connection, parser)
+                        open = receive(fd, &connection, parser, &readBuffer)
                     }
                     if open { open = flush(fd, epoll, &connection) }
                     update(fd, open ? connection : nil, &connections)
@@ -389,8 +393,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// Reads what is there and answers every whole request; false when the peer is gone.
-    private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser, _ chunk: inout [UInt8]) -> Bool {
         var peerClosed = false
         // A stream's client has nothing more to say, and a lingering one is only drained.
         let discarding =
@@ -544,12 +547,17 @@ public final class HTTPServer: Sendable {
     /// connection should close now.
     private func flush(_ fd: Int32, _ epoll: Int32, _ connection: inout Connection) -> Bool {
         while !connection.output.isEmpty {
-            let written = connection.output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written == connection.output.count {
+            let sent = connection.sent
+            let written = connection.output.withUnsafeBytes { bytes in
+                // Suspended writes resume at `sent`: nothing is moved to drop what went.
+                write(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent)
+            }
+            if written == connection.output.count - sent {
                 connection.output = []
+                connection.sent = 0
                 connection.lastActivity = .now
             } else if written > 0 {
-                connection.output.removeFirst(written)
+                connection.sent += written
                 connection.lastActivity = .now
             } else if written < 0 && errno == EINTR {
                 continue
