@@ -77,18 +77,7 @@ public final class QueryAPI: Sendable {
     /// The route template a request matched, as a metric label (never the raw path, which
     /// would make one series per device).
     static func routeLabel(_ head: HTTPRequestHead) -> String {
-        let segments = head.path.split(separator: "/")
-        switch segments.count {
-        case 0: return "/"
-        case 1 where ["healthz", "readyz", "metrics", "console.js", "console.css"].contains(segments[0]): return "/" + segments[0]
-        case 3 where segments[0...1] == ["api", "v1"] && ["devices", "status"].contains(segments[2]): return "/api/v1/" + segments[2]
-        case 5 where segments[0...2] == ["api", "v1", "devices"] && ["chats", "unread", "changes", "events"].contains(segments[4]):
-            return "/api/v1/devices/{deviceId}/" + segments[4]
-        case 6 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats": return "/api/v1/devices/{deviceId}/chats/{chatId}"
-        case 7 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats" && WriteRoutes.Action(rawValue: String(segments[6])) != nil:
-            return "/api/v1/devices/{deviceId}/chats/{chatId}/" + segments[6]
-        default: return "other"
-        }
+        pathSegments(head.path).flatMap(APIRoute.match)?.route.template ?? "other"
     }
 
     /// The longest `wait` a request may ask for, in ms.
@@ -157,13 +146,14 @@ public final class QueryAPI: Sendable {
 
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
         let segments = Self.pathSegments(head.path)
-        if let segments, let write = WriteRoutes.match(segments) {
+        let match = segments.flatMap(APIRoute.match)
+        if let match, case .write(let action) = match.route.name {
             guard head.method == "POST" else {
                 var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes POST")
                 response.headers.append(("Allow", "POST"))
                 return .response(response)
             }
-            return writeRoute(head, body, deviceId: write.deviceId, chatId: write.chatId, action: write.action)
+            return writeRoute(head, body, deviceId: match.deviceId ?? "", chatId: match.chatId ?? "", action: action)
         }
         guard head.method == "GET" else {
             var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served here")
@@ -176,29 +166,38 @@ public final class QueryAPI: Sendable {
         guard body.isEmpty else {
             return .response(.error(400, code: "unexpected_body", message: "GET takes no request body"))
         }
-        switch segments {
-        case []:
+        let notFound = Answer.response(.error(404, code: "not_found", message: "no such route"))
+        guard let match else {
+            // Under a device, an unknown route is told apart from a device out of scope only
+            // with a valid key: without one it is 401 like every device route.
+            let underDevice = segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]
+            if underDevice, case .failure(let refusal) = authenticate(head) { return .response(refusal.response) }
+            return notFound
+        }
+        switch match.route.name {
+        case .console:
             return .response(ConsoleAssets.page.response(head))
-        case ["console.js"]:
+        case .consoleScript:
             return .response(ConsoleAssets.script.response(head))
-        case ["console.css"]:
+        case .consoleStyles:
             return .response(ConsoleAssets.styles.response(head))
-        case ["healthz"]:
+        case .healthz:
             return .response(Self.json(200, #"{"status":"ok"}"#))
-        case ["readyz"]:
+        case .readyz:
             if let lost = gaps?.unacknowledged, !lost.isEmpty { return .response(Self.dataLost(lost)) }
             return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
-        case ["metrics"] where metrics != nil:
-            let body = Array((metrics?.render() ?? "").utf8)
+        case .metrics:
+            guard let metrics else { return notFound }
+            let body = Array(metrics.render().utf8)
             return .response(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body))
-        case ["api", "v1", "devices"]:
-            return deviceList(head)
-        case ["api", "v1", "status"]:
-            return status(head)
-        case _ where segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]:
-            return deviceRoute(head, deviceId: segments[3], rest: Array(segments[4...]))
-        default:
-            return .response(.error(404, code: "not_found", message: "no such route"))
+        case .devices:
+            return deviceList(head, match.route)
+        case .status:
+            return status(head, match.route)
+        case .chats, .chat, .unread, .changes, .events:
+            return deviceRoute(head, match)
+        case .write:
+            return notFound  // answered above
         }
     }
 
@@ -230,7 +229,7 @@ public final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/devices?limit=&cursor=`: the devices the key may read, with summaries.
-    private func deviceList(_ head: HTTPRequestHead) -> Answer {
+    private func deviceList(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
         let grant: APIKeys.Grant
         let parameters: [String: String]
         do {
@@ -239,9 +238,7 @@ public final class QueryAPI: Sendable {
         } catch {
             return .response(error.response)
         }
-        if let unknown = parameters.keys.first(where: { !["limit", "cursor"].contains($0) }) {
-            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-        }
+        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
         var query = DeviceListQuery(cursor: parameters["cursor"])
         if let text = parameters["limit"] {
             guard let limit = Int(text), (1...DeviceListQuery.maxLimit).contains(limit) else {
@@ -258,13 +255,11 @@ public final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/status`: readiness, per-partition progress and counts, for any valid key.
-    private func status(_ head: HTTPRequestHead) -> Answer {
+    private func status(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
         let grant: APIKeys.Grant
         do {
             grant = try authenticate(head).get()
-            if let unknown = try Self.queryParameters(head.query).keys.first {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+            if let unknown = route.unknownParameter(try Self.queryParameters(head.query)) { return .response(unknown) }
         } catch {
             return .response(error.response)
         }
@@ -276,7 +271,8 @@ public final class QueryAPI: Sendable {
         return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
     }
 
-    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> Answer {
+    private func deviceRoute(_ head: HTTPRequestHead, _ match: APIRoute.Match) -> Answer {
+        let deviceId = match.deviceId ?? ""
         let grant: APIKeys.Grant
         switch authenticate(head) {
         case .success(let granted): grant = granted
@@ -291,13 +287,12 @@ public final class QueryAPI: Sendable {
             return .response(error.response)
         }
         let now = clock()
-        if rest == ["chats"] {
+        switch match.route.name {
+        case .chats:
             if parameters["asOf"] != nil, grant.role != .auditor {
                 return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role"))
             }
-            if let unknown = parameters.keys.first(where: { !["limit", "cursor", "filter", "asOf", "minPosition", "wait"].contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             var query = ChatListQuery()
             if let text = parameters["limit"] {
                 guard let limit = Int(text), (1...ChatListQuery.maxLimit).contains(limit) else {
@@ -320,34 +315,29 @@ public final class QueryAPI: Sendable {
             } catch {
                 return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))
             }
-        } else if rest.count == 2, rest[0] == "chats" {
-            let chatId = rest[1]
+        case .chat:
+            let chatId = match.chatId ?? ""
             if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
-            if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             guard let chat = store.chat(deviceId, chatId: chatId, now: now) else {
                 return .response(.error(404, code: "not_found", message: "no such chat"))
             }
             return .response(respond(head, deviceId: deviceId, chat))
-        } else if rest == ["unread"] {
-            if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+        case .unread:
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
-        } else if rest == ["changes"] {
-            if let unknown = parameters.keys.first {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+        case .changes:
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
             return .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]), stream)
-        } else if rest == ["events"] {
+        case .events:
             guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "events need the auditor role")) }
-            return events(deviceId: deviceId, parameters)
+            return events(deviceId: deviceId, parameters, match.route)
+        default:
+            return .response(.error(404, code: "not_found", message: "no such route"))
         }
-        return .response(.error(404, code: "not_found", message: "no such route"))
     }
 
     /// `minPosition=P:O`: answered only once partition P is applied through O; until then
@@ -418,11 +408,9 @@ public final class QueryAPI: Sendable {
 
     /// `events`: the device's events as received (the lines of `chatledger export`), paged
     /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
-    private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
+    private func events(deviceId: String, _ parameters: [String: String], _ route: APIRoute) -> Answer {
         guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
-        if let unknown = parameters.keys.first(where: { !["chat", "from", "to", "limit", "cursor"].contains($0) }) {
-            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-        }
+        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
         var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
         for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
             guard let text = parameters[name] else { continue }
