@@ -127,17 +127,16 @@ public final class HTTPServer: Sendable {
             throw StartError(description: "pipe2: errno \(errno)")
         }
         let wakeRead = wake[0]
-        // The loop thread owns the listener and the read end and closes them when it ends;
-        // the write end belongs to the lifecycle and is closed by `stop()` once no thread
-        // that could wake the loop is left.
+        // The loop thread owns the listener and closes it when it ends. The wake pipe
+        // belongs to the lifecycle: `stop()` closes both ends once no thread that could wake
+        // the loop is left (a write end whose read end is closed would raise SIGPIPE).
         let thread = Thread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
-            close(wakeRead)
             close(listener)
         }
         let claimed = lifecycle.withLock { stage in
             guard case .idle = stage else { return false }
-            stage = .running(wakeWrite: wake[1], loop: thread)
+            stage = .running(wake: WakePipe(read: wake[0], write: wake[1]), loop: thread)
             return true
         }
         guard claimed else {
@@ -157,7 +156,7 @@ public final class HTTPServer: Sendable {
         var byte: UInt8 = 1
         lifecycle.withLock { stage in
             // Non-blocking: never waits under the lock. Idle or stopped: there is no loop to wake.
-            if let fd = stage.wakeWrite { _ = write(fd, &byte, 1) }
+            if let pipe = stage.wake { _ = write(pipe.write, &byte, 1) }
         }
     }
 
@@ -170,8 +169,8 @@ public final class HTTPServer: Sendable {
             case .idle:
                 stage = .stopped
                 return nil
-            case .running(let wakeWrite, let loop):
-                stage = .stopping(wakeWrite: wakeWrite)
+            case .running(let wake, let loop):
+                stage = .stopping(wake: wake)
                 return loop
             case .stopping, .stopped:
                 return nil
@@ -185,23 +184,32 @@ public final class HTTPServer: Sendable {
         // write end stays open until the last worker has been joined.
         workers.stop()
         lifecycle.withLock { stage in
-            if let fd = stage.wakeWrite { close(fd) }
+            if let pipe = stage.wake {
+                close(pipe.write)
+                close(pipe.read)
+            }
             stage = .stopped
         }
     }
 
-    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipe's
-    /// write end; leaving `stopping` closes it.
+    /// The two ends of the pipe that wakes the loop.
+    private struct WakePipe {
+        var read: Int32
+        var write: Int32
+    }
+
+    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipe;
+    /// leaving `stopping` closes it.
     private enum Lifecycle {
         case idle
-        case running(wakeWrite: Int32, loop: Thread)
+        case running(wake: WakePipe, loop: Thread)
         /// The loop is draining and the worker threads finishing; they may still wake it.
-        case stopping(wakeWrite: Int32)
+        case stopping(wake: WakePipe)
         case stopped
 
-        var wakeWrite: Int32? {
+        var wake: WakePipe? {
             switch self {
-            case .running(let fd, _), .stopping(let fd): return fd
+            case .running(let pipe, _), .stopping(let pipe): return pipe
             case .idle, .stopped: return nil
             }
         }
@@ -269,12 +277,45 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// How often the loop looks for timed-out connections, in ms.
+    private static let sweepMilliseconds = 50
+
+    /// The loop's connections by descriptor, with those a loop turn must visit kept apart:
+    /// the ones waiting for an answer (parked or working) and the streams.
+    private struct ConnectionTable {
+        private(set) var all: [Int32: Connection] = [:]
+        private(set) var waiting: Set<Int32> = []
+        private(set) var streaming: Set<Int32> = []
+
+        var count: Int { all.count }
+        var isEmpty: Bool { all.isEmpty }
+
+        subscript(fd: Int32) -> Connection? {
+            get { all[fd] }
+            set {
+                all[fd] = newValue
+                switch newValue?.phase {
+                case .some(.parked), .some(.working):
+                    waiting.insert(fd)
+                    streaming.remove(fd)
+                case .some(.streaming):
+                    streaming.insert(fd)
+                    waiting.remove(fd)
+                default:
+                    waiting.remove(fd)
+                    streaming.remove(fd)
+                }
+            }
+        }
+    }
+
     private func runLoop(listener: Int32, wakeRead: Int32) {
         let epoll = cl_epoll_create()
         defer { close(epoll) }
         watch(epoll, listener, UInt32(CL_EPOLLIN))
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
-        var connections: [Int32: Connection] = [:]
+        var connections = ConnectionTable()
+        var lastSweep = ContinuousClock.now
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
         // One read buffer for every connection: a read copies out only what arrived.
@@ -289,7 +330,7 @@ public final class HTTPServer: Sendable {
                     cl_epoll_unwatch(epoll, listener)
                 }
                 // Idle connections and streams close now; the rest once their response is out.
-                for (fd, connection) in connections {
+                for (fd, connection) in connections.all {
                     let closesNow =
                         switch connection.phase {
                         case .streaming, .lingering: true
@@ -303,7 +344,7 @@ public final class HTTPServer: Sendable {
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = connections.values.compactMap(\.deadline).min()
+            let parkedDeadline = connections.waiting.compactMap { connections[$0]?.deadline }.min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             var woken = false
@@ -329,13 +370,18 @@ public final class HTTPServer: Sendable {
             retryParked(epoll, parser, &connections)
             // Streams change only when what they follow does, which is what a wake says.
             if woken { pollStreams(epoll, &connections) }
-            expireTimeouts(epoll, &connections)
+            // Timeouts are seconds long: a sweep over every connection a few times a second
+            // is enough, however many events a turn handles.
+            if ContinuousClock.now - lastSweep >= .milliseconds(Self.sweepMilliseconds) {
+                lastSweep = .now
+                expireTimeouts(epoll, &connections)
+            }
         }
-        for fd in connections.keys { close(fd) }
+        for fd in connections.all.keys { close(fd) }
     }
 
     /// Stores a connection's new state, or closes it (nil).
-    private func update(_ fd: Int32, _ connection: Connection?, _ connections: inout [Int32: Connection]) {
+    private func update(_ fd: Int32, _ connection: Connection?, _ connections: inout ConnectionTable) {
         if connection == nil { close(fd) }
         connections[fd] = connection
     }
@@ -344,7 +390,7 @@ public final class HTTPServer: Sendable {
         _ = cl_epoll_watch(epoll, fd, flags, modify ? 1 : 0)
     }
 
-    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection]) {
+    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout ConnectionTable) {
         while true {
             let fd = cl_accept(listener)
             if fd < 0 {
@@ -379,9 +425,9 @@ public final class HTTPServer: Sendable {
 
     /// The connection a new one may replace: a lingering one, else the one idle longest
     /// with no request in progress; nil when all are busy.
-    private func longestIdle(_ connections: [Int32: Connection]) -> Int32? {
+    private func longestIdle(_ connections: ConnectionTable) -> Int32? {
         var best: (fd: Int32, lingering: Bool, since: ContinuousClock.Instant)?
-        for (fd, connection) in connections where connection.isReusable {
+        for (fd, connection) in connections.all where connection.isReusable {
             let lingering = if case .lingering = connection.phase { true } else { false }
             if let current = best {
                 if current.lingering && !lingering { continue }
@@ -492,7 +538,7 @@ public final class HTTPServer: Sendable {
     /// once the connection reads again, answers what was pipelined after it.
     private func finish(
         _ fd: Int32, _ reply: Reply, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
-        _ connections: inout [Int32: Connection]
+        _ connections: inout ConnectionTable
     ) {
         guard var connection = connections[fd] else { return }
         connection.phase = .reading
@@ -503,10 +549,11 @@ public final class HTTPServer: Sendable {
 
     /// Asks every parked request again; past its deadline it gets its fallback, and so does
     /// work off the loop that has not answered by its deadline.
-    private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+    private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout ConnectionTable) {
         let now = ContinuousClock.now
         let stopping = stopping.load(ordering: .acquiring)
-        for (fd, connection) in connections {
+        for fd in connections.waiting {
+            guard let connection = connections[fd] else { continue }
             switch connection.phase {
             case .parked(let request, let deadline, let fallback, let check):
                 if let ready = check() {
@@ -523,19 +570,21 @@ public final class HTTPServer: Sendable {
     }
 
     /// Puts into effect what other threads finished (for connections still waiting for it).
-    private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+    private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout ConnectionTable) {
         let done = workers.takeFinished()
         guard !done.isEmpty else { return }
-        for (fd, connection) in connections {
-            guard case .working(let request, let ticket, _, _) = connection.phase, let reply = done[ticket] else { continue }
+        for fd in connections.waiting {
+            guard let connection = connections[fd], case .working(let request, let ticket, _, _) = connection.phase,
+                let reply = done[ticket]
+            else { continue }
             finish(fd, reply, for: request, epoll, parser, &connections)
         }
     }
 
     /// Gives every stream the chance to send what is new.
-    private func pollStreams(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
-        for (fd, var connection) in connections {
-            guard case .streaming(let stream) = connection.phase else { continue }
+    private func pollStreams(_ epoll: Int32, _ connections: inout ConnectionTable) {
+        for fd in connections.streaming {
+            guard var connection = connections[fd], case .streaming(let stream) = connection.phase else { continue }
             let bytes = stream.poll()
             guard !bytes.isEmpty else { continue }
             connection.output += bytes
@@ -550,7 +599,8 @@ public final class HTTPServer: Sendable {
             let sent = connection.sent
             let written = connection.output.withUnsafeBytes { bytes in
                 // Suspended writes resume at `sent`: nothing is moved to drop what went.
-                write(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent)
+                // MSG_NOSIGNAL: a client that reset the connection is EPIPE here, not SIGPIPE.
+                Glibc.send(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent, Int32(MSG_NOSIGNAL))
             }
             if written == connection.output.count - sent {
                 connection.output = []
@@ -582,9 +632,9 @@ public final class HTTPServer: Sendable {
         return true
     }
 
-    private func expireTimeouts(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
+    private func expireTimeouts(_ epoll: Int32, _ connections: inout ConnectionTable) {
         let now = ContinuousClock.now
-        for (fd, var connection) in connections {
+        for (fd, var connection) in connections.all {
             switch connection.phase {
             case .streaming:
                 // A quiet stream gets a comment line, so the client (and any proxy) sees it is alive.
