@@ -70,8 +70,8 @@ public final class QueryAPI: Sendable {
     }
 
     /// Records a response for `/metrics` (the server's observer).
-    public func observe(_ head: HTTPRequestHead, status: Int, elapsed: Duration) {
-        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), String(status)])
+    public func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
+        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), status.description])
     }
 
     /// The route template a request matched, as a metric label (never the raw path, which
@@ -488,7 +488,7 @@ public final class QueryAPI: Sendable {
         writer.endArray()
     }
 
-    static func json(_ status: Int, _ text: String) -> HTTPResponse {
+    static func json(_ status: HTTPStatus, _ text: String) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
     }
 

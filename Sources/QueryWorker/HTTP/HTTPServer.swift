@@ -70,7 +70,7 @@ public final class HTTPServer: Sendable {
 
     /// Told of every response sent for a request: its status and how long it took from the
     /// request's arrival (for metrics).
-    public typealias Observer = @Sendable (HTTPRequestHead, _ status: Int, _ elapsed: Duration) -> Void
+    public typealias Observer = @Sendable (HTTPRequestHead, _ status: HTTPStatus, _ elapsed: Duration) -> Void
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
