@@ -11,6 +11,7 @@ bounded. Exits with schemathesis's status (0: no failures).
 """
 import http.client
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -51,7 +52,8 @@ class Server:
 
 
 def main():
-    binary, schemathesis = sys.argv[1], sys.argv[2]
+    # Absolute: schemathesis runs in the temporary directory (where it leaves its own files).
+    binary, schemathesis = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     examples = sys.argv[3] if len(sys.argv) > 3 else "40"
     with tempfile.TemporaryDirectory() as directory:
         keys = pathlib.Path(directory) / "keys.json"
