@@ -36,8 +36,11 @@ install_system_packages() {
   local missing=()
   local packages=(librdkafka-dev pkg-config kcat)
   # The test suite also checks deploy/ (systemd-analyze verify, shellcheck) and drives the
-  # console in Debian's headless Chromium (with a font to render its text).
-  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core)
+  # console in Debian's headless Chromium (with a font to render its text), and runs the
+  # shipped TLS termination (deploy/tls/) in nginx and Caddy with a certificate from openssl,
+  # puts the mock Kafka cluster behind stunnel for the Kafka TLS tests, and runs the bridge
+  # publishers of deploy/bridges/ with Node.js.
+  [ "${1:-}" = test ] && packages+=(systemd shellcheck chromium fonts-dejavu-core nginx-light caddy openssl stunnel4 nodejs)
   for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
@@ -114,6 +117,11 @@ run_tests() {
   log "checking deploy/ against chatledger --help, systemd-analyze and shellcheck"
   "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger >/dev/null ||
     "$python" Tests/DeployChecks/check_deploy.py .build/debug/chatledger
+  log "running deploy/tls/ (nginx, Caddy) in front of chatledger run"
+  if ! python3 Tests/DeployChecks/check_tls.py .build/debug/chatledger >.build/tls-check.log 2>&1; then
+    cat .build/tls-check.log
+    exit 1
+  fi
 }
 
 run_demo() {

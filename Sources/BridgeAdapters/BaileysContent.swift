@@ -136,3 +136,104 @@ public enum BaileysContent: Equatable, Sendable {
         return String(result)
     }
 }
+
+// MARK: - Values
+
+/// Baileys' serialisation quirks: numbers as JS numbers, numeric strings (protobuf
+/// `toJSON`) or Longs `{low, high, unsigned}`; enums as numbers or names.
+extension BaileysContent {
+    /// An integer from a number, a numeric string or a protobuf Long; nil otherwise.
+    static func integer(_ value: JSONValue?) -> Int64? {
+        guard let value else { return nil }
+        switch value.kind {
+        case .number: return value.int64
+        case .string: return value.string.flatMap { Int64($0) }
+        case .object:
+            guard let low = value["low"]?.int64, let high = value["high"]?.int64 else { return nil }
+            return Int64(UInt32(truncatingIfNeeded: low)) | (high << 32)
+        default: return nil
+        }
+    }
+
+    /// Epoch ms from a WhatsApp time: a number, a numeric string, or a protobuf Long
+    /// `{low, high, unsigned}`; seconds (anything below 10^11) become ms. Nil if absent or
+    /// not a time.
+    static func epochMillis(_ value: JSONValue?) -> Int64? {
+        guard let value else { return nil }
+        guard let number = integer(value), number >= 0 else { return nil }
+        if number < 100_000_000_000 {
+            let (milliseconds, overflow) = number.multipliedReportingOverflow(by: 1000)
+            return overflow ? nil : milliseconds
+        }
+        return number
+    }
+
+    /// Evolution's status names (`ERROR` ... `PLAYED`) or Baileys' numbers (0...5).
+    static func ackStatus(_ value: JSONValue?) -> AckStatus? {
+        guard let value else { return nil }
+        if let number = value.int64 {
+            switch number {
+            case 0: return .error
+            case 1: return .pending
+            case 2: return .server
+            case 3: return .delivered
+            case 4: return .read
+            case 5: return .played
+            default: return nil
+            }
+        }
+        switch value.string {
+        case "ERROR": return .error
+        case "PENDING": return .pending
+        case "SERVER_ACK": return .server
+        case "DELIVERY_ACK": return .delivered
+        case "READ": return .read
+        case "PLAYED": return .played
+        default: return nil
+        }
+    }}
+
+// MARK: - Notices
+
+extension BaileysContent {
+    /// A message without content that is a notice (`messageStubType`, a number or its
+    /// `WAMessageStubType` name): group changes are `system` messages with a preview made
+    /// from the type and its parameters, missed calls are `call`s; decryption placeholders
+    /// (`CIPHERTEXT`, replaced when the message arrives), revokes (also in `messages.update`)
+    /// and security notices are not messages of the chat list.
+    static func stub(_ type: JSONValue, parameters: JSONValue?) -> BaileysContent {
+        let name: String
+        if let number = integer(type) {
+            guard let known = stubNames[number] else { return .notAMessage(type: "stub_\(number)") }
+            name = known
+        } else if let text = type.string {
+            name = text
+        } else {
+            return .notAMessage(type: "stub")
+        }
+        let first = parameters?.elements.first?.string ?? ""
+        switch name {
+        case "CALL_MISSED_VOICE", "CALL_MISSED_VIDEO", "CALL_MISSED_GROUP_VOICE", "CALL_MISSED_GROUP_VIDEO":
+            return .message(kind: .call, preview: "", hasMedia: false)
+        case "GROUP_CHANGE_SUBJECT":
+            return .message(kind: .system, preview: truncated("changed the subject to \"\(first)\""), hasMedia: false)
+        case "GROUP_CREATE":
+            return .message(kind: .system, preview: truncated("created group \"\(first)\""), hasMedia: false)
+        default:
+            guard name.hasPrefix("GROUP_") else { return .notAMessage(type: name) }
+            let what = name.dropFirst("GROUP_".count).lowercased().split(separator: "_").joined(separator: " ")
+            let ids = (parameters?.elements ?? []).compactMap(\.string).prefix(8).joined(separator: ", ")
+            return .message(kind: .system, preview: truncated(ids.isEmpty ? what : what + ": " + ids), hasMedia: false)
+        }
+    }
+
+    /// `WAMessageStubType` numbers that are chat-list notices (WAProto).
+    static let stubNames: [Int64: String] = [
+        20: "GROUP_CREATE", 21: "GROUP_CHANGE_SUBJECT", 22: "GROUP_CHANGE_ICON", 23: "GROUP_CHANGE_INVITE_LINK",
+        24: "GROUP_CHANGE_DESCRIPTION", 25: "GROUP_CHANGE_RESTRICT", 26: "GROUP_CHANGE_ANNOUNCE", 27: "GROUP_PARTICIPANT_ADD",
+        28: "GROUP_PARTICIPANT_REMOVE", 29: "GROUP_PARTICIPANT_PROMOTE", 30: "GROUP_PARTICIPANT_DEMOTE",
+        31: "GROUP_PARTICIPANT_INVITE", 32: "GROUP_PARTICIPANT_LEAVE", 33: "GROUP_PARTICIPANT_CHANGE_NUMBER",
+        40: "CALL_MISSED_VOICE", 41: "CALL_MISSED_VIDEO", 43: "GROUP_DELETE", 45: "CALL_MISSED_GROUP_VOICE",
+        46: "CALL_MISSED_GROUP_VIDEO",
+    ]
+}

@@ -99,12 +99,14 @@ public protocol BridgeAdapter: Sendable {
 /// The formats this build reads.
 public enum BridgeFormats {
     /// Every format name, for `--format` help and errors.
-    public static let names = ["evolution"]
+    public static let names = [EvolutionAdapter.formatName, BaileysAdapter.formatName, WWebJSAdapter.formatName]
 
     /// The adapter for `name`, nil when this build has none.
     public static func adapter(named name: String) -> (any BridgeAdapter)? {
         switch name {
         case EvolutionAdapter.formatName: return EvolutionAdapter()
+        case BaileysAdapter.formatName: return BaileysAdapter()
+        case WWebJSAdapter.formatName: return WWebJSAdapter()
         default: return nil
         }
     }

@@ -84,6 +84,8 @@ public enum EventPayload: Sendable, Hashable {
     /// `contact.aliased`: the chat's id and `alias` name the same contact (a phone id and
     /// a LID); made by the adapter stage when a bridge record shows both.
     case contactAliased(ContactAliased)
+    /// `ledger.erased`: an erasure request (device-level; names its device by digest).
+    case ledgerErased(LedgerErasure)
     /// A `type` this build does not know, with a valid envelope: kept in the log, ignored
     /// by projections. Its `data` is not interpreted.
     case unknown(type: String)
@@ -108,6 +110,7 @@ public enum EventPayload: Sendable, Hashable {
         case .groupParticipants: return EventType.groupParticipants.rawValue
         case .accountSettings: return EventType.accountSettings.rawValue
         case .contactAliased: return EventType.contactAliased.rawValue
+        case .ledgerErased: return EventType.ledgerErased.rawValue
         case .unknown(let type): return type
         }
     }
@@ -132,9 +135,10 @@ public enum EventType: String, Sendable, CaseIterable {
     case groupParticipants = "group.participants"
     case accountSettings = "account.settings"
     case contactAliased = "contact.aliased"
+    case ledgerErased = "ledger.erased"
 
     /// Device-level types carry no `chatId`.
-    public var isDeviceLevel: Bool { self == .accountSettings }
+    public var isDeviceLevel: Bool { self == .accountSettings || self == .ledgerErased }
 }
 
 // MARK: - Payloads

@@ -111,6 +111,10 @@ public enum EventEncoder {
             writer.field("keepChatsArchived", keepChatsArchived)
         case .contactAliased(let alias):
             writer.field("alias", alias.alias)
+        case .ledgerErased(let erasure):
+            writer.field("scope", erasure.scope.rawValue)
+            if let subject = erasure.subject { writer.field("subject", subject) }
+            writer.field("reason", erasure.reason)
         }
     }
 }

@@ -33,7 +33,8 @@ public struct EventParser: Sendable {
         var reader = JSONReader(bytes: bytes, limits: limits)
         defer { reader.releaseScratch() }
         let event = try parseEnvelope(&reader)
-        if let kafkaKey {
+        // A `ledger.erased` event names its device by digest; ingest checks the key against it.
+        if let kafkaKey, event.type != EventType.ledgerErased.rawValue {
             let matches = event.deviceId.utf8.elementsEqual(kafkaKey)
             guard matches else {
                 throw EventValidationError(
@@ -169,6 +170,11 @@ public struct EventParser: Sendable {
             parsedPayload = try payloadWithoutData(type, at: reader.position)
         }
         try checkChatId(present: chatId != nil, type: type)
+        if case .ledgerErased = parsedPayload, !LedgerErasure.isDigestName(deviceId) {
+            throw EventValidationError(
+                code: .invalidValue, path: "deviceId", byteOffset: 0,
+                message: "a ledger.erased event names its device as sha256: and 64 lowercase hex digits")
+        }
         return Event(
             eventIdText: eventId, deviceId: consume deviceId, occurredAt: occurredAt, chatIdText: chatId,
             payload: consume parsedPayload, sourceBox: sourceBox)
@@ -304,7 +310,36 @@ public struct EventParser: Sendable {
                 alias = try reader.readIdentifier(maxBytes: limits.maxAddressBytes)
             }
             return .contactAliased(ContactAliased(alias: alias))
+        case .ledgerErased:
+            return .ledgerErased(try parseLedgerErasure(&reader))
         }
+    }
+
+    private static let erasureKeys = KeyTable(["scope", "subject", "reason"])
+    private static let erasureScopeNames = EnumTable<ErasureScope>()
+
+    private func parseLedgerErasure(_ reader: inout JSONReader) throws(EventValidationError) -> LedgerErasure {
+        var erasure = LedgerErasure(scope: .device, reason: "")
+        try reader.readFields(Self.erasureKeys, required: 0b101) { field, reader throws(EventValidationError) in
+            switch field {
+            case 0: erasure.scope = try reader.readEnum(Self.erasureScopeNames)
+            case 1: erasure.subject = try reader.readIdentifier(maxBytes: limits.maxIdentifierBytes)
+            default: erasure.reason = try reader.readString(maxBytes: limits.maxTextBytes)
+            }
+        }
+        if let subject = erasure.subject, !LedgerErasure.isDigestName(subject) {
+            throw EventValidationError(
+                code: .invalidValue, path: "data.subject", byteOffset: reader.position, message: "subject is sha256: and 64 lowercase hex digits")
+        }
+        if (erasure.scope == .device) != (erasure.subject == nil) {
+            throw EventValidationError(
+                code: erasure.subject == nil ? .missingField : .unknownField, path: "data.subject", byteOffset: reader.position,
+                message: "a chat or contact erasure names its subject; a device erasure does not")
+        }
+        if erasure.reason.isEmpty {
+            throw EventValidationError(code: .invalidValue, path: "data.reason", byteOffset: reader.position, message: "reason is empty")
+        }
+        return erasure
     }
 
     private static let aliasKeys = KeyTable(["alias"])

@@ -99,6 +99,8 @@ package enum ReferenceEventDecoder {
         var includesMe: Bool?
         var keepChatsArchived: Bool?
         var alias: String?
+        var subject: String?
+        var reason: String?
     }
 
     /// Decodes one value with `JSONDecoder`.
@@ -177,6 +179,13 @@ package enum ReferenceEventDecoder {
             payload = .accountSettings(keepChatsArchived: try required(data?.keepChatsArchived, "keepChatsArchived"))
         case .contactAliased:
             payload = .contactAliased(ContactAliased(alias: try required(data?.alias, "alias")))
+        case .ledgerErased:
+            let erasure = LedgerErasure(
+                scope: try enumeration(data?.scope, "scope"), subject: data?.subject, reason: try required(data?.reason, "reason"))
+            guard LedgerErasure.isDigestName(envelope.deviceId), (erasure.scope == .device) == (erasure.subject == nil),
+                erasure.subject.map(LedgerErasure.isDigestName) ?? true, !erasure.reason.isEmpty
+            else { throw DecodingFailure(description: "invalid ledger.erased") }
+            payload = .ledgerErased(erasure)
         case nil:
             payload = .unknown(type: envelope.type)
         }

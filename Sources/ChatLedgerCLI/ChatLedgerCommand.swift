@@ -17,6 +17,7 @@ public enum ChatLedgerCommand {
     static let commands: [any Command.Type] = [
         RunCommand.self, IngestCommand.self, AdaptCommand.self, ServeCommand.self, ProduceCommand.self, BrokerCommand.self,
         VerifyCommand.self, AcknowledgeLossCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
+        EraseCommand.self,
     ]
 
     /// Runs the command line (without the program name) and returns the exit status.

@@ -55,7 +55,8 @@ final class KeyFileReloader: Sendable {
     private func watch() {
         var seen = fingerprint()
         while !stopping.load(ordering: .acquiring) {
-            usleep(UInt32(Self.checkInterval.components.attoseconds / 1_000_000_000_000))
+            let (seconds, attoseconds) = Self.checkInterval.components
+            usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             let now = fingerprint()
             let signalled = hangup.exchange(false, ordering: .acquiringAndReleasing)
             guard signalled || now != seen else { continue }

@@ -1,5 +1,6 @@
 import ChatEvents
 import EventLog
+import LedgerSupport
 
 /// The audit views of a data directory: a device's state at a past point, and the events
 /// as received. `chatledger replay` / `export` and the auditor routes all read through it.
@@ -27,6 +28,7 @@ public struct AuditLog: Sendable {
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
         var state = ProjectionState()
+        let partitions = try self.partitions(partitions)
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
             for sequence in checkpoints.sequences().reversed() {
@@ -36,12 +38,26 @@ public struct AuditLog: Sendable {
                 state = checkpointState
                 break
             }
+            if let base = try log.retentionBase(topic: topic, partition: position.partition),
+                (state.positions[position.partition] ?? -1) < base.baseOffset - 1
+            {
+                throw BeforeRetainedLog(
+                    "partition \(position.partition) is retained from offset \(base.baseOffset) (its oldest checkpoint is the base): "
+                        + "offset \(position.offset) is before it")
+            }
+        } else if let base = try retainedBase(partitions) {
+            state = base.state
+            if let asOf, asOf < base.time {
+                throw BeforeRetainedLog(
+                    "the log is retained from checkpoint \(base.sequence) (Kafka time \(base.time)): "
+                        + "--as-of \(asOf) is before it and cannot be answered")
+            }
         }
         let key = Array(deviceId.utf8)
         let parser = EventParser()
-        for partition in try self.partitions(partitions) {
+        for partition in partitions {
             if let position, position.partition != partition { continue }
-            let start = position == nil ? 0 : (state.positions[partition] ?? -1) + 1
+            let start = (state.positions[partition] ?? -1) + 1
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
@@ -53,6 +69,38 @@ public struct AuditLog: Sendable {
             }
         }
         return state.devices[deviceId]
+    }
+
+    /// A replay asked for a point before the retained log (`RetentionBase`).
+    public struct BeforeRetainedLog: Error, Sendable, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// When any of `partitions` lost its start to retention: the oldest checkpoint (the
+    /// base every replay starts from) and its time (the latest Kafka timestamp of a record
+    /// it holds, per the log or the retention base), nil when none did.
+    /// - Throws: `BeforeRetainedLog` when no checkpoint is left to start from.
+    private func retainedBase(_ partitions: [Int32]) throws -> (state: ProjectionState, sequence: UInt64, time: Int64)? {
+        var bases: [Int32: RetentionBase] = [:]
+        for partition in partitions {
+            if let base = try log.retentionBase(topic: topic, partition: partition) { bases[partition] = base }
+        }
+        guard !bases.isEmpty else { return nil }
+        guard let sequence = checkpoints.sequences().first, let (state, info) = try? checkpoints.read(sequence) else {
+            throw BeforeRetainedLog("the log is retained from a base but no checkpoint is left to replay from")
+        }
+        var time: Int64 = -1
+        for (partition, base) in bases {
+            time = max(time, base.removedUpToTimestamp)
+            guard let at = info.positions[partition], at >= base.baseOffset else { continue }
+            try log.reader(topic: topic, partition: partition).forEach(from: base.baseOffset) { record in
+                guard record.offset <= at else { return false }
+                time = max(time, record.timestamp)
+                return true
+            }
+        }
+        return (state, sequence, time)
     }
 
     /// Which events `events` yields.
@@ -81,12 +129,16 @@ public struct AuditLog: Sendable {
     /// starting at `start` (a position from an earlier call), each as one export line:
     /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. `body`
     /// returns false to decline the line it was given and stop; the result is the position
-    /// of that line, to continue from (nil: the end was reached).
+    /// of that line, to continue from (nil: the end was reached). A record an erasure
+    /// redacted is shown as such, `{"partition":P,"offset":O,"timestamp":T,"redacted":
+    /// {"erasureOffset":E}}`, when the filter names no chat (its chat cannot be told) and
+    /// its device is the filter's (by the digest the redaction keeps) or none is given.
     /// Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
     public func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
+        let deviceDigest = device.map(SHA256.hash)
         let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
         let parser = EventParser()
         var resume: LogPosition?
@@ -94,9 +146,20 @@ public struct AuditLog: Sendable {
             if let start, partition < start.partition { continue }
             let first = start.map { $0.partition == partition ? $0.offset : 0 } ?? 0
             try log.reader(topic: topic, partition: partition).forEach(from: first) { record in
-                guard record.kind == .event, let value = record.value else { return true }
-                // Cheap filter on the key (= deviceId) before parsing.
-                if let device, let key = record.key, !key.elementsEqual(device) { return true }
+                guard record.kind == .event else { return true }
+                guard let value = record.value else {
+                    guard record.isRedacted, chat == nil, deviceDigest == nil || record.keyDigest == deviceDigest,
+                        let erasureOffset = record.erasureOffset
+                    else { return true }
+                    let line = Self.redactionLine(
+                        partition: partition, offset: record.offset, timestamp: record.timestamp, erasureOffset: erasureOffset)
+                    if try body(line) { return true }
+                    resume = LogPosition(partition: partition, offset: record.offset)
+                    return false
+                }
+                // Cheap filter on the key (= deviceId) before parsing; a redacted key (an
+                // erasure record's) by the digest its marker keeps.
+                if let device, !(record.key.map { $0.elementsEqual(device) } ?? (record.keyDigest == deviceDigest)) { return true }
                 guard let event = try? parser.parse(value) else { return true }
                 guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
@@ -114,6 +177,24 @@ public struct AuditLog: Sendable {
     private func partitions(_ only: [Int32]?) throws -> [Int32] {
         if let only { return only.sorted() }
         return try log.partitions().filter { $0.topic == topic }.map(\.partition).sorted()
+    }
+
+    /// The export line of a redacted record (without the line feed).
+    static func redactionLine(partition: Int32, offset: Int64, timestamp: Int64, erasureOffset: Int64) -> [UInt8] {
+        var line = JSONWriter()
+        line.beginObject()
+        line.field("partition", Int64(partition))
+        line.field("offset", offset)
+        line.field("timestamp", timestamp)
+        line.key("redacted")
+        var bytes = line.bytes
+        var marker = JSONWriter()
+        marker.beginObject()
+        marker.field("erasureOffset", erasureOffset)
+        marker.endObject()
+        bytes += marker.bytes
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 
     /// One export line (without the line feed). The value is embedded verbatim unless it

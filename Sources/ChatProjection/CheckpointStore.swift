@@ -143,6 +143,15 @@ public struct CheckpointStore: Sendable {
         return info
     }
 
+    /// Removes one checkpoint and its attestation (an erasure replaces the checkpoints
+    /// written before it, so none holds what it erased).
+    public func remove(_ sequence: UInt64) throws {
+        for file in [path(sequence), attestationPath(sequence)] where unlink(file) != 0 && errno != ENOENT {
+            throw ProjectionError(path: file, "unlink: errno \(errno)")
+        }
+        try syncFile(directory)
+    }
+
     /// Reads one checkpoint, checking its CRC and recomputing its state digest.
     public func read(_ sequence: UInt64) throws -> (ProjectionState, CheckpointInfo) {
         let path = path(sequence)

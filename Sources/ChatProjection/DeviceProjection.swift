@@ -230,7 +230,7 @@ extension ChatState {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased, .ledgerErased:
             break  // handled by the device
         }
     }

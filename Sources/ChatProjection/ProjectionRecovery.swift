@@ -94,6 +94,30 @@ public enum ProjectionRecovery {
         return (state, replayed, 1)
     }
 
+    /// The state a check of the checkpoints (`chatledger verify`) replays from: nothing,
+    /// or once retention removed the start of a partition's log, the oldest checkpoint
+    /// (the partition's base; see `RetentionBase`), after checking that the log chains from
+    /// it: the record after each of its positions chains from its chain hash. Its own
+    /// content is vouched for by its digest and, with a key, its attestation.
+    /// - Throws: `ProjectionError` when no checkpoint is left to be the base, or the log
+    ///   does not chain from it; `EventLogError` for a damaged log.
+    public static func verificationStart(log: EventLog, topic: String, checkpoints: CheckpointStore) throws -> ProjectionState {
+        var retained = false
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            if try log.retentionBase(topic: topic, partition: partition) != nil { retained = true }
+        }
+        guard retained else { return ProjectionState() }
+        guard let sequence = checkpoints.sequences().first else {
+            throw ProjectionError(path: checkpoints.directory, "retention removed the log's start but no checkpoint is left as its base")
+        }
+        let (state, info) = try checkpoints.read(sequence)
+        for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
+            var probe = state
+            try replay(into: &probe, log: log, topic: topic, checkingChainFrom: info, upTo: LogPosition(partition: partition, offset: offset + 1))
+        }
+        return state
+    }
+
     /// Folds every record after `state`'s positions into it; returns how many.
     /// - Throws: `EventLogError` for damage, `ProjectionError` if `checkpoint` does not
     ///   match the log.
@@ -108,6 +132,12 @@ public enum ProjectionRecovery {
             if let limit, limit.partition != partition { continue }
             if let only, !only.contains(partition) { continue }
             let start = (state.positions[partition] ?? -1) + 1
+            if let base = try log.retentionBase(topic: topic, partition: partition), start < base.baseOffset {
+                throw ProjectionError(
+                    path: log.directory(topic: topic, partition: partition),
+                    "the log is retained from offset \(base.baseOffset) (older segments were removed): a replay must start "
+                        + "from a checkpoint at or after offset \(base.baseOffset - 1), not from offset \(start)")
+            }
             var expectedChain = checkpoint?.chainHashes[partition]
             // Events are folded one record behind the parse: the event-id window's slot for
             // an event is fetched into the cache while the next record is parsed (the

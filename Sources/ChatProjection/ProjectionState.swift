@@ -72,6 +72,14 @@ public struct ProjectionState: Sendable, Hashable {
             counts.duplicate += 1
             return .duplicate
         }
+        if case .ledgerErased(let erasure) = event.payload {
+            guard let version = erase(erasure, deviceDigest: event.deviceId) else {
+                counts.ignored += 1
+                return .ignored
+            }
+            counts.applied += 1
+            return .applied(deviceVersion: version)
+        }
         // One hash lookup, then mutated in place through a single access (reading the
         // version back through the dictionary copied the whole device); a device appears
         // with its first applied event.
@@ -95,6 +103,32 @@ public struct ProjectionState: Sendable, Hashable {
     private static func apply(_ event: Event, partition: Int32, to device: inout DeviceProjection) -> UInt64? {
         guard device.apply(event) else { return nil }
         device.partition = partition
+        return device.version
+    }
+
+    /// Puts a device's state in place of the one held (nil: removes it): a chat or contact
+    /// erasure refolds the device from the redacted log, so the live state is the one a
+    /// replay gives (its version counts only the events the log still holds).
+    public mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+        devices[deviceId] = device
+    }
+
+    /// The id of the device a `ledger.erased` event names (by digest), nil if none held.
+    public func device(named digestName: String) -> String? {
+        devices.keys.first { DeviceProjection.digestName($0) == digestName }
+    }
+
+    /// Applies an erasure: a device erasure drops the device; a chat or contact erasure
+    /// drops that chat of it. Returns the device's new version (a dropped device's last
+    /// version + 1: what its readers were shown last is out of date), nil if nothing named is held.
+    private mutating func erase(_ erasure: LedgerErasure, deviceDigest: String) -> UInt64? {
+        guard let deviceId = device(named: deviceDigest), var device = devices[deviceId] else { return nil }
+        if erasure.scope == .device {
+            devices[deviceId] = nil
+            return device.version + 1
+        }
+        guard device.erase(erasure) else { return nil }
+        devices[deviceId] = device
         return device.version
     }
 

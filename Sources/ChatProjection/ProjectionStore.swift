@@ -21,9 +21,20 @@ public final class ProjectionStore: Sendable {
     @discardableResult
     public func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome {
         state.withLock { state in
+            // An erasure names its device by digest: the cache knows it by id.
+            var deviceId = event.deviceId
+            if case .ledgerErased = event.payload, let named = state.device(named: event.deviceId) { deviceId = named }
             let outcome = state.apply(event, at: position, chainHash: chainHash)
-            if case .applied(let version) = outcome { cache.invalidate(deviceId: event.deviceId, version: version) }
+            if case .applied(let version) = outcome { cache.invalidate(deviceId: deviceId, version: version) }
             return outcome
+        }
+    }
+
+    /// Puts a device's state in place of the one held (see `ProjectionState.replaceDevice`).
+    public func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+        state.withLock { state in
+            state.replaceDevice(deviceId, with: device)
+            cache.invalidate(deviceId: deviceId, version: device?.version ?? 0)
         }
     }
 

@@ -13,7 +13,7 @@ extension EventLog {
             for base in try PartitionWriter.segmentBases(in: directory) {
                 let path = directory + "/" + LogFormat.segmentFileName(baseOffset: base)
                 guard case .scanner(var scanner) = try SegmentScanner.open(path, bufferSize: 4096),
-                    scanner.header.version == LogFormat.gapSegmentVersion,
+                    LogFormat.startsWithGap(scanner.header.version),
                     case .record(let record, _) = try scanner.next(), record.offset == base, record.partition == partition,
                     let gap = LogGap(record)
                 else { continue }

@@ -61,6 +61,16 @@ final class LogFile {
         return Int(status.st_size)
     }
 
+    /// Whether the file at this path is no longer this one (renamed over, as a redaction
+    /// does, or removed).
+    func isReplaced() -> Bool {
+        var open = stat()
+        var named = stat()
+        guard fstat(descriptor, &open) == 0 else { return false }
+        guard stat(path, &named) == 0 else { return true }
+        return open.st_ino != named.st_ino || open.st_dev != named.st_dev
+    }
+
     func dataSync() throws(EventLogError) {
         try Self.call(path, "fdatasync") { fdatasync(descriptor) }
     }

@@ -60,6 +60,12 @@ public final class LogFollower {
                     reset()  // the writer's recovery removed this segment: find our place again
                     continue
                 }
+                // An erasure rewrote the segment (a new file renamed over it; positions
+                // moved): read the new one from its start, skipping what was delivered.
+                if current.file.isReplaced() {
+                    reset()
+                    continue
+                }
                 // The last segment is live: whatever is not a whole record yet may become one.
                 guard bases.contains(where: { $0 > base }) else { return delivered }
                 // A newer segment exists, so this one is sealed: the writer finishes a

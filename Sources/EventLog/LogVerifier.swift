@@ -43,6 +43,32 @@ public struct LogVerification: Sendable {
         public var bytes = 0
         /// The chain hash of the last good record.
         public var lastChainHash = SHA256Digest.zero
+        /// Records an erasure redacted (their values replaced by markers that keep digests).
+        public var redactedRecords = 0
+        /// The retention base: the log holds nothing before this offset (nil: nothing was removed).
+        public var retainedFrom: Int64?
+        /// Segments per format version (1 and 2 chain over bodies, 3 and 4 over digests).
+        public var segmentsByVersion: [UInt16: Int] = [:]
+    }
+
+    /// One erasure of the log and how many records it redacted.
+    public struct ErasureSummary: Sendable, CustomStringConvertible {
+        public var erasure: LogErasure
+        public var redactedRecords: Int
+
+        /// `erasure partition 3 offset 1200 (device sha256:…): 4211 records redacted`.
+        public var description: String {
+            "erasure partition \(erasure.partition) offset \(erasure.offset) (\(erasure.scope.rawValue) erasure, device sha256:"
+                + "\(erasure.deviceDigest?.hex ?? "?")): \(redactedRecords) records redacted"
+        }
+
+        /// The summary as a JSON-ready object (for `verify --json`).
+        public var jsonObject: [String: any Sendable] {
+            [
+                "partition": Int(erasure.partition), "offset": erasure.offset, "scope": erasure.scope.rawValue,
+                "device": "sha256:" + (erasure.deviceDigest?.hex ?? ""), "redactedRecords": redactedRecords,
+            ]
+        }
     }
 
     public var partitions: [PartitionSummary] = []
@@ -52,6 +78,8 @@ public struct LogVerification: Sendable {
     public var gaps: [LogGap] = []
     /// Dead letters by reason code (the part of the reason before the first space).
     public var deadLettersByReason: [String: Int] = [:]
+    /// Every erasure record, in partition and offset order, with the records it redacted.
+    public var erasures: [ErasureSummary] = []
 
     /// True when every rule holds.
     public var isClean: Bool { problems.isEmpty }
@@ -61,6 +89,10 @@ public struct LogVerification: Sendable {
 /// every CRC, topic and partition, offsets strictly increasing, every chain hash, every
 /// index. Reads everything; changes nothing.
 public enum LogVerifier {
+    private typealias Redaction = (
+        offset: Int64, erasure: Int64?, fields: RedactedFields, present: RedactedFields, keyDigest: SHA256Digest?
+    )
+
     public static func verify(_ log: EventLog) throws(EventLogError) -> LogVerification {
         var verification = LogVerification()
         for (topic, partition) in try log.partitions() {
@@ -75,7 +107,16 @@ public enum LogVerifier {
     ) throws(EventLogError) -> LogVerification.PartitionSummary {
         var summary = LogVerification.PartitionSummary(topic: topic, partition: partition)
         let bases = try PartitionWriter.segmentBases(in: directory)
-        var previousChain: SHA256Digest? = .zero
+        // After retention the chain is checked from the retention base: the first kept
+        // segment starts there and links to the last removed record's chain hash.
+        let retentionBase = try LogFormat.readRetentionBase(directory: directory)
+        summary.retainedFrom = retentionBase?.baseOffset
+        var previousChain: SHA256Digest? = retentionBase?.previousChainHash ?? .zero
+        // Erasures and redactions, checked against each other once the partition is read.
+        var erasures: [Int64: LogErasure] = [:]
+        var redactions: [Redaction] = []
+        var firstPlainKeyOffset: [SHA256Digest: Int64] = [:]
+        var firstPath = ""
         func problem(_ path: String, _ byte: Int?, _ offset: Int64?, _ message: String) {
             verification.problems.append(.init(path: path, byteOffset: byte, kafkaOffset: offset, message: message))
         }
@@ -83,16 +124,27 @@ public enum LogVerifier {
             let isLast = segmentIndex == bases.count - 1
             let path = directory + "/" + LogFormat.segmentFileName(baseOffset: base)
             summary.segments += 1
+            if firstPath.isEmpty { firstPath = path }
             var reasons: [String: Int] = [:]
             var events = 0
             var deadLetters = 0
             var gaps: [LogGap] = []
             var firstTimestamp: Int64?
             var lastTimestamp: Int64?
+            var segmentPlainKeyOffset: [SHA256Digest: Int64] = [:]
             let outcome = try SegmentScan.scan(
                 path, topic: topic, partition: partition, previousChainHash: previousChain,
                 previousOffset: summary.lastOffset
             ) { record in
+                if let erasure = LogErasure(record) {
+                    erasures[record.offset] = erasure
+                }
+                if record.isRedacted {
+                    redactions.append((record.offset, record.erasureOffset, record.redacted, record.presentFields, record.keyDigest))
+                } else if let key = record.key {
+                    let digest = LogFormat.fieldDigest(key)
+                    if segmentPlainKeyOffset[digest] == nil { segmentPlainKeyOffset[digest] = record.offset }
+                }
                 if record.kind == .event {
                     events += 1
                 } else if record.kind == .gap {
@@ -117,6 +169,14 @@ public enum LogVerifier {
                 previousChain = nil
                 continue
             case .scanned(let segment):
+                summary.segmentsByVersion[segment.header.version, default: 0] += 1
+                if segmentIndex == 0, let retentionBase, base != retentionBase.baseOffset {
+                    problem(path, 0, nil, "the first segment does not start at the retention base \(retentionBase.baseOffset)")
+                }
+                // Only version 3/4 records can be redacted: whole records of older segments are no finding.
+                if LogFormat.chainsDigests(segment.header.version) {
+                    firstPlainKeyOffset.merge(segmentPlainKeyOffset) { first, _ in first }
+                }
                 if segment.header.baseOffset != base {
                     problem(path, 0, nil, "header base offset \(segment.header.baseOffset) does not match the file name")
                 }
@@ -155,7 +215,47 @@ public enum LogVerifier {
                 }
             }
         }
+        let checked = checkRedactions(erasures: erasures, redactions: redactions, firstPlainKeyOffset: firstPlainKeyOffset)
+        for (offset, message) in checked.problems { problem(firstPath, nil, offset, message) }
+        verification.erasures += checked.erasures
+        summary.redactedRecords = checked.erasures.reduce(0) { $0 + $1.redactedRecords }
         return summary
+    }
+
+    /// Every redaction names an erasure record at or after it; an erasure record's own
+    /// key is redacted by itself; and before a device erasure no record of the device is
+    /// left whole (a value put back is found here: the chain alone cannot tell, as the
+    /// marker keeps the digest the chain covers).
+    private static func checkRedactions(
+        erasures: [Int64: LogErasure], redactions: [Redaction],
+        firstPlainKeyOffset: [SHA256Digest: Int64]
+    ) -> (erasures: [LogVerification.ErasureSummary], problems: [(Int64, String)]) {
+        var problems: [(Int64, String)] = []
+        func problem(_ offset: Int64, _ message: String) { problems.append((offset, message)) }
+        var summaries: [LogVerification.ErasureSummary] = []
+        var counts: [Int64: Int] = [:]
+        for redaction in redactions {
+            guard let erasureOffset = redaction.erasure, let erasure = erasures[erasureOffset], erasureOffset >= redaction.offset else {
+                problem(redaction.offset, "redacted record names no erasure record of this partition at or after it")
+                continue
+            }
+            if erasure.scope == .device, erasureOffset != redaction.offset, redaction.keyDigest == erasure.deviceDigest,
+                redaction.fields != redaction.present
+            {
+                problem(redaction.offset, "record of an erased device is only partly redacted (\(redaction.fields.rawValue))")
+            }
+            if erasureOffset != redaction.offset { counts[erasureOffset, default: 0] += 1 }
+        }
+        for (offset, erasure) in erasures.sorted(by: { $0.key < $1.key }) {
+            if !redactions.contains(where: { $0.offset == offset && $0.fields.contains(.key) && $0.erasure == offset }) {
+                problem(offset, "erasure record's key (the device id) is not redacted")
+            }
+            if erasure.scope == .device, let device = erasure.deviceDigest, let first = firstPlainKeyOffset[device], first < offset {
+                problem(first, "record of the device erased at offset \(offset) is not redacted")
+            }
+            summaries.append(.init(erasure: erasure, redactedRecords: counts[offset] ?? 0))
+        }
+        return (summaries, problems)
     }
 
     private static func checkIndex(

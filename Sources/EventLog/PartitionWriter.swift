@@ -14,10 +14,15 @@ public final class PartitionWriter {
         public var fsync: FsyncPolicy
         /// A segment is sealed and a new one started once it would pass this size.
         public var maxSegmentBytes: Int
+        /// The format of new segments: `.overDigests` (versions 3 and 4) unless a test
+        /// writes an old log. A log whose last segment is of the other format is continued
+        /// in a new segment, so no segment mixes the two.
+        public var chain: LogChain
 
-        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20) {
+        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests) {
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
+            self.chain = chain
         }
     }
 
@@ -41,6 +46,8 @@ public final class PartitionWriter {
     private var segment: LogFile?
     private var segmentBase: Int64 = 0
     private var segmentSize = 0
+    /// The format version of the segment written to.
+    private var segmentVersion = LogFormat.version
     private var index: [IndexEntry] = []
     private var staged: [UInt8] = []
     private var stagedLastOffset: Int64?
@@ -89,19 +96,23 @@ public final class PartitionWriter {
         }
         if kind == .gap { try checkGap(offset: offset, key: key, value: value, previous: previous) }
         do {
+            let plainVersion = LogFormat.segmentVersion(gap: false, chain: options.chain)
             if kind == .gap {
-                // A gap record starts a version 2 segment (see `RecordKind.gap`).
+                // A gap record starts a version 2 or 4 segment (see `RecordKind.gap`).
+                let version = LogFormat.segmentVersion(gap: true, chain: options.chain)
                 if segment == nil {
-                    try createSegment(baseOffset: offset, version: LogFormat.gapSegmentVersion)
+                    try createSegment(baseOffset: offset, version: version)
                 } else {
-                    try roll(nextBaseOffset: offset, version: LogFormat.gapSegmentVersion)
+                    try roll(nextBaseOffset: offset, version: version)
                 }
             } else if segment == nil {
-                try createSegment(baseOffset: offset)
-            } else if segmentSize + staged.count + recordLength > options.maxSegmentBytes,
-                segmentSize + staged.count > header(baseOffset: segmentBase).length
+                try createSegment(baseOffset: offset, version: plainVersion)
+            } else if LogFormat.chainsDigests(segmentVersion) != (options.chain == .overDigests)
+                || (segmentSize + staged.count + recordLength > options.maxSegmentBytes
+                    && segmentSize + staged.count > header(baseOffset: segmentBase).length)
             {
-                try roll(nextBaseOffset: offset)
+                // Full, or of the other format (an old log continued by this build).
+                try roll(nextBaseOffset: offset, version: plainVersion)
             }
             let position = segmentSize + staged.count
             if LogFormat.indexes(position: position, lastIndexed: index.last?.position) {
@@ -109,7 +120,8 @@ public final class PartitionWriter {
             }
             chainHash = LogFormat.appendRecord(
                 to: &staged, kind: kind, topic: topic, partition: partition, offset: offset, timestamp: timestamp,
-                key: key, value: value, reason: reason, previousChainHash: chainHash)
+                key: key, value: value, reason: reason, previousChainHash: chainHash,
+                digests: LogFormat.chainsDigests(segmentVersion))
             stagedLastOffset = offset
             if options.fsync == .always {
                 try writeStaged()
@@ -188,6 +200,38 @@ public final class PartitionWriter {
         if !isSynced { try syncNow() }
     }
 
+    // MARK: - Redaction
+
+    /// Applies an erasure to the log written so far: in every segment up to the erasure
+    /// record at `erasureOffset`, the fields `select` names of each record at or before it
+    /// are replaced by redaction markers that keep their digests (so the chain holds).
+    /// Idempotent: fields already redacted stay as they are. Records in version 1/2
+    /// segments cannot be redacted (their chain covers the bytes) and are counted instead.
+    /// Each segment is rewritten beside itself and renamed over it; the writer then
+    /// reopens its last segment.
+    /// - Throws: `EventLogError` for I/O failure or a damaged segment.
+    public func redact(
+        erasureOffset: Int64, _ select: (RecordView) -> RedactedFields
+    ) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
+        if let failure { throw failure }
+        try sync()
+        let redactor = SegmentRedactor(directory: directory, topic: topic, partition: partition)
+        var redacted = 0
+        var unredactable = 0
+        let bases = try Self.segmentBases(in: directory)
+        for (position, base) in bases.enumerated() where base <= erasureOffset {
+            let sealed = position < bases.count - 1
+            let outcome = try redactor.redact(base: base, sealed: sealed, erasureOffset: erasureOffset, select: select)
+            redacted += outcome.redacted
+            unredactable += outcome.unredactable
+        }
+        if redacted > 0 {
+            segment = nil  // the file was replaced: reopen the new one
+            try recover()
+        }
+        return (redacted, unredactable)
+    }
+
     // MARK: - Segments
 
     private func header(baseOffset: Int64, version: UInt16 = LogFormat.version) -> LogFormat.SegmentHeader {
@@ -213,7 +257,7 @@ public final class PartitionWriter {
     }
 
     /// A new segment: header written and synced, directory synced, before any record.
-    private func createSegment(baseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
+    private func createSegment(baseOffset: Int64, version: UInt16) throws(EventLogError) {
         let path = segmentPath(baseOffset)
         let file = try LogFile.openForAppending(path, create: true)
         let header = header(baseOffset: baseOffset, version: version)
@@ -223,11 +267,12 @@ public final class PartitionWriter {
         segment = file
         segmentBase = baseOffset
         segmentSize = header.length
+        segmentVersion = version
         index = []
     }
 
     /// Seals the current segment (records synced, index written) and starts the next.
-    private func roll(nextBaseOffset: Int64, version: UInt16 = LogFormat.version) throws(EventLogError) {
+    private func roll(nextBaseOffset: Int64, version: UInt16) throws(EventLogError) {
         try writeStaged()
         try syncNow()
         try LogFile.writeAtomically(indexPath(segmentBase), LogFormat.encodeIndex(index))
@@ -236,8 +281,16 @@ public final class PartitionWriter {
 
     // MARK: - Recovery
 
-    /// Base offsets of the segments in `directory`, ascending.
+    /// Base offsets of the segments in `directory`, ascending, from the retention base on
+    /// (segments before it are left from an interrupted removal: no longer part of the log).
     static func segmentBases(in directory: String) throws(EventLogError) -> [Int64] {
+        let all = try allSegmentBases(in: directory)
+        guard let base = try LogFormat.readRetentionBase(directory: directory) else { return all }
+        return all.filter { $0 >= base.baseOffset }
+    }
+
+    /// Base offsets of every segment file in `directory`, ascending, including any before the retention base.
+    static func allSegmentBases(in directory: String) throws(EventLogError) -> [Int64] {
         try LogFile.list(directory).compactMap { LogFormat.baseOffset(fileName: $0, suffix: ".seg") }.sorted()
     }
 
@@ -283,6 +336,7 @@ public final class PartitionWriter {
                 segment = try LogFile.openForAppending(path, create: false)
                 segmentBase = base
                 segmentSize = summary.endPosition
+                segmentVersion = summary.header.version
                 index = summary.index
                 lastOffset = summary.lastOffset
                 chainHash = summary.lastChainHash

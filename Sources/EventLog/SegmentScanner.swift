@@ -68,9 +68,10 @@ struct SegmentScanner {
         while true {
             let available = UnsafeRawBufferPointer(rebasing: buffer.bytes[(position - bufferStart)..<bufferCount])
             switch LogFormat.decodeFrame(available) {
-            case .record(let view):
+            case .record(var view):
                 let at = position
                 position += view.frameLength
+                view.chainsDigests = LogFormat.chainsDigests(header.version)
                 return .record(view, position: at)
             case .invalid(let reason):
                 return .invalid(position: position, reason: reason)
@@ -108,7 +109,7 @@ struct SegmentScanner {
             guard start > 0, count - start >= LogFormat.frameHeaderLength + LogFormat.fixedBodyLength else { continue }
             // Cheap field checks first; the CRC only for candidates that pass them.
             let body = start + LogFormat.frameHeaderLength
-            guard RecordKind(rawValue: bytes[body]) != nil, bytes[body + 1] == 0,
+            guard RecordKind(rawValue: bytes[body]) != nil, bytes[body + 1] & ~RedactedFields.all.rawValue == 0,
                 bytes.loadLittleEndian(UInt16.self, at: body + 2) == topicLength,
                 bytes.loadLittleEndian(Int32.self, at: body + 4) == header.partition
             else { continue }
@@ -200,6 +201,7 @@ enum SegmentScan {
             reader.seek(to: start.position)
         }
         var checkChain = start == nil
+        let digests = LogFormat.chainsDigests(header.version)
         while true {
             switch try reader.next() {
             case .end:
@@ -212,6 +214,10 @@ enum SegmentScan {
                         "offset \(record.offset) does not increase (previous \(previous))"
                     } else if summary.recordCount == 0 && start == nil && record.offset != header.baseOffset {
                         "first offset \(record.offset) is not the segment's base offset \(header.baseOffset)"
+                    } else if record.isRedacted && !digests {
+                        "redaction flags in a version \(header.version) segment (only versions 3 and 4 can hold redactions)"
+                    } else if record.isRedacted, let problem = record.redactionProblem {
+                        problem
                     } else if checkChain && !record.chainFollows(chain) {
                         "chain hash does not follow from the previous record"
                     } else {
@@ -243,18 +249,22 @@ enum SegmentScan {
         }
     }
 
-    /// Gap records stand first in a version 2 segment and nowhere else; a version 2
+    /// Gap records stand first in a version 2 or 4 segment and nowhere else; such a
     /// segment starts with one (seen only when scanning from the segment's start).
     private static func gapRuleProblem(
         _ record: RecordView, header: LogFormat.SegmentHeader, isFirst: Bool, previousOffset: Int64?
     ) -> String? {
-        let startsGapSegment = header.version == LogFormat.gapSegmentVersion && record.offset == header.baseOffset
+        let startsGapSegment = LogFormat.startsWithGap(header.version) && record.offset == header.baseOffset
         if record.kind == .gap {
-            guard startsGapSegment else { return "gap record at offset \(record.offset) is not the first record of a version 2 segment" }
+            guard startsGapSegment else {
+                let version = LogFormat.chainsDigests(header.version) ? LogFormat.digestGapVersion : LogFormat.gapSegmentVersion
+                return "gap record at offset \(record.offset) is not the first record of a version \(version) segment"
+            }
+            if record.isRedacted { return "a gap record cannot be redacted" }
             return LogFormat.gapProblem(record, previousOffset: previousOffset)
         }
-        if isFirst && header.version == LogFormat.gapSegmentVersion {
-            return "version 2 segment does not start with a gap record"
+        if isFirst && LogFormat.startsWithGap(header.version) {
+            return "version \(header.version) segment does not start with a gap record"
         }
         return nil
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ChatEvents
 import Dispatch
 import ChatProjection
@@ -18,12 +21,16 @@ public final class IngestPipeline {
         public var checkpointEverySeconds: Double
         /// Attests every checkpoint with HMAC-SHA256 under this key (see `CheckpointStore`).
         public var attestationKey: [UInt8]?
+        /// How much of each partition's log to keep; applied after every checkpoint.
+        public var retention: RetentionPolicy
 
         public init(
             topic: String = "wa.device-events", fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
-            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil
+            checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil,
+            retention: RetentionPolicy = RetentionPolicy()
         ) {
             self.attestationKey = attestationKey
+            self.retention = retention
             self.topic = topic
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
@@ -43,6 +50,16 @@ public final class IngestPipeline {
         /// Offsets the broker no longer had, per partition: the log's gap records (those it
         /// held at start and those recorded since).
         public var lostRecords: [Int32: Int64] = [:]
+        /// `ledger.erased` events applied, records they redacted, and records they named in
+        /// version 1/2 segments, which cannot be redacted (see `schemas/event-log.md`).
+        public var erasures = 0
+        public var redactedRecords = 0
+        public var unredactableRecords = 0
+        /// Segments and bytes retention removed (`RetentionPolicy`).
+        public var retentionRemovedSegments = 0
+        public var retentionRemovedBytes: Int64 = 0
+        /// Each partition's retention base offset: the log holds nothing before it.
+        public var retainedFrom: [Int32: Int64] = [:]
     }
 
     public let options: Options
@@ -61,6 +78,8 @@ public final class IngestPipeline {
     /// once they are written; nil event: a dead letter. One list, so a partition's
     /// position only moves forward.
     private var pending: [ProjectionApplier.Record] = []
+    /// Erasures staged in the current batch: their redactions run once the batch is written.
+    private var pendingErasures: [(partition: Int32, deviceId: String, selector: ErasureSelector)] = []
     /// Folds written batches into `store` on its own thread.
     private let applier: ProjectionApplier
     /// Writes due checkpoints on its own thread.
@@ -92,6 +111,10 @@ public final class IngestPipeline {
         checkpointWriter = CheckpointWriter(checkpoints: checkpoints)
         gaps = try GapRegister(log: log, topic: options.topic)
         for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
+        for (topic, partition) in try log.partitions() where topic == options.topic {
+            if let base = try log.retentionBase(topic: topic, partition: partition) { counters.retainedFrom[partition] = base.baseOffset }
+        }
+        try completeInterruptedErasures(after: loaded.checkpoint?.positions ?? [:])
         if !gaps.unacknowledged.isEmpty {
             logger.error(
                 "the log has gaps no operator has acknowledged: records the broker had lost (chatledger acknowledge-loss)",
@@ -201,6 +224,27 @@ public final class IngestPipeline {
         }
         switch parsed {
         case .success(let event):
+            if case .ledgerErased(let erasure) = event.payload {
+                guard let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
+                    let key, SHA256.hash(Array(key)) == selector.deviceDigest
+                else {
+                    let reason = "key_mismatch deviceId: a ledger.erased event's deviceId is sha256: and the hex SHA-256 of its Kafka key"
+                    try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason)
+                    pending.append((nil, position, writer.chainHash, false))
+                    counters.deadLetters += 1
+                    counters.deadLettersByReason["key_mismatch", default: 0] += 1
+                    counters.records += 1
+                    return
+                }
+                try writer.stage(
+                    kind: .event, offset: offset, timestamp: timestamp, key: key, value: value,
+                    reason: LogErasure.reason(Self.logScope(erasure.scope)))
+                pending.append((event, position, writer.chainHash, false))
+                pendingErasures.append((partition, String(decoding: key, as: UTF8.self), selector))
+                counters.events += 1
+                counters.records += 1
+                return
+            }
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
             pending.append((event, position, writer.chainHash, false))
             counters.events += 1
@@ -224,10 +268,92 @@ public final class IngestPipeline {
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
         }
+        // Erasures: the log is redacted before the fold drops what they name, and the
+        // checkpoints written before them are replaced by one after them.
+        let erasures = pendingErasures
+        pendingErasures = []
+        for erasure in erasures { try redact(partition: erasure.partition, erasure.selector) }
         applier.submit(pending, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
         pending = []  // handed to the applier
+        if !erasures.isEmpty {
+            applier.waitUntilApplied()
+            for erasure in erasures where erasure.selector.erasure.scope != .device {
+                try refold(erasure.deviceId, partition: erasure.partition)
+            }
+            try checkpointAfterErasure()
+        }
         return next
+    }
+
+    // MARK: - Erasure
+
+    static func logScope(_ scope: ErasureScope) -> LogErasure.Scope {
+        switch scope {
+        case .device: .device
+        case .chat: .chat
+        case .contact: .contact
+        }
+    }
+
+    /// Redacts what one erasure names in its partition's log (idempotent).
+    private func redact(partition: Int32, _ selector: ErasureSelector) throws {
+        var selector = selector
+        let outcome = try writer(partition).redact(erasureOffset: selector.erasureOffset) { selector.fields($0) }
+        counters.erasures += 1
+        counters.redactedRecords += outcome.redacted
+        counters.unredactableRecords += outcome.unredactable
+        logger.notice(
+            "erasure applied", ["partition": partition, "offset": selector.erasureOffset, "scope": selector.erasure.scope.rawValue,
+                                "redacted_records": outcome.redacted, "unredactable_records": outcome.unredactable])
+        if outcome.unredactable > 0 {
+            logger.warning(
+                "records in version 1/2 segments cannot be redacted (their chain covers the bytes): retention removes them",
+                ["partition": partition, "records": outcome.unredactable])
+        }
+    }
+
+    /// After a chat or contact erasure: the device's state folded again from the log (its
+    /// redacted records left out), so the live state is what a replay from zero gives;
+    /// not possible once retention removed the log's start, where the fold's drop stands.
+    private func refold(_ deviceId: String, partition: Int32) throws {
+        guard try log.retentionBase(topic: options.topic, partition: partition) == nil else { return }
+        let device = try AuditLog(dataDirectory: log.dataDirectory, topic: options.topic).device(deviceId, partitions: [partition])
+        store.replaceDevice(deviceId, with: device)
+    }
+
+    /// Once the fold has applied an erasure: a checkpoint after it, and every older one
+    /// removed, so no checkpoint on disk holds what it erased.
+    private func checkpointAfterErasure() throws {
+        applier.waitUntilApplied()
+        try checkpointIfDue(force: true)
+        let sequences = checkpoints.sequences()
+        for sequence in sequences.dropLast() { try checkpoints.remove(sequence) }
+    }
+
+    /// An erasure the log holds after the loaded checkpoint was written, but perhaps not
+    /// redacted (a crash between writing it and the checkpoint after it): redacted again
+    /// (a no-op if it was), and the checkpoints before it replaced.
+    private func completeInterruptedErasures(after positions: [Int32: Int64]) throws {
+        var found = false
+        for (topic, partition) in try log.partitions() where topic == options.topic {
+            var erasures: [(Int64, [UInt8])] = []
+            try log.reader(topic: topic, partition: partition).forEach(from: (positions[partition] ?? -1) + 1) { record in
+                if LogErasure(record) != nil, let value = record.value { erasures.append((record.offset, Array(value))) }
+                return true
+            }
+            for (offset, value) in erasures {
+                guard let event = try? parser.parse(value), case .ledgerErased(let erasure) = event.payload,
+                    let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset)
+                else { continue }
+                try redact(partition: partition, selector)
+                if erasure.scope != .device, let deviceId = store.snapshot().device(named: event.deviceId) {
+                    try refold(deviceId, partition: partition)
+                }
+                found = true
+            }
+        }
+        if found { try checkpointAfterErasure() }
     }
 
     /// Starts a checkpoint if enough records or time have passed; with `force`, writes one
@@ -273,6 +399,45 @@ public final class IngestPipeline {
     private func report(_ outcome: Result<CheckpointInfo, any Error>) throws {
         let info = try outcome.get()
         logger.info("checkpoint written", ["sequence": info.sequence, "digest": info.stateDigest.hex.prefix(16)])
+        try enforceRetention(after: info)
+    }
+
+    // MARK: - Retention
+
+    /// Applies the retention policy once `checkpoint` is on disk: each partition keeps
+    /// everything after its position there, and the checkpoints the new bases leave
+    /// without their log (positions before a base) are removed, so the oldest kept one is
+    /// the partition's base for `verify` and `replay`.
+    private func enforceRetention(after checkpoint: CheckpointInfo) throws {
+        guard options.retention.isEnabled else { return }
+        let retention = LogRetention(policy: options.retention)
+        var clock = timespec()
+        clock_gettime(CLOCK_REALTIME, &clock)
+        let now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
+        var bases: [Int32: Int64] = [:]
+        for (partition, position) in checkpoint.positions.sorted(by: { $0.key < $1.key }) {
+            let outcome = try retention.enforce(log: log, topic: options.topic, partition: partition, keepAfter: position, now: now)
+            if let failure = outcome.archiveFailure { logger.error("segment not archived: kept", ["partition": partition, "error": failure]) }
+            if outcome.removedSegments > 0 {
+                logger.notice(
+                    "retention removed segments",
+                    ["partition": partition, "segments": outcome.removedSegments, "bytes": outcome.removedBytes,
+                     "base": outcome.base?.baseOffset ?? 0])
+            }
+            counters.retentionRemovedSegments += outcome.removedSegments
+            counters.retentionRemovedBytes += outcome.removedBytes
+            if let base = outcome.base {
+                bases[partition] = base.baseOffset
+                counters.retainedFrom[partition] = base.baseOffset
+            }
+        }
+        guard !bases.isEmpty else { return }
+        for sequence in checkpoints.sequences() where sequence != checkpoint.sequence {
+            guard let (_, info) = try? checkpoints.read(sequence) else { continue }
+            if bases.contains(where: { partition, base in (info.positions[partition] ?? -1) < base - 1 }) {
+                try checkpoints.remove(sequence)
+            }
+        }
     }
 
     /// Partitions taken away: their pending work is already committed (batches end

@@ -255,6 +255,33 @@ extension IngestService {
         ) {
             self.statistics.counters.lostRecords.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
         }
+        registry.collect("chatledger_erasures_total", help: "ledger.erased events applied (chatledger erase).", kind: .counter) {
+            [.init(Double(self.statistics.counters.erasures))]
+        }
+        registry.collect(
+            "chatledger_redacted_records_total", help: "Log records erasures redacted (values replaced by markers that keep digests).",
+            kind: .counter
+        ) {
+            [.init(Double(self.statistics.counters.redactedRecords))]
+        }
+        registry.collect(
+            "chatledger_unredactable_records_total",
+            help: "Records erasures named in version 1/2 segments, which cannot be redacted (retention removes them).", kind: .counter
+        ) {
+            [.init(Double(self.statistics.counters.unredactableRecords))]
+        }
+        registry.collect("chatledger_retention_removed_segments_total", help: "Log segments retention removed.", kind: .counter) {
+            [.init(Double(self.statistics.counters.retentionRemovedSegments))]
+        }
+        registry.collect("chatledger_retention_removed_bytes_total", help: "Bytes of log files retention removed.", kind: .counter) {
+            [.init(Double(self.statistics.counters.retentionRemovedBytes))]
+        }
+        registry.collect(
+            "chatledger_log_retained_from_offset", help: "The first offset a partition's log holds after retention (its base), per partition.",
+            kind: .gauge
+        ) {
+            self.statistics.counters.retainedFrom.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
+        }
         registry.collect("chatledger_ingest_caught_up", help: "1 when every assigned partition has reached its high watermark.", kind: .gauge) {
             [.init(self.isCaughtUp ? 1 : 0)]
         }

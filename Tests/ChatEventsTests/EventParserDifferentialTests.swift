@@ -99,8 +99,29 @@ struct EventParserDifferentialTests {
             try expectSameEvent(shuffled)
             #expect(try EventParser().parse(shuffled) == expected, "\(String(decoding: shuffled, as: UTF8.self))")
         }
-        // contact.aliased and `source` are covered by `adapterEvents` below.
-        #expect(types.count >= EventType.allCases.count - 1, "the traffic covers every type: \(types.sorted())")
+        // contact.aliased and `source` are covered by `adapterEvents` below, ledger.erased by `erasureEvents`.
+        #expect(types.count >= EventType.allCases.count - 2, "the traffic covers every type: \(types.sorted())")
+    }
+
+    @Test("ledger.erased events (device, chat, contact) decode identically and as encoded; a plain device id or a missing subject is rejected by both")
+    func erasureEvents() throws {
+        let digest = "sha256:" + String(repeating: "ab", count: 32)
+        for erasure in [
+            LedgerErasure(scope: .device, reason: "request 1"), LedgerErasure(scope: .chat, subject: digest, reason: "r\u{e9}quest \"2\""),
+            LedgerErasure(scope: .contact, subject: digest, reason: "3"),
+        ] {
+            let event = Event(eventId: "erasure-1", deviceId: digest, occurredAt: 1, chatId: nil, payload: .ledgerErased(erasure))
+            let bytes = EventEncoder.encode(event)
+            try expectSameEvent(bytes)
+            #expect(try EventParser().parse(bytes) == event)
+            #expect(try EventParser().parse(bytes, kafkaKey: Array("any-device".utf8)) == event, "ingest checks the key against the digest")
+        }
+        let plain = Event(eventId: "e", deviceId: "dev-1", occurredAt: 1, chatId: nil, payload: .ledgerErased(LedgerErasure(scope: .device, reason: "r")))
+        #expect(throws: EventValidationError.self) { try EventParser().parse(EventEncoder.encode(plain)) }
+        #expect(throws: (any Error).self) { try ReferenceEventDecoder.decode(EventEncoder.encode(plain)) }
+        let noSubject = Event(eventId: "e", deviceId: digest, occurredAt: 1, chatId: nil, payload: .ledgerErased(LedgerErasure(scope: .chat, reason: "r")))
+        #expect(throws: EventValidationError.self) { try EventParser().parse(EventEncoder.encode(noSubject)) }
+        #expect(throws: (any Error).self) { try ReferenceEventDecoder.decode(EventEncoder.encode(noSubject)) }
     }
 
     @Test("events the adapter stage and the write API make (a bridge or api source on every type, contact.aliased) decode identically, in canonical and shuffled forms")

@@ -16,11 +16,15 @@ final class AdaptProcess {
     let port: UInt16
     let standardErrorPath: String
 
-    init(brokers: String, pattern: String = "^evolution\\..*", group: String = "adapt-test", extra: [String] = []) throws {
+    /// The format the stage reads (its metrics are labelled with it).
+    let format: String
+
+    init(brokers: String, format: String = "evolution", pattern: String = "^evolution\\..*", group: String = "adapt-test", extra: [String] = []) throws {
+        self.format = format
         standardErrorPath = FileManager.default.temporaryDirectory.appendingPathComponent("adapt-\(UUID().uuidString).stderr").path
         _ = FileManager.default.createFile(atPath: standardErrorPath, contents: nil)
         process.executableURL = ChatLedgerProcess.executable
-        process.arguments = ["adapt", "--format", "evolution", "--brokers", brokers, "--source-topics", pattern, "--group", group,
+        process.arguments = ["adapt", "--format", format, "--brokers", brokers, "--source-topics", pattern, "--group", group,
                              "--http", "127.0.0.1:0"] + extra
         let output = Pipe()
         process.standardOutput = output
@@ -69,9 +73,9 @@ final class AdaptProcess {
     func waitUntilAdapted(_ records: Int, seconds: Double = 120) throws {
         try AdaptTesting.waitUntil("adapt has adapted \(records) records", seconds: seconds) {
             guard process.isRunning else { throw AdaptTesting.Failure("adapt exited:\n\(standardError.suffix(2000))") }
-            return try metric(#"chatledger_adapt_records_total{format="evolution"}"#) ?? 0 >= Double(records)
-                && metric(#"chatledger_adapt_caught_up{format="evolution"}"#) == 1
-                && metric(#"chatledger_adapt_held_events{format="evolution"}"#) == 0
+            return try metric(#"chatledger_adapt_records_total{format="\#(format)"}"#) ?? 0 >= Double(records)
+                && metric(#"chatledger_adapt_caught_up{format="\#(format)"}"#) == 1
+                && metric(#"chatledger_adapt_held_events{format="\#(format)"}"#) == 0
         }
     }
 
@@ -80,8 +84,8 @@ final class AdaptProcess {
     func waitUntilCaughtUp(seconds: Double = 120) throws {
         try AdaptTesting.waitUntil("adapt has caught up", seconds: seconds) {
             guard process.isRunning else { throw AdaptTesting.Failure("adapt exited:\n\(standardError.suffix(2000))") }
-            return try metric(#"chatledger_adapt_caught_up{format="evolution"}"#) == 1
-                && metric(#"chatledger_adapt_held_events{format="evolution"}"#) == 0
+            return try metric(#"chatledger_adapt_caught_up{format="\#(format)"}"#) == 1
+                && metric(#"chatledger_adapt_held_events{format="\#(format)"}"#) == 0
         }
     }
 
@@ -177,9 +181,13 @@ enum AdaptTesting {
     static func rendered(_ state: ProjectionState, devices: [String], withVersion: Bool = true) throws -> [String: String] {
         var views: [String: String] = [:]
         for device in devices {
-            let view = try ChatListRenderer.chatList(state.devices[device], deviceId: device, query: ChatListQuery(limit: 500), now: 1_900_000_000_000)
-            var text = String(decoding: view.bytes, as: UTF8.self)
-            if !withVersion, let range = text.range(of: #""version":[0-9]+,"#, options: .regularExpression) { text.removeSubrange(range) }
+            // The chat list and the archived chats (the list leaves them out).
+            var text = ""
+            for filter in [ChatListFilter.all, .archived] {
+                let view = try ChatListRenderer.chatList(state.devices[device], deviceId: device, query: ChatListQuery(filter: filter, limit: 500), now: 1_900_000_000_000)
+                text += String(decoding: view.bytes, as: UTF8.self) + "\n"
+            }
+            while !withVersion, let range = text.range(of: #""version":[0-9]+,"#, options: .regularExpression) { text.removeSubrange(range) }
             views[device] = text
         }
         return views

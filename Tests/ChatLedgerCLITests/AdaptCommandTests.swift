@@ -19,43 +19,14 @@ struct AdaptCommandTests {
 
     @Test("several instances, one topic per event type: produce --simulate --format evolution → adapt → ingest; every chat equals the state the records mean, export shows each event's source, verify holds")
     func adaptThenIngest() throws {
-        let configuration = EvolutionTraffic.Configuration(instances: 3, chatsPerInstance: 12, seed: 77)
-        var traffic = EvolutionTraffic(configuration)
-        let cluster = try T.cluster(topics: traffic.topics)
-        let data = IngestTesting.temporaryData("adapt-e2e")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        let count = 2_500
-        let produced = try ChatLedgerProcess.run(
-            ["produce", "--brokers", cluster.bootstrapServers, "--simulate", "--format", "evolution", "--devices", "3", "--chats", "12",
-             "--seed", "77", "--count", String(count)])
-        #expect(produced.status == 0, "\(produced.standardError)")
-        #expect(produced.standardOutput.contains(#""delivered":\#(count)"#), "\(produced.standardOutput)")
-        let meanings = (0..<count).flatMap { _ in traffic.next().meaning }
-
-        let adapt = try AdaptProcess(brokers: cluster.bootstrapServers)
-        let ingest = try IngestProcess(brokers: cluster.bootstrapServers, data: data, group: "adapt-e2e-ingest")
-        defer { if ingest.process.isRunning { ingest.kill() } }
-        try adapt.waitUntilAdapted(count)
-        let metrics = try adapt.metrics()
-        try IngestTesting.waitForLog(data: data, lastOffsets: try T.canonicalLastOffsets(cluster.bootstrapServers, partitions: 4))
-        #expect(adapt.terminate() == 0, "SIGTERM: the stage commits and exits 0")
-        #expect(ingest.terminate() == 0)
-
-        let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds)
-        let actual = try T.rendered(T.foldLog(data, partitions: 4), devices: traffic.deviceIds)
-        #expect(T.difference(expected, actual) == nil, "\(T.difference(expected, actual) ?? "")")
-        #expect(metrics.contains(#"chatledger_adapt_records_total{format="evolution"} \#(count)"#))
-        #expect(metrics.contains(#"chatledger_adapt_skipped_total{format="evolution",reason="ignored_event"}"#))
-        #expect(metrics.contains(#"chatledger_adapt_lag_records{format="evolution",topic="evolution.inst-1.messages.upsert",partition="0"} 0"#))
-        #expect(!metrics.contains("chatledger_adapt_dead_letters_total{"), "no dead letters from well-formed traffic")
-        #expect(try LogVerifier.verify(EventLog(dataDirectory: data)).isClean)
-        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", "inst-1"])
-        #expect(export.status == 0)
-        let lines = export.standardOutput.split(separator: "\n")
-        #expect(lines.count > 100)
-        #expect(lines.allSatisfy { $0.contains(#""source":{"format":"evolution","topic":"evolution.inst-1."#) }, "every event names its bridge record")
-        #expect(!export.standardOutput.contains(traffic.apiKey), "the apikey is nowhere in the log")
-        #expect(!adapt.standardError.contains(traffic.apiKey), "nor in a log line")
+        let traffic = EvolutionTraffic(EvolutionTraffic.Configuration(instances: 3, chatsPerInstance: 12, seed: 77))
+        let run = try AdaptScenarios.adaptThenIngest(traffic, devices: 3, chats: 12, seed: 77, count: 2_500)
+        defer { try? FileManager.default.removeItem(atPath: run.data) }
+        #expect(run.metrics.contains(#"chatledger_adapt_lag_records{format="evolution",topic="evolution.inst-1.messages.upsert",partition="0"} 0"#))
+        #expect(run.metrics.contains(#"chatledger_adapt_skipped_total{format="evolution",reason="ignored_event"}"#))
+        #expect(run.export.allSatisfy { $0.contains(#""source":{"format":"evolution","topic":"evolution.inst-1."#) }, "every event names its bridge record")
+        #expect(!run.export.contains { $0.contains(traffic.apiKey) }, "the apikey is nowhere in the log")
+        #expect(!run.adaptLog.contains(traffic.apiKey), "nor in a log line")
     }
 
     @Test("the seed's scenario in Evolution's format: unread 0, three messages.upsert arrive, the next GET (at the position the stage wrote them) says 3")
@@ -140,7 +111,7 @@ struct AdaptCommandTests {
         let secret = "S3CR3T-1b2c3d4e5f60718293a4"
         let topic = "evolution.hostile.messages.upsert"
         let cluster = try T.cluster(topics: [topic])
-        let valid = { (id: String) in T.upsert(instance: "hostile", remoteJid: "491701234567@s.whatsapp.net", id: id, fromMe: false, text: "fine", at: 1_767_000_000, apikey: secret) }
+        let valid = { (id: String) -> [UInt8] in T.upsert(instance: "hostile", remoteJid: "491701234567@s.whatsapp.net", id: id, fromMe: false, text: "fine", at: 1_767_000_000, apikey: secret) }
         let key = #""apikey":"\#(secret)""#
         let hostile: [(value: [UInt8]?, reason: String?)] = [
             (Array("not json, \(key)".utf8), "invalid_json"),
@@ -157,44 +128,11 @@ struct AdaptCommandTests {
             (T.record("labels.rainbow", instance: "hostile", data: "{}", apikey: secret, timestamp: 1), nil),  // unknown: skipped
             (T.record("messages.upsert", instance: "hostile", data: #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"BIG"},"message":{"imageMessage":{"caption":"\#(secret)"},"base64":"\#(String(repeating: "A", count: 1_500_000))"},"messageType":"imageMessage","messageTimestamp":1767000000}"#, apikey: secret, timestamp: 2), nil),
         ]
-        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers, configuration: KafkaConfiguration(["message.max.bytes": "10000000"]))
-        try producer.send(topic: topic, key: Array("hostile".utf8), value: valid("V1"))
-        for item in hostile { try producer.send(topic: topic, key: Array("hostile".utf8), value: item.value) }
-        try producer.send(topic: topic, key: Array("hostile".utf8), value: valid("V2"))
-        try producer.flush(timeoutMilliseconds: 30_000)
-        #expect(producer.report.delivered == hostile.count + 2)
-
-        let adapt = try AdaptProcess(brokers: cluster.bootstrapServers, pattern: "^evolution\\.hostile\\..*")
-        try adapt.waitUntilAdapted(hostile.count + 2)
-        let metrics = try adapt.metrics()
-        #expect(adapt.terminate() == 0, "nothing in a record stops the stage")
-        var expected: [String: Int] = [:]
-        for item in hostile { if let reason = item.reason { expected[reason, default: 0] += 1 } }
-        for (reason, count) in expected {
-            #expect(metrics.contains(#"chatledger_adapt_dead_letters_total{format="evolution",reason="\#(reason)"} \#(count)"#), "\(reason): \(metrics)")
-        }
-        #expect(metrics.contains(#"chatledger_adapt_skipped_total{format="evolution",reason="unknown_event"} 1"#))
-
-        let letters = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: T.deadLetterTopic, partitions: 1)
-        #expect(letters.count == expected.values.reduce(0, +))
-        var reasons: [String: Int] = [:]
-        for letter in letters {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(letter.value)) as? [String: Any])
-            reasons[object["reason"] as? String ?? "?", default: 0] += 1
-            #expect(object["topic"] as? String == topic)
-            #expect((object["offset"] as? Int).map { $0 >= 1 && $0 <= hostile.count } == true, "coordinates of the source record")
-            #expect(letter.value.count < 70_000, "at most 64 KiB of a record is kept")
-            #expect(!String(decoding: letter.value, as: UTF8.self).contains(secret), "no secret in a dead letter")
-        }
-        #expect(reasons == expected)
-        let events = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: T.canonicalTopic, partitions: 4)
-        let texts = events.map { String(decoding: $0.value, as: UTF8.self) }
-        #expect(texts.contains { $0.contains(#""messageId":"V1""#) })
-        #expect(texts.contains { $0.contains(#""messageId":"V2""#) }, "the partition kept moving past every bad record")
-        #expect(texts.contains { $0.contains(#""messageId":"BIG""#) && $0.contains(#""hasMedia":true"#) }, "a large media record is a message: the size limit applies to the event made")
-        #expect(!texts.contains { $0.contains(secret) }, "no secret on the canonical topic (not even in a caption)")
-        #expect(!adapt.standardError.contains(secret), "no secret in a log line")
-        #expect(adapt.standardError.contains("dead letter"), "each dead letter is logged (reason, coordinates)")
+        let run = try AdaptScenarios.hostileRecords(
+            cluster: cluster, format: "evolution", topic: topic, pattern: "^evolution\\.hostile\\..*", key: "hostile", valid: valid, hostile: hostile,
+            secret: secret)
+        #expect(run.canonical.contains { $0.contains(#""messageId":"BIG""#) && $0.contains(#""hasMedia":true"#) }, "a large media record is a message: the size limit applies to the event made")
+        #expect(!run.canonical.contains { $0.contains(secret) }, "no secret on the canonical topic (not even in a caption)")
     }
 
     @Test("adapt SIGKILLed 20 times while records keep arriving: the final state equals the reference, and every repeated event was ignored")
@@ -204,103 +142,7 @@ struct AdaptCommandTests {
         // (ordered by time only) and LIDs (merged by the fold, not yet) are left out.
         let configuration = EvolutionTraffic.Configuration(
             instances: 3, chatsPerInstance: 10, seed: 5, lidShare: 0, sendMessageShare: 0, chatDeleteShare: 0, legacyShare: 0)
-        var traffic = EvolutionTraffic(configuration)
-        let cluster = try T.cluster(topics: traffic.topics)
-        let data = IngestTesting.temporaryData("adapt-crash")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        let total = 4_000
-        var records: [EvolutionTraffic.Record] = []
-        for _ in 0..<total { records.append(traffic.next()) }
-        let meanings = records.flatMap(\.meaning)
-
-        // The bridge keeps publishing, at ~50 records/s, on its own thread.
-        let brokers = cluster.bootstrapServers
-        let sent = SentCount()
-        let feeding = Semaphore()
-        let toSend = records.map { ($0.topic, $0.key, $0.value) }
-        LedgerSupport.Thread {
-            defer { feeding.signal() }
-            guard let producer = try? KafkaProducer(bootstrapServers: brokers) else { return }
-            for (index, record) in toSend.enumerated() {
-                try? producer.send(topic: record.0, key: record.1, value: record.2)
-                sent.value.store(index + 1, ordering: .releasing)
-                if index % 5 == 4 { usleep(100_000) }
-            }
-            try? producer.flush(timeoutMilliseconds: 60_000)
-            sent.delivered.store(producer.report.delivered, ordering: .releasing)
-        }.start()
-
-        let ingest = try IngestProcess(brokers: brokers, data: data, group: "adapt-crash-ingest")
-        defer { if ingest.process.isRunning { ingest.kill() } }
-        // Each restart resumes from the offsets the killed stage committed, in a group of its
-        // own (see GroupOffsets: the mock can keep a killed member's group rebalancing).
-        let partitions = traffic.topics.map { ($0, Int32(0)) }
-        var random = SystemRandomNumberGenerator()
-        let sentBeforeKills = sent.value.load(ordering: .acquiring)
-        var resumed = 0
-        for kill in 0..<20 {
-            if kill > 0 {
-                resumed += try GroupOffsets.copy(brokers: brokers, from: "adapt-crash-\(kill - 1)", to: "adapt-crash-\(kill)", partitions: partitions) > 0 ? 1 : 0
-            }
-            let adapt = try AdaptProcess(brokers: brokers, group: "adapt-crash-\(kill)")
-            try adapt.waitUntilAssigned()
-            usleep(UInt32.random(in: 200_000...2_500_000, using: &random))  // the kill moment; not a synchronisation
-            adapt.kill()
-        }
-        #expect(sent.value.load(ordering: .acquiring) > sentBeforeKills, "records kept arriving during the kills")
-        #expect(resumed >= 10, "most restarts resumed from offsets the killed stage had committed")
-        feeding.wait()
-        #expect(sent.delivered.load(ordering: .acquiring) == total, "the bridge's records all reached the broker")
-        try GroupOffsets.copy(brokers: brokers, from: "adapt-crash-19", to: "adapt-crash-last", partitions: partitions)
-        let last = try AdaptProcess(brokers: brokers, group: "adapt-crash-last")
-        try last.waitUntilAssigned()
-        try last.waitUntilCaughtUp(seconds: 180)
-        let statistics = try last.metrics()
-        #expect(last.terminate() == 0)
-        try IngestTesting.waitForLog(data: data, lastOffsets: try T.canonicalLastOffsets(brokers, partitions: 4))
-        #expect(ingest.terminate() == 0)
-
-        // Chat lists compared without `version` (events applied): a sender-view edit whose
-        // message was adapted before a kill is dropped after it, while its 2.3.7 twin in
-        // messages.update applies the same edit; the chats are the state.
-        let state = try T.foldLog(data, partitions: 4)
-        let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds, withVersion: false)
-        let actual = try T.rendered(state, devices: traffic.deviceIds, withVersion: false)
-        #expect(T.difference(expected, actual) == nil, "\(T.difference(expected, actual) ?? "")")
-        if T.difference(expected, actual) != nil {
-            // Receipts and revokes that reached the log before their message did, with their sources.
-            var created: [String: Int64] = [:]
-            var early: [String] = []
-            let canonical = try PlainConsumer(bootstrapServers: brokers).readAll(topic: T.canonicalTopic, partitions: 4)
-            for message in canonical.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
-                guard let event = try? EventParser().parse(message.value) else { continue }
-                let source = event.source.map { "\($0)" } ?? ""
-                switch event.payload {
-                case .messageCreated(let m): if created[m.messageId] == nil { created[m.messageId] = message.offset }
-                case .messageStatus(let status) where created[status.messageIds[0]] == nil:
-                    early.append("status \(status.messageIds[0]) at \(message.partition):\(message.offset) from \(source)")
-                case .messageRevoked(let revoke) where created[revoke.messageId] == nil:
-                    early.append("revoke \(revoke.messageId) at \(message.partition):\(message.offset) from \(source)")
-                default: break
-                }
-            }
-            // Meanings without a canonical event of the same type and message.
-            func signature(_ event: Event) -> String? {
-                switch event.payload {
-                case .messageCreated(let m): return "created \(m.messageId)"
-                case .messageStatus(let status): return "status \(status.messageIds[0]) \(status.status) \(status.selfDevice ?? false)"
-                case .messageRevoked(let revoke): return "revoked \(revoke.messageId)"
-                case .messageEdited(let edit): return "edited \(edit.messageId)"
-                default: return nil
-                }
-            }
-            let produced = Set(canonical.compactMap { (try? EventParser().parse($0.value)).flatMap(signature) })
-            let missing = meanings.compactMap(signature).filter { !produced.contains($0) }
-            Issue.record("meanings never produced: \(missing.count): \(missing.prefix(8))")
-            Issue.record("acts on messages not yet created: \(early.count): \(early.prefix(5).joined(separator: "; ")); created later: \(early.prefix(5).compactMap { line in created[String(line.split(separator: " ")[1])].map { "\($0)" } })")
-        }
-        #expect(state.counts.duplicate > 0, "records were read again after kills, and their events ignored as repeats")
-        #expect(statistics.contains(#"chatledger_adapt_records_total{format="evolution"}"#))
+        try AdaptScenarios.crashWhileRecordsArrive(EvolutionTraffic(configuration), count: 4_000)
     }
 
     @Test("usage errors: an unknown format, a bad pattern, --demo-format without --demo, --adapt without FORMAT:REGEX")
@@ -320,11 +162,6 @@ struct AdaptCommandTests {
     }
 
     // MARK: - Helpers
-
-    final class SentCount: Sendable {
-        let value = Atomic<Int>(0)
-        let delivered = Atomic<Int>(0)
-    }
 
     func get(_ port: UInt16, _ target: String) throws -> (status: Int, body: [String: Any]) {
         let client = try LoopbackClient(port: port)

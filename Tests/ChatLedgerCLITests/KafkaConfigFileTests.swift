@@ -1,3 +1,4 @@
+import ChatLedgerCLI
 import Foundation
 import KafkaClient
 import KafkaTestSupport
@@ -44,6 +45,38 @@ struct KafkaConfigFileTests {
         #expect(!run.standardError.contains(Self.secret) && !run.standardOutput.contains(Self.secret))
     }
 
+    @Test("a live run given the file: its secret value appears in no answer (/metrics, /api/v1/status, /readyz), no log line, no --help, and not in the process's arguments (ps)")
+    func secretAppearsNowhereInALiveRun() throws {
+        // sasl.password is accepted by librdkafka whatever the protocol; with PLAINTEXT it is never sent.
+        let properties = try Self.file("security.protocol=PLAINTEXT\nsasl.username=chatledger\nsasl.password=\(Self.secret)\n")
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-secret-\(UUID().uuidString)").path
+        let log = data + ".stderr"
+        defer { for path in [properties, data, log] { try? FileManager.default.removeItem(atPath: path) } }
+        let run = try ServerProcess(
+            executable: ChatLedgerProcess.executable,
+            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--partitions", "1", "--kafka-config-file", properties],
+            standardError: log)
+        var outputs: [String: String] = [:]
+        for target in ["/metrics", "/api/v1/status", "/readyz", "/healthz"] {
+            let client = try LoopbackClient(port: run.port)
+            client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+            outputs[target] = client.readToEnd()
+            client.close()
+        }
+        let arguments = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(run.processIdentifier)/cmdline")), as: UTF8.self)
+        outputs["ps arguments"] = arguments.replacingOccurrences(of: "\0", with: " ")
+        #expect(run.terminate() == 0)
+        outputs["log"] = try String(contentsOfFile: log, encoding: .utf8)
+        for command in ["run", "ingest", "serve", "produce", "adapt"] {
+            outputs["\(command) --help"] = try ChatLedgerProcess.run([command, "--help"]).standardOutput
+        }
+        #expect(outputs["/metrics"]?.contains("chatledger_") == true, "the answers were read: \(outputs["/metrics"]?.prefix(200) ?? "")")
+        #expect(outputs["ps arguments"]?.contains(properties) == true)
+        for (output, text) in outputs.sorted(by: { $0.key < $1.key }) {
+            #expect(!text.contains(Self.secret), "the secret appears in \(output)")
+        }
+    }
+
     @Test("a property librdkafka does not know, or a bad value, is a clear error naming the property and never its value")
     func unknownPropertyNamesTheKeyOnly() throws {
         for (text, key) in [("no.such.property=\(Self.secret)", "no.such.property"), ("security.protocol=\(Self.secret)", "security.protocol")] {
@@ -72,17 +105,38 @@ struct KafkaConfigFileTests {
         #expect(!run.standardError.contains(Self.secret))
     }
 
-    @Test("the file sits under --kafka-config: a property given in both takes the flag's value")
+    @Test("a file that is not UTF-8, or a line with nothing before =, is a clear error naming the file and never a value")
+    func unreadableContent() throws {
+        var bytes = Array("sasl.password=\(Self.secret)\n".utf8)
+        bytes.insert(0xFF, at: 3)
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-kafka-\(UUID().uuidString).properties").path
+        _ = FileManager.default.createFile(atPath: binary, contents: Data(bytes))
+        let emptyKey = try Self.file("security.protocol=PLAINTEXT\n=\(Self.secret)\n")
+        defer { for path in [binary, emptyKey] { try? FileManager.default.removeItem(atPath: path) } }
+        for (path, reason) in [(binary, "is not UTF-8"), (emptyKey, "line 2: no key before =")] {
+            let run = try ChatLedgerProcess.run(["produce", "--brokers", "127.0.0.1:1", "--kafka-config-file", path, "--simulate", "--count", "1"], killAfterSeconds: 60)
+            #expect(run.status != 0)
+            #expect(run.standardError.contains(path) && run.standardError.contains(reason), "\(run.standardError)")
+            #expect(!run.standardError.contains(Self.secret))
+        }
+    }
+
+    @Test("the file sits under --kafka-config: the command applies the flag's value over the file's, whichever of the two is bad")
     func flagOverridesFile() throws {
-        let properties = try Self.file("client.id=from-file\nlinger.ms=7\n")
-        defer { try? FileManager.default.removeItem(atPath: properties) }
-        let parsed = try KafkaConfiguration.properties(fromFile: properties)
-        #expect(parsed.map(\.key) == ["client.id", "linger.ms"])
-        #expect(parsed.map(\.value) == ["from-file", "7"])
-        var configuration = KafkaConfiguration()
-        for (key, value) in parsed { configuration[key] = value }
-        configuration["client.id"] = "from-flag"
-        #expect(configuration["client.id"] == "from-flag")
-        #expect(configuration["linger.ms"] == "7")
+        let cluster = try MockCluster(topics: [("wa.device-events", 1)])
+        func produce(file: String, flag: String) throws -> ChatLedgerProcess.Result {
+            let properties = try Self.file(file)
+            defer { try? FileManager.default.removeItem(atPath: properties) }
+            return try ChatLedgerProcess.run(
+                ["produce", "--brokers", cluster.bootstrapServers, "--kafka-config-file", properties, "--kafka-config", flag,
+                 "--simulate", "--count", "1"], killAfterSeconds: 60)
+        }
+        // A bad value in the file, a good one on the flag: the flag wins, the command succeeds.
+        let overridden = try produce(file: "security.protocol=no-such-protocol\n", flag: "security.protocol=plaintext")
+        #expect(overridden.status == 0, "\(overridden.standardError.suffix(400))")
+        // A good value in the file, a bad one on the flag: the flag still wins, and fails.
+        let flagged = try produce(file: "security.protocol=plaintext\n", flag: "security.protocol=no-such-protocol")
+        #expect(flagged.status != 0)
+        #expect(flagged.standardError.contains("security.protocol"), "\(flagged.standardError.suffix(400))")
     }
 }

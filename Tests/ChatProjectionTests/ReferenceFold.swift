@@ -265,7 +265,7 @@ struct ReferenceFold {
                 case .promote, .demote: break
                 }
             }
-        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased:
+        case .messageCreated, .chatDeleted, .accountSettings, .unknown, .contactAliased, .ledgerErased:
             break
         }
     }

@@ -36,6 +36,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Support"))
+import chatledger_run  # noqa: E402
+
 AUDITOR, READER = "console-auditor-key", "console-reader-key"
 HOSTILE = "<img src=x onerror=alert(1)>"
 failures = []
@@ -65,18 +68,10 @@ class Ledger:
         keys.write_text(json.dumps({"keys": [
             {"key": AUDITOR, "devices": ["*"], "role": "auditor"},
             {"key": READER, "devices": ["dev-1"], "role": "reader"}]}))
-        self.process = subprocess.Popen(
-            [binary, "run", "--http", "127.0.0.1:0", "--data", directory + "/data", "--keys", str(keys), "--partitions", "2"],
-            stdout=subprocess.PIPE, stderr=open(directory + "/run.log", "w"), text=True)
-        self.brokers, self.url = None, None
-        while self.url is None:
-            line = self.process.stdout.readline()
-            if not line:
-                raise SystemExit("chatledger run ended before printing its URL")
-            if line.startswith("bootstrap="):
-                self.brokers = line.strip().split("=", 1)[1]
-            if line.startswith("url="):
-                self.url = line.strip().split("=", 1)[1]
+        started = chatledger_run.start(
+            binary, ["run", "--http", "127.0.0.1:0", "--data", directory + "/data", "--keys", str(keys), "--partitions", "2"],
+            stderr=open(directory + "/run.log", "w"))
+        self.process, self.brokers, self.url = started.process, started.brokers, started.url
         self.directory = directory
         self.files = 0
 

@@ -14,6 +14,13 @@ Usage: check_deploy.py PATH/TO/chatledger [DEPLOY_DIR]
   file; k8s instances use static membership (group.instance.id from the pod name);
 - systemd units pass `systemd-analyze verify` without a single warning (ExecStart and
   EnvironmentFile pointed at this checkout for the check);
+- Kafka credentials: every invocation that talks to Kafka (--brokers) gets its librdkafka
+  properties from a file (CHATLEDGER_KAFKA_CONFIG_FILE or --kafka-config-file) that is a
+  compose secret, a mounted k8s Secret or a systemd credential; no secret property
+  (sasl.password, sasl.jaas.config, ssl.*password, …) appears in any argv, ConfigMap or env
+  file; compose's credential files agree with the broker's users;
+- the k8s Ingress terminates TLS for the query Service without buffering Server-Sent Events
+  and with a read timeout above the API's longest wait; kustomization lists every manifest;
 - shell scripts pass shellcheck.
 Prints one line per finding and a summary; exits 1 on any failure.
 """
@@ -109,6 +116,29 @@ def check_invocation(where, arguments, commands):
     return values
 
 
+SECRET_PROPERTY = re.compile(r"(sasl\.password|sasl\.jaas\.config|ssl\.[a-z.]*password|"
+                             r"sasl\.oauthbearer\.client\.secret|ssl\.key\.pem)\s*=", re.I)
+
+
+def properties(text):
+    """librdkafka / Java properties: key=value lines, # comments."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def check_no_secret_in(where, texts):
+    for text in texts:
+        if SECRET_PROPERTY.search(str(text)):
+            fail(f"{where}: a secret Kafka property is written in the clear: {str(text)[:60]}…")
+            return
+    ok(f"{where}: no secret Kafka property in argv or environment")
+
+
 def port_of(address):
     return int(str(address).rsplit(":", 1)[1])
 
@@ -174,6 +204,37 @@ def check_compose(deploy, commands, routes):
         brokers = values.get("brokers")
         if brokers and brokers.split(":")[0] not in compose["services"]:
             fail(f"{where}: --brokers {brokers} is not a service")
+        environment = service.get("environment", {})
+        check_no_secret_in(where, [*service["command"], *environment.values()])
+        if brokers:
+            check_compose_credentials(deploy, compose, where, service, values)
+
+
+def check_compose_credentials(deploy, compose, where, service, values):
+    """The service reads a compose secret whose user the bundled broker knows, with that password."""
+    path = values.get("kafka-config-file") or service.get("environment", {}).get("CHATLEDGER_KAFKA_CONFIG_FILE")
+    name = path.removeprefix("/run/secrets/") if path else None
+    source = compose.get("secrets", {}).get(name, {}).get("file")
+    if name is None or name not in service.get("secrets", []) or source is None:
+        fail(f"{where}: Kafka credentials must come from a compose secret through CHATLEDGER_KAFKA_CONFIG_FILE")
+        return
+    client = properties((deploy / source).read_text())
+    kafka = compose["services"]["kafka"]["environment"]
+    listener_port = values["brokers"].split(":")[1]
+    listener = next((entry.split("://")[0] for entry in kafka["KAFKA_LISTENERS"].split(",")
+                     if entry.endswith(":" + listener_port)), None)
+    protocols = dict(entry.split(":") for entry in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    if not protocols.get(listener, "").startswith("SASL_") or client.get("security.protocol") != protocols[listener]:
+        fail(f"{where}: the broker's listener {listener} is {protocols.get(listener)}, "
+             f"the client says {client.get('security.protocol')}")
+        return
+    jaas_name = kafka["KAFKA_OPTS"].split("login.config=/run/secrets/")[1].split()[0]
+    jaas = (deploy / compose["secrets"][jaas_name]["file"]).read_text()
+    users = dict(re.findall(r'user_([A-Za-z0-9_-]+)="([^"]*)"', jaas))
+    if users.get(client.get("sasl.username")) != client.get("sasl.password"):
+        fail(f"{where}: user {client.get('sasl.username')} and its password are not a user of the broker's JAAS file")
+    else:
+        ok(f"{where}: Kafka credentials from compose secret {name}, user {client['sasl.username']} known to the broker")
 
 
 def substitute(text, variables):
@@ -226,6 +287,17 @@ def check_k8s(deploy, commands, routes):
                         fail(f"{where}: {probe_name} must GET {route} on {port}, has {probe}")
             if values.get("brokers") and values["brokers"] != config.get("CHATLEDGER_BROKERS"):
                 fail(f"{where}: --brokers is not the ConfigMap's CHATLEDGER_BROKERS")
+            env_values = {entry["name"]: entry.get("value") for entry in container.get("env", [])}
+            check_no_secret_in(where, [*container["args"], *env_values.values(), *config.values()])
+            if values.get("brokers"):
+                path = values.get("kafka-config-file") or env_values.get("CHATLEDGER_KAFKA_CONFIG_FILE")
+                directory, _, file_name = (path or "/").rpartition("/")
+                volume = volumes.get(mounts.get(directory, ""), {})
+                secret = secrets.get(volume.get("secret", {}).get("secretName", ""))
+                if secret is None or file_name not in secret.get("stringData", {}):
+                    fail(f"{where}: talks to Kafka but its credentials file ({path}) is not a file of a mounted Secret")
+                else:
+                    ok(f"{where}: Kafka credentials from Secret {secret['metadata']['name']}")
             if container["args"][0] == "ingest" and "group.instance.id=$(POD_NAME)" not in container["args"]:
                 if not any("group.instance.id=$(POD_NAME)" in argument for argument in container["args"]):
                     fail(f"{where}: ingest needs static membership: group.instance.id=$(POD_NAME)")
@@ -237,6 +309,38 @@ def check_k8s(deploy, commands, routes):
                 fail(f"k8s Service {service['metadata']['name']}: targetPort {port['targetPort']} names no container port")
     if not by_kind.get("PodDisruptionBudget"):
         fail("k8s: no PodDisruptionBudget")
+    check_ingress(by_kind)
+    listed = set(yaml.safe_load((deploy / "k8s" / "kustomization.yaml").read_text())["resources"])
+    manifests = {path.name for path in (deploy / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    if listed != manifests:
+        fail(f"k8s: kustomization.yaml lists {sorted(listed)}, the folder has {sorted(manifests)}")
+
+
+def check_ingress(by_kind):
+    """TLS for the query API: the Service exists, SSE is not buffered, a held request is not cut."""
+    services = {service["metadata"]["name"]: service for service in by_kind.get("Service", [])}
+    ingresses = by_kind.get("Ingress", [])
+    if not ingresses:
+        fail("k8s: no Ingress terminating TLS in front of the query API")
+    for ingress in ingresses:
+        where = f"k8s Ingress {ingress['metadata']['name']}"
+        annotations = ingress["metadata"].get("annotations", {})
+        hosts = {host for entry in ingress["spec"].get("tls", []) for host in entry.get("hosts", [])
+                 if entry.get("secretName")}
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") not in hosts:
+                fail(f"{where}: host {rule.get('host')} has no TLS entry with a secretName")
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = services.get(backend["name"])
+                port_names = {port.get("name") for port in (service or {}).get("spec", {}).get("ports", [])}
+                if service is None or backend["port"].get("name") not in port_names:
+                    fail(f"{where}: backend {backend} is not a port of a Service")
+        if annotations.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
+            fail(f"{where}: Server-Sent Events need nginx.ingress.kubernetes.io/proxy-buffering: \"off\"")
+        if int(annotations.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "60")) <= 30:
+            fail(f"{where}: the read timeout must exceed the API's longest wait (30 s)")
+        ok(f"{where}: TLS for {sorted(hosts)}, SSE unbuffered")
 
 
 def check_systemd(deploy, commands, binary):
@@ -261,6 +365,16 @@ def check_systemd(deploy, commands, binary):
             values = check_invocation(unit.name, [token.replace("%H", "host") for token in tokens[1:]], commands)
             if state is None or values.get("data") != "/var/lib/" + state.group(1):
                 fail(f"{unit.name}: --data must be the StateDirectory under /var/lib")
+            check_no_secret_in(unit.name, [exec_start, *environment.values(),
+                                           *re.findall(r"^Environment=(.*)$", text, re.M)])
+            if values.get("brokers"):
+                credentials = dict(re.findall(r"^LoadCredential=([^:\n]+):(.*)$", text, re.M))
+                path = values.get("kafka-config-file") or dict(
+                    re.findall(r"^Environment=([A-Z_]+)=(.*)$", text, re.M)).get("CHATLEDGER_KAFKA_CONFIG_FILE", "")
+                if not path.startswith("%d/") or path[3:] not in credentials:
+                    fail(f"{unit.name}: talks to Kafka but its credentials are not a LoadCredential= read from %d/")
+                else:
+                    ok(f"{unit.name}: Kafka credentials from the systemd credential {path[3:]}")
             for setting in ["ProtectSystem=strict", "NoNewPrivileges=yes"]:
                 if setting not in text:
                     fail(f"{unit.name}: missing {setting}")

@@ -17,10 +17,11 @@ struct GapRecordTests {
             detectedAt: 1_800_000_000_123, reason: "offset_out_of_range: the broker's log starts at \(last + 1)")
     }
 
-    /// A log of partition 0: events 0..9, a gap 10..99, events 100..104.
-    func logWithGap(_ data: TemporaryDirectory) throws -> (EventLog, PartitionWriter) {
+    /// A log of partition 0: events 0..9, a gap 10..99, events 100..104, in the format of
+    /// `chain` (versions 1 and 2 by default: what these tests pin stays readable).
+    func logWithGap(_ data: TemporaryDirectory, chain: LogChain = .overBodies) throws -> (EventLog, PartitionWriter) {
         let log = EventLog(dataDirectory: data.path)
-        let writer = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never))
+        let writer = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never, chain: chain))
         try writer.append((0..<10).map(event))
         try writer.stageGap(gap(10, 99))
         try writer.append((100..<105).map(event))
@@ -68,7 +69,7 @@ struct GapRecordTests {
         #expect(try log.gaps(topic: "other").isEmpty)
 
         // A segment rolled for size after the gap segment is version 1 again.
-        let small = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: 2_000))
+        let small = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: 2_000, chain: .overBodies))
         try small.append((105..<120).map(event))
         let later = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0)).dropFirst(2)
         #expect(!later.isEmpty)
@@ -148,8 +149,23 @@ struct GapRecordTests {
         #expect(eventsAsVersion2.problems.contains { $0.message.contains("does not start with a gap record") && $0.kafkaOffset == 0 },
                 "\(eventsAsVersion2.problems)")
 
-        try setHeaderVersion(segments[0], 3)
-        #expect(try LogVerifier.verify(log).problems.contains { $0.message.contains("unknown format version 3") })
+        try setHeaderVersion(segments[0], 5)
+        #expect(try LogVerifier.verify(log).problems.contains { $0.message.contains("unknown format version 5") })
+    }
+
+    @Test("in the digest-chained format a gap starts a version 4 segment and the rules are those of version 2")
+    func digestChainedGap() throws {
+        let data = TemporaryDirectory("gap")
+        defer { data.remove() }
+        let (log, _) = try logWithGap(data, chain: .overDigests)
+        let segments = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0))
+        #expect(try segments.map(headerVersion) == [3, 4])
+        let verification = try LogVerifier.verify(log)
+        #expect(verification.isClean, "\(verification.problems)")
+        #expect(verification.gaps == [gap(10, 99)])
+        #expect(try log.gaps(topic: topic) == [gap(10, 99)])
+        try setHeaderVersion(segments[1], 3)
+        #expect(try LogVerifier.verify(log).problems.contains { $0.message.contains("not the first record of a version 4 segment") })
     }
 
     @Test("a crash after the gap segment's header, before its record, loses nothing: reopening removes the empty segment and the gap can be written again")

@@ -3,7 +3,9 @@
 // then check that every acknowledged record survived.
 //
 // Usage: LogCrashWriter DIR POLICY BATCH_SIZE MAX_SEGMENT_BYTES [LIMIT]
-// With LIMIT it stops (exit 0) once the log holds LIMIT records.
+// With LIMIT it stops (exit 0) once the log holds LIMIT records. With the environment's
+// LOG_CRASH_RETAIN_BYTES=N it applies retention (at most N bytes, everything synced
+// counting as checkpointed) after every synced batch and prints `retained BASE`.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,6 +32,9 @@ do {
     var next = (writer.lastOffset ?? -1) + 1
     say("open \(writer.lastOffset ?? -1)")
     var batches = 0
+    let retention = getenv("LOG_CRASH_RETAIN_BYTES").flatMap { Int64(String(cString: $0)) }.map { bytes in
+        LogRetention(policy: RetentionPolicy(maxBytes: bytes))
+    }
     while next < limit {
         for _ in 0..<min(Int64(batchSize), limit - next) {
             let value = LogTestValues.value(offset: next)
@@ -48,6 +53,10 @@ do {
             durable = true
         }
         if durable { say("synced \(next - 1)") }
+        if durable, let retention {
+            let outcome = try retention.enforce(directory: arguments[1], topic: "crash", partition: 0, keepAfter: next - 1, now: 0)
+            say("retained \(outcome.base?.baseOffset ?? 0)")
+        }
     }
     try writer.sync()
     say("synced \(next - 1)")

@@ -14,7 +14,8 @@ import Synchronization
 /// events the stage made, in the same run. The stage must not be the bottleneck: its
 /// events/s should be at least ingest's.
 ///
-/// Simulated Evolution traffic is put on a mock cluster first, on Evolution's global topics
+/// Simulated bridge traffic is put on a mock cluster first (Baileys and wwebjs: their one
+/// topic, keyed by device), for Evolution on its global topics
 /// (`evolution.global.<event>`, a partition per 5,000 records each, keyed `<instance>-<event>`: how a
 /// deployment with many instances publishes); the stage then adapts the backlog (timed
 /// from its first record to the last one delivered, group join left out), and ingest
@@ -38,7 +39,15 @@ enum AdaptBenchmark {
     static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
         guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
         // Enough instances and partitions that no partition nears the mock's 5 MiB limit.
-        var traffic = EvolutionTraffic(.init(instances: max(20, count / 1_000), chatsPerInstance: 30, seed: 9, global: true))
+        // Evolution on its global topics; Baileys and wwebjs on their one topic, keyed by device.
+        var traffic: any BridgeSimulation
+        if format == EvolutionAdapter.formatName {
+            traffic = EvolutionTraffic(.init(instances: max(20, count / 1_000), chatsPerInstance: 30, seed: 9, global: true))
+        } else if let simulation = BridgeFormats.simulation(named: format, devices: max(20, count / 1_000), chats: 30, seed: 9) {
+            traffic = simulation
+        } else {
+            throw BenchFailure("no simulated traffic for format \(format)")
+        }
         let sourcePartitions = max(8, count / 5_000)
         let canonicalPartitions = max(8, count / 5_000)
         let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), ("wa.adapt.dead-letters", 1)])
@@ -89,7 +98,7 @@ enum AdaptBenchmark {
         // The stage, on its own thread as in `adapt`.
         let stage = AdapterStage()
         let configuration = AdapterStage.Configuration(
-            brokers: cluster.bootstrapServers, group: "bench-adapt", sourceTopics: ["^evolution\\..*"], topic: canonicalTopic,
+            brokers: cluster.bootstrapServers, group: "bench-adapt", sourceTopics: [traffic.sourcePattern], topic: canonicalTopic,
             kafka: KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216", "log_level": "3"]),
             progressEverySeconds: 3600)
         let finished = Semaphore()

@@ -57,6 +57,21 @@ enum LogBenchmark {
             report.add("append_\(name)_records_per_s", rate, "records/s")
             report.add("append_\(name)_mb_per_s", rate * recordBytes / 1e6, "MB/s")
         }
+        // The chain over digests (format 3, what is written) against the chain over bodies
+        // (format 1), both without fsync, alternating so load changes hit both alike.
+        var chains = (digests: (records: 0, seconds: 0.0), bodies: (records: 0, seconds: 0.0))
+        for round in 0..<2 {
+            let digests = try logAppend(
+                directory: directory + "/digests-\(round)", policy: .never, key: key, value: value, batchSize: batchSize, seconds: seconds / 4)
+            chains.digests = (chains.digests.records + digests.records, chains.digests.seconds + digests.seconds)
+            let bodies = try logAppend(
+                directory: directory + "/bodies-\(round)", policy: .never, key: key, value: value, batchSize: batchSize, seconds: seconds / 4,
+                chain: .overBodies)
+            chains.bodies = (chains.bodies.records + bodies.records, chains.bodies.seconds + bodies.seconds)
+        }
+        let bodyChainRate = Double(chains.bodies.records) / chains.bodies.seconds
+        report.add("append_never_body_chain_records_per_s", bodyChainRate, "records/s")
+        report.add("digest_chain_vs_body_chain", Double(chains.digests.records) / chains.digests.seconds / bodyChainRate, "ratio")
 
         // Reading: a log of ~1,000,000 records (about 290 MB), read back from the page cache.
         let readDirectory = directory + "/read"
@@ -119,9 +134,10 @@ enum LogBenchmark {
     }
 
     private static func logAppend(
-        directory: String, policy: FsyncPolicy, key: [UInt8], value: [UInt8], batchSize: Int, seconds: Double
+        directory: String, policy: FsyncPolicy, key: [UInt8], value: [UInt8], batchSize: Int, seconds: Double,
+        chain: LogChain = .overDigests
     ) throws -> (records: Int, seconds: Double) {
-        let writer = try PartitionWriter(directory: directory, topic: topic, partition: 0, options: .init(fsync: policy))
+        let writer = try PartitionWriter(directory: directory, topic: topic, partition: 0, options: .init(fsync: policy, chain: chain))
         var offset: Int64 = 0
         let start = ContinuousClock.now
         try key.withUnsafeBytes { keyBytes in

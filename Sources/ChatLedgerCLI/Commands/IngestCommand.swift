@@ -10,12 +10,15 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop] [--retain-days N] [--retain-bytes N] [--archive-command CMD]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic, .group, .data,
             IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss,
+            RetentionOptions.retainDays,
+            RetentionOptions.retainBytes,
+            RetentionOptions.archiveCommand,
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
         ] + QueryWorkerOptions.limits)
@@ -30,7 +33,8 @@ enum IngestCommand: Command {
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger", kafka: kafka,
             pipeline: .init(
                 topic: arguments.string("topic") ?? "wa.device-events", fsync: fsync,
-                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }),
+                attestationKey: try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) },
+                retention: try RetentionOptions.policy(arguments)),
             onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: arguments.string("data") ?? "./data"), options: configuration.pipeline)
         var server: HTTPServer?

@@ -92,16 +92,15 @@ enum ProduceCommand: Command {
         return report.failed == 0 && invalidLines == 0 ? 0 : 1
     }
 
-    /// `--simulate --format evolution`: Evolution API's Kafka records, one topic per instance
-    /// and event, keyed by the instance, as Evolution publishes them.
+    /// `--simulate --format FORMAT`: a bridge's own records on its own topics, as it
+    /// publishes them (Evolution: one topic per instance and event, keyed by the instance).
     static func produceBridgeTraffic(format: String, _ arguments: ParsedArguments, logger: Logger) throws -> Int32 {
-        guard format == EvolutionAdapter.formatName else {
+        guard var traffic = BridgeFormats.simulation(
+            named: format, devices: try arguments.integer("devices", in: 1...100_000) ?? 10,
+            chats: try arguments.integer("chats", in: 2...1_000_000) ?? 50, seed: UInt64(try arguments.integer("seed", in: 0...Int.max) ?? 1))
+        else {
             throw arguments.usageError("--format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
         }
-        var traffic = EvolutionTraffic(.init(
-            instances: try arguments.integer("devices", in: 1...100_000) ?? 10,
-            chatsPerInstance: try arguments.integer("chats", in: 2...1_000_000) ?? 50,
-            seed: UInt64(try arguments.integer("seed", in: 0...Int.max) ?? 1)))
         let count = try arguments.integer("count", in: 0...1_000_000_000) ?? 1000
         let rate = try arguments.integer("rate", in: 0...10_000_000) ?? 0
         let producer = try KafkaProducer(

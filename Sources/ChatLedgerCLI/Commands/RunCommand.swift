@@ -35,6 +35,9 @@ enum RunCommand: Command {
             AdaptOptions.deadLetterTopic,
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
             IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss, WriteOptions.timeout,
+            RetentionOptions.retainDays,
+            RetentionOptions.retainBytes,
+            RetentionOptions.archiveCommand,
         ] + QueryWorkerOptions.limits)
 
     static let demoKey = "demo-key"
@@ -64,23 +67,25 @@ enum RunCommand: Command {
         let brokers = arguments.string("brokers") ?? cluster?.bootstrapServers ?? ""
         var adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
         let demoFormat = arguments.string("demo-format") ?? "chatledger"
-        var demoTraffic: EvolutionTraffic?
+        var demoTraffic: (any BridgeSimulation)?
         if demoFormat != "chatledger" {
             guard arguments.flag("demo") else { throw arguments.usageError("--demo-format goes with --demo") }
-            guard demoFormat == EvolutionAdapter.formatName else {
+            guard let traffic = BridgeFormats.simulation(named: demoFormat, devices: 3, chats: 15, seed: UInt64(time(nil)), meanGapMilliseconds: 50),
+                let adapter = BridgeFormats.adapter(named: demoFormat)
+            else {
                 throw arguments.usageError("--demo-format takes chatledger or \(BridgeFormats.names.joined(separator: ", "))")
             }
-            let traffic = EvolutionTraffic(.init(instances: 3, chatsPerInstance: 15, seed: UInt64(time(nil)), meanGapMilliseconds: 50))
             demoTraffic = traffic
             // The embedded broker makes topics as a bridge's broker would; made up front, they
             // are found by the stage's first look instead of a metadata refresh later.
             for topic in traffic.topics { try cluster?.createTopic(topic, partitions: 1) }
             if !adapters.contains(where: { $0.adapter.format == demoFormat }) {
-                adapters.append((EvolutionAdapter(), "^" + traffic.configuration.topicPrefix + "\\..*"))
+                adapters.append((adapter, traffic.sourcePattern))
             }
         }
 
-        let options = IngestPipeline.Options(topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments))
+        let options = IngestPipeline.Options(
+            topic: topic, fsync: try IngestOptions.fsyncPolicy(arguments), retention: try RetentionOptions.policy(arguments))
         let onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
         // The mock broker answers a fetch that finds nothing new only after fetch.wait.max.ms,
         // even when data arrives meanwhile, so that wait is the floor of produce-to-visible
@@ -183,11 +188,11 @@ private final class PipelineHandoff: @unchecked Sendable {
 private final class DemoTraffic: Sendable {
     private let brokers: String
     private let topic: String
-    private let evolution: EvolutionTraffic?
+    private let evolution: (any BridgeSimulation)?
     private let stopping = Atomic<Bool>(false)
     private let done = Semaphore()
 
-    init(brokers: String, topic: String, evolution: EvolutionTraffic? = nil) {
+    init(brokers: String, topic: String, evolution: (any BridgeSimulation)? = nil) {
         self.brokers = brokers
         self.topic = topic
         self.evolution = evolution

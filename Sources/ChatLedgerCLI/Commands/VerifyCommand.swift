@@ -53,7 +53,8 @@ enum VerifyCommand: Command {
                 let (_, info) = try store.read(sequence)
                 check.positions = info.positions
                 check.stateDigest = info.stateDigest.hex
-                var replayed = ProjectionState()
+                // From the retention base when retention removed a partition's start.
+                var replayed = try ProjectionRecovery.verificationStart(log: log, topic: topic, checkpoints: store)
                 for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
                     try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
                     if replayed.positions[partition] != offset {
@@ -108,6 +109,7 @@ enum VerifyCommand: Command {
     ) -> String {
         var lines: [String] = verification.problems.map { "problem: \($0)" }
         lines += verification.gaps.indices.map { gapLine(verification.gaps[$0], acknowledged: acknowledged.contains($0)) }
+        lines += verification.erasures.map(\.description)
         for partition in verification.partitions {
             let offsets = partition.firstOffset.map { "offsets \($0)..\(partition.lastOffset ?? $0)" } ?? "no records"
             let gaps = partition.gaps == 0 ? "" : ", \(partition.gaps) \(partition.gaps == 1 ? "gap" : "gaps") (\(partition.lostRecords) offsets lost)"
@@ -180,6 +182,7 @@ enum VerifyCommand: Command {
             "gaps": gaps, "strict": strict, "passed": verification.isClean && !(strict && !verification.gaps.isEmpty),
             "partitions": partitions, "problems": problems, "deadLettersByReason": verification.deadLettersByReason,
             "seconds": seconds, "checkpointsVerified": checkpoints.filter(\.holds).count,
+            "erasures": verification.erasures.map(\.jsonObject),
             "checkpoints": checkpoints.map { check -> [String: Any] in
                 var object: [String: Any] = [
                     "sequence": check.sequence, "path": check.path, "holds": check.holds, "problems": check.problems,

@@ -400,6 +400,9 @@ public final class QueryAPI: Sendable {
                     body: view.bytes)
             } catch is ChatListRenderer.InvalidCursor {
                 return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
+            } catch let error as AuditLog.BeforeRetainedLog {
+                // Retention removed the log before that time (its oldest checkpoint is the base).
+                return .error(410, code: "before_retained_log", message: error.description)
             } catch {
                 return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
             }

@@ -1,0 +1,176 @@
+import ChatEvents
+
+/// Baileys' message and group shapes, shared by the Evolution and Baileys formats (Evolution
+/// publishes Baileys' `WAMessage`s, keys and group updates nearly verbatim).
+extension MappingContext {
+    // MARK: - Messages
+
+    /// A `WAMessage` (Evolution's `messages.upsert`, `send.message` and `messages.set`, each of
+    /// Baileys' `messages.upsert`): a message, a reaction or something that is not a chat-list
+    /// message. `reactions`: whether a reaction here is the reaction's one record (Evolution),
+    /// or a copy of what `messages.reaction` says again (Baileys). A group notice
+    /// (`messageStubType` without content; Evolution drops them before publishing) is a
+    /// `system` message.
+    mutating func mapMessage(
+        _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, reasons: inout [String]
+    ) throws(AdaptError) {
+        let key = try requiredObject(message["key"], path + ".key")
+        var chatId = try requiredAddress(key["remoteJid"], path + ".key.remoteJid")
+        let fromMeField = try optionalBool(key["fromMe"], path + ".key.fromMe")
+        let fromMe = sentThroughAPI || fromMeField
+        chatId = try resolveAlias(chatId, alt: key["remoteJidAlt"], path + ".key.remoteJidAlt")
+        var senderId = try optionalAddress(key["participant"], path + ".key.participant")
+        if let participant = senderId {
+            senderId = try resolveAlias(participant, alt: key["participantAlt"], path + ".key.participantAlt")
+        }
+        // Baileys files a broadcast-list message under the sender's own chat.
+        if WhatsAppID.domain(of: chatId) == .broadcast, let sender = senderId { chatId = sender }
+        let occurredAt = BaileysContent.epochMillis(message["messageTimestamp"]) ?? envelopeTime
+        var content = BaileysContent.describe(message["message"], typeHint: message["messageType"]?.string)
+        if message["message"]?.kind != .object, let stub = message["messageStubType"], !stub.isNull {
+            content = BaileysContent.stub(stub, parameters: message["messageStubParameters"])
+        }
+        switch content {
+        case .notAMessage:
+            reasons.append("not_a_message")
+        case .reaction where !reactions:
+            reasons.append("reaction_also_in_messages_reaction")
+        case .reaction(let target, let emoji):
+            guard let reactor = senderId ?? (fromMe ? ownId : personalChat(chatId)) else {
+                reasons.append("reaction_sender_unknown")
+                return
+            }
+            guard target.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path + ".message.reactionMessage.key.id", "longer than 128 bytes") }
+            emit(
+                chatId: chatId, at: occurredAt,
+                .messageReaction(MessageReaction(targetMessageId: target, senderId: reactor, emoji: BaileysContent.truncated(emoji, maxBytes: 64))))
+        case .message(let kind, let preview, let hasMedia):
+            var messageId = try optionalIdentifier(key["id"], path + ".key.id") ?? ""
+            if messageId.isEmpty {
+                // Evolution has published messages with an empty id (issue #2466): still a
+                // message that counts, under an id of its own derived from the record.
+                messageId = "x-" + EventIdentity.eventId(
+                    format: format, topic: record.topic, partition: record.partition, offset: record.offset, index: nextIndex)
+            }
+            let sender = senderId ?? (fromMe ? ownId : personalChat(chatId))
+            emit(
+                chatId: chatId, at: occurredAt,
+                .messageCreated(MessageCreated(
+                    messageId: messageId, fromMe: fromMe, kind: kind, preview: preview, senderId: sender, hasMedia: hasMedia ? true : nil)))
+            // Evolution's own rule: an incoming message is unread while its status is
+            // DELIVERY_ACK; one that arrives READ (history, another device) is read already.
+            if !fromMe, let status = BaileysContent.ackStatus(message["status"]), status == .read || status == .played {
+                emit(
+                    chatId: chatId, at: occurredAt,
+                    .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)))
+            }
+        }
+    }
+
+    /// The new text of an edit: `editedMessage.message`, or the protocol message inside it.
+    static func editPreview(_ edited: JSONValue) -> String {
+        let inner = edited["message"]
+        let content = inner?["protocolMessage"]?["editedMessage"] ?? inner
+        if case .message(_, let text, _) = BaileysContent.describe(content) { return text }
+        return ""
+    }
+
+    /// A receipt for `messageId`: on an own message its status; on an incoming one, `read` or
+    /// `played` means the account read it on another of its devices (Baileys' `read-self`),
+    /// anything else (its delivery to us) changes nothing and is counted.
+    mutating func emitReceipt(
+        _ status: AckStatus, messageId: String, chatId: String, fromMe: Bool, isGuess: Bool = false, at time: Int64, reasons: inout [String]
+    ) {
+        if fromMe {
+            emit(
+                chatId: chatId, at: time, .messageStatus(MessageStatus(messageIds: [messageId], status: status)),
+                waitsFor: messageId, chatIsGuess: isGuess)
+        } else if status == .read || status == .played {
+            emit(
+                chatId: chatId, at: time, .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)),
+                waitsFor: messageId, chatIsGuess: isGuess)
+        } else {
+            reasons.append("receipt_without_effect")
+        }
+    }
+
+    // MARK: - Chats and groups
+
+    mutating func mapChatName(_ chat: JSONValue, _ path: String, idKey: StaticString, nameKey: StaticString, isGroup: Bool?) throws(AdaptError) {
+        // chats.upsert also comes as [{id, name}] with a database id and no chat id: nothing to map.
+        guard let idValue = chat[idKey], !idValue.isNull else { return }
+        let chatId = try requiredAddress(idValue, path + "." + String(describing: idKey))
+        guard let name = chat[nameKey]?.string, !name.isEmpty else { return }
+        emit(chatId: chatId, at: envelopeTime, .chatUpdated(ChatUpdated(name: BaileysContent.truncated(name), isGroup: isGroup)))
+    }
+
+    mutating func mapChatsDelete(_ data: JSONValue) throws(AdaptError) {
+        let items = data.kind == .array ? data.elements : [data]
+        for (index, item) in items.enumerated() {
+            let path = data.kind == .array ? "data[\(index)]" : "data"
+            let value = item.kind == .object ? (item["remoteJid"] ?? item["id"]) : item
+            let chatId = try requiredAddress(value, path)
+            emit(chatId: chatId, at: envelopeTime, .chatDeleted)
+        }
+    }
+
+    mutating func mapParticipants(_ update: JSONValue, _ path: String, reasons: inout [String]) throws(AdaptError) {
+        let chatId = try requiredAddress(update["id"], path + ".id")
+        let actionName = try requiredString(update["action"], path + ".action")
+        var action: ParticipantAction
+        switch actionName {
+        case "add": action = .add
+        case "remove": action = .remove
+        case "promote": action = .promote
+        case "demote": action = .demote
+        case "leave": action = .leave
+        default:
+            reasons.append("participant_action_\(actionName == "modify" ? "modify" : "unknown")")
+            return
+        }
+        let (participants, phoneByLID) = try mapGroupParticipantsAliases(update["participants"], participantsData: update["participantsData"], path)
+        guard !participants.isEmpty else {
+            reasons.append("no_participants")
+            return
+        }
+        guard participants.count <= 1000 else { throw .invalid(path + ".participants", "more than 1000 participants") }
+        if action == .remove, participants.count == 1, let author = update["author"]?.string.flatMap(WhatsAppID.canonical),
+            (phoneByLID[author] ?? author) == participants[0]
+        {
+            action = .leave  // removed by themselves: WhatsApp's "left"
+        }
+        let includesMe = participants.contains(where: isOwn)
+        emit(chatId: chatId, at: envelopeTime, .groupParticipants(GroupParticipants(action: action, participants: participants, includesMe: includesMe)))
+    }
+
+    /// Participants as canonical ids (phone form where the record gives it), recording
+    /// every LID–phone pair seen: strings (Baileys 6), objects `{id, phoneNumber}`
+    /// (Baileys 7) and Evolution's `participantsData: [{jid, phoneNumber}]`.
+    @discardableResult
+    mutating func mapGroupParticipantsAliases(
+        _ participants: JSONValue?, participantsData: JSONValue?, _ path: String
+    ) throws(AdaptError) -> (participants: [String], phoneByLID: [String: String]) {
+        var phoneByLID: [String: String] = [:]
+        for entry in participantsData?.elements ?? [] where entry.kind == .object {
+            guard let jid = entry["jid"]?.string.flatMap(WhatsAppID.canonical), let phone = entry["phoneNumber"]?.string.flatMap(WhatsAppID.canonical)
+            else { continue }
+            if let pair = aliasPair(jid, phone) { phoneByLID[pair.lid] = pair.phone }
+        }
+        var result: [String] = []
+        for (index, entry) in (participants?.elements ?? []).enumerated() {
+            let path = "\(path).participants[\(index)]"
+            var id: String
+            if entry.kind == .object {
+                id = try requiredAddress(entry["id"], path + ".id")
+                if let phone = entry["phoneNumber"]?.string.flatMap(WhatsAppID.canonical), let pair = aliasPair(id, phone) {
+                    phoneByLID[pair.lid] = pair.phone
+                }
+            } else {
+                id = try requiredAddress(entry, path)
+            }
+            if let phone = phoneByLID[id] { id = phone }
+            if !result.contains(id) { result.append(id) }
+        }
+        return (result, phoneByLID)
+    }
+}

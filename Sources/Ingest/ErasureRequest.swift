@@ -1,0 +1,53 @@
+import ChatEvents
+import LedgerSupport
+
+/// An operator's erasure request as the Kafka record `chatledger erase` publishes on the
+/// canonical topic: keyed by the device id (so it lands on the device's partition, after
+/// every event of the device already there), its value a `ledger.erased` event naming
+/// the device, chat or contact by digest only.
+public struct ErasureRequest: Sendable {
+    public var deviceId: String
+    public var scope: ErasureScope
+    /// The chat or contact id (nil for a device erasure).
+    public var subjectId: String?
+    public var reason: String
+
+    /// A request; exactly one of `chatId` and `contactId` may be given, or neither (the whole device).
+    /// - Throws: `ErasureRequest.Invalid` when both are given, an id is empty, or the reason is.
+    public init(deviceId: String, chatId: String? = nil, contactId: String? = nil, reason: String) throws(Invalid) {
+        guard !deviceId.isEmpty else { throw Invalid(message: "the device id is empty") }
+        guard !reason.isEmpty else { throw Invalid(message: "the reason is empty") }
+        switch (chatId, contactId) {
+        case (nil, nil): scope = .device
+        case (let chat?, nil): scope = .chat; subjectId = chat
+        case (nil, let contact?): scope = .contact; subjectId = contact
+        case (_?, _?): throw Invalid(message: "name a chat or a contact, not both")
+        }
+        if subjectId?.isEmpty == true { throw Invalid(message: "the chat or contact id is empty") }
+        self.deviceId = deviceId
+        self.reason = reason
+    }
+
+    /// Why a request cannot be made.
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// `sha256:` and the lowercase hex SHA-256 of an id.
+    public static func digestName(_ id: String) -> String {
+        LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
+    }
+
+    /// The event, with `eventId` and `occurredAt` (ms) given.
+    public func event(eventId: String, occurredAt: Int64) -> Event {
+        Event(
+            eventId: eventId, deviceId: Self.digestName(deviceId), occurredAt: occurredAt, chatId: nil,
+            payload: .ledgerErased(LedgerErasure(scope: scope, subject: subjectId.map(Self.digestName), reason: reason)))
+    }
+
+    /// The Kafka record: key (the device id) and value (the canonical event).
+    public func record(eventId: String, occurredAt: Int64) -> (key: [UInt8], value: [UInt8]) {
+        (Array(deviceId.utf8), EventEncoder.encode(event(eventId: eventId, occurredAt: occurredAt)))
+    }
+}

@@ -1,0 +1,52 @@
+import ChatEvents
+import EventLog
+import LedgerSupport
+
+/// Which fields of which records one erasure redacts (see `schemas/event-log.md`,
+/// "Erasure"): the erasure record's own key (the device id); for a device erasure every
+/// field of every record keyed by the device; for a chat or contact erasure the value and
+/// reason of the device's events of that chat (under either id of the contact, as far as
+/// `contact.aliased` events before it tell) and of all the device's dead letters (their
+/// chat cannot be told, and they are not folded, so nothing is lost by erasing them).
+struct ErasureSelector {
+    let erasure: LedgerErasure
+    let erasureOffset: Int64
+    let deviceDigest: SHA256Digest
+    /// Digest names (`sha256:<hex>`) of the chat ids erased: the subject, and aliases found.
+    private var subjects: Set<String>
+    private let parser = EventParser()
+
+    /// The selector of the `ledger.erased` event at `erasureOffset`; nil if its device is not digest-named.
+    init?(_ erasure: LedgerErasure, deviceDigestName: String, erasureOffset: Int64) {
+        guard LedgerErasure.isDigestName(deviceDigestName),
+            let digest = SHA256Digest(hex: String(deviceDigestName.dropFirst(LedgerErasure.digestPrefix.count)))
+        else { return nil }
+        self.erasure = erasure
+        self.erasureOffset = erasureOffset
+        self.deviceDigest = digest
+        self.subjects = Set(erasure.subject.map { [$0] } ?? [])
+    }
+
+    /// The fields of `record` to redact (the caller leaves out those absent or already redacted).
+    mutating func fields(_ record: RecordView) -> RedactedFields {
+        if record.offset == erasureOffset { return .key }
+        guard record.kind != .gap, record.keyDigest == deviceDigest else { return [] }
+        if erasure.scope == .device { return .all }
+        if record.kind == .deadLetter { return [.value, .reason] }
+        guard let value = record.value, let event = try? parser.parse(value), let chatId = event.chatId else { return [] }
+        let chat = Self.digestName(chatId)
+        if case .contactAliased(let aliased) = event.payload, erasure.scope == .contact {
+            let alias = Self.digestName(aliased.alias)
+            if subjects.contains(chat) || subjects.contains(alias) {
+                subjects.insert(chat)
+                subjects.insert(alias)
+                return [.value, .reason]
+            }
+        }
+        return subjects.contains(chat) ? [.value, .reason] : []
+    }
+
+    static func digestName(_ id: String) -> String {
+        LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
+    }
+}

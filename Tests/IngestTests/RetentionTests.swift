@@ -1,0 +1,104 @@
+import ChatEvents
+import ChatProjection
+import EventLog
+import Foundation
+import Ingest
+import KafkaTestSupport
+import Testing
+
+/// Retention through the pipeline: applied after every checkpoint.
+@Suite("Retention: the log's disk stays bounded, verifies from its base, and replays before it are refused")
+struct RetentionTests {
+    let topic = "wa.device-events"
+    let device = "dev-1"
+
+    func event(_ index: Int) -> [UInt8] {
+        EventEncoder.encode(Event(
+            eventId: "e\(index)", deviceId: device, occurredAt: Int64(index), chatId: "49155500\(index % 40)@c.us",
+            payload: .messageCreated(MessageCreated(messageId: "m\(index)", fromMe: false, kind: .text, preview: "text \(index)"))))
+    }
+
+    /// 8,000 events in batches of 200, a checkpoint after each; the Kafka timestamp of
+    /// offset O is 1,000 + O. Returns the largest partition size seen after a batch.
+    func ingest(_ directory: String, retention: RetentionPolicy) throws -> Int64 {
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(
+            log: log, options: .init(topic: topic, fsync: .never, maxSegmentBytes: 32 << 10, checkpointEveryRecords: .max, retention: retention))
+        var largest: Int64 = 0
+        for index in 0..<8_000 {
+            let value = event(index)
+            try Array(device.utf8).withUnsafeBytes { key in
+                try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: Int64(index), timestamp: 1_000 + Int64(index), key: key, value: $0) }
+            }
+            if index % 200 == 199 {
+                try pipeline.commitBatch()
+                pipeline.waitUntilApplied()
+                try pipeline.checkpointIfDue(force: true)
+                largest = max(largest, log.bytesOnDisk(topic: topic, partition: 0))
+            }
+        }
+        try pipeline.close()
+        return largest
+    }
+
+    @Test("--retain-bytes: the partition stays under the limit (plus one segment and a batch) while ingesting; verify holds from the base; segments go to the archive command first")
+    func bytesLimit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path
+        let archive = directory + "-archive"
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: archive)
+        }
+        let limit: Int64 = 200 << 10
+        let largest = try ingest(directory, retention: RetentionPolicy(maxBytes: limit, archiveCommand: "cp -t '\(archive)' --"))
+        #expect(largest <= limit + (32 << 10) + 200 * 400, "largest \(largest)")
+        let log = EventLog(dataDirectory: directory)
+        let base = try #require(try log.retentionBase(topic: topic, partition: 0))
+        #expect(base.baseOffset > 4_000)
+        let verification = try LogVerifier.verify(log)
+        #expect(verification.isClean, "\(verification.problems)")
+        #expect(verification.partitions.first?.retainedFrom == base.baseOffset)
+        let verify = try ChatLedgerProcess.run(["verify", "--data", directory])
+        #expect(verify.status == 0, "chatledger verify checks the checkpoints from the base: \(verify.standardOutput)")
+        let archived = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasSuffix(".seg") }.sorted()
+        #expect(archived.first == "00000000000000000000.seg" && archived.count >= 10)
+        // Every checkpoint left has its log: positions at or after the base's last removed record.
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        for sequence in checkpoints.sequences() {
+            #expect((try checkpoints.read(sequence).1.positions[0] ?? -1) >= base.baseOffset - 1)
+        }
+    }
+
+    @Test("replay --as-of before the base is a clear error; after it, the same state as a log that kept everything; a restart loads")
+    func asOfAroundTheBase() throws {
+        let retained = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path
+        let whole = FileManager.default.temporaryDirectory.appendingPathComponent("whole-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: retained)
+            try? FileManager.default.removeItem(atPath: whole)
+        }
+        _ = try ingest(retained, retention: RetentionPolicy(maxBytes: 200 << 10))
+        _ = try ingest(whole, retention: RetentionPolicy())
+        let base = try #require(try EventLog(dataDirectory: retained).retentionBase(topic: topic, partition: 0))
+        let audit = AuditLog(dataDirectory: retained, topic: topic)
+        #expect(throws: AuditLog.BeforeRetainedLog.self) { try audit.device(device, asOf: 1_000 + 10) }
+        #expect(throws: AuditLog.BeforeRetainedLog.self) { try audit.device(device, at: LogPosition(partition: 0, offset: base.baseOffset - 100)) }
+        do {
+            _ = try audit.device(device, asOf: 1_000 + 10)
+        } catch {
+            #expect("\(error)".contains("before it and cannot be answered"))
+        }
+        let asOf: Int64 = 1_000 + 7_990
+        let expected = try AuditLog(dataDirectory: whole, topic: topic).device(device, asOf: asOf)
+        #expect(try audit.device(device, asOf: asOf) == expected)
+        #expect(try audit.device(device) == AuditLog(dataDirectory: whole, topic: topic).device(device))
+        let atOffset = LogPosition(partition: 0, offset: 7_950)
+        #expect(try audit.device(device, at: atOffset) == AuditLog(dataDirectory: whole, topic: topic).device(device, at: atOffset))
+
+        #expect(throws: ProjectionError.self) { try ProjectionRecovery.replayFromZero(log: EventLog(dataDirectory: retained), topic: topic) }
+        let restarted = try IngestPipeline(log: EventLog(dataDirectory: retained), options: .init(topic: topic, fsync: .never))
+        #expect(try restarted.store.device(device) == AuditLog(dataDirectory: whole, topic: topic).device(device))
+        try restarted.close()
+    }
+}

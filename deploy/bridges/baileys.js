@@ -1,0 +1,60 @@
+'use strict';
+// Forwards every Baileys event of a socket to Kafka in ChatLedger's `baileys` envelope
+// (schemas/bridge-envelopes.md), for `chatledger adapt --format baileys`.
+//
+//   const { attachBaileysPublisher } = require('./chatledger/baileys');
+//   const sock = makeWASocket({ ... });               // your bot, unchanged
+//   attachBaileysPublisher(sock, { producer, topic: 'wa.baileys', deviceId: 'shop-1' });
+//
+// Records are sent one after another in emit order, keyed by `deviceId`. `creds.update`
+// carries the session's keys: only its `accountSettings` are forwarded, never the rest.
+const { record, OrderedSender } = require('./envelope');
+
+/** Events forwarded by default: Baileys 6.7 – 7 (`BaileysEventMap`), minus `creds.update`'s secrets. */
+const EVENTS = [
+  'messaging-history.set', 'chats.upsert', 'chats.update', 'chats.delete', 'lid-mapping.update',
+  'messages.upsert', 'messages.update', 'messages.delete', 'messages.reaction', 'message-receipt.update',
+  'groups.upsert', 'groups.update', 'group-participants.update', 'creds.update',
+  'contacts.upsert', 'contacts.update', 'presence.update', 'call', 'labels.edit', 'labels.association',
+];
+
+/** What of `creds.update` may leave the process: the account settings, nothing else. */
+function credsUpdateForChatLedger(update) {
+  if (!update || !update.accountSettings) return null;
+  return { accountSettings: update.accountSettings };
+}
+
+/**
+ * Forwards `sock`'s events. Options: `producer` (kafkajs-like), `topic`, `deviceId`,
+ * `skip` (event names not to forward, e.g. ['presence.update'] on busy accounts),
+ * `onError`. Returns the sender (`flush()`, counters) and `detach()`.
+ */
+function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId, skip = [], onError, now } = {}) {
+  if (!deviceId) throw new Error('deviceId is required');
+  const sender = new OrderedSender({ producer, topic, onError });
+  const skipped = new Set(skip);
+  const me = () => (sock.user ? { id: sock.user.id, lid: sock.user.lid } : undefined);
+  const forward = (event, data) => {
+    if (skipped.has(event)) return;
+    if (event === 'creds.update') {
+      data = credsUpdateForChatLedger(data);
+      if (!data) return;
+    }
+    sender.enqueue(record({ event, deviceId, me: me(), body: { data }, now }));
+  };
+  let detach;
+  if (typeof sock.ev.process === 'function') {
+    // Baileys' buffered emitter: one call per flush, events in the order Baileys consolidated them.
+    const remove = sock.ev.process(async (events) => {
+      for (const [event, data] of Object.entries(events)) if (EVENTS.includes(event)) forward(event, data);
+    });
+    detach = typeof remove === 'function' ? remove : () => {};
+  } else {
+    const listeners = EVENTS.map((event) => [event, (data) => forward(event, data)]);
+    for (const [event, listener] of listeners) sock.ev.on(event, listener);
+    detach = () => { for (const [event, listener] of listeners) sock.ev.off(event, listener); };
+  }
+  return { sender, detach };
+}
+
+module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, EVENTS };

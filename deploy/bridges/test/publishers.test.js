@@ -1,0 +1,74 @@
+'use strict';
+// The publishers against a stubbed library emitter and a stubbed producer: `node --test deploy/bridges/test/`.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { baileysSession, wwebjsSession } = require('../testing/scenario');
+const { configFromEnv, fromRdkafka, OrderedSender } = require('../envelope');
+
+test('baileys: one record per event in emit order, keyed by the device, in the envelope', async () => {
+  for (const buffered of [true, false]) {
+    const sent = await baileysSession({ buffered });
+    const envelopes = sent.map((record) => JSON.parse(record.value));
+    assert.deepEqual(envelopes.map((e) => e.event), [
+      'messaging-history.set', 'messages.upsert', 'chats.update', 'presence.update', 'creds.update', 'chats.update', 'messages.update',
+    ], `buffered ${buffered}`);
+    for (const [index, record] of sent.entries()) {
+      assert.equal(record.topic, 'wa.baileys');
+      assert.equal(record.key, 'shop-1');
+      assert.equal(envelopes[index].deviceId, 'shop-1');
+      assert.equal(envelopes[index].timestamp, 1767366800000);
+      assert.deepEqual(envelopes[index].me, { id: '5511999990000:4@s.whatsapp.net', lid: '99887766554433:4@lid' });
+      assert.ok('data' in envelopes[index]);
+    }
+    const upsert = envelopes[1].data.messages[0];
+    assert.deepEqual(upsert.messageTimestamp, { low: 1767366770, high: 0, unsigned: true }, 'Longs as Baileys has them');
+    assert.equal(upsert.message.imageMessage.jpegThumbnail, '/9j/', 'binary as base64, not a byte array');
+  }
+});
+
+test('baileys: creds.update never carries key material; only accountSettings leave the process', async () => {
+  const sent = await baileysSession();
+  const creds = sent.map((r) => JSON.parse(r.value)).filter((e) => e.event === 'creds.update');
+  assert.deepEqual(creds.map((e) => e.data), [{ accountSettings: { unarchiveChats: false } }]);
+  assert.ok(!sent.some((r) => r.value.includes('secret-key-material') || r.value.includes('noiseKey')));
+});
+
+test('wwebjs: listener arguments as args, client and _data left out, QR codes never forwarded', async () => {
+  const sent = await wwebjsSession();
+  const envelopes = sent.map((record) => JSON.parse(record.value));
+  assert.deepEqual(envelopes.map((e) => e.event), [
+    'message_create', 'message', 'unread_count', 'unread_count', 'chat_archived', 'message_revoke_everyone',
+  ]);
+  assert.ok(sent.every((r) => r.key === 'shop-1' && r.topic === 'wa.wwebjs'));
+  assert.ok(envelopes.every((e) => e.me === '5511999990000@c.us' && Array.isArray(e.args)));
+  assert.deepEqual(envelopes[4].args.slice(1), [true, false], 'chat_archived: chat, currState, prevState');
+  assert.ok(!sent.some((r) => r.value.includes('_data') || r.value.includes('"client"')));
+  assert.ok(!sent.some((r) => r.value.includes('secret-pairing-code')));
+});
+
+test('ordered sender: a failed send is reported and the next still goes, in order', async () => {
+  const sent = [];
+  const errors = [];
+  let calls = 0;
+  const producer = { send: async ({ messages }) => { calls += 1; if (calls === 2) throw new Error('broker down'); sent.push(messages[0].value); } };
+  const sender = new OrderedSender({ producer, topic: 't', onError: (e) => errors.push(e.message) });
+  for (const value of ['1', '2', '3']) sender.enqueue({ key: 'k', value });
+  await sender.flush();
+  assert.deepEqual(sent, ['1', '3']);
+  assert.deepEqual(errors, ['broker down']);
+  assert.equal(sender.failed, 1);
+});
+
+test('configuration from the environment; node-rdkafka producers wrapped', async () => {
+  assert.throws(() => configFromEnv({}, 'wa.baileys'), /CHATLEDGER_DEVICE_ID/);
+  const config = configFromEnv({ KAFKA_BROKERS: 'a:9092, b:9092', CHATLEDGER_DEVICE_ID: 'shop-1', KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, 'wa.baileys');
+  assert.deepEqual(config.brokers, ['a:9092', 'b:9092']);
+  assert.equal(config.topic, 'wa.baileys');
+  assert.equal(config.sasl.username, 'u');
+  const produced = [];
+  const producer = fromRdkafka({ produce: (...args) => produced.push(args) });
+  await producer.send({ topic: 't', messages: [{ key: 'shop-1', value: '{}', timestamp: '5' }] });
+  assert.deepEqual(produced[0].slice(0, 2), ['t', null]);
+  assert.equal(produced[0][3], 'shop-1');
+  assert.equal(produced[0][4], 5);
+});
