@@ -3,7 +3,8 @@
 #
 #   deploy/local.sh run    install what is missing, build release, start ChatLedger with demo traffic
 #   deploy/local.sh test   install what is missing, build, run the whole test suite, then
-#                          check live API responses against schemas/openapi.yaml, drive the
+#                          check live API responses against schemas/openapi.yaml (our checker,
+#                          then schemathesis from PyPI over every operation), drive the
 #                          console in headless Chromium (screenshots in .build/console-screenshots)
 #                          and check deploy/ against the binary (see Tests/SchemaChecks,
 #                          Tests/ConsoleChecks, Tests/DeployChecks)
@@ -68,6 +69,18 @@ python_with_checks() {
   echo /usr/bin/python3
 }
 
+# Prints the path of a schemathesis (from PyPI) in a virtualenv under .build, creating it
+# if needed; schemathesis pins many libraries, so it is kept apart from the system's Python.
+schemathesis_binary() {
+  local venv=.build/schemathesis-venv
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    log "installing schemathesis (PyPI) into $venv"
+    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet schemathesis >/dev/null
+  fi
+  echo "$venv/bin/schemathesis"
+}
+
 run_tests() {
   install_system_packages test
   find_swift
@@ -82,6 +95,18 @@ run_tests() {
   log "checking live API responses against schemas/openapi.yaml"
   "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger >/dev/null ||
     "$python" Tests/SchemaChecks/check_openapi.py .build/debug/chatledger
+  log "schemathesis over every operation of schemas/openapi.yaml against a live chatledger run (--checks all)"
+  local schemathesis
+  schemathesis=$(schemathesis_binary)
+  # Run once, with a fixed seed and a bounded number of examples. Advisory for now: what it
+  # still reports are documented answers its generic checks do not know (400 unknown_partition
+  # and bad_cursor for schema-valid values, 422 for a reused Idempotency-Key, 503 not_yet), to
+  # be settled with issue 18; its summary is printed and the whole report kept.
+  if ! python3 Tests/SchemaChecks/run_schemathesis.py .build/debug/chatledger "$schemathesis" 20 \
+      >.build/schemathesis.log 2>&1; then
+    sed -n '/^Failures:/,/^Seed:/p' .build/schemathesis.log
+    log "schemathesis reported failures (advisory; the report is in .build/schemathesis.log)"
+  fi
   log "driving the console in headless Chromium against chatledger run (screenshots in .build/console-screenshots)"
   # Run once (a second run could hide a flaky first one); its report is printed if it fails.
   if ! python3 Tests/ConsoleChecks/check_console.py .build/debug/chatledger .build/console-screenshots \

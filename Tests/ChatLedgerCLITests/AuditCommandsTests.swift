@@ -64,6 +64,16 @@ struct AuditCommandsTests {
         #expect(try ChatLedgerProcess.run(["export", "--data", data, "--from", "yesterday"]).status == 64)
     }
 
+    @Test("replay and export on a data directory that does not exist: a clear error and exit 1, not an empty answer")
+    func missingDataDirectory() throws {
+        for arguments in [["replay", "--device", "d1"], ["export"]] {
+            let run = try ChatLedgerProcess.run(arguments + ["--data", "/nonexistent/chatledger"])
+            #expect(run.status == 1, "\(arguments[0])")
+            #expect(run.standardError.contains("chatledger \(arguments[0]): no data directory at /nonexistent/chatledger"))
+            #expect(run.standardOutput.isEmpty, "\(arguments[0])")
+        }
+    }
+
     @Test("replay --at-offset prints exactly the chat list a fold up to that position renders, before and after the checkpoint")
     func replayAtOffset() throws {
         let (data, events) = try Self.makeData()

@@ -8,7 +8,7 @@ struct HTTPRequestParserTests {
     func parse(_ text: String) -> HTTPRequestParser.Outcome { parser.parse(Array(text.utf8)) }
 
     func status(_ text: String) -> Int? {
-        if case .failure(let error) = parse(text) { return error.status }
+        if case .failure(let error) = parse(text) { return error.status.rawValue }
         return nil
     }
 

@@ -10,7 +10,7 @@ documented statuses (the write routes' 501 from a `chatledger serve` without --b
 on the same data). Each response must have a status the document lists for that
 path; a JSON body must validate against the schema given for that status; declared
 headers (ETag, X-Ledger-Position, Retry-After) must match their schemas; SSE `data`
-lines must validate against ChangeEvent. Every path in the document must be exercised,
+events must validate against ChangeStreamEvent, their data against ChangeEvent. Every path in the document must be exercised,
 so the document and this check cannot drift apart. Exits 1 on any failure.
 """
 import http.client
@@ -264,11 +264,19 @@ def exercise(server):
     check("GET", device + "/changes", status, headers, "", 200)
     stream = raw(server.port, f"GET {device}/changes HTTP/1.1\r\nHost: x\r\nx-api-key: {AUDITOR}\r\n\r\n".encode(),
                  until=b"}\n\n")
-    data = [line[len("data: "):] for line in stream.split("\n") if line.startswith("data: ")]
-    if not data:
-        fail("changes: no event data")
-    for line in data:
-        validate(json.loads(line), DOCUMENT["components"]["schemas"]["ChangeEvent"], "changes data")
+    # Each event (a block of `field: value` lines) against ChangeStreamEvent, its data
+    # (contentSchema is an annotation to a JSON Schema validator) against ChangeEvent.
+    events = []
+    for block in stream.partition("\r\n\r\n")[2].split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":"))
+        if fields:
+            events.append(fields)
+    if not events:
+        fail("changes: no event")
+    item_schema = DOCUMENT["paths"]["/api/v1/devices/{deviceId}/changes"]["get"]["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]
+    for event in events:
+        validate(event, item_schema, "changes event")
+        validate(json.loads(event.get("data", "null")), DOCUMENT["components"]["schemas"]["ChangeEvent"], "changes data")
 
     exercise_devices_status_console(server)
 

@@ -52,6 +52,23 @@ enum HTTPBenchmark {
         report.add("healthz_requests_per_s", baseline.rate, "req/s")
         report.add("chats_vs_healthz", chats.rate / baseline.rate, "ratio")
         report.add("chats_response_bytes", Double(chats.bytes), "bytes")
+        // The same bytes from nginx, one core each (the servers are measured one at a time).
+        let pinned = NginxReference.pin(server.processIdentifier, cores: "0")
+        let pinnedChats = try load(port: server.port, target: "/api/v1/devices/dev-1/chats", seconds: seconds)
+        report.add("chats_one_core_requests_per_s", pinnedChats.rate, "req/s")
+        do {
+            let body = try HTTPLoadClient(port: server.port).body("/api/v1/devices/dev-1/chats")
+            let nginx = try NginxReference(serving: body)
+            defer { nginx.stop() }
+            _ = NginxReference.pin(nginx.processIdentifier, cores: "0")
+            let reference = try load(port: nginx.port, target: nginx.target, seconds: seconds)
+            report.add("nginx_same_bytes_requests_per_s", reference.rate, "req/s")
+            report.add("chats_vs_nginx", pinnedChats.rate / reference.rate, "ratio")
+            report.notes.append("nginx (1 worker, access log off) serves the chat list's bytes as a file; both servers on CPU 0\(pinned ? "" : " (pinning failed: taskset)")")
+        } catch {
+            report.notes.append("no nginx figure: \(error)")
+        }
+        _ = NginxReference.pin(server.processIdentifier, cores: "0-\(max(0, ProcessInfo.processInfo.activeProcessorCount - 1))")
 
         let probe = FreshnessProbe(background: TrafficModel(.init(devices: 500, chatsPerDevice: 20, seed: 11)), rate: backgroundRate)
         let freshness = try probe.run(server: server, until: .markers(probes))
@@ -172,6 +189,12 @@ final class HTTPLoadClient: @unchecked Sendable {
     }
 
     /// One GET; the response body as text.
+    func body(_ target: String) throws -> [UInt8] {
+        send(target)
+        guard let whole = response(), let bodyStart = headEnd(from: whole.lowerBound) else { throw BenchFailure("GET \(target): no response") }
+        return Array(buffer[bodyStart..<whole.upperBound])
+    }
+
     func get(_ target: String) throws -> String {
         send(target)
         guard let whole = response(), let bodyStart = headEnd(from: whole.lowerBound) else { throw BenchFailure("GET \(target): no response") }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ChatProjection
 import EventLog
+import Foundation
 import LedgerSupport
 
 /// `chatledger export`: the events as received, NDJSON on stdout, one per line:
@@ -33,7 +34,8 @@ enum ExportCommand: Command {
             to = value
         }
         let filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
-        let audit = AuditLog(dataDirectory: arguments.value(.data), topic: arguments.value(.topic))
+        guard let data = ReadOnlyDataDirectory.existing(arguments, command: "export") else { return 1 }
+        let audit = AuditLog(dataDirectory: data, topic: arguments.value(.topic))
         var output = OutputBuffer()
         try audit.events(filter) { line in
             output.append(line)

@@ -11,7 +11,7 @@ enum QueryWorkerOptions {
     static let limits: [CommandSpec.Option] = {
         let defaults = HTTPServer.Configuration()
         return [
-            CommandSpec.Option("max-connections", "N", "Open connections beyond this get 503 and are closed.", default: String(defaults.maxConnections)),
+            CommandSpec.Option("max-connections", "N", "At this many open connections a new one replaces the one idle longest; with all busy it gets 503.", default: String(defaults.maxConnections)),
             CommandSpec.Option("header-timeout-ms", "MS", "A request head must arrive within this (else 408).", default: String(defaults.headerTimeoutMilliseconds)),
             CommandSpec.Option("idle-timeout-ms", "MS", "Idle keep-alive connections close after this.", default: String(defaults.idleTimeoutMilliseconds)),
             CommandSpec.Option("max-request-line-bytes", "N", "Longer request lines get 414.", default: String(defaults.limits.requestLineBytes)),

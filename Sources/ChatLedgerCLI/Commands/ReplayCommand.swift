@@ -48,7 +48,7 @@ enum ReplayCommand: Command {
         let now = try arguments.integer("now", in: 0...Int.max).map(Int64.init) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let deviceId = arguments.string("device") ?? ""
         let topic = arguments.value(.topic)
-        let data = arguments.value(.data)
+        guard let data = ReadOnlyDataDirectory.existing(arguments, command: "replay") else { return 1 }
 
         let device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
         let rendered: RenderedView

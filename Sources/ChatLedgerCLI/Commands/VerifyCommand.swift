@@ -21,12 +21,7 @@ enum VerifyCommand: Command {
         ])
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        let data = arguments.value(.data)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
-            writeStandardError("chatledger verify: no data directory at \(data)\n")
-            return 1
-        }
+        guard let data = ReadOnlyDataDirectory.existing(arguments, command: "verify") else { return 1 }
         let started = ContinuousClock.now
         let attestationKey = try arguments.string("attest-key").map { try AttestationKey.read($0, arguments) }
         let log = EventLog(dataDirectory: data)

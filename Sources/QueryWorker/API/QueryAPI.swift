@@ -70,25 +70,14 @@ public final class QueryAPI: Sendable {
     }
 
     /// Records a response for `/metrics` (the server's observer).
-    public func observe(_ head: HTTPRequestHead, status: Int, elapsed: Duration) {
-        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), String(status)])
+    public func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
+        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), status.description])
     }
 
     /// The route template a request matched, as a metric label (never the raw path, which
     /// would make one series per device).
     static func routeLabel(_ head: HTTPRequestHead) -> String {
-        let segments = head.path.split(separator: "/")
-        switch segments.count {
-        case 0: return "/"
-        case 1 where ["healthz", "readyz", "metrics", "console.js", "console.css"].contains(segments[0]): return "/" + segments[0]
-        case 3 where segments[0...1] == ["api", "v1"] && ["devices", "status"].contains(segments[2]): return "/api/v1/" + segments[2]
-        case 5 where segments[0...2] == ["api", "v1", "devices"] && ["chats", "unread", "changes", "events"].contains(segments[4]):
-            return "/api/v1/devices/{deviceId}/" + segments[4]
-        case 6 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats": return "/api/v1/devices/{deviceId}/chats/{chatId}"
-        case 7 where segments[0...2] == ["api", "v1", "devices"] && segments[4] == "chats" && WriteRoutes.Action(rawValue: String(segments[6])) != nil:
-            return "/api/v1/devices/{deviceId}/chats/{chatId}/" + segments[6]
-        default: return "other"
-        }
+        pathSegments(head.path).flatMap(APIRoute.match)?.route.template ?? "other"
     }
 
     /// The longest `wait` a request may ask for, in ms.
@@ -157,13 +146,14 @@ public final class QueryAPI: Sendable {
 
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
         let segments = Self.pathSegments(head.path)
-        if let segments, let write = WriteRoutes.match(segments) {
+        let match = segments.flatMap(APIRoute.match)
+        if let match, case .write(let action) = match.route.name {
             guard head.method == "POST" else {
                 var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes POST")
                 response.headers.append(("Allow", "POST"))
                 return .response(response)
             }
-            return writeRoute(head, body, deviceId: write.deviceId, chatId: write.chatId, action: write.action)
+            return writeRoute(head, body, deviceId: match.deviceId ?? "", chatId: match.chatId ?? "", action: action)
         }
         guard head.method == "GET" else {
             var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served here")
@@ -176,29 +166,38 @@ public final class QueryAPI: Sendable {
         guard body.isEmpty else {
             return .response(.error(400, code: "unexpected_body", message: "GET takes no request body"))
         }
-        switch segments {
-        case []:
+        let notFound = Answer.response(.error(404, code: "not_found", message: "no such route"))
+        guard let match else {
+            // Under a device, an unknown route is told apart from a device out of scope only
+            // with a valid key: without one it is 401 like every device route.
+            let underDevice = segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]
+            if underDevice, case .failure(let refusal) = authenticate(head) { return .response(refusal.response) }
+            return notFound
+        }
+        switch match.route.name {
+        case .console:
             return .response(ConsoleAssets.page.response(head))
-        case ["console.js"]:
+        case .consoleScript:
             return .response(ConsoleAssets.script.response(head))
-        case ["console.css"]:
+        case .consoleStyles:
             return .response(ConsoleAssets.styles.response(head))
-        case ["healthz"]:
+        case .healthz:
             return .response(Self.json(200, #"{"status":"ok"}"#))
-        case ["readyz"]:
+        case .readyz:
             if let lost = gaps?.unacknowledged, !lost.isEmpty { return .response(Self.dataLost(lost)) }
             return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
-        case ["metrics"] where metrics != nil:
-            let body = Array((metrics?.render() ?? "").utf8)
+        case .metrics:
+            guard let metrics else { return notFound }
+            let body = Array(metrics.render().utf8)
             return .response(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body))
-        case ["api", "v1", "devices"]:
-            return deviceList(head)
-        case ["api", "v1", "status"]:
-            return status(head)
-        case _ where segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]:
-            return deviceRoute(head, deviceId: segments[3], rest: Array(segments[4...]))
-        default:
-            return .response(.error(404, code: "not_found", message: "no such route"))
+        case .devices:
+            return deviceList(head, match.route)
+        case .status:
+            return status(head, match.route)
+        case .chats, .chat, .unread, .changes, .events:
+            return deviceRoute(head, match)
+        case .write:
+            return notFound  // answered above
         }
     }
 
@@ -210,6 +209,7 @@ public final class QueryAPI: Sendable {
         let parameters: [String: String]
         do {
             grant = try authenticate(head).get()
+            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
             guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
             parameters = try Self.queryParameters(head.query)
         } catch {
@@ -229,7 +229,7 @@ public final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/devices?limit=&cursor=`: the devices the key may read, with summaries.
-    private func deviceList(_ head: HTTPRequestHead) -> Answer {
+    private func deviceList(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
         let grant: APIKeys.Grant
         let parameters: [String: String]
         do {
@@ -238,9 +238,7 @@ public final class QueryAPI: Sendable {
         } catch {
             return .response(error.response)
         }
-        if let unknown = parameters.keys.first(where: { !["limit", "cursor"].contains($0) }) {
-            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-        }
+        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
         var query = DeviceListQuery(cursor: parameters["cursor"])
         if let text = parameters["limit"] {
             guard let limit = Int(text), (1...DeviceListQuery.maxLimit).contains(limit) else {
@@ -257,13 +255,11 @@ public final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/status`: readiness, per-partition progress and counts, for any valid key.
-    private func status(_ head: HTTPRequestHead) -> Answer {
+    private func status(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
         let grant: APIKeys.Grant
         do {
             grant = try authenticate(head).get()
-            if let unknown = try Self.queryParameters(head.query).keys.first {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+            if let unknown = route.unknownParameter(try Self.queryParameters(head.query)) { return .response(unknown) }
         } catch {
             return .response(error.response)
         }
@@ -275,12 +271,14 @@ public final class QueryAPI: Sendable {
         return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
     }
 
-    private func deviceRoute(_ head: HTTPRequestHead, deviceId: String, rest: [String]) -> Answer {
+    private func deviceRoute(_ head: HTTPRequestHead, _ match: APIRoute.Match) -> Answer {
+        let deviceId = match.deviceId ?? ""
         let grant: APIKeys.Grant
         switch authenticate(head) {
         case .success(let granted): grant = granted
         case .failure(let refusal): return .response(refusal.response)
         }
+        if let tooLong = Self.overlongIdentifier(deviceId: deviceId) { return .response(tooLong) }
         guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
         let parameters: [String: String]
         do {
@@ -289,14 +287,12 @@ public final class QueryAPI: Sendable {
             return .response(error.response)
         }
         let now = clock()
-        if rest == ["chats"] {
+        switch match.route.name {
+        case .chats:
             if parameters["asOf"] != nil, grant.role != .auditor {
                 return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role"))
             }
-            let allowed = parameters["asOf"] != nil ? ["limit", "cursor", "filter", "asOf"] : ["limit", "cursor", "filter", "minPosition", "wait"]
-            if let unknown = parameters.keys.first(where: { !allowed.contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             var query = ChatListQuery()
             if let text = parameters["limit"] {
                 guard let limit = Int(text), (1...ChatListQuery.maxLimit).contains(limit) else {
@@ -311,40 +307,37 @@ public final class QueryAPI: Sendable {
                 query.filter = filter
             }
             query.cursor = parameters["cursor"]
-            if let asOf = parameters["asOf"] { return pointInTime(deviceId: deviceId, asOf: asOf, query: query, now: now) }
+            // minPosition holds an asOf list too: once the position is applied, the log holds it.
             if let unmet = minPositionUnmet(parameters) { return unmet }
+            if let asOf = parameters["asOf"] { return pointInTime(deviceId: deviceId, asOf: asOf, query: query, now: now) }
             do {
                 return .response(respond(head, deviceId: deviceId, try store.chatList(deviceId, query: query, now: now)))
             } catch {
                 return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))
             }
-        } else if rest.count == 2, rest[0] == "chats" {
-            let chatId = rest[1]
-            if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+        case .chat:
+            let chatId = match.chatId ?? ""
+            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             guard let chat = store.chat(deviceId, chatId: chatId, now: now) else {
                 return .response(.error(404, code: "not_found", message: "no such chat"))
             }
             return .response(respond(head, deviceId: deviceId, chat))
-        } else if rest == ["unread"] {
-            if let unknown = parameters.keys.first(where: { !["minPosition", "wait"].contains($0) }) {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+        case .unread:
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
-        } else if rest == ["changes"] {
-            if let unknown = parameters.keys.first {
-                return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-            }
+        case .changes:
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
             return .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]), stream)
-        } else if rest == ["events"] {
+        case .events:
             guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "events need the auditor role")) }
-            return events(deviceId: deviceId, parameters)
+            return events(deviceId: deviceId, parameters, match.route)
+        default:
+            return .response(.error(404, code: "not_found", message: "no such route"))
         }
-        return .response(.error(404, code: "not_found", message: "no such route"))
     }
 
     /// `minPosition=P:O`: answered only once partition P is applied through O; until then
@@ -358,8 +351,17 @@ public final class QueryAPI: Sendable {
             wait = value
         }
         guard let text = parameters["minPosition"] else { return nil }
-        guard let position = LogPosition(text) else {
-            return .response(.error(400, code: "bad_parameter", message: "minPosition must be P:O"))
+        guard let position = Self.logPosition(text) else {
+            return .response(.error(400, code: "bad_parameter", message: "minPosition must be P:O (a partition of at most 9 digits, an offset of at most 18)"))
+        }
+        // A partition the source does not have will never reach the position: say so now
+        // rather than after `wait`. Only Kafka's list of partitions is complete; before it is
+        // known (and for a log another process writes) every partition may still come.
+        let source = source()
+        if source.kind == .kafka, !source.endOffsets.isEmpty, source.endOffsets[position.partition] == nil,
+            store.appliedOffset(partition: position.partition) == nil
+        {
+            return .response(.error(400, code: "unknown_partition", message: "partition \(position.partition) does not exist"))
         }
         if let applied = store.appliedOffset(partition: position.partition), applied >= position.offset { return nil }
         var response = HTTPResponse.error(503, code: "not_yet", message: "position \(text) is not applied yet")
@@ -409,11 +411,9 @@ public final class QueryAPI: Sendable {
 
     /// `events`: the device's events as received (the lines of `chatledger export`), paged
     /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
-    private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
+    private func events(deviceId: String, _ parameters: [String: String], _ route: APIRoute) -> Answer {
         guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
-        if let unknown = parameters.keys.first(where: { !["chat", "from", "to", "limit", "cursor"].contains($0) }) {
-            return .response(.error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)"))
-        }
+        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
         var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
         for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
             guard let text = parameters[name] else { continue }
@@ -431,7 +431,7 @@ public final class QueryAPI: Sendable {
         }
         var cursor: LogPosition?
         if let text = parameters["cursor"] {
-            guard let position = LogPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
+            guard let position = Self.logPosition(text) else { return .response(.error(400, code: "bad_cursor", message: "cursor must be P:O")) }
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
@@ -491,8 +491,49 @@ public final class QueryAPI: Sendable {
         writer.endArray()
     }
 
-    static func json(_ status: Int, _ text: String) -> HTTPResponse {
+    static func json(_ status: HTTPStatus, _ text: String) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
+    }
+
+    /// The longest device id, in characters (as `schemas/event.v1.schema.json` and the API document say).
+    static let maxDeviceIdLength = 128
+    /// The longest chat id, in characters.
+    static let maxChatIdLength = 256
+
+    /// The 400 for a device or chat id longer than any event can carry; nil when both fit.
+    static func overlongIdentifier(deviceId: String, chatId: String? = nil) -> HTTPResponse? {
+        if deviceId.unicodeScalars.count > maxDeviceIdLength {
+            return .error(400, code: "bad_parameter", message: "deviceId is longer than \(maxDeviceIdLength) characters")
+        }
+        if let chatId, chatId.unicodeScalars.count > maxChatIdLength {
+            return .error(400, code: "bad_parameter", message: "chatId is longer than \(maxChatIdLength) characters")
+        }
+        return nil
+    }
+
+    /// `P:O` exactly as the API document's pattern: 1–9 digits, a colon, 1–18 digits (so
+    /// both always fit; no sign, no spaces).
+    static func logPosition(_ text: String) -> LogPosition? {
+        var partition: Int64 = 0
+        var offset: Int64 = 0
+        var digits = 0
+        var seenColon = false
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ":") {
+                guard !seenColon, (1...9).contains(digits) else { return nil }
+                seenColon = true
+                digits = 0
+            } else if (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                digits += 1
+                guard digits <= (seenColon ? 18 : 9) else { return nil }  // so neither can overflow
+                let value = Int64(byte - UInt8(ascii: "0"))
+                if seenColon { offset = offset * 10 + value } else { partition = partition * 10 + value }
+            } else {
+                return nil
+            }
+        }
+        guard seenColon, digits > 0 else { return nil }
+        return LogPosition(partition: Int32(partition), offset: offset)
     }
 
     /// Path segments, percent-decoded; nil for invalid encodings.
@@ -517,6 +558,8 @@ public final class QueryAPI: Sendable {
             guard let name = percentDecode(parts[0], plusIsSpace: true),
                 let value = percentDecode(parts.count > 1 ? parts[1] : "", plusIsSpace: true)
             else { throw Refusal(response: .error(400, code: "bad_query", message: "invalid percent-encoding in the query")) }
+            // `name=` (an empty form field) is the parameter left out, as a browser sends it.
+            guard !value.isEmpty else { continue }
             guard parameters[name] == nil else {
                 throw Refusal(response: .error(400, code: "bad_query", message: "query parameter \(name) given twice"))
             }

@@ -246,7 +246,7 @@ final class WriteRoutes: Sendable {
     }
 
     /// A refused request: counted by reason, nothing produced.
-    private func refuse(_ status: Int, _ reason: String, _ message: String) -> HTTPServer.Reply {
+    private func refuse(_ status: HTTPStatus, _ reason: String, _ message: String) -> HTTPServer.Reply {
         counters.rejected(reason)
         return .response(.error(status, code: reason, message: message))
     }

@@ -39,10 +39,10 @@ public struct HTTPRequestHead: Sendable, Equatable {
 
 /// Why a request was refused: the status to answer with (the connection is closed after).
 public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var status: Int
+    public var status: HTTPStatus
     public var reason: String
 
-    public init(_ status: Int, _ reason: String) {
+    public init(_ status: HTTPStatus, _ reason: String) {
         self.status = status
         self.reason = reason
     }

@@ -1,17 +1,17 @@
 /// A response to write: status, headers, body.
 public struct HTTPResponse: Sendable, Equatable {
-    public var status: Int
+    public var status: HTTPStatus
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// The JSON error body of SPEC §4: `{"error":{"code":…,"message":…}}`.
-    public static func error(_ status: Int, code: String, message: String) -> HTTPResponse {
+    public static func error(_ status: HTTPStatus, code: String, message: String) -> HTTPResponse {
         var text = "{\"error\":{\"code\":\"" + code + "\",\"message\":\""
         for scalar in message.unicodeScalars {
             switch scalar {
@@ -32,7 +32,7 @@ public struct HTTPResponse: Sendable, Equatable {
     /// `HEAD` request (`omitBody`) has the same head and no body (RFC 9110 §9.3.2), so the
     /// next response on a kept-alive connection starts where the client expects it.
     func encoded(keepAlive: Bool, omitBody: Bool = false) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
+        var head = "HTTP/1.1 \(status) \(status.reasonPhrase)\r\n"
         for (name, value) in headers { head += name + ": " + value + "\r\n" }
         head += "Content-Length: \(body.count)\r\n"
         head += keepAlive ? "" : "Connection: close\r\n"
@@ -43,29 +43,9 @@ public struct HTTPResponse: Sendable, Equatable {
     /// The head of a response whose body runs until the connection closes (a stream):
     /// no `Content-Length`, and `Connection: close` to say where the body ends.
     func encodedStreamHead() -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
+        var head = "HTTP/1.1 \(status) \(status.reasonPhrase)\r\n"
         for (name, value) in headers { head += name + ": " + value + "\r\n" }
         head += "Connection: close\r\n\r\n"
         return Array(head.utf8)
-    }
-
-    static func reasonPhrase(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 304: return "Not Modified"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 403: return "Forbidden"
-        case 404: return "Not Found"
-        case 405: return "Method Not Allowed"
-        case 408: return "Request Timeout"
-        case 413: return "Content Too Large"
-        case 414: return "URI Too Long"
-        case 431: return "Request Header Fields Too Large"
-        case 501: return "Not Implemented"
-        case 503: return "Service Unavailable"
-        case 505: return "HTTP Version Not Supported"
-        default: return "Status"
-        }
     }
 }

@@ -19,7 +19,14 @@ public final class HTTPServer: Sendable {
         public var limits = HTTPRequestParser.Limits()
         public var headerTimeoutMilliseconds = 10_000
         public var idleTimeoutMilliseconds = 60_000
+        /// At this many connections, a new one takes the place of the connection that has
+        /// been idle longest with no request in progress (as nginx reuses connections); only
+        /// when every connection is busy is the new one refused (503).
         public var maxConnections = 1_024
+        /// How long a connection closed after a response (an error, `Connection: close`) is
+        /// drained once its write side is shut, so the client reads the response instead
+        /// of a reset.
+        public var lingerMilliseconds = 2_000
         /// Threads that run `Reply.deferred` work.
         public var workerThreads = 2
         /// A stream with nothing to say for this long sends an SSE comment line, so that
@@ -63,7 +70,7 @@ public final class HTTPServer: Sendable {
 
     /// Told of every response sent for a request: its status and how long it took from the
     /// request's arrival (for metrics).
-    public typealias Observer = @Sendable (HTTPRequestHead, _ status: Int, _ elapsed: Duration) -> Void
+    public typealias Observer = @Sendable (HTTPRequestHead, _ status: HTTPStatus, _ elapsed: Duration) -> Void
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
@@ -73,11 +80,11 @@ public final class HTTPServer: Sendable {
     private let handler: Handler
     private let observer: Observer?
     private let stopping = Atomic<Bool>(false)
-    /// The write end of the wake pipe, -1 once closed. Under a lock, so a late `wake()` (a
-    /// Kafka completion arriving after `stop()`) never writes to a descriptor number that
-    /// has been closed and perhaps reused for a file.
-    private let wakeWrite = Mutex<Int32>(-1)
-    private let loop = Mutex<LedgerThread?>(nil)
+    /// Where the server is in its life, and the descriptors each stage owns. Every use of
+    /// the wake pipe's write end happens under this lock and only in a stage that holds it,
+    /// so nothing (a Kafka completion or a deferred replay finishing after `stop()`) can
+    /// write to a descriptor number that was closed and perhaps reused for a file.
+    private let lifecycle = Mutex(Lifecycle.idle)
     private let workers = DeferredWork()
     /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
     private let tickets = Atomic<UInt64>(0)
@@ -119,18 +126,25 @@ public final class HTTPServer: Sendable {
             close(listener)
             throw StartError(description: "pipe2: errno \(errno)")
         }
-        wakeWrite.withLock { $0 = wake[1] }
         let wakeRead = wake[0]
+        // The loop thread owns the listener and closes it when it ends. The wake pipe
+        // belongs to the lifecycle: `stop()` closes both ends once no thread that could wake
+        // the loop is left (a write end whose read end is closed would raise SIGPIPE).
         let thread = LedgerThread { [self] in
             runLoop(listener: listener, wakeRead: wakeRead)
-            close(wakeRead)
-            wakeWrite.withLock { fd in
-                close(fd)
-                fd = -1
-            }
             close(listener)
         }
-        loop.withLock { $0 = thread }
+        let claimed = lifecycle.withLock { stage in
+            guard case .idle = stage else { return false }
+            stage = .running(wake: WakePipe(read: wake[0], write: wake[1]), loop: thread)
+            return true
+        }
+        guard claimed else {
+            close(wake[0])
+            close(wake[1])
+            close(listener)
+            throw StartError(description: "this server was started before (a server starts once)")
+        }
         thread.start()
         workers.start(threads: max(1, configuration.workerThreads)) { [self] in self.wake() }
         return UInt16(bigEndian: address.sin_port)
@@ -140,22 +154,65 @@ public final class HTTPServer: Sendable {
     /// have happened, e.g. after events were applied). Safe from any thread.
     public func wake() {
         var byte: UInt8 = 1
-        wakeWrite.withLock { fd in
-            if fd >= 0 { _ = write(fd, &byte, 1) }  // non-blocking: never waits under the lock
+        lifecycle.withLock { stage in
+            // Non-blocking: never waits under the lock. Idle or stopped: there is no loop to wake.
+            if let pipe = stage.wake { _ = write(pipe.write, &byte, 1) }
         }
     }
 
-    /// Stops accepting, finishes writing in-flight responses, closes every connection and
-    /// waits for the loop thread to end.
+    /// Stops accepting, finishes writing in-flight responses, closes every connection, waits
+    /// for the loop thread and the worker threads to end, and only then closes the wake
+    /// pipe. A server that was never started just becomes stopped.
     public func stop() {
+        let thread: LedgerThread? = lifecycle.withLock { stage in
+            switch stage {
+            case .idle:
+                stage = .stopped
+                return nil
+            case .running(let wake, let loop):
+                stage = .stopping(wake: wake)
+                return loop
+            case .stopping, .stopped:
+                return nil
+            }
+        }
+        guard let thread else { return }
         stopping.store(true, ordering: .releasing)
         wake()
-        let thread = loop.withLock { thread in
-            defer { thread = nil }
-            return thread
-        }
-        thread?.join()
+        thread.join()
+        // Deferred work still running (an auditor replay) wakes the loop when it ends; the
+        // write end stays open until the last worker has been joined.
         workers.stop()
+        lifecycle.withLock { stage in
+            if let pipe = stage.wake {
+                close(pipe.write)
+                close(pipe.read)
+            }
+            stage = .stopped
+        }
+    }
+
+    /// The two ends of the pipe that wakes the loop.
+    private struct WakePipe {
+        var read: Int32
+        var write: Int32
+    }
+
+    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipe;
+    /// leaving `stopping` closes it.
+    private enum Lifecycle {
+        case idle
+        case running(wake: WakePipe, loop: LedgerThread)
+        /// The loop is draining and the worker threads finishing; they may still wake it.
+        case stopping(wake: WakePipe)
+        case stopped
+
+        var wake: WakePipe? {
+            switch self {
+            case .running(let pipe, _), .stopping(let pipe): return pipe
+            case .idle, .stopped: return nil
+            }
+        }
     }
 
     // MARK: - The loop
@@ -171,7 +228,9 @@ public final class HTTPServer: Sendable {
         /// What the connection's oldest unanswered request waits for.
         var phase = Phase.reading
         var input: [UInt8] = []
+        /// What to send; `output[sent...]` is still to go (empty once all of it went).
         var output: [UInt8] = []
+        var sent = 0
         var closeAfterWrite = false
         /// When the first byte of the request being read arrived.
         var requestStarted: ContinuousClock.Instant?
@@ -187,6 +246,19 @@ public final class HTTPServer: Sendable {
             case working(Request, ticket: UInt64, deadline: ContinuousClock.Instant?, fallback: HTTPResponse?)
             /// Sending a never-ending body; requests after it are not read.
             case streaming(HTTPStream)
+            /// The last response is out and the write side shut; what the client still sends
+            /// is read and dropped until it closes or `until` (a lingering close).
+            case lingering(until: ContinuousClock.Instant)
+        }
+
+        /// Idle between requests: nothing read, nothing to write, nothing in progress. The
+        /// kind of connection a new one may take the place of.
+        var isReusable: Bool {
+            switch phase {
+            case .lingering: return true
+            case .reading: return input.isEmpty && output.isEmpty && !closeAfterWrite
+            case .parked, .working, .streaming: return false
+            }
         }
 
         var isReading: Bool {
@@ -199,7 +271,40 @@ public final class HTTPServer: Sendable {
             switch phase {
             case .parked(_, let deadline, _, _): return deadline
             case .working(_, _, let deadline, _): return deadline
+            case .lingering(let until): return until
             case .reading, .streaming: return nil
+            }
+        }
+    }
+
+    /// How often the loop looks for timed-out connections, in ms.
+    private static let sweepMilliseconds = 50
+
+    /// The loop's connections by descriptor, with those a loop turn must visit kept apart:
+    /// the ones waiting for an answer (parked or working) and the streams.
+    private struct ConnectionTable {
+        private(set) var all: [Int32: Connection] = [:]
+        private(set) var waiting: Set<Int32> = []
+        private(set) var streaming: Set<Int32> = []
+
+        var count: Int { all.count }
+        var isEmpty: Bool { all.isEmpty }
+
+        subscript(fd: Int32) -> Connection? {
+            get { all[fd] }
+            set {
+                all[fd] = newValue
+                switch newValue?.phase {
+                case .some(.parked), .some(.working):
+                    waiting.insert(fd)
+                    streaming.remove(fd)
+                case .some(.streaming):
+                    streaming.insert(fd)
+                    waiting.remove(fd)
+                default:
+                    waiting.remove(fd)
+                    streaming.remove(fd)
+                }
             }
         }
     }
@@ -209,9 +314,12 @@ public final class HTTPServer: Sendable {
         defer { close(epoll) }
         watch(epoll, listener, UInt32(CL_EPOLLIN))
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
-        var connections: [Int32: Connection] = [:]
+        var connections = ConnectionTable()
+        var lastSweep = ContinuousClock.now
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
+        // One read buffer for every connection: a read copies out only what arrived.
+        var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
         let parser = HTTPRequestParser(limits: configuration.limits)
         var drainDeadline: ContinuousClock.Instant?
 
@@ -222,16 +330,21 @@ public final class HTTPServer: Sendable {
                     cl_epoll_unwatch(epoll, listener)
                 }
                 // Idle connections and streams close now; the rest once their response is out.
-                for (fd, connection) in connections {
-                    let streaming = if case .streaming = connection.phase { true } else { false }
-                    if streaming || (connection.output.isEmpty && connection.isReading) {
+                for (fd, connection) in connections.all {
+                    let closesNow =
+                        switch connection.phase {
+                        case .streaming, .lingering: true
+                        case .reading: connection.output.isEmpty
+                        case .parked, .working: false
+                        }
+                    if closesNow {
                         close(fd)
                         connections[fd] = nil
                     }
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = connections.values.compactMap(\.deadline).min()
+            let parkedDeadline = connections.waiting.compactMap { connections[$0]?.deadline }.min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             var woken = false
@@ -247,7 +360,7 @@ public final class HTTPServer: Sendable {
                 } else if var connection = connections[fd] {
                     var open = true
                     if flags & UInt32(CL_EPOLLIN | CL_EPOLLHUP | CL_EPOLLERR | CL_EPOLLRDHUP) != 0 {
-                        open = receive(fd, &connection, parser)
+                        open = receive(fd, &connection, parser, &readBuffer)
                     }
                     if open { open = flush(fd, epoll, &connection) }
                     update(fd, open ? connection : nil, &connections)
@@ -257,13 +370,18 @@ public final class HTTPServer: Sendable {
             retryParked(epoll, parser, &connections)
             // Streams change only when what they follow does, which is what a wake says.
             if woken { pollStreams(epoll, &connections) }
-            expireTimeouts(epoll, &connections)
+            // Timeouts are seconds long: a sweep over every connection a few times a second
+            // is enough, however many events a turn handles.
+            if ContinuousClock.now - lastSweep >= .milliseconds(Self.sweepMilliseconds) {
+                lastSweep = .now
+                expireTimeouts(epoll, &connections)
+            }
         }
-        for fd in connections.keys { close(fd) }
+        for fd in connections.all.keys { close(fd) }
     }
 
     /// Stores a connection's new state, or closes it (nil).
-    private func update(_ fd: Int32, _ connection: Connection?, _ connections: inout [Int32: Connection]) {
+    private func update(_ fd: Int32, _ connection: Connection?, _ connections: inout ConnectionTable) {
         if connection == nil { close(fd) }
         connections[fd] = connection
     }
@@ -272,18 +390,29 @@ public final class HTTPServer: Sendable {
         _ = cl_epoll_watch(epoll, fd, flags, modify ? 1 : 0)
     }
 
-    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout [Int32: Connection]) {
+    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout ConnectionTable) {
         while true {
             let fd = cl_accept(listener)
             if fd < 0 {
                 if errno == EINTR { continue }
                 return  // EAGAIN: none left; anything else: try again on the next event
             }
+            if connections.count >= configuration.maxConnections, let reusable = longestIdle(connections) {
+                update(reusable, nil, &connections)
+            }
             guard connections.count < configuration.maxConnections else {
-                let busy = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
+                // Every connection is busy. A handful over the limit are let in to hear why
+                // (503, then a lingering close); past that the new one is closed unheard.
+                guard connections.count < configuration.maxConnections + Self.refusalsOverLimit else {
+                    close(fd)
+                    continue
+                }
+                var refused = Connection()
+                refused.output = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
                     .encoded(keepAlive: false)
-                _ = busy.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
+                refused.closeAfterWrite = true
+                watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
+                update(fd, flush(fd, epoll, &refused) ? refused : nil, &connections)
                 continue
             }
             connections[fd] = Connection()
@@ -291,15 +420,37 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// How many refused connections may linger over `maxConnections` at once.
+    private static let refusalsOverLimit = 64
+
+    /// The connection a new one may replace: a lingering one, else the one idle longest
+    /// with no request in progress; nil when all are busy.
+    private func longestIdle(_ connections: ConnectionTable) -> Int32? {
+        var best: (fd: Int32, lingering: Bool, since: ContinuousClock.Instant)?
+        for (fd, connection) in connections.all where connection.isReusable {
+            let lingering = if case .lingering = connection.phase { true } else { false }
+            if let current = best {
+                if current.lingering && !lingering { continue }
+                if current.lingering == lingering && current.since <= connection.lastActivity { continue }
+            }
+            best = (fd, lingering, connection.lastActivity)
+        }
+        return best?.fd
+    }
+
     /// Reads what is there and answers every whole request; false when the peer is gone.
-    private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    private func receive(_ fd: Int32, _ connection: inout Connection, _ parser: HTTPRequestParser, _ chunk: inout [UInt8]) -> Bool {
         var peerClosed = false
-        let streaming = if case .streaming = connection.phase { true } else { false }
+        // A stream's client has nothing more to say, and a lingering one is only drained.
+        let discarding =
+            switch connection.phase {
+            case .streaming, .lingering: true
+            default: false
+            }
         while true {
             let count = read(fd, &chunk, chunk.count)
             if count > 0 {
-                if streaming { continue }  // a stream's client has nothing more to say; discard
+                if discarding { continue }
                 if connection.input.isEmpty { connection.requestStarted = .now }
                 connection.input.append(contentsOf: chunk[..<count])
                 connection.lastActivity = .now
@@ -316,7 +467,7 @@ public final class HTTPServer: Sendable {
                 break
             }
         }
-        if streaming { return !peerClosed }
+        if discarding { return !peerClosed }
         answerRequests(&connection, parser)
         return !peerClosed || !connection.output.isEmpty
     }
@@ -387,7 +538,7 @@ public final class HTTPServer: Sendable {
     /// once the connection reads again, answers what was pipelined after it.
     private func finish(
         _ fd: Int32, _ reply: Reply, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
-        _ connections: inout [Int32: Connection]
+        _ connections: inout ConnectionTable
     ) {
         guard var connection = connections[fd] else { return }
         connection.phase = .reading
@@ -398,10 +549,11 @@ public final class HTTPServer: Sendable {
 
     /// Asks every parked request again; past its deadline it gets its fallback, and so does
     /// work off the loop that has not answered by its deadline.
-    private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+    private func retryParked(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout ConnectionTable) {
         let now = ContinuousClock.now
         let stopping = stopping.load(ordering: .acquiring)
-        for (fd, connection) in connections {
+        for fd in connections.waiting {
+            guard let connection = connections[fd] else { continue }
             switch connection.phase {
             case .parked(let request, let deadline, let fallback, let check):
                 if let ready = check() {
@@ -418,19 +570,21 @@ public final class HTTPServer: Sendable {
     }
 
     /// Puts into effect what other threads finished (for connections still waiting for it).
-    private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout [Int32: Connection]) {
+    private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout ConnectionTable) {
         let done = workers.takeFinished()
         guard !done.isEmpty else { return }
-        for (fd, connection) in connections {
-            guard case .working(let request, let ticket, _, _) = connection.phase, let reply = done[ticket] else { continue }
+        for fd in connections.waiting {
+            guard let connection = connections[fd], case .working(let request, let ticket, _, _) = connection.phase,
+                let reply = done[ticket]
+            else { continue }
             finish(fd, reply, for: request, epoll, parser, &connections)
         }
     }
 
     /// Gives every stream the chance to send what is new.
-    private func pollStreams(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
-        for (fd, var connection) in connections {
-            guard case .streaming(let stream) = connection.phase else { continue }
+    private func pollStreams(_ epoll: Int32, _ connections: inout ConnectionTable) {
+        for fd in connections.streaming {
+            guard var connection = connections[fd], case .streaming(let stream) = connection.phase else { continue }
             let bytes = stream.poll()
             guard !bytes.isEmpty else { continue }
             connection.output += bytes
@@ -442,12 +596,18 @@ public final class HTTPServer: Sendable {
     /// connection should close now.
     private func flush(_ fd: Int32, _ epoll: Int32, _ connection: inout Connection) -> Bool {
         while !connection.output.isEmpty {
-            let written = connection.output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written == connection.output.count {
+            let sent = connection.sent
+            let written = connection.output.withUnsafeBytes { bytes in
+                // Suspended writes resume at `sent`: nothing is moved to drop what went.
+                // MSG_NOSIGNAL: a client that reset the connection is EPIPE here, not SIGPIPE.
+                Glibc.send(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if written == connection.output.count - sent {
                 connection.output = []
+                connection.sent = 0
                 connection.lastActivity = .now
             } else if written > 0 {
-                connection.output.removeFirst(written)
+                connection.sent += written
                 connection.lastActivity = .now
             } else if written < 0 && errno == EINTR {
                 continue
@@ -459,12 +619,22 @@ public final class HTTPServer: Sendable {
             }
         }
         watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP), modify: true)
-        return !connection.closeAfterWrite && !stopping.load(ordering: .acquiring)
+        if stopping.load(ordering: .acquiring) { return false }
+        if connection.closeAfterWrite {
+            // A lingering close: with the write side shut the client sees the end of the
+            // response; reading on (and dropping) what it still sends keeps the kernel from
+            // answering that with a reset, which could destroy the response unread.
+            guard shutdown(fd, Int32(SHUT_WR)) == 0 else { return false }
+            connection.closeAfterWrite = false
+            connection.input = []
+            connection.phase = .lingering(until: .now + .milliseconds(configuration.lingerMilliseconds))
+        }
+        return true
     }
 
-    private func expireTimeouts(_ epoll: Int32, _ connections: inout [Int32: Connection]) {
+    private func expireTimeouts(_ epoll: Int32, _ connections: inout ConnectionTable) {
         let now = ContinuousClock.now
-        for (fd, var connection) in connections {
+        for (fd, var connection) in connections.all {
             switch connection.phase {
             case .streaming:
                 // A quiet stream gets a comment line, so the client (and any proxy) sees it is alive.
@@ -487,6 +657,8 @@ public final class HTTPServer: Sendable {
                 {
                     update(fd, nil, &connections)
                 }
+            case .lingering(let until):
+                if now >= until { update(fd, nil, &connections) }
             case .parked, .working:
                 break
             }

@@ -1,0 +1,109 @@
+/// The API's routes: each one's template (also its metrics label), the query parameters it
+/// takes and who may call it. The one place that knows them; `QueryAPI` dispatches on
+/// `match` and refuses unknown parameters from `parameters`, and `/metrics` labels a
+/// request with `template`.
+struct APIRoute: Equatable, Sendable {
+    /// Which route.
+    enum Name: Equatable, Sendable {
+        case console, consoleScript, consoleStyles, healthz, readyz, metrics
+        case devices, status
+        case chats, chat, unread, changes, events
+        case write(WriteRoutes.Action)
+    }
+
+    /// Who may call a route.
+    enum Access: Equatable, Sendable {
+        /// No key needed.
+        case open
+        /// Any valid key; a device route also needs the device in the key's scope.
+        case key
+        /// A key with the auditor role.
+        case auditor
+        /// A key whose entry says `"write": true`.
+        case writer
+    }
+
+    var name: Name
+    /// The path with its variables in braces, as `schemas/openapi.yaml` writes it.
+    var template: String
+    /// The query parameters the route takes; any other is 400 `unknown_parameter`.
+    var parameters: Set<String>
+    var access: Access
+    /// The method the route serves (others are 405 with `Allow`).
+    var method: String { if case .write = name { "POST" } else { "GET" } }
+
+    /// A request's route and the path variables it named.
+    struct Match {
+        var route: APIRoute
+        var deviceId: String?
+        var chatId: String?
+    }
+
+    static let console = APIRoute(name: .console, template: "/", parameters: [], access: .open)
+    static let consoleScript = APIRoute(name: .consoleScript, template: "/console.js", parameters: [], access: .open)
+    static let consoleStyles = APIRoute(name: .consoleStyles, template: "/console.css", parameters: [], access: .open)
+    static let healthz = APIRoute(name: .healthz, template: "/healthz", parameters: [], access: .open)
+    static let readyz = APIRoute(name: .readyz, template: "/readyz", parameters: [], access: .open)
+    static let metrics = APIRoute(name: .metrics, template: "/metrics", parameters: [], access: .open)
+    static let devices = APIRoute(name: .devices, template: "/api/v1/devices", parameters: ["limit", "cursor"], access: .key)
+    static let status = APIRoute(name: .status, template: "/api/v1/status", parameters: [], access: .key)
+    static let chats = APIRoute(
+        name: .chats, template: "/api/v1/devices/{deviceId}/chats",
+        parameters: ["limit", "cursor", "filter", "asOf", "minPosition", "wait"], access: .key)
+    static let chat = APIRoute(
+        name: .chat, template: "/api/v1/devices/{deviceId}/chats/{chatId}", parameters: ["minPosition", "wait"], access: .key)
+    static let unread = APIRoute(
+        name: .unread, template: "/api/v1/devices/{deviceId}/unread", parameters: ["minPosition", "wait"], access: .key)
+    static let changes = APIRoute(name: .changes, template: "/api/v1/devices/{deviceId}/changes", parameters: [], access: .key)
+    static let events = APIRoute(
+        name: .events, template: "/api/v1/devices/{deviceId}/events", parameters: ["chat", "from", "to", "limit", "cursor"],
+        access: .auditor)
+
+    static func write(_ action: WriteRoutes.Action) -> APIRoute {
+        APIRoute(
+            name: .write(action), template: "/api/v1/devices/{deviceId}/chats/{chatId}/" + action.rawValue, parameters: ["wait"],
+            access: .writer)
+    }
+
+    /// The route of percent-decoded path segments; nil for a path no route has.
+    static func match(_ segments: [String]) -> Match? {
+        switch segments.count {
+        case 0: return Match(route: console)
+        case 1:
+            switch segments[0] {
+            case "console.js": return Match(route: consoleScript)
+            case "console.css": return Match(route: consoleStyles)
+            case "healthz": return Match(route: healthz)
+            case "readyz": return Match(route: readyz)
+            case "metrics": return Match(route: metrics)
+            default: return nil
+            }
+        case 3 where segments[0] == "api" && segments[1] == "v1":
+            switch segments[2] {
+            case "devices": return Match(route: devices)
+            case "status": return Match(route: status)
+            default: return nil
+            }
+        case 5...7 where segments[0] == "api" && segments[1] == "v1" && segments[2] == "devices":
+            let deviceId = segments[3]
+            switch (segments.count, segments[4]) {
+            case (5, "chats"): return Match(route: chats, deviceId: deviceId)
+            case (5, "unread"): return Match(route: unread, deviceId: deviceId)
+            case (5, "changes"): return Match(route: changes, deviceId: deviceId)
+            case (5, "events"): return Match(route: events, deviceId: deviceId)
+            case (6, "chats"): return Match(route: chat, deviceId: deviceId, chatId: segments[5])
+            case (7, "chats"):
+                guard let action = WriteRoutes.Action(rawValue: segments[6]) else { return nil }
+                return Match(route: write(action), deviceId: deviceId, chatId: segments[5])
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    /// The 400 for the first query parameter the route does not take; nil when all are known.
+    func unknownParameter(_ parameters: [String: String]) -> HTTPResponse? {
+        guard let unknown = parameters.keys.sorted().first(where: { !self.parameters.contains($0) }) else { return nil }
+        return .error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)")
+    }
+}

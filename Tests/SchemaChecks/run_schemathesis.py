@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Drives schemathesis over every operation of schemas/openapi.yaml against a live run.
+
+Usage: run_schemathesis.py PATH/TO/chatledger PATH/TO/schemathesis [EXAMPLES]
+
+Starts `chatledger run` (embedded broker) with the same keys as check_openapi.py,
+produces simulated traffic and waits until it is applied, then runs
+`schemathesis run --checks all` with the auditor's key over every operation, EXAMPLES
+test cases per operation (default 40) and a fixed seed, so a CI run is reproducible and
+bounded. Exits with schemathesis's status (0: no failures).
+"""
+import http.client
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+AUDITOR, READER, WRITER = "check-auditor", "check-reader", "check-writer"
+
+
+class Server:
+    """A `chatledger run` on a free port with the embedded broker (as check_openapi.py's)."""
+
+    def __init__(self, binary, data, keys):
+        self.process = subprocess.Popen(
+            [binary, "run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.brokers, self.port = None, None
+        while self.port is None:
+            line = self.process.stdout.readline()
+            if not line:
+                raise SystemExit("chatledger run ended before printing its URL")
+            if line.startswith("bootstrap="):
+                self.brokers = line.strip().split("=", 1)[1]
+            if line.startswith("url="):
+                self.port = int(line.strip().rsplit(":", 1)[1])
+
+    def status(self, target):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.request("GET", target, headers={"x-api-key": AUDITOR})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def main():
+    # Absolute: schemathesis runs in the temporary directory (where it leaves its own files).
+    binary, schemathesis = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    examples = sys.argv[3] if len(sys.argv) > 3 else "40"
+    with tempfile.TemporaryDirectory() as directory:
+        keys = pathlib.Path(directory) / "keys.json"
+        keys.write_text(json.dumps({"keys": [
+            {"id": "check-auditor", "key": AUDITOR, "devices": ["*"], "role": "auditor", "write": True},
+            {"key": READER, "devices": ["dev-1"], "role": "reader"},
+            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}]}))
+        server = Server(binary, directory + "/data", str(keys))
+        try:
+            produced = subprocess.run(
+                [binary, "produce", "--brokers", server.brokers, "--simulate", "--devices", "3", "--chats", "8", "--count", "300"],
+                check=True, capture_output=True, text=True)
+            for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
+                status = server.status(f"/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000")
+                if status != 200:
+                    raise SystemExit(f"traffic not applied: {status}")
+            command = [
+                schemathesis, "--config-file", str(pathlib.Path(__file__).with_name("schemathesis.toml")),
+                "run", str(SCHEMAS / "openapi.yaml"),
+                "--url", f"http://127.0.0.1:{server.port}",
+                "--checks", "all",
+                "--header", f"x-api-key: {AUDITOR}",
+                "--max-examples", examples,
+                "--seed", "18",
+                # One worker: Hypothesis describes its strategies with ast.parse, which
+                # CPython 3.11 does not do safely from two threads at once.
+                "--workers", "1",
+                "--request-timeout", "35",  # above the longest `wait` (30 s)
+                "--suppress-health-check", "all",
+                "--no-color",
+            ]
+            return subprocess.run(command, cwd=directory).returncode
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
