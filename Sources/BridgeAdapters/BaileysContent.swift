@@ -8,7 +8,7 @@ import ChatEvents
 /// not content (`messageContextInfo`, `senderKeyDistributionMessage`, Evolution's `base64`
 /// and `mediaUrl`) are skipped; wrappers (`ephemeralMessage`, `viewOnceMessage*`,
 /// `documentWithCaptionMessage`, `editedMessage`, ...) are unwrapped to what they hold.
-public enum BaileysContent: Equatable, Sendable {
+package enum BaileysContent: Equatable, Sendable {
     /// A message for the chat list.
     case message(kind: MessageKind, preview: String, hasMedia: Bool)
     /// A reaction to `targetMessageId` (`emoji` empty: removed).
@@ -38,11 +38,11 @@ public enum BaileysContent: Equatable, Sendable {
     ]
 
     /// The longest preview kept (ChatLedger's text limit, in bytes of UTF-8).
-    public static let maxPreviewBytes = 4096
+    package static let maxPreviewBytes = 4096
 
     /// Describes a content object. `typeHint` is the bridge's own name for the type
     /// (Evolution's `messageType`), tried first.
-    public static func describe(_ content: JSONValue?, typeHint: String? = nil) -> BaileysContent {
+    package static func describe(_ content: JSONValue?, typeHint: String? = nil) -> BaileysContent {
         guard var content, content.kind == .object else { return .notAMessage(type: typeHint ?? "empty") }
         var type: String
         var body: JSONValue
@@ -123,7 +123,7 @@ public enum BaileysContent: Equatable, Sendable {
     }
 
     /// `text` cut to at most `maxBytes` of UTF-8, at a Unicode scalar boundary.
-    public static func truncated(_ text: String, maxBytes: Int = maxPreviewBytes) -> String {
+    package static func truncated(_ text: String, maxBytes: Int = maxPreviewBytes) -> String {
         guard text.utf8.count > maxBytes else { return text }
         var result = String.UnicodeScalarView()
         var count = 0

@@ -1,17 +1,17 @@
 import ChatEvents
 
 /// One Kafka record of a bridge's topic, copied out of the consumer.
-public struct BridgeRecord: Sendable, Hashable {
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
+package struct BridgeRecord: Sendable, Hashable {
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
     /// Kafka's timestamp, ms since the epoch; -1 when the record has none.
-    public var timestamp: Int64
-    public var key: [UInt8]?
+    package var timestamp: Int64
+    package var key: [UInt8]?
     /// Nil for a tombstone.
-    public var value: [UInt8]?
+    package var value: [UInt8]?
 
-    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64 = -1, key: [UInt8]? = nil, value: [UInt8]?) {
+    package init(topic: String, partition: Int32, offset: Int64, timestamp: Int64 = -1, key: [UInt8]? = nil, value: [UInt8]?) {
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -22,20 +22,20 @@ public struct BridgeRecord: Sendable, Hashable {
 }
 
 /// A canonical event made from a bridge record, with what the stage needs to place it.
-public struct AdaptedEvent: Sendable, Hashable {
-    public var event: Event
+package struct AdaptedEvent: Sendable, Hashable {
+    package var event: Event
     /// The message this event acts on (a receipt, a revoke, an edit): the stage emits it
     /// only after the message's `message.created` (or after a bounded wait), because
     /// bridges publish them on other topics and the projection ignores them before.
-    public var waitsFor: String?
+    package var waitsFor: String?
     /// The event's `chatId` is the record's best guess (a LID, or the account's own id
     /// where a bridge writes the sender's view): the chat the message was created in,
     /// when the stage has seen it, replaces it.
-    public var chatIsGuess: Bool
+    package var chatIsGuess: Bool
     /// Without the message's chat the event is dropped (its `chatId` is no chat at all).
-    public var dropIfUnresolved: Bool
+    package var dropIfUnresolved: Bool
 
-    public init(event: Event, waitsFor: String? = nil, chatIsGuess: Bool = false, dropIfUnresolved: Bool = false) {
+    package init(event: Event, waitsFor: String? = nil, chatIsGuess: Bool = false, dropIfUnresolved: Bool = false) {
         self.event = event
         self.waitsFor = waitsFor
         self.chatIsGuess = chatIsGuess
@@ -44,9 +44,9 @@ public struct AdaptedEvent: Sendable, Hashable {
 }
 
 /// What one bridge record became.
-public struct AdaptedRecord: Sendable {
+package struct AdaptedRecord: Sendable {
     /// The record's fate.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// Events in `events` (maybe none, with `skipReasons` saying why).
         case mapped
         /// Not usable: a dead letter with a stable code (`invalid_json`, `missing_field`, ...)
@@ -54,27 +54,27 @@ public struct AdaptedRecord: Sendable {
         case deadLetter(code: String, detail: String)
     }
 
-    public var outcome: Outcome = .mapped
-    public var events: [AdaptedEvent] = []
+    package var outcome: Outcome = .mapped
+    package var events: [AdaptedEvent] = []
     /// Why parts of the record made no event (`unknown_event`, `ignored_event`, ...), counted.
-    public var skipReasons: [String] = []
+    package var skipReasons: [String] = []
     /// The bridge's name for what the record is (Evolution's `event`), when the adapter knows it.
-    public var eventName: String?
+    package var eventName: String?
     /// The record's secret (Evolution's `apikey`), to scrub from anything written about it.
-    public var secret: [UInt8]?
+    package var secret: [UInt8]?
     /// The bridge's own time of the record (ms; Evolution's envelope `timestamp`), by which
     /// the stage orders records across topics; nil: Kafka's timestamp is used.
-    public var time: Int64?
+    package var time: Int64?
 
-    public init() {}
+    package init() {}
 
     /// Marks the record as a dead letter; events made so far are dropped.
-    public mutating func deadLetter(_ code: String, _ detail: String) {
+    package mutating func deadLetter(_ code: String, _ detail: String) {
         outcome = .deadLetter(code: code, detail: detail)
         events.removeAll()
     }
 
-    public var isDeadLetter: Bool {
+    package var isDeadLetter: Bool {
         if case .deadLetter = outcome { return true }
         return false
     }
@@ -87,7 +87,7 @@ public struct AdaptedRecord: Sendable {
 /// redelivery after a crash of the stage change nothing downstream. What needs more than
 /// one record (the message a receipt refers to, the order across topics) is the stage's
 /// job, through `AdaptedEvent.waitsFor` and `chatIsGuess`.
-public protocol BridgeAdapter: Sendable {
+package protocol BridgeAdapter: Sendable {
     /// The format's name: `--format`, and `source.format` of the events it makes.
     var format: String { get }
 
@@ -97,12 +97,12 @@ public protocol BridgeAdapter: Sendable {
 }
 
 /// The formats this build reads.
-public enum BridgeFormats {
+package enum BridgeFormats {
     /// Every format name, for `--format` help and errors.
-    public static let names = [EvolutionAdapter.formatName, BaileysAdapter.formatName, WWebJSAdapter.formatName]
+    package static let names = [EvolutionAdapter.formatName, BaileysAdapter.formatName, WWebJSAdapter.formatName]
 
     /// The adapter for `name`, nil when this build has none.
-    public static func adapter(named name: String) -> (any BridgeAdapter)? {
+    package static func adapter(named name: String) -> (any BridgeAdapter)? {
         switch name {
         case EvolutionAdapter.formatName: return EvolutionAdapter()
         case BaileysAdapter.formatName: return BaileysAdapter()

@@ -3,7 +3,7 @@ import ChatEvents
 /// A simulated bridge: realistic records of one format, reproducible from a seed, each with
 /// the canonical events it means (`produce --simulate --format`, `run --demo --demo-format`,
 /// `bench adapt --format`, the end-to-end tests).
-public protocol BridgeSimulation: Sendable {
+package protocol BridgeSimulation: Sendable {
     /// The format the records are in.
     var format: String { get }
     /// The topics it publishes on (create them before producing).
@@ -17,20 +17,20 @@ public protocol BridgeSimulation: Sendable {
 }
 
 extension EvolutionTraffic: BridgeSimulation {
-    public var format: String { EvolutionAdapter.formatName }
-    public var sourcePattern: String { "^" + configuration.topicPrefix + "\\..*" }
+    package var format: String { EvolutionAdapter.formatName }
+    package var sourcePattern: String { "^" + configuration.topicPrefix + "\\..*" }
 }
 
 extension BridgeTraffic: BridgeSimulation {
-    public var topics: [String] { [topic] }
-    public var sourcePattern: String { "^" + topic.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "\\.") + "$" }
+    package var topics: [String] { [topic] }
+    package var sourcePattern: String { "^" + topic.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "\\.") + "$" }
 }
 
 extension BridgeFormats {
     /// A simulation of `name`'s traffic: `devices` devices with `chats` chats each, records
     /// `meanGapMilliseconds` apart on average (nil: the simulation's default); nil when this
     /// build has none for the format.
-    public static func simulation(
+    package static func simulation(
         named name: String, devices: Int, chats: Int, seed: UInt64, meanGapMilliseconds: Int64? = nil
     ) -> (any BridgeSimulation)? {
         if name == EvolutionAdapter.formatName {

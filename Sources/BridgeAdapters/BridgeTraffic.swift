@@ -12,17 +12,17 @@ import ChatEvents
 /// library cannot carry left out), so a test can fold the meanings into the state the
 /// whole path must reach. Redelivered duplicates of the model are not written (a bridge
 /// forwards each library event once).
-public struct BridgeTraffic: Sendable {
+package struct BridgeTraffic: Sendable {
     /// One Kafka record, as the bridge's publisher writes it.
-    public typealias Record = EvolutionTraffic.Record
+    package typealias Record = EvolutionTraffic.Record
 
     /// The formats this simulates.
-    public static let formats = [BaileysAdapter.formatName, WWebJSAdapter.formatName]
+    package static let formats = [BaileysAdapter.formatName, WWebJSAdapter.formatName]
 
     /// The format's name.
-    public let format: String
+    package let format: String
     /// The one topic every device's records go to.
-    public let topic: String
+    package let topic: String
     private var model: TrafficModel
     private var pending: [Record] = []
     private var pendingIndex = 0
@@ -30,7 +30,7 @@ public struct BridgeTraffic: Sendable {
 
     /// Traffic of `format` (nil when it is not one of `formats`), on `topic` (default
     /// `wa.<format>`).
-    public init?(format: String, _ configuration: TrafficModel.Configuration, topic: String? = nil) {
+    package init?(format: String, _ configuration: TrafficModel.Configuration, topic: String? = nil) {
         switch format {
         case BaileysAdapter.formatName: writer = .baileys(BaileysRecordWriter())
         case WWebJSAdapter.formatName: writer = .wwebjs(WWebJSRecordWriter())
@@ -42,15 +42,15 @@ public struct BridgeTraffic: Sendable {
     }
 
     /// The device ids (`dev-1` …).
-    public var deviceIds: [String] { (1...model.configuration.devices).map { "dev-\($0)" } }
+    package var deviceIds: [String] { (1...model.configuration.devices).map { "dev-\($0)" } }
 
     /// The account's own phone id on `deviceId` (the envelope's `me`), canonical.
-    public static func ownId(of deviceId: String) -> String {
+    package static func ownId(of deviceId: String) -> String {
         "55119\(900_000 + (Int(deviceId.split(separator: "-").last ?? "") ?? 0))@c.us"
     }
 
     /// The next record.
-    public mutating func next() -> Record {
+    package mutating func next() -> Record {
         while pendingIndex == pending.count {
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0

@@ -8,17 +8,17 @@ import Foundation
 /// "offset", "timestamp", "reason", "detail", "key"?, "valueBytes", "truncated", and
 /// "value" (the scrubbed record as text) or "valueBase64" (when it is not UTF-8)}`. At most
 /// `maxValueBytes` of the value are kept (a record may be megabytes of media).
-public struct DeadLetter: Sendable, Hashable {
+package struct DeadLetter: Sendable, Hashable {
     /// Bytes of the record's value kept in a dead letter.
-    public static let maxValueBytes = 64 * 1024
+    package static let maxValueBytes = 64 * 1024
 
-    public var format: String
-    public var record: BridgeRecord
-    public var reason: String
-    public var detail: String
-    public var secret: [UInt8]?
+    package var format: String
+    package var record: BridgeRecord
+    package var reason: String
+    package var detail: String
+    package var secret: [UInt8]?
 
-    public init(format: String, record: BridgeRecord, reason: String, detail: String, secret: [UInt8]?) {
+    package init(format: String, record: BridgeRecord, reason: String, detail: String, secret: [UInt8]?) {
         self.format = format
         self.record = record
         self.reason = reason
@@ -27,13 +27,13 @@ public struct DeadLetter: Sendable, Hashable {
     }
 
     /// The Kafka key of the dead letter: the record's own key (scrubbed), else its topic.
-    public var key: [UInt8] {
+    package var key: [UInt8] {
         guard let key = record.key, !key.isEmpty else { return Array(record.topic.utf8) }
         return SecretScrubber.scrub(key, secret: secret)
     }
 
     /// The JSON value of the dead letter.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("format", format)

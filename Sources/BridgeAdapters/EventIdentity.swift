@@ -11,9 +11,9 @@ import LedgerSupport
 ///
 /// Ids are 26 characters of Crockford base32 (130 bits of a SHA-256), the shape of the
 /// ULIDs the traffic model writes, and short enough to be kept inline by the parser.
-public enum EventIdentity {
+package enum EventIdentity {
     /// The id of event number `index` made from the record at `topic`/`partition`/`offset`.
-    public static func eventId(format: String, topic: String, partition: Int32, offset: Int64, index: Int) -> String {
+    package static func eventId(format: String, topic: String, partition: Int32, offset: Int64, index: Int) -> String {
         var input: [UInt8] = [UInt8(ascii: "r"), UInt8(ascii: "1"), 0]
         input.reserveCapacity(format.utf8.count + topic.utf8.count + 32)
         input.append(contentsOf: format.utf8)
@@ -28,7 +28,7 @@ public enum EventIdentity {
     }
 
     /// The id of the fact "on `deviceId`, `chatId` and `alias` are one contact".
-    public static func aliasEventId(deviceId: String, chatId: String, alias: String) -> String {
+    package static func aliasEventId(deviceId: String, chatId: String, alias: String) -> String {
         encode(SHA256.hash(Array(("a1\u{0}" + deviceId + "\u{0}" + chatId + "\u{0}" + alias).utf8)))
     }
 

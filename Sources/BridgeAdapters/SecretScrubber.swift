@@ -9,9 +9,9 @@ import Glibc
 /// record's bytes, so there every `apikey` value (at any depth, even in JSON cut short) is
 /// replaced by `"[redacted]"`, and so is every other occurrence of the secret's bytes
 /// (a record can repeat it, e.g. in a URL), in the value, the key and the description.
-public enum SecretScrubber {
+package enum SecretScrubber {
     /// What a secret is replaced with.
-    public static let redacted = Array("[redacted]".utf8)
+    package static let redacted = Array("[redacted]".utf8)
 
     /// Key names (compared case-insensitively) whose values are secrets.
     static let secretKeys: Set<String> = ["apikey", "api_key", "api-key", "x-api-key"]
@@ -21,7 +21,7 @@ public enum SecretScrubber {
     static let minimumSecretBytes = 6
 
     /// The first `apikey` string value in `bytes`, read without needing valid JSON.
-    public static func secretValue(in bytes: [UInt8]) -> [UInt8]? {
+    package static func secretValue(in bytes: [UInt8]) -> [UInt8]? {
         var found: [UInt8]?
         _ = scan(bytes) { value in
             if found == nil, !value.isEmpty { found = value }
@@ -30,7 +30,7 @@ public enum SecretScrubber {
     }
 
     /// `bytes` with every `apikey` value and every occurrence of `secret` replaced.
-    public static func scrub(_ bytes: [UInt8], secret: [UInt8]?) -> [UInt8] {
+    package static func scrub(_ bytes: [UInt8], secret: [UInt8]?) -> [UInt8] {
         var secrets: [[UInt8]] = []
         var scrubbed = scan(bytes) { value in
             if value.count >= minimumSecretBytes { secrets.append(value) }
@@ -45,13 +45,13 @@ public enum SecretScrubber {
     }
 
     /// `text` with every occurrence of `secret` replaced.
-    public static func scrub(_ text: String, secret: [UInt8]?) -> String {
+    package static func scrub(_ text: String, secret: [UInt8]?) -> String {
         guard let secret, secret.count >= minimumSecretBytes else { return text }
         return String(decoding: replacing(secret, in: Array(text.utf8)), as: UTF8.self)
     }
 
     /// Whether `secret` occurs in `bytes` (raw or JSON-escaped).
-    public static func contains(_ secret: [UInt8], in bytes: [UInt8]) -> Bool {
+    package static func contains(_ secret: [UInt8], in bytes: [UInt8]) -> Bool {
         guard secret.count >= minimumSecretBytes else { return false }
         return firstIndex(of: secret, in: bytes, from: 0) != nil || firstIndex(of: jsonEscaped(secret), in: bytes, from: 0) != nil
     }

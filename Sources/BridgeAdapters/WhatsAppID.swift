@@ -7,20 +7,20 @@
 /// contact's events name one chat: the phone form is `<digits>@c.us`, a LID stays
 /// `<digits>@lid` (which phone it stands for is a fact a record has to teach:
 /// `contact.aliased`), groups, broadcasts and channels keep their ids.
-public enum WhatsAppID {
+package enum WhatsAppID {
     /// What an id names.
-    public enum Domain: Sendable, Equatable {
+    package enum Domain: Sendable, Equatable {
         case phone, lid, group, statusBroadcast, broadcast, newsletter, other
     }
 
     /// The longest id kept (ChatLedger's address limit).
-    public static let maxBytes = 256
+    package static let maxBytes = 256
 
     /// The canonical form of `raw`, nil when it is empty, too long or has no user part.
     ///
     /// Works on the UTF-8 bytes (ids are ASCII in practice): an id already canonical comes
     /// back as it is, without a copy.
-    public static func canonical(_ raw: String) -> String? {
+    package static func canonical(_ raw: String) -> String? {
         var text = raw
         let result = text.withUTF8 { bytes -> Canonical in
             var start = 0
@@ -103,7 +103,7 @@ public enum WhatsAppID {
     }
 
     /// What a canonical id names.
-    public static func domain(of id: String) -> Domain {
+    package static func domain(of id: String) -> Domain {
         var id = id
         return id.withUTF8 { bytes in
             guard let at = bytes.lastIndex(of: UInt8(ascii: "@")) else { return .other }
@@ -120,7 +120,7 @@ public enum WhatsAppID {
     }
 
     /// The part before `@`.
-    public static func user(of id: String) -> Substring {
+    package static func user(of id: String) -> Substring {
         id.utf8.firstIndex(of: UInt8(ascii: "@")).map { id[..<$0] } ?? Substring(id)
     }
 }

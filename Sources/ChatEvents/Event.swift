@@ -2,29 +2,29 @@
 ///
 /// Values are exactly what the wire said; the parser has already checked types, limits
 /// and the per-type rules, so a value of this type is always a valid event.
-public struct Event: Sendable, Hashable {
+package struct Event: Sendable, Hashable {
     /// The only schema version this build understands.
-    public static let supportedSchemaVersion = 1
+    package static let supportedSchemaVersion = 1
 
     /// Unique per event; a repeated `eventId` is a redelivery and changes nothing.
-    public var eventId: String {
+    package var eventId: String {
         get { eventIdText.string }
         set { eventIdText = InlineString(newValue) }
     }
     /// The device whose chat list the event belongs to; also the Kafka key.
-    public var deviceId: String
+    package var deviceId: String
     /// WhatsApp's time of the event, milliseconds since the Unix epoch.
-    public var occurredAt: Int64
+    package var occurredAt: Int64
     /// The chat; `nil` only for device-level events (`account.settings`, some unknown types).
-    public var chatId: String? {
+    package var chatId: String? {
         get { chatIdText?.string }
         set { chatIdText = newValue.map(InlineString.init) }
     }
     /// The type-specific part.
-    public var payload: EventPayload
+    package var payload: EventPayload
     /// The bridge record the adapter stage made this event from (README, "Real bridges"), or the write-API
     /// request (README, "The write API"); nil for events a bridge published in the canonical form itself.
-    public var source: EventSource? {
+    package var source: EventSource? {
         get { sourceBox?.source }
         set { sourceBox = newValue.map(EventSource.Box.init) }
     }
@@ -38,7 +38,7 @@ public struct Event: Sendable, Hashable {
     package var sourceBox: EventSource.Box?
 
     /// Creates an event from its parts (used by the traffic model, the adapter stage and tests).
-    public init(
+    package init(
         eventId: String, deviceId: String, occurredAt: Int64, chatId: String?, payload: EventPayload,
         source: EventSource? = nil
     ) {
@@ -60,11 +60,11 @@ public struct Event: Sendable, Hashable {
     }
 
     /// The wire name of the event's type, e.g. `message.created`.
-    public var type: String { payload.typeName }
+    package var type: String { payload.typeName }
 }
 
 /// The type-specific part of an event: one case per `type` of `schemas/event.v1.schema.json`.
-public enum EventPayload: Sendable, Hashable {
+package enum EventPayload: Sendable, Hashable {
     case messageCreated(MessageCreated)
     case messageEdited(MessageEdited)
     case messageRevoked(MessageRevoked)
@@ -91,7 +91,7 @@ public enum EventPayload: Sendable, Hashable {
     case unknown(type: String)
 
     /// The wire name of the type.
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .messageCreated: return EventType.messageCreated.rawValue
         case .messageEdited: return EventType.messageEdited.rawValue
@@ -117,7 +117,7 @@ public enum EventPayload: Sendable, Hashable {
 }
 
 /// The event types schema v1 defines.
-public enum EventType: String, Sendable, CaseIterable {
+package enum EventType: String, Sendable, CaseIterable {
     case messageCreated = "message.created"
     case messageEdited = "message.edited"
     case messageRevoked = "message.revoked"
@@ -138,34 +138,34 @@ public enum EventType: String, Sendable, CaseIterable {
     case ledgerErased = "ledger.erased"
 
     /// Device-level types carry no `chatId`.
-    public var isDeviceLevel: Bool { self == .accountSettings || self == .ledgerErased }
+    package var isDeviceLevel: Bool { self == .accountSettings || self == .ledgerErased }
 }
 
 // MARK: - Payloads
 
 /// `message.created`: a message sent or received on the device.
-public struct MessageCreated: Sendable, Hashable {
-    public var messageId: String {
+package struct MessageCreated: Sendable, Hashable {
+    package var messageId: String {
         get { messageIdText.string }
         set { messageIdText = InlineString(newValue) }
     }
     /// `true` for messages the account sent itself (from any of its devices).
-    public var fromMe: Bool
-    public var kind: MessageKind
+    package var fromMe: Bool
+    package var kind: MessageKind
     /// What the chat list shows for the message (may be empty for media).
-    public var preview: String
-    public var senderId: String? {
+    package var preview: String
+    package var senderId: String? {
         get { senderIdText?.string }
         set { senderIdText = newValue.map(InlineString.init) }
     }
-    public var hasMedia: Bool?
+    package var hasMedia: Bool?
 
     /// `messageId` as stored: inline, so parsing one allocates nothing for it.
     package var messageIdText: InlineString
     /// `senderId` as stored.
     package var senderIdText: InlineString?
 
-    public init(
+    package init(
         messageId: String, fromMe: Bool, kind: MessageKind, preview: String,
         senderId: String? = nil, hasMedia: Bool? = nil
     ) {
@@ -188,36 +188,36 @@ public struct MessageCreated: Sendable, Hashable {
 }
 
 /// `message.edited`: the text of an earlier message changed.
-public struct MessageEdited: Sendable, Hashable {
-    public var messageId: String
-    public var preview: String
+package struct MessageEdited: Sendable, Hashable {
+    package var messageId: String
+    package var preview: String
 
-    public init(messageId: String, preview: String) {
+    package init(messageId: String, preview: String) {
         self.messageId = messageId
         self.preview = preview
     }
 }
 
 /// `message.revoked`: a message was deleted for everyone or for this account only.
-public struct MessageRevoked: Sendable, Hashable {
-    public var messageId: String
-    public var scope: RevokeScope
+package struct MessageRevoked: Sendable, Hashable {
+    package var messageId: String
+    package var scope: RevokeScope
 
-    public init(messageId: String, scope: RevokeScope) {
+    package init(messageId: String, scope: RevokeScope) {
         self.messageId = messageId
         self.scope = scope
     }
 }
 
 /// `message.status`: receipts for one or more messages.
-public struct MessageStatus: Sendable, Hashable {
+package struct MessageStatus: Sendable, Hashable {
     /// At least one id.
-    public var messageIds: [String]
-    public var status: AckStatus
+    package var messageIds: [String]
+    package var status: AckStatus
     /// `true` when the account's own other device (the phone) reported the status.
-    public var selfDevice: Bool?
+    package var selfDevice: Bool?
 
-    public init(messageIds: [String], status: AckStatus, selfDevice: Bool? = nil) {
+    package init(messageIds: [String], status: AckStatus, selfDevice: Bool? = nil) {
         self.messageIds = messageIds
         self.status = status
         self.selfDevice = selfDevice
@@ -225,12 +225,12 @@ public struct MessageStatus: Sendable, Hashable {
 }
 
 /// `message.reaction`: an emoji reaction added (or removed, with `emoji == ""`).
-public struct MessageReaction: Sendable, Hashable {
-    public var targetMessageId: String
-    public var senderId: String
-    public var emoji: String
+package struct MessageReaction: Sendable, Hashable {
+    package var targetMessageId: String
+    package var senderId: String
+    package var emoji: String
 
-    public init(targetMessageId: String, senderId: String, emoji: String) {
+    package init(targetMessageId: String, senderId: String, emoji: String) {
         self.targetMessageId = targetMessageId
         self.senderId = senderId
         self.emoji = emoji
@@ -238,21 +238,21 @@ public struct MessageReaction: Sendable, Hashable {
 }
 
 /// `chat.read`: the chat was read, entirely or up to one message.
-public struct ChatRead: Sendable, Hashable {
-    public var upToMessageId: String?
+package struct ChatRead: Sendable, Hashable {
+    package var upToMessageId: String?
 
-    public init(upToMessageId: String? = nil) {
+    package init(upToMessageId: String? = nil) {
         self.upToMessageId = upToMessageId
     }
 }
 
 /// `chat.updated`: metadata changes; absent fields are unchanged.
-public struct ChatUpdated: Sendable, Hashable {
-    public var name: String?
-    public var isGroup: Bool?
-    public var readOnly: Bool?
+package struct ChatUpdated: Sendable, Hashable {
+    package var name: String?
+    package var isGroup: Bool?
+    package var readOnly: Bool?
 
-    public init(name: String? = nil, isGroup: Bool? = nil, readOnly: Bool? = nil) {
+    package init(name: String? = nil, isGroup: Bool? = nil, readOnly: Bool? = nil) {
         self.name = name
         self.isGroup = isGroup
         self.readOnly = readOnly
@@ -260,20 +260,20 @@ public struct ChatUpdated: Sendable, Hashable {
 }
 
 /// `chat.snapshot`: the chat's absolute state from a history sync.
-public struct ChatSnapshot: Sendable, Hashable {
-    public var name: String
-    public var isGroup: Bool
-    public var unreadCount: Int64
-    public var markedUnread: Bool
-    public var archived: Bool
-    public var pinned: Bool
+package struct ChatSnapshot: Sendable, Hashable {
+    package var name: String
+    package var isGroup: Bool
+    package var unreadCount: Int64
+    package var markedUnread: Bool
+    package var archived: Bool
+    package var pinned: Bool
     /// `0` unmuted, `-1` forever, else epoch ms.
-    public var muteUntil: Int64
+    package var muteUntil: Int64
     /// Epoch ms of the chat's last activity.
-    public var timestamp: Int64
-    public var lastMessage: SnapshotMessage?
+    package var timestamp: Int64
+    package var lastMessage: SnapshotMessage?
 
-    public init(
+    package init(
         name: String, isGroup: Bool, unreadCount: Int64, markedUnread: Bool, archived: Bool,
         pinned: Bool, muteUntil: Int64, timestamp: Int64, lastMessage: SnapshotMessage?
     ) {
@@ -290,16 +290,16 @@ public struct ChatSnapshot: Sendable, Hashable {
 }
 
 /// The last message inside a `chat.snapshot`.
-public struct SnapshotMessage: Sendable, Hashable {
-    public var id: String
-    public var fromMe: Bool
-    public var kind: MessageKind
-    public var preview: String
-    public var timestamp: Int64
-    public var ack: AckStatus?
-    public var revoked: Bool?
+package struct SnapshotMessage: Sendable, Hashable {
+    package var id: String
+    package var fromMe: Bool
+    package var kind: MessageKind
+    package var preview: String
+    package var timestamp: Int64
+    package var ack: AckStatus?
+    package var revoked: Bool?
 
-    public init(
+    package init(
         id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64,
         ack: AckStatus? = nil, revoked: Bool? = nil
     ) {
@@ -314,14 +314,14 @@ public struct SnapshotMessage: Sendable, Hashable {
 }
 
 /// `group.participants`: membership changes in a group.
-public struct GroupParticipants: Sendable, Hashable {
-    public var action: ParticipantAction
+package struct GroupParticipants: Sendable, Hashable {
+    package var action: ParticipantAction
     /// At least one participant id.
-    public var participants: [String]
+    package var participants: [String]
     /// `true` when the account itself is among `participants`.
-    public var includesMe: Bool
+    package var includesMe: Bool
 
-    public init(action: ParticipantAction, participants: [String], includesMe: Bool) {
+    package init(action: ParticipantAction, participants: [String], includesMe: Bool) {
         self.action = action
         self.participants = participants
         self.includesMe = includesMe
@@ -330,11 +330,11 @@ public struct GroupParticipants: Sendable, Hashable {
 
 /// `contact.aliased`: the event's `chatId` (the phone form, `<digits>@c.us`) and `alias`
 /// (usually the contact's LID, `<digits>@lid`) are the same contact, so their chats are one.
-public struct ContactAliased: Sendable, Hashable {
+package struct ContactAliased: Sendable, Hashable {
     /// The other id of the contact whose canonical id is the event's `chatId`.
-    public var alias: String
+    package var alias: String
 
-    public init(alias: String) {
+    package init(alias: String) {
         self.alias = alias
     }
 }
@@ -344,7 +344,7 @@ public struct ContactAliased: Sendable, Hashable {
 /// Where an event ChatLedger made itself came from: a bridge record the adapter stage read
 /// (README, "Real bridges"), or a request to the write API (README, "The write API"). An auditor goes from any such event
 /// in the log to its origin; events a bridge published in the canonical form have none.
-public enum EventSource: Sendable, Hashable {
+package enum EventSource: Sendable, Hashable {
     /// A bridge record: the bridge format (e.g. `evolution`) and the Kafka record it was read from.
     case bridgeRecord(format: String, topic: String, partition: Int32, offset: Int64)
     /// A write-API request, made with the API key whose id is `keyId` (the key's name in
@@ -352,15 +352,15 @@ public enum EventSource: Sendable, Hashable {
     case api(keyId: String)
 
     /// `source.format` of write-API events; no bridge format may be called this.
-    public static let apiFormat = "api"
+    package static let apiFormat = "api"
 
     /// A bridge record (the adapter stage's form).
-    public init(format: String, topic: String, partition: Int32, offset: Int64) {
+    package init(format: String, topic: String, partition: Int32, offset: Int64) {
         self = .bridgeRecord(format: format, topic: topic, partition: partition, offset: offset)
     }
 
     /// `source.format`: the bridge format, or `api`.
-    public var format: String {
+    package var format: String {
         switch self {
         case .bridgeRecord(let format, _, _, _): return format
         case .api: return Self.apiFormat
@@ -382,21 +382,21 @@ public enum EventSource: Sendable, Hashable {
 // MARK: - Enumerations
 
 /// What a message is; `system` messages never count as unread.
-public enum MessageKind: String, Sendable, Hashable, CaseIterable {
+package enum MessageKind: String, Sendable, Hashable, CaseIterable {
     case text, image, video, audio, document, sticker, location, contact, call, system
 }
 
 /// Delivery state of a message, in WhatsApp's order.
-public enum AckStatus: String, Sendable, Hashable, CaseIterable {
+package enum AckStatus: String, Sendable, Hashable, CaseIterable {
     case error, pending, server, delivered, read, played
 }
 
 /// Whom a revoke applies to.
-public enum RevokeScope: String, Sendable, Hashable, CaseIterable {
+package enum RevokeScope: String, Sendable, Hashable, CaseIterable {
     case everyone, me
 }
 
 /// A group membership change.
-public enum ParticipantAction: String, Sendable, Hashable, CaseIterable {
+package enum ParticipantAction: String, Sendable, Hashable, CaseIterable {
     case add, remove, leave, promote, demote
 }

@@ -7,9 +7,9 @@
 /// whitespace, and the shortest escapes (`\"`, `\\`, `\b\f\n\r\t`, `\u00XX` for other
 /// control characters; everything else as raw UTF-8). `parse(encode(e)) == e` for every
 /// event, and encoding is deterministic, so equal events give equal bytes.
-public enum EventEncoder {
+package enum EventEncoder {
     /// The canonical JSON bytes of `event`.
-    public static func encode(_ event: Event) -> [UInt8] {
+    package static func encode(_ event: Event) -> [UInt8] {
         var writer = JSONWriter()
         writer.bytes.reserveCapacity(256)
         writer.beginObject()

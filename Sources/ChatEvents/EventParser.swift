@@ -5,12 +5,12 @@
 /// unknown keys, duplicate keys, `null` for optional fields, invalid UTF-8 and fractional
 /// numbers are all rejected (schema v1 is closed; new fields come with a new version).
 /// An unknown `type` with a valid envelope is accepted as `.unknown`.
-public struct EventParser: Sendable {
+package struct EventParser: Sendable {
     /// The limits applied to each value.
-    public var limits: EventLimits
+    package var limits: EventLimits
 
     /// Creates a parser with schema v1's limits unless told otherwise.
-    public init(limits: EventLimits = .default) {
+    package init(limits: EventLimits = .default) {
         self.limits = limits
     }
 
@@ -18,7 +18,7 @@ public struct EventParser: Sendable {
     ///
     /// - Parameter kafkaKey: when given, must equal the event's `deviceId` byte for byte.
     /// - Throws: `EventValidationError` for anything that is not a valid schema-v1 event.
-    public func parse(_ value: UnsafeRawBufferPointer, kafkaKey: UnsafeRawBufferPointer? = nil)
+    package func parse(_ value: UnsafeRawBufferPointer, kafkaKey: UnsafeRawBufferPointer? = nil)
         throws(EventValidationError) -> Event
     {
         guard value.count <= limits.maxEventBytes else {
@@ -46,7 +46,7 @@ public struct EventParser: Sendable {
     }
 
     /// Parses one Kafka value held in an array; see `parse(_:kafkaKey:)`.
-    public func parse(_ value: [UInt8], kafkaKey: [UInt8]? = nil) throws(EventValidationError) -> Event {
+    package func parse(_ value: [UInt8], kafkaKey: [UInt8]? = nil) throws(EventValidationError) -> Event {
         let result: Result<Event, EventValidationError> = value.withUnsafeBytes { valueBytes in
             guard let kafkaKey else { return Result { () throws(EventValidationError) in try parse(valueBytes) } }
             return kafkaKey.withUnsafeBytes { keyBytes in
@@ -61,7 +61,7 @@ public struct EventParser: Sendable {
     /// follow the object, and error paths are relative to it (`archived`, not `data.archived`).
     /// - Throws: `EventValidationError`: `too_large` beyond `maxBytes`, `invalid_json` for an
     ///   empty body, whatever `data` inside an event would get otherwise.
-    public func parseData(_ bytes: [UInt8], type: EventType, maxBytes: Int) throws(EventValidationError) -> EventPayload {
+    package func parseData(_ bytes: [UInt8], type: EventType, maxBytes: Int) throws(EventValidationError) -> EventPayload {
         guard bytes.count <= maxBytes else {
             throw EventValidationError(
                 code: .tooLarge, path: "", byteOffset: maxBytes, message: "body of \(bytes.count) bytes exceeds the limit of \(maxBytes)")

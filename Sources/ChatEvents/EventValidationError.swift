@@ -3,9 +3,9 @@
 /// The `code` is stable and short (it labels dead-letter records and metrics); `path`
 /// names the field (`data.messageIds[2]`, empty for the whole document) and `byteOffset`
 /// the position in the raw value where the problem was seen.
-public struct EventValidationError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct EventValidationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable, machine-readable reason.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case tooLarge = "too_large"
             case invalidJSON = "invalid_json"
@@ -26,64 +26,64 @@ public struct EventValidationError: Error, Sendable, Hashable, CustomStringConve
         private init(_ base: Base) { self.base = base }
 
         /// The value is larger than `EventLimits.maxEventBytes`.
-        public static let tooLarge = Code(.tooLarge)
+        package static let tooLarge = Code(.tooLarge)
         /// Not JSON: a syntax error, trailing bytes, an empty value.
-        public static let invalidJSON = Code(.invalidJSON)
+        package static let invalidJSON = Code(.invalidJSON)
         /// A string holds bytes that are not UTF-8 (or a lone surrogate escape).
-        public static let invalidUTF8 = Code(.invalidUTF8)
+        package static let invalidUTF8 = Code(.invalidUTF8)
         /// An object names the same key twice.
-        public static let duplicateKey = Code(.duplicateKey)
+        package static let duplicateKey = Code(.duplicateKey)
         /// A key the schema does not define for this object.
-        public static let unknownField = Code(.unknownField)
+        package static let unknownField = Code(.unknownField)
         /// A required field is absent.
-        public static let missingField = Code(.missingField)
+        package static let missingField = Code(.missingField)
         /// A field holds the wrong JSON type (string for number, null, ...).
-        public static let wrongType = Code(.wrongType)
+        package static let wrongType = Code(.wrongType)
         /// Right type, value not allowed (unknown enum value, negative time, empty id).
-        public static let invalidValue = Code(.invalidValue)
+        package static let invalidValue = Code(.invalidValue)
         /// A string or list longer than its limit.
-        public static let tooLong = Code(.tooLong)
+        package static let tooLong = Code(.tooLong)
         /// Nesting deeper than `EventLimits.maxDepth`.
-        public static let tooDeep = Code(.tooDeep)
+        package static let tooDeep = Code(.tooDeep)
         /// `schemaVersion` is not one this build reads.
-        public static let unsupportedSchemaVersion = Code(.unsupportedSchemaVersion)
+        package static let unsupportedSchemaVersion = Code(.unsupportedSchemaVersion)
         /// The Kafka key is not the event's `deviceId`.
-        public static let keyMismatch = Code(.keyMismatch)
+        package static let keyMismatch = Code(.keyMismatch)
 
         /// Every code, for metrics that list each reason.
-        public static let all: [Code] = [
+        package static let all: [Code] = [
             .tooLarge, .invalidJSON, .invalidUTF8, .duplicateKey, .unknownField, .missingField,
             .wrongType, .invalidValue, .tooLong, .tooDeep, .unsupportedSchemaVersion, .keyMismatch,
         ]
 
         /// The code as written in dead-letter records, e.g. `missing_field`.
-        public var description: String { base.rawValue }
+        package var description: String { base.rawValue }
 
         /// Looks a code up by its written form.
-        public init?(_ text: String) {
+        package init?(_ text: String) {
             guard let base = Base(rawValue: text) else { return nil }
             self.base = base
         }
     }
 
     /// The reason.
-    public let code: Code
+    package let code: Code
     /// The field, as `data.lastMessage.id` or `data.participants[3]`; empty for the document.
-    public let path: String
+    package let path: String
     /// Byte position in the raw value where the problem was detected.
-    public let byteOffset: Int
+    package let byteOffset: Int
     /// A human-readable explanation.
-    public let message: String
+    package let message: String
 
     /// Creates an error; the parser is the usual source.
-    public init(code: Code, path: String, byteOffset: Int, message: String) {
+    package init(code: Code, path: String, byteOffset: Int, message: String) {
         self.code = code
         self.path = path
         self.byteOffset = byteOffset
         self.message = message
     }
 
-    public var description: String {
+    package var description: String {
         let field = path.isEmpty ? "event" : path
         return "\(field): \(message) (\(code), byte \(byteOffset))"
     }

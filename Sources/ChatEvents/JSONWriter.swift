@@ -1,42 +1,42 @@
 /// Appends compact JSON to a byte buffer; tracks commas so callers write fields in order.
-public struct JSONWriter: Sendable {
+package struct JSONWriter: Sendable {
     /// The JSON written so far.
-    public var bytes: [UInt8] = []
+    package var bytes: [UInt8] = []
     private var needsComma = false
 
     /// Creates an empty writer.
-    public init() {}
+    package init() {}
 
-    public mutating func beginObject() {
+    package mutating func beginObject() {
         separate()
         bytes.append(UInt8(ascii: "{"))
         needsComma = false
     }
 
-    public mutating func endObject() {
+    package mutating func endObject() {
         bytes.append(UInt8(ascii: "}"))
         needsComma = true
     }
 
-    public mutating func beginArray() {
+    package mutating func beginArray() {
         separate()
         bytes.append(UInt8(ascii: "["))
         needsComma = false
     }
 
-    public mutating func endArray() {
+    package mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
     /// Writes `"name":`; the value written next needs no comma.
-    public mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         string(name)
         bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    public mutating func field(_ name: String, _ value: String) {
+    package mutating func field(_ name: String, _ value: String) {
         key(name)
         string(value)
     }
@@ -47,29 +47,29 @@ public struct JSONWriter: Sendable {
         value.withUTF8 { string(utf8: $0) }
     }
 
-    public mutating func field(_ name: String, _ value: Int64) {
+    package mutating func field(_ name: String, _ value: Int64) {
         key(name)
         integer(value)
     }
 
-    public mutating func field(_ name: String, _ value: Bool) {
+    package mutating func field(_ name: String, _ value: Bool) {
         key(name)
         bool(value)
     }
 
-    public mutating func stringArray(_ values: [String]) {
+    package mutating func stringArray(_ values: [String]) {
         beginArray()
         for value in values { string(value) }
         endArray()
     }
 
-    public mutating func null() {
+    package mutating func null() {
         separate()
         bytes.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
         needsComma = true
     }
 
-    public mutating func bool(_ value: Bool) {
+    package mutating func bool(_ value: Bool) {
         separate()
         if value {
             bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])  // true
@@ -79,7 +79,7 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
-    public mutating func integer(_ value: Int64) {
+    package mutating func integer(_ value: Int64) {
         separate()
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
@@ -99,7 +99,7 @@ public struct JSONWriter: Sendable {
     }
 
     /// Writes a string with the shortest escapes.
-    public mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         var value = value
         value.withUTF8 { string(utf8: $0) }
     }

@@ -8,21 +8,21 @@
 /// small share of redelivered duplicates (same `eventId`, same bytes). Events refer to
 /// messages that exist, so projections see realistic sequences. Time is simulated from
 /// `startTime`, so the same configuration always yields the same events.
-public struct TrafficModel: Sendable {
+package struct TrafficModel: Sendable {
     /// What to simulate.
-    public struct Configuration: Sendable, Hashable {
-        public var devices: Int
-        public var chatsPerDevice: Int
-        public var seed: UInt64
+    package struct Configuration: Sendable, Hashable {
+        package var devices: Int
+        package var chatsPerDevice: Int
+        package var seed: UInt64
         /// Epoch ms of the first event.
-        public var startTime: Int64
+        package var startTime: Int64
         /// Mean simulated milliseconds between two events.
-        public var meanGapMilliseconds: Int64
+        package var meanGapMilliseconds: Int64
         /// Share of events that are redeliveries of a recent event.
-        public var duplicateRate: Double
+        package var duplicateRate: Double
 
         /// Creates a configuration; `startTime` defaults to 2026-01-01T00:00:00Z.
-        public init(
+        package init(
             devices: Int = 10, chatsPerDevice: Int = 50, seed: UInt64 = 1,
             startTime: Int64 = 1_767_225_600_000, meanGapMilliseconds: Int64 = 250, duplicateRate: Double = 0.005
         ) {
@@ -36,10 +36,10 @@ public struct TrafficModel: Sendable {
     }
 
     /// One generated event.
-    public struct Generated: Sendable {
-        public var event: Event
+    package struct Generated: Sendable {
+        package var event: Event
         /// `true` when this is a redelivery of an event generated before.
-        public var isDuplicate: Bool
+        package var isDuplicate: Bool
     }
 
     private struct SimulatedChat: Sendable {
@@ -60,7 +60,7 @@ public struct TrafficModel: Sendable {
         var keepChatsArchived = false
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private var random: SeededGenerator
     private var devices: [SimulatedDevice]
     private var cumulativeChatWeights: [Double]
@@ -69,7 +69,7 @@ public struct TrafficModel: Sendable {
     private var recentEvents: [Event] = []
 
     /// Creates the model; nothing is generated until `next()`.
-    public init(_ configuration: Configuration) {
+    package init(_ configuration: Configuration) {
         self.configuration = configuration
         var random = SeededGenerator(seed: configuration.seed)
         var devices: [SimulatedDevice] = []
@@ -102,7 +102,7 @@ public struct TrafficModel: Sendable {
     /// A history sync of one device (0-based `deviceIndex`): a `chat.snapshot` of each of
     /// its chats, as a bridge publishes when the device connects. Fills a projection with
     /// every chat `next()` will touch afterwards.
-    public mutating func historySync(deviceIndex: Int) -> [Event] {
+    package mutating func historySync(deviceIndex: Int) -> [Event] {
         guard devices.indices.contains(deviceIndex) else { return [] }
         return devices[deviceIndex].chats.indices.map { chatIndex in
             clock += 1
@@ -111,7 +111,7 @@ public struct TrafficModel: Sendable {
     }
 
     /// The next event.
-    public mutating func next() -> Generated {
+    package mutating func next() -> Generated {
         if !recentEvents.isEmpty, random.chance(configuration.duplicateRate) {
             let event = recentEvents[Int(random.next() % UInt64(recentEvents.count))]
             return Generated(event: event, isDuplicate: true)

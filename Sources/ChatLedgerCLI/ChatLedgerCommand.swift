@@ -14,7 +14,7 @@ protocol Command: Sendable {
 }
 
 /// The `chatledger` command line: dispatches to a command, handles `--help` and usage errors.
-public enum ChatLedgerCommand {
+package enum ChatLedgerCommand {
     static let commands: [any Command.Type] = [
         RunCommand.self, IngestCommand.self, AdaptCommand.self, ServeCommand.self, ProduceCommand.self, BrokerCommand.self,
         VerifyCommand.self, AcknowledgeLossCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self,
@@ -22,7 +22,7 @@ public enum ChatLedgerCommand {
     ]
 
     /// Runs the command line (without the program name) and returns the exit status.
-    public static func main(_ arguments: [String]) -> Int32 {
+    package static func main(_ arguments: [String]) -> Int32 {
         guard let name = arguments.first else {
             writeStandardError(overview)
             return UsageError.exitStatus

@@ -4,15 +4,15 @@ import LedgerSupport
 
 /// The audit views of a data directory: a device's state at a past point, and the events
 /// as received. `chatledger replay` / `export` and the auditor routes all read through it.
-public struct AuditLog: Sendable {
-    public let log: EventLog
+package struct AuditLog: Sendable {
+    package let log: EventLog
     /// The Kafka topic whose partitions are read.
-    public let topic: String
+    package let topic: String
     /// Where replays to a position may start from.
-    public let checkpoints: CheckpointStore
+    package let checkpoints: CheckpointStore
 
     /// The audit views of `dataDirectory`'s log of `topic`.
-    public init(dataDirectory: String, topic: String) {
+    package init(dataDirectory: String, topic: String) {
         self.log = EventLog(dataDirectory: dataDirectory)
         self.topic = topic
         self.checkpoints = CheckpointStore(dataDirectory: dataDirectory)
@@ -24,7 +24,7 @@ public struct AuditLog: Sendable {
     /// then), or the whole log. Only records keyed by the device are parsed.
     /// - Parameter partitions: the partitions to read (nil: all of the topic's).
     /// - Throws: `EventLogError` for a damaged log.
-    public func device(
+    package func device(
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
         var state = ProjectionState()
@@ -71,8 +71,8 @@ public struct AuditLog: Sendable {
     }
 
     /// A replay asked for a point before the retained log (`RetentionBase`).
-    public struct BeforeRetainedLog: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    package struct BeforeRetainedLog: Error, Sendable, CustomStringConvertible {
+        package var description: String
         init(_ description: String) { self.description = description }
     }
 
@@ -103,19 +103,19 @@ public struct AuditLog: Sendable {
     }
 
     /// Which events `events` yields.
-    public struct EventFilter: Sendable {
+    package struct EventFilter: Sendable {
         /// Only events keyed by this device (nil: all).
-        public var deviceId: String?
+        package var deviceId: String?
         /// Only events of this chat (nil: all).
-        public var chatId: String?
+        package var chatId: String?
         /// `occurredAt` bounds, inclusive.
-        public var from: Int64 = .min
-        public var to: Int64 = .max
+        package var from: Int64 = .min
+        package var to: Int64 = .max
         /// The partitions to read (nil: all of the topic's), in ascending order.
-        public var partitions: [Int32]?
+        package var partitions: [Int32]?
 
         /// A filter; by default every event of every partition.
-        public init(deviceId: String? = nil, chatId: String? = nil, from: Int64 = .min, to: Int64 = .max, partitions: [Int32]? = nil) {
+        package init(deviceId: String? = nil, chatId: String? = nil, from: Int64 = .min, to: Int64 = .max, partitions: [Int32]? = nil) {
             self.deviceId = deviceId
             self.chatId = chatId
             self.from = from
@@ -135,7 +135,7 @@ public struct AuditLog: Sendable {
     /// Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
-    public func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
+    package func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
         let deviceDigest = device.map(SHA256.hash)
         let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event

@@ -3,7 +3,7 @@ import ChatEvents
 /// A chat id kept without a heap allocation when it is a plain WhatsApp address
 /// (`<digits>@c.us`, `<digits>@g.us`, `<digits>@s.whatsapp.net`, `<digits>@lid`), else as
 /// text. At a million chats the id's own allocation was the largest single cost.
-public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
+package struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     private enum Storage: Hashable, Sendable {
         /// The digits as a number, their count (for leading zeros) and the domain.
         case address(number: UInt64, digits: UInt8, domain: UInt8)
@@ -13,7 +13,7 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
     private static let domains = ["c.us", "g.us", "s.whatsapp.net", "lid"]
     private let storage: Storage
 
-    public init(_ text: String) {
+    package init(_ text: String) {
         storage = Self.pack(text) ?? .text(text)
     }
 
@@ -69,7 +69,7 @@ public struct ChatKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch storage {
         case .text(let text):
             return text

@@ -3,7 +3,7 @@ import EventLog
 
 /// Which chats a list shows. `all`, `unread` and `groups` leave archived chats out (they
 /// live in WhatsApp's Archived folder); `archived` shows only those.
-public enum ChatListFilter: String, Sendable, CaseIterable {
+package enum ChatListFilter: String, Sendable, CaseIterable {
     case all, unread, archived, groups
 
     func includes(_ chat: ChatState) -> Bool {
@@ -17,16 +17,16 @@ public enum ChatListFilter: String, Sendable, CaseIterable {
 }
 
 /// A page request for a chat list.
-public struct ChatListQuery: Sendable, Hashable {
-    public static let defaultLimit = 50
-    public static let maxLimit = 500
+package struct ChatListQuery: Sendable, Hashable {
+    package static let defaultLimit = 50
+    package static let maxLimit = 500
 
-    public var filter: ChatListFilter
-    public var limit: Int
+    package var filter: ChatListFilter
+    package var limit: Int
     /// The `nextCursor` of the previous page, nil for the first.
-    public var cursor: String?
+    package var cursor: String?
 
-    public init(filter: ChatListFilter = .all, limit: Int = ChatListQuery.defaultLimit, cursor: String? = nil) {
+    package init(filter: ChatListFilter = .all, limit: Int = ChatListQuery.defaultLimit, cursor: String? = nil) {
         self.filter = filter
         self.limit = min(max(1, limit), Self.maxLimit)
         self.cursor = cursor
@@ -37,16 +37,16 @@ public struct ChatListQuery: Sendable, Hashable {
 }
 
 /// Rendered JSON and how long it stays right.
-public struct RenderedView: Sendable, Hashable {
-    public var bytes: [UInt8]
+package struct RenderedView: Sendable, Hashable {
+    package var bytes: [UInt8]
     /// The device version it shows.
-    public var version: UInt64
+    package var version: UInt64
     /// Epoch ms when a mute in it expires (`isMuted` changes): the rendering is stale from then.
-    public var validUntil: Int64?
+    package var validUntil: Int64?
     /// The log position the view reflects (set by `ProjectionStore` when it answers).
-    public var position: LogPosition?
+    package var position: LogPosition?
 
-    public init(bytes: [UInt8], version: UInt64, validUntil: Int64?) {
+    package init(bytes: [UInt8], version: UInt64, validUntil: Int64?) {
         self.bytes = bytes
         self.version = version
         self.validUntil = validUntil
@@ -54,9 +54,9 @@ public struct RenderedView: Sendable, Hashable {
 }
 
 /// Renders chat objects exactly as the API serves them (`schemas/openapi.yaml`).
-public enum ChatListRenderer {
+package enum ChatListRenderer {
     /// Thrown for a cursor this renderer did not produce.
-    public struct InvalidCursor: Error, Sendable {}
+    package struct InvalidCursor: Error, Sendable {}
 
     /// The sort position of a chat: pinned first (newest pin first), then by `timestamp`
     /// descending, then by id so the order is total.
@@ -104,7 +104,7 @@ public enum ChatListRenderer {
     /// One page of a device's chat list:
     /// `{"deviceId":…,"version":…,"chats":[…],"nextCursor":…|null}`.
     /// - Throws: `InvalidCursor` for a cursor that is not one of ours.
-    public static func chatList(_ device: DeviceProjection?, deviceId: String, query: ChatListQuery, now: Int64) throws(InvalidCursor) -> RenderedView {
+    package static func chatList(_ device: DeviceProjection?, deviceId: String, query: ChatListQuery, now: Int64) throws(InvalidCursor) -> RenderedView {
         var after: SortKey?
         if let cursor = query.cursor {
             guard let key = SortKey(cursor: cursor) else { throw InvalidCursor() }
@@ -142,7 +142,7 @@ public enum ChatListRenderer {
     }
 
     /// One chat object, or nil if the device has no such chat.
-    public static func chat(_ device: DeviceProjection?, chatId: String, now: Int64) -> RenderedView? {
+    package static func chat(_ device: DeviceProjection?, chatId: String, now: Int64) -> RenderedView? {
         guard let device, let (id, chat) = device.chat(chatId) else { return nil }
         var writer = JSONWriter()
         writeChat(id, chat, now: now, &writer)
@@ -150,7 +150,7 @@ public enum ChatListRenderer {
     }
 
     /// `{"unreadChats":n,"unreadMessages":n}` over the chats outside the archive.
-    public static func unread(_ device: DeviceProjection?) -> RenderedView {
+    package static func unread(_ device: DeviceProjection?) -> RenderedView {
         let totals = UnreadTotals(device)
         var writer = JSONWriter()
         writer.beginObject()

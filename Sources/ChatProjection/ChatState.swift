@@ -1,47 +1,47 @@
 import ChatEvents
 
 /// One chat of a device's chat list, as the fold keeps it.
-public struct ChatState: Sendable, Hashable {
-    public var name: String?
-    public var isGroup = false
+package struct ChatState: Sendable, Hashable {
+    package var name: String?
+    package var isGroup = false
     /// Incoming, non-system messages not read yet.
-    public var unreadCount: Int32 = 0
-    public var markedUnread = false
+    package var unreadCount: Int32 = 0
+    package var markedUnread = false
     /// Epoch ms of the chat's last activity (its place in the list).
-    public var timestamp: Int64 = 0
-    public var archived = false
-    public var pinned = false
+    package var timestamp: Int64 = 0
+    package var archived = false
+    package var pinned = false
     /// Epoch ms of the pin (`occurredAt` of `chat.pinned`), when pinned.
-    public var pinnedAt: Int64?
+    package var pinnedAt: Int64?
     /// `0` unmuted, `-1` forever, else epoch ms; `isMuted` is decided at read time.
-    public var muteUntil: Int64 = 0
-    public var readOnly = false
-    public var lastMessage: LastMessage?
+    package var muteUntil: Int64 = 0
+    package var readOnly = false
+    package var lastMessage: LastMessage?
     /// Every unread message and the most recent read ones, in order: what `upToMessageId`,
     /// revokes and reads on the phone act on. `unreadCount` is always what it counts.
     var history = MessageHistory()
 
-    public init() {}
+    package init() {}
 
     /// Whether the chat is muted at `now` (epoch ms).
-    public func isMuted(at now: Int64) -> Bool {
+    package func isMuted(at now: Int64) -> Bool {
         muteUntil == -1 || muteUntil > now
     }
 }
 
 /// The last message of a chat.
-public struct LastMessage: Sendable, Hashable {
+package struct LastMessage: Sendable, Hashable {
     private var packedId: MessageID
-    public var id: String { packedId.description }
-    public var fromMe: Bool
-    public var kind: MessageKind
-    public var preview: String
-    public var timestamp: Int64
+    package var id: String { packedId.description }
+    package var fromMe: Bool
+    package var kind: MessageKind
+    package var preview: String
+    package var timestamp: Int64
     /// Delivery state of an own message; nil for incoming ones.
-    public var ack: AckStatus?
-    public var revoked: Bool
+    package var ack: AckStatus?
+    package var revoked: Bool
 
-    public init(id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64, ack: AckStatus?, revoked: Bool) {
+    package init(id: String, fromMe: Bool, kind: MessageKind, preview: String, timestamp: Int64, ack: AckStatus?, revoked: Bool) {
         self.init(packedId: MessageID(id), fromMe: fromMe, kind: kind, preview: preview, timestamp: timestamp, ack: ack, revoked: revoked)
     }
 
@@ -61,7 +61,7 @@ public struct LastMessage: Sendable, Hashable {
 
 /// FNV-1a, 64 bits: a stable hash (the same in every process, unlike `Hasher`) for
 /// message and event ids, so replays and checkpoints agree.
-public func stableHash(_ text: String) -> UInt64 {
+package func stableHash(_ text: String) -> UInt64 {
     // Native strings hand out their bytes directly; bridged ones go byte by byte.
     text.utf8.withContiguousStorageIfAvailable(stableHash) ?? stableHash(text.utf8)
 }

@@ -8,7 +8,7 @@ import ChatEvents
 /// a lookup hashes the packed key with one multiplication (a `Dictionary` ran SipHash per
 /// event, and reached the state through two more arrays, each a cache miss in a replay).
 /// Order inside is arbitrary; equality ignores it.
-public struct ChatTable: Hashable, Sendable, Sequence {
+package struct ChatTable: Hashable, Sendable, Sequence {
     private struct Entry: Hashable, Sendable {
         var key: ChatKey
         var state: ChatState
@@ -19,14 +19,14 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     /// empty. Its size is a power of two, at least twice the number of chats (or 0).
     private var index: [Int32] = []
 
-    public init() {}
+    package init() {}
 
     /// Bytes one chat takes inline (key and state, and two index slots), before growth slack.
-    public static var entryStride: Int {
+    package static var entryStride: Int {
         MemoryLayout<Entry>.stride + 2 * MemoryLayout<Int32>.stride
     }
 
-    public subscript(chatId: String) -> ChatState? {
+    package subscript(chatId: String) -> ChatState? {
         get { self[ChatKey(chatId)] }
         set { self[ChatKey(chatId)] = newValue }
     }
@@ -47,10 +47,10 @@ public struct ChatTable: Hashable, Sendable, Sequence {
         }
     }
 
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
+    package var count: Int { entries.count }
+    package var isEmpty: Bool { entries.isEmpty }
     /// The chats' states, in no particular order (a view: nothing is copied).
-    public var values: some Sequence<ChatState> { entries.lazy.map(\.state) }
+    package var values: some Sequence<ChatState> { entries.lazy.map(\.state) }
 
     mutating func reserveCapacity(_ count: Int) {
         entries.reserveCapacity(count)
@@ -67,17 +67,17 @@ public struct ChatTable: Hashable, Sendable, Sequence {
     }
 
     /// (id, chat) pairs, in no particular order.
-    public func makeIterator() -> AnyIterator<(id: String, chat: ChatState)> {
+    package func makeIterator() -> AnyIterator<(id: String, chat: ChatState)> {
         var iterator = entries.makeIterator()
         return AnyIterator { iterator.next().map { (id: $0.key.description, chat: $0.state) } }
     }
 
-    public static func == (lhs: ChatTable, rhs: ChatTable) -> Bool {
+    package static func == (lhs: ChatTable, rhs: ChatTable) -> Bool {
         guard lhs.count == rhs.count else { return false }
         return lhs.entries.allSatisfy { entry in rhs.position(of: entry.key).map { rhs.entries[$0].state == entry.state } ?? false }
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(count)  // order-independent; equal tables have equal counts
     }
 

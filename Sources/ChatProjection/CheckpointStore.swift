@@ -6,31 +6,31 @@ import Foundation
 import LedgerSupport
 
 /// What a checkpoint says about itself.
-public struct CheckpointInfo: Sendable, Hashable {
-    public var sequence: UInt64
-    public var path: String
-    public var topic: String
+package struct CheckpointInfo: Sendable, Hashable {
+    package var sequence: UInt64
+    package var path: String
+    package var topic: String
     /// Per partition, the last log offset folded into the state.
-    public var positions: [Int32: Int64]
+    package var positions: [Int32: Int64]
     /// Per partition, the chain hash of that record.
-    public var chainHashes: [Int32: SHA256Digest]
-    public var stateDigest: SHA256Digest
+    package var chainHashes: [Int32: SHA256Digest]
+    package var stateDigest: SHA256Digest
 }
 
 /// Checkpoints of the projection under `DATA/checkpoints/`: written atomically (temporary
 /// file, fsync, rename, directory fsync), newest kept `retain` deep; loading takes the
 /// newest that is intact and falls back to older ones (or to none: a full replay).
-public struct CheckpointStore: Sendable {
-    public let directory: String
-    public let retain: Int
+package struct CheckpointStore: Sendable {
+    package let directory: String
+    package let retain: Int
     /// When set, every checkpoint written gets an attestation: HMAC-SHA256 under this key
     /// of its topic, positions, chain hashes and state digest (`<sequence>.attest`).
-    public let attestationKey: [UInt8]?
+    package let attestationKey: [UInt8]?
     /// Called with the temporary file of a checkpoint once it is written and synced, just
     /// before it is renamed into place: the crash tests stop a writer there.
     package var beforeRename: (@Sendable (_ temporaryPath: String, _ sequence: UInt64) -> Void)?
 
-    public init(dataDirectory: String, retain: Int = 3, attestationKey: [UInt8]? = nil) {
+    package init(dataDirectory: String, retain: Int = 3, attestationKey: [UInt8]? = nil) {
         self.directory = dataDirectory + "/checkpoints"
         self.retain = max(1, retain)
         self.attestationKey = attestationKey
@@ -39,7 +39,7 @@ public struct CheckpointStore: Sendable {
     /// What an attestation authenticates, as text an auditor can rebuild:
     /// `chatledger-checkpoint-v1`, the sequence, the topic, a line `P:O:CHAIN` per
     /// partition (ascending), and `digest:HEX`, each line ending in `\n`.
-    public static func attestationMessage(_ info: CheckpointInfo) -> [UInt8] {
+    package static func attestationMessage(_ info: CheckpointInfo) -> [UInt8] {
         var text = "chatledger-checkpoint-v1\n\(info.sequence)\n\(info.topic)\n"
         for partition in info.positions.keys.sorted() {
             text += "\(partition):\(info.positions[partition] ?? -1):\((info.chainHashes[partition] ?? .zero).hex)\n"
@@ -51,7 +51,7 @@ public struct CheckpointStore: Sendable {
     func attestationPath(_ sequence: UInt64) -> String { String(path(sequence).dropLast(5)) + ".attest" }
 
     /// Whether checkpoint `sequence` carries a valid attestation under `key`.
-    public func checkAttestation(_ sequence: UInt64, key: [UInt8]) throws -> Bool {
+    package func checkAttestation(_ sequence: UInt64, key: [UInt8]) throws -> Bool {
         let (_, info) = try read(sequence)
         guard let text = try? String(contentsOfFile: attestationPath(sequence), encoding: .utf8),
             let stored = SHA256Digest(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -66,7 +66,7 @@ public struct CheckpointStore: Sendable {
     static let version: UInt16 = 2
 
     /// Sequences of the checkpoint files present, ascending.
-    public func sequences() -> [UInt64] {
+    package func sequences() -> [UInt64] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.compactMap { name in
             guard name.hasSuffix(".ckpt"), name.count == 25 else { return nil }
@@ -75,14 +75,14 @@ public struct CheckpointStore: Sendable {
     }
 
     /// The file of checkpoint `sequence`.
-    public func path(_ sequence: UInt64) -> String {
+    package func path(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return directory + "/" + String(repeating: "0", count: 20 - digits.count) + digits + ".ckpt"
     }
 
     /// Writes `state` as the next checkpoint and prunes old ones.
     @discardableResult
-    public func write(_ state: ProjectionState, topic: String) throws -> CheckpointInfo {
+    package func write(_ state: ProjectionState, topic: String) throws -> CheckpointInfo {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sequence = (sequences().last ?? 0) + 1
         let devices = ProjectionCodec.encodeDevices(state.devices)
@@ -145,7 +145,7 @@ public struct CheckpointStore: Sendable {
 
     /// Removes one checkpoint and its attestation (an erasure replaces the checkpoints
     /// written before it, so none holds what it erased).
-    public func remove(_ sequence: UInt64) throws {
+    package func remove(_ sequence: UInt64) throws {
         for file in [path(sequence), attestationPath(sequence)] where unlink(file) != 0 && errno != ENOENT {
             throw ProjectionError(path: file, "unlink: errno \(errno)")
         }
@@ -153,7 +153,7 @@ public struct CheckpointStore: Sendable {
     }
 
     /// Reads one checkpoint, checking its CRC and recomputing its state digest.
-    public func read(_ sequence: UInt64) throws -> (ProjectionState, CheckpointInfo) {
+    package func read(_ sequence: UInt64) throws -> (ProjectionState, CheckpointInfo) {
         let path = path(sequence)
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         func damaged(_ what: String) -> ProjectionError { ProjectionError(path: path, "damaged checkpoint: \(what)") }

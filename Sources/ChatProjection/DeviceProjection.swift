@@ -1,21 +1,21 @@
 import ChatEvents
 
 /// One device's chat list and settings, and the fold that moves it forward.
-public struct DeviceProjection: Sendable, Hashable {
-    public let deviceId: String
+package struct DeviceProjection: Sendable, Hashable {
+    package let deviceId: String
     /// Increases by one with every event applied to this device.
-    public internal(set) var version: UInt64 = 0
-    public internal(set) var chats = ChatTable()
+    package internal(set) var version: UInt64 = 0
+    package internal(set) var chats = ChatTable()
     /// `account.settings`: incoming messages leave archived chats archived.
-    public internal(set) var keepChatsArchived = false
+    package internal(set) var keepChatsArchived = false
     /// The Kafka partition the device's events arrive on (one per device: the key is the
     /// device); -1 before any event.
-    public internal(set) var partition: Int32 = -1
+    package internal(set) var partition: Int32 = -1
     /// Other ids of contacts (a LID) → the id of the chat their events are folded into (the
     /// phone id), from `contact.aliased`.
-    public internal(set) var aliases: [ChatKey: ChatKey] = [:]
+    package internal(set) var aliases: [ChatKey: ChatKey] = [:]
 
-    public init(deviceId: String) {
+    package init(deviceId: String) {
         self.deviceId = deviceId
     }
 
@@ -49,7 +49,7 @@ public struct DeviceProjection: Sendable, Hashable {
 
     /// The chat with this id or with an id aliased to it (the API finds a contact's chat by
     /// either of its ids).
-    public func chat(_ chatId: String) -> (id: String, chat: ChatState)? {
+    package func chat(_ chatId: String) -> (id: String, chat: ChatState)? {
         let key = resolve(ChatKey(chatId))
         return chats[key].map { (key.description, $0) }
     }

@@ -4,8 +4,8 @@
 /// which doubles when half full), so the default 1,000,000 costs 24–40 MB when full. A duplicate older than the window is applied
 /// again; bridges and Kafka redeliver within seconds, far inside it. The window is part
 /// of checkpoints, so a replay from a checkpoint decides duplicates as a replay from zero.
-public struct EventIdWindow: Sendable, Hashable {
-    public let capacity: Int
+package struct EventIdWindow: Sendable, Hashable {
+    package let capacity: Int
     /// Chunked, as `members` is: after a snapshot, an insert copies one chunk, not the ring.
     private(set) var ring = ChunkedWords()
     /// How many inserts ahead the slot of an id to be evicted is fetched.
@@ -13,7 +13,7 @@ public struct EventIdWindow: Sendable, Hashable {
     private var next = 0
     private var members = HashSet64()
 
-    public init(capacity: Int = 1_000_000) {
+    package init(capacity: Int = 1_000_000) {
         self.capacity = max(1, capacity)
     }
 
@@ -63,11 +63,11 @@ public struct EventIdWindow: Sendable, Hashable {
         if ring.count == self.capacity { next = 0 }
     }
 
-    public static func == (lhs: EventIdWindow, rhs: EventIdWindow) -> Bool {
+    package static func == (lhs: EventIdWindow, rhs: EventIdWindow) -> Bool {
         lhs.capacity == rhs.capacity && lhs.oldestFirst == rhs.oldestFirst
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(capacity)
         hasher.combine(oldestFirst)
     }
@@ -80,15 +80,15 @@ public struct EventIdWindow: Sendable, Hashable {
 ///
 /// Memory grows with the events seen: a partition's window fills to `capacity` ids
 /// (24–40 bytes each) only after that many events of its own.
-public struct PartitionedEventIdWindow: Sendable, Hashable {
+package struct PartitionedEventIdWindow: Sendable, Hashable {
     /// Ids kept per partition.
-    public let capacity: Int
+    package let capacity: Int
     /// Indexed by partition number: partitions are small, dense numbers, and an array
     /// reaches a window in place without hashing per event. A partition without events
     /// has an empty window.
     private var windows: [EventIdWindow] = []
 
-    public init(capacity: Int = 1_000_000) {
+    package init(capacity: Int = 1_000_000) {
         self.capacity = max(1, capacity)
     }
 
@@ -137,12 +137,12 @@ public struct PartitionedEventIdWindow: Sendable, Hashable {
         while windows.count <= index { windows.append(EventIdWindow(capacity: capacity)) }
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
+    package static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.capacity == rhs.capacity
             && lhs.partitions.elementsEqual(rhs.partitions) { $0.partition == $1.partition && $0.oldestFirst == $1.oldestFirst }
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(capacity)
         for (partition, hashes) in partitions {
             hasher.combine(partition)

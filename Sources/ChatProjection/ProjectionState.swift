@@ -3,29 +3,29 @@ import EventLog
 import LedgerSupport
 
 /// Every device's chat list, folded from the log: a pure value, `apply` is deterministic.
-public struct ProjectionState: Sendable, Hashable {
-    public private(set) var devices: [String: DeviceProjection] = [:]
+package struct ProjectionState: Sendable, Hashable {
+    package private(set) var devices: [String: DeviceProjection] = [:]
     /// Per partition, the last log position applied (for checkpoints and `X-Ledger-Position`).
-    public private(set) var positions: [Int32: Int64] = [:]
+    package private(set) var positions: [Int32: Int64] = [:]
     /// Per partition, the chain hash of the last applied record (for checkpoints).
-    public private(set) var chainHashes: [Int32: SHA256Digest] = [:]
+    package private(set) var chainHashes: [Int32: SHA256Digest] = [:]
     /// The recent event ids of each partition, which make redeliveries no-ops.
-    public private(set) var eventIds: PartitionedEventIdWindow
+    package private(set) var eventIds: PartitionedEventIdWindow
     /// Events seen, by outcome: `applied`, `duplicate`, `ignored` (unknown type, status posts).
-    public private(set) var counts = Counts()
+    package private(set) var counts = Counts()
 
-    public struct Counts: Sendable, Hashable {
-        public var applied = 0
-        public var duplicate = 0
-        public var ignored = 0
-        public var deadLetters = 0
+    package struct Counts: Sendable, Hashable {
+        package var applied = 0
+        package var duplicate = 0
+        package var ignored = 0
+        package var deadLetters = 0
         /// Event records this build could not parse (see `StoredRecord.unreadable`).
         /// Counted since the state was loaded: checkpoints do not store it.
-        public var unreadable = 0
+        package var unreadable = 0
     }
 
     /// What `apply` did with an event.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         case applied(deviceVersion: UInt64)
         case duplicate
         case ignored
@@ -33,7 +33,7 @@ public struct ProjectionState: Sendable, Hashable {
 
     /// - Parameter eventIdWindow: event ids remembered per partition to recognise
     ///   redeliveries.
-    public init(eventIdWindow: Int = 1_000_000) {
+    package init(eventIdWindow: Int = 1_000_000) {
         eventIds = PartitionedEventIdWindow(capacity: eventIdWindow)
     }
 
@@ -63,7 +63,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// Duplicates (an `eventId` seen before on the same partition) change nothing but the
     /// position.
     @discardableResult
-    public mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
+    package mutating func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome {
         apply(event, eventIdHash: event.eventIdHash, at: position, chainHash: chainHash)
     }
 
@@ -112,12 +112,12 @@ public struct ProjectionState: Sendable, Hashable {
     /// Puts a device's state in place of the one held (nil: removes it): a chat or contact
     /// erasure refolds the device from the redacted log, so the live state is the one a
     /// replay gives (its version counts only the events the log still holds).
-    public mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+    package mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
         devices[deviceId] = device
     }
 
     /// The id of the device a `ledger.erased` event names (by digest), nil if none held.
-    public func device(named digestName: String) -> String? {
+    package func device(named digestName: String) -> String? {
         devices.keys.first { DeviceProjection.digestName($0) == digestName }
     }
 
@@ -160,7 +160,7 @@ public struct ProjectionState: Sendable, Hashable {
     /// with its position.
     /// - Returns: what happened to an event; nil for any other record.
     @discardableResult
-    public mutating func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome? {
+    package mutating func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> Outcome? {
         switch record {
         case .event(let event):
             return apply(event, at: position, chainHash: chainHash)
@@ -177,13 +177,13 @@ public struct ProjectionState: Sendable, Hashable {
     }
 
     /// Records a dead letter at `position`.
-    public mutating func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+    package mutating func skip(at position: LogPosition, chainHash: SHA256Digest = .zero) {
         advance(to: position, chainHash: chainHash)
         counts.deadLetters += 1
     }
 
     /// Moves past a record that is neither an event nor a dead letter (a gap record).
-    public mutating func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
+    package mutating func pass(at position: LogPosition, chainHash: SHA256Digest = .zero) {
         advance(to: position, chainHash: chainHash)
     }
 
@@ -194,20 +194,20 @@ public struct ProjectionState: Sendable, Hashable {
 
     /// The log position a device's chat list reflects: its partition and how far that
     /// partition has been applied; nil for a device without events.
-    public func position(of deviceId: String) -> LogPosition? {
+    package func position(of deviceId: String) -> LogPosition? {
         guard let partition = devices[deviceId]?.partition, partition >= 0, let offset = positions[partition] else { return nil }
         return LogPosition(partition: partition, offset: offset)
     }
 
     /// The version of a device's chat list (0 if it has none).
-    public func version(of deviceId: String) -> UInt64 {
+    package func version(of deviceId: String) -> UInt64 {
         devices[deviceId]?.version ?? 0
     }
 
     /// A digest of every device's chat list and settings and version, independent of the
     /// order events created them and of dictionary layout: SHA-256 over the canonical
     /// encoding (devices and chats sorted by id).
-    public var digest: SHA256Digest {
+    package var digest: SHA256Digest {
         var hasher = SHA256()
         hasher.update(ProjectionCodec.encodeDevices(devices))
         return hasher.finalize()

@@ -4,14 +4,14 @@ import EventLog
 /// Unread totals over the chats outside the archive: what `GET …/unread` says and what the
 /// device list shows (one rule, here). A chat counts when it has unread messages or is
 /// marked unread; messages add up `unreadCount`.
-public struct UnreadTotals: Sendable, Hashable {
+package struct UnreadTotals: Sendable, Hashable {
     /// Chats outside the archive with unread messages or marked unread.
-    public var chats = 0
+    package var chats = 0
     /// The sum of their `unreadCount`s.
-    public var messages: Int64 = 0
+    package var messages: Int64 = 0
 
     /// The totals of a device (zero for a device without events).
-    public init(_ device: DeviceProjection?) {
+    package init(_ device: DeviceProjection?) {
         for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
             if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
             messages += Int64(chat.unreadCount)
@@ -20,18 +20,18 @@ public struct UnreadTotals: Sendable, Hashable {
 }
 
 /// One device as the device list (`GET /api/v1/devices`) shows it.
-public struct DeviceSummary: Sendable, Hashable {
-    public var deviceId: String
+package struct DeviceSummary: Sendable, Hashable {
+    package var deviceId: String
     /// The device version (the `ETag` of its routes).
-    public var version: UInt64
+    package var version: UInt64
     /// The log position the summary reflects; nil for a device without events.
-    public var position: LogPosition?
+    package var position: LogPosition?
     /// Chats in the device's list, archived ones included.
-    public var chats: Int
+    package var chats: Int
     /// What `…/unread` says.
-    public var unread: UnreadTotals
+    package var unread: UnreadTotals
     /// The newest chat `timestamp` (WhatsApp time, epoch ms); nil without chats.
-    public var lastActivity: Int64?
+    package var lastActivity: Int64?
 
     init(_ device: DeviceProjection, position: LogPosition?) {
         deviceId = device.deviceId
@@ -44,25 +44,25 @@ public struct DeviceSummary: Sendable, Hashable {
 }
 
 /// A page request for the device list: devices in byte order of their id, after `cursor`.
-public struct DeviceListQuery: Sendable, Hashable {
+package struct DeviceListQuery: Sendable, Hashable {
     /// Devices per page when the request does not say.
-    public static let defaultLimit = 50
+    package static let defaultLimit = 50
     /// The largest page.
-    public static let maxLimit = 500
+    package static let maxLimit = 500
 
     /// Devices per page, 1...`maxLimit`.
-    public var limit: Int
+    package var limit: Int
     /// The `nextCursor` of the previous page, nil for the first.
-    public var cursor: String?
+    package var cursor: String?
 
     /// A page request; `limit` is clamped to 1...`maxLimit`.
-    public init(limit: Int = DeviceListQuery.defaultLimit, cursor: String? = nil) {
+    package init(limit: Int = DeviceListQuery.defaultLimit, cursor: String? = nil) {
         self.limit = min(max(1, limit), Self.maxLimit)
         self.cursor = cursor
     }
 
     /// Thrown for a cursor this server did not give out.
-    public struct InvalidCursor: Error, Sendable {}
+    package struct InvalidCursor: Error, Sendable {}
 
     /// The cursor after `deviceId`: opaque to clients (`d_` and the id's bytes in hex),
     /// so a device id never has to be escaped in a query string.
@@ -96,14 +96,14 @@ public struct DeviceListQuery: Sendable, Hashable {
 }
 
 /// A page of the device list.
-public struct DevicePage: Sendable, Hashable {
+package struct DevicePage: Sendable, Hashable {
     /// In byte order of their id.
-    public var devices: [DeviceSummary]
+    package var devices: [DeviceSummary]
     /// The cursor of the next page, nil on the last.
-    public var nextCursor: String?
+    package var nextCursor: String?
 
     /// `{"devices":[{deviceId, version, position, chats, unreadChats, unreadMessages, lastActivity}…],"nextCursor":…|null}`.
-    public var json: [UInt8] {
+    package var json: [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
         writer.key("devices")
@@ -141,7 +141,7 @@ extension ProjectionStore {
     /// window alone is tens of MB).
     /// - Parameter scope: the ids the key may read; nil for every device.
     /// - Throws: `DeviceListQuery.InvalidCursor` for a cursor that is not one of ours.
-    public func devicePage(scope: Set<String>?, query: DeviceListQuery) throws(DeviceListQuery.InvalidCursor) -> DevicePage {
+    package func devicePage(scope: Set<String>?, query: DeviceListQuery) throws(DeviceListQuery.InvalidCursor) -> DevicePage {
         let after = try query.cursor.map { cursor throws(DeviceListQuery.InvalidCursor) in
             try DeviceListQuery.deviceId(of: cursor)
         }
@@ -178,7 +178,7 @@ extension ProjectionStore {
     }
 
     /// What the projection has counted so far (applied, duplicates, ignored, dead letters).
-    public var counts: ProjectionState.Counts { guarded.withLock { $0.projection.counts } }
+    package var counts: ProjectionState.Counts { guarded.withLock { $0.projection.counts } }
 
     /// Byte order of UTF-8, the order of the device list and its cursors.
     private static func precedes(_ lhs: String, _ rhs: String) -> Bool {

@@ -3,7 +3,7 @@ import LedgerSupport
 extension ProjectionStore {
     /// Registers the snapshot cache's counters, the number of devices and the applied
     /// offset per partition (all read when scraped).
-    public func registerMetrics(in registry: MetricsRegistry) {
+    package func registerMetrics(in registry: MetricsRegistry) {
         let cacheCounters: [(name: String, help: String, value: @Sendable (SnapshotCache.Counters) -> Int)] = [
             ("chatledger_cache_hits_total", "Snapshot cache lookups answered from the cache.", { $0.hits }),
             ("chatledger_cache_misses_total", "Snapshot cache lookups that had to render.", { $0.misses }),

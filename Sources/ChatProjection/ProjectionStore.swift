@@ -7,7 +7,7 @@ import Synchronization
 /// its snapshot cache under one lock, so an applied event invalidates its device's
 /// renderings in the same critical section and no query can see a new version while an
 /// old rendering is still cached.
-public final class ProjectionStore: Sendable {
+package final class ProjectionStore: Sendable {
     /// What the lock guards.
     struct Guarded {
         var projection: ProjectionState
@@ -17,16 +17,16 @@ public final class ProjectionStore: Sendable {
     /// Internal so that `ProjectionStore+*.swift` extensions read it under the same lock.
     let guarded: Mutex<Guarded>
 
-    public init(_ initial: ProjectionState = ProjectionState(), cacheBytes: Int = 64 << 20) {
+    package init(_ initial: ProjectionState = ProjectionState(), cacheBytes: Int = 64 << 20) {
         guarded = Mutex(Guarded(projection: initial, cache: SnapshotCache(capacityBytes: cacheBytes)))
     }
 
     /// The snapshot cache's counters.
-    public var cacheCounters: SnapshotCache.Counters { guarded.withLock { $0.cache.counters } }
+    package var cacheCounters: SnapshotCache.Counters { guarded.withLock { $0.cache.counters } }
 
     /// Applies an event read from the log; see `ProjectionState.apply`.
     @discardableResult
-    public func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome {
+    package func apply(_ event: Event, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome {
         guarded.withLock { guarded in
             // An erasure names its device by digest: the cache knows it by id.
             var deviceId = event.deviceId
@@ -38,7 +38,7 @@ public final class ProjectionStore: Sendable {
     }
 
     /// Puts a device's state in place of the one held (see `ProjectionState.replaceDevice`).
-    public func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+    package func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
         guarded.withLock { guarded in
             guarded.projection.replaceDevice(deviceId, with: device)
             guarded.cache.invalidate(deviceId: deviceId)
@@ -48,48 +48,48 @@ public final class ProjectionStore: Sendable {
     /// Folds one stored record; see `ProjectionState.fold`. An applied event invalidates
     /// its device's cached snapshot in the same critical section.
     @discardableResult
-    public func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome? {
+    package func fold(_ record: StoredRecord, at position: LogPosition, chainHash: SHA256Digest = .zero) -> ProjectionState.Outcome? {
         if case .event(let event) = record { return apply(event, at: position, chainHash: chainHash) }
         return guarded.withLock { $0.projection.fold(record, at: position, chainHash: chainHash) }
     }
 
     /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.
-    public func snapshot() -> ProjectionState { guarded.withLock { $0.projection } }
+    package func snapshot() -> ProjectionState { guarded.withLock { $0.projection } }
 
-    public func version(of deviceId: String) -> UInt64 { guarded.withLock { $0.projection.version(of: deviceId) } }
+    package func version(of deviceId: String) -> UInt64 { guarded.withLock { $0.projection.version(of: deviceId) } }
 
     /// The log position a device's chat list reflects (see `ProjectionState.position(of:)`).
-    public func position(of deviceId: String) -> LogPosition? { guarded.withLock { $0.projection.position(of: deviceId) } }
+    package func position(of deviceId: String) -> LogPosition? { guarded.withLock { $0.projection.position(of: deviceId) } }
 
     /// How far a partition has been applied, nil if not at all.
-    public func appliedOffset(partition: Int32) -> Int64? { guarded.withLock { $0.projection.positions[partition] } }
+    package func appliedOffset(partition: Int32) -> Int64? { guarded.withLock { $0.projection.positions[partition] } }
 
     /// The last applied offset of every partition.
-    public var appliedOffsets: [Int32: Int64] { guarded.withLock { $0.projection.positions } }
+    package var appliedOffsets: [Int32: Int64] { guarded.withLock { $0.projection.positions } }
 
     /// How many devices the projection holds.
-    public var deviceCount: Int { guarded.withLock { $0.projection.devices.count } }
+    package var deviceCount: Int { guarded.withLock { $0.projection.devices.count } }
 
     /// One device's state, copied out (copy-on-write) with its version.
-    public func device(_ deviceId: String) -> DeviceProjection? { guarded.withLock { $0.projection.devices[deviceId] } }
+    package func device(_ deviceId: String) -> DeviceProjection? { guarded.withLock { $0.projection.devices[deviceId] } }
 
     /// A page of a device's chat list, from the cache when it holds the current rendering.
     /// - Throws: `ChatListRenderer.InvalidCursor` for a cursor that is not one of ours.
-    public func chatList(_ deviceId: String, query: ChatListQuery, now: Int64) throws(ChatListRenderer.InvalidCursor) -> RenderedView {
+    package func chatList(_ deviceId: String, query: ChatListQuery, now: Int64) throws(ChatListRenderer.InvalidCursor) -> RenderedView {
         let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: query.viewKey), now: now)
         if let hit = found.hit { return hit }
         return fill(found, try ChatListRenderer.chatList(found.device, deviceId: deviceId, query: query, now: now))
     }
 
     /// One chat, nil if the device has no such chat.
-    public func chat(_ deviceId: String, chatId: String, now: Int64) -> RenderedView? {
+    package func chat(_ deviceId: String, chatId: String, now: Int64) -> RenderedView? {
         let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "chat:" + chatId), now: now)
         if let hit = found.hit { return hit }
         return ChatListRenderer.chat(found.device, chatId: chatId, now: now).map { fill(found, $0) }
     }
 
     /// Unread totals of a device.
-    public func unread(_ deviceId: String, now: Int64) -> RenderedView {
+    package func unread(_ deviceId: String, now: Int64) -> RenderedView {
         let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "unread"), now: now)
         if let hit = found.hit { return hit }
         return fill(found, ChatListRenderer.unread(found.device))

@@ -9,26 +9,26 @@
 /// set" race memcache leases exist for). Entries also expire when a mute in them does.
 /// Bounded by bytes, least recently used evicted first; lookups are a hash probe and a
 /// copy of the bytes' reference.
-public struct SnapshotCache: Sendable {
-    public struct Key: Hashable, Sendable {
-        public var deviceId: String
-        public var view: String
+package struct SnapshotCache: Sendable {
+    package struct Key: Hashable, Sendable {
+        package var deviceId: String
+        package var view: String
 
-        public init(deviceId: String, view: String) {
+        package init(deviceId: String, view: String) {
             self.deviceId = deviceId
             self.view = view
         }
     }
 
-    public struct Counters: Sendable, Hashable {
-        public var hits = 0
-        public var misses = 0
-        public var invalidations = 0
-        public var evictions = 0
+    package struct Counters: Sendable, Hashable {
+        package var hits = 0
+        package var misses = 0
+        package var invalidations = 0
+        package var evictions = 0
         /// Fills refused because the device moved on while they were rendered.
-        public var staleFillsRejected = 0
-        public var entries = 0
-        public var bytes = 0
+        package var staleFillsRejected = 0
+        package var entries = 0
+        package var bytes = 0
     }
 
     private struct Slot {
@@ -48,17 +48,17 @@ public struct SnapshotCache: Sendable {
         var counters = Counters()
     }
 
-    public let capacityBytes: Int
+    package let capacityBytes: Int
     private var state = State()
 
     /// A cache holding at most `capacityBytes` of rendered JSON.
-    public init(capacityBytes: Int = 64 << 20) {
+    package init(capacityBytes: Int = 64 << 20) {
         self.capacityBytes = capacityBytes
     }
 
     /// The cached rendering, if one exists for the device's current version and is not
     /// past its `validUntil` at `now`.
-    public mutating func lookup(_ key: Key, now: Int64) -> RenderedView? {
+    package mutating func lookup(_ key: Key, now: Int64) -> RenderedView? {
         guard let slot = state.index[key] else {
             state.counters.misses += 1
             return nil
@@ -77,7 +77,7 @@ public struct SnapshotCache: Sendable {
     /// Stores a rendering made at `view.version`; refused (returns false) if the device's
     /// version is `currentVersion` now, another one: it moved on while the view was rendered.
     @discardableResult
-    public mutating func store(_ key: Key, _ view: RenderedView, currentVersion: UInt64) -> Bool {
+    package mutating func store(_ key: Key, _ view: RenderedView, currentVersion: UInt64) -> Bool {
         guard view.bytes.count <= capacityBytes else { return false }
         if currentVersion != view.version {
             state.counters.staleFillsRejected += 1
@@ -108,7 +108,7 @@ public struct SnapshotCache: Sendable {
     }
 
     /// Called for every event applied to a device: drops every rendering of it.
-    public mutating func invalidate(deviceId: String) {
+    package mutating func invalidate(deviceId: String) {
         state.counters.invalidations += 1
         guard let views = state.viewsByDevice[deviceId] else { return }
         for view in views {
@@ -116,7 +116,7 @@ public struct SnapshotCache: Sendable {
         }
     }
 
-    public var counters: Counters { state.counters }
+    package var counters: Counters { state.counters }
 
     // MARK: - LRU list
 

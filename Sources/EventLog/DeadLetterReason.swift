@@ -4,16 +4,16 @@
 /// `CODE` is the stable reason (`missing_field`: no space, no colon), `PATH` the field
 /// (`data.messageIds[2]`; empty for the whole value, which leaves `CODE : MESSAGE`), and
 /// `MESSAGE` the explanation for a person.
-public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
+package struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     /// The stable, machine-readable reason (what metrics and `verify` count by).
-    public var code: String
+    package var code: String
     /// The field the problem is in; empty for the whole value.
-    public var path: String
+    package var path: String
     /// A human-readable explanation.
-    public var message: String
+    package var message: String
 
     /// A reason from its parts; `code` must hold no space or colon.
-    public init(code: String, path: String, message: String) {
+    package init(code: String, path: String, message: String) {
         self.code = code
         self.path = path
         self.message = message
@@ -22,7 +22,7 @@ public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     /// Reads a stored reason. The code is everything before the first space or colon (so a
     /// reason written by hand, `invalid_json: ...`, still counts by its code); the path is
     /// what comes between it and the first `": "`.
-    public init(parsing text: String) {
+    package init(parsing text: String) {
         let codeEnd = text.firstIndex { $0 == " " || $0 == ":" } ?? text.endIndex
         code = String(text[..<codeEnd])
         var rest = text[codeEnd...].drop { $0 == " " }
@@ -36,5 +36,5 @@ public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The stored form, `CODE PATH: MESSAGE`.
-    public var description: String { "\(code) \(path): \(message)" }
+    package var description: String { "\(code) \(path): \(message)" }
 }

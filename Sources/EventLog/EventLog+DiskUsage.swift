@@ -6,13 +6,13 @@ import LedgerSupport
 extension EventLog {
     /// Bytes the log's files take, per topic partition (segment and index files, as `stat`
     /// reports them).
-    public func bytesOnDisk() -> [(topic: String, partition: Int32, bytes: Int64)] {
+    package func bytesOnDisk() -> [(topic: String, partition: Int32, bytes: Int64)] {
         guard let partitions = try? partitions() else { return [] }
         return partitions.map { ($0.topic, $0.partition, bytesOnDisk(topic: $0.topic, partition: $0.partition)) }
     }
 
     /// Bytes one partition's files take (0 if it has none).
-    public func bytesOnDisk(topic: String, partition: Int32) -> Int64 {
+    package func bytesOnDisk(topic: String, partition: Int32) -> Int64 {
         let directory = directory(topic: topic, partition: partition)
         var total: Int64 = 0
         for name in (try? LogFile.list(directory)) ?? [] {
@@ -23,7 +23,7 @@ extension EventLog {
     }
 
     /// Registers `chatledger_log_bytes` (read from the files when scraped).
-    public func registerMetrics(in registry: MetricsRegistry) {
+    package func registerMetrics(in registry: MetricsRegistry) {
         registry.collect("chatledger_log_bytes", help: "Bytes of event log files on disk, per partition.", kind: .gauge) {
             bytesOnDisk().map { .init([("topic", $0.topic), ("partition", String($0.partition))], Double($0.bytes)) }
         }

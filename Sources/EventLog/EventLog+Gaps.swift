@@ -6,7 +6,7 @@ extension EventLog {
     /// few segments that start with a gap. A segment whose gap record cannot be read is
     /// left out (`LogVerifier` reports it).
     /// - Throws: `EventLogError` when a directory cannot be listed or a file read.
-    public func gaps(topic: String) throws(EventLogError) -> [LogGap] {
+    package func gaps(topic: String) throws(EventLogError) -> [LogGap] {
         var found: [LogGap] = []
         for (logTopic, partition) in try partitions() where logTopic == topic {
             let directory = directory(topic: topic, partition: partition)

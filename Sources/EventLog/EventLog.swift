@@ -1,23 +1,23 @@
 /// The event log of a data directory: one log per Kafka topic-partition under
 /// `DATA/log/<topic>/<partition>/` (format in `schemas/event-log.md`).
-public struct EventLog: Sendable {
+package struct EventLog: Sendable {
     /// The data directory (`--data`).
-    public let dataDirectory: String
+    package let dataDirectory: String
 
-    public init(dataDirectory: String) {
+    package init(dataDirectory: String) {
         self.dataDirectory = dataDirectory
     }
 
     /// Where the partition logs live.
-    public var logDirectory: String { dataDirectory + "/log" }
+    package var logDirectory: String { dataDirectory + "/log" }
 
     /// The directory of one partition's log.
-    public func directory(topic: String, partition: Int32) -> String {
+    package func directory(topic: String, partition: Int32) -> String {
         logDirectory + "/" + topic + "/" + String(partition)
     }
 
     /// Every topic-partition that has a log, sorted.
-    public func partitions() throws(EventLogError) -> [(topic: String, partition: Int32)] {
+    package func partitions() throws(EventLogError) -> [(topic: String, partition: Int32)] {
         var found: [(topic: String, partition: Int32)] = []
         for topic in try LogFile.list(logDirectory).sorted() {
             for name in try LogFile.list(logDirectory + "/" + topic) {
@@ -28,12 +28,12 @@ public struct EventLog: Sendable {
     }
 
     /// Opens one partition's log for appending, recovering it first.
-    public func openWriter(topic: String, partition: Int32, options: PartitionWriter.Options = .init()) throws(EventLogError) -> PartitionWriter {
+    package func openWriter(topic: String, partition: Int32, options: PartitionWriter.Options = .init()) throws(EventLogError) -> PartitionWriter {
         try PartitionWriter(directory: directory(topic: topic, partition: partition), topic: topic, partition: partition, options: options)
     }
 
     /// A reader of one partition's log.
-    public func reader(topic: String, partition: Int32) -> PartitionReader {
+    package func reader(topic: String, partition: Int32) -> PartitionReader {
         PartitionReader(directory: directory(topic: topic, partition: partition), topic: topic, partition: partition)
     }
 }

@@ -2,7 +2,7 @@ import LedgerSupport
 
 /// Anything that goes wrong with the event log, located: the file, the byte position and,
 /// where known, the Kafka offset.
-public struct EventLogError: Error, Sendable, CustomStringConvertible {
+package struct EventLogError: Error, Sendable, CustomStringConvertible {
     private enum Kind: Sendable {
         case system(SystemError)
         case corruption(String)
@@ -11,11 +11,11 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
 
     private let kind: Kind
     /// The file concerned.
-    public let path: String
+    package let path: String
     /// Byte position in the file, when the problem has one.
-    public let byteOffset: Int?
+    package let byteOffset: Int?
     /// The Kafka offset of the record concerned (or the last good one before it).
-    public let kafkaOffset: Int64?
+    package let kafkaOffset: Int64?
 
     private init(_ kind: Kind, path: String, byteOffset: Int? = nil, kafkaOffset: Int64? = nil) {
         self.kind = kind
@@ -40,12 +40,12 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Whether this is damage or tampering found in the data (as opposed to an I/O or usage error).
-    public var isCorruption: Bool {
+    package var isCorruption: Bool {
         if case .corruption = kind { return true }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         var location = path
         if let byteOffset { location += " byte \(byteOffset)" }
         if let kafkaOffset { location += " (Kafka offset \(kafkaOffset))" }

@@ -1,5 +1,5 @@
 /// When appended records are forced to disk with `fdatasync`.
-public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
+package enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
     /// After every record.
     case always
     /// After every batch (`commit()`): the default.
@@ -10,7 +10,7 @@ public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
     case never
 
     /// Parses `always`, `batch`, `every:MS` or `never`.
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         switch text {
         case "always": self = .always
         case "batch": self = .batch
@@ -21,7 +21,7 @@ public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .always: return "always"
         case .batch: return "batch"

@@ -13,13 +13,13 @@ import Synchronization
 /// `chatledger acknowledge-loss` appends the log's unacknowledged gaps to it (an
 /// operator may also edit it by hand). It is read again whenever it changes, so running
 /// processes see an acknowledgement at their next `/readyz`.
-public final class GapRegister: Sendable {
+package final class GapRegister: Sendable {
     /// The file of acknowledgements in a data directory.
-    public static func acknowledgementsPath(dataDirectory: String) -> String { dataDirectory + "/acknowledged-gaps" }
+    package static func acknowledgementsPath(dataDirectory: String) -> String { dataDirectory + "/acknowledged-gaps" }
 
-    public let topic: String
+    package let topic: String
     /// Where the acknowledgements are read from.
-    public let acknowledgementsPath: String
+    package let acknowledgementsPath: String
 
     private struct Key: Hashable {
         var topic: String
@@ -39,19 +39,19 @@ public final class GapRegister: Sendable {
 
     /// The gaps `log` holds for `topic` now (see `EventLog.gaps(topic:)`).
     /// - Throws: `EventLogError` when the log cannot be listed or read.
-    public convenience init(log: EventLog, topic: String) throws(EventLogError) {
+    package convenience init(log: EventLog, topic: String) throws(EventLogError) {
         self.init(topic: topic, gaps: try log.gaps(topic: topic), dataDirectory: log.dataDirectory)
     }
 
     /// A register of `gaps` (no reading of the log), acknowledged in `dataDirectory`.
-    public init(topic: String, gaps: [LogGap] = [], dataDirectory: String) {
+    package init(topic: String, gaps: [LogGap] = [], dataDirectory: String) {
         self.topic = topic
         self.acknowledgementsPath = Self.acknowledgementsPath(dataDirectory: dataDirectory)
         state = Mutex(State(gaps: gaps))
     }
 
     /// Adds a gap just found (a gap already known is ignored).
-    public func add(_ gap: LogGap) {
+    package func add(_ gap: LogGap) {
         state.withLock { state in
             guard !state.gaps.contains(where: { Self.key($0) == Self.key(gap) }) else { return }
             state.gaps.append(gap)
@@ -59,10 +59,10 @@ public final class GapRegister: Sendable {
     }
 
     /// Every gap known, in the order found.
-    public var gaps: [LogGap] { state.withLock { $0.gaps } }
+    package var gaps: [LogGap] { state.withLock { $0.gaps } }
 
     /// The gaps not acknowledged yet (the file is read again if it changed).
-    public var unacknowledged: [LogGap] {
+    package var unacknowledged: [LogGap] {
         let stamp = Self.stamp(acknowledgementsPath)
         return state.withLock { state in
             if state.gaps.isEmpty { return [] }
@@ -75,7 +75,7 @@ public final class GapRegister: Sendable {
     }
 
     /// Whether `gap` is acknowledged in the file now.
-    public func isAcknowledged(_ gap: LogGap) -> Bool {
+    package func isAcknowledged(_ gap: LogGap) -> Bool {
         Self.readAcknowledgements(acknowledgementsPath).contains(Self.key(gap))
     }
 
@@ -83,7 +83,7 @@ public final class GapRegister: Sendable {
     /// breaks), replacing it atomically; returns the gaps it acknowledged.
     /// - Throws: `EventLogError` when the file cannot be written.
     @discardableResult
-    public func acknowledgeAll(note: String) throws(EventLogError) -> [LogGap] {
+    package func acknowledgeAll(note: String) throws(EventLogError) -> [LogGap] {
         let pending = unacknowledged
         guard !pending.isEmpty else { return [] }
         var text = (try? LogFile.readAll(acknowledgementsPath)).map { String(decoding: $0, as: UTF8.self) }
@@ -125,7 +125,7 @@ public final class GapRegister: Sendable {
 
 extension GapRegister {
     /// Registers `chatledger_log_gaps_unacknowledged` (read when scraped).
-    public func registerMetrics(in registry: MetricsRegistry) {
+    package func registerMetrics(in registry: MetricsRegistry) {
         registry.collect(
             "chatledger_log_gaps_unacknowledged",
             help: "Gaps in the log (records the broker had lost) that no operator has acknowledged (chatledger acknowledge-loss).",

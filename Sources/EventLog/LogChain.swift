@@ -1,6 +1,6 @@
 /// What a record's chain hash covers: the format generation new segments are written in
 /// (`schemas/event-log.md`).
-public enum LogChain: Sendable, Hashable {
+package enum LogChain: Sendable, Hashable {
     /// Versions 1 and 2: the record's body bytes. A record cannot be redacted without
     /// breaking the chain. Kept for reading old logs and for tests that write one.
     case overBodies

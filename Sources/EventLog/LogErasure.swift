@@ -3,9 +3,9 @@ import LedgerSupport
 /// An erasure as the log holds it: the record of a `ledger.erased` event. Ingest writes it
 /// with the reason `erasure: <scope>` (chained like any field, so it cannot be forged) and
 /// its key (the device id) redacted by the erasure itself (see `schemas/event-log.md`).
-public struct LogErasure: Sendable, Hashable {
+package struct LogErasure: Sendable, Hashable {
     /// What an erasure names within its device.
-    public enum Scope: String, Sendable, Hashable {
+    package enum Scope: String, Sendable, Hashable {
         /// The whole device: every record of it loses its key, value and reason.
         case device
         /// One chat of the device: its records lose their values (the key, the device, stays).
@@ -15,18 +15,18 @@ public struct LogErasure: Sendable, Hashable {
     }
 
     /// The reason text of an erasure record: `erasure: ` then the scope.
-    public static func reason(_ scope: Scope) -> String { reasonPrefix + scope.rawValue }
+    package static func reason(_ scope: Scope) -> String { reasonPrefix + scope.rawValue }
     static let reasonPrefix = "erasure: "
 
-    public var partition: Int32
+    package var partition: Int32
     /// The erasure record's offset: the log position every instance applies it at.
-    public var offset: Int64
-    public var scope: Scope
+    package var offset: Int64
+    package var scope: Scope
     /// The SHA-256 of the erased device's id (the erasure record's Kafka key).
-    public var deviceDigest: SHA256Digest?
+    package var deviceDigest: SHA256Digest?
 
     /// The erasure a record is, nil if it is none (events only; the reason says it).
-    public init?(_ record: RecordView) {
+    package init?(_ record: RecordView) {
         guard record.kind == .event, record.storedReason.starts(with: Self.reasonPrefix.utf8),
             let scope = Scope(rawValue: String(decoding: record.storedReason.dropFirst(Self.reasonPrefix.utf8.count), as: UTF8.self))
         else { return nil }

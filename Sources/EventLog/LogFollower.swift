@@ -9,19 +9,19 @@ import LedgerSupport
 /// unavailable or the directory does not exist yet).
 ///
 /// Used from one thread.
-public final class LogFollower {
-    public let directory: String
-    public let topic: String
-    public let partition: Int32
+package final class LogFollower {
+    package let directory: String
+    package let topic: String
+    package let partition: Int32
     /// The offset the next delivered record will be at least.
-    public private(set) var nextOffset: Int64
+    package private(set) var nextOffset: Int64
 
     private var segmentBase: Int64?
     private var scanner: SegmentScanner?
     private let watcher = LogWatcher()
 
     /// Starts following at `offset` (0: from the beginning).
-    public init(directory: String, topic: String, partition: Int32, from offset: Int64 = 0) {
+    package init(directory: String, topic: String, partition: Int32, from offset: Int64 = 0) {
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -32,7 +32,7 @@ public final class LogFollower {
     /// - Throws: `EventLogError` for damage the writer would refuse too (a partial or
     ///   invalid record in a sealed segment), or what `body` throws.
     @discardableResult
-    public func poll(_ body: (RecordView) throws -> Void) throws -> Int {
+    package func poll(_ body: (RecordView) throws -> Void) throws -> Int {
         var delivered = 0
         var stuckAt: Int?
         while true {
@@ -94,7 +94,7 @@ public final class LogFollower {
     /// Blocks until the partition directory changes or `timeoutMilliseconds` pass (a
     /// short poll while the directory does not exist yet). To wait on many partitions at
     /// once, watch their directories with one `LogWatcher` instead.
-    public func waitForChanges(timeoutMilliseconds: Int32) {
+    package func waitForChanges(timeoutMilliseconds: Int32) {
         watcher.watch(directory)
         watcher.waitForChanges(timeoutMilliseconds: timeoutMilliseconds)
     }

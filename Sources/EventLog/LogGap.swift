@@ -4,21 +4,21 @@
 /// A gap record stands at `lastLostOffset` in its partition's log, so offsets still
 /// increase and the record after it is the broker's new beginning. Its value holds the
 /// four integers below (`schemas/event-log.md`), its reason field `reason`.
-public struct LogGap: Sendable, Hashable, CustomStringConvertible {
-    public var topic: String
-    public var partition: Int32
+package struct LogGap: Sendable, Hashable, CustomStringConvertible {
+    package var topic: String
+    package var partition: Int32
     /// The first offset the log lacks: the log's last offset + 1 when the gap was found.
-    public var firstLostOffset: Int64
+    package var firstLostOffset: Int64
     /// The last offset lost: the broker's new beginning − 1, and the gap record's own offset.
-    public var lastLostOffset: Int64
+    package var lastLostOffset: Int64
     /// The broker's log start offset when the gap was found: where ingest went on.
-    public var brokerLogStartOffset: Int64
+    package var brokerLogStartOffset: Int64
     /// When ingest found the gap, ms since the epoch.
-    public var detectedAt: Int64
+    package var detectedAt: Int64
     /// Why, UTF-8 `code: message` (as dead-letter reasons).
-    public var reason: String
+    package var reason: String
 
-    public init(
+    package init(
         topic: String, partition: Int32, firstLostOffset: Int64, lastLostOffset: Int64, brokerLogStartOffset: Int64,
         detectedAt: Int64, reason: String
     ) {
@@ -32,17 +32,17 @@ public struct LogGap: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// How many offsets the gap covers.
-    public var lostRecords: Int64 { lastLostOffset - firstLostOffset + 1 }
+    package var lostRecords: Int64 { lastLostOffset - firstLostOffset + 1 }
 
     /// `P:F..L`, the partition and the lost range.
-    public var range: String { "\(partition):\(firstLostOffset)..\(lastLostOffset)" }
+    package var range: String { "\(partition):\(firstLostOffset)..\(lastLostOffset)" }
 
-    public var description: String {
+    package var description: String {
         "\(topic)/\(partition) offsets \(firstLostOffset)..\(lastLostOffset) (\(lostRecords) records; the broker's log started at \(brokerLogStartOffset))"
     }
 
     /// The gap a gap record holds; nil if the record is not a well-formed gap record.
-    public init?(_ record: RecordView) {
+    package init?(_ record: RecordView) {
         guard record.kind == .gap, let value = record.value, let fields = LogFormat.decodeGapValue(value) else { return nil }
         self.init(
             topic: String(decoding: record.topic, as: UTF8.self), partition: record.partition, firstLostOffset: fields.first,

@@ -1,15 +1,15 @@
 /// A position in the log: a Kafka partition and offset, written `P:O`.
-public struct LogPosition: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var partition: Int32
-    public var offset: Int64
+package struct LogPosition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package var partition: Int32
+    package var offset: Int64
 
-    public init(partition: Int32, offset: Int64) {
+    package init(partition: Int32, offset: Int64) {
         self.partition = partition
         self.offset = offset
     }
 
     /// Parses `P:O`; nil unless both are non-negative integers.
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let partition = Int32(parts[0]), let offset = Int64(parts[1]),
             partition >= 0, offset >= 0
@@ -17,9 +17,9 @@ public struct LogPosition: Hashable, Sendable, Comparable, CustomStringConvertib
         self.init(partition: partition, offset: offset)
     }
 
-    public var description: String { "\(partition):\(offset)" }
+    package var description: String { "\(partition):\(offset)" }
 
-    public static func < (lhs: LogPosition, rhs: LogPosition) -> Bool {
+    package static func < (lhs: LogPosition, rhs: LogPosition) -> Bool {
         (lhs.partition, lhs.offset) < (rhs.partition, rhs.offset)
     }
 }

@@ -2,7 +2,7 @@ import LedgerSupport
 
 /// What a record holds: an event as received, a rejected value (dead letter), or the
 /// range of offsets the broker had lost when ingest asked for them (a gap, see `LogGap`).
-public enum RecordKind: UInt8, Sendable, Hashable {
+package enum RecordKind: UInt8, Sendable, Hashable {
     case event = 1
     case deadLetter = 2
     /// Not a Kafka message: a gap record, always the first record of a version 2 segment.
@@ -11,21 +11,21 @@ public enum RecordKind: UInt8, Sendable, Hashable {
 
 /// One record, owning its bytes. For appending, `topic`, `partition` and `chainHash` are
 /// filled in by the writer; reading returns them as stored.
-public struct LogRecord: Sendable, Hashable {
-    public var kind: RecordKind
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
+package struct LogRecord: Sendable, Hashable {
+    package var kind: RecordKind
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
     /// Kafka's message timestamp in ms, -1 when there was none.
-    public var timestamp: Int64
-    public var key: [UInt8]?
+    package var timestamp: Int64
+    package var key: [UInt8]?
     /// The Kafka value exactly as received.
-    public var value: [UInt8]?
+    package var value: [UInt8]?
     /// Why a dead letter was rejected; empty for events.
-    public var reason: String
-    public var chainHash: SHA256Digest
+    package var reason: String
+    package var chainHash: SHA256Digest
 
-    public init(
+    package init(
         kind: RecordKind = .event, topic: String = "", partition: Int32 = 0, offset: Int64, timestamp: Int64 = -1,
         key: [UInt8]?, value: [UInt8]?, reason: String = "", chainHash: SHA256Digest = .zero
     ) {
@@ -41,7 +41,7 @@ public struct LogRecord: Sendable, Hashable {
     }
 
     /// The record's Kafka coordinates.
-    public var position: LogPosition { LogPosition(partition: partition, offset: offset) }
+    package var position: LogPosition { LogPosition(partition: partition, offset: offset) }
 }
 
 /// A record read in place: its byte views are valid only inside the callback that
@@ -50,28 +50,28 @@ public struct LogRecord: Sendable, Hashable {
 /// A redacted field reads as absent (`key`, `value` nil, `reason` empty): readers treat a
 /// redacted event as they treat a record without a value. `redacted` says which fields
 /// an erasure replaced and `erasureOffset` by which erasure.
-public struct RecordView {
-    public let kind: RecordKind
-    public let partition: Int32
-    public let offset: Int64
-    public let timestamp: Int64
-    public let topic: UnsafeRawBufferPointer
+package struct RecordView {
+    package let kind: RecordKind
+    package let partition: Int32
+    package let offset: Int64
+    package let timestamp: Int64
+    package let topic: UnsafeRawBufferPointer
     /// The fields as stored: a redacted one holds its redaction marker.
     let storedKey: UnsafeRawBufferPointer?
     let storedValue: UnsafeRawBufferPointer?
     let storedReason: UnsafeRawBufferPointer
     /// The fields an erasure replaced by redaction markers (always empty in version 1 and 2 segments).
-    public let redacted: RedactedFields
-    public let chainHash: SHA256Digest
+    package let redacted: RedactedFields
+    package let chainHash: SHA256Digest
     /// The body without the chain hash: what a version 1/2 chain hash covers after the previous one.
     let chainedBytes: UnsafeRawBufferPointer
     /// The body's first 24 + T bytes (kind, flags, lengths, coordinates, topic).
     let fixedBytes: UnsafeRawBufferPointer
     /// Bytes of the whole frame (length, CRC, body).
-    public let frameLength: Int
+    package let frameLength: Int
     /// Whether the record's segment chains over digests (version 3 or 4): set by the
     /// scanner, which knows the segment's header.
-    public internal(set) var chainsDigests = false
+    package internal(set) var chainsDigests = false
 
     init(
         kind: RecordKind, partition: Int32, offset: Int64, timestamp: Int64, topic: UnsafeRawBufferPointer,
@@ -95,16 +95,16 @@ public struct RecordView {
     }
 
     /// The Kafka key as received; nil when there was none or it is redacted.
-    public var key: UnsafeRawBufferPointer? { redacted.contains(.key) ? nil : storedKey }
+    package var key: UnsafeRawBufferPointer? { redacted.contains(.key) ? nil : storedKey }
     /// The Kafka value exactly as received; nil when there was none or it is redacted.
-    public var value: UnsafeRawBufferPointer? { redacted.contains(.value) ? nil : storedValue }
+    package var value: UnsafeRawBufferPointer? { redacted.contains(.value) ? nil : storedValue }
     /// Why a dead letter was rejected; empty for events and when redacted.
-    public var reason: UnsafeRawBufferPointer {
+    package var reason: UnsafeRawBufferPointer {
         redacted.contains(.reason) ? UnsafeRawBufferPointer(rebasing: storedReason[0..<0]) : storedReason
     }
 
     /// The fields the record has (the reason always, if only empty): what a whole redaction replaces.
-    public var presentFields: RedactedFields {
+    package var presentFields: RedactedFields {
         var fields: RedactedFields = .reason
         if storedKey != nil { fields.insert(.key) }
         if storedValue != nil { fields.insert(.value) }
@@ -112,11 +112,11 @@ public struct RecordView {
     }
 
     /// Whether an erasure replaced any field.
-    public var isRedacted: Bool { !redacted.isEmpty }
+    package var isRedacted: Bool { !redacted.isEmpty }
 
     /// The offset of the erasure that redacted this record (the value's marker first, then
     /// the key's, then the reason's); nil if none did or the markers are malformed.
-    public var erasureOffset: Int64? {
+    package var erasureOffset: Int64? {
         for (field, bytes) in [(RedactedFields.value, storedValue), (.key, storedKey), (.reason, storedReason)]
         where redacted.contains(field) {
             if let bytes, let marker = LogFormat.decodeRedactionMarker(bytes) { return marker.erasureOffset }
@@ -125,7 +125,7 @@ public struct RecordView {
     }
 
     /// The SHA-256 of the key as received (also when redacted: the marker keeps it); nil without a key.
-    public var keyDigest: SHA256Digest? { storedKey.flatMap { digest(of: $0, redacted: redacted.contains(.key)) } }
+    package var keyDigest: SHA256Digest? { storedKey.flatMap { digest(of: $0, redacted: redacted.contains(.key)) } }
 
     /// Why the redaction markers are not well formed, nil if they are (or there are none).
     var redactionProblem: String? {
@@ -147,7 +147,7 @@ public struct RecordView {
 
     /// Whether this record's chain hash follows from `previous` (over the body in a
     /// version 1/2 segment, over the digests in a version 3/4 one).
-    public func chainFollows(_ previous: SHA256Digest) -> Bool {
+    package func chainFollows(_ previous: SHA256Digest) -> Bool {
         if chainsDigests {
             guard let reasonDigest = digest(of: storedReason, redacted: redacted.contains(.reason)) else { return false }
             var keyDigest: SHA256Digest?
@@ -170,7 +170,7 @@ public struct RecordView {
     }
 
     /// A copy that outlives the callback (redacted fields read as absent).
-    public func owned() -> LogRecord {
+    package func owned() -> LogRecord {
         LogRecord(
             kind: kind, topic: String(decoding: topic, as: UTF8.self), partition: partition, offset: offset,
             timestamp: timestamp, key: key.map { Array($0) }, value: value.map { Array($0) },

@@ -9,20 +9,20 @@ import LedgerSupport
 /// segment kept and the chain hash it links to, then the segments before it are removed.
 /// A crash in between leaves segments before the base, which are no longer part of the
 /// log (readers and `verify` start at the base) and are removed by the next run.
-public struct LogRetention: Sendable {
+package struct LogRetention: Sendable {
     /// What one run removed.
-    public struct Outcome: Sendable {
-        public var removedSegments = 0
-        public var removedBytes: Int64 = 0
+    package struct Outcome: Sendable {
+        package var removedSegments = 0
+        package var removedBytes: Int64 = 0
         /// The partition's base after the run (nil: nothing was ever removed).
-        public var base: RetentionBase?
+        package var base: RetentionBase?
         /// Why the archive command refused a segment, if it did.
-        public var archiveFailure: String?
+        package var archiveFailure: String?
     }
 
-    public let policy: RetentionPolicy
+    package let policy: RetentionPolicy
 
-    public init(policy: RetentionPolicy) {
+    package init(policy: RetentionPolicy) {
         self.policy = policy
     }
 
@@ -31,12 +31,12 @@ public struct LogRetention: Sendable {
     /// checkpoint) are removed.
     /// - Parameter now: the clock, ms since the epoch (segments' ages are their files' mtimes).
     /// - Throws: `EventLogError` for I/O failure.
-    public func enforce(log: EventLog, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
+    package func enforce(log: EventLog, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
         try enforce(directory: log.directory(topic: topic, partition: partition), topic: topic, partition: partition, keepAfter: keepAfter, now: now)
     }
 
     /// `enforce(log:topic:partition:keepAfter:now:)` for the partition log in `directory`.
-    public func enforce(directory: String, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
+    package func enforce(directory: String, topic: String, partition: Int32, keepAfter: Int64, now: Int64) throws(EventLogError) -> Outcome {
         var outcome = Outcome()
         outcome.base = try LogFormat.readRetentionBase(directory: directory)
         // Leftovers of an interrupted run first.

@@ -1,23 +1,23 @@
 import LedgerSupport
 
 /// What `LogVerifier` found: a summary per partition and every problem, located.
-public struct LogVerification: Sendable {
+package struct LogVerification: Sendable {
     /// One broken rule, with where it is.
-    public struct Problem: Sendable, CustomStringConvertible {
-        public var path: String
-        public var byteOffset: Int?
+    package struct Problem: Sendable, CustomStringConvertible {
+        package var path: String
+        package var byteOffset: Int?
         /// The offset of the bad record, or of the last good one before it.
-        public var kafkaOffset: Int64?
-        public var message: String
+        package var kafkaOffset: Int64?
+        package var message: String
 
-        public init(path: String, byteOffset: Int?, kafkaOffset: Int64?, message: String) {
+        package init(path: String, byteOffset: Int?, kafkaOffset: Int64?, message: String) {
             self.path = path
             self.byteOffset = byteOffset
             self.kafkaOffset = kafkaOffset
             self.message = message
         }
 
-        public var description: String {
+        package var description: String {
             var location = path
             if let byteOffset { location += " byte \(byteOffset)" }
             if let kafkaOffset { location += " offset \(kafkaOffset)" }
@@ -25,45 +25,45 @@ public struct LogVerification: Sendable {
         }
     }
 
-    public struct PartitionSummary: Sendable {
-        public var topic: String
-        public var partition: Int32
-        public var segments = 0
-        public var records = 0
-        public var events = 0
-        public var deadLetters = 0
+    package struct PartitionSummary: Sendable {
+        package var topic: String
+        package var partition: Int32
+        package var segments = 0
+        package var records = 0
+        package var events = 0
+        package var deadLetters = 0
         /// Gap records: ranges the broker had lost when ingest asked for them.
-        public var gaps = 0
+        package var gaps = 0
         /// Offsets those gaps cover.
-        public var lostRecords: Int64 = 0
-        public var firstOffset: Int64?
-        public var lastOffset: Int64?
-        public var firstTimestamp: Int64?
-        public var lastTimestamp: Int64?
-        public var bytes = 0
+        package var lostRecords: Int64 = 0
+        package var firstOffset: Int64?
+        package var lastOffset: Int64?
+        package var firstTimestamp: Int64?
+        package var lastTimestamp: Int64?
+        package var bytes = 0
         /// The chain hash of the last good record.
-        public var lastChainHash = SHA256Digest.zero
+        package var lastChainHash = SHA256Digest.zero
         /// Records an erasure redacted (their values replaced by markers that keep digests).
-        public var redactedRecords = 0
+        package var redactedRecords = 0
         /// The retention base: the log holds nothing before this offset (nil: nothing was removed).
-        public var retainedFrom: Int64?
+        package var retainedFrom: Int64?
         /// Segments per format version (1 and 2 chain over bodies, 3 and 4 over digests).
-        public var segmentsByVersion: [UInt16: Int] = [:]
+        package var segmentsByVersion: [UInt16: Int] = [:]
     }
 
     /// One erasure of the log and how many records it redacted.
-    public struct ErasureSummary: Sendable, CustomStringConvertible {
-        public var erasure: LogErasure
-        public var redactedRecords: Int
+    package struct ErasureSummary: Sendable, CustomStringConvertible {
+        package var erasure: LogErasure
+        package var redactedRecords: Int
 
         /// `erasure partition 3 offset 1200 (device sha256:…): 4211 records redacted`.
-        public var description: String {
+        package var description: String {
             "erasure partition \(erasure.partition) offset \(erasure.offset) (\(erasure.scope.rawValue) erasure, device sha256:"
                 + "\(erasure.deviceDigest?.hex ?? "?")): \(redactedRecords) records redacted"
         }
 
         /// The summary as a JSON-ready object (for `verify --json`).
-        public var jsonObject: [String: any Sendable] {
+        package var jsonObject: [String: any Sendable] {
             [
                 "partition": Int(erasure.partition), "offset": erasure.offset, "scope": erasure.scope.rawValue,
                 "device": "sha256:" + (erasure.deviceDigest?.hex ?? ""), "redactedRecords": redactedRecords,
@@ -71,29 +71,29 @@ public struct LogVerification: Sendable {
         }
     }
 
-    public var partitions: [PartitionSummary] = []
-    public var problems: [Problem] = []
+    package var partitions: [PartitionSummary] = []
+    package var problems: [Problem] = []
     /// Every gap record, in partition and offset order. A gap is no broken rule (the log
     /// says truthfully what it lacks), so `isClean` does not count it; `verify --strict` does.
-    public var gaps: [LogGap] = []
+    package var gaps: [LogGap] = []
     /// Dead letters by reason code (`DeadLetterReason.code`).
-    public var deadLettersByReason: [String: Int] = [:]
+    package var deadLettersByReason: [String: Int] = [:]
     /// Every erasure record, in partition and offset order, with the records it redacted.
-    public var erasures: [ErasureSummary] = []
+    package var erasures: [ErasureSummary] = []
 
     /// True when every rule holds.
-    public var isClean: Bool { problems.isEmpty }
+    package var isClean: Bool { problems.isEmpty }
 }
 
 /// Checks a whole log against the rules of `schemas/event-log.md`: every segment header,
 /// every CRC, topic and partition, offsets strictly increasing, every chain hash, every
 /// index. Reads everything; changes nothing.
-public enum LogVerifier {
+package enum LogVerifier {
     private typealias Redaction = (
         offset: Int64, erasure: Int64?, fields: RedactedFields, present: RedactedFields, keyDigest: SHA256Digest?
     )
 
-    public static func verify(_ log: EventLog) throws(EventLogError) -> LogVerification {
+    package static func verify(_ log: EventLog) throws(EventLogError) -> LogVerification {
         var verification = LogVerification()
         for (topic, partition) in try log.partitions() {
             verification.partitions.append(

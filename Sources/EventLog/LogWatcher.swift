@@ -8,12 +8,12 @@ import LedgerSupport
 /// after a directory is watched and before the wait are not lost: inotify queues them.
 ///
 /// Used from one thread.
-public final class LogWatcher {
+package final class LogWatcher {
     private let notifications: Int32
     private var watched: Set<String> = []
 
     /// A watcher with nothing watched yet.
-    public init() {
+    package init() {
         notifications = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
     }
 
@@ -24,7 +24,7 @@ public final class LogWatcher {
     /// Watches `directory` (once); false if it cannot be watched (it does not exist yet,
     /// or inotify is unavailable): then `waitForChanges` is a short poll for it.
     @discardableResult
-    public func watch(_ directory: String) -> Bool {
+    package func watch(_ directory: String) -> Bool {
         if watched.contains(directory) { return true }
         guard notifications >= 0,
             inotify_add_watch(notifications, directory, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE)) >= 0
@@ -35,7 +35,7 @@ public final class LogWatcher {
 
     /// Blocks until a watched directory changes or `timeoutMilliseconds` pass; with
     /// nothing watched, sleeps at most 50 ms (a short poll).
-    public func waitForChanges(timeoutMilliseconds: Int32) {
+    package func waitForChanges(timeoutMilliseconds: Int32) {
         guard !watched.isEmpty else {
             var request = timespec(tv_sec: 0, tv_nsec: Int(min(timeoutMilliseconds, 50)) * 1_000_000)
             var remaining = timespec()

@@ -2,12 +2,12 @@
 ///
 /// Safe to use while a writer (in this or another process) appends: a partial record at
 /// the end of the last segment is where the writer is, and reading stops before it.
-public struct PartitionReader: Sendable {
-    public let directory: String
-    public let topic: String
-    public let partition: Int32
+package struct PartitionReader: Sendable {
+    package let directory: String
+    package let topic: String
+    package let partition: Int32
 
-    public init(directory: String, topic: String, partition: Int32) {
+    package init(directory: String, topic: String, partition: Int32) {
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -17,7 +17,7 @@ public struct PartitionReader: Sendable {
     /// The view is valid only during the call (see `RecordView.owned()`).
     /// - Throws: `EventLogError` for damage (a bad CRC, a partial record in a sealed
     ///   segment), or what `body` throws.
-    public func forEach(from offset: Int64 = 0, _ body: (RecordView) throws -> Bool) throws {
+    package func forEach(from offset: Int64 = 0, _ body: (RecordView) throws -> Bool) throws {
         let bases = try PartitionWriter.segmentBases(in: directory)
         guard !bases.isEmpty else { return }
         let first = bases.lastIndex { $0 <= offset } ?? 0
@@ -49,7 +49,7 @@ public struct PartitionReader: Sendable {
     }
 
     /// Copies of the records with offset ≥ `offset` (at most `limit`).
-    public func records(from offset: Int64 = 0, limit: Int = .max) throws -> [LogRecord] {
+    package func records(from offset: Int64 = 0, limit: Int = .max) throws -> [LogRecord] {
         var records: [LogRecord] = []
         try forEach(from: offset) { record in
             records.append(record.owned())

@@ -8,39 +8,39 @@ import LedgerSupport
 /// Records are staged (`stage`), each framed with its CRC and chain hash, and written
 /// with one `write` per `commit`; the fsync policy decides when they are synced. On open
 /// the last segment is recovered: a torn tail is truncated, damage before it is an error.
-public final class PartitionWriter {
+package final class PartitionWriter {
     /// How the writer lays out and syncs the log.
-    public struct Options: Sendable {
-        public var fsync: FsyncPolicy
+    package struct Options: Sendable {
+        package var fsync: FsyncPolicy
         /// A segment is sealed and a new one started once it would pass this size.
-        public var maxSegmentBytes: Int
+        package var maxSegmentBytes: Int
         /// The format of new segments: `.overDigests` (versions 3 and 4) unless a test
         /// writes an old log. A log whose last segment is of the other format is continued
         /// in a new segment, so no segment mixes the two.
-        public var chain: LogChain
+        package var chain: LogChain
 
-        public init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests) {
+        package init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests) {
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
             self.chain = chain
         }
     }
 
-    public let topic: String
-    public let partition: Int32
-    public let directory: String
-    public let options: Options
+    package let topic: String
+    package let partition: Int32
+    package let directory: String
+    package let options: Options
     /// The Kafka offset of the last record written (nil for an empty log).
-    public private(set) var lastOffset: Int64?
+    package private(set) var lastOffset: Int64?
     /// The chain hash of the last record staged (zero for an empty log).
-    public private(set) var chainHash: SHA256Digest
+    package private(set) var chainHash: SHA256Digest
     /// Whether everything written has been synced.
-    public private(set) var isSynced = true
+    package private(set) var isSynced = true
     /// The offset of the last record staged or written (nil for an empty log): the next
     /// record's offset must be above it.
-    public var lastStagedOffset: Int64? { stagedLastOffset ?? lastOffset }
+    package var lastStagedOffset: Int64? { stagedLastOffset ?? lastOffset }
     /// Whether records are staged and not written yet (`commit` has work to do).
-    public var hasStagedRecords: Bool { !staged.isEmpty }
+    package var hasStagedRecords: Bool { !staged.isEmpty }
 
     private let logger: Logger
     private var segment: LogFile?
@@ -56,7 +56,7 @@ public final class PartitionWriter {
 
     /// Opens (creating if needed) the log of one partition in `directory` and recovers it.
     /// - Throws: `EventLogError` if the log is damaged before its tail or I/O fails.
-    public init(directory: String, topic: String, partition: Int32, options: Options = Options(), logger: Logger = Logger(label: "event-log")) throws(EventLogError) {
+    package init(directory: String, topic: String, partition: Int32, options: Options = Options(), logger: Logger = Logger(label: "event-log")) throws(EventLogError) {
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -79,7 +79,7 @@ public final class PartitionWriter {
     /// Frames one record into the pending batch. Offsets must strictly increase.
     /// - Throws: `EventLogError` for an offset that does not increase, or I/O failure
     ///   (sealing a full segment, or `always` syncing each record).
-    public func stage(
+    package func stage(
         kind: RecordKind = .event, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?,
         value: UnsafeRawBufferPointer?, reason: String = ""
     ) throws(EventLogError) {
@@ -137,7 +137,7 @@ public final class PartitionWriter {
     /// offsets. It starts a new segment (version 2) and stands at `gap.lastLostOffset`.
     /// - Throws: `EventLogError` if the gap does not start right after the last record
     ///   staged, or for I/O failure while starting the segment.
-    public func stageGap(_ gap: LogGap) throws(EventLogError) {
+    package func stageGap(_ gap: LogGap) throws(EventLogError) {
         try withBytes(LogFormat.gapValue(gap)) { (value) throws(EventLogError) in
             try stage(kind: .gap, offset: gap.lastLostOffset, timestamp: -1, key: nil, value: value, reason: gap.reason)
         }
@@ -156,7 +156,7 @@ public final class PartitionWriter {
     }
 
     /// Frames one owned record into the pending batch (its topic, partition and chain hash are ignored).
-    public func stage(_ record: LogRecord) throws(EventLogError) {
+    package func stage(_ record: LogRecord) throws(EventLogError) {
         try withOptionalBytes(record.key) { (key) throws(EventLogError) in
             try withOptionalBytes(record.value) { (value) throws(EventLogError) in
                 try stage(kind: record.kind, offset: record.offset, timestamp: record.timestamp, key: key, value: value, reason: record.reason)
@@ -167,7 +167,7 @@ public final class PartitionWriter {
     /// Writes the pending batch with one `write` and syncs it as the policy says.
     /// - Returns: whether everything written so far is on disk (`fdatasync` done).
     @discardableResult
-    public func commit() throws(EventLogError) -> Bool {
+    package func commit() throws(EventLogError) -> Bool {
         if let failure { throw failure }
         do {
             try writeStaged()
@@ -188,13 +188,13 @@ public final class PartitionWriter {
 
     /// Stages and commits `records`; returns whether they are on disk.
     @discardableResult
-    public func append(_ records: [LogRecord]) throws(EventLogError) -> Bool {
+    package func append(_ records: [LogRecord]) throws(EventLogError) -> Bool {
         for record in records { try stage(record) }
         return try commit()
     }
 
     /// Writes the pending batch and forces everything to disk, whatever the policy.
-    public func sync() throws(EventLogError) {
+    package func sync() throws(EventLogError) {
         if let failure { throw failure }
         try writeStaged()
         if !isSynced { try syncNow() }
@@ -210,7 +210,7 @@ public final class PartitionWriter {
     /// Each segment is rewritten beside itself and renamed over it; the writer then
     /// reopens its last segment.
     /// - Throws: `EventLogError` for I/O failure or a damaged segment.
-    public func redact(
+    package func redact(
         erasureOffset: Int64, _ select: (RecordView) -> RedactedFields
     ) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
         if let failure { throw failure }

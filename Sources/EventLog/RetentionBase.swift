@@ -3,17 +3,17 @@ import LedgerSupport
 /// Where a partition's log starts after retention removed the segments before it: the
 /// file `retention-base` in the partition's directory (see `schemas/event-log.md`,
 /// "Retention"). Without one the log starts at its first record with a zero chain.
-public struct RetentionBase: Sendable, Hashable {
+package struct RetentionBase: Sendable, Hashable {
     /// The base offset of the first segment kept: the log holds no record before it.
-    public var baseOffset: Int64
+    package var baseOffset: Int64
     /// The chain hash of the last record removed: the first kept segment's header repeats
     /// it, and `verify` checks the chain from it.
-    public var previousChainHash: SHA256Digest
+    package var previousChainHash: SHA256Digest
     /// The largest Kafka timestamp (ms) of the records removed (-1 if none had one): a
     /// replay as of an earlier time cannot be answered.
-    public var removedUpToTimestamp: Int64
+    package var removedUpToTimestamp: Int64
 
-    public init(baseOffset: Int64, previousChainHash: SHA256Digest, removedUpToTimestamp: Int64) {
+    package init(baseOffset: Int64, previousChainHash: SHA256Digest, removedUpToTimestamp: Int64) {
         self.baseOffset = baseOffset
         self.previousChainHash = previousChainHash
         self.removedUpToTimestamp = removedUpToTimestamp
@@ -23,7 +23,7 @@ public struct RetentionBase: Sendable, Hashable {
 extension EventLog {
     /// The retention base of a partition, nil if retention never removed anything of it.
     /// - Throws: `EventLogError` if the file exists and is damaged.
-    public func retentionBase(topic: String, partition: Int32) throws(EventLogError) -> RetentionBase? {
+    package func retentionBase(topic: String, partition: Int32) throws(EventLogError) -> RetentionBase? {
         try LogFormat.readRetentionBase(directory: directory(topic: topic, partition: partition))
     }
 }

@@ -5,16 +5,16 @@ import LedgerSupport
 /// canonical topic: keyed by the device id (so it lands on the device's partition, after
 /// every event of the device already there), its value a `ledger.erased` event naming
 /// the device, chat or contact by digest only.
-public struct ErasureRequest: Sendable {
-    public var deviceId: String
-    public var scope: ErasureScope
+package struct ErasureRequest: Sendable {
+    package var deviceId: String
+    package var scope: ErasureScope
     /// The chat or contact id (nil for a device erasure).
-    public var subjectId: String?
-    public var reason: String
+    package var subjectId: String?
+    package var reason: String
 
     /// A request; exactly one of `chatId` and `contactId` may be given, or neither (the whole device).
     /// - Throws: `ErasureRequest.Invalid` when both are given, an id is empty, or the reason is.
-    public init(deviceId: String, chatId: String? = nil, contactId: String? = nil, reason: String) throws(Invalid) {
+    package init(deviceId: String, chatId: String? = nil, contactId: String? = nil, reason: String) throws(Invalid) {
         guard !deviceId.isEmpty else { throw Invalid(message: "the device id is empty") }
         guard !reason.isEmpty else { throw Invalid(message: "the reason is empty") }
         switch (chatId, contactId) {
@@ -29,25 +29,25 @@ public struct ErasureRequest: Sendable {
     }
 
     /// Why a request cannot be made.
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
+    package struct Invalid: Error, Sendable, CustomStringConvertible {
+        package var message: String
+        package var description: String { message }
     }
 
     /// `sha256:` and the lowercase hex SHA-256 of an id.
-    public static func digestName(_ id: String) -> String {
+    package static func digestName(_ id: String) -> String {
         LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
     }
 
     /// The event, with `eventId` and `occurredAt` (ms) given.
-    public func event(eventId: String, occurredAt: Int64) -> Event {
+    package func event(eventId: String, occurredAt: Int64) -> Event {
         Event(
             eventId: eventId, deviceId: Self.digestName(deviceId), occurredAt: occurredAt, chatId: nil,
             payload: .ledgerErased(LedgerErasure(scope: scope, subject: subjectId.map(Self.digestName), reason: reason)))
     }
 
     /// The Kafka record: key (the device id) and value (the canonical event).
-    public func record(eventId: String, occurredAt: Int64) -> (key: [UInt8], value: [UInt8]) {
+    package func record(eventId: String, occurredAt: Int64) -> (key: [UInt8], value: [UInt8]) {
         (Array(deviceId.utf8), EventEncoder.encode(event(eventId: eventId, occurredAt: occurredAt)))
     }
 }

@@ -1,7 +1,7 @@
 import EventLog
 
 /// What makes ingest stop on its own, with the partition and offsets concerned.
-public struct IngestError: Error, Sendable, CustomStringConvertible {
+package struct IngestError: Error, Sendable, CustomStringConvertible {
     private enum Kind: Sendable {
         case brokerLoss(LogGap)
         case logAheadOfBroker(partition: Int32, nextOffset: Int64, brokerLogEnd: Int64)
@@ -23,12 +23,12 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The records lost, when this is a broker loss.
-    public var lostRange: LogGap? {
+    package var lostRange: LogGap? {
         if case .brokerLoss(let gap) = kind { return gap }
         return nil
     }
 
-    public var description: String {
+    package var description: String {
         switch kind {
         case .brokerLoss(let gap):
             return "records lost at the broker: \(gap.topic) partition \(gap.partition) offsets \(gap.firstLostOffset)..\(gap.lastLostOffset) "
@@ -43,7 +43,7 @@ public struct IngestError: Error, Sendable, CustomStringConvertible {
 
 /// What ingest does when the broker no longer has records it has not read yet
 /// (`--on-broker-loss`).
-public enum BrokerLossPolicy: String, Sendable, CaseIterable {
+package enum BrokerLossPolicy: String, Sendable, CaseIterable {
     /// Write a gap record naming the lost range and go on from the broker's new beginning.
     case record
     /// Stop with an error naming the lost range; nothing is written.

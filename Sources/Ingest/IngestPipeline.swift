@@ -11,20 +11,20 @@ import LedgerSupport
 /// per offset: messages at or below a partition's last logged offset are skipped
 /// (redeliveries); each batch is validated, staged, written and synced as the fsync
 /// policy says, and only then applied to the projection. Used from one thread.
-public final class IngestPipeline {
-    public struct Options: Sendable {
-        public var topic: String
-        public var fsync: FsyncPolicy
-        public var maxSegmentBytes: Int
+package final class IngestPipeline {
+    package struct Options: Sendable {
+        package var topic: String
+        package var fsync: FsyncPolicy
+        package var maxSegmentBytes: Int
         /// A checkpoint is written after this many records or seconds, whichever first.
-        public var checkpointEveryRecords: Int
-        public var checkpointEverySeconds: Double
+        package var checkpointEveryRecords: Int
+        package var checkpointEverySeconds: Double
         /// Attests every checkpoint with HMAC-SHA256 under this key (see `CheckpointStore`).
-        public var attestationKey: [UInt8]?
+        package var attestationKey: [UInt8]?
         /// How much of each partition's log to keep; applied after every checkpoint.
-        public var retention: RetentionPolicy
+        package var retention: RetentionPolicy
 
-        public init(
+        package init(
             topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
             checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil,
             retention: RetentionPolicy = RetentionPolicy()
@@ -40,35 +40,35 @@ public final class IngestPipeline {
     }
 
     /// What went through, for logs and metrics.
-    public struct Counters: Sendable {
-        public var records = 0
-        public var events = 0
-        public var deadLetters = 0
+    package struct Counters: Sendable {
+        package var records = 0
+        package var events = 0
+        package var deadLetters = 0
         /// Offsets already in the log, delivered again by Kafka.
-        public var redeliveriesSkipped = 0
-        public var deadLettersByReason: [String: Int] = [:]
+        package var redeliveriesSkipped = 0
+        package var deadLettersByReason: [String: Int] = [:]
         /// Offsets the broker no longer had, per partition: the log's gap records (those it
         /// held at start and those recorded since).
-        public var lostRecords: [Int32: Int64] = [:]
+        package var lostRecords: [Int32: Int64] = [:]
         /// `ledger.erased` events applied, records they redacted, and records they named in
         /// version 1/2 segments, which cannot be redacted (see `schemas/event-log.md`).
-        public var erasures = 0
-        public var redactedRecords = 0
-        public var unredactableRecords = 0
+        package var erasures = 0
+        package var redactedRecords = 0
+        package var unredactableRecords = 0
         /// Segments and bytes retention removed (`RetentionPolicy`).
-        public var retentionRemovedSegments = 0
-        public var retentionRemovedBytes: Int64 = 0
+        package var retentionRemovedSegments = 0
+        package var retentionRemovedBytes: Int64 = 0
         /// Each partition's retention base offset: the log holds nothing before it.
-        public var retainedFrom: [Int32: Int64] = [:]
+        package var retainedFrom: [Int32: Int64] = [:]
     }
 
-    public let options: Options
-    public let log: EventLog
-    public let store: ProjectionStore
-    public let checkpoints: CheckpointStore
+    package let options: Options
+    package let log: EventLog
+    package let store: ProjectionStore
+    package let checkpoints: CheckpointStore
     /// The log's gaps (records the broker had lost), those found at start and those recorded since.
-    public let gaps: GapRegister
-    public private(set) var counters = Counters()
+    package let gaps: GapRegister
+    package private(set) var counters = Counters()
 
     private let parser = EventParser()
     private let logger: Logger
@@ -86,11 +86,11 @@ public final class IngestPipeline {
     private let checkpointWriter: CheckpointWriter
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
-    public var onBatchApplied: (@Sendable () -> Void)?
+    package var onBatchApplied: (@Sendable () -> Void)?
     private var lastCheckpoint = ContinuousClock.now
 
     /// Loads the projection (newest checkpoint, then the log after it).
-    public convenience init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest")) throws {
+    package convenience init(log: EventLog, options: Options, logger: Logger = Logger(label: "ingest")) throws {
         try self.init(
             log: log, options: options, logger: logger,
             checkpoints: CheckpointStore(dataDirectory: log.dataDirectory, attestationKey: options.attestationKey))
@@ -131,7 +131,7 @@ public final class IngestPipeline {
     /// the log has nothing for it (an explicit 0, not "the beginning": if the broker no
     /// longer has it, the out-of-range answer makes the loss a gap record instead of a
     /// silent start further on). Opens (and recovers) the partition's log.
-    public func startOffset(for partition: Int32) throws -> Int64? {
+    package func startOffset(for partition: Int32) throws -> Int64? {
         let writer = try self.writer(partition)
         if writer.lastOffset == nil {
             logger.notice("partition has no log here: rebuilding it from the start of the topic", ["partition": partition])
@@ -141,7 +141,7 @@ public final class IngestPipeline {
     }
 
     /// The next offset the log of `partition` needs: the last one staged + 1, 0 when empty.
-    public func nextOffset(_ partition: Int32) throws -> Int64 {
+    package func nextOffset(_ partition: Int32) throws -> Int64 {
         (try writer(partition).lastStagedOffset ?? -1) + 1
     }
 
@@ -152,7 +152,7 @@ public final class IngestPipeline {
     /// - Returns: the gap recorded.
     /// - Throws: `EventLogError` for a write failure, or a `brokerLogStart` not beyond the next offset.
     @discardableResult
-    public func recordGap(partition: Int32, brokerLogStart: Int64, reason: String, detectedAt: Int64) throws -> LogGap {
+    package func recordGap(partition: Int32, brokerLogStart: Int64, reason: String, detectedAt: Int64) throws -> LogGap {
         let writer = try self.writer(partition)
         let gap = LogGap(
             topic: options.topic, partition: partition, firstLostOffset: try nextOffset(partition), lastLostOffset: brokerLogStart - 1,
@@ -168,12 +168,12 @@ public final class IngestPipeline {
 
     /// Partitions assigned and not yet caught up with their high watermark: while any is,
     /// this instance is not ready (`/readyz`).
-    public private(set) var catchingUp: Set<Int32> = []
+    package private(set) var catchingUp: Set<Int32> = []
 
     /// Marks partitions whose log has reached `highWatermarks` (the next offset Kafka will
     /// write) as caught up; returns those that just did.
     @discardableResult
-    public func updateReadiness(highWatermarks: [Int32: Int64]) -> [Int32] {
+    package func updateReadiness(highWatermarks: [Int32: Int64]) -> [Int32] {
         var caughtUp: [Int32] = []
         for partition in catchingUp {
             guard let high = highWatermarks[partition], (writers[partition]?.lastOffset ?? -1) + 1 >= high else { continue }
@@ -187,7 +187,7 @@ public final class IngestPipeline {
     }
 
     /// The log's last offset of a partition, nil when it has none.
-    public func lastOffset(_ partition: Int32) -> Int64? { writers[partition]?.lastOffset }
+    package func lastOffset(_ partition: Int32) -> Int64? { writers[partition]?.lastOffset }
 
     /// The writer of the partition last accepted from: a batch holds runs of messages of
     /// one partition, so most messages skip the dictionary lookup.
@@ -208,7 +208,7 @@ public final class IngestPipeline {
     }
 
     /// Stages one consumed message: an event, or a dead letter with the reason.
-    public func accept(partition: Int32, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) throws {
+    package func accept(partition: Int32, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) throws {
         let writer = try self.writer(partition)
         guard offset > writer.lastStagedOffset ?? -1 else {
             counters.redeliveriesSkipped += 1
@@ -264,7 +264,7 @@ public final class IngestPipeline {
     /// Ends a batch: writes (and syncs, per policy) every touched partition, then applies
     /// the batch to the projection. Returns the next offset to read per touched partition.
     @discardableResult
-    public func commitBatch() throws -> [Int32: Int64] {
+    package func commitBatch() throws -> [Int32: Int64] {
         var next: [Int32: Int64] = [:]
         let batch = writers.values.filter(\.hasStagedRecords)
         try ParallelCommit.commit(batch)
@@ -370,7 +370,7 @@ public final class IngestPipeline {
     /// - Throws: the failure of a background checkpoint, at the first call after it failed
     ///   (so ingest stops at the next batch, as it did when checkpoints were written
     ///   inline), or of a forced one; a log sync failure.
-    public func checkpointIfDue(force: Bool = false) throws {
+    package func checkpointIfDue(force: Bool = false) throws {
         if let outcome = checkpointWriter.collect() { try report(outcome) }
         let due = recordsSinceCheckpoint >= options.checkpointEveryRecords
             || (recordsSinceCheckpoint > 0 && (ContinuousClock.now - lastCheckpoint) / .seconds(1) >= options.checkpointEverySeconds)
@@ -445,7 +445,7 @@ public final class IngestPipeline {
 
     /// Partitions taken away: their pending work is already committed (batches end
     /// before a rebalance is served); their writers are closed.
-    public func release(_ partitions: [Int32]) throws {
+    package func release(_ partitions: [Int32]) throws {
         for partition in partitions {
             try writers[partition]?.sync()
             writers[partition] = nil
@@ -455,14 +455,14 @@ public final class IngestPipeline {
     }
 
     /// Returns once every committed batch is in the projection (`store`).
-    public func waitUntilApplied() {
+    package func waitUntilApplied() {
         applier.waitUntilApplied()
     }
 
     /// Syncs everything, waits for the projection and for a checkpoint being written, and
     /// writes a final checkpoint.
     /// - Throws: a failure of the checkpoint in flight or of the final one.
-    public func close() throws {
+    package func close() throws {
         try commitBatch()
         for writer in writers.values { try writer.sync() }
         applier.waitUntilApplied()

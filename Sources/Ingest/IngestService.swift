@@ -11,18 +11,18 @@ import Synchronization
 /// Backpressure is by construction: the thread fetches the next batch only after the
 /// previous one is in the log and the projection, so librdkafka's bounded prefetch
 /// queue is all that can pile up.
-public final class IngestService: Sendable {
-    public struct Configuration: Sendable {
-        public var brokers: String
-        public var group: String
-        public var kafka: KafkaConfiguration
-        public var pipeline: IngestPipeline.Options
-        public var batchSize: Int
-        public var progressEverySeconds: Double
+package final class IngestService: Sendable {
+    package struct Configuration: Sendable {
+        package var brokers: String
+        package var group: String
+        package var kafka: KafkaConfiguration
+        package var pipeline: IngestPipeline.Options
+        package var batchSize: Int
+        package var progressEverySeconds: Double
         /// What to do when the broker no longer has records the log needs.
-        public var onBrokerLoss: BrokerLossPolicy
+        package var onBrokerLoss: BrokerLossPolicy
 
-        public init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
+        package init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
                     pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5,
                     onBrokerLoss: BrokerLossPolicy = .record) {
             self.brokers = brokers
@@ -36,12 +36,12 @@ public final class IngestService: Sendable {
     }
 
     /// What ingest has done so far, published after every batch (for `/metrics`).
-    public struct Statistics: Sendable {
-        public var counters = IngestPipeline.Counters()
+    package struct Statistics: Sendable {
+        package var counters = IngestPipeline.Counters()
         /// Per assigned partition: the log's last offset and the broker's high watermark.
-        public var partitions: [Int32: (lastOffset: Int64?, highWatermark: Int64?)] = [:]
+        package var partitions: [Int32: (lastOffset: Int64?, highWatermark: Int64?)] = [:]
         /// Records per second over the last second or so.
-        public var recordsPerSecond = 0.0
+        package var recordsPerSecond = 0.0
     }
 
     private let stopping = Atomic<Bool>(false)
@@ -49,26 +49,26 @@ public final class IngestService: Sendable {
     private let published = Mutex(Statistics())
     private let logger = Logger(label: "ingest")
 
-    public init() {}
+    package init() {}
 
     /// The statistics as of the last batch.
-    public var statistics: Statistics { published.withLock { $0 } }
+    package var statistics: Statistics { published.withLock { $0 } }
 
     /// True once every assigned partition has reached its high watermark (and stays true
     /// until a newly assigned partition has to catch up): what `/readyz` reports.
-    public var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
+    package var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
 
     /// Asks the loop to finish its batch and shut down cleanly.
-    public func stop() { stopping.store(true, ordering: .releasing) }
+    package func stop() { stopping.store(true, ordering: .releasing) }
 
     /// Consumes until `stop()`; then syncs, checkpoints and leaves the group.
     /// - Throws: what stops ingest for good (a fatal Kafka error, a damaged log).
-    public func run(log: EventLog, configuration: Configuration) throws {
+    package func run(log: EventLog, configuration: Configuration) throws {
         try run(pipeline: try IngestPipeline(log: log, options: configuration.pipeline), configuration: configuration)
     }
 
     /// Consumes into a pipeline the caller made (to share its projection store) until `stop()`.
-    public func run(pipeline: IngestPipeline, configuration: Configuration) throws {
+    package func run(pipeline: IngestPipeline, configuration: Configuration) throws {
         // A partition whose next offset the broker no longer has must come back to us, not
         // be moved on by librdkafka (`earliest` skipped the lost records with a warning).
         var kafka = configuration.kafka
@@ -226,7 +226,7 @@ public final class IngestService: Sendable {
 extension IngestService {
     /// Registers ingest's metrics: records, events and dead letters (by reason), rate, and
     /// lag per partition (high watermark − next offset the log needs).
-    public func registerMetrics(in registry: MetricsRegistry) {
+    package func registerMetrics(in registry: MetricsRegistry) {
         registry.collect("chatledger_ingest_records_total", help: "Kafka records written to the log (events and dead letters).", kind: .counter) {
             [.init(Double(self.statistics.counters.records))]
         }

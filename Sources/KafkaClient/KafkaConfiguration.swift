@@ -3,17 +3,17 @@ import Foundation
 import LedgerSupport
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
-public struct KafkaConfiguration: Sendable {
+package struct KafkaConfiguration: Sendable {
     /// The properties in the order they were set.
-    public private(set) var properties: [(key: String, value: String)] = []
+    package private(set) var properties: [(key: String, value: String)] = []
 
     /// Creates a configuration from properties.
-    public init(_ properties: KeyValuePairs<String, String> = [:]) {
+    package init(_ properties: KeyValuePairs<String, String> = [:]) {
         for (key, value) in properties { self[key] = value }
     }
 
     /// A property's value; setting replaces an earlier value for the same key.
-    public subscript(key: String) -> String? {
+    package subscript(key: String) -> String? {
         get { properties.last { $0.key == key }?.value }
         set {
             properties.removeAll { $0.key == key }
@@ -57,7 +57,7 @@ extension KafkaConfiguration {
     /// for trailing whitespace), blank lines and lines starting with `#` ignored.
     /// - Throws: `KafkaError` naming the file and line (never a line's content, which may
     ///   hold a secret) for a line without `=`, or the file when it cannot be read.
-    public static func properties(fromFile path: String) throws(KafkaError) -> [(key: String, value: String)] {
+    package static func properties(fromFile path: String) throws(KafkaError) -> [(key: String, value: String)] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .configuration("cannot read the Kafka properties file \(path)")
         }

@@ -10,25 +10,25 @@ import LedgerSupport
 /// beginning) and the offsets are set **before** librdkafka is told to assign, with the
 /// eager and the cooperative-sticky protocols alike. Auto-commit and auto offset store
 /// are off; `commitAsync` reports progress to Kafka for lag monitoring only.
-public final class KafkaConsumer {
+package final class KafkaConsumer {
     /// A message, valid only inside the `poll` callback that received it.
-    public struct Message {
-        public var partition: Int32
-        public var offset: Int64
+    package struct Message {
+        package var partition: Int32
+        package var offset: Int64
         /// Kafka's timestamp in ms, -1 when the message has none.
-        public var timestamp: Int64
-        public var key: UnsafeRawBufferPointer?
+        package var timestamp: Int64
+        package var key: UnsafeRawBufferPointer?
         /// Nil for a tombstone (no value).
-        public var value: UnsafeRawBufferPointer?
+        package var value: UnsafeRawBufferPointer?
     }
 
-    public let topic: String
+    package let topic: String
     /// Partitions currently assigned to this consumer.
-    public private(set) var assignment: Set<Int32> = []
+    package private(set) var assignment: Set<Int32> = []
     /// Assigned partitions whose next offset the broker does not have (with
     /// `auto.offset.reset=error`), each with the offset asked for. librdkafka stops
     /// fetching such a partition until `restart(partition:at:)`.
-    public private(set) var offsetsOutOfRange: [Int32: Int64] = [:]
+    package private(set) var offsetsOutOfRange: [Int32: Int64] = [:]
 
     private let handle: OpaquePointer
     private let queue: OpaquePointer
@@ -58,7 +58,7 @@ public final class KafkaConsumer {
     ///   - startOffset: for a newly assigned partition, the offset to read from; nil: the beginning.
     ///   - onAssigned: called after partitions are assigned (with their start offsets set).
     ///   - onRevoked: called before partitions are taken away.
-    public init(
+    package init(
         bootstrapServers: String, groupId: String, topic: String, configuration: KafkaConfiguration = KafkaConfiguration(),
         startOffset: @escaping (Int32) throws -> Int64?, onAssigned: @escaping ([Int32]) -> Void = { _ in },
         onRevoked: @escaping ([Int32]) -> Void = { _ in }
@@ -135,7 +135,7 @@ public final class KafkaConsumer {
     /// - Returns: how many messages were handed over.
     /// - Throws: a fatal consumer error, a `startOffset` failure, or what `body` throws.
     @discardableResult
-    public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
+    package func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
         let count = batch.fill(queue: queue, handle: handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
         if let failure { throw failure }
@@ -169,7 +169,7 @@ public final class KafkaConsumer {
 
     /// Tells Kafka how far this consumer got (`next` is the next offset to read, per
     /// partition), without waiting. For lag monitoring only.
-    public func commitAsync(_ next: [Int32: Int64]) {
+    package func commitAsync(_ next: [Int32: Int64]) {
         guard !next.isEmpty, !closed else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(next.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -184,7 +184,7 @@ public final class KafkaConsumer {
     }
 
     /// The partition's high watermark as last seen in fetch responses (no request).
-    public func highWatermark(partition: Int32) -> Int64? {
+    package func highWatermark(partition: Int32) -> Int64? {
         var low: Int64 = -1
         var high: Int64 = -1
         let result = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
@@ -194,7 +194,7 @@ public final class KafkaConsumer {
     /// The broker's log start offset and high watermark of `partition`, asked of the
     /// broker (blocks up to `timeoutMilliseconds`).
     /// - Throws: `KafkaError` if the broker does not answer in time.
-    public func queryWatermarks(partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
+    package func queryWatermarks(partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
         var low: Int64 = -1
         var high: Int64 = -1
         let result = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, timeoutMilliseconds)
@@ -208,7 +208,7 @@ public final class KafkaConsumer {
     /// assignment is, each other partition at `next(partition)`, the next offset the
     /// application needs (call this between batches, when nothing consumed is unhandled).
     /// - Throws: `KafkaError` if librdkafka refuses the assignment, or what `next` throws.
-    public func restart(partition: Int32, at offset: Int64, others next: (Int32) throws -> Int64) throws {
+    package func restart(partition: Int32, at offset: Int64, others next: (Int32) throws -> Int64) throws {
         guard assignment.contains(partition) else { return }
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         let list = rd_kafka_topic_partition_list_new(Int32(assignment.count))
@@ -230,7 +230,7 @@ public final class KafkaConsumer {
     }
 
     /// Leaves the group (revoking partitions through the callback) and stops fetching.
-    public func close() {
+    package func close() {
         guard !closed else { return }
         closed = true
         guard !isFatal else { return }  // nothing to leave cleanly; see deinit

@@ -1,7 +1,7 @@
 import CRdKafka
 
 /// Anything that went wrong talking to librdkafka, with its cause.
-public struct KafkaError: Error, Sendable, CustomStringConvertible {
+package struct KafkaError: Error, Sendable, CustomStringConvertible {
     private enum Kind: String, Sendable {
         case configuration = "invalid configuration"
         case clientCreation = "cannot create the Kafka client"
@@ -17,9 +17,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
     private let kind: Kind
     /// librdkafka's error code (`rd_kafka_resp_err_t`), 0 when it gave none.
-    public let code: Int32
+    package let code: Int32
     /// librdkafka's own words, plus context such as the property or topic.
-    public let detail: String
+    package let detail: String
 
     private init(_ kind: Kind, code: Int32 = 0, detail: String) {
         self.kind = kind
@@ -65,5 +65,5 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         String(cString: rd_kafka_err2str(error))
     }
 
-    public var description: String { "\(kind.rawValue): \(detail)" }
+    package var description: String { "\(kind.rawValue): \(detail)" }
 }

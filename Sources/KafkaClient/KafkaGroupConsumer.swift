@@ -5,21 +5,21 @@ import CRdKafka
 import LedgerSupport
 
 /// A topic and partition: what a group consumer of several topics is assigned.
-public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var topic: String
-    public var partition: Int32
+package struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package var topic: String
+    package var partition: Int32
 
-    public init(_ topic: String, _ partition: Int32) {
+    package init(_ topic: String, _ partition: Int32) {
         self.topic = topic
         self.partition = partition
     }
 
-    public static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
+    package static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
         (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
     }
 
     /// `topic:partition`.
-    public var description: String { "\(topic):\(partition)" }
+    package var description: String { "\(topic):\(partition)" }
 }
 
 /// A group consumer of every topic matching a subscription (names, or regular expressions
@@ -30,21 +30,21 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
 /// group's committed offset (or at the beginning, `auto.offset.reset=earliest`), and the
 /// owner commits what it has finished with `commit`. Auto-commit and the offset store
 /// are off, so nothing is committed behind the owner's back.
-public final class KafkaGroupConsumer {
+package final class KafkaGroupConsumer {
     /// A message, valid only inside the `poll` callback that received it.
-    public struct Message {
-        public var topic: String
-        public var partition: Int32
-        public var offset: Int64
+    package struct Message {
+        package var topic: String
+        package var partition: Int32
+        package var offset: Int64
         /// Kafka's timestamp in ms, -1 when the message has none.
-        public var timestamp: Int64
-        public var key: UnsafeRawBufferPointer?
+        package var timestamp: Int64
+        package var key: UnsafeRawBufferPointer?
         /// Nil for a tombstone (no value).
-        public var value: UnsafeRawBufferPointer?
+        package var value: UnsafeRawBufferPointer?
     }
 
     /// Partitions currently assigned to this consumer.
-    public private(set) var assignment: Set<TopicPartition> = []
+    package private(set) var assignment: Set<TopicPartition> = []
 
     private let handle: OpaquePointer
     private let queue: OpaquePointer
@@ -69,7 +69,7 @@ public final class KafkaGroupConsumer {
     /// - Parameters:
     ///   - onAssigned: called after partitions are assigned.
     ///   - onRevoked: called before partitions are taken away (commit what is done there).
-    public init(
+    package init(
         bootstrapServers: String, groupId: String, subscription: [String], configuration: KafkaConfiguration = KafkaConfiguration(),
         onAssigned: @escaping ([TopicPartition]) -> Void = { _ in }, onRevoked: @escaping ([TopicPartition]) -> Void = { _ in }
     ) throws(KafkaError) {
@@ -131,7 +131,7 @@ public final class KafkaGroupConsumer {
     /// - Returns: how many messages were handed over.
     /// - Throws: a fatal consumer error, or what `body` throws.
     @discardableResult
-    public func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
+    package func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
         guard maxMessages > 0 else {
             rd_kafka_poll(handle, 0)  // rebalances and errors still need serving
@@ -165,7 +165,7 @@ public final class KafkaGroupConsumer {
     /// longer assigned are left out.
     /// - Parameter synchronously: wait for the broker's answer (before giving partitions up).
     /// - Throws: `KafkaError` when a synchronous commit fails.
-    public func commit(_ next: [TopicPartition: Int64], synchronously: Bool = false) throws(KafkaError) {
+    package func commit(_ next: [TopicPartition: Int64], synchronously: Bool = false) throws(KafkaError) {
         guard !next.isEmpty, !closed, !isFatal else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(next.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -183,7 +183,7 @@ public final class KafkaGroupConsumer {
 
     /// The group's committed offsets of `partitions` (the next offset to read; nil where the
     /// group has none), asked of the broker.
-    public func committed(_ partitions: [TopicPartition], timeoutMilliseconds: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
+    package func committed(_ partitions: [TopicPartition], timeoutMilliseconds: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -199,7 +199,7 @@ public final class KafkaGroupConsumer {
     }
 
     /// The partition's high watermark as last seen in fetch responses (no request).
-    public func highWatermark(_ partition: TopicPartition) -> Int64? {
+    package func highWatermark(_ partition: TopicPartition) -> Int64? {
         var low: Int64 = -1
         var high: Int64 = -1
         let result = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
@@ -207,7 +207,7 @@ public final class KafkaGroupConsumer {
     }
 
     /// Leaves the group (revoking partitions through the callback) and stops fetching.
-    public func close() {
+    package func close() {
         guard !closed else { return }
         closed = true
         guard !isFatal else { return }

@@ -2,22 +2,22 @@ import CRdKafka
 import Synchronization
 
 /// What the broker confirmed for the messages a producer sent.
-public struct DeliveryReport: Sendable, Hashable {
+package struct DeliveryReport: Sendable, Hashable {
     /// Messages the broker acknowledged.
-    public var delivered = 0
+    package var delivered = 0
     /// Messages that failed for good.
-    public var failed = 0
+    package var failed = 0
     /// The highest acknowledged offset per partition.
-    public var lastOffsets: [Int32: Int64] = [:]
+    package var lastOffsets: [Int32: Int64] = [:]
     /// The first delivery failure, if any, in librdkafka's words.
-    public var firstFailure: String?
+    package var firstFailure: String?
 
-    public init() {}
+    package init() {}
 }
 
 /// A librdkafka producer: idempotent (broker retries never duplicate), keyed messages,
 /// delivery reports counted per partition. Used from one thread.
-public final class KafkaProducer {
+package final class KafkaProducer {
     private let handle: OpaquePointer
     private let deliveries: DeliveryTracker
     private var topics: [String: OpaquePointer] = [:]
@@ -28,7 +28,7 @@ public final class KafkaProducer {
     /// client's partitioner, so a device lands on the same partition whichever client
     /// produced it), `linger.ms=5`. `configuration` overrides any of them.
     /// - Throws: `KafkaError` if librdkafka refuses the configuration.
-    public init(bootstrapServers: String, configuration: KafkaConfiguration = KafkaConfiguration()) throws(KafkaError) {
+    package init(bootstrapServers: String, configuration: KafkaConfiguration = KafkaConfiguration()) throws(KafkaError) {
         var settings = KafkaConfiguration([
             "bootstrap.servers": bootstrapServers, "enable.idempotence": "true",
             "partitioner": "murmur2_random", "linger.ms": "5",
@@ -54,7 +54,7 @@ public final class KafkaProducer {
     /// Enqueues one message; waits (serving delivery reports) while the local queue is full.
     /// A nil `value` is a tombstone; an empty one is an empty value.
     /// - Throws: `KafkaError` for anything but a full queue (unknown topic, message too large).
-    public func send(topic: String, key: [UInt8], value: [UInt8]?) throws(KafkaError) {
+    package func send(topic: String, key: [UInt8], value: [UInt8]?) throws(KafkaError) {
         let topicHandle = try self.topic(topic)
         var empty: UInt8 = 0
         while true {
@@ -78,13 +78,13 @@ public final class KafkaProducer {
     }
 
     /// Serves delivery reports for up to `timeoutMilliseconds`.
-    public func poll(timeoutMilliseconds: Int32 = 0) {
+    package func poll(timeoutMilliseconds: Int32 = 0) {
         rd_kafka_poll(handle, timeoutMilliseconds)
     }
 
     /// Waits until every enqueued message is delivered or failed.
     /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`.
-    public func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
+    package func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
         let result = rd_kafka_flush(handle, timeoutMilliseconds)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw .flush("\(rd_kafka_outq_len(handle)) messages undelivered after \(timeoutMilliseconds) ms")
@@ -92,10 +92,10 @@ public final class KafkaProducer {
     }
 
     /// Messages enqueued and not yet reported.
-    public var inFlight: Int { Int(rd_kafka_outq_len(handle)) }
+    package var inFlight: Int { Int(rd_kafka_outq_len(handle)) }
 
     /// Deliveries so far.
-    public var report: DeliveryReport { deliveries.report }
+    package var report: DeliveryReport { deliveries.report }
 
     private func topic(_ name: String) throws(KafkaError) -> OpaquePointer {
         if let existing = topics[name] { return existing }

@@ -10,41 +10,41 @@ import Synchronization
 /// What the write API needs from Kafka: an answer per request in bounded time, never a
 /// half-written record (idempotent producer: librdkafka's retries never duplicate), and
 /// recovery by itself once the broker is back.
-public final class KafkaRecordProducer: @unchecked Sendable {
+package final class KafkaRecordProducer: @unchecked Sendable {
     // SAFETY: librdkafka's produce, poll, flush and purge calls are thread-safe; `handle`
     // and `topicHandle` are created in init and destroyed in deinit, after `close()` has
     // joined the polling thread. The remaining state is in `Mutex`/`Atomic`.
 
     /// Where a record landed.
-    public struct Delivery: Sendable, Hashable {
-        public var partition: Int32
-        public var offset: Int64
+    package struct Delivery: Sendable, Hashable {
+        package var partition: Int32
+        package var offset: Int64
 
-        public init(partition: Int32, offset: Int64) {
+        package init(partition: Int32, offset: Int64) {
             self.partition = partition
             self.offset = offset
         }
     }
 
     /// Why a record was not delivered.
-    public struct Failure: Error, Sendable, CustomStringConvertible {
+    package struct Failure: Error, Sendable, CustomStringConvertible {
         /// librdkafka's words (`Local: Message timed out`, …).
-        public var reason: String
+        package var reason: String
         /// The broker may have written it even so (a request was in flight when the time
         /// ran out); false means it certainly was not.
-        public var possiblyWritten: Bool
+        package var possiblyWritten: Bool
 
-        public var description: String { reason + (possiblyWritten ? " (possibly written)" : "") }
+        package var description: String { reason + (possiblyWritten ? " (possibly written)" : "") }
     }
 
-    public typealias Completion = @Sendable (Result<Delivery, Failure>) -> Void
+    package typealias Completion = @Sendable (Result<Delivery, Failure>) -> Void
 
     private let handle: OpaquePointer
     private let topicHandle: OpaquePointer
     /// The topic every record goes to.
-    public let topic: String
+    package let topic: String
     /// The most a record waits for the broker before it fails (`message.timeout.ms`).
-    public let deliveryTimeoutMilliseconds: Int
+    package let deliveryTimeoutMilliseconds: Int
     private let poller: Poller
     /// Set by `close()`; `send` enqueues under it, so nothing is enqueued after the purge.
     private let closed = Mutex(false)
@@ -58,7 +58,7 @@ public final class KafkaRecordProducer: @unchecked Sendable {
     /// `configuration` overrides any of them but the timeout. librdkafka checks timeouts about
     /// once a second, so a failure is reported up to a second after the timeout.
     /// - Throws: `KafkaError` if librdkafka refuses the configuration or the topic.
-    public init(
+    package init(
         bootstrapServers: String, topic: String, deliveryTimeoutMilliseconds: Int,
         configuration: KafkaConfiguration = KafkaConfiguration()
     ) throws(KafkaError) {
@@ -104,7 +104,7 @@ public final class KafkaRecordProducer: @unchecked Sendable {
     /// polling thread when the broker answered or the delivery timeout passed, or before
     /// `send` returns when librdkafka refused the record at once (a full queue, a record too
     /// large, a closed producer).
-    public func send(key: [UInt8], value: [UInt8], completion: @escaping Completion) {
+    package func send(key: [UInt8], value: [UInt8], completion: @escaping Completion) {
         let box = Unmanaged.passRetained(CompletionBox(completion)).toOpaque()
         // rd_kafka_produce never blocks here (no RD_KAFKA_MSG_F_BLOCK: a full queue fails at once).
         let refusal: String? = closed.withLock { closed in
@@ -125,7 +125,7 @@ public final class KafkaRecordProducer: @unchecked Sendable {
 
     /// Stops accepting records, waits up to `timeoutMilliseconds` for those in flight, fails
     /// the rest (their completions run), and stops the polling thread. Idempotent.
-    public func close(timeoutMilliseconds: Int32) {
+    package func close(timeoutMilliseconds: Int32) {
         let wasClosed = closed.withLock { closed in
             defer { closed = true }
             return closed

@@ -7,19 +7,19 @@ import CRdKafka
 /// Its limits matter: it keeps at most 5 MiB or 100,000 message sets per partition and
 /// silently drops older ones, and it answers an empty fetch only after the consumer's
 /// `fetch.wait.max.ms`. Nothing is kept on disk.
-public final class MockCluster: @unchecked Sendable {
+package final class MockCluster: @unchecked Sendable {
     // SAFETY: librdkafka's mock cluster runs on its own thread and its API is safe to
     // call from any thread; both pointers are immutable and freed only in deinit.
     private let host: OpaquePointer
     private let cluster: OpaquePointer
 
     /// The brokers' addresses, `127.0.0.1:PORT[,…]`.
-    public let bootstrapServers: String
+    package let bootstrapServers: String
 
     /// Starts a cluster of `brokerCount` brokers (ids 1...brokerCount) and creates
     /// `topics` on it, each partition replicated on every broker.
     /// - Throws: `KafkaError` if librdkafka cannot start it or create a topic.
-    public init(brokerCount: Int = 1, topics: [(name: String, partitions: Int)] = []) throws(KafkaError) {
+    package init(brokerCount: Int = 1, topics: [(name: String, partitions: Int)] = []) throws(KafkaError) {
         // The cluster needs a client instance to live in; this one never connects anywhere.
         let conf = try KafkaConfiguration(["log_level": "3"]).makeNative()
         host = try makeClient(RD_KAFKA_PRODUCER, conf)
@@ -41,10 +41,10 @@ public final class MockCluster: @unchecked Sendable {
     }
 
     /// Brokers in the cluster.
-    public let brokerCount: Int
+    package let brokerCount: Int
 
     /// Creates a topic with `partitions` partitions, replicated on every broker.
-    public func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
+    package func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
         let result = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(brokerCount))
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .mockCluster(result, "creating topic \(name)") }
     }
@@ -52,7 +52,7 @@ public final class MockCluster: @unchecked Sendable {
     // MARK: - Fault injection
 
     /// Kafka protocol request types faults can be injected into.
-    public enum Request: Int16, Sendable {
+    package enum Request: Int16, Sendable {
         case produce = 0
         case fetch = 1
         case offsetCommit = 8
@@ -63,7 +63,7 @@ public final class MockCluster: @unchecked Sendable {
     /// Makes the next `errors.count` requests of a kind fail, each with the next error
     /// code (librdkafka's `rd_kafka_resp_err_t` values, e.g. 6 NOT_LEADER_FOR_PARTITION,
     /// 7 REQUEST_TIMED_OUT, 16 NOT_COORDINATOR).
-    public func failNextRequests(_ request: Request, errors: [Int32]) {
+    package func failNextRequests(_ request: Request, errors: [Int32]) {
         let codes = errors.map { rd_kafka_resp_err_t(rawValue: $0) }
         codes.withUnsafeBufferPointer { buffer in
             rd_kafka_mock_push_request_errors_array(cluster, request.rawValue, buffer.count, buffer.baseAddress)
@@ -71,13 +71,13 @@ public final class MockCluster: @unchecked Sendable {
     }
 
     /// Takes a broker down (its connections close, it accepts none) or brings it back.
-    public func setBroker(_ broker: Int32, up: Bool) throws(KafkaError) {
+    package func setBroker(_ broker: Int32, up: Bool) throws(KafkaError) {
         let result = up ? rd_kafka_mock_broker_set_up(cluster, broker) : rd_kafka_mock_broker_set_down(cluster, broker)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .mockCluster(result, "broker \(broker) \(up ? "up" : "down")") }
     }
 
     /// Moves a partition's leadership to `broker`.
-    public func setLeader(topic: String, partition: Int32, broker: Int32) throws(KafkaError) {
+    package func setLeader(topic: String, partition: Int32, broker: Int32) throws(KafkaError) {
         let result = rd_kafka_mock_partition_set_leader(cluster, topic, partition, broker)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .mockCluster(result, "leader of \(topic)/\(partition)") }
     }

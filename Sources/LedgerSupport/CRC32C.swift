@@ -2,23 +2,23 @@ import CLedgerChecksums
 
 /// CRC32C (Castagnoli), the checksum of every log record: the CPU's instruction where
 /// it has SSE4.2, a table otherwise.
-public enum CRC32C {
+package enum CRC32C {
     /// The CRC32C of `bytes`, continuing from `crc` (0 to start).
     @inlinable
-    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         cl_crc32c(crc, bytes.baseAddress, bytes.count)
     }
 
     /// The CRC32C of `bytes`.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
     /// The table-driven path, for tests that compare it with the hardware one.
-    public static func softwareChecksum(_ bytes: [UInt8]) -> UInt32 {
+    package static func softwareChecksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { cl_crc32c_software(0, $0.baseAddress, $0.count) }
     }
 
     /// Whether the CPU instruction is used.
-    public static var isHardwareAccelerated: Bool { cl_crc32c_is_hardware() != 0 }
+    package static var isHardwareAccelerated: Bool { cl_crc32c_is_hardware() != 0 }
 }

@@ -3,21 +3,21 @@
 /// Parsing is hand-written and strict: unknown options, missing values, repeated
 /// options (unless declared repeatable) and stray arguments are usage errors (exit 64),
 /// each with a one-line reason.
-public struct CommandSpec: Sendable {
+package struct CommandSpec: Sendable {
     /// One `--name [VALUE]` option.
-    public struct Option: Sendable {
+    package struct Option: Sendable {
         /// The name without dashes, e.g. `brokers`.
-        public var name: String
+        package var name: String
         /// The placeholder shown in help (`B`, `DIR`); nil for a flag that takes no value.
-        public var valueName: String?
-        public var help: String
+        package var valueName: String?
+        package var help: String
         /// Shown in help and used when the option is absent.
-        public var defaultValue: String?
-        public var isRequired: Bool
+        package var defaultValue: String?
+        package var isRequired: Bool
         /// May be given more than once; every value is kept (`ParsedArguments.strings`).
-        public var isRepeatable: Bool
+        package var isRepeatable: Bool
 
-        public init(
+        package init(
             _ name: String, _ valueName: String?, _ help: String, default defaultValue: String? = nil, required: Bool = false,
             repeatable: Bool = false
         ) {
@@ -30,20 +30,20 @@ public struct CommandSpec: Sendable {
         }
 
         /// A flag: present or not.
-        public static func flag(_ name: String, _ help: String) -> Option {
+        package static func flag(_ name: String, _ help: String) -> Option {
             Option(name, nil, help)
         }
     }
 
-    public var name: String
+    package var name: String
     /// The one-line synopsis after `chatledger`, e.g. `produce --brokers B (--file F | --simulate)`.
-    public var synopsis: String
-    public var summary: String
-    public var options: [Option]
+    package var synopsis: String
+    package var summary: String
+    package var options: [Option]
     /// Names of positional arguments, in order; all required.
-    public var positionals: [String]
+    package var positionals: [String]
 
-    public init(name: String, synopsis: String, summary: String, options: [Option], positionals: [String] = []) {
+    package init(name: String, synopsis: String, summary: String, options: [Option], positionals: [String] = []) {
         self.name = name
         self.synopsis = synopsis
         self.summary = summary
@@ -52,7 +52,7 @@ public struct CommandSpec: Sendable {
     }
 
     /// The `--help` text.
-    public var helpText: String {
+    package var helpText: String {
         var text = "Usage: chatledger \(synopsis)\n\n\(summary)\n\nOptions:\n"
         let rows = options.map { option in
             ("--\(option.name)" + (option.valueName.map { " \($0)" } ?? ""), option)
@@ -69,14 +69,14 @@ public struct CommandSpec: Sendable {
     }
 
     /// What parsing found: either a request for help or the arguments.
-    public enum Outcome: Sendable {
+    package enum Outcome: Sendable {
         case help
         case arguments(ParsedArguments)
     }
 
     /// Parses the arguments after the command name.
     /// - Throws: `UsageError` naming the first problem.
-    public func parse(_ arguments: [String]) throws(UsageError) -> Outcome {
+    package func parse(_ arguments: [String]) throws(UsageError) -> Outcome {
         // `--help` anywhere asks for help, even after a mistake.
         if arguments.contains("--help") { return .help }
         var values: [String: String] = [:]
@@ -135,12 +135,12 @@ public struct CommandSpec: Sendable {
 }
 
 /// Arguments that passed `CommandSpec.parse`, with typed accessors that throw usage errors.
-public struct ParsedArguments: Sendable {
-    public let command: String
+package struct ParsedArguments: Sendable {
+    package let command: String
     private let values: [String: String]
     private let repeated: [String: [String]]
     private let flags: Set<String>
-    public let positionals: [String]
+    package let positionals: [String]
 
     init(command: String, values: [String: String], repeated: [String: [String]] = [:], flags: Set<String>, positionals: [String]) {
         self.command = command
@@ -151,20 +151,20 @@ public struct ParsedArguments: Sendable {
     }
 
     /// The option's value (or its default), nil when absent; for a repeatable option, the last.
-    public func string(_ name: String) -> String? { values[name] }
+    package func string(_ name: String) -> String? { values[name] }
 
     /// The value of an option declared with a default: as given, else that default (the
     /// one place it is written).
-    public func value(_ option: CommandSpec.Option) -> String { values[option.name] ?? option.defaultValue ?? "" }
+    package func value(_ option: CommandSpec.Option) -> String { values[option.name] ?? option.defaultValue ?? "" }
 
     /// Every value given for a repeatable option, in order (empty when absent).
-    public func strings(_ name: String) -> [String] { repeated[name] ?? [] }
+    package func strings(_ name: String) -> [String] { repeated[name] ?? [] }
 
     /// Whether a flag was given.
-    public func flag(_ name: String) -> Bool { flags.contains(name) }
+    package func flag(_ name: String) -> Bool { flags.contains(name) }
 
     /// The option as an integer in `range`, nil when absent.
-    public func integer(_ name: String, in range: ClosedRange<Int> = Int.min...Int.max) throws(UsageError) -> Int? {
+    package func integer(_ name: String, in range: ClosedRange<Int> = Int.min...Int.max) throws(UsageError) -> Int? {
         guard let text = values[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
             throw UsageError(command: command, "option '--\(name)' needs an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
@@ -173,25 +173,25 @@ public struct ParsedArguments: Sendable {
     }
 
     /// A usage error for this command (for rules across options).
-    public func usageError(_ message: String) -> UsageError {
+    package func usageError(_ message: String) -> UsageError {
         UsageError(command: command, message)
     }
 }
 
 /// A command-line mistake: printed as one line, exit status 64 (`EX_USAGE`).
-public struct UsageError: Error, Sendable, CustomStringConvertible {
+package struct UsageError: Error, Sendable, CustomStringConvertible {
     /// `EX_USAGE` from sysexits.h.
-    public static let exitStatus: Int32 = 64
+    package static let exitStatus: Int32 = 64
 
-    public let command: String
-    public let message: String
+    package let command: String
+    package let message: String
 
-    public init(command: String, _ message: String) {
+    package init(command: String, _ message: String) {
         self.command = command
         self.message = message
     }
 
-    public var description: String {
+    package var description: String {
         "chatledger\(command.isEmpty ? "" : " " + command): \(message) (see 'chatledger \(command.isEmpty ? "" : command + " ")--help')"
     }
 }

@@ -1,7 +1,7 @@
 /// HMAC-SHA256 (RFC 2104): checkpoint attestations.
-public enum HMACSHA256 {
+package enum HMACSHA256 {
     /// The authentication code of `message` under `key`.
-    public static func authenticate(_ message: [UInt8], key: [UInt8]) -> SHA256Digest {
+    package static func authenticate(_ message: [UInt8], key: [UInt8]) -> SHA256Digest {
         var block = key.count > 64 ? SHA256.hash(key).bytes : key
         block += [UInt8](repeating: 0, count: 64 - block.count)
         var inner = SHA256()
@@ -14,7 +14,7 @@ public enum HMACSHA256 {
     }
 
     /// Compares two codes in time independent of where they differ.
-    public static func constantTimeEqual(_ lhs: SHA256Digest, _ rhs: SHA256Digest) -> Bool {
+    package static func constantTimeEqual(_ lhs: SHA256Digest, _ rhs: SHA256Digest) -> Bool {
         zip(lhs.bytes, rhs.bytes).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

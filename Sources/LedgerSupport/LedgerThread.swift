@@ -10,7 +10,7 @@ import Synchronization
 /// A body given to `owning(name:_:)` is `sending`: it may own what nothing else touches (a
 /// non-`Sendable` pipeline handed to the ingest thread). Every body runs once, on the new
 /// thread.
-public final class LedgerThread: Sendable {
+package final class LedgerThread: Sendable {
     private let body: Mutex<(() -> Void)?>
     /// Shown by `top -H`, `ps -L` and debuggers; Linux keeps at most 15 bytes.
     private let name: String?
@@ -18,20 +18,20 @@ public final class LedgerThread: Sendable {
     private nonisolated(unsafe) var handle = pthread_t()
 
     /// Creates a thread that runs `body` once started.
-    public init(_ body: @escaping @Sendable () -> Void) {
+    package init(_ body: @escaping @Sendable () -> Void) {
         self.body = Mutex(body)
         self.name = nil
     }
 
     /// Creates a thread named `name` (at most 15 bytes kept) that runs `body` once started.
-    public init(name: String, _ body: @escaping @Sendable () -> Void) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) {
         self.body = Mutex(body)
         self.name = name
     }
 
     /// A thread named `name` that runs `body`, which owns what it captures: the caller
     /// hands it over and touches none of it again (the compiler checks).
-    public static func owning(name: String, _ body: sending @escaping () -> Void) -> LedgerThread {
+    package static func owning(name: String, _ body: sending @escaping () -> Void) -> LedgerThread {
         LedgerThread(name: name, handedOver: body)
     }
 
@@ -41,7 +41,7 @@ public final class LedgerThread: Sendable {
     }
 
     /// Starts the thread.
-    public func start() {
+    package func start() {
         let box = Unmanaged.passRetained(self).toOpaque()
         let result = pthread_create(&handle, nil, { raw in
             let thread = Unmanaged<LedgerThread>.fromOpaque(raw!).takeRetainedValue()
@@ -64,7 +64,7 @@ public final class LedgerThread: Sendable {
     }
 
     /// Waits for the thread to finish.
-    public func join() {
+    package func join() {
         pthread_join(handle, nil)
     }
 }

@@ -8,12 +8,12 @@ import Glibc
 /// Each line goes out in a single `write(2)`, so lines from different threads never
 /// interleave. The minimum level comes from `CHATLEDGER_LOG_LEVEL` (`debug`, `info`,
 /// `notice`, `warning`, `error`; default `info`).
-public struct Logger: Sendable {
+package struct Logger: Sendable {
     /// Severity, lowest first.
-    public enum Level: Int, Sendable, Comparable, CaseIterable {
+    package enum Level: Int, Sendable, Comparable, CaseIterable {
         case debug, info, notice, warning, error
 
-        public var name: String {
+        package var name: String {
             switch self {
             case .debug: return "debug"
             case .info: return "info"
@@ -23,17 +23,17 @@ public struct Logger: Sendable {
             }
         }
 
-        public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
+        package static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
     }
 
     /// The component the records come from, e.g. `produce`, `rdkafka`.
-    public let label: String
+    package let label: String
     /// Records below this level are dropped.
-    public var minimumLevel: Level
+    package var minimumLevel: Level
     private let sink: @Sendable (String) -> Void
 
     /// A logger writing to stderr at the level `CHATLEDGER_LOG_LEVEL` names.
-    public init(label: String) {
+    package init(label: String) {
         self.init(label: label, minimumLevel: Self.environmentLevel) { line in
             var line = line
             line.withUTF8 { bytes in try? SystemCall.writeAll(2, UnsafeRawBufferPointer(bytes)) }
@@ -41,7 +41,7 @@ public struct Logger: Sendable {
     }
 
     /// A logger handing finished lines (with trailing newline) to `sink`; for tests.
-    public init(label: String, minimumLevel: Level, sink: @escaping @Sendable (String) -> Void) {
+    package init(label: String, minimumLevel: Level, sink: @escaping @Sendable (String) -> Void) {
         self.label = label
         self.minimumLevel = minimumLevel
         self.sink = sink
@@ -53,28 +53,28 @@ public struct Logger: Sendable {
         return Level.allCases.first { $0.name == name } ?? .info
     }()
 
-    public func debug(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func debug(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         log(.debug, message, metadata)
     }
 
-    public func info(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func info(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         log(.info, message, metadata)
     }
 
-    public func notice(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func notice(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         log(.notice, message, metadata)
     }
 
-    public func warning(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func warning(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         log(.warning, message, metadata)
     }
 
-    public func error(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func error(_ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         log(.error, message, metadata)
     }
 
     /// Writes one record if `level` is at or above the minimum.
-    public func log(_ level: Level, _ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
+    package func log(_ level: Level, _ message: String, _ metadata: KeyValuePairs<String, Any> = [:]) {
         guard level >= minimumLevel else { return }
         var line = "time=" + Self.timestamp() + " level=" + level.name + " label=" + Self.quoted(label)
         line += " msg=" + Self.quoted(message)

@@ -6,26 +6,26 @@ import Synchronization
 /// (ingest and cache counters, partition offsets, file sizes) are read when scraped
 /// through a collector, so there is one source of truth for each. Names follow Prometheus
 /// conventions: `_total` for counters, base units (seconds, bytes).
-public final class MetricsRegistry: Sendable {
+package final class MetricsRegistry: Sendable {
     /// A metric's type line.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         case counter, gauge, histogram
     }
 
     /// One sample a collector reports: label pairs and a value.
-    public struct Sample: Sendable {
+    package struct Sample: Sendable {
         /// Label names and values, in the order they are printed.
-        public var labels: [(name: String, value: String)]
-        public var value: Double
+        package var labels: [(name: String, value: String)]
+        package var value: Double
 
         /// A sample with labels.
-        public init(_ labels: [(name: String, value: String)], _ value: Double) {
+        package init(_ labels: [(name: String, value: String)], _ value: Double) {
             self.labels = labels
             self.value = value
         }
 
         /// A sample without labels.
-        public init(_ value: Double) {
+        package init(_ value: Double) {
             self.init([], value)
         }
     }
@@ -40,24 +40,24 @@ public final class MetricsRegistry: Sendable {
     private let families = Mutex<[Family]>([])
 
     /// An empty registry.
-    public init() {}
+    package init() {}
 
     /// A histogram with fixed label names and bucket upper bounds (ascending).
-    public func histogram(_ name: String, help: String, labels: [String] = [], buckets: [Double]) -> Histogram {
+    package func histogram(_ name: String, help: String, labels: [String] = [], buckets: [Double]) -> Histogram {
         let histogram = Histogram(name: name, labelNames: labels, buckets: buckets)
         add(Family(name: name, help: help, kind: .histogram) { histogram.render(into: &$0) })
         return histogram
     }
 
     /// A metric whose samples are read from their owner when scraped.
-    public func collect(_ name: String, help: String, kind: Kind, _ samples: @escaping @Sendable () -> [Sample]) {
+    package func collect(_ name: String, help: String, kind: Kind, _ samples: @escaping @Sendable () -> [Sample]) {
         add(Family(name: name, help: help, kind: kind) { text in
             for sample in samples() { Self.line(&text, name, sample.labels, sample.value) }
         })
     }
 
     /// Every metric, as the body of `GET /metrics`.
-    public func render() -> String {
+    package func render() -> String {
         var text = ""
         for family in families.withLock({ $0 }) {
             text += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.kind.rawValue)\n"
@@ -106,7 +106,7 @@ public final class MetricsRegistry: Sendable {
     }
 
     /// Observations counted into cumulative buckets per label set, with their sum.
-    public final class Histogram: Sendable {
+    package final class Histogram: Sendable {
         private struct Series {
             var buckets: [UInt64]
             var sum = 0.0
@@ -131,7 +131,7 @@ public final class MetricsRegistry: Sendable {
         }
 
         /// Records one observation for these label values.
-        public func observe(_ value: Double, _ labelValues: [String] = []) {
+        package func observe(_ value: Double, _ labelValues: [String] = []) {
             let bucket = bounds.firstIndex { value <= $0 } ?? bounds.count
             let empty = bounds.count + 1
             series.withLock { series in
@@ -140,7 +140,7 @@ public final class MetricsRegistry: Sendable {
         }
 
         /// How many observations were recorded for these label values.
-        public func count(_ labelValues: [String] = []) -> UInt64 { series.withLock { $0[labelValues]?.count ?? 0 } }
+        package func count(_ labelValues: [String] = []) -> UInt64 { series.withLock { $0[labelValues]?.count ?? 0 } }
 
         func render(into text: inout String) {
             for (labelValues, entry) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {

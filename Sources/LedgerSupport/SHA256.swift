@@ -1,13 +1,13 @@
 import CLedgerChecksums
 
 /// A SHA-256 digest: 32 bytes, compared and hashed by value.
-public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
+package struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     // Four words in memory order, so `withUnsafeBytes` gives the digest's bytes.
     @usableFromInline
     var words: (UInt64, UInt64, UInt64, UInt64)
 
     /// All zero bytes: the chain hash before the first record.
-    public static let zero = SHA256Digest(words: (0, 0, 0, 0))
+    package static let zero = SHA256Digest(words: (0, 0, 0, 0))
 
     @usableFromInline
     init(words: (UInt64, UInt64, UInt64, UInt64)) {
@@ -15,13 +15,13 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A digest from exactly 32 bytes; nil for any other count.
-    public init?(bytes: [UInt8]) {
+    package init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }
         self = bytes.withUnsafeBytes { SHA256Digest(loading: $0) }
     }
 
     /// A digest from exactly 32 bytes in memory; nil for any other count.
-    public init?(bytes: UnsafeRawBufferPointer) {
+    package init?(bytes: UnsafeRawBufferPointer) {
         guard bytes.count == 32 else { return nil }
         self.init(loading: bytes)
     }
@@ -37,7 +37,7 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A digest from 64 hex digits; nil otherwise.
-    public init?(hex: String) {
+    package init?(hex: String) {
         let digits = Array(hex.utf8)
         guard digits.count == 64 else { return nil }
         var bytes: [UInt8] = []
@@ -51,15 +51,15 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Calls `body` with the 32 bytes.
-    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    package func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try Swift.withUnsafeBytes(of: words, body)
     }
 
     /// The 32 bytes.
-    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Lower-case hex, 64 digits.
-    public var hex: String {
+    package var hex: String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)
@@ -72,13 +72,13 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: text, as: UTF8.self)
     }
 
-    public var description: String { hex }
+    package var description: String { hex }
 
-    public static func == (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
+    package static func == (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
         lhs.words == rhs.words
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(words.0)
         hasher.combine(words.1)
         hasher.combine(words.2)
@@ -88,38 +88,38 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
 
 /// Incremental SHA-256: the log's hash chain, checkpoint digests, key hashes. Uses the
 /// CPU's SHA extensions where present.
-public struct SHA256 {
+package struct SHA256 {
     private var context = cl_sha256_context()
 
     /// Starts a hash.
-    public init() {
+    package init() {
         cl_sha256_init(&context)
     }
 
     /// Starts a hash that never uses the CPU's SHA extensions (for tests).
-    public static func software() -> SHA256 {
+    package static func software() -> SHA256 {
         var hasher = SHA256()
         cl_sha256_init_software(&hasher.context)
         return hasher
     }
 
     /// Adds bytes.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         cl_sha256_update(&context, bytes.baseAddress, bytes.count)
     }
 
     /// Adds bytes.
-    public mutating func update(_ bytes: [UInt8]) {
+    package mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
     /// Adds a digest's 32 bytes.
-    public mutating func update(_ digest: SHA256Digest) {
+    package mutating func update(_ digest: SHA256Digest) {
         digest.withUnsafeBytes { update($0) }
     }
 
     /// The digest; the hasher is spent.
-    public mutating func finalize() -> SHA256Digest {
+    package mutating func finalize() -> SHA256Digest {
         var digest = SHA256Digest.zero
         withUnsafeMutableBytes(of: &digest.words) { target in
             cl_sha256_final(&context, target.baseAddress!.assumingMemoryBound(to: UInt8.self))
@@ -128,12 +128,12 @@ public struct SHA256 {
     }
 
     /// The digest of `bytes`.
-    public static func hash(_ bytes: [UInt8]) -> SHA256Digest {
+    package static func hash(_ bytes: [UInt8]) -> SHA256Digest {
         var hasher = SHA256()
         hasher.update(bytes)
         return hasher.finalize()
     }
 
     /// Whether the CPU's SHA extensions are used.
-    public static var isHardwareAccelerated: Bool { cl_sha256_is_hardware() != 0 }
+    package static var isHardwareAccelerated: Bool { cl_sha256_is_hardware() != 0 }
 }

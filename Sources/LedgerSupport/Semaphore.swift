@@ -3,12 +3,12 @@ import Glibc
 #endif
 
 /// A counting semaphore over `sem_t`, for handing a wake-up from one thread to another.
-public final class Semaphore: @unchecked Sendable {
+package final class Semaphore: @unchecked Sendable {
     // SAFETY: sem_t is designed for concurrent use from many threads; the pointer is
     // allocated once and freed in deinit, after every user is gone.
     private let semaphore: UnsafeMutablePointer<sem_t>
 
-    public init(value: UInt32 = 0) {
+    package init(value: UInt32 = 0) {
         semaphore = .allocate(capacity: 1)
         sem_init(semaphore, 0, value)
     }
@@ -18,9 +18,9 @@ public final class Semaphore: @unchecked Sendable {
         semaphore.deallocate()
     }
 
-    public func signal() { sem_post(semaphore) }
+    package func signal() { sem_post(semaphore) }
 
-    public func wait() {
+    package func wait() {
         while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
 }

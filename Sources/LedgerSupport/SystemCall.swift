@@ -3,24 +3,24 @@ import Glibc
 #endif
 
 /// A failed system call: which one, and `errno`.
-public struct SystemError: Error, Sendable, CustomStringConvertible {
+package struct SystemError: Error, Sendable, CustomStringConvertible {
     /// The call, e.g. `fdatasync`.
-    public let call: String
-    public let errno: Int32
+    package let call: String
+    package let errno: Int32
 
-    public init(call: String, errno: Int32) {
+    package init(call: String, errno: Int32) {
         self.call = call
         self.errno = errno
     }
 
-    public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+    package var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
 /// Runs system calls: retries on `EINTR`, throws `SystemError` with `errno` otherwise.
-public enum SystemCall {
+package enum SystemCall {
     /// Writes all of `bytes` to `descriptor`, looping over short writes.
     /// - Throws: `SystemError` if `write` fails.
-    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+    package static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
             offset += try run("write") { Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset) }
@@ -31,7 +31,7 @@ public enum SystemCall {
     /// - Throws: `SystemError` when it returns -1 for any other reason.
     @inlinable
     @discardableResult
-    public static func run<Result: BinaryInteger>(_ call: String, _ body: () -> Result) throws(SystemError) -> Result {
+    package static func run<Result: BinaryInteger>(_ call: String, _ body: () -> Result) throws(SystemError) -> Result {
         while true {
             let result = body()
             if result != -1 { return result }

@@ -9,7 +9,7 @@ import Synchronization
 /// `install()` blocks the three signals in the calling thread (call it first in `main`,
 /// so every thread started later inherits the mask) and starts one thread that waits for
 /// them with `sigwait`: no code runs in signal-handler context.
-public final class TerminationSignal: Sendable {
+package final class TerminationSignal: Sendable {
     private let received = Atomic<Int32>(0)
     private let waiters = Mutex<[@Sendable (Int32) -> Void]>([])
     private let hangupActions = Mutex<[@Sendable () -> Void]>([])
@@ -17,7 +17,7 @@ public final class TerminationSignal: Sendable {
     private init() {}
 
     /// Blocks SIGINT/SIGTERM and starts the waiting thread.
-    public static func install() -> TerminationSignal {
+    package static func install() -> TerminationSignal {
         let signal = TerminationSignal()
         var set = sigset_t()
         sigemptyset(&set)
@@ -44,13 +44,13 @@ public final class TerminationSignal: Sendable {
     }
 
     /// The signal received, or nil while none has arrived.
-    public var receivedSignal: Int32? {
+    package var receivedSignal: Int32? {
         let value = received.load(ordering: .acquiring)
         return value == 0 ? nil : value
     }
 
     /// Calls `action` once when a signal arrives (at once if one already has).
-    public func onSignal(_ action: @escaping @Sendable (Int32) -> Void) {
+    package func onSignal(_ action: @escaping @Sendable (Int32) -> Void) {
         let already: Int32? = waiters.withLock { list in
             if let signal = receivedSignal { return signal }
             list.append(action)
@@ -60,12 +60,12 @@ public final class TerminationSignal: Sendable {
     }
 
     /// Calls `action` on every SIGHUP (on the signal thread: keep it short).
-    public func onHangup(_ action: @escaping @Sendable () -> Void) {
+    package func onHangup(_ action: @escaping @Sendable () -> Void) {
         hangupActions.withLock { $0.append(action) }
     }
 
     /// Blocks the calling thread until a signal arrives; returns it.
-    public func wait() -> Int32 {
+    package func wait() -> Int32 {
         let semaphore = Semaphore()
         onSignal { _ in semaphore.signal() }
         semaphore.wait()

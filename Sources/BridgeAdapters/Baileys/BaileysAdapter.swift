@@ -22,21 +22,21 @@ import ChatEvents
 /// `group-participants.update` → `group.participants`; `lid-mapping.update` →
 /// `contact.aliased`; `creds.update` `accountSettings.unarchiveChats` → `account.settings`.
 /// Presence, contacts, calls, labels and the rest are counted as ignored.
-public struct BaileysAdapter: BridgeAdapter {
+package struct BaileysAdapter: BridgeAdapter {
     /// `--format baileys`, and `source.format` of the events it makes.
-    public static let formatName = "baileys"
+    package static let formatName = "baileys"
     /// The format's name (`formatName`).
-    public var format: String { Self.formatName }
+    package var format: String { Self.formatName }
     /// Records larger than this are dead letters without being parsed.
-    public var maxRecordBytes: Int
+    package var maxRecordBytes: Int
 
     /// An adapter that dead-letters records over `maxRecordBytes` (16 MiB by default) unread.
-    public init(maxRecordBytes: Int = 16 << 20) {
+    package init(maxRecordBytes: Int = 16 << 20) {
         self.maxRecordBytes = maxRecordBytes
     }
 
     /// Baileys 6.7 – 7.0 event names (`src/Types/Events.ts`); others are unknown.
-    public static let knownEvents: Set<String> = [
+    package static let knownEvents: Set<String> = [
         "connection.update", "creds.update", "messaging-history.set", "chats.upsert", "chats.update", "chats.delete",
         "chats.lock", "lid-mapping.update", "presence.update", "contacts.upsert", "contacts.update", "messages.delete",
         "messages.update", "messages.media-update", "messages.upsert", "messages.reaction", "message-receipt.update",
@@ -49,7 +49,7 @@ public struct BaileysAdapter: BridgeAdapter {
     ]
 
     /// Maps one record (see the type's mapping); bad input is a dead letter, never a crash.
-    public func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
+    package func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
         MappingContext.adapt(record, tape: tape, format: format, maxRecordBytes: maxRecordBytes) { context, root, result throws(AdaptError) in
             try context.mapBaileys(root, into: &result)
         }

@@ -22,18 +22,18 @@ import ChatEvents
 /// `participantsData`, participant objects) the phone id is used and a `contact.aliased`
 /// event records the pair. `unreadMessages` is never used (Evolution's counts are wrong),
 /// and `chats.update` carries nothing (Evolution strips it to the chat id).
-public struct EvolutionAdapter: BridgeAdapter {
-    public static let formatName = "evolution"
-    public var format: String { Self.formatName }
+package struct EvolutionAdapter: BridgeAdapter {
+    package static let formatName = "evolution"
+    package var format: String { Self.formatName }
     /// Records larger than this are dead letters without being parsed.
-    public var maxRecordBytes: Int
+    package var maxRecordBytes: Int
 
-    public init(maxRecordBytes: Int = 16 << 20) {
+    package init(maxRecordBytes: Int = 16 << 20) {
         self.maxRecordBytes = maxRecordBytes
     }
 
     /// Every event name of Evolution 2.3.x (`src/api/types/wa.types.ts`); others are unknown.
-    public static let knownEvents: Set<String> = [
+    package static let knownEvents: Set<String> = [
         "application.startup", "instance.create", "instance.delete", "qrcode.updated", "connection.update",
         "status.instance", "messages.set", "messages.upsert", "messages.edited", "messages.update", "messages.delete",
         "send.message", "send.message.update", "contacts.set", "contacts.upsert", "contacts.update", "presence.update",
@@ -42,7 +42,7 @@ public struct EvolutionAdapter: BridgeAdapter {
         "labels.association", "creds.update", "messaging-history.set", "remove.instance", "logout.instance",
     ]
 
-    public func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
+    package func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
         MappingContext.adapt(record, tape: tape, format: format, maxRecordBytes: maxRecordBytes) { context, root, result throws(AdaptError) in
             try context.mapEvolution(root, into: &result)
         }

@@ -19,31 +19,31 @@ import ChatEvents
 /// Each record comes with the canonical events it *means* (`Record.meaning`: chat ids in
 /// the phone form, times as the adapter computes them), so a test can fold them into the
 /// state the whole path must reach.
-public struct EvolutionTraffic: Sendable {
-    public struct Configuration: Sendable, Hashable {
-        public var instances: Int
-        public var chatsPerInstance: Int
-        public var seed: UInt64
+package struct EvolutionTraffic: Sendable {
+    package struct Configuration: Sendable, Hashable {
+        package var instances: Int
+        package var chatsPerInstance: Int
+        package var seed: UInt64
         /// Epoch ms of the first record.
-        public var startTime: Int64
+        package var startTime: Int64
         /// Mean simulated milliseconds between two records (at least 1: times strictly increase).
-        public var meanGapMilliseconds: Int64
-        public var topicPrefix: String
+        package var meanGapMilliseconds: Int64
+        package var topicPrefix: String
         /// Publish on `<prefix>.global.<event>` instead of per-instance topics.
-        public var global: Bool
+        package var global: Bool
         /// Share of 1:1 contacts WhatsApp addresses by LID (upserts carry the phone id,
         /// receipts and deletes the LID: only a stage that tracks messages joins them).
-        public var lidShare: Double
+        package var lidShare: Double
         /// Share of records that are messages sent through Evolution's API (`send.message`).
-        public var sendMessageShare: Double
+        package var sendMessageShare: Double
         /// Share of records that delete a chat (`chats.delete`).
-        public var chatDeleteShare: Double
+        package var chatDeleteShare: Double
         /// Share of instances behaving as Evolution ≤ 2.3.6 (edits as `status: "DELETED"`).
-        public var legacyShare: Double
+        package var legacyShare: Double
         /// Records that carry nothing for the chat list (presence, contacts, ...).
-        public var noise: Bool
+        package var noise: Bool
 
-        public init(
+        package init(
             instances: Int = 3, chatsPerInstance: Int = 20, seed: UInt64 = 1, startTime: Int64 = 1_767_225_600_000,
             meanGapMilliseconds: Int64 = 400, topicPrefix: String = "evolution", global: Bool = false, lidShare: Double = 0.3,
             sendMessageShare: Double = 0.04, chatDeleteShare: Double = 0.003, legacyShare: Double = 0.3, noise: Bool = true
@@ -64,27 +64,27 @@ public struct EvolutionTraffic: Sendable {
     }
 
     /// One Kafka record as Evolution publishes it.
-    public struct Record: Sendable {
-        public var topic: String
-        public var key: [UInt8]
-        public var value: [UInt8]
+    package struct Record: Sendable {
+        package var topic: String
+        package var key: [UInt8]
+        package var value: [UInt8]
         /// The envelope's `timestamp` (ms).
-        public var timestamp: Int64
+        package var timestamp: Int64
         /// The device (instance) it belongs to.
-        public var deviceId: String
+        package var deviceId: String
         /// The canonical events the record means, with placeholder ids.
-        public var meaning: [Event]
+        package var meaning: [Event]
     }
 
     /// The events Evolution publishes that the simulation uses (for topic creation).
-    public static let eventNames = [
+    package static let eventNames = [
         "messages.upsert", "messages.update", "messages.delete", "messages.edited", "send.message", "chats.upsert",
         "chats.update", "chats.delete", "groups.upsert", "group-participants.update", "contacts.update", "presence.update",
         "connection.update",
     ]
 
     /// The secret every simulated record carries (`apikey`), for tests that look for it.
-    public let apiKey: String
+    package let apiKey: String
 
     private struct Member: Sendable {
         var phone: String  // digits
@@ -109,14 +109,14 @@ public struct EvolutionTraffic: Sendable {
         var chats: [Chat]
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private var random: SeededGenerator
     private var instances: [Instance]
     private var clock: Int64
     private var sequence = 0
     private var pending: [Record] = []
 
-    public init(_ configuration: Configuration) {
+    package init(_ configuration: Configuration) {
         self.configuration = configuration
         var random = SeededGenerator(seed: configuration.seed)
         func digits(_ prefix: String, _ count: Int) -> String {
@@ -149,16 +149,16 @@ public struct EvolutionTraffic: Sendable {
 
     /// The topics the simulation publishes on (create them before producing: Evolution
     /// relies on the broker creating them).
-    public var topics: [String] {
+    package var topics: [String] {
         if configuration.global { return Self.eventNames.map { "\(configuration.topicPrefix).global.\($0)" } }
         return instances.flatMap { instance in Self.eventNames.map { "\(configuration.topicPrefix).\(instance.name).\($0)" } }
     }
 
     /// The device ids (instance names).
-    public var deviceIds: [String] { instances.map(\.name) }
+    package var deviceIds: [String] { instances.map(\.name) }
 
     /// The next record.
-    public mutating func next() -> Record {
+    package mutating func next() -> Record {
         while pending.isEmpty { generate() }
         return pending.removeFirst()
     }

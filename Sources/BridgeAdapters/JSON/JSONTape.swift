@@ -13,24 +13,24 @@ import Glibc
 // lose a message), while anything that is not JSON fails with its byte offset.
 
 /// Why a record is not JSON the adapter can read.
-public struct JSONTapeError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+package struct JSONTapeError: Error, Sendable, CustomStringConvertible {
+    package enum Code: String, Sendable {
         case invalidJSON = "invalid_json"
         case tooDeep = "too_deep"
     }
 
-    public var code: Code
+    package var code: Code
     /// Byte offset in the record.
-    public var offset: Int
-    public var message: String
+    package var offset: Int
+    package var message: String
 
-    public var description: String { "\(message) at byte \(offset)" }
+    package var description: String { "\(message) at byte \(offset)" }
 }
 
 /// One parsed record: its bytes and the tape of its values, reused for the next record.
-public final class JSONTape {
+package final class JSONTape {
     /// What a node is.
-    public enum Kind: UInt8, Sendable {
+    package enum Kind: UInt8, Sendable {
         case object, array, string, number, `true`, `false`, null
     }
 
@@ -47,21 +47,21 @@ public final class JSONTape {
     }
 
     /// Deepest nesting of objects and arrays accepted.
-    public let maxDepth: Int
+    package let maxDepth: Int
     private(set) var bytes: [UInt8] = []
     private(set) var nodes: [Node] = []
     private var scratch: [UInt8] = []
 
-    public init(maxDepth: Int = 64) {
+    package init(maxDepth: Int = 64) {
         self.maxDepth = maxDepth
     }
 
     /// The root value of the last parse.
-    public var root: JSONValue { JSONValue(tape: self, index: 0) }
+    package var root: JSONValue { JSONValue(tape: self, index: 0) }
 
     /// Parses `bytes` (kept by the tape until the next parse).
     /// - Throws: `JSONTapeError` when the bytes are not one JSON value.
-    public func parse(_ bytes: [UInt8]) throws(JSONTapeError) {
+    package func parse(_ bytes: [UInt8]) throws(JSONTapeError) {
         self.bytes = bytes
         nodes.removeAll(keepingCapacity: true)
         try bytes.withUnsafeBufferPointer { (buffer) throws(JSONTapeError) in
@@ -166,15 +166,15 @@ public final class JSONTape {
 }
 
 /// One value in a parsed record. Valid until the tape parses the next record.
-public struct JSONValue {
+package struct JSONValue {
     let tape: JSONTape
     let index: Int
 
-    public var kind: JSONTape.Kind { tape.nodes[index].kind }
+    package var kind: JSONTape.Kind { tape.nodes[index].kind }
 
     /// The member named `name` of an object (the first, if a record repeats a key); nil for
     /// anything else.
-    public subscript(_ name: StaticString) -> JSONValue? {
+    package subscript(_ name: StaticString) -> JSONValue? {
         let node = tape.nodes[index]
         guard node.kind == .object else { return nil }
         var child = index + 1
@@ -188,12 +188,12 @@ public struct JSONValue {
     }
 
     /// A string's text; nil for other kinds.
-    public var string: String? { kind == .string ? tape.string(index) : nil }
+    package var string: String? { kind == .string ? tape.string(index) : nil }
 
     /// A string's text with its escapes decoded, as UTF-8; nil for other kinds.
-    public var stringBytes: [UInt8]? { kind == .string ? tape.decodedBytes(tape.nodes[index]) : nil }
+    package var stringBytes: [UInt8]? { kind == .string ? tape.decodedBytes(tape.nodes[index]) : nil }
 
-    public var bool: Bool? {
+    package var bool: Bool? {
         switch kind {
         case .true: return true
         case .false: return false
@@ -201,11 +201,11 @@ public struct JSONValue {
         }
     }
 
-    public var isNull: Bool { kind == .null }
+    package var isNull: Bool { kind == .null }
 
     /// A number written as an integer, or with a fraction or exponent that makes a whole
     /// number within 64 bits; nil otherwise.
-    public var int64: Int64? {
+    package var int64: Int64? {
         guard kind == .number else { return nil }
         let digits = tape.rawBytes(index)
         var value: Int64 = 0
@@ -233,7 +233,7 @@ public struct JSONValue {
     }
 
     /// The elements of an array (empty for anything else).
-    public var elements: [JSONValue] {
+    package var elements: [JSONValue] {
         let node = tape.nodes[index]
         guard node.kind == .array else { return [] }
         var values: [JSONValue] = []
@@ -246,7 +246,7 @@ public struct JSONValue {
     }
 
     /// The members of an object in record order, keys decoded (empty for anything else).
-    public var members: [(key: String, value: JSONValue)] {
+    package var members: [(key: String, value: JSONValue)] {
         let node = tape.nodes[index]
         guard node.kind == .object else { return [] }
         var values: [(String, JSONValue)] = []
@@ -259,7 +259,7 @@ public struct JSONValue {
     }
 
     /// The member whose key is `name` (a runtime string; see the `StaticString` subscript).
-    public func member(named name: String) -> JSONValue? {
+    package func member(named name: String) -> JSONValue? {
         let node = tape.nodes[index]
         guard node.kind == .object else { return nil }
         var name = name
@@ -274,7 +274,7 @@ public struct JSONValue {
     }
 
     /// The first member of an object whose key is not in `skipping`.
-    public func firstKey(skipping: Set<String>) -> (key: String, value: JSONValue)? {
+    package func firstKey(skipping: Set<String>) -> (key: String, value: JSONValue)? {
         let node = tape.nodes[index]
         guard node.kind == .object else { return nil }
         var child = index + 1
@@ -287,7 +287,7 @@ public struct JSONValue {
     }
 
     /// A short description of the kind, for messages.
-    public var kindName: String {
+    package var kindName: String {
         switch kind {
         case .object: return "an object"
         case .array: return "an array"

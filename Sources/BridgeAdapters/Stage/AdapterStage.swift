@@ -27,35 +27,35 @@ import Synchronization
 /// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
 /// counted; nothing in a record stops the stage. What does stop it (exit 1, for a
 /// supervisor to restart): a fatal Kafka error, or deliveries that failed for good.
-public final class AdapterStage: Sendable {
-    public struct Configuration: Sendable {
-        public var brokers: String
-        public var group: String
+package final class AdapterStage: Sendable {
+    package struct Configuration: Sendable {
+        package var brokers: String
+        package var group: String
         /// Topic names or patterns starting with `^`.
-        public var sourceTopics: [String]
+        package var sourceTopics: [String]
         /// The canonical topic.
-        public var topic: String
-        public var deadLetterTopic: String
+        package var topic: String
+        package var deadLetterTopic: String
         /// librdkafka properties for the consumer and the producer.
-        public var kafka: KafkaConfiguration
+        package var kafka: KafkaConfiguration
         /// Records taken per poll.
-        public var batchSize: Int
+        package var batchSize: Int
         /// How long an event waits for the message it acts on once the stage has read every
         /// source partition to its end (while it catches up, it waits until it has, up to
         /// `maxHoldMilliseconds`).
-        public var holdMilliseconds: Int
-        public var maxHoldMilliseconds: Int
+        package var holdMilliseconds: Int
+        package var maxHoldMilliseconds: Int
         /// How long the merger waits for a partition that has unfetched records.
-        public var maxIdleMilliseconds: Int
+        package var maxIdleMilliseconds: Int
         /// How often delivered progress is committed.
-        public var commitEveryMilliseconds: Int
-        public var progressEverySeconds: Double
+        package var commitEveryMilliseconds: Int
+        package var progressEverySeconds: Double
         /// Records queued for ordering at most; beyond, the oldest go regardless.
-        public var maxQueuedRecords: Int
+        package var maxQueuedRecords: Int
         /// Messages whose chat the stage remembers.
-        public var directoryCapacity: Int
+        package var directoryCapacity: Int
 
-        public init(
+        package init(
             brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = DeviceEventsTopic.defaultName,
             deadLetterTopic: String = "wa.adapt.dead-letters", kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
             holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
@@ -79,44 +79,44 @@ public final class AdapterStage: Sendable {
     }
 
     /// What the stage has done, published after every poll (for `/metrics` and tests).
-    public struct Statistics: Sendable {
+    package struct Statistics: Sendable {
         /// Source records consumed.
-        public var records = 0
+        package var records = 0
         /// Canonical events produced, by type.
-        public var eventsByType: [String: Int] = [:]
-        public var deadLettersByReason: [String: Int] = [:]
+        package var eventsByType: [String: Int] = [:]
+        package var deadLettersByReason: [String: Int] = [:]
         /// Parts of records that made no event, by reason (`unknown_event`, `ignored_event`, ...).
-        public var skippedByReason: [String: Int] = [:]
+        package var skippedByReason: [String: Int] = [:]
         /// Events waiting for the message they act on.
-        public var held = 0
+        package var held = 0
         /// Per assigned source partition: records on the broker not yet adapted.
-        public var lag: [TopicPartition: Int64] = [:]
-        public var recordsPerSecond = 0.0
+        package var lag: [TopicPartition: Int64] = [:]
+        package var recordsPerSecond = 0.0
         /// Deliveries acknowledged by the broker (events and dead letters).
-        public var delivered = 0
+        package var delivered = 0
         /// Whether every assigned partition has been read to its high watermark.
-        public var caughtUp = false
+        package var caughtUp = false
 
-        public var events: Int { eventsByType.values.reduce(0, +) }
-        public var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
+        package var events: Int { eventsByType.values.reduce(0, +) }
+        package var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
     }
 
     private let stopping = Atomic<Bool>(false)
     private let published = Mutex(Statistics())
 
-    public init() {}
+    package init() {}
 
     /// Asks the stage to hand out what it holds in order, commit and leave the group.
-    public func stop() { stopping.store(true, ordering: .releasing) }
+    package func stop() { stopping.store(true, ordering: .releasing) }
 
-    public var statistics: Statistics { published.withLock { $0 } }
+    package var statistics: Statistics { published.withLock { $0 } }
 
     /// Ready (`/readyz`) once partitions are assigned and each has been read to its high watermark.
-    public var isCaughtUp: Bool { statistics.caughtUp }
+    package var isCaughtUp: Bool { statistics.caughtUp }
 
     /// Runs until `stop()`.
     /// - Throws: what stops the stage for good (a fatal Kafka error, failed deliveries).
-    public func run(adapter: any BridgeAdapter, configuration: Configuration) throws {
+    package func run(adapter: any BridgeAdapter, configuration: Configuration) throws {
         let loop = try StageLoop(adapter: adapter, configuration: configuration)
         try loop.run(until: { self.stopping.load(ordering: .acquiring) }, publish: { statistics in
             self.published.withLock { $0 = statistics }
@@ -124,14 +124,14 @@ public final class AdapterStage: Sendable {
     }
 
     /// Registers the stage's metrics (see `registerMetrics(_:in:)`).
-    public func registerMetrics(in registry: MetricsRegistry, format: String) {
+    package func registerMetrics(in registry: MetricsRegistry, format: String) {
         Self.registerMetrics([(format, self)], in: registry)
     }
 
     /// Registers the metrics of `stages`, each sample labelled with its stage's format
     /// (stages of one format summed): records, events by type, dead letters and skips by
     /// reason, held events, lag per source partition, rate, readiness.
-    public static func registerMetrics(_ stages: [(format: String, stage: AdapterStage)], in registry: MetricsRegistry) {
+    package static func registerMetrics(_ stages: [(format: String, stage: AdapterStage)], in registry: MetricsRegistry) {
         let formats = Array(Set(stages.map(\.format))).sorted()
         func perFormat(_ value: @escaping @Sendable (Statistics) -> Double) -> @Sendable () -> [MetricsRegistry.Sample] {
             {
@@ -181,8 +181,8 @@ public final class AdapterStage: Sendable {
 }
 
 /// Why the stage stopped.
-public struct AdapterStageError: Error, CustomStringConvertible {
-    public var description: String
+package struct AdapterStageError: Error, CustomStringConvertible {
+    package var description: String
 }
 
 /// The stage's state, touched only by the thread running it.

@@ -19,21 +19,21 @@ import ChatEvents
 /// the serialised `Chat` for a positive count, so the count stated is the count kept;
 /// `group_join` / `group_leave` / `group_admin_changed` → `group.participants`;
 /// `group_update` (subject) → `chat.updated`. whatsapp-web.js has no pin or mute event.
-public struct WWebJSAdapter: BridgeAdapter {
+package struct WWebJSAdapter: BridgeAdapter {
     /// `--format wwebjs`, and `source.format` of the events it makes.
-    public static let formatName = "wwebjs"
+    package static let formatName = "wwebjs"
     /// The format's name (`formatName`).
-    public var format: String { Self.formatName }
+    package var format: String { Self.formatName }
     /// Records larger than this are dead letters without being parsed.
-    public var maxRecordBytes: Int
+    package var maxRecordBytes: Int
 
     /// An adapter that dead-letters records over `maxRecordBytes` (16 MiB by default) unread.
-    public init(maxRecordBytes: Int = 16 << 20) {
+    package init(maxRecordBytes: Int = 16 << 20) {
         self.maxRecordBytes = maxRecordBytes
     }
 
     /// whatsapp-web.js 1.2x – 1.34 `Events` (`src/util/Constants.js`); others are unknown.
-    public static let knownEvents: Set<String> = [
+    package static let knownEvents: Set<String> = [
         "authenticated", "auth_failure", "ready", "chat_removed", "chat_archived", "message", "message_ciphertext",
         "message_create", "message_revoke_everyone", "message_revoke_me", "message_ack", "message_edit", "unread_count",
         "message_reaction", "media_uploaded", "contact_changed", "group_join", "group_leave", "group_admin_changed",
@@ -42,7 +42,7 @@ public struct WWebJSAdapter: BridgeAdapter {
     ]
 
     /// Maps one record (see the type's mapping); bad input is a dead letter, never a crash.
-    public func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
+    package func adapt(_ record: BridgeRecord, tape: JSONTape) -> AdaptedRecord {
         MappingContext.adapt(record, tape: tape, format: format, maxRecordBytes: maxRecordBytes) { context, root, result throws(AdaptError) in
             try context.mapWWebJS(root, into: &result)
         }

@@ -4,28 +4,28 @@ import LedgerSupport
 /// Checks every checkpoint of a data directory against the log: its CRC and digest, its
 /// attestation (when a key is given), and that a replay of the log from the start up to
 /// its positions gives the same state digest and chain hashes (`chatledger verify`).
-public enum CheckpointVerifier {
+package enum CheckpointVerifier {
     /// What was found for one checkpoint.
-    public struct Check: Sendable {
-        public var sequence: UInt64
-        public var path: String
-        public var positions: [Int32: Int64] = [:]
+    package struct Check: Sendable {
+        package var sequence: UInt64
+        package var path: String
+        package var positions: [Int32: Int64] = [:]
         /// nil when the checkpoint cannot be read.
-        public var stateDigest: String?
+        package var stateDigest: String?
         /// nil: not checked (no attestation key).
-        public var attestationValid: Bool?
+        package var attestationValid: Bool?
         /// Each broken rule, as one line.
-        public var problems: [String] = []
+        package var problems: [String] = []
         /// Stored events the replay could not parse (each also logged with its position).
-        public var unreadableEvents = 0
+        package var unreadableEvents = 0
 
         /// Whether every rule holds.
-        public var holds: Bool { problems.isEmpty }
+        package var holds: Bool { problems.isEmpty }
     }
 
     /// Checks every checkpoint in `checkpoints` against `log`'s partitions of `topic`, in
     /// sequence order. Never throws: what cannot be read is a problem of its checkpoint.
-    public static func verify(log: EventLog, topic: String, checkpoints: CheckpointStore, attestationKey: [UInt8]? = nil) -> [Check] {
+    package static func verify(log: EventLog, topic: String, checkpoints: CheckpointStore, attestationKey: [UInt8]? = nil) -> [Check] {
         checkpoints.sequences().map { sequence in
             var check = Check(sequence: sequence, path: checkpoints.path(sequence))
             do {

@@ -7,8 +7,8 @@ import Synchronization
 /// following what `ingest` writes), on one named thread, and folds each new record into
 /// the store; new partitions are picked up as they appear. Sleeps on inotify between
 /// rounds. Caught up once a round finds nothing new.
-public final class ProjectionFollower: Service {
-    public let serviceName = "follower"
+package final class ProjectionFollower: Service {
+    package let serviceName = "follower"
     private let log: EventLog
     private let topic: String
     private let store: ProjectionStore
@@ -22,7 +22,7 @@ public final class ProjectionFollower: Service {
 
     /// A follower of `log`'s partitions of `topic` into `store`, from where the store has
     /// applied each partition.
-    public init(log: EventLog, topic: String, store: ProjectionStore, gaps: GapRegister) {
+    package init(log: EventLog, topic: String, store: ProjectionStore, gaps: GapRegister) {
         self.log = log
         self.topic = topic
         self.store = store
@@ -31,18 +31,18 @@ public final class ProjectionFollower: Service {
 
     /// Runs `action` after each round that folded something (the HTTP server's wake, so
     /// parked queries look again). Set it before `start`.
-    public func onApplied(_ action: @escaping @Sendable () -> Void) {
+    package func onApplied(_ action: @escaping @Sendable () -> Void) {
         onApplied.withLock { $0 = action }
     }
 
     /// Whether a round has found nothing new since the follower started.
-    public var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
+    package var isCaughtUp: Bool { caughtUp.load(ordering: .acquiring) }
     /// Per partition, the end of the log as last read (the next offset it will hold).
-    public var endOffsets: [Int32: Int64] { readThrough.withLock { $0 } }
+    package var endOffsets: [Int32: Int64] { readThrough.withLock { $0 } }
 
     /// Starts the following thread; a damaged log ends it and is reported to `onFailure`.
     /// - Throws: `ServiceLifecycle.IllegalTransition` if it was started before.
-    public func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
+    package func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
         let thread = LedgerThread(name: "chatledger-follow") { [self] in
             do {
                 try follow()
@@ -58,7 +58,7 @@ public final class ProjectionFollower: Service {
     }
 
     /// Ends the following thread after its current round and joins it.
-    public func stop() {
+    package func stop() {
         let running = lifecycle.withLock { lifecycle in
             lifecycle.state.stop() ? lifecycle.thread : nil
         }

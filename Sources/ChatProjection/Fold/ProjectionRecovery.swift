@@ -5,19 +5,19 @@ import LedgerSupport
 import Synchronization
 
 /// Builds the projection on start: the newest usable checkpoint, then the log after it.
-public enum ProjectionRecovery {
-    public struct Loaded: Sendable {
-        public var state: ProjectionState
+package enum ProjectionRecovery {
+    package struct Loaded: Sendable {
+        package var state: ProjectionState
         /// The checkpoint started from; nil for a replay from the start of the log.
-        public var checkpoint: CheckpointInfo?
+        package var checkpoint: CheckpointInfo?
         /// Log records folded after the checkpoint.
-        public var replayedRecords: Int
+        package var replayedRecords: Int
     }
 
     /// Loads the newest checkpoint whose positions still match the log (the record after
     /// each position chains from the checkpoint's hash), falling back to older ones and
     /// finally to a full replay, with a warning for each one skipped.
-    public static func load(
+    package static func load(
         log: EventLog, topic: String, checkpoints: CheckpointStore, eventIdWindow: Int = 1_000_000,
         logger: Logger = Logger(label: "projection")
     ) throws -> Loaded {
@@ -43,7 +43,7 @@ public enum ProjectionRecovery {
     /// device turns up in two partitions (partitions were added to the topic), the result
     /// would depend on how they interleave, so the log is folded again on one thread.
     /// - Returns: the state, how many records were folded, and on how many threads.
-    public static func replayFromZero(
+    package static func replayFromZero(
         log: EventLog, topic: String, eventIdWindow: Int = 1_000_000, threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws -> (state: ProjectionState, records: Int, threads: Int) {
         // Partitions go to the lightest group, largest first, so the threads finish
@@ -101,7 +101,7 @@ public enum ProjectionRecovery {
     /// content is vouched for by its digest and, with a key, its attestation.
     /// - Throws: `ProjectionError` when no checkpoint is left to be the base, or the log
     ///   does not chain from it; `EventLogError` for a damaged log.
-    public static func verificationStart(log: EventLog, topic: String, checkpoints: CheckpointStore) throws -> ProjectionState {
+    package static func verificationStart(log: EventLog, topic: String, checkpoints: CheckpointStore) throws -> ProjectionState {
         var retained = false
         for (logTopic, partition) in try log.partitions() where logTopic == topic {
             if try log.retentionBase(topic: topic, partition: partition) != nil { retained = true }
@@ -122,7 +122,7 @@ public enum ProjectionRecovery {
     /// - Throws: `EventLogError` for damage, `ProjectionError` if `checkpoint` does not
     ///   match the log.
     @discardableResult
-    public static func replay(
+    package static func replay(
         into state: inout ProjectionState, log: EventLog, topic: String, checkingChainFrom checkpoint: CheckpointInfo? = nil,
         upTo limit: LogPosition? = nil, partitions only: [Int32]? = nil
     ) throws -> Int {

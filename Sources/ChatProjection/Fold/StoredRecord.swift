@@ -10,7 +10,7 @@ import LedgerSupport
 /// silent skip: folding it counts it (`ProjectionState.Counts.unreadable`, the metric
 /// `chatledger_projection_unreadable_events_total`) and logs its position; `verify`
 /// reports each one (see `UnreadableEventScan`).
-public enum StoredRecord: Sendable {
+package enum StoredRecord: Sendable {
     /// An event, parsed.
     case event(Event)
     /// A value ingest rejected when it arrived (its reason is in the record).
@@ -24,7 +24,7 @@ public enum StoredRecord: Sendable {
     case unreadable(EventValidationError)
 
     /// Reads `record` as stored; an event record's value is parsed with `parser`.
-    public init(_ record: RecordView, parser: EventParser) {
+    package init(_ record: RecordView, parser: EventParser) {
         var stored = StoredRecord.gap
         Self.read(record, parser: parser, event: { stored = .event($0) }, other: { stored = $0 })
         self = stored

@@ -4,18 +4,18 @@ import EventLog
 /// Finds every stored event this build's parser no longer reads (`StoredRecord.unreadable`),
 /// for `verify` to report: such a record is folded as unreadable, so a projection built by
 /// this build differs from the one built when it was ingested.
-public enum UnreadableEventScan {
+package enum UnreadableEventScan {
     /// One unreadable event: where it is and why it does not parse.
-    public struct Finding: Sendable, Equatable {
-        public var position: LogPosition
-        public var error: EventValidationError
+    package struct Finding: Sendable, Equatable {
+        package var position: LogPosition
+        package var error: EventValidationError
     }
 
     /// Parses every event record of `log`'s partitions of `topic`, in partition and offset
     /// order. Only events are parsed; dead letters and gaps are the log verifier's.
     /// A partition whose log is damaged is scanned up to the damage (`LogVerifier` locates it).
     /// - Throws: `EventLogError` when the log's partitions cannot be listed.
-    public static func scan(log: EventLog, topic: String) throws -> [Finding] {
+    package static func scan(log: EventLog, topic: String) throws -> [Finding] {
         let parser = EventParser()
         var findings: [Finding] = []
         for partition in try log.partitions().filter({ $0.topic == topic }).map(\.partition).sorted() {

@@ -1,6 +1,6 @@
 /// A long-running part of a process (ingest, the log follower, the HTTP server, the demo
 /// producer), hosted by a `ServiceGroup`: started in order, stopped in reverse order.
-public protocol Service: AnyObject, Sendable {
+package protocol Service: AnyObject, Sendable {
     /// A short name for log lines (`ingest`, `http`).
     var serviceName: String { get }
 

@@ -4,9 +4,9 @@ import Synchronization
 /// waits until a termination signal arrives or any service fails, then stops them in
 /// reverse order, so a service is stopped before those it was started after (the
 /// follower before the server it wakes, ingest before the server reading its store).
-public final class ServiceGroup: Sendable {
+package final class ServiceGroup: Sendable {
     /// Why the wait ended.
-    public enum Shutdown: Sendable {
+    package enum Shutdown: Sendable {
         /// SIGINT or SIGTERM arrived (its number).
         case signal(Int32)
         /// A service failed: which, and why.
@@ -16,13 +16,13 @@ public final class ServiceGroup: Sendable {
     }
 
     /// The error that ended a service's work, with the service's name.
-    public struct ServiceFailure: Error, Sendable, CustomStringConvertible {
+    package struct ServiceFailure: Error, Sendable, CustomStringConvertible {
         /// The service's `serviceName`.
-        public let service: String
+        package let service: String
         /// What it reported.
-        public let error: any Error
+        package let error: any Error
 
-        public var description: String { "\(service): \(error)" }
+        package var description: String { "\(service): \(error)" }
     }
 
     private let services: [any Service]
@@ -31,13 +31,13 @@ public final class ServiceGroup: Sendable {
     private let started = Mutex<Int>(0)
 
     /// A group of `services`, started in this order.
-    public init(_ services: [any Service]) {
+    package init(_ services: [any Service]) {
         self.services = services
     }
 
     /// Starts every service in order. If one cannot start, those already started are
     /// stopped in reverse order and its error is thrown.
-    public func start() throws {
+    package func start() throws {
         for service in services {
             do {
                 let name = service.serviceName
@@ -51,7 +51,7 @@ public final class ServiceGroup: Sendable {
     }
 
     /// Ends the wait of `waitForShutdown` (the first reason given is kept).
-    public func shutdown(_ cause: Shutdown = .requested) {
+    package func shutdown(_ cause: Shutdown = .requested) {
         let first = reason.withLock { reason in
             guard reason == nil else { return false }
             reason = cause
@@ -61,7 +61,7 @@ public final class ServiceGroup: Sendable {
     }
 
     /// Blocks until `shutdown` (a signal, when `signals` is given, or a failed service).
-    public func waitForShutdown(signals: TerminationSignal? = nil) -> Shutdown {
+    package func waitForShutdown(signals: TerminationSignal? = nil) -> Shutdown {
         signals?.onSignal { [self] number in shutdown(.signal(number)) }
         finished.wait()
         finished.signal()  // later waiters return at once
@@ -69,7 +69,7 @@ public final class ServiceGroup: Sendable {
     }
 
     /// Stops the started services in reverse order, each joined before the next stops.
-    public func stop() {
+    package func stop() {
         let count = started.withLock { count in
             defer { count = 0 }
             return count
@@ -81,7 +81,7 @@ public final class ServiceGroup: Sendable {
     /// thrown (the command reports it and exits 1), a signal returns its number.
     /// - Throws: `ServiceFailure`.
     @discardableResult
-    public func runUntilShutdown(signals: TerminationSignal?) throws(ServiceFailure) -> Int32? {
+    package func runUntilShutdown(signals: TerminationSignal?) throws(ServiceFailure) -> Int32? {
         let cause = waitForShutdown(signals: signals)
         stop()
         switch cause {

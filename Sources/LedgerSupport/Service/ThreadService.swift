@@ -3,8 +3,8 @@ import Synchronization
 /// A service whose work is one blocking call on its own named thread (ingest's consumer
 /// loop, an adapter stage, the demo producer): `start` runs the body, `stop` asks it to
 /// return (`halt`) and joins the thread. A body that throws is a failure of the service.
-public final class ThreadService: Service {
-    public let serviceName: String
+package final class ThreadService: Service {
+    package let serviceName: String
     private let thread: LedgerThread
     private let halt: @Sendable () -> Void
     private let lifecycle = Mutex(ServiceLifecycle.idle)
@@ -13,7 +13,7 @@ public final class ThreadService: Service {
     /// A service named `name` running `body` on a thread named `threadName` (15 bytes
     /// kept); `halt` makes `body` return soon (it must be safe before `body` started).
     /// `body` may own what nothing else touches: it is handed to the thread.
-    public init(
+    package init(
         name: String, threadName: String, halt: @escaping @Sendable () -> Void, body: sending @escaping () throws -> Void
     ) {
         let failureHandler = FailureHandler()
@@ -31,14 +31,14 @@ public final class ThreadService: Service {
 
     /// Starts the thread; a throwing body is reported to `onFailure`.
     /// - Throws: `ServiceLifecycle.IllegalTransition` if it was started before.
-    public func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
+    package func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
         try lifecycle.withLock { state throws(ServiceLifecycle.IllegalTransition) in try state.start() }
         failureHandler.set(onFailure)
         thread.start()
     }
 
     /// Halts the body and joins the thread.
-    public func stop() {
+    package func stop() {
         guard lifecycle.withLock({ $0.stop() }) else { return }
         halt()
         thread.join()

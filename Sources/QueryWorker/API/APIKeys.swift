@@ -10,29 +10,29 @@ import LedgerSupport
 /// in clear. A key's id names it where a key must be named (the `source` of the events it
 /// writes): its `id`, else `sha256:` and the first 12 hex digits of its SHA-256 (what the
 /// keys file shows for a `keySha256` entry; 48 bits, which tell nothing of a strong key).
-public struct APIKeys: Sendable {
-    public enum Role: String, Sendable, Decodable {
+package struct APIKeys: Sendable {
+    package enum Role: String, Sendable, Decodable {
         case reader, auditor
     }
 
     /// What a key may do.
-    public struct Grant: Sendable, Equatable {
-        public var role: Role
+    package struct Grant: Sendable, Equatable {
+        package var role: Role
         /// nil: every device.
-        public var devices: Set<String>?
+        package var devices: Set<String>?
         /// Whether it may use the write routes (for the devices it may read).
-        public var mayWrite = false
+        package var mayWrite = false
         /// The key's id: never the key, safe to log and to put in events.
-        public var keyId = ""
+        package var keyId = ""
 
-        public func mayRead(_ deviceId: String) -> Bool { devices?.contains(deviceId) ?? true }
+        package func mayRead(_ deviceId: String) -> Bool { devices?.contains(deviceId) ?? true }
     }
 
     /// The most bytes of a key id.
-    public static let maxKeyIdBytes = 64
+    package static let maxKeyIdBytes = 64
 
-    public struct LoadError: Error, CustomStringConvertible {
-        public var description: String
+    package struct LoadError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     private struct File: Decodable {
@@ -51,7 +51,7 @@ public struct APIKeys: Sendable {
 
     /// Parses a keys file.
     /// - Throws: `LoadError` naming the entry and what is wrong with it.
-    public init(json: [UInt8]) throws {
+    package init(json: [UInt8]) throws {
         let file: File
         do {
             file = try JSONDecoder().decode(File.self, from: Data(json))
@@ -101,14 +101,14 @@ public struct APIKeys: Sendable {
     }
 
     /// Reads and parses a keys file.
-    public static func load(path: String) throws -> APIKeys {
+    package static func load(path: String) throws -> APIKeys {
         guard let data = FileManager.default.contents(atPath: path) else { throw LoadError(description: "cannot read \(path)") }
         return try APIKeys(json: Array(data))
     }
 
     /// The grant of a presented key, nil for an unknown one. Every entry is compared, in
     /// constant time, whatever matches.
-    public func authenticate(_ presented: String) -> Grant? {
+    package func authenticate(_ presented: String) -> Grant? {
         let digest = SHA256.hash(Array(presented.utf8))
         var found: Grant?
         for entry in entries where HMACSHA256.constantTimeEqual(entry.digest, digest) && found == nil {

@@ -2,7 +2,7 @@ import EventLog
 
 /// Where the write API sends the events it makes: one record each on the canonical topic,
 /// keyed by the device id. The commands give a Kafka producer; tests give fakes.
-public protocol EventPublisher: Sendable {
+package protocol EventPublisher: Sendable {
     /// The longest `publish` takes to call its completion (the producer's delivery timeout).
     var deliveryTimeout: Duration { get }
 
@@ -13,7 +13,7 @@ public protocol EventPublisher: Sendable {
 }
 
 /// What became of one published event.
-public enum PublishOutcome: Sendable, Equatable {
+package enum PublishOutcome: Sendable, Equatable {
     /// Written at this Kafka position (the `X-Ledger-Position` the projection will reach).
     case written(LogPosition)
     /// Not acknowledged: `possiblyWritten` when the broker may have written it even so (a

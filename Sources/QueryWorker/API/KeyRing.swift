@@ -2,26 +2,26 @@ import Synchronization
 
 /// The API keys in force, replaceable while the server runs (key rotation without a
 /// restart): every request authenticates against the keys current when it arrives.
-public final class KeyRing: Sendable {
+package final class KeyRing: Sendable {
     private let current: Mutex<(keys: APIKeys, generation: Int)>
 
     /// A ring holding `keys` as generation 1.
-    public init(_ keys: APIKeys) {
+    package init(_ keys: APIKeys) {
         current = Mutex((keys, 1))
     }
 
     /// How many key sets have been in force: 1 at start, one more per replacement.
-    public var generation: Int { current.withLock { $0.generation } }
+    package var generation: Int { current.withLock { $0.generation } }
 
     /// The grant of a presented key under the current keys; nil for an unknown one.
-    public func authenticate(_ presented: String) -> APIKeys.Grant? {
+    package func authenticate(_ presented: String) -> APIKeys.Grant? {
         let keys = current.withLock { $0.keys }
         return keys.authenticate(presented)
     }
 
     /// Puts `keys` in force; returns the new generation.
     @discardableResult
-    public func replace(with keys: APIKeys) -> Int {
+    package func replace(with keys: APIKeys) -> Int {
         current.withLock { state in
             state = (keys, state.generation + 1)
             return state.generation

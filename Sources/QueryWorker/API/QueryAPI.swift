@@ -17,7 +17,7 @@ import Synchronization
 /// (`ConsoleAssets`), which reads the API with the key a person types in. The write routes
 /// (`POST …/chats/{chatId}/read|markUnread|archive|pin|mute`, `WriteRoutes`) turn requests
 /// of keys that may write into events on Kafka, through `publisher`.
-public final class QueryAPI: Sendable {
+package final class QueryAPI: Sendable {
     private let store: ProjectionStore
     private let keys: KeyRing
     private let clock: @Sendable () -> Int64
@@ -39,7 +39,7 @@ public final class QueryAPI: Sendable {
     ///     it they are 501.
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
-    public init(
+    package init(
         store: ProjectionStore, keys: KeyRing, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
         isReady: @escaping @Sendable () -> Bool = { true },
@@ -63,14 +63,14 @@ public final class QueryAPI: Sendable {
     }
 
     /// An HTTP server that answers with this API and records every response for `/metrics`.
-    public func server(configuration: HTTPServer.Configuration) -> HTTPServer {
+    package func server(configuration: HTTPServer.Configuration) -> HTTPServer {
         HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
             observe(head, status: status, elapsed: elapsed)
         }) { [self] head, body in reply(head, body) }
     }
 
     /// Records a response for `/metrics` (the server's observer).
-    public func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
+    package func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
         requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), status.description])
     }
 
@@ -81,7 +81,7 @@ public final class QueryAPI: Sendable {
     }
 
     /// The longest `wait` a request may ask for, in ms.
-    public static let maxWaitMilliseconds = 30_000
+    package static let maxWaitMilliseconds = 30_000
 
     /// What a route decided: a response, or "not yet": `minPosition` is not applied, with
     /// the 503 to send if it stays so and how long the request asked to wait.
@@ -97,7 +97,7 @@ public final class QueryAPI: Sendable {
 
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
-    public func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
+    package func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
         switch route(head, body) {
         case .response(let response):
             return .response(response)
@@ -114,7 +114,7 @@ public final class QueryAPI: Sendable {
 
     /// The response to one request without a server: an unmet `minPosition` is 503 at once,
     /// and a write waits on the calling thread for Kafka, then answers with what is applied.
-    public func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
+    package func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
         switch route(head, body) {
         case .response(let response), .notYet(let response, _): return response
         case .deferred(let work): return work()
@@ -380,7 +380,7 @@ public final class QueryAPI: Sendable {
     // MARK: - Auditor routes
 
     /// The largest page of `/events`.
-    public static let maxEventsPage = 1_000
+    package static let maxEventsPage = 1_000
 
     /// `chats?asOf=TIME`: the list replayed from the log up to TIME (Kafka timestamps, as
     /// `chatledger replay --as-of`), on a worker thread.

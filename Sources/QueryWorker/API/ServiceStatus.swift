@@ -8,9 +8,9 @@ import EventLog
 ///
 /// New facts about the source (for example records the broker lost before ingest read
 /// them) belong here, next to `endOffsets`, and in `ServiceStatus.json`.
-public struct SourceStatus: Sendable, Equatable {
+package struct SourceStatus: Sendable, Equatable {
     /// What the records are read from.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         /// Kafka, read by ingest in this process (`run`).
         case kafka
         /// The event log another process writes (`serve`).
@@ -18,13 +18,13 @@ public struct SourceStatus: Sendable, Equatable {
     }
 
     /// What the records are read from.
-    public var kind: Kind
+    package var kind: Kind
     /// Per partition, the next offset the source will give: Kafka's high watermark, or
     /// the end of the log as last read. A partition missing here has no known end yet.
-    public var endOffsets: [Int32: Int64]
+    package var endOffsets: [Int32: Int64]
 
     /// A source; without `endOffsets`, no partition's end is known (no lag is reported).
-    public init(kind: Kind, endOffsets: [Int32: Int64] = [:]) {
+    package init(kind: Kind, endOffsets: [Int32: Int64] = [:]) {
         self.kind = kind
         self.endOffsets = endOffsets
     }

@@ -1,74 +1,74 @@
 /// A request head as the parser accepted it.
-public struct HTTPRequestHead: Sendable, Equatable {
-    public enum Version: Sendable, Equatable {
+package struct HTTPRequestHead: Sendable, Equatable {
+    package enum Version: Sendable, Equatable {
         case http10, http11
     }
 
-    public var method: String
+    package var method: String
     /// The origin-form target, `/path?query`, as sent.
-    public var target: String
-    public var version: Version
+    package var target: String
+    package var version: Version
     /// Header fields in order; names lower-cased, values without surrounding whitespace.
-    public var headers: [Header]
+    package var headers: [Header]
     /// Body bytes announced by `Content-Length` (0 without one).
-    public var contentLength: Int
+    package var contentLength: Int
     /// Whether the connection stays open after the response (HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
-    public var keepAlive: Bool
+    package var keepAlive: Bool
 
-    public struct Header: Sendable, Equatable {
-        public var name: String
-        public var value: String
+    package struct Header: Sendable, Equatable {
+        package var name: String
+        package var value: String
     }
 
     /// The first value of a header (name in any case).
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         let lowered = name.lowercased()
         return headers.first { $0.name == lowered }?.value
     }
 
     /// The path part of the target.
-    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    package var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
 
     /// The query part of the target, empty when there is none.
-    public var query: Substring {
+    package var query: Substring {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         return parts.count > 1 ? parts[1] : ""
     }
 }
 
 /// Why a request was refused: the status to answer with (the connection is closed after).
-public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var status: HTTPStatus
-    public var reason: String
+package struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var status: HTTPStatus
+    package var reason: String
 
-    public init(_ status: HTTPStatus, _ reason: String) {
+    package init(_ status: HTTPStatus, _ reason: String) {
         self.status = status
         self.reason = reason
     }
 
-    public var description: String { "\(status): \(reason)" }
+    package var description: String { "\(status): \(reason)" }
 }
 
 /// A strict HTTP/1.1 request parser (RFC 9112), over whatever bytes a connection has
 /// received so far. Refuses rather than guesses: bare LF, whitespace before a colon,
 /// obs-fold, invalid characters, `Content-Length` with `Transfer-Encoding`, duplicate or
 /// invalid `Content-Length`, a missing `Host` in HTTP/1.1, and every limit exceeded.
-public struct HTTPRequestParser: Sendable {
-    public struct Limits: Sendable {
+package struct HTTPRequestParser: Sendable {
+    package struct Limits: Sendable {
         /// 414 beyond this.
-        public var requestLineBytes = 8 * 1024
+        package var requestLineBytes = 8 * 1024
         /// 431 beyond these.
-        public var headerBytes = 32 * 1024
-        public var headerCount = 100
+        package var headerBytes = 32 * 1024
+        package var headerCount = 100
         /// 413 beyond this. The API's bodies are small JSON objects (the write routes take at
         /// most 4 KiB); a connection never buffers more than this for a body.
-        public var bodyBytes = 64 * 1024
+        package var bodyBytes = 64 * 1024
 
-        public init() {}
+        package init() {}
     }
 
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// More bytes are needed.
         case incomplete
         /// A whole request, and how many bytes of the input it used (pipelining: the rest
@@ -77,14 +77,14 @@ public struct HTTPRequestParser: Sendable {
         case failure(HTTPParseError)
     }
 
-    public var limits: Limits
+    package var limits: Limits
 
-    public init(limits: Limits = Limits()) {
+    package init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
     /// Parses the request at the start of `bytes`.
-    public func parse(_ bytes: [UInt8]) -> Outcome {
+    package func parse(_ bytes: [UInt8]) -> Outcome {
         // The head ends at the first empty line; every LF must follow a CR.
         var lineStart = 0
         var lines: [Range<Int>] = []

@@ -1,17 +1,17 @@
 /// A response to write: status, headers, body.
-public struct HTTPResponse: Sendable, Equatable {
-    public var status: HTTPStatus
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
+package struct HTTPResponse: Sendable, Equatable {
+    package var status: HTTPStatus
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]
 
-    public init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    package init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// The JSON error body of SPEC §4: `{"error":{"code":…,"message":…}}`.
-    public static func error(_ status: HTTPStatus, code: String, message: String) -> HTTPResponse {
+    package static func error(_ status: HTTPStatus, code: String, message: String) -> HTTPResponse {
         var text = "{\"error\":{\"code\":\"" + code + "\",\"message\":\""
         for scalar in message.unicodeScalars {
             switch scalar {
@@ -24,7 +24,7 @@ public struct HTTPResponse: Sendable, Equatable {
         return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(text.utf8))
     }
 
-    public static func == (lhs: HTTPResponse, rhs: HTTPResponse) -> Bool {
+    package static func == (lhs: HTTPResponse, rhs: HTTPResponse) -> Bool {
         lhs.status == rhs.status && lhs.body == rhs.body && lhs.headers.elementsEqual(rhs.headers) { $0 == $1 }
     }
 

@@ -11,34 +11,34 @@ import Synchronization
 /// A request head must arrive within `headerTimeout` (no slowloris) and an idle kept-alive
 /// connection is closed after `idleTimeout`. `stop()` stops accepting, flushes what is
 /// being written, closes everything and waits for the loop to end.
-public final class HTTPServer: Sendable {
-    public struct Configuration: Sendable {
-        public var host = "127.0.0.1"
+package final class HTTPServer: Sendable {
+    package struct Configuration: Sendable {
+        package var host = "127.0.0.1"
         /// 0: any free port (see `start()`'s result).
-        public var port: UInt16 = 8080
-        public var limits = HTTPRequestParser.Limits()
-        public var headerTimeoutMilliseconds = 10_000
-        public var idleTimeoutMilliseconds = 60_000
+        package var port: UInt16 = 8080
+        package var limits = HTTPRequestParser.Limits()
+        package var headerTimeoutMilliseconds = 10_000
+        package var idleTimeoutMilliseconds = 60_000
         /// At this many connections, a new one takes the place of the connection that has
         /// been idle longest with no request in progress (as nginx reuses connections); only
         /// when every connection is busy is the new one refused (503).
-        public var maxConnections = 1_024
+        package var maxConnections = 1_024
         /// How long a connection closed after a response (an error, `Connection: close`) is
         /// drained once its write side is shut, so the client reads the response instead
         /// of a reset.
-        public var lingerMilliseconds = 2_000
+        package var lingerMilliseconds = 2_000
         /// Threads that run `Reply.deferred` work.
-        public var workerThreads = 2
+        package var workerThreads = 2
         /// A stream with nothing to say for this long sends an SSE comment line, so that
         /// proxies and clients see the connection is alive.
-        public var streamHeartbeatMilliseconds = 15_000
+        package var streamHeartbeatMilliseconds = 15_000
 
-        public init() {}
+        package init() {}
     }
 
     /// What a handler answers. A request that is not answered at once holds back later
     /// pipelined ones on its connection.
-    public enum Reply: Sendable {
+    package enum Reply: Sendable {
         /// The response, now.
         case response(HTTPResponse)
         /// "Not yet": the request is parked and asked again whenever the server is woken
@@ -66,14 +66,14 @@ public final class HTTPServer: Sendable {
     }
 
     /// Answers one request; runs on the server's loop thread, so it must not block.
-    public typealias Handler = @Sendable (HTTPRequestHead, [UInt8]) -> Reply
+    package typealias Handler = @Sendable (HTTPRequestHead, [UInt8]) -> Reply
 
     /// Told of every response sent for a request: its status and how long it took from the
     /// request's arrival (for metrics).
-    public typealias Observer = @Sendable (HTTPRequestHead, _ status: HTTPStatus, _ elapsed: Duration) -> Void
+    package typealias Observer = @Sendable (HTTPRequestHead, _ status: HTTPStatus, _ elapsed: Duration) -> Void
 
-    public struct StartError: Error, CustomStringConvertible {
-        public var description: String
+    package struct StartError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     private let configuration: Configuration
@@ -90,14 +90,14 @@ public final class HTTPServer: Sendable {
     private let tickets = Atomic<UInt64>(0)
     private let logger = Logger(label: "http")
 
-    public init(configuration: Configuration, observer: Observer? = nil, handler: @escaping Handler) {
+    package init(configuration: Configuration, observer: Observer? = nil, handler: @escaping Handler) {
         self.configuration = configuration
         self.observer = observer
         self.handler = handler
     }
 
     /// Binds, listens and starts the loop; returns the port it listens on.
-    public func start() throws -> UInt16 {
+    package func start() throws -> UInt16 {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw StartError(description: "socket: errno \(errno)") }
         var yes: Int32 = 1
@@ -152,7 +152,7 @@ public final class HTTPServer: Sendable {
 
     /// Makes the loop ask parked requests again now (call it when what they wait for may
     /// have happened, e.g. after events were applied). Safe from any thread.
-    public func wake() {
+    package func wake() {
         var byte: UInt8 = 1
         lifecycle.withLock { stage in
             // Non-blocking: never waits under the lock. Idle or stopped: there is no loop to wake.
@@ -163,7 +163,7 @@ public final class HTTPServer: Sendable {
     /// Stops accepting, finishes writing in-flight responses, closes every connection, waits
     /// for the loop thread and the worker threads to end, and only then closes the wake
     /// pipe. A server that was never started just becomes stopped.
-    public func stop() {
+    package func stop() {
         let thread: LedgerThread? = lifecycle.withLock { stage in
             switch stage {
             case .idle:
@@ -667,7 +667,7 @@ public final class HTTPServer: Sendable {
 }
 
 /// A body produced over time, for `HTTPServer.Reply.stream`.
-public protocol HTTPStream: AnyObject, Sendable {
+package protocol HTTPStream: AnyObject, Sendable {
     /// The bytes to send now (empty: nothing new). Called on the server's loop thread when
     /// the stream starts and whenever the server is woken, so it must not block.
     func poll() -> [UInt8]

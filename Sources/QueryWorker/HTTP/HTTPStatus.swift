@@ -1,36 +1,36 @@
 /// An HTTP status code. Written as an integer literal where a status is expected
 /// (`HTTPResponse(status: 404)`), named for the ones the server itself sends.
-public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
-    public var rawValue: Int
+package struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    package var rawValue: Int
 
-    public init(rawValue: Int) { self.rawValue = rawValue }
-    public init(integerLiteral value: Int) { rawValue = value }
+    package init(rawValue: Int) { self.rawValue = rawValue }
+    package init(integerLiteral value: Int) { rawValue = value }
 
-    public static let ok: HTTPStatus = 200
-    public static let accepted: HTTPStatus = 202
-    public static let notModified: HTTPStatus = 304
-    public static let badRequest: HTTPStatus = 400
-    public static let unauthorized: HTTPStatus = 401
-    public static let forbidden: HTTPStatus = 403
-    public static let notFound: HTTPStatus = 404
-    public static let methodNotAllowed: HTTPStatus = 405
-    public static let requestTimeout: HTTPStatus = 408
-    public static let conflict: HTTPStatus = 409
-    public static let contentTooLarge: HTTPStatus = 413
-    public static let uriTooLong: HTTPStatus = 414
-    public static let unsupportedMediaType: HTTPStatus = 415
-    public static let unprocessableContent: HTTPStatus = 422
-    public static let headerFieldsTooLarge: HTTPStatus = 431
-    public static let internalServerError: HTTPStatus = 500
-    public static let notImplemented: HTTPStatus = 501
-    public static let serviceUnavailable: HTTPStatus = 503
-    public static let versionNotSupported: HTTPStatus = 505
+    package static let ok: HTTPStatus = 200
+    package static let accepted: HTTPStatus = 202
+    package static let notModified: HTTPStatus = 304
+    package static let badRequest: HTTPStatus = 400
+    package static let unauthorized: HTTPStatus = 401
+    package static let forbidden: HTTPStatus = 403
+    package static let notFound: HTTPStatus = 404
+    package static let methodNotAllowed: HTTPStatus = 405
+    package static let requestTimeout: HTTPStatus = 408
+    package static let conflict: HTTPStatus = 409
+    package static let contentTooLarge: HTTPStatus = 413
+    package static let uriTooLong: HTTPStatus = 414
+    package static let unsupportedMediaType: HTTPStatus = 415
+    package static let unprocessableContent: HTTPStatus = 422
+    package static let headerFieldsTooLarge: HTTPStatus = 431
+    package static let internalServerError: HTTPStatus = 500
+    package static let notImplemented: HTTPStatus = 501
+    package static let serviceUnavailable: HTTPStatus = 503
+    package static let versionNotSupported: HTTPStatus = 505
 
     /// The number, as the status line and metric labels write it.
-    public var description: String { String(rawValue) }
+    package var description: String { String(rawValue) }
 
     /// The reason phrase of the status line (RFC 9110 §15).
-    public var reasonPhrase: String {
+    package var reasonPhrase: String {
         switch rawValue {
         case 200: return "OK"
         case 202: return "Accepted"
