@@ -75,8 +75,12 @@ schemathesis_binary() {
   local venv=.build/schemathesis-venv
   if [ ! -x "$venv/bin/schemathesis" ]; then
     log "installing schemathesis (PyPI) into $venv"
-    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install --quiet schemathesis >/dev/null
+    # Advisory step: a failed install is reported, never the end of the test run.
+    if ! { python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$venv"; }; } ||
+       ! "$venv/bin/pip" install --quiet schemathesis >/dev/null 2>&1; then
+      log "could not install schemathesis from PyPI; skipping its advisory run"
+      return 0
+    fi
   fi
   echo "$venv/bin/schemathesis"
 }
@@ -102,7 +106,7 @@ run_tests() {
   # still reports are documented answers its generic checks do not know (400 unknown_partition
   # and bad_cursor for schema-valid values, 422 for a reused Idempotency-Key, 503 not_yet), to
   # be settled with issue 18; its summary is printed and the whole report kept.
-  if ! python3 Tests/SchemaChecks/run_schemathesis.py .build/debug/chatledger "$schemathesis" 20 \
+  if [ -n "$schemathesis" ] && ! python3 Tests/SchemaChecks/run_schemathesis.py .build/debug/chatledger "$schemathesis" 20 \
       >.build/schemathesis.log 2>&1; then
     sed -n '/^Failures:/,/^Seed:/p' .build/schemathesis.log
     log "schemathesis reported failures (advisory; the report is in .build/schemathesis.log)"

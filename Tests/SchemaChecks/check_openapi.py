@@ -22,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Support"))
+import chatledger_run  # noqa: E402
+
 import jsonschema
 import referencing
 import yaml
@@ -138,18 +141,8 @@ def check(method, target, status, headers, body, expected_status):
 class Server:
     def __init__(self, binary, data, keys, command="run"):
         arguments = ["--partitions", "2"] if command == "run" else []
-        self.process = subprocess.Popen(
-            [binary, command, "--http", "127.0.0.1:0", "--data", data, "--keys", keys] + arguments,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.brokers, self.port = None, None
-        while self.port is None:
-            line = self.process.stdout.readline()
-            if not line:
-                raise SystemExit("chatledger run ended before printing its URL")
-            if line.startswith("bootstrap="):
-                self.brokers = line.strip().split("=", 1)[1]
-            if line.startswith("url="):
-                self.port = int(line.strip().rsplit(":", 1)[1])
+        started = chatledger_run.start(binary, [command, "--http", "127.0.0.1:0", "--data", data, "--keys", keys] + arguments)
+        self.process, self.brokers, self.port = started.process, started.brokers, started.port
 
     def request(self, method, target, key=AUDITOR, headers=None, body=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Support"))
+import chatledger_run  # noqa: E402
+
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 AUDITOR, READER, WRITER = "check-auditor", "check-reader", "check-writer"
 
@@ -25,18 +28,8 @@ class Server:
     """A `chatledger run` on a free port with the embedded broker (as check_openapi.py's)."""
 
     def __init__(self, binary, data, keys):
-        self.process = subprocess.Popen(
-            [binary, "run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.brokers, self.port = None, None
-        while self.port is None:
-            line = self.process.stdout.readline()
-            if not line:
-                raise SystemExit("chatledger run ended before printing its URL")
-            if line.startswith("bootstrap="):
-                self.brokers = line.strip().split("=", 1)[1]
-            if line.startswith("url="):
-                self.port = int(line.strip().rsplit(":", 1)[1])
+        started = chatledger_run.start(binary, ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"])
+        self.process, self.brokers, self.port = started.process, started.brokers, started.port
 
     def status(self, target):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
