@@ -55,9 +55,14 @@ package final class AdapterStage: Sendable {
         /// Messages whose chat the stage remembers.
         package var directoryCapacity: Int
 
+        /// The consumer group whose committed offsets are the stage's progress.
+        package static let defaultGroup = "chatledger-adapt"
+        /// Where records the stage cannot use go.
+        package static let defaultDeadLetterTopic = "wa.adapt.dead-letters"
+
         package init(
-            brokers: String, group: String = "chatledger-adapt", sourceTopics: [String], topic: String = DeviceEventsTopic.defaultName,
-            deadLetterTopic: String = "wa.adapt.dead-letters", kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
+            brokers: String, group: String = Self.defaultGroup, sourceTopics: [String], topic: String = DeviceEventsTopic.defaultName,
+            deadLetterTopic: String = Self.defaultDeadLetterTopic, kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
             holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
             progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000
         ) {

@@ -50,7 +50,7 @@ enum AdaptBenchmark {
         }
         let sourcePartitions = max(8, count / 5_000)
         let canonicalPartitions = max(8, count / 5_000)
-        let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), ("wa.adapt.dead-letters", 1)])
+        let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), (AdapterStage.Configuration.defaultDeadLetterTopic, 1)])
         for topic in traffic.topics { try cluster.createTopic(topic, partitions: sourcePartitions) }
         let producer = try KafkaProducer(
             bootstrapServers: cluster.bootstrapServers,

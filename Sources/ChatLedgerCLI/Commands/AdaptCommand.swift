@@ -20,7 +20,7 @@ enum AdaptCommand: Command {
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             AdaptOptions.sourceTopics,
             CommandSpec.Option("topic", "T", "The canonical topic the events go to.", default: DeviceEventsTopic.defaultName),
-            CommandSpec.Option("group", "G", "Kafka consumer group of the stage (its committed offsets are its progress).", default: "chatledger-adapt"),
+            CommandSpec.Option("group", "G", "Kafka consumer group of the stage (its committed offsets are its progress).", default: AdapterStage.Configuration.defaultGroup),
             AdaptOptions.deadLetterTopic,
             IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with the source topics) and /metrics here."),
@@ -30,7 +30,7 @@ enum AdaptCommand: Command {
         let adapter = try AdaptOptions.adapter(arguments.string("format") ?? "", arguments)
         let pattern = try AdaptOptions.pattern(arguments.string("source-topics") ?? "", arguments)
         let configuration = AdapterStage.Configuration(
-            brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? "chatledger-adapt", sourceTopics: [pattern],
+            brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? AdapterStage.Configuration.defaultGroup, sourceTopics: [pattern],
             topic: arguments.value(.topic),
             deadLetterTopic: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
             kafka: try IngestOptions.kafkaConfiguration(arguments))
@@ -59,7 +59,7 @@ enum AdaptCommand: Command {
 
 /// What `adapt`, `run --adapt` and `produce --format` share.
 enum AdaptOptions {
-    static let defaultDeadLetterTopic = "wa.adapt.dead-letters"
+    static let defaultDeadLetterTopic = AdapterStage.Configuration.defaultDeadLetterTopic
 
     static let sourceTopics = CommandSpec.Option(
         "source-topics", "REGEX", "Consume every topic whose name matches REGEX (POSIX extended, from the name's start), e.g. '^evolution\\..*'.",

@@ -33,7 +33,7 @@ enum EraseCommand: Command {
         } catch {
             throw arguments.usageError(error.description)
         }
-        let topic = arguments.string("topic") ?? "wa.device-events"
+        let topic = arguments.value(.topic)
         var random = SystemRandomNumberGenerator()
         let eventId = "erasure-" + String(random.next(), radix: 16) + String(random.next(), radix: 16)
         let record = request.record(eventId: eventId, occurredAt: Int64(Date().timeIntervalSince1970 * 1000))

@@ -20,10 +20,10 @@ enum QueryWorkerOptions {
         ]
     }()
 
-    /// The server configuration from `--http ADDR` (or `defaultAddress`) and the limits.
-    static func configuration(_ arguments: ParsedArguments, defaultAddress: String = "127.0.0.1:8080") throws -> HTTPServer.Configuration {
+    /// The server configuration from `--http ADDR` (default: the `http` option's) and the limits.
+    static func configuration(_ arguments: ParsedArguments) throws -> HTTPServer.Configuration {
         var configuration = HTTPServer.Configuration()
-        let text = arguments.string("http") ?? defaultAddress
+        let text = arguments.value(.http)
         let parts = text.split(separator: ":")
         guard parts.count == 2, let port = UInt16(parts[1]) else { throw arguments.usageError("--http takes HOST:PORT, e.g. 127.0.0.1:8080") }
         configuration.host = String(parts[0])
