@@ -1,4 +1,5 @@
 import ChatEvents
+import ChatProjection
 import EventLog
 import LedgerSupport
 
@@ -6,8 +7,9 @@ import LedgerSupport
 /// "Erasure"): the erasure record's own key (the device id); for a device erasure every
 /// field of every record keyed by the device; for a chat or contact erasure the value and
 /// reason of the device's events of that chat (under either id of the contact, as far as
-/// `contact.aliased` events before it tell) and of all the device's dead letters (their
-/// chat cannot be told, and they are not folded, so nothing is lost by erasing them).
+/// `contact.aliased` events before it tell) and of all the device's dead letters and stored
+/// events this build cannot read (their chat cannot be told, and they are not folded, so
+/// nothing is lost by erasing them).
 struct ErasureSelector {
     let erasure: LedgerErasure
     let erasureOffset: Int64
@@ -32,8 +34,16 @@ struct ErasureSelector {
         if record.offset == erasureOffset { return .key }
         guard record.kind != .gap, record.keyDigest == deviceDigest else { return [] }
         if erasure.scope == .device { return .all }
-        if record.kind == .deadLetter { return [.value, .reason] }
-        guard let value = record.value, let event = try? parser.parse(value), let chatId = event.chatId else { return [] }
+        let event: Event
+        switch StoredRecord(record, parser: parser) {
+        case .event(let parsed):
+            event = parsed
+        case .deadLetter, .unreadable:
+            return [.value, .reason]  // whose chat cannot be told; neither is folded, so nothing is lost
+        case .gap, .redacted:
+            return []
+        }
+        guard let chatId = event.chatId else { return [] }
         let chat = Self.digestName(chatId)
         if case .contactAliased(let aliased) = event.payload, erasure.scope == .contact {
             let alias = Self.digestName(aliased.alias)

@@ -41,3 +41,16 @@ struct ConsumerBatch {
         }
     }
 }
+
+/// Destroys a consumer's client and its queue: the one teardown both consumers share.
+/// After a fatal error librdkafka 2.0's consumer never finishes leaving the group (a plain
+/// destroy spins its main thread and never returns, found by `KafkaConsumerTests`), so the
+/// group is then left to the session timeout instead.
+func destroyConsumer(_ handle: OpaquePointer, queue: OpaquePointer?, afterFatalError: Bool) {
+    rd_kafka_queue_destroy(queue)
+    if afterFatalError {
+        rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+    } else {
+        rd_kafka_destroy(handle)
+    }
+}

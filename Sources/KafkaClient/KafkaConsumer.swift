@@ -119,15 +119,7 @@ package final class KafkaConsumer {
 
     deinit {
         close()
-        rd_kafka_queue_destroy(queue)
-        if isFatal {
-            // After a fatal error librdkafka 2.0's consumer never finishes leaving the
-            // group: a plain destroy spins its main thread and never returns (found by
-            // KafkaConsumerTests), so the group is left to the session timeout instead.
-            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
-        } else {
-            rd_kafka_destroy(handle)
-        }
+        destroyConsumer(handle, queue: queue, afterFatalError: isFatal)
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each (at most

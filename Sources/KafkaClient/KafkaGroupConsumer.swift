@@ -118,12 +118,7 @@ package final class KafkaGroupConsumer {
 
     deinit {
         close()
-        rd_kafka_queue_destroy(queue)
-        if isFatal {
-            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
-        } else {
-            rd_kafka_destroy(handle)
-        }
+        destroyConsumer(handle, queue: queue, afterFatalError: isFatal)
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each (at most `maxMessages`)

@@ -147,22 +147,10 @@ enum AdaptTesting {
         return last
     }
 
-    /// Folds the event log in `data` (as a restart of ingest would) and returns the state.
-    static func foldLog(_ data: String, partitions: Int) throws -> ProjectionState {
+    /// Folds the event log in `data` as a restart of ingest does (`ProjectionRecovery.replay`).
+    static func foldLog(_ data: String) throws -> ProjectionState {
         var state = ProjectionState()
-        let log = EventLog(dataDirectory: data)
-        let parser = EventParser()
-        for partition in 0..<Int32(partitions) {
-            guard let records = try? log.reader(topic: canonicalTopic, partition: partition).records() else { continue }
-            for record in records {
-                let position = LogPosition(partition: partition, offset: record.offset)
-                if let value = record.value, let event = try? parser.parse(value) {
-                    state.apply(event, at: position)
-                } else {
-                    state.skip(at: position)
-                }
-            }
-        }
+        try ProjectionRecovery.replay(into: &state, log: EventLog(dataDirectory: data), topic: canonicalTopic)
         return state
     }
 

@@ -14,7 +14,7 @@ import Synchronization
 import Testing
 
 @Suite("chatledger adapt: Evolution API's Kafka events through the stage, as real processes", .serialized)
-struct AdaptCommandTests {
+struct AdaptCommandTests: DemoKeyRequests {
     typealias T = AdaptTesting
 
     @Test("several instances, one topic per event type: produce --simulate --format evolution → adapt → ingest; every chat equals the state the records mean, export shows each event's source, verify holds")
@@ -162,21 +162,6 @@ struct AdaptCommandTests {
     }
 
     // MARK: - Helpers
-
-    func get(_ port: UInt16, _ target: String) throws -> (status: Int, body: [String: Any]) {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
-        let response = client.readToEnd()
-        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
-        guard let start = response.range(of: "\r\n\r\n") else { return (status, [:]) }
-        let body = (try? JSONSerialization.jsonObject(with: Data(response[start.upperBound...].utf8))) as? [String: Any] ?? [:]
-        return (status, body)
-    }
-
-    func unreadCount(_ body: [String: Any]) -> Int? {
-        ((body["chats"] as? [[String: Any]])?.first?["unreadCount"]) as? Int
-    }
 
     /// Waits until the canonical topic holds `events` events; the position (P:O) of the last.
     func waitForCanonical(_ brokers: String, partitions: Int = 2, events: Int) throws -> String {

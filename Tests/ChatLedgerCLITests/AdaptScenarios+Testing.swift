@@ -54,7 +54,7 @@ enum AdaptScenarios {
         #expect(ingest.terminate() == 0)
 
         let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds)
-        let actual = try T.rendered(T.foldLog(data, partitions: 4), devices: traffic.deviceIds)
+        let actual = try T.rendered(T.foldLog(data), devices: traffic.deviceIds)
         #expect(T.difference(expected, actual) == nil, "\(format): \(T.difference(expected, actual) ?? "")")
         #expect(metrics.contains(#"chatledger_adapt_records_total{format="\#(format)"} \#(count)"#))
         #expect(!metrics.contains("chatledger_adapt_dead_letters_total{"), "no dead letters from well-formed traffic")
@@ -183,7 +183,7 @@ enum AdaptScenarios {
         // Chat lists compared without `version` (events applied): a sender-view edit whose
         // message was adapted before a kill is dropped after it, while its 2.3.7 twin in
         // messages.update applies the same edit; the chats are the state.
-        let state = try T.foldLog(data, partitions: 4)
+        let state = try T.foldLog(data)
         let expected = try T.rendered(T.fold(meanings), devices: traffic.deviceIds, withVersion: false)
         let actual = try T.rendered(state, devices: traffic.deviceIds, withVersion: false)
         #expect(T.difference(expected, actual) == nil, "\(format): \(T.difference(expected, actual) ?? "")")

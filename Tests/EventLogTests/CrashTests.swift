@@ -15,26 +15,6 @@ struct CrashTests {
         ("batch", 1), ("batch", 10), ("batch", 100), ("always", 5), ("every:2", 20), ("never", 50),
     ]
 
-    /// Reads a child's stdout line by line, blocking until each line is there.
-    struct LineReader {
-        let descriptor: Int32
-        var pending: [UInt8] = []
-
-        mutating func nextLine() -> String? {
-            while true {
-                if let newline = pending.firstIndex(of: 0x0A) {
-                    defer { pending.removeSubrange(...newline) }
-                    return String(decoding: pending[..<newline], as: UTF8.self)
-                }
-                var chunk = [UInt8](repeating: 0, count: 4096)
-                let count = read(descriptor, &chunk, chunk.count)
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return nil }
-                pending.append(contentsOf: chunk[..<count])
-            }
-        }
-    }
-
     @Test("60 SIGKILLs across batch sizes and fsync policies: no acknowledged record lost, none partial, the chain verifies, appends continue")
     func sigkillAtRandomMoments() throws {
         let data = TemporaryDirectory("crash")
@@ -52,7 +32,7 @@ struct CrashTests {
             let output = Pipe()
             process.standardOutput = output
             try process.run()
-            var lines = LineReader(descriptor: output.fileHandleForReading.fileDescriptor)
+            var lines = ChildLineReader(descriptor: output.fileHandleForReading.fileDescriptor)
 
             // The child recovers on open: what it reports must already include every acknowledged record.
             let firstLine = lines.nextLine()

@@ -28,7 +28,7 @@ struct RetentionCrashTests {
             let output = Pipe()
             process.standardOutput = output
             try process.run()
-            var lines = CrashTests.LineReader(descriptor: output.fileHandleForReading.fileDescriptor)
+            var lines = ChildLineReader(descriptor: output.fileHandleForReading.fileDescriptor)
             _ = lines.nextLine()
             for _ in 0..<Int.random(in: 2...12, using: &random) {
                 guard let line = lines.nextLine() else { break }

@@ -32,26 +32,6 @@ struct BackgroundCheckpointCrashTests {
         a.digest == b.digest && a.positions == b.positions && a.counts == b.counts && a.eventIds == b.eventIds
     }
 
-    /// Reads a child's stdout line by line, blocking until each line is there.
-    struct LineReader {
-        let descriptor: Int32
-        var pending: [UInt8] = []
-
-        mutating func nextLine() -> String? {
-            while true {
-                if let newline = pending.firstIndex(of: 0x0A) {
-                    defer { pending.removeSubrange(...newline) }
-                    return String(decoding: pending[..<newline], as: UTF8.self)
-                }
-                var chunk = [UInt8](repeating: 0, count: 4096)
-                let count = read(descriptor, &chunk, chunk.count)
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return nil }
-                pending.append(contentsOf: chunk[..<count])
-            }
-        }
-    }
-
     @Test("SIGKILL during a background checkpoint: ingest had gone on meanwhile, the previous checkpoint loads and replays to the log's state, the next run checkpoints again")
     func sigkillDuringBackgroundCheckpoint() throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-crash-\(UUID().uuidString)").path
@@ -71,7 +51,7 @@ struct BackgroundCheckpointCrashTests {
         DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         defer { watchdog.cancel() }
 
-        var lines = LineReader(descriptor: output.fileHandleForReading.fileDescriptor)
+        var lines = ChildLineReader(descriptor: output.fileHandleForReading.fileDescriptor)
         var pausedAt: Int64?
         var lastBatch: Int64 = -1
         var batchesWhilePaused = 0
