@@ -3,7 +3,7 @@ import LedgerSupport
 
 extension DeviceProjection {
     /// `sha256:` and the lowercase hex SHA-256 of an id: how a `ledger.erased` event names it.
-    static func digestName(_ id: String) -> String {
+    package static func digestName(_ id: String) -> String {
         LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
     }
 

@@ -55,7 +55,10 @@ package final class LogFollower {
                     if try !openSegment(after: base) { return delivered }
                     continue
                 }
-                let bases = try PartitionWriter.segmentBases(in: directory)
+                // Only whether this segment is still there and a newer one exists: the plain
+                // listing (this runs at every end of the live segment; the retention base
+                // file need not be read for it).
+                let bases = try PartitionWriter.allSegmentBases(in: directory)
                 guard bases.contains(base) else {
                     reset()  // the writer's recovery removed this segment: find our place again
                     continue

@@ -47,7 +47,7 @@ package struct LogRetention: Sendable {
             }
         }
         guard policy.isEnabled else { return outcome }
-        let bases = try PartitionWriter.segmentBases(in: directory)
+        let bases = try PartitionWriter.allSegmentBases(in: directory).filter { $0 >= outcome.base?.baseOffset ?? .min }  // base read above
         var total = (try LogFile.list(directory)).reduce(Int64(0)) { $0 + fileSize(directory + "/" + $1) }
         var remove = 0  // segments bases[0..<remove] go
         // Sealed segments (never the last) whose records all stand at or before `keepAfter`.

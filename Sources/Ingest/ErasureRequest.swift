@@ -1,4 +1,5 @@
 import ChatEvents
+import ChatProjection
 import LedgerSupport
 
 /// An operator's erasure request as the Kafka record `chatledger erase` publishes on the
@@ -34,10 +35,8 @@ package struct ErasureRequest: Sendable {
         package var description: String { message }
     }
 
-    /// `sha256:` and the lowercase hex SHA-256 of an id.
-    package static func digestName(_ id: String) -> String {
-        LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
-    }
+    /// `sha256:` and the lowercase hex SHA-256 of an id (`DeviceProjection.digestName`).
+    package static func digestName(_ id: String) -> String { DeviceProjection.digestName(id) }
 
     /// The event, with `eventId` and `occurredAt` (ms) given.
     package func event(eventId: String, occurredAt: Int64) -> Event {

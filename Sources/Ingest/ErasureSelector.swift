@@ -44,9 +44,9 @@ struct ErasureSelector {
             return []
         }
         guard let chatId = event.chatId else { return [] }
-        let chat = Self.digestName(chatId)
+        let chat = DeviceProjection.digestName(chatId)
         if case .contactAliased(let aliased) = event.payload, erasure.scope == .contact {
-            let alias = Self.digestName(aliased.alias)
+            let alias = DeviceProjection.digestName(aliased.alias)
             if subjects.contains(chat) || subjects.contains(alias) {
                 subjects.insert(chat)
                 subjects.insert(alias)
@@ -54,9 +54,5 @@ struct ErasureSelector {
             }
         }
         return subjects.contains(chat) ? [.value, .reason] : []
-    }
-
-    static func digestName(_ id: String) -> String {
-        LedgerErasure.digestPrefix + SHA256.hash(Array(id.utf8)).hex
     }
 }

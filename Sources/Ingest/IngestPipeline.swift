@@ -430,8 +430,10 @@ package final class IngestPipeline {
             counters.retentionRemovedSegments += outcome.removedSegments
             counters.retentionRemovedBytes += outcome.removedBytes
             if let base = outcome.base {
-                bases[partition] = base.baseOffset
                 counters.retainedFrom[partition] = base.baseOffset
+                // Checkpoints need looking at only when a base has just moved (each read
+                // decodes a whole state, on the consumer thread).
+                if outcome.removedSegments > 0 { bases[partition] = base.baseOffset }
             }
         }
         guard !bases.isEmpty else { return }

@@ -54,3 +54,14 @@ func destroyConsumer(_ handle: OpaquePointer, queue: OpaquePointer?, afterFatalE
         rd_kafka_destroy(handle)
     }
 }
+
+/// Logs an error librdkafka reports to a consumer. A refused login (SASL) or TLS handshake
+/// never heals by retrying (librdkafka would reconnect forever), so it is returned: the
+/// consumer keeps the first one and fails with it at its next poll.
+func consumerError(_ error: Int32, _ reason: UnsafePointer<CChar>?) -> KafkaError? {
+    let code = rd_kafka_resp_err_t(rawValue: error)
+    let text = reason.map { String(cString: $0) } ?? ""
+    librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(code), "reason": text])
+    guard code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL else { return nil }
+    return .authentication(error, KafkaError.describe(code) + ": " + text)
+}

@@ -90,15 +90,9 @@ package final class KafkaConsumer {
             }
         }
         rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
-            let code = rd_kafka_resp_err_t(rawValue: error)
-            let text = reason.map { String(cString: $0) } ?? ""
-            librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(code), "reason": text])
-            // A refused login (SASL) or TLS handshake never heals by retrying: librdkafka
-            // would reconnect forever, so the consumer fails at its next poll instead.
-            if code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL, let opaque {
-                Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
-                    if $0 == nil { $0 = .authentication(error, KafkaError.describe(code) + ": " + text) }
-                }
+            guard let refused = consumerError(error, reason), let opaque else { return }
+            Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
+                if $0 == nil { $0 = refused }
             }
         }
         handle = try makeClient(RD_KAFKA_CONSUMER, conf)

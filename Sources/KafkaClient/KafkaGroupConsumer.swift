@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CRdKafka
 import LedgerSupport
+import Synchronization
 
 /// A topic and partition: what a group consumer of several topics is assigned.
 package struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -97,10 +98,11 @@ package final class KafkaGroupConsumer {
                 }
             }
         }
-        rd_kafka_conf_set_error_cb(conf) { _, error, reason, _ in
-            librdkafkaLogger.warning(
-                "kafka error",
-                ["error": KafkaError.describe(rd_kafka_resp_err_t(rawValue: error)), "reason": reason.map { String(cString: $0) } ?? ""])
+        rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
+            guard let refused = consumerError(error, reason), let opaque else { return }
+            Unmanaged<GroupCallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
+                if $0 == nil { $0 = refused }
+            }
         }
         handle = try makeClient(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(handle)
@@ -136,6 +138,10 @@ package final class KafkaGroupConsumer {
         if let failure { throw failure }
         guard count > 0 else {
             try checkFatal()
+            if let refused = callbackBox?.authenticationFailure.withLock({ $0 }) {
+                failure = refused
+                throw refused
+            }
             return 0
         }
         var delivered = 0
@@ -289,4 +295,6 @@ package final class KafkaGroupConsumer {
 /// What the C callbacks hold on to: a weak way back to the consumer.
 private final class GroupCallbackBox {
     weak var consumer: KafkaGroupConsumer?
+    /// A refused login or TLS handshake, set from librdkafka's thread (see `consumerError`).
+    let authenticationFailure = Mutex<KafkaError?>(nil)
 }

@@ -45,6 +45,20 @@ struct KafkaConfigFileTests {
         #expect(!run.standardError.contains(Self.secret) && !run.standardOutput.contains(Self.secret))
     }
 
+    @Test("the adapter stage's group consumer fails on a refused login too: adapt ends with the same clear error, exit 1, in bounded time, and the password appears nowhere")
+    func refusedLoginEndsAdapt() throws {
+        let cluster = try MockCluster(topics: [("wa.device-events", 1), ("evolution.a.messages.upsert", 1)])
+        let properties = try Self.file(Self.saslFile)
+        defer { try? FileManager.default.removeItem(atPath: properties) }
+        let run = try ChatLedgerProcess.run(
+            ["adapt", "--format", "evolution", "--brokers", cluster.bootstrapServers, "--source-topics", "^evolution\\..*",
+             "--kafka-config-file", properties],
+            killAfterSeconds: 120)
+        #expect(run.status == 1, "adapt fails (9 would be the watchdog): \(run.standardError.suffix(400))")
+        #expect(run.standardError.contains("cannot authenticate with the Kafka cluster"), "\(run.standardError.suffix(400))")
+        #expect(!run.standardError.contains(Self.secret) && !run.standardOutput.contains(Self.secret))
+    }
+
     @Test("a live run given the file: its secret value appears in no answer (/metrics, /api/v1/status, /readyz), no log line, no --help, and not in the process's arguments (ps)")
     func secretAppearsNowhereInALiveRun() throws {
         // sasl.password is accepted by librdkafka whatever the protocol; with PLAINTEXT it is never sent.

@@ -73,14 +73,15 @@ struct WriteAPITests {
         return "\(partition):\(offset)"
     }
 
-    /// Every file under `directory` (recursively) and `extra`: none may hold `secret`.
+    /// Every file under `directory` (recursively) and `extra`: none may hold `secret` (an
+    /// API key, an erased device's id).
     static func expectNowhere(_ secret: String, under directory: String, or extra: [String]) throws {
         let files = (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? []).map { directory + "/" + $0 } + extra
         var segments = 0
         for path in files {
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             if path.hasSuffix(".seg") { segments += 1 }
-            #expect(data.range(of: Data(secret.utf8)) == nil, "\(path) holds an API key")
+            #expect(data.range(of: Data(secret.utf8)) == nil, "\(path) holds \(secret)")
         }
         #expect(segments >= 1, "the log's segments were looked at")
     }

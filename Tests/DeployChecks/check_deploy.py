@@ -178,10 +178,12 @@ def check_dockerfile(deploy, commands, routes):
 
 def check_compose(deploy, commands, routes):
     compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    checked_services = 0
     for name, service in compose["services"].items():
         image = service.get("image", "")
         if not (image.startswith("chatledger") or "build" in service):
             continue
+        checked_services += 1
         where = f"compose.yaml service {name}"
         values = check_invocation(where, service["command"], commands)
         mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service.get("volumes", [])}
@@ -208,6 +210,13 @@ def check_compose(deploy, commands, routes):
         check_no_secret_in(where, [*service["command"], *environment.values()])
         if brokers:
             check_compose_credentials(deploy, compose, where, service, values)
+    expect_some(checked_services, "compose.yaml")
+
+
+def expect_some(count, where):
+    """A check that found nothing to look at (an image renamed, say) fails instead of passing."""
+    if count == 0:
+        fail(f"{where}: no chatledger invocation found to check")
 
 
 def check_compose_credentials(deploy, compose, where, service, values):
@@ -250,6 +259,7 @@ def check_k8s(deploy, commands, routes):
     config = {key: value for document in by_kind.get("ConfigMap", []) for key, value in document["data"].items()}
     secrets = {document["metadata"]["name"]: document for document in by_kind.get("Secret", [])}
     port_names = set()
+    checked_containers = 0
     for statefulset in by_kind.get("StatefulSet", []):
         pod = statefulset["spec"]["template"]["spec"]
         volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
@@ -257,6 +267,7 @@ def check_k8s(deploy, commands, routes):
         for container in pod["containers"]:
             if not container["image"].startswith("chatledger"):
                 continue
+            checked_containers += 1
             where = f"k8s StatefulSet {statefulset['metadata']['name']} container {container['name']}"
             variables = dict(config, POD_NAME="chatledger-0")
             env_names = {entry["name"] for entry in container.get("env", [])}
@@ -303,6 +314,7 @@ def check_k8s(deploy, commands, routes):
                     fail(f"{where}: ingest needs static membership: group.instance.id=$(POD_NAME)")
             if not container.get("resources", {}).get("requests"):
                 fail(f"{where}: no resource requests")
+    expect_some(checked_containers, "k8s")
     for service in by_kind.get("Service", []):
         for port in service["spec"]["ports"]:
             if isinstance(port.get("targetPort"), str) and port["targetPort"] not in port_names:

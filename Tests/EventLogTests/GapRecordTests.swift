@@ -29,12 +29,6 @@ struct GapRecordTests {
         return (log, writer)
     }
 
-    /// The format version a segment's header declares.
-    func headerVersion(_ path: String) throws -> UInt16 {
-        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
-        return UInt16(bytes[8]) | UInt16(bytes[9]) << 8
-    }
-
     /// Rewrites a segment header's version and fixes its CRC, as a forger would.
     func setHeaderVersion(_ path: String, _ version: UInt16) throws {
         try LogDamage.edit(path) { bytes in
@@ -53,7 +47,7 @@ struct GapRecordTests {
         let (log, _) = try logWithGap(data)
         let segments = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0))
         #expect(segments.map { URL(fileURLWithPath: $0).lastPathComponent } == ["00000000000000000000.seg", "00000000000000000099.seg"])
-        #expect(try segments.map(headerVersion) == [1, 2])
+        #expect(try segments.map(LogDamage.headerVersion) == [1, 2])
 
         let records = try log.reader(topic: topic, partition: 0).records()
         #expect(records.map(\.offset) == Array(0..<10) + [99] + Array(100..<105))
@@ -73,7 +67,7 @@ struct GapRecordTests {
         try small.append((105..<120).map(event))
         let later = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0)).dropFirst(2)
         #expect(!later.isEmpty)
-        #expect(try later.map(headerVersion).allSatisfy { $0 == 1 })
+        #expect(try later.map(LogDamage.headerVersion).allSatisfy { $0 == 1 })
     }
 
     @Test("verify holds for a log with a gap and lists it; the writer reopens after it and appends on")
@@ -159,7 +153,7 @@ struct GapRecordTests {
         defer { data.remove() }
         let (log, _) = try logWithGap(data, chain: .overDigests)
         let segments = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0))
-        #expect(try segments.map(headerVersion) == [3, 4])
+        #expect(try segments.map(LogDamage.headerVersion) == [3, 4])
         let verification = try LogVerifier.verify(log)
         #expect(verification.isClean, "\(verification.problems)")
         #expect(verification.gaps == [gap(10, 99)])

@@ -16,6 +16,12 @@ enum LogDamage {
         return frames
     }
 
+    /// A segment's header version (bytes 8–9, little-endian).
+    static func headerVersion(_ path: String) throws -> UInt16 {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        return UInt16(bytes[8]) | UInt16(bytes[9]) << 8
+    }
+
     static func edit(_ path: String, _ change: (inout [UInt8]) -> Void) throws {
         var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
         change(&bytes)

@@ -11,11 +11,6 @@ struct LogFormatUpgradeTests {
         LogRecord(offset: offset, timestamp: 1_700_000_000_000 + offset, key: Array("dev-\(offset % 3)".utf8), value: expectedValue(offset: offset))
     }
 
-    func headerVersion(_ path: String) throws -> UInt16 {
-        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
-        return UInt16(bytes[8]) | UInt16(bytes[9]) << 8
-    }
-
     /// Today's log (versions 1 and 2, several segments and a gap), then the upgraded
     /// build appending to it with the default options.
     func upgradedLog(_ data: TemporaryDirectory) throws -> EventLog {
@@ -38,7 +33,7 @@ struct LogFormatUpgradeTests {
         defer { data.remove() }
         let log = try upgradedLog(data)
         let segments = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0))
-        let versions = try segments.map(headerVersion)
+        let versions = try segments.map(LogDamage.headerVersion)
         let firstNew = try #require(versions.firstIndex(of: 3))
         #expect(versions[..<firstNew].allSatisfy { $0 == 1 || $0 == 2 } && versions.contains(2), "\(versions)")
         #expect(versions[firstNew...].allSatisfy { $0 == 3 }, "\(versions)")
@@ -58,7 +53,7 @@ struct LogFormatUpgradeTests {
         defer { data.remove() }
         let log = try upgradedLog(data)
         let segments = TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0))
-        let newSegment = try #require(try segments.first { try headerVersion($0) == 3 })
+        let newSegment = try #require(try segments.first { try LogDamage.headerVersion($0) == 3 })
         let frame = try LogDamage.frames(newSegment)[2]
         try LogDamage.edit(newSegment) { bytes in
             // The value's last byte, then the CRC recomputed as a forger would.

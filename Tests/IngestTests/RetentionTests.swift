@@ -65,6 +65,7 @@ struct RetentionTests {
         #expect(archived.first == "00000000000000000000.seg" && archived.count >= 10)
         // Every checkpoint left has its log: positions at or after the base's last removed record.
         let checkpoints = CheckpointStore(dataDirectory: directory)
+        #expect(!checkpoints.sequences().isEmpty, "a checkpoint is left: the base")
         for sequence in checkpoints.sequences() {
             #expect((try checkpoints.read(sequence).1.positions[0] ?? -1) >= base.baseOffset - 1)
         }

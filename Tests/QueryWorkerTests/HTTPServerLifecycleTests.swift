@@ -56,8 +56,10 @@ struct HTTPServerLifecycleTests {
             server.stop()
             stopped.signal()
         }.start()
-        // Once the loop has ended its descriptors are free; pipes opened now may take their
-        // numbers. The worker then finishes and wakes the server.
+        // The loop ends after its drain closes the connection (the end of stream here); its
+        // descriptors are then free, and pipes opened now may take their numbers. The worker
+        // then finishes and wakes the server.
+        _ = client.readToEnd()
         let reused = (0..<8).compactMap { _ -> (read: Int32, write: Int32)? in
             var ends: [Int32] = [-1, -1]
             guard pipe(&ends) == 0 else { return nil }
@@ -65,6 +67,7 @@ struct HTTPServerLifecycleTests {
             return (ends[0], ends[1])
         }
         defer { for ends in reused { close(ends.read); close(ends.write) } }
+        #expect(reused.count == 8, "the pipes that could take the server's descriptor numbers were opened")
         release.signal()
         stopped.wait()
         server.wake()

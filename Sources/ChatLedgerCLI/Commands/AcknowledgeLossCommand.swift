@@ -17,12 +17,7 @@ enum AcknowledgeLossCommand: Command {
         ])
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        let data = arguments.value(.data)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
-            writeStandardError("chatledger acknowledge-loss: no data directory at \(data)\n")
-            return 1
-        }
+        guard let data = ReadOnlyDataDirectory.existing(arguments, command: "acknowledge-loss") else { return 1 }
         let register = try GapRegister(log: EventLog(dataDirectory: data), topic: arguments.value(.topic))
         let note = arguments.string("note") ?? "acknowledged \(TimeArgument.iso8601(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))"
         let acknowledged = try register.acknowledgeAll(note: note)

@@ -33,6 +33,9 @@ enum ProduceCommand: Command {
             IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
         ])
 
+    /// Under `--kafka-config-file` and `--kafka-config`, for canonical events and bridge records alike.
+    static let producerDefaults = KafkaConfiguration(["message.timeout.ms": "30000"])
+
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let logger = Logger(label: "produce")
         let simulate = arguments.flag("simulate")
@@ -73,7 +76,7 @@ enum ProduceCommand: Command {
 
         let producer = try KafkaProducer(
             bootstrapServers: brokers,
-            configuration: try IngestOptions.kafkaConfiguration(arguments, defaults: KafkaConfiguration(["message.timeout.ms": "30000"])))
+            configuration: try IngestOptions.kafkaConfiguration(arguments, defaults: Self.producerDefaults))
         let started = ContinuousClock.now
         for (index, event) in events.enumerated() {
             if rate > 0 { pace(index: index, rate: rate, since: started) }
@@ -104,7 +107,8 @@ enum ProduceCommand: Command {
         let count = try arguments.integer("count", in: 0...1_000_000_000) ?? 1000
         let rate = try arguments.integer("rate", in: 0...10_000_000) ?? 0
         let producer = try KafkaProducer(
-            bootstrapServers: arguments.string("brokers") ?? "", configuration: KafkaConfiguration(["message.timeout.ms": "30000"]))
+            bootstrapServers: arguments.string("brokers") ?? "",
+            configuration: try IngestOptions.kafkaConfiguration(arguments, defaults: Self.producerDefaults))
         let started = ContinuousClock.now
         var topics = Set<String>()
         for index in 0..<count {

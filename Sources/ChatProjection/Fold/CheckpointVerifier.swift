@@ -26,7 +26,9 @@ package enum CheckpointVerifier {
     /// Checks every checkpoint in `checkpoints` against `log`'s partitions of `topic`, in
     /// sequence order. Never throws: what cannot be read is a problem of its checkpoint.
     package static func verify(log: EventLog, topic: String, checkpoints: CheckpointStore, attestationKey: [UInt8]? = nil) -> [Check] {
-        checkpoints.sequences().map { sequence in
+        // From the retention base when retention removed a partition's start: worked out once.
+        let start = Result { try ProjectionRecovery.verificationStart(log: log, topic: topic, checkpoints: checkpoints) }
+        return checkpoints.sequences().map { sequence in
             var check = Check(sequence: sequence, path: checkpoints.path(sequence))
             do {
                 if let attestationKey {
@@ -38,8 +40,7 @@ package enum CheckpointVerifier {
                 let (_, info) = try checkpoints.read(sequence)
                 check.positions = info.positions
                 check.stateDigest = info.stateDigest.hex
-                // From the retention base when retention removed a partition's start.
-                var replayed = try ProjectionRecovery.verificationStart(log: log, topic: topic, checkpoints: checkpoints)
+                var replayed = try start.get()
                 for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
                     try ProjectionRecovery.replay(into: &replayed, log: log, topic: topic, upTo: LogPosition(partition: partition, offset: offset))
                     if replayed.positions[partition] != offset {

@@ -59,14 +59,6 @@ final class WriteRoutes: Sendable {
     /// answers 503 itself (librdkafka checks its timeouts about once a second).
     static let deliveryGrace = Duration.seconds(2)
 
-    /// A write route's parts, from the decoded path segments; nil for any other path.
-    static func match(_ segments: [String]) -> (deviceId: String, chatId: String, action: Action)? {
-        guard segments.count == 7, segments[0...2] == ["api", "v1", "devices"], segments[4] == "chats",
-            let action = Action(rawValue: segments[6])
-        else { return nil }
-        return (segments[3], segments[5], action)
-    }
-
     private let store: ProjectionStore
     private let publisher: (any EventPublisher)?
     private let clock: @Sendable () -> Int64
