@@ -33,10 +33,7 @@ struct FreshnessProbe {
         var p99: Double { percentile(0.99) }
         var max: Double { delays.last ?? 0 }
 
-        func percentile(_ fraction: Double) -> Double {
-            guard !delays.isEmpty else { return 0 }
-            return delays[min(delays.count - 1, Int(Double(delays.count - 1) * fraction))]
-        }
+        func percentile(_ fraction: Double) -> Double { HTTPBenchmark.percentile(delays, fraction) }
     }
 
     static let topic = DeviceEventsTopic.defaultName

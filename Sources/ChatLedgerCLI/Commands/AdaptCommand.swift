@@ -42,7 +42,7 @@ enum AdaptCommand: Command {
             let metrics = MetricsRegistry()
             stage.registerMetrics(in: metrics, format: adapter.format)
             let api = QueryAPI(
-                store: ProjectionStore(), keys: KeyRing(try APIKeys(json: Array(#"{"keys":[]}"#.utf8))), metrics: metrics, isReady: { stage.isCaughtUp })
+                store: ProjectionStore(), keys: KeyRing(APIKeys.none), metrics: metrics, isReady: { stage.isCaughtUp })
             let started = try QueryWorkerOptions.start(api, try QueryWorkerOptions.configuration(arguments))
             server = started.server
             print("url=\(started.url)")

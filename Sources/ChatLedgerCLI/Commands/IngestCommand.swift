@@ -61,7 +61,7 @@ enum IngestCommand: Command {
             let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: ingest)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
             let api = QueryAPI(
-                store: pipeline.store, keys: KeyRing(try APIKeys(json: Array(#"{"keys":[]}"#.utf8))), metrics: metrics,
+                store: pipeline.store, keys: KeyRing(APIKeys.none), metrics: metrics,
                 isReady: { ingest.isCaughtUp }, gaps: pipeline.gaps)
             let server = HTTPService(api: api, configuration: httpConfiguration)
             services.append(server)

@@ -49,6 +49,12 @@ package struct APIKeys: Sendable {
 
     private let entries: [(digest: SHA256Digest, grant: Grant)]
 
+    /// No keys: every route that needs one answers 401 (`ingest` and `adapt` serve only
+    /// their health and metrics routes).
+    package static let none = APIKeys(entries: [])
+
+    private init(entries: [(digest: SHA256Digest, grant: Grant)]) { self.entries = entries }
+
     /// Parses a keys file.
     /// - Throws: `LoadError` naming the entry and what is wrong with it.
     package init(json: [UInt8]) throws {
