@@ -26,6 +26,18 @@ public enum GroupOffsets {
         return handle
     }
 
+    /// How many of `partitions` (topic, partition) the group has committed an offset for.
+    public static func committedCount(brokers: String, group: String, partitions: [(String, Int32)]) throws -> Int {
+        let consumer = try client(brokers, group: group)
+        defer { rd_kafka_destroy(consumer) }
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topic, partition) in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        let read = rd_kafka_committed(consumer, list, 10_000)
+        guard read == RD_KAFKA_RESP_ERR_NO_ERROR else { throw Failure(description: "committed: \(String(cString: rd_kafka_err2str(read)))") }
+        return UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)).filter { $0.offset >= 0 }.count
+    }
+
     /// Copies `from`'s committed offsets of `partitions` (topic, partition) to the group `to`.
     /// - Returns: how many partitions had a committed offset.
     @discardableResult
