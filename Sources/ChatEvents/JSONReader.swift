@@ -366,7 +366,8 @@ struct JSONReader {
         return false
     }
 
-    /// Reads an integer written without fraction or exponent, as JSON allows it.
+    /// Reads an integer: written as one, or with a fraction or exponent that still makes a
+    /// whole number (`49.0`, `1.2e3`), as JSON Schema's `integer` counts it.
     mutating func readInt64() throws(Failure) -> Int64 {
         var byte = peek()
         let start = position
@@ -409,8 +410,64 @@ struct JSONReader {
         if position < bytes.count {
             let next = bytes[position]
             if next == ASCII.dot || next == ASCII.lowerE || next == ASCII.upperE {
-                throw failure(.wrongType, "expected an integer, found a number with a fraction or exponent", at: start)
+                return try readWholeDecimal(from: start)
             }
+        }
+        if negative { return value }
+        guard value != Int64.min else { throw failure(.invalidValue, "integer out of the 64-bit range", at: start) }
+        return -value
+    }
+
+    /// The number at `start`, which has a fraction or exponent, if it is a whole number
+    /// within 64 bits; worked out on its decimal digits, so it is exact (no `Double`).
+    private mutating func readWholeDecimal(from start: Int) throws(Failure) -> Int64 {
+        func isDigit(_ byte: UInt8) -> Bool { byte >= ASCII.zero && byte <= ASCII.nine }
+        position = start
+        let negative = bytes[position] == ASCII.minus
+        if negative { position += 1 }
+        let integerStart = position
+        while position < bytes.count, isDigit(bytes[position]) { position += 1 }
+        var mantissa = Array(bytes[integerStart..<position])
+        var exponent = 0
+        if position < bytes.count, bytes[position] == ASCII.dot {
+            position += 1
+            let fractionStart = position
+            while position < bytes.count, isDigit(bytes[position]) { position += 1 }
+            guard position > fractionStart else { throw failure(.invalidJSON, "expected a digit after '.'", at: start) }
+            mantissa += bytes[fractionStart..<position]
+            exponent -= position - fractionStart
+        }
+        if position < bytes.count, bytes[position] == ASCII.lowerE || bytes[position] == ASCII.upperE {
+            position += 1
+            var exponentNegative = false
+            if position < bytes.count, bytes[position] == ASCII.plus || bytes[position] == ASCII.minus {
+                exponentNegative = bytes[position] == ASCII.minus
+                position += 1
+            }
+            let exponentStart = position
+            var written = 0
+            while position < bytes.count, isDigit(bytes[position]) {
+                written = min(written * 10 + Int(bytes[position] - ASCII.zero), 1_000_000)  // far past any whole Int64
+                position += 1
+            }
+            guard position > exponentStart else { throw failure(.invalidJSON, "expected a digit in the exponent", at: start) }
+            exponent += exponentNegative ? -written : written
+        }
+        let significant = mantissa.firstIndex { $0 != ASCII.zero } ?? mantissa.endIndex
+        mantissa.removeSubrange(..<significant)
+        guard !mantissa.isEmpty else { return 0 }
+        while exponent < 0, mantissa.last == ASCII.zero {
+            mantissa.removeLast()
+            exponent += 1
+        }
+        guard exponent >= 0 else { throw failure(.wrongType, "expected an integer, found a number with a fraction", at: start) }
+        guard mantissa.count + exponent <= 19 else { throw failure(.invalidValue, "integer out of the 64-bit range", at: start) }
+        var value: Int64 = 0  // accumulated negative so Int64.min fits
+        for digit in mantissa + repeatElement(ASCII.zero, count: exponent) {
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.subtractingReportingOverflow(Int64(digit - ASCII.zero))
+            guard !overflow1 && !overflow2 else { throw failure(.invalidValue, "integer out of the 64-bit range", at: start) }
+            value = sum
         }
         if negative { return value }
         guard value != Int64.min else { throw failure(.invalidValue, "integer out of the 64-bit range", at: start) }

@@ -71,6 +71,9 @@ struct WriteRoutesTests {
             ("pin", #"{"pinned":true}"#, .chatPinned(pinned: true)),
             ("mute", #"{"muteUntil":-1}"#, .chatMuted(muteUntil: -1)),
             ("mute", #"{ "muteUntil" : 0 }"#, .chatMuted(muteUntil: 0)),
+            // JSON Schema's integer: a whole number written with a fraction or exponent.
+            ("mute", #"{"muteUntil":49.0}"#, .chatMuted(muteUntil: 49)),
+            ("mute", #"{"muteUntil":1.7325E12}"#, .chatMuted(muteUntil: 1_732_500_000_000)),
         ]
         for (index, (action, body, payload)) in cases.enumerated() {
             let response = try post(port, Self.chat + "/" + action, body: body)
@@ -151,6 +154,9 @@ struct WriteRoutesTests {
         ("pin", #"{"pinned":1}"#, "application/json", 400, "wrong_type"),
         ("mute", #"{"muteUntil":-2}"#, "application/json", 400, "invalid_value"),
         ("mute", #"{"muteUntil":1.5}"#, "application/json", 400, "wrong_type"),
+        ("mute", #"{"muteUntil":1.25e1}"#, "application/json", 400, "wrong_type"),
+        ("mute", #"{"muteUntil":1e19}"#, "application/json", 400, "invalid_value"),
+        ("mute", #"{"muteUntil":49.}"#, "application/json", 400, "invalid_json"),
         ("mute", #"{"muteUntil":99999999999999999999}"#, "application/json", 400, "invalid_value"),
         ("read", #"{"upToMessageId":""}"#, "application/json", 400, "invalid_value"),
         ("read", "{\"upToMessageId\":\"\u{7F}" + String(repeating: "m", count: 200) + "\"}", "application/json", 400, "too_long"),
