@@ -1,7 +1,7 @@
-/// The API's routes: each one's template (also its metrics label), the query parameters it
-/// takes and who may call it. The one place that knows them; `QueryAPI` dispatches on
-/// `match` and refuses unknown parameters from `parameters`, and `/metrics` labels a
-/// request with `template`.
+/// The API's routes: each one's template (also its metrics label), method, query parameters
+/// and who may call it. The one place that knows them; `QueryAPI.route` dispatches on
+/// `match`, answers another method with 405, enforces `access` and refuses unknown
+/// parameters from `parameters`, and `/metrics` labels a request with `template`.
 struct APIRoute: Equatable, Sendable {
     /// Which route.
     enum Name: Equatable, Sendable {
@@ -11,15 +11,16 @@ struct APIRoute: Equatable, Sendable {
         case write(WriteRoutes.Action)
     }
 
-    /// Who may call a route.
+    /// Who may call a route. Under a device, every kind of key also needs the device in
+    /// its scope (else 404, as a route that does not exist).
     enum Access: Equatable, Sendable {
         /// No key needed.
         case open
-        /// Any valid key; a device route also needs the device in the key's scope.
+        /// Any valid key.
         case key
-        /// A key with the auditor role.
+        /// A key with the auditor role (else 403).
         case auditor
-        /// A key whose entry says `"write": true`.
+        /// A key whose entry says `"write": true` (else 403).
         case writer
     }
 

@@ -144,81 +144,112 @@ package final class QueryAPI: Sendable {
         }
     }
 
+    /// Every request's way in: the method and path, then who may call the route (its
+    /// `access` in `APIRoute`, checked here only), then the route.
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
         let segments = Self.pathSegments(head.path)
         let match = segments.flatMap(APIRoute.match)
-        if let match, case .write(let action) = match.route.name {
-            guard head.method == "POST" else {
-                var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes POST")
-                response.headers.append(("Allow", "POST"))
-                return .response(response)
-            }
-            return writeRoute(head, body, deviceId: match.deviceId ?? "", chatId: match.chatId ?? "", action: action)
-        }
-        guard head.method == "GET" else {
-            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "only GET is served here")
-            response.headers.append(("Allow", "GET"))
+        // A path no route has is answered as GET's (404, or 405 for another method).
+        let method = match?.route.method ?? "GET"
+        guard head.method == method else {
+            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes \(method)")
+            response.headers.append(("Allow", method))
             return .response(response)
         }
         guard let segments else {
             return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
         }
-        guard body.isEmpty else {
+        guard method != "GET" || body.isEmpty else {
             return .response(.error(400, code: "unexpected_body", message: "GET takes no request body"))
         }
-        let notFound = Answer.response(.error(404, code: "not_found", message: "no such route"))
         guard let match else {
             // Under a device, an unknown route is told apart from a device out of scope only
             // with a valid key: without one it is 401 like every device route.
             let underDevice = segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]
             if underDevice, case .failure(let refusal) = authenticate(head) { return .response(refusal.response) }
-            return notFound
+            return .response(.error(404, code: "not_found", message: "no such route"))
         }
-        switch match.route.name {
-        case .console:
-            return .response(ConsoleAssets.page.response(head))
-        case .consoleScript:
-            return .response(ConsoleAssets.script.response(head))
-        case .consoleStyles:
-            return .response(ConsoleAssets.styles.response(head))
-        case .healthz:
-            return .response(Self.json(200, #"{"status":"ok"}"#))
-        case .readyz:
-            if let lost = gaps?.unacknowledged, !lost.isEmpty { return .response(Self.dataLost(lost)) }
-            return .response(isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#))
-        case .metrics:
-            guard let metrics else { return notFound }
-            let body = Array(metrics.render().utf8)
-            return .response(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body))
-        case .devices:
-            return deviceList(head, match.route)
-        case .status:
-            return status(head, match.route)
-        case .chats, .chat, .unread, .changes, .events:
-            return deviceRoute(head, match)
-        case .write:
-            return notFound  // answered above
-        }
-    }
-
-    // MARK: - Write routes
-
-    /// `POST …/chats/{chatId}/ACTION`: 401 and 404 as the read routes, then `WriteRoutes`.
-    private func writeRoute(_ head: HTTPRequestHead, _ body: [UInt8], deviceId: String, chatId: String, action: WriteRoutes.Action) -> Answer {
         let grant: APIKeys.Grant
+        switch authorize(head, match) {
+        case .failure(let refusal): return .response(refusal.response)
+        case .success(nil): return .response(openRoute(head, match.route))
+        case .success(let granted?): grant = granted
+        }
         let parameters: [String: String]
         do {
-            grant = try authenticate(head).get()
-            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
-            guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
             parameters = try Self.queryParameters(head.query)
         } catch {
             return .response(error.response)
         }
-        return .write(writes.answer(head, body, grant: grant, deviceId: deviceId, chatId: chatId, action: action, query: parameters))
+        switch match.route.name {
+        case .write(let action):
+            // WriteRoutes checks its parameters itself and counts each refusal by reason.
+            return .write(
+                writes.answer(head, body, grant: grant, deviceId: match.deviceId ?? "", chatId: match.chatId ?? "", action: action, query: parameters))
+        default:
+            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
+        }
+        switch match.route.name {
+        case .devices:
+            return deviceList(grant, parameters)
+        case .status:
+            return .response(status(grant))
+        case .chats, .chat, .unread, .changes, .events:
+            return deviceRoute(head, match, grant, parameters)
+        case .console, .consoleScript, .consoleStyles, .healthz, .readyz, .metrics, .write:
+            return .response(.error(404, code: "not_found", message: "no such route"))  // answered above
+        }
     }
 
-    // MARK: - Device routes
+    /// Who may call the route, as its `APIRoute.access` says: nil for an open route, else
+    /// the grant of the request's key. Refused: 401 without a valid key; 400 for a device
+    /// or chat id longer than any event carries; 404 for a device outside the key's scope
+    /// (exactly as a route that does not exist); 403 for a key without the route's role
+    /// or without write permission.
+    private func authorize(_ head: HTTPRequestHead, _ match: APIRoute.Match) -> Result<APIKeys.Grant?, Refusal> {
+        if match.route.access == .open { return .success(nil) }
+        let grant: APIKeys.Grant
+        switch authenticate(head) {
+        case .success(let granted): grant = granted
+        case .failure(let refusal): return .failure(refusal)
+        }
+        if let deviceId = match.deviceId {
+            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: match.chatId) { return .failure(Refusal(response: tooLong)) }
+            guard grant.mayRead(deviceId) else { return .failure(Refusal(response: .error(404, code: "not_found", message: "no such route"))) }
+        }
+        switch match.route.access {
+        case .auditor where grant.role != .auditor:
+            return .failure(Refusal(response: .error(403, code: "forbidden", message: "this route needs the auditor role")))
+        case .writer where !grant.mayWrite:
+            return .failure(
+                Refusal(response: .error(403, code: "forbidden", message: "this key may not write (its keys-file entry needs \"write\": true)")))
+        default:
+            return .success(grant)
+        }
+    }
+
+    /// The routes that need no key.
+    private func openRoute(_ head: HTTPRequestHead, _ route: APIRoute) -> HTTPResponse {
+        switch route.name {
+        case .console:
+            return ConsoleAssets.page.response(head)
+        case .consoleScript:
+            return ConsoleAssets.script.response(head)
+        case .consoleStyles:
+            return ConsoleAssets.styles.response(head)
+        case .healthz:
+            return Self.json(200, #"{"status":"ok"}"#)
+        case .readyz:
+            if let lost = gaps?.unacknowledged, !lost.isEmpty { return Self.dataLost(lost) }
+            return isReady() ? Self.json(200, #"{"status":"ready"}"#) : Self.json(503, #"{"status":"catching up"}"#)
+        case .metrics:
+            guard let metrics else { return .error(404, code: "not_found", message: "no such route") }
+            let body = Array(metrics.render().utf8)
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: body)
+        case .devices, .status, .chats, .chat, .unread, .changes, .events, .write:
+            return .error(404, code: "not_found", message: "no such route")  // not open: never asked here
+        }
+    }
 
     /// The grant of the request's `x-api-key`, or the 401 to answer.
     private func authenticate(_ head: HTTPRequestHead) -> Result<APIKeys.Grant, Refusal> {
@@ -229,16 +260,7 @@ package final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/devices?limit=&cursor=`: the devices the key may read, with summaries.
-    private func deviceList(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
-        let grant: APIKeys.Grant
-        let parameters: [String: String]
-        do {
-            grant = try authenticate(head).get()
-            parameters = try Self.queryParameters(head.query)
-        } catch {
-            return .response(error.response)
-        }
-        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
+    private func deviceList(_ grant: APIKeys.Grant, _ parameters: [String: String]) -> Answer {
         var query = DeviceListQuery(cursor: parameters["cursor"])
         if let text = parameters["limit"] {
             guard let limit = Int(text), (1...DeviceListQuery.maxLimit).contains(limit) else {
@@ -255,44 +277,24 @@ package final class QueryAPI: Sendable {
     }
 
     /// `GET /api/v1/status`: readiness, per-partition progress and counts, for any valid key.
-    private func status(_ head: HTTPRequestHead, _ route: APIRoute) -> Answer {
-        let grant: APIKeys.Grant
-        do {
-            grant = try authenticate(head).get()
-            if let unknown = route.unknownParameter(try Self.queryParameters(head.query)) { return .response(unknown) }
-        } catch {
-            return .response(error.response)
-        }
+    private func status(_ grant: APIKeys.Grant) -> HTTPResponse {
         // Read piece by piece: a copy of the whole state alive while events are applied
         // would make the applier copy its tables.
         let report = ServiceStatus(
             ready: isReady(), role: grant.role, source: source(), appliedOffsets: store.appliedOffsets, devices: store.deviceCount,
             counts: store.counts, lost: gaps?.unacknowledged ?? [])
-        return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json))
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: report.json)
     }
 
-    private func deviceRoute(_ head: HTTPRequestHead, _ match: APIRoute.Match) -> Answer {
+    /// The routes under `/api/v1/devices/{deviceId}`, for a key `route` has let through.
+    private func deviceRoute(_ head: HTTPRequestHead, _ match: APIRoute.Match, _ grant: APIKeys.Grant, _ parameters: [String: String]) -> Answer {
         let deviceId = match.deviceId ?? ""
-        let grant: APIKeys.Grant
-        switch authenticate(head) {
-        case .success(let granted): grant = granted
-        case .failure(let refusal): return .response(refusal.response)
-        }
-        if let tooLong = Self.overlongIdentifier(deviceId: deviceId) { return .response(tooLong) }
-        guard grant.mayRead(deviceId) else { return .response(.error(404, code: "not_found", message: "no such route")) }
-        let parameters: [String: String]
-        do {
-            parameters = try Self.queryParameters(head.query)
-        } catch {
-            return .response(error.response)
-        }
         let now = clock()
         switch match.route.name {
         case .chats:
             if parameters["asOf"] != nil, grant.role != .auditor {
                 return .response(.error(403, code: "forbidden", message: "asOf needs the auditor role"))
             }
-            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             var query = ChatListQuery()
             if let text = parameters["limit"] {
                 guard let limit = Int(text), (1...ChatListQuery.maxLimit).contains(limit) else {
@@ -316,25 +318,19 @@ package final class QueryAPI: Sendable {
                 return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))
             }
         case .chat:
-            let chatId = match.chatId ?? ""
-            if let tooLong = Self.overlongIdentifier(deviceId: deviceId, chatId: chatId) { return .response(tooLong) }
-            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
-            guard let chat = store.chat(deviceId, chatId: chatId, now: now) else {
+            guard let chat = store.chat(deviceId, chatId: match.chatId ?? "", now: now) else {
                 return .response(.error(404, code: "not_found", message: "no such chat"))
             }
             return .response(respond(head, deviceId: deviceId, chat))
         case .unread:
-            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
         case .changes:
-            if let unknown = match.route.unknownParameter(parameters) { return .response(unknown) }
             let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
             return .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]), stream)
         case .events:
-            guard grant.role == .auditor else { return .response(.error(403, code: "forbidden", message: "events need the auditor role")) }
-            return events(deviceId: deviceId, parameters, match.route)
+            return events(deviceId: deviceId, parameters)
         default:
             return .response(.error(404, code: "not_found", message: "no such route"))
         }
@@ -411,9 +407,8 @@ package final class QueryAPI: Sendable {
 
     /// `events`: the device's events as received (the lines of `chatledger export`), paged
     /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
-    private func events(deviceId: String, _ parameters: [String: String], _ route: APIRoute) -> Answer {
+    private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
         guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
-        if let unknown = route.unknownParameter(parameters) { return .response(unknown) }
         var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
         for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
             guard let text = parameters[name] else { continue }
