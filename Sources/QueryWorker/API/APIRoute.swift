@@ -102,6 +102,70 @@ struct APIRoute: Equatable, Sendable {
         }
     }
 
+    /// The route of a path without percent-encoding, matched on its bytes: no segment is
+    /// copied, and only the device and chat ids become Strings. nil for a path no route has.
+    /// (A path with `%` is decoded first: `QueryAPI.pathSegments`, then `match(_:)`.)
+    static func match(unencodedPath path: Substring) -> Match? {
+        var segments = PathSegments(path)
+        guard let first = segments.next() else { return Match(route: console) }
+        guard let second = segments.next() else {
+            if named(first, "healthz") { return Match(route: healthz) }
+            if named(first, "readyz") { return Match(route: readyz) }
+            if named(first, "metrics") { return Match(route: metrics) }
+            if named(first, "console.js") { return Match(route: consoleScript) }
+            if named(first, "console.css") { return Match(route: consoleStyles) }
+            return nil
+        }
+        guard let third = segments.next(), named(first, "api"), named(second, "v1") else { return nil }
+        guard let device = segments.next() else {
+            if named(third, "devices") { return Match(route: devices) }
+            if named(third, "status") { return Match(route: status) }
+            return nil
+        }
+        guard named(third, "devices"), let kind = segments.next() else { return nil }
+        let chat = segments.next()
+        let action = chat == nil ? nil : segments.next()
+        guard action == nil || segments.next() == nil else { return nil }  // more than 7 segments
+        let deviceId = String(device)
+        switch (chat, action) {
+        case (nil, _):
+            if named(kind, "chats") { return Match(route: chats, deviceId: deviceId) }
+            if named(kind, "unread") { return Match(route: unread, deviceId: deviceId) }
+            if named(kind, "changes") { return Match(route: changes, deviceId: deviceId) }
+            if named(kind, "events") { return Match(route: events, deviceId: deviceId) }
+            return nil
+        case (let chat?, nil):
+            return named(kind, "chats") ? Match(route: self.chat, deviceId: deviceId, chatId: String(chat)) : nil
+        case (let chat?, let action?):
+            guard named(kind, "chats"), let action = WriteRoutes.Action(rawValue: String(action)) else { return nil }
+            return Match(route: write(action), deviceId: deviceId, chatId: String(chat))
+        }
+    }
+
+    private static func named(_ segment: Substring, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { segment.utf8.elementsEqual($0) }
+    }
+
+    /// The segments of a path, in order, without the empty ones (as `split` omits them).
+    private struct PathSegments {
+        let path: Substring
+        var index: String.Index
+
+        init(_ path: Substring) {
+            self.path = path
+            index = path.startIndex
+        }
+
+        mutating func next() -> Substring? {
+            let utf8 = path.utf8
+            while index < utf8.endIndex, utf8[index] == UInt8(ascii: "/") { index = utf8.index(after: index) }
+            guard index < utf8.endIndex else { return nil }
+            let start = index
+            while index < utf8.endIndex, utf8[index] != UInt8(ascii: "/") { index = utf8.index(after: index) }
+            return path[start..<index]
+        }
+    }
+
     /// The 400 for the first query parameter the route does not take; nil when all are known.
     func unknownParameter(_ parameters: [String: String]) -> HTTPResponse? {
         guard let unknown = parameters.keys.sorted().first(where: { !self.parameters.contains($0) }) else { return nil }

@@ -77,7 +77,15 @@ package final class QueryAPI: Sendable {
     /// The route template a request matched, as a metric label (never the raw path, which
     /// would make one series per device).
     static func routeLabel(_ head: HTTPRequestHead) -> String {
-        pathSegments(head.path).flatMap(APIRoute.match)?.route.template ?? "other"
+        match(head.path).match?.route.template ?? "other"
+    }
+
+    /// A path's route, matched on its bytes; a path with percent-encoding is decoded into
+    /// `segments` first (nil there: an invalid encoding).
+    static func match(_ path: Substring) -> (match: APIRoute.Match?, segments: [String]??) {
+        guard path.utf8.contains(UInt8(ascii: "%")) else { return (APIRoute.match(unencodedPath: path), nil) }
+        let segments = pathSegments(path)
+        return (segments.flatMap(APIRoute.match), .some(segments))
     }
 
     /// The longest `wait` a request may ask for, in ms.
@@ -147,8 +155,7 @@ package final class QueryAPI: Sendable {
     /// Every request's way in: the method and path, then who may call the route (its
     /// `access` in `APIRoute`, checked here only), then the route.
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
-        let segments = Self.pathSegments(head.path)
-        let match = segments.flatMap(APIRoute.match)
+        let (match, decoded) = Self.match(head.path)
         // A path no route has is answered as GET's (404, or 405 for another method).
         let method = match?.route.method ?? "GET"
         guard head.method == method else {
@@ -156,7 +163,7 @@ package final class QueryAPI: Sendable {
             response.headers.append(("Allow", method))
             return .response(response)
         }
-        guard let segments else {
+        if case .some(nil) = decoded {
             return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
         }
         guard method != "GET" || body.isEmpty else {
@@ -165,6 +172,7 @@ package final class QueryAPI: Sendable {
         guard let match else {
             // Under a device, an unknown route is told apart from a device out of scope only
             // with a valid key: without one it is 401 like every device route.
+            let segments = (decoded ?? Self.pathSegments(head.path)) ?? []
             let underDevice = segments.count >= 4 && segments[0...2] == ["api", "v1", "devices"]
             if underDevice, case .failure(let refusal) = authenticate(head) { return .response(refusal.response) }
             return .response(.error(404, code: "not_found", message: "no such route"))
@@ -564,6 +572,9 @@ package final class QueryAPI: Sendable {
     }
 
     static func percentDecode(_ text: Substring, plusIsSpace: Bool = false) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || plusIsSpace && $0 == UInt8(ascii: "+") }) else {
+            return String(text)  // nothing to decode
+        }
         var bytes: [UInt8] = []
         var index = text.utf8.startIndex
         let utf8 = text.utf8

@@ -23,17 +23,20 @@ package struct HTTPRequestHead: Sendable, Equatable {
 
     /// The first value of a header (name in any case).
     package func header(_ name: String) -> String? {
-        let lowered = name.lowercased()
+        let lowered = name.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? name.lowercased() : name
         return headers.first { $0.name == lowered }?.value
     }
 
     /// The path part of the target.
-    package var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    package var path: Substring {
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target[...] }
+        return target[..<mark]
+    }
 
     /// The query part of the target, empty when there is none.
     package var query: Substring {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        return parts.count > 1 ? parts[1] : ""
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return "" }
+        return target[target.utf8.index(after: mark)...]
     }
 }
 
@@ -83,20 +86,52 @@ package struct HTTPRequestParser: Sendable {
         self.limits = limits
     }
 
+    /// How far the scan of an incomplete request head got, so that the next parse (with
+    /// more bytes after the same start) resumes there instead of rescanning from its first
+    /// byte. Offsets count from the request's start. A fresh value starts a new request.
+    package struct Progress: Sendable, Equatable {
+        /// Bytes scanned for the end of the head.
+        package private(set) var scanned = 0
+        /// Where the line being scanned starts.
+        var lineStart = 0
+        /// The request line (without CRLF), once its end was seen.
+        var requestLine: Range<Int>?
+        /// Header lines seen after the request line.
+        var fieldLines = 0
+
+        package init() {}
+
+        init(scanned: Int, lineStart: Int, requestLine: Range<Int>?, fieldLines: Int) {
+            self.scanned = scanned
+            self.lineStart = lineStart
+            self.requestLine = requestLine
+            self.fieldLines = fieldLines
+        }
+    }
+
     /// Parses the request at the start of `bytes`.
     package func parse(_ bytes: [UInt8]) -> Outcome {
+        var progress = Progress()
+        return parse(bytes, from: 0, progress: &progress)
+    }
+
+    /// Parses the request that starts at `bytes[start]`; `consumed` counts from `start`.
+    /// `progress` carries an incomplete head's scan from one call to the next (the bytes
+    /// after `start` may only grow in between); give a fresh one for each new request.
+    package func parse(_ bytes: [UInt8], from start: Int, progress: inout Progress) -> Outcome {
         // The head ends at the first empty line; every LF must follow a CR.
-        var lineStart = 0
-        var lines: [Range<Int>] = []
-        var index = 0
+        var index = start + progress.scanned
+        var lineStart = start + progress.lineStart
+        var requestLine = progress.requestLine.map { (start + $0.lowerBound)..<(start + $0.upperBound) }
+        var fieldLines = progress.fieldLines
         var headEnd: Int?
         while index < bytes.count {
             let byte = bytes[index]
             if byte == 0x0A {
-                guard index > 0, bytes[index - 1] == 0x0D else { return .failure(.init(400, "bare LF in the request head")) }
+                guard index > start, bytes[index - 1] == 0x0D else { return .failure(.init(400, "bare LF in the request head")) }
                 let line = lineStart..<(index - 1)
                 if line.isEmpty {
-                    if lines.isEmpty {
+                    if requestLine == nil {
                         lineStart = index + 1  // RFC 9112 §2.2: ignore an empty line before the request line
                         index += 1
                         continue
@@ -104,35 +139,49 @@ package struct HTTPRequestParser: Sendable {
                     headEnd = index + 1
                     break
                 }
-                lines.append(line)
+                if requestLine == nil { requestLine = line } else { fieldLines += 1 }
                 lineStart = index + 1
             } else if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] != 0x0A {
                 return .failure(.init(400, "bare CR in the request head"))
             }
-            if lines.isEmpty, index - lineStart >= limits.requestLineBytes {
+            if requestLine == nil, index - lineStart >= limits.requestLineBytes {
                 return .failure(.init(414, "request line longer than \(limits.requestLineBytes) bytes"))
             }
             // The header section (after the request line) has its own limit.
-            if let requestLine = lines.first, index - requestLine.upperBound > limits.headerBytes {
+            if let requestLine, index - requestLine.upperBound > limits.headerBytes {
                 return .failure(.init(431, "header section larger than \(limits.headerBytes) bytes"))
             }
             index += 1
         }
-        guard let headEnd else { return .incomplete }
-        guard lines.count - 1 <= limits.headerCount else {
+        guard let headEnd, let requestLine else {
+            // A CR as the last byte is looked at again with the byte that follows it.
+            let resume = index > start && bytes[index - 1] == 0x0D ? index - 1 : index
+            progress = Progress(
+                scanned: resume - start, lineStart: lineStart - start,
+                requestLine: requestLine.map { ($0.lowerBound - start)..<($0.upperBound - start) }, fieldLines: fieldLines)
+            return .incomplete
+        }
+        guard fieldLines <= limits.headerCount else {
             return .failure(.init(431, "more than \(limits.headerCount) header fields"))
         }
 
         var head: HTTPRequestHead
-        switch parseRequestLine(bytes[lines[0]]) {
+        switch parseRequestLine(bytes[requestLine]) {
         case .success(let parsed): head = parsed
         case .failure(let error): return .failure(error)
         }
+        head.headers.reserveCapacity(fieldLines)
         var contentLength: Int?
         var transferEncoding = false
         var hosts = 0
         var connection = ""
-        for line in lines.dropFirst() {
+        // The header lines, each ended by CRLF (the scan above checked every LF).
+        var fieldStart = requestLine.upperBound + 2
+        while fieldStart < headEnd - 2 {
+            var fieldEnd = fieldStart
+            while bytes[fieldEnd] != 0x0A { fieldEnd += 1 }
+            let line = fieldStart..<(fieldEnd - 1)
+            fieldStart = fieldEnd + 1
             switch parseField(bytes[line]) {
             case .failure(let error):
                 return .failure(error)
@@ -168,8 +217,14 @@ package struct HTTPRequestParser: Sendable {
         head.contentLength = length
         let tokens = connection.split(separator: ",").map { String($0.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()) }
         head.keepAlive = head.version == .http11 ? !tokens.contains("close") : tokens.contains("keep-alive")
-        guard bytes.count - headEnd >= length else { return .incomplete }
-        return .request(head, body: Array(bytes[headEnd..<(headEnd + length)]), consumed: headEnd + length)
+        guard bytes.count - headEnd >= length else {
+            // Resume at the empty line's CR: the head is scanned to its end again, not from its start.
+            progress = Progress(
+                scanned: headEnd - 2 - start, lineStart: headEnd - 2 - start,
+                requestLine: (requestLine.lowerBound - start)..<(requestLine.upperBound - start), fieldLines: fieldLines)
+            return .incomplete
+        }
+        return .request(head, body: length == 0 ? [] : Array(bytes[headEnd..<(headEnd + length)]), consumed: headEnd + length - start)
     }
 
     // MARK: - Pieces
@@ -216,6 +271,11 @@ package struct HTTPRequestParser: Sendable {
         guard value.allSatisfy({ $0 == 0x09 || $0 >= 0x20 && $0 != 0x7F }) else {
             return .failure(.init(400, "invalid character in a header value"))
         }
-        return .success(.init(name: String(decoding: name, as: UTF8.self).lowercased(), value: String(decoding: value, as: UTF8.self)))
+        // Token characters are ASCII: lower-case them as bytes, into the one String made.
+        let lowered = String(unsafeUninitializedCapacity: name.count) { buffer in
+            for (offset, byte) in name.enumerated() { buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+            return name.count
+        }
+        return .success(.init(name: lowered, value: String(decoding: value, as: UTF8.self)))
     }
 }

@@ -227,7 +227,12 @@ package final class HTTPServer: Sendable {
     private struct Connection {
         /// What the connection's oldest unanswered request waits for.
         var phase = Phase.reading
+        /// What arrived and is not answered yet: `input[inputStart...]` (consumed by index;
+        /// emptied, keeping its capacity, once all of it is used).
         var input: [UInt8] = []
+        var inputStart = 0
+        /// How far the parser got with the request at `inputStart`.
+        var progress = HTTPRequestParser.Progress()
         /// What to send; `output[sent...]` is still to go (empty once all of it went).
         var output: [UInt8] = []
         var sent = 0
@@ -249,6 +254,13 @@ package final class HTTPServer: Sendable {
             /// The last response is out and the write side shut; what the client still sends
             /// is read and dropped until it closes or `until` (a lingering close).
             case lingering(until: ContinuousClock.Instant)
+        }
+
+        /// Drops what arrived and was not answered (after an error, or once a stream starts).
+        mutating func dropInput() {
+            input.removeAll(keepingCapacity: true)
+            inputStart = 0
+            progress = HTTPRequestParser.Progress()
         }
 
         /// Idle between requests: nothing read, nothing to write, nothing in progress. The
@@ -289,6 +301,12 @@ package final class HTTPServer: Sendable {
 
         var count: Int { all.count }
         var isEmpty: Bool { all.isEmpty }
+
+        /// Takes a connection out of the table to work on it: its buffers are then referenced
+        /// once and grow in place instead of being copied (`update` puts it back).
+        mutating func take(_ fd: Int32) -> Connection? {
+            all.removeValue(forKey: fd)
+        }
 
         subscript(fd: Int32) -> Connection? {
             get { all[fd] }
@@ -357,7 +375,7 @@ package final class HTTPServer: Sendable {
                     var drain = [UInt8](repeating: 0, count: 64)
                     while read(wakeRead, &drain, drain.count) > 0 {}
                     woken = true
-                } else if var connection = connections[fd] {
+                } else if var connection = connections.take(fd) {
                     var open = true
                     if flags & UInt32(CL_EPOLLIN | CL_EPOLLHUP | CL_EPOLLERR | CL_EPOLLRDHUP) != 0 {
                         open = receive(fd, &connection, parser, &readBuffer)
@@ -451,6 +469,12 @@ package final class HTTPServer: Sendable {
             let count = read(fd, &chunk, chunk.count)
             if count > 0 {
                 if discarding { continue }
+                if connection.inputStart > 0 {
+                    // Requests before it were answered: move the rest to the front (the
+                    // parser's progress counts from the request's start, so it still holds).
+                    connection.input.removeSubrange(..<connection.inputStart)
+                    connection.inputStart = 0
+                }
                 if connection.input.isEmpty { connection.requestStarted = .now }
                 connection.input.append(contentsOf: chunk[..<count])
                 connection.lastActivity = .now
@@ -475,16 +499,18 @@ package final class HTTPServer: Sendable {
     /// Answers whole requests from the input, in order, until one is not answered at once
     /// or more bytes are needed.
     private func answerRequests(_ connection: inout Connection, _ parser: HTTPRequestParser) {
-        while connection.isReading, !connection.closeAfterWrite, !connection.input.isEmpty {
-            switch parser.parse(connection.input) {
+        while connection.isReading, !connection.closeAfterWrite, connection.inputStart < connection.input.count {
+            switch parser.parse(connection.input, from: connection.inputStart, progress: &connection.progress) {
             case .incomplete:
                 return
             case .failure(let error):
                 connection.output += HTTPResponse.error(error.status, code: "bad_request", message: error.reason).encoded(keepAlive: false)
                 connection.closeAfterWrite = true
-                connection.input = []
+                connection.dropInput()
             case .request(let head, let body, let consumed):
-                connection.input.removeFirst(consumed)
+                connection.inputStart += consumed
+                connection.progress = HTTPRequestParser.Progress()
+                if connection.inputStart == connection.input.count { connection.dropInput() }
                 connection.requestStarted = connection.input.isEmpty ? nil : .now
                 let request = Request(head: head, body: body, arrived: .now)
                 begin(handler(head, body), for: request, on: &connection)
@@ -518,7 +544,7 @@ package final class HTTPServer: Sendable {
             connection.output += head.encodedStreamHead()
             connection.output += stream.poll()
             connection.phase = .streaming(stream)
-            connection.input = []
+            connection.dropInput()
         }
     }
 
@@ -526,11 +552,7 @@ package final class HTTPServer: Sendable {
         observer?(request.head, response.status, .now - request.arrived)
         let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
         let omitBody = request.head.method == "HEAD"
-        if connection.output.isEmpty {
-            connection.output = response.encoded(keepAlive: keepAlive, omitBody: omitBody)  // the usual case: no copy
-        } else {
-            connection.output += response.encoded(keepAlive: keepAlive, omitBody: omitBody)
-        }
+        response.encode(into: &connection.output, keepAlive: keepAlive, omitBody: omitBody)
         if !keepAlive { connection.closeAfterWrite = true }
     }
 
@@ -540,7 +562,7 @@ package final class HTTPServer: Sendable {
         _ fd: Int32, _ reply: Reply, for request: Request, _ epoll: Int32, _ parser: HTTPRequestParser,
         _ connections: inout ConnectionTable
     ) {
-        guard var connection = connections[fd] else { return }
+        guard var connection = connections.take(fd) else { return }
         connection.phase = .reading
         begin(reply, for: request, on: &connection)
         answerRequests(&connection, parser)
@@ -584,9 +606,9 @@ package final class HTTPServer: Sendable {
     /// Gives every stream the chance to send what is new.
     private func pollStreams(_ epoll: Int32, _ connections: inout ConnectionTable) {
         for fd in connections.streaming {
-            guard var connection = connections[fd], case .streaming(let stream) = connection.phase else { continue }
+            guard case .streaming(let stream) = connections[fd]?.phase else { continue }
             let bytes = stream.poll()
-            guard !bytes.isEmpty else { continue }
+            guard !bytes.isEmpty, var connection = connections.take(fd) else { continue }
             connection.output += bytes
             update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
         }
@@ -603,7 +625,7 @@ package final class HTTPServer: Sendable {
                 Glibc.send(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent, Int32(MSG_NOSIGNAL))
             }
             if written == connection.output.count - sent {
-                connection.output = []
+                connection.output.removeAll(keepingCapacity: true)  // the next response reuses it
                 connection.sent = 0
                 connection.lastActivity = .now
             } else if written > 0 {
@@ -626,7 +648,7 @@ package final class HTTPServer: Sendable {
             // answering that with a reset, which could destroy the response unread.
             guard shutdown(fd, Int32(SHUT_WR)) == 0 else { return false }
             connection.closeAfterWrite = false
-            connection.input = []
+            connection.dropInput()
             connection.phase = .lingering(until: .now + .milliseconds(configuration.lingerMilliseconds))
         }
         return true
@@ -649,7 +671,7 @@ package final class HTTPServer: Sendable {
                     connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
                         .encoded(keepAlive: false)
                     connection.closeAfterWrite = true
-                    connection.input = []
+                    connection.dropInput()
                     connection.requestStarted = nil
                     update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
                 } else if connection.input.isEmpty, connection.output.isEmpty,
