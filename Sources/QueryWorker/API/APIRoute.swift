@@ -106,7 +106,18 @@ struct APIRoute: Equatable, Sendable {
     /// copied, and only the device and chat ids become Strings. nil for a path no route has.
     /// (A path with `%` is decoded first: `QueryAPI.pathSegments`, then `match(_:)`.)
     static func match(unencodedPath path: Substring) -> Match? {
-        var segments = PathSegments(path)
+        var path = path
+        return path.withUTF8 { match(unencodedPath: $0) }
+    }
+
+    private static func match(unencodedPath bytes: UnsafeBufferPointer<UInt8>) -> Match? {
+        func named(_ segment: Range<Int>, _ literal: StaticString) -> Bool {
+            literal.withUTF8Buffer { literal in
+                literal.count == segment.count && literal.elementsEqual(UnsafeBufferPointer(rebasing: bytes[segment]))
+            }
+        }
+        func text(_ segment: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[segment]), as: UTF8.self) }
+        var segments = PathSegments(bytes)
         guard let first = segments.next() else { return Match(route: console) }
         guard let second = segments.next() else {
             if named(first, "healthz") { return Match(route: healthz) }
@@ -126,43 +137,44 @@ struct APIRoute: Equatable, Sendable {
         let chat = segments.next()
         let action = chat == nil ? nil : segments.next()
         guard action == nil || segments.next() == nil else { return nil }  // more than 7 segments
-        let deviceId = String(device)
         switch (chat, action) {
         case (nil, _):
-            if named(kind, "chats") { return Match(route: chats, deviceId: deviceId) }
-            if named(kind, "unread") { return Match(route: unread, deviceId: deviceId) }
-            if named(kind, "changes") { return Match(route: changes, deviceId: deviceId) }
-            if named(kind, "events") { return Match(route: events, deviceId: deviceId) }
-            return nil
+            let route: APIRoute
+            if named(kind, "chats") {
+                route = chats
+            } else if named(kind, "unread") {
+                route = unread
+            } else if named(kind, "changes") {
+                route = changes
+            } else if named(kind, "events") {
+                route = events
+            } else {
+                return nil
+            }
+            return Match(route: route, deviceId: text(device))
         case (let chat?, nil):
-            return named(kind, "chats") ? Match(route: self.chat, deviceId: deviceId, chatId: String(chat)) : nil
+            return named(kind, "chats") ? Match(route: self.chat, deviceId: text(device), chatId: text(chat)) : nil
         case (let chat?, let action?):
-            guard named(kind, "chats"), let action = WriteRoutes.Action(rawValue: String(action)) else { return nil }
-            return Match(route: write(action), deviceId: deviceId, chatId: String(chat))
+            guard named(kind, "chats"), let action = WriteRoutes.Action(rawValue: text(action)) else { return nil }
+            return Match(route: write(action), deviceId: text(device), chatId: text(chat))
         }
-    }
-
-    private static func named(_ segment: Substring, _ literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { segment.utf8.elementsEqual($0) }
     }
 
     /// The segments of a path, in order, without the empty ones (as `split` omits them).
     private struct PathSegments {
-        let path: Substring
-        var index: String.Index
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
 
-        init(_ path: Substring) {
-            self.path = path
-            index = path.startIndex
+        init(_ bytes: UnsafeBufferPointer<UInt8>) {
+            self.bytes = bytes
         }
 
-        mutating func next() -> Substring? {
-            let utf8 = path.utf8
-            while index < utf8.endIndex, utf8[index] == UInt8(ascii: "/") { index = utf8.index(after: index) }
-            guard index < utf8.endIndex else { return nil }
+        mutating func next() -> Range<Int>? {
+            while index < bytes.count, bytes[index] == UInt8(ascii: "/") { index += 1 }
+            guard index < bytes.count else { return nil }
             let start = index
-            while index < utf8.endIndex, utf8[index] != UInt8(ascii: "/") { index = utf8.index(after: index) }
-            return path[start..<index]
+            while index < bytes.count, bytes[index] != UInt8(ascii: "/") { index += 1 }
+            return start..<index
         }
     }
 

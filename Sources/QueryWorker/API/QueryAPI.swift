@@ -375,10 +375,14 @@ package final class QueryAPI: Sendable {
 
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
         let etag = "\"\(view.version)\""
-        var headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+        let notModified = head.header("if-none-match") == etag
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(4)
+        if !notModified { headers.append(("Content-Type", "application/json")) }
+        headers.append(("ETag", etag))
+        headers.append(("Cache-Control", "no-cache"))
         if let position = view.position { headers.append(("X-Ledger-Position", position.description)) }
-        if head.header("if-none-match") == etag { return HTTPResponse(status: 304, headers: headers) }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")] + headers, body: view.bytes)
+        return notModified ? HTTPResponse(status: 304, headers: headers) : HTTPResponse(status: 200, headers: headers, body: view.bytes)
     }
 
     // MARK: - Auditor routes

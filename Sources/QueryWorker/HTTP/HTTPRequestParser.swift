@@ -229,30 +229,49 @@ package struct HTTPRequestParser: Sendable {
 
     // MARK: - Pieces
 
-    private static let tokenCharacters: Set<UInt8> = Set(Array("!#$%&'*+-.^_`|~".utf8) + Array(0x30...0x39) + Array(0x41...0x5A) + Array(0x61...0x7A))
+    /// Whether each byte value is a token character (RFC 9110 §5.6.2), by index.
+    private static let tokenCharacters: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in Array("!#$%&'*+-.^_`|~".utf8) + Array(0x30...0x39) + Array(0x41...0x5A) + Array(0x61...0x7A) { table[Int(byte)] = true }
+        return table
+    }()
 
     private func parseRequestLine(_ line: ArraySlice<UInt8>) -> Result<HTTPRequestHead, HTTPParseError> {
-        let parts = line.split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return .failure(.init(400, "malformed request line")) }
-        let (method, target, version) = (parts[0], parts[1], parts[2])
-        guard !method.isEmpty, method.allSatisfy(Self.tokenCharacters.contains) else {
+        // Exactly two spaces: method, target, version.
+        guard let firstSpace = line.firstIndex(of: 0x20), let secondSpace = line[(firstSpace + 1)...].firstIndex(of: 0x20),
+            !line[(secondSpace + 1)...].contains(0x20)
+        else { return .failure(.init(400, "malformed request line")) }
+        let method = line[..<firstSpace]
+        let target = line[(firstSpace + 1)..<secondSpace]
+        let version = line[(secondSpace + 1)...]
+        let tokenCharacters = Self.tokenCharacters
+        guard !method.isEmpty, method.allSatisfy({ tokenCharacters[Int($0)] }) else {
             return .failure(.init(400, "invalid method"))
         }
         guard !target.isEmpty, target.first == UInt8(ascii: "/"), target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return .failure(.init(400, "invalid request target (origin-form expected)"))
         }
         let parsedVersion: HTTPRequestHead.Version
-        switch String(decoding: version, as: UTF8.self) {
-        case "HTTP/1.1": parsedVersion = .http11
-        case "HTTP/1.0": parsedVersion = .http10
-        case let other where other.count == 8 && other.hasPrefix("HTTP/") && other.dropFirst(5).first?.isNumber == true:
-            return .failure(.init(505, "HTTP version \(other.dropFirst(5)) is not supported"))
-        default:
-            return .failure(.init(400, "invalid HTTP version"))
+        if version.elementsEqual("HTTP/1.1".utf8) {
+            parsedVersion = .http11
+        } else if version.elementsEqual("HTTP/1.0".utf8) {
+            parsedVersion = .http10
+        } else {
+            return .failure(Self.versionError(String(decoding: version, as: UTF8.self)))
         }
         return .success(HTTPRequestHead(
             method: String(decoding: method, as: UTF8.self), target: String(decoding: target, as: UTF8.self), version: parsedVersion,
             headers: [], contentLength: 0, keepAlive: true))
+    }
+
+    /// Why a version other than HTTP/1.0 and 1.1 is refused.
+    private static func versionError(_ version: String) -> HTTPParseError {
+        switch version {
+        case let other where other.count == 8 && other.hasPrefix("HTTP/") && other.dropFirst(5).first?.isNumber == true:
+            return HTTPParseError(505, "HTTP version \(other.dropFirst(5)) is not supported")
+        default:
+            return HTTPParseError(400, "invalid HTTP version")
+        }
     }
 
     private func parseField(_ line: ArraySlice<UInt8>) -> Result<HTTPRequestHead.Header, HTTPParseError> {
@@ -262,7 +281,8 @@ package struct HTTPRequestParser: Sendable {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .failure(.init(400, "header line without a colon")) }
         let name = line[line.startIndex..<colon]
         guard !name.isEmpty else { return .failure(.init(400, "empty header name")) }
-        guard name.allSatisfy(Self.tokenCharacters.contains) else {
+        let tokenCharacters = Self.tokenCharacters
+        guard name.allSatisfy({ tokenCharacters[Int($0)] }) else {
             return .failure(.init(400, name.last == 0x20 || name.last == 0x09 ? "whitespace before the colon" : "invalid header name"))
         }
         var value = line[(colon + 1)...]

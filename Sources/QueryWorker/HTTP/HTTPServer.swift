@@ -233,9 +233,13 @@ package final class HTTPServer: Sendable {
         var inputStart = 0
         /// How far the parser got with the request at `inputStart`.
         var progress = HTTPRequestParser.Progress()
-        /// What to send; `output[sent...]` is still to go (empty once all of it went).
+        /// What to send: `output`, then `outputBody`, a response body sent from the bytes the
+        /// handler answered with (a cached view), not copied; `sent` counts over both.
         var output: [UInt8] = []
+        var outputBody: [UInt8] = []
         var sent = 0
+        /// Whether epoll also reports when the socket takes more (a write was cut short).
+        var watchesWrites = false
         var closeAfterWrite = false
         /// When the first byte of the request being read arrived.
         var requestStarted: ContinuousClock.Instant?
@@ -256,6 +260,18 @@ package final class HTTPServer: Sendable {
             case lingering(until: ContinuousClock.Instant)
         }
 
+        /// Whether anything is still to be sent.
+        var hasOutput: Bool { !output.isEmpty || !outputBody.isEmpty }
+
+        /// Queues bytes to send after what is queued.
+        mutating func send(_ bytes: [UInt8]) {
+            if !outputBody.isEmpty {
+                output += outputBody
+                outputBody = []
+            }
+            output += bytes
+        }
+
         /// Drops what arrived and was not answered (after an error, or once a stream starts).
         mutating func dropInput() {
             input.removeAll(keepingCapacity: true)
@@ -268,7 +284,7 @@ package final class HTTPServer: Sendable {
         var isReusable: Bool {
             switch phase {
             case .lingering: return true
-            case .reading: return input.isEmpty && output.isEmpty && !closeAfterWrite
+            case .reading: return input.isEmpty && !hasOutput && !closeAfterWrite
             case .parked, .working, .streaming: return false
             }
         }
@@ -288,6 +304,10 @@ package final class HTTPServer: Sendable {
             }
         }
     }
+
+    /// A response body at least this large is sent from the handler's bytes (`writev`-like),
+    /// not copied behind its head; a smaller one is cheaper to copy.
+    private static let unCopiedBodyBytes = 2_048
 
     /// How often the loop looks for timed-out connections, in ms.
     private static let sweepMilliseconds = 50
@@ -312,16 +332,17 @@ package final class HTTPServer: Sendable {
             get { all[fd] }
             set {
                 all[fd] = newValue
+                // The sets are usually empty: no hashing then.
                 switch newValue?.phase {
                 case .some(.parked), .some(.working):
                     waiting.insert(fd)
-                    streaming.remove(fd)
+                    if !streaming.isEmpty { streaming.remove(fd) }
                 case .some(.streaming):
                     streaming.insert(fd)
-                    waiting.remove(fd)
+                    if !waiting.isEmpty { waiting.remove(fd) }
                 default:
-                    waiting.remove(fd)
-                    streaming.remove(fd)
+                    if !waiting.isEmpty { waiting.remove(fd) }
+                    if !streaming.isEmpty { streaming.remove(fd) }
                 }
             }
         }
@@ -352,7 +373,7 @@ package final class HTTPServer: Sendable {
                     let closesNow =
                         switch connection.phase {
                         case .streaming, .lingering: true
-                        case .reading: connection.output.isEmpty
+                        case .reading: !connection.hasOutput
                         case .parked, .working: false
                         }
                     if closesNow {
@@ -493,7 +514,7 @@ package final class HTTPServer: Sendable {
         }
         if discarding { return !peerClosed }
         answerRequests(&connection, parser)
-        return !peerClosed || !connection.output.isEmpty
+        return !peerClosed || connection.hasOutput
     }
 
     /// Answers whole requests from the input, in order, until one is not answered at once
@@ -504,7 +525,7 @@ package final class HTTPServer: Sendable {
             case .incomplete:
                 return
             case .failure(let error):
-                connection.output += HTTPResponse.error(error.status, code: "bad_request", message: error.reason).encoded(keepAlive: false)
+                connection.send(HTTPResponse.error(error.status, code: "bad_request", message: error.reason).encoded(keepAlive: false))
                 connection.closeAfterWrite = true
                 connection.dropInput()
             case .request(let head, let body, let consumed):
@@ -541,8 +562,8 @@ package final class HTTPServer: Sendable {
             start { [workers] next in workers.complete(ticket: ticket, next) }
         case .stream(let head, let stream):
             observer?(request.head, head.status, .now - request.arrived)
-            connection.output += head.encodedStreamHead()
-            connection.output += stream.poll()
+            connection.send(head.encodedStreamHead())
+            connection.send(stream.poll())
             connection.phase = .streaming(stream)
             connection.dropInput()
         }
@@ -552,7 +573,15 @@ package final class HTTPServer: Sendable {
         observer?(request.head, response.status, .now - request.arrived)
         let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
         let omitBody = request.head.method == "HEAD"
-        response.encode(into: &connection.output, keepAlive: keepAlive, omitBody: omitBody)
+        if !connection.hasOutput, !omitBody, response.body.count >= Self.unCopiedBodyBytes {
+            // The usual case: the head is written into the output buffer, the body goes from
+            // where the handler keeps it.
+            response.encode(into: &connection.output, keepAlive: keepAlive, omitBody: true)
+            connection.outputBody = response.body
+        } else {
+            if !connection.outputBody.isEmpty { connection.send([]) }
+            response.encode(into: &connection.output, keepAlive: keepAlive, omitBody: omitBody)
+        }
         if !keepAlive { connection.closeAfterWrite = true }
     }
 
@@ -609,7 +638,7 @@ package final class HTTPServer: Sendable {
             guard case .streaming(let stream) = connections[fd]?.phase else { continue }
             let bytes = stream.poll()
             guard !bytes.isEmpty, var connection = connections.take(fd) else { continue }
-            connection.output += bytes
+            connection.send(bytes)
             update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
         }
     }
@@ -617,15 +646,41 @@ package final class HTTPServer: Sendable {
     /// Writes what is pending; waits for EPOLLOUT when the socket is full. False when the
     /// connection should close now.
     private func flush(_ fd: Int32, _ epoll: Int32, _ connection: inout Connection) -> Bool {
-        while !connection.output.isEmpty {
+        while connection.hasOutput {
             let sent = connection.sent
-            let written = connection.output.withUnsafeBytes { bytes in
-                // Suspended writes resume at `sent`: nothing is moved to drop what went.
-                // MSG_NOSIGNAL: a client that reset the connection is EPIPE here, not SIGPIPE.
-                Glibc.send(fd, bytes.baseAddress.map { $0 + sent }, bytes.count - sent, Int32(MSG_NOSIGNAL))
+            let (head, body) = (connection.output, connection.outputBody)
+            let total = head.count + body.count
+            let written = head.withUnsafeBytes { head in
+                body.withUnsafeBytes { body in
+                    // Suspended writes resume at `sent`: nothing is moved to drop what went.
+                    var pieces = (iovec(), iovec())
+                    var count = 0
+                    withUnsafeMutableBytes(of: &pieces) { raw in
+                        let vectors = raw.bindMemory(to: iovec.self)
+                        if let base = head.baseAddress, sent < head.count {
+                            vectors[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: base + sent), iov_len: head.count - sent)
+                            count = 1
+                        }
+                        if let base = body.baseAddress, !body.isEmpty {
+                            let skip = max(0, sent - head.count)
+                            vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: base + skip), iov_len: body.count - skip)
+                            count += 1
+                        }
+                    }
+                    return withUnsafeMutablePointer(to: &pieces) { vectors in
+                        vectors.withMemoryRebound(to: iovec.self, capacity: 2) { vectors in
+                            var message = msghdr()
+                            message.msg_iov = vectors
+                            message.msg_iovlen = count
+                            // MSG_NOSIGNAL: a client that reset the connection is EPIPE here, not SIGPIPE.
+                            return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+                        }
+                    }
+                }
             }
-            if written == connection.output.count - sent {
+            if written == total - sent {
                 connection.output.removeAll(keepingCapacity: true)  // the next response reuses it
+                connection.outputBody = []
                 connection.sent = 0
                 connection.lastActivity = .now
             } else if written > 0 {
@@ -634,13 +689,19 @@ package final class HTTPServer: Sendable {
             } else if written < 0 && errno == EINTR {
                 continue
             } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLOUT | CL_EPOLLRDHUP), modify: true)
+                if !connection.watchesWrites {
+                    watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLOUT | CL_EPOLLRDHUP), modify: true)
+                    connection.watchesWrites = true
+                }
                 return true
             } else {
                 return false
             }
         }
-        watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP), modify: true)
+        if connection.watchesWrites {
+            watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP), modify: true)  // no syscall per response otherwise
+            connection.watchesWrites = false
+        }
         if stopping.load(ordering: .acquiring) { return false }
         if connection.closeAfterWrite {
             // A lingering close: with the write side shut the client sees the end of the
@@ -660,12 +721,12 @@ package final class HTTPServer: Sendable {
             switch connection.phase {
             case .streaming:
                 // A quiet stream gets a comment line, so the client (and any proxy) sees it is alive.
-                if connection.output.isEmpty, now - connection.lastActivity > .milliseconds(configuration.streamHeartbeatMilliseconds) {
+                if !connection.hasOutput, now - connection.lastActivity > .milliseconds(configuration.streamHeartbeatMilliseconds) {
                     connection.output = Array(": keep-alive\n\n".utf8)
                     update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
                 }
             case .reading:
-                if let started = connection.requestStarted, connection.output.isEmpty,
+                if let started = connection.requestStarted, !connection.hasOutput,
                     now - started > .milliseconds(configuration.headerTimeoutMilliseconds)
                 {
                     connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
@@ -674,7 +735,7 @@ package final class HTTPServer: Sendable {
                     connection.dropInput()
                     connection.requestStarted = nil
                     update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
-                } else if connection.input.isEmpty, connection.output.isEmpty,
+                } else if connection.input.isEmpty, !connection.hasOutput,
                     now - connection.lastActivity > .milliseconds(configuration.idleTimeoutMilliseconds)
                 {
                     update(fd, nil, &connections)
