@@ -25,6 +25,10 @@ package final class QueryAPI: Sendable {
     private let source: @Sendable () -> SourceStatus
     private let metrics: MetricsRegistry?
     private let requestDurations: MetricsRegistry.Histogram?
+    /// The route template `route` matched last, with the target it matched, so that the
+    /// metrics observer (told of the response right after, on the same thread) labels the
+    /// request without matching its path again.
+    private let lastMatch = Mutex<(target: String, template: String)>(("", ""))
     private let audit: AuditLog?
     private let writes: WriteRoutes
     private let gaps: GapRegister?
@@ -71,7 +75,9 @@ package final class QueryAPI: Sendable {
 
     /// Records a response for `/metrics` (the server's observer).
     package func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
-        requestDurations?.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [Self.routeLabel(head), status.description])
+        guard let requestDurations else { return }
+        let label = lastMatch.withLock { $0.target == head.target ? $0.template : nil } ?? Self.routeLabel(head)
+        requestDurations.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [label, status.description])
     }
 
     /// The route template a request matched, as a metric label (never the raw path, which
@@ -156,6 +162,7 @@ package final class QueryAPI: Sendable {
     /// `access` in `APIRoute`, checked here only), then the route.
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
         let (match, decoded) = Self.match(head.path)
+        if requestDurations != nil { lastMatch.withLock { $0 = (head.target, match?.route.template ?? "other") } }
         // A path no route has is answered as GET's (404, or 405 for another method).
         let method = match?.route.method ?? "GET"
         guard head.method == method else {
