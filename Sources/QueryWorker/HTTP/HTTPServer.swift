@@ -238,6 +238,8 @@ package final class HTTPServer: Sendable {
         var output: [UInt8] = []
         var outputBody: [UInt8] = []
         var sent = 0
+        /// When its entry in the table's timer heap comes up (nil: none).
+        var timer: ContinuousClock.Instant?
         /// Whether epoll also reports when the socket takes more (a write was cut short).
         var watchesWrites = false
         var closeAfterWrite = false
@@ -309,15 +311,47 @@ package final class HTTPServer: Sendable {
     /// not copied behind its head; a smaller one is cheaper to copy.
     private static let unCopiedBodyBytes = 2_048
 
-    /// How often the loop looks for timed-out connections, in ms.
-    private static let sweepMilliseconds = 50
+    /// The timeouts a connection's timer follows.
+    private struct Timeouts {
+        var header: Duration
+        var idle: Duration
+        var heartbeat: Duration
+
+        /// When the loop must look at the connection next: a quiet stream's heartbeat, a head
+        /// that has not arrived, an idle keep-alive, the end of a lingering close; nil when
+        /// no timer applies (parked and working requests are timed by `retryParked`).
+        func deadline(_ connection: Connection) -> ContinuousClock.Instant? {
+            switch connection.phase {
+            case .streaming:
+                return connection.hasOutput ? nil : connection.lastActivity + heartbeat
+            case .reading:
+                if connection.hasOutput { return nil }
+                if let started = connection.requestStarted { return started + header }
+                return connection.input.isEmpty ? connection.lastActivity + idle : nil
+            case .lingering(let until):
+                return until
+            case .parked, .working:
+                return nil
+            }
+        }
+    }
 
     /// The loop's connections by descriptor, with those a loop turn must visit kept apart:
-    /// the ones waiting for an answer (parked or working) and the streams.
+    /// the ones waiting for an answer (parked or working), the streams, and the timers in a
+    /// heap by deadline (so a loop turn looks only at connections whose time has come).
     private struct ConnectionTable {
         private(set) var all: [Int32: Connection] = [:]
         private(set) var waiting: Set<Int32> = []
         private(set) var streaming: Set<Int32> = []
+        /// One entry per connection with a timer, at `Connection.timer`; an entry whose
+        /// connection has since moved its timer (or closed) is dropped when it comes up. A
+        /// timer that moves later (every request moves the idle one) costs nothing until then.
+        private(set) var timers = DeadlineHeap()
+        let timeouts: Timeouts
+
+        init(timeouts: Timeouts) {
+            self.timeouts = timeouts
+        }
 
         var count: Int { all.count }
         var isEmpty: Bool { all.isEmpty }
@@ -328,9 +362,26 @@ package final class HTTPServer: Sendable {
             all.removeValue(forKey: fd)
         }
 
+        /// The connection whose timer is due by `now`, taken out of the table (nil: none left).
+        mutating func takeDue(_ now: ContinuousClock.Instant) -> (fd: Int32, Connection)? {
+            while let (at, fd) = timers.first, at <= now {
+                timers.removeFirst()
+                guard all[fd]?.timer == at, var connection = take(fd) else { continue }  // moved or closed since
+                connection.timer = nil
+                return (fd, connection)
+            }
+            return nil
+        }
+
         subscript(fd: Int32) -> Connection? {
             get { all[fd] }
             set {
+                var newValue = newValue
+                if var connection = newValue, let deadline = timeouts.deadline(connection), connection.timer.map({ deadline < $0 }) ?? true {
+                    timers.insert(deadline, fd)
+                    connection.timer = deadline
+                    newValue = connection
+                }
                 all[fd] = newValue
                 // The sets are usually empty: no hashing then.
                 switch newValue?.phase {
@@ -353,8 +404,10 @@ package final class HTTPServer: Sendable {
         defer { close(epoll) }
         watch(epoll, listener, UInt32(CL_EPOLLIN))
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
-        var connections = ConnectionTable()
-        var lastSweep = ContinuousClock.now
+        var connections = ConnectionTable(
+            timeouts: Timeouts(
+                header: .milliseconds(configuration.headerTimeoutMilliseconds), idle: .milliseconds(configuration.idleTimeoutMilliseconds),
+                heartbeat: .milliseconds(configuration.streamHeartbeatMilliseconds)))
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyEvents = [UInt32](repeating: 0, count: 64)
         // One read buffer for every connection: a read copies out only what arrived.
@@ -383,7 +436,7 @@ package final class HTTPServer: Sendable {
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = connections.waiting.compactMap { connections[$0]?.deadline }.min()
+            let parkedDeadline = (connections.waiting.compactMap { connections[$0]?.deadline } + [connections.timers.first?.at].compactMap { $0 }).min()
             let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             var woken = false
@@ -409,12 +462,7 @@ package final class HTTPServer: Sendable {
             retryParked(epoll, parser, &connections)
             // Streams change only when what they follow does, which is what a wake says.
             if woken { pollStreams(epoll, &connections) }
-            // Timeouts are seconds long: a sweep over every connection a few times a second
-            // is enough, however many events a turn handles.
-            if ContinuousClock.now - lastSweep >= .milliseconds(Self.sweepMilliseconds) {
-                lastSweep = .now
-                expireTimeouts(epoll, &connections)
-            }
+            expireTimers(epoll, &connections)
         }
         for fd in connections.all.keys { close(fd) }
     }
@@ -715,36 +763,70 @@ package final class HTTPServer: Sendable {
         return true
     }
 
-    private func expireTimeouts(_ epoll: Int32, _ connections: inout ConnectionTable) {
+    /// Acts on the connections whose timer is due: a quiet stream gets a heartbeat, a head
+    /// that did not arrive in time 408, an idle keep-alive or a finished lingering close is
+    /// closed. The others are not looked at.
+    private func expireTimers(_ epoll: Int32, _ connections: inout ConnectionTable) {
         let now = ContinuousClock.now
-        for (fd, var connection) in connections.all {
+        while let (fd, taken) = connections.takeDue(now) {
+            var connection = taken
+            // Due by what the connection is now (its timer may have moved later since).
+            guard let deadline = connections.timeouts.deadline(connection), deadline <= now else {
+                update(fd, connection, &connections)
+                continue
+            }
             switch connection.phase {
             case .streaming:
                 // A quiet stream gets a comment line, so the client (and any proxy) sees it is alive.
-                if !connection.hasOutput, now - connection.lastActivity > .milliseconds(configuration.streamHeartbeatMilliseconds) {
-                    connection.output = Array(": keep-alive\n\n".utf8)
-                    update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
-                }
-            case .reading:
-                if let started = connection.requestStarted, !connection.hasOutput,
-                    now - started > .milliseconds(configuration.headerTimeoutMilliseconds)
-                {
-                    connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
-                        .encoded(keepAlive: false)
-                    connection.closeAfterWrite = true
-                    connection.dropInput()
-                    connection.requestStarted = nil
-                    update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
-                } else if connection.input.isEmpty, !connection.hasOutput,
-                    now - connection.lastActivity > .milliseconds(configuration.idleTimeoutMilliseconds)
-                {
-                    update(fd, nil, &connections)
-                }
-            case .lingering(let until):
-                if now >= until { update(fd, nil, &connections) }
+                connection.output = Array(": keep-alive\n\n".utf8)
+                update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
+            case .reading where connection.requestStarted != nil:
+                connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
+                    .encoded(keepAlive: false)
+                connection.closeAfterWrite = true
+                connection.dropInput()
+                connection.requestStarted = nil
+                update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
+            case .reading, .lingering:
+                update(fd, nil, &connections)
             case .parked, .working:
-                break
+                update(fd, connection, &connections)
             }
+        }
+    }
+}
+
+/// A binary min-heap of (deadline, descriptor): the connections' timers.
+private struct DeadlineHeap {
+    private var entries: [(at: ContinuousClock.Instant, fd: Int32)] = []
+
+    var first: (at: ContinuousClock.Instant, fd: Int32)? { entries.first }
+
+    mutating func insert(_ at: ContinuousClock.Instant, _ fd: Int32) {
+        entries.append((at, fd))
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child].at < entries[parent].at else { break }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func removeFirst() {
+        guard !entries.isEmpty else { return }
+        entries.swapAt(0, entries.count - 1)
+        entries.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < entries.count, entries[left].at < entries[smallest].at { smallest = left }
+            if right < entries.count, entries[right].at < entries[smallest].at { smallest = right }
+            guard smallest != parent else { return }
+            entries.swapAt(parent, smallest)
+            parent = smallest
         }
     }
 }
