@@ -23,25 +23,10 @@ enum HTTPBenchmark {
     static func run(seconds: Double, load backgroundRate: Int, probes: Int) throws -> BenchReport {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("bench-http-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let server = try ServerProcess(
-            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try BenchKeys.file(data)])
-        defer {
-            _ = server.terminate()
-            try? FileManager.default.removeItem(atPath: data + ".keys.json")
-        }
-
-        // Seed: 50 devices × 50 chats, so the list is a realistic 50-chat page.
-        let producer = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
-        var model = TrafficModel(.init(devices: 50, chatsPerDevice: 50, seed: 3))
-        for _ in 0..<20_000 {
-            let event = model.next().event
-            try producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
-        }
-        try producer.flush(timeoutMilliseconds: 60_000)
-        for (partition, offset) in producer.report.lastOffsets {
-            _ = try HTTPLoadClient(port: server.port).get("/api/v1/devices/dev-1/unread?minPosition=\(partition):\(offset)&wait=30000")
-        }
+        let keys = try BenchKeys.file(data)
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        let server = try seededServer(data: data, keys: keys, loops: 1)
+        defer { _ = server.terminate() }
 
         var report = BenchReport(bench: "http")
         let baseline = try load(port: server.port, target: "/healthz", seconds: seconds)
@@ -70,6 +55,18 @@ enum HTTPBenchmark {
         }
         _ = NginxReference.pin(server.processIdentifier, cores: "0-\(max(0, ProcessInfo.processInfo.activeProcessorCount - 1))")
 
+        // The same list from a server with two loops (--http-threads 2), unpinned like the first figure.
+        do {
+            let twoLoops = try seededServer(data: data + "-2", keys: keys, loops: 2)
+            defer {
+                _ = twoLoops.terminate()
+                try? FileManager.default.removeItem(atPath: data + "-2")
+            }
+            let two = try load(port: twoLoops.port, target: "/api/v1/devices/dev-1/chats", seconds: seconds)
+            report.add("chats_2_loops_requests_per_s", two.rate, "req/s")
+            report.add("chats_2_vs_1_loops", two.rate / chats.rate, "ratio")
+        }
+
         // A marker not visible in time is a figure (markers_not_visible), not a failed bench:
         // on a loaded machine a marker can take seconds, and that is what the figure shows.
         let probe = FreshnessProbe(
@@ -84,6 +81,30 @@ enum HTTPBenchmark {
         report.notes.append("chatledger run as a child process (embedded mock broker); \(Self.clients) client threads × \(Self.connections) keep-alive connections, one request in flight each")
         report.notes.append("freshness: \(probes) probes, each from the produce call to the first GET showing it")
         return report
+    }
+
+    /// A `run` child with `loops` HTTP loops, holding 50 devices × 50 chats (so the list is a
+    /// realistic 50-chat page), all applied.
+    static func seededServer(data: String, keys: String, loops: Int) throws -> ServerProcess {
+        let server = try ServerProcess(
+            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--http-threads", String(loops)])
+        do {
+            let producer = try KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "0"]))
+            var model = TrafficModel(.init(devices: 50, chatsPerDevice: 50, seed: 3))
+            for _ in 0..<20_000 {
+                let event = model.next().event
+                try producer.send(topic: topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+            }
+            try producer.flush(timeoutMilliseconds: 60_000)
+            for (partition, offset) in producer.report.lastOffsets {
+                _ = try HTTPLoadClient(port: server.port).get("/api/v1/devices/dev-1/unread?minPosition=\(partition):\(offset)&wait=30000")
+            }
+            return server
+        } catch {
+            _ = server.terminate()
+            throw error
+        }
     }
 
     static let clients = 2

@@ -1,5 +1,6 @@
 import ChatProjection
 import EventLog
+import Foundation
 import Ingest
 import LedgerSupport
 import QueryWorker
@@ -11,6 +12,7 @@ enum QueryWorkerOptions {
     static let limits: [CommandSpec.Option] = {
         let defaults = HTTPServer.Configuration()
         return [
+            CommandSpec.Option("http-threads", "N", "HTTP event loops, each on its own thread with its share of the connections.", default: String(defaultLoops)),
             CommandSpec.Option("max-connections", "N", "At this many open connections a new one replaces the one idle longest; with all busy it gets 503.", default: String(defaults.maxConnections)),
             CommandSpec.Option("header-timeout-ms", "MS", "A request head must arrive within this (else 408).", default: String(defaults.headerTimeoutMilliseconds)),
             CommandSpec.Option("idle-timeout-ms", "MS", "Idle keep-alive connections close after this.", default: String(defaults.idleTimeoutMilliseconds)),
@@ -19,6 +21,9 @@ enum QueryWorkerOptions {
             CommandSpec.Option("max-headers", "N", "More header fields get 431.", default: String(defaults.limits.headerCount)),
         ]
     }()
+
+    /// `--http-threads` by default: one loop per core.
+    static var defaultLoops: Int { max(1, min(HTTPServer.maxLoops, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// The server configuration from `--http ADDR` (default: the `http` option's) and the limits.
     static func configuration(_ arguments: ParsedArguments) throws -> HTTPServer.Configuration {
@@ -29,6 +34,7 @@ enum QueryWorkerOptions {
         configuration.host = String(parts[0])
         configuration.port = port
         let big = 1...(1 << 30)
+        if let value = try arguments.integer("http-threads", in: 1...HTTPServer.maxLoops) { configuration.loops = value }
         if let value = try arguments.integer("max-connections", in: 1...1_000_000) { configuration.maxConnections = value }
         if let value = try arguments.integer("header-timeout-ms", in: big) { configuration.headerTimeoutMilliseconds = value }
         if let value = try arguments.integer("idle-timeout-ms", in: big) { configuration.idleTimeoutMilliseconds = value }

@@ -23,6 +23,10 @@ package final class HTTPServer: Sendable {
         /// been idle longest with no request in progress (as nginx reuses connections); only
         /// when every connection is busy is the new one refused (503).
         package var maxConnections = 1_024
+        /// Event loops, each on its own thread, each accepting from the one listener (a new
+        /// connection wakes one of them) up to its share of `maxConnections`; every route,
+        /// stream and parked request works on any of them. At most `HTTPServer.maxLoops`.
+        package var loops = 1
         /// How long a connection closed after a response (an error, `Connection: close`) is
         /// drained once its write side is shut, so the client reads the response instead
         /// of a reset.
@@ -86,7 +90,8 @@ package final class HTTPServer: Sendable {
     /// write to a descriptor number that was closed and perhaps reused for a file.
     private let lifecycle = Mutex(Lifecycle.idle)
     private let workers = DeferredWork()
-    /// Numbers the requests answered off the loop, so a late answer never reaches a later request.
+    /// Numbers the requests answered off the loop, so a late answer never reaches a later
+    /// request; a ticket is this number, then the connection's loop in the low byte.
     private let tickets = Atomic<UInt64>(0)
     private let logger = Logger(label: "http")
 
@@ -96,95 +101,130 @@ package final class HTTPServer: Sendable {
         self.handler = handler
     }
 
-    /// Binds, listens and starts the loop; returns the port it listens on.
+    /// Binds, listens and starts the loops; returns the port they listen on.
     package func start() throws -> UInt16 {
+        let loops = max(1, min(Self.maxLoops, configuration.loops))
+        // One listener (not SO_REUSEPORT: a second server on the port must fail), accepted
+        // from by the first loop, which hands every other new connection to the next loop.
+        handoffs.withLock { $0 = Array(repeating: [], count: loops) }
+        let (listener, port) = try Self.listen(configuration.host, configuration.port)
+        var pipes: [WakePipe] = []
+        func closeAll() {
+            close(listener)
+            for pipe in pipes {
+                close(pipe.read)
+                close(pipe.write)
+            }
+        }
+        for _ in 0..<loops {
+            var wake: [Int32] = [-1, -1]
+            guard cl_pipe(&wake) == 0 else {
+                closeAll()
+                throw StartError(description: "pipe2: errno \(errno)")
+            }
+            pipes.append(WakePipe(read: wake[0], write: wake[1]))
+        }
+        // The loop threads own the listener: the last one to end closes it. The wake pipes
+        // belong to the lifecycle: `stop()` closes them once no thread that could wake a
+        // loop is left (a write end whose read end is closed would raise SIGPIPE).
+        let running = LoopCount(loops)
+        let threads = (0..<loops).map { index in
+            LedgerThread { [self, wakeRead = pipes[index].read] in
+                runLoop(UInt8(index), loops: loops, listener: listener, wakeRead: wakeRead)
+                if running.endOne() { close(listener) }
+            }
+        }
+        let claimed = lifecycle.withLock { stage in
+            guard case .idle = stage else { return false }
+            stage = .running(wake: pipes, loops: threads)
+            return true
+        }
+        guard claimed else {
+            closeAll()
+            throw StartError(description: "this server was started before (a server starts once)")
+        }
+        for thread in threads { thread.start() }
+        workers.start(threads: max(1, configuration.workerThreads)) { [self] in self.wake() }
+        return port
+    }
+
+    /// The most loops a server runs (tickets carry their loop in one byte).
+    package static let maxLoops = 64
+
+    /// How many loops are still running.
+    private final class LoopCount: Sendable {
+        private let count: Atomic<Int>
+
+        init(_ count: Int) { self.count = Atomic(count) }
+
+        /// Counts one loop's end; true for the last one.
+        func endOne() -> Bool { count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
+    }
+
+    /// A non-blocking listening socket on `host:port` (0: any free port); the port it got.
+    private static func listen(_ host: String, _ port: UInt16) throws -> (Int32, UInt16) {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw StartError(description: "socket: errno \(errno)") }
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = configuration.port.bigEndian
-        guard inet_pton(AF_INET, configuration.host, &address.sin_addr) == 1 else {
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             close(listener)
-            throw StartError(description: "not an IPv4 address: \(configuration.host)")
+            throw StartError(description: "not an IPv4 address: \(host)")
         }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(listener, 511) == 0 else {
+        guard bound == 0, Glibc.listen(listener, 511) == 0 else {
             let error = errno
             close(listener)
-            throw StartError(description: "bind/listen \(configuration.host):\(configuration.port): errno \(error)")
+            throw StartError(description: "bind/listen \(host):\(port): errno \(error)")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
         }
-        var wake: [Int32] = [-1, -1]
-        guard cl_pipe(&wake) == 0 else {
-            close(listener)
-            throw StartError(description: "pipe2: errno \(errno)")
-        }
-        let wakeRead = wake[0]
-        // The loop thread owns the listener and closes it when it ends. The wake pipe
-        // belongs to the lifecycle: `stop()` closes both ends once no thread that could wake
-        // the loop is left (a write end whose read end is closed would raise SIGPIPE).
-        let thread = LedgerThread { [self] in
-            runLoop(listener: listener, wakeRead: wakeRead)
-            close(listener)
-        }
-        let claimed = lifecycle.withLock { stage in
-            guard case .idle = stage else { return false }
-            stage = .running(wake: WakePipe(read: wake[0], write: wake[1]), loop: thread)
-            return true
-        }
-        guard claimed else {
-            close(wake[0])
-            close(wake[1])
-            close(listener)
-            throw StartError(description: "this server was started before (a server starts once)")
-        }
-        thread.start()
-        workers.start(threads: max(1, configuration.workerThreads)) { [self] in self.wake() }
-        return UInt16(bigEndian: address.sin_port)
+        return (listener, UInt16(bigEndian: address.sin_port))
     }
 
-    /// Makes the loop ask parked requests again now (call it when what they wait for may
-    /// have happened, e.g. after events were applied). Safe from any thread.
+    /// Makes every loop ask its parked requests again now (call it when what they wait for
+    /// may have happened, e.g. after events were applied). Safe from any thread.
     package func wake() {
         var byte: UInt8 = 1
         lifecycle.withLock { stage in
             // Non-blocking: never waits under the lock. Idle or stopped: there is no loop to wake.
-            if let pipe = stage.wake { _ = write(pipe.write, &byte, 1) }
+            for pipe in stage.wake { _ = write(pipe.write, &byte, 1) }
         }
     }
 
     /// Stops accepting, finishes writing in-flight responses, closes every connection, waits
-    /// for the loop thread and the worker threads to end, and only then closes the wake
-    /// pipe. A server that was never started just becomes stopped.
+    /// for the loop threads and the worker threads to end, and only then closes the wake
+    /// pipes. A server that was never started just becomes stopped.
     package func stop() {
-        let thread: LedgerThread? = lifecycle.withLock { stage in
+        let threads: [LedgerThread] = lifecycle.withLock { stage in
             switch stage {
             case .idle:
                 stage = .stopped
-                return nil
-            case .running(let wake, let loop):
+                return []
+            case .running(let wake, let loops):
                 stage = .stopping(wake: wake)
-                return loop
+                return loops
             case .stopping, .stopped:
-                return nil
+                return []
             }
         }
-        guard let thread else { return }
+        guard !threads.isEmpty else { return }
         stopping.store(true, ordering: .releasing)
         wake()
-        thread.join()
-        // Deferred work still running (an auditor replay) wakes the loop when it ends; the
-        // write end stays open until the last worker has been joined.
+        for thread in threads { thread.join() }
+        // Deferred work still running (an auditor replay) wakes the loops when it ends; the
+        // write ends stay open until the last worker has been joined.
         workers.stop()
+        for unadopted in handoffs.withLock({ $0.joined() }) { close(unadopted) }
         lifecycle.withLock { stage in
-            if let pipe = stage.wake {
+            for pipe in stage.wake {
                 close(pipe.write)
                 close(pipe.read)
             }
@@ -192,25 +232,25 @@ package final class HTTPServer: Sendable {
         }
     }
 
-    /// The two ends of the pipe that wakes the loop.
+    /// The two ends of the pipe that wakes a loop.
     private struct WakePipe {
         var read: Int32
         var write: Int32
     }
 
-    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipe;
-    /// leaving `stopping` closes it.
+    /// The stages of a server's life. Only `running` and `stopping` hold the wake pipes;
+    /// leaving `stopping` closes them.
     private enum Lifecycle {
         case idle
-        case running(wake: WakePipe, loop: LedgerThread)
-        /// The loop is draining and the worker threads finishing; they may still wake it.
-        case stopping(wake: WakePipe)
+        case running(wake: [WakePipe], loops: [LedgerThread])
+        /// The loops are draining and the worker threads finishing; they may still wake them.
+        case stopping(wake: [WakePipe])
         case stopped
 
-        var wake: WakePipe? {
+        var wake: [WakePipe] {
             switch self {
-            case .running(let pipe, _), .stopping(let pipe): return pipe
-            case .idle, .stopped: return nil
+            case .running(let pipes, _), .stopping(let pipes): return pipes
+            case .idle, .stopped: return []
             }
         }
     }
@@ -238,6 +278,8 @@ package final class HTTPServer: Sendable {
         var output: [UInt8] = []
         var outputBody: [UInt8] = []
         var sent = 0
+        /// The loop it belongs to (answers computed off the loop find their way back by it).
+        var loop: UInt8 = 0
         /// When its entry in the table's timer heap comes up (nil: none).
         var timer: ContinuousClock.Instant?
         /// Whether epoll also reports when the socket takes more (a write was cut short).
@@ -347,9 +389,15 @@ package final class HTTPServer: Sendable {
         /// connection has since moved its timer (or closed) is dropped when it comes up. A
         /// timer that moves later (every request moves the idle one) costs nothing until then.
         private(set) var timers = DeadlineHeap()
+        /// Which of the server's loops this is.
+        let loop: UInt8
+        /// This loop's share of `maxConnections`.
+        let limit: Int
         let timeouts: Timeouts
 
-        init(timeouts: Timeouts) {
+        init(loop: UInt8, limit: Int, timeouts: Timeouts) {
+            self.loop = loop
+            self.limit = limit
             self.timeouts = timeouts
         }
 
@@ -399,12 +447,15 @@ package final class HTTPServer: Sendable {
         }
     }
 
-    private func runLoop(listener: Int32, wakeRead: Int32) {
+    /// Loop `loop` of `loops`: its connections, from its own listener.
+    private func runLoop(_ loop: UInt8, loops: Int, listener: Int32, wakeRead: Int32) {
         let epoll = cl_epoll_create()
         defer { close(epoll) }
-        watch(epoll, listener, UInt32(CL_EPOLLIN))
+        if loop == 0 { watch(epoll, listener, UInt32(CL_EPOLLIN)) }
         watch(epoll, wakeRead, UInt32(CL_EPOLLIN))
+        var nextLoop = 0
         var connections = ConnectionTable(
+            loop: loop, limit: (configuration.maxConnections + loops - 1) / loops,
             timeouts: Timeouts(
                 header: .milliseconds(configuration.headerTimeoutMilliseconds), idle: .milliseconds(configuration.idleTimeoutMilliseconds),
                 heartbeat: .milliseconds(configuration.streamHeartbeatMilliseconds)))
@@ -419,7 +470,7 @@ package final class HTTPServer: Sendable {
             if stopping.load(ordering: .acquiring) {
                 if drainDeadline == nil {
                     drainDeadline = .now + .seconds(2)
-                    cl_epoll_unwatch(epoll, listener)
+                    if loop == 0 { cl_epoll_unwatch(epoll, listener) }
                 }
                 // Idle connections and streams close now; the rest once their response is out.
                 for (fd, connection) in connections.all {
@@ -444,11 +495,18 @@ package final class HTTPServer: Sendable {
                 let fd = readyDescriptors[index]
                 let flags = readyEvents[index]
                 if fd == listener {
-                    acceptAll(listener, epoll, &connections)
+                    acceptAll(listener, epoll, &connections, next: &nextLoop, loops: loops)
                 } else if fd == wakeRead {
                     var drain = [UInt8](repeating: 0, count: 64)
                     while read(wakeRead, &drain, drain.count) > 0 {}
                     woken = true
+                    // Connections the first loop accepted for this one.
+                    for handed in handoffs.withLock({ handoffs in
+                        defer { handoffs[Int(loop)] = [] }
+                        return handoffs[Int(loop)]
+                    }) {
+                        adopt(handed, epoll, &connections)
+                    }
                 } else if var connection = connections.take(fd) {
                     var open = true
                     if flags & UInt32(CL_EPOLLIN | CL_EPOLLHUP | CL_EPOLLERR | CL_EPOLLRDHUP) != 0 {
@@ -477,34 +535,63 @@ package final class HTTPServer: Sendable {
         _ = cl_epoll_watch(epoll, fd, flags, modify ? 1 : 0)
     }
 
-    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout ConnectionTable) {
+    /// Accepts every waiting connection, in turn for each loop (`next`): this loop's are
+    /// adopted here, the others handed to their loop, which is woken to adopt them.
+    private func acceptAll(_ listener: Int32, _ epoll: Int32, _ connections: inout ConnectionTable, next: inout Int, loops: Int) {
         while true {
             let fd = cl_accept(listener)
             if fd < 0 {
                 if errno == EINTR { continue }
                 return  // EAGAIN: none left; anything else: try again on the next event
             }
-            if connections.count >= configuration.maxConnections, let reusable = longestIdle(connections) {
-                update(reusable, nil, &connections)
+            let target = next
+            next = (next + 1) % loops
+            if target == Int(connections.loop) {
+                adopt(fd, epoll, &connections)
+            } else {
+                handoffs.withLock { $0[target].append(fd) }
+                wake(loop: target)
             }
-            guard connections.count < configuration.maxConnections else {
-                // Every connection is busy. A handful over the limit are let in to hear why
-                // (503, then a lingering close); past that the new one is closed unheard.
-                guard connections.count < configuration.maxConnections + Self.refusalsOverLimit else {
-                    close(fd)
-                    continue
-                }
-                var refused = Connection()
-                refused.output = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
-                    .encoded(keepAlive: false)
-                refused.closeAfterWrite = true
-                watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
-                update(fd, flush(fd, epoll, &refused) ? refused : nil, &connections)
-                continue
-            }
-            connections[fd] = Connection()
-            watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
         }
+    }
+
+    /// Connections accepted by the first loop for each loop, until it adopts them.
+    private let handoffs = Mutex<[[Int32]]>([])
+
+    /// Wakes one loop (to adopt the connections handed to it).
+    private func wake(loop: Int) {
+        var byte: UInt8 = 1
+        lifecycle.withLock { stage in
+            let pipes = stage.wake
+            if loop < pipes.count { _ = write(pipes[loop].write, &byte, 1) }
+        }
+    }
+
+    /// Takes a new connection into this loop: at the limit it replaces the connection idle
+    /// longest; with every connection busy it is refused (503).
+    private func adopt(_ fd: Int32, _ epoll: Int32, _ connections: inout ConnectionTable) {
+        if connections.count >= connections.limit, let reusable = longestIdle(connections) {
+            update(reusable, nil, &connections)
+        }
+        guard connections.count < connections.limit else {
+            // Every connection is busy. A handful over the limit are let in to hear why
+            // (503, then a lingering close); past that the new one is closed unheard.
+            guard connections.count < connections.limit + Self.refusalsOverLimit else {
+                close(fd)
+                return
+            }
+            var refused = Connection()
+            refused.output = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
+                .encoded(keepAlive: false)
+            refused.closeAfterWrite = true
+            watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
+            update(fd, flush(fd, epoll, &refused) ? refused : nil, &connections)
+            return
+        }
+        var connection = Connection()
+        connection.loop = connections.loop
+        connections[fd] = connection
+        watch(epoll, fd, UInt32(CL_EPOLLIN | CL_EPOLLRDHUP))
     }
 
     /// How many refused connections may linger over `maxConnections` at once.
@@ -601,11 +688,11 @@ package final class HTTPServer: Sendable {
         case .awaiting(let deadline, let fallback, let check):
             connection.phase = .parked(request, deadline: deadline, fallback: fallback, check: check)
         case .deferred(let work):
-            let ticket = tickets.add(1, ordering: .relaxed).newValue
+            let ticket = tickets.add(1, ordering: .relaxed).newValue << 8 | UInt64(connection.loop)
             connection.phase = .working(request, ticket: ticket, deadline: nil, fallback: nil)
             workers.submit(ticket: ticket, work)
         case .pending(let deadline, let fallback, let start):
-            let ticket = tickets.add(1, ordering: .relaxed).newValue
+            let ticket = tickets.add(1, ordering: .relaxed).newValue << 8 | UInt64(connection.loop)
             connection.phase = .working(request, ticket: ticket, deadline: deadline, fallback: fallback)
             start { [workers] next in workers.complete(ticket: ticket, next) }
         case .stream(let head, let stream):
@@ -670,7 +757,7 @@ package final class HTTPServer: Sendable {
 
     /// Puts into effect what other threads finished (for connections still waiting for it).
     private func deliverCompletions(_ epoll: Int32, _ parser: HTTPRequestParser, _ connections: inout ConnectionTable) {
-        let done = workers.takeFinished()
+        let done = workers.takeFinished(loop: connections.loop)
         guard !done.isEmpty else { return }
         for fd in connections.waiting {
             guard let connection = connections[fd], case .working(let request, let ticket, _, _) = connection.phase,
@@ -882,11 +969,17 @@ private final class DeferredWork: Sendable {
         onFinished.withLock { $0 }?()
     }
 
-    /// The answers left since the last call, by ticket (those nobody waits for any more are dropped).
-    func takeFinished() -> [UInt64: HTTPServer.Reply] {
+    /// The answers left for `loop` since its last call, by ticket (those nobody waits for
+    /// any more are dropped).
+    func takeFinished(loop: UInt8) -> [UInt64: HTTPServer.Reply] {
         queue.withLock { queue in
-            defer { queue.finished = [:] }
-            return queue.finished
+            guard !queue.finished.isEmpty else { return [:] }
+            var mine: [UInt64: HTTPServer.Reply] = [:]
+            for (ticket, reply) in queue.finished where UInt8(truncatingIfNeeded: ticket) == loop {
+                mine[ticket] = reply
+            }
+            for ticket in mine.keys { queue.finished[ticket] = nil }
+            return mine
         }
     }
 
