@@ -412,7 +412,7 @@ package final class HTTPServer: Sendable {
 
         /// The connection whose timer is due by `now`, taken out of the table (nil: none left).
         mutating func takeDue(_ now: ContinuousClock.Instant) -> (fd: Int32, Connection)? {
-            while let (at, fd) = timers.first, at <= now {
+            while let at = timers.firstDeadline, at <= now, let fd = timers.first?.fd {
                 timers.removeFirst()
                 guard all[fd]?.timer == at, var connection = take(fd) else { continue }  // moved or closed since
                 connection.timer = nil
@@ -424,13 +424,13 @@ package final class HTTPServer: Sendable {
         subscript(fd: Int32) -> Connection? {
             get { all[fd] }
             set {
-                var newValue = newValue
-                if var connection = newValue, let deadline = timeouts.deadline(connection), connection.timer.map({ deadline < $0 }) ?? true {
-                    timers.insert(deadline, fd)
-                    connection.timer = deadline
-                    newValue = connection
-                }
                 all[fd] = newValue
+                // Scheduled in place, without a copy of the connection; usually the timer is
+                // already at or before the new deadline and nothing is done.
+                if let connection = newValue, let deadline = timeouts.deadline(connection), connection.timer.map({ deadline < $0 }) ?? true {
+                    timers.insert(deadline, fd)
+                    all[fd]?.timer = deadline
+                }
                 // The sets are usually empty: no hashing then.
                 switch newValue?.phase {
                 case .some(.parked), .some(.working):
@@ -487,8 +487,11 @@ package final class HTTPServer: Sendable {
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            let parkedDeadline = (connections.waiting.compactMap { connections[$0]?.deadline } + [connections.timers.first?.at].compactMap { $0 }).min()
-            let timeout = parkedDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
+            var nextDeadline = connections.timers.firstDeadline
+            for fd in connections.waiting {
+                if let deadline = connections[fd]?.deadline, nextDeadline.map({ deadline < $0 }) ?? true { nextDeadline = deadline }
+            }
+            let timeout = nextDeadline.map { max(0, min(100, Int32((($0 - .now) / .milliseconds(1)).rounded(.up)))) } ?? 100
             let count = cl_epoll_wait(epoll, &readyDescriptors, &readyEvents, 64, timeout)
             var woken = false
             for index in 0..<max(0, Int(count)) {
@@ -888,6 +891,9 @@ private struct DeadlineHeap {
     private var entries: [(at: ContinuousClock.Instant, fd: Int32)] = []
 
     var first: (at: ContinuousClock.Instant, fd: Int32)? { entries.first }
+
+    /// The earliest deadline.
+    var firstDeadline: ContinuousClock.Instant? { entries.isEmpty ? nil : entries[0].at }
 
     mutating func insert(_ at: ContinuousClock.Instant, _ fd: Int32) {
         entries.append((at, fd))
