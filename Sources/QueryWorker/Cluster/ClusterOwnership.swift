@@ -12,6 +12,12 @@ package final class ClusterOwnership: Sendable {
         package var incarnation: String
         /// It has caught the partition up with Kafka, so its answers are current.
         package var ready: Bool
+
+        package init(instance: String, incarnation: String, ready: Bool) {
+            self.instance = instance
+            self.incarnation = incarnation
+            self.ready = ready
+        }
     }
 
     private struct State {
