@@ -166,10 +166,12 @@ package final class ClusterRouter: Sendable {
 }
 
 /// The server's wake, set after the router exists (the server is made with the router).
+/// (In an array: a closure held directly in a `Mutex` is reabstracted on every access and
+/// grows a chain of thunks.)
 private final class WakeBox: Sendable {
-    private let action = Mutex<(@Sendable () -> Void)?>(nil)
-    func set(_ wake: @escaping @Sendable () -> Void) { action.withLock { $0 = wake } }
-    func wake() { action.withLock { $0 }?() }
+    private let action = Mutex<[@Sendable () -> Void]>([])
+    func set(_ wake: @escaping @Sendable () -> Void) { action.withLock { $0 = [wake] } }
+    func wake() { for wake in action.withLock({ $0 }) { wake() } }
 }
 
 extension HTTPServer.Reply {
