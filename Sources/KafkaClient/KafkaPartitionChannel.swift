@@ -81,20 +81,22 @@ package final class KafkaPartitionChannel: @unchecked Sendable {
         destroyConsumer(consumer, queue: queue, afterFatalError: false)
     }
 
-    /// Writes one record to the channel's partition and waits until the broker has it.
-    /// - Throws: `KafkaError` if it is refused or not acknowledged within `timeoutMilliseconds`.
-    package func write(key: [UInt8], value: [UInt8], timeoutMilliseconds: Int32 = 10_000) throws(KafkaError) {
-        let result = value.withUnsafeBytes { valueBytes in
-            key.withUnsafeBytes { keyBytes in
-                rd_kafka_produce(
-                    producerTopic, partition, RD_KAFKA_MSG_F_COPY, UnsafeMutableRawPointer(mutating: valueBytes.baseAddress),
-                    valueBytes.count, keyBytes.baseAddress, keyBytes.count, nil)
+    /// Writes records to the channel's partition, in order, and waits until the broker has them all.
+    /// - Throws: `KafkaError` if one is refused or they are not acknowledged within `timeoutMilliseconds`.
+    package func write(_ records: [(key: [UInt8], value: [UInt8])], timeoutMilliseconds: Int32 = 10_000) throws(KafkaError) {
+        for record in records {
+            let result = record.value.withUnsafeBytes { valueBytes in
+                record.key.withUnsafeBytes { keyBytes in
+                    rd_kafka_produce(
+                        producerTopic, partition, RD_KAFKA_MSG_F_COPY, UnsafeMutableRawPointer(mutating: valueBytes.baseAddress),
+                        valueBytes.count, keyBytes.baseAddress, keyBytes.count, nil)
+                }
             }
+            guard result == 0 else { throw .produce(rd_kafka_last_error(), topic: topic) }
         }
-        guard result == 0 else { throw .produce(rd_kafka_last_error(), topic: topic) }
         let flushed = rd_kafka_flush(producer, timeoutMilliseconds)
         guard flushed == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw .flush("a record to \(topic)/\(partition) not acknowledged after \(timeoutMilliseconds) ms")
+            throw .flush("records to \(topic)/\(partition) not acknowledged after \(timeoutMilliseconds) ms")
         }
     }
 

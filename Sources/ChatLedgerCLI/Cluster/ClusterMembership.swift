@@ -80,32 +80,31 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
     func caughtUp(_ partitions: [Int32]) { write(partitions, .ready) }
 
     func revoked(_ partitions: [Int32]) {
-        // Applied here at once as well: from now on this instance must not answer for them,
-        // even before its reader gets to the record.
+        // Applied here at once as well, written or not: from now on this instance must not
+        // answer for them, even before its reader gets to the record.
         for record in write(partitions, .released) { ownership.apply(record) }
     }
 
+    /// Writes one record per partition (one flush for all, inside the rebalance callback);
+    /// returns the records, written or not.
     @discardableResult
     private func write(_ partitions: [Int32], _ state: MembershipRecord.State) -> [MembershipRecord] {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         let now = Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-        var written: [MembershipRecord] = []
-        for partition in partitions.sorted() {
-            let record = MembershipRecord(
-                partition: partition, instance: advertise, incarnation: incarnation, state: state, partitions: self.partitions, at: now)
-            do {
-                try channel.write(key: record.key, value: record.encoded())
-                written.append(record)
-            } catch {
-                // Others keep the previous fact: forwards to this instance get 503 until the next write.
-                logger.error("cannot write a membership record", ["partition": partition, "state": state.rawValue, "error": error])
-            }
+        let records = partitions.sorted().map { partition in
+            MembershipRecord(partition: partition, instance: advertise, incarnation: incarnation, state: state, partitions: self.partitions, at: now)
         }
-        if !written.isEmpty {
+        guard !records.isEmpty else { return [] }
+        let list = records.map { String($0.partition) }.joined(separator: ",")
+        do {
+            try channel.write(records.map { (key: $0.key, value: $0.encoded()) })
             logger.info("membership", ["state": state.rawValue, "partitions": partitions.sorted().map(String.init).joined(separator: ",")])
+        } catch {
+            // Others keep the previous fact: forwards to this instance get 503 until the next write.
+            logger.error("cannot write membership records", ["partitions": list, "state": state.rawValue, "error": error])
         }
-        return written
+        return records
     }
 
     /// What stops cluster mode from starting.
