@@ -92,10 +92,10 @@ struct ClusterModeTests {
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
     }
 
-    static func get(_ port: UInt16, _ target: String) throws -> Answer {
+    static func get(_ port: UInt16, _ target: String, key: String = "demo-key") throws -> Answer {
         let client = try LoopbackClient(port: port)
         defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: \(key)\r\nConnection: close\r\n\r\n")
         let response = client.readToEnd()
         let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
         guard let end = response.range(of: "\r\n\r\n") else { return Answer(status: status, headers: [:], body: "") }
@@ -126,16 +126,14 @@ struct ClusterModeTests {
         return try result.withLock { $0 }!.get()
     }
 
-    @Test("3 instances, 12 partitions, 1,000 devices: every device's chat list from every instance is identical (body, ETag, position) and correct, and names the owner in X-Ledger-Instance")
-    func everyInstanceAnswersEveryDevice() throws {
-        let cluster = try Cluster()
-        let producer = try KafkaRecordProducer(bootstrapServers: cluster.broker.bootstrapServers, topic: Self.topic, deliveryTimeoutMilliseconds: 10_000)
+    /// `index % 4 + 1` messages for each device `cd-index`, acknowledged; each device's last delivery.
+    static func produceDevices(_ broker: MockCluster, count: Int) throws -> [String: KafkaRecordProducer.Delivery] {
+        let producer = try KafkaRecordProducer(bootstrapServers: broker.bootstrapServers, topic: Self.topic, deliveryTimeoutMilliseconds: 10_000)
         defer { producer.close(timeoutMilliseconds: 5_000) }
-        let devices = (0..<1_000).map { "cd-\($0)" }
-        var last: [String: KafkaRecordProducer.Delivery] = [:]
         let pending = Mutex<[String: KafkaRecordProducer.Delivery]>([:])
         let group = DispatchGroup()
-        for (index, device) in devices.enumerated() {
+        for index in 0..<count {
+            let device = "cd-\(index)"
             for value in Self.messages(device, from: 1, count: index % 4 + 1) {
                 group.enter()
                 producer.send(key: Array(device.utf8), value: Array(value.utf8)) { outcome in
@@ -149,24 +147,27 @@ struct ClusterModeTests {
             }
         }
         group.wait()
-        last = pending.withLock { $0 }
-        #expect(last.count == devices.count, "every device's events acknowledged")
-        for (device, delivery) in last {
-            #expect(DevicePartitioner.partition(of: device, partitions: Self.partitions) == delivery.partition, "the producers' partitioner is the router's")
-        }
+        return pending.withLock { $0 }
+    }
 
-        // Until membership settles, an instance may say 503 with Retry-After: then ask again.
+    /// Every device's chat list from every port in `ports` (waiting for its last event with
+    /// `minPosition`; a 503 must say Retry-After and is asked again): identical everywhere
+    /// and correct. Returns the instances that answered as owners.
+    static func expectEveryDeviceEverywhere(_ last: [String: KafkaRecordProducer.Delivery], count: Int, ports: [UInt16], key: String = "demo-key") throws -> Set<String> {
         let deadline = ContinuousClock.now + .seconds(60)
         var owners: Set<String> = []
-        for (index, device) in devices.enumerated() {
-            let delivery = try #require(last[device])
+        for index in 0..<count {
+            let device = "cd-\(index)"
+            let delivery = try #require(last[device], "every device's events acknowledged")
+            #expect(DevicePartitioner.partition(of: device, partitions: Self.partitions) == delivery.partition, "the producers' partitioner is the router's")
             var answers: [Answer] = []
-            for port in cluster.ports {
-                var answer = try Self.get(port, "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(delivery.offset)&wait=10000")
+            for port in ports {
+                let target = "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(delivery.offset)&wait=10000"
+                var answer = try Self.get(port, target, key: key)
                 while answer.status == 503, ContinuousClock.now < deadline {
                     #expect(answer.headers["retry-after"] != nil, "a 503 says when to come back")
                     usleep(100_000)
-                    answer = try Self.get(port, "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(delivery.offset)&wait=10000")
+                    answer = try Self.get(port, target, key: key)
                 }
                 try #require(answer.status == 200, "\(device) from port \(port): \(answer.status) \(answer.body)")
                 answers.append(answer)
@@ -186,7 +187,45 @@ struct ClusterModeTests {
             #expect(position.count == 2 && position[0] == Int64(delivery.partition) && position[1] >= delivery.offset, "the device's partition, at or past its last event")
             owners.insert(answers[0].headers["x-ledger-instance"] ?? "")
         }
+        return owners
+    }
+
+    @Test("3 instances, 12 partitions, 1,000 devices: every device's chat list from every instance is identical (body, ETag, position) and correct, and names the owner in X-Ledger-Instance")
+    func everyInstanceAnswersEveryDevice() throws {
+        let cluster = try Cluster()
+        let last = try Self.produceDevices(cluster.broker, count: 1_000)
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: 1_000, ports: cluster.ports)
         #expect(owners == Set(cluster.ports.map { "http://127.0.0.1:\($0)" }), "the partitions are spread over all three instances")
+    }
+
+    @Test("ingest and serve as separate processes: each ingest advertises the serve beside it, and both serves answer every device identically and correctly")
+    func ingestAndServePairs() throws {
+        let broker = try MockCluster(topics: [(Self.topic, Self.partitions), (Self.topic + ".members", 1)])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-pairs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = directory + "/keys.json"
+        try Data(#"{"keys":[{"key":"pair-key","devices":["*"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: keys))
+        let last = try Self.produceDevices(broker, count: 200)
+        var processes: [ServerProcess] = []
+        defer { for process in processes.reversed() { _ = process.terminate() } }
+        var ports: [UInt16] = []
+        for index in 0..<2 {
+            let port = try Self.freePort()
+            let url = "http://127.0.0.1:\(port)"
+            let data = "\(directory)/i\(index)"
+            processes.append(try ServerProcess(
+                executable: ChatLedgerProcess.executable,
+                arguments: ["ingest", "--brokers", broker.bootstrapServers, "--data", data, "--http", "127.0.0.1:0", "--advertise", url, "--kafka-config", Self.kafka],
+                standardError: "\(directory)/ingest\(index).log"))
+            processes.append(try ServerProcess(
+                executable: ChatLedgerProcess.executable,
+                arguments: ["serve", "--data", data, "--http", "127.0.0.1:\(port)", "--keys", keys, "--brokers", broker.bootstrapServers, "--advertise", url],
+                standardError: "\(directory)/serve\(index).log"))
+            ports.append(port)
+        }
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: 200, ports: ports, key: "pair-key")
+        #expect(owners == Set(ports.map { "http://127.0.0.1:\($0)" }), "both pairs own partitions")
     }
 
     /// What the load has had acknowledged for a device: its unread messages and where the last one is.
