@@ -58,7 +58,8 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
             while !stopping.load(ordering: .acquiring) {
                 channel.read(timeoutMilliseconds: 100) { record in
                     guard let fact = MembershipRecord(decoding: record.value) else {
-                        logger.warning("not a membership record: ignored", ["offset": record.offset])
+                        ownership.ignore()
+                        logger.warning("not a membership record: ignored", ["topic": channel.topic, "offset": record.offset])
                         return
                     }
                     ownership.apply(fact)

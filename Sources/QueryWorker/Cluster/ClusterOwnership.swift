@@ -24,6 +24,7 @@ package final class ClusterOwnership: Sendable {
         var owners: [Int32: Owner] = [:]
         var partitionCount: Int?
         var applied = 0
+        var ignored = 0
     }
 
     private let state = Mutex(State())
@@ -64,6 +65,12 @@ package final class ClusterOwnership: Sendable {
     /// Every known owner, by partition.
     package var owners: [Int32: Owner] { state.withLock { $0.owners } }
 
+    /// Counts a record on the membership topic that is not a membership record (ignored).
+    package func ignore() { state.withLock { $0.ignored += 1 } }
+
+    /// Records on the membership topic that were not membership records.
+    package var recordsIgnored: Int { state.withLock { $0.ignored } }
+
     /// Records folded in so far.
     package var recordsApplied: Int { state.withLock { $0.applied } }
 
@@ -72,8 +79,15 @@ package final class ClusterOwnership: Sendable {
         listeners.withLock { $0.append(listener) }
     }
 
-    /// Registers `chatledger_cluster_*` metrics: partitions owned per instance and ready ones.
+    /// Registers `chatledger_cluster_*` metrics: partitions owned per instance and ready ones,
+    /// and records of the membership topic ignored.
     package func registerMetrics(in registry: MetricsRegistry) {
+        registry.collect(
+            "chatledger_cluster_membership_records_ignored_total", help: "Records on the membership topic that were not membership records.",
+            kind: .counter
+        ) {
+            [.init(Double(self.recordsIgnored))]
+        }
         registry.collect(
             "chatledger_cluster_partitions", help: "Partitions of the canonical topic per owning instance and readiness (membership topic).",
             kind: .gauge
