@@ -38,7 +38,7 @@ package final class ClusterRouter: Sendable {
     /// The header naming the instance that answered.
     package static let instanceHeader = "X-Ledger-Instance"
 
-    package init(ownership: ClusterOwnership, identity: Identity, forwardingThreads: Int = 8) {
+    package init(ownership: ClusterOwnership, identity: Identity, forwardingThreads: Int = 32) {
         self.ownership = ownership
         self.identity = identity
         let box = WakeBox()
