@@ -49,7 +49,7 @@ package final class ClusterForwarder: Sendable {
     ///   - answerTimeoutMilliseconds: how long an owner may take to answer (a `minPosition`
     ///     wait of up to 30 s runs there).
     package init(
-        threads: Int = 8, idlePerInstance: Int = 16, connectTimeoutMilliseconds: Int32 = 1_000, answerTimeoutMilliseconds: Int = 35_000,
+        threads: Int = 32, idlePerInstance: Int = 32, connectTimeoutMilliseconds: Int32 = 1_000, answerTimeoutMilliseconds: Int = 35_000,
         wake: @escaping @Sendable () -> Void
     ) {
         self.idlePerInstance = idlePerInstance
