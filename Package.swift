@@ -84,7 +84,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatLedgerCLITests",
-            dependencies: ["ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport", "BridgeAdapters"]
+            dependencies: [
+                "ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport", "BridgeAdapters", "QueryWorker",
+            ]
         ),
         .testTarget(
             name: "BridgeAdaptersTests",

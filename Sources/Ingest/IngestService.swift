@@ -21,6 +21,8 @@ package final class IngestService: Sendable {
         package var progressEverySeconds: Double
         /// What to do when the broker no longer has records the log needs.
         package var onBrokerLoss: BrokerLossPolicy
+        /// Cluster mode: told of every partition assigned, caught up and revoked.
+        package var ownership: (any PartitionOwnershipListener)?
 
         package init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
                     pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5,
@@ -80,7 +82,9 @@ package final class IngestService: Sendable {
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
             configuration: kafka,
             startOffset: { try pipeline.startOffset(for: $0) },
+            onAssigned: { configuration.ownership?.assigned($0) },
             onRevoked: { partitions in
+                configuration.ownership?.revoked(partitions)
                 do {
                     try pipeline.release(partitions)
                 } catch {
@@ -104,7 +108,8 @@ package final class IngestService: Sendable {
             if !pipeline.catchingUp.isEmpty {
                 var highs: [Int32: Int64] = [:]
                 for partition in pipeline.catchingUp { highs[partition] = consumer.highWatermark(partition: partition) }
-                pipeline.updateReadiness(highWatermarks: highs)
+                let caughtUp = pipeline.updateReadiness(highWatermarks: highs)
+                if !caughtUp.isEmpty { configuration.ownership?.caughtUp(caughtUp) }
             }
             caughtUp.store(!consumer.assignment.isEmpty && pipeline.catchingUp.isEmpty, ordering: .releasing)
             try pipeline.checkpointIfDue()

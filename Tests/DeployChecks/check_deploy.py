@@ -21,6 +21,9 @@ Usage: check_deploy.py PATH/TO/chatledger [DEPLOY_DIR]
   file; compose's credential files agree with the broker's users;
 - the k8s Ingress terminates TLS for the query Service without buffering Server-Sent Events
   and with a read timeout above the API's longest wait; kustomization lists every manifest;
+- cluster mode: every ingest advertises the URL of a serve that reads its data volume
+  and advertises the same URL, with that serve's --http port (compose services; the two
+  containers of a k8s pod);
 - shell scripts pass shellcheck.
 Prints one line per finding and a summary; exits 1 on any failure.
 """
@@ -402,6 +405,47 @@ def check_systemd(deploy, commands, binary):
             ok(f"systemd-analyze verify: {', '.join(unit.name for unit in units)}")
 
 
+def check_cluster(deploy):
+    """ingest --advertise names the serve that follows its volume, which advertises the same URL."""
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    pairs = 0
+    services = compose["services"]
+    for name, service in services.items():
+        command = service.get("command", [])
+        if not command or command[0] != "ingest" or "--advertise" not in command:
+            continue
+        url = command[command.index("--advertise") + 1]
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        serve = services.get(host, {}).get("command", [])
+        volume = next((v.split(":")[0] for v in service.get("volumes", []) if v.split(":")[1] == "/data"), None)
+        serve_volume = next((v.split(":")[0] for v in services.get(host, {}).get("volumes", []) if v.split(":")[1] == "/data"), None)
+        if not serve or serve[0] != "serve":
+            fail(f"compose.yaml service {name}: --advertise {url} names no serve service")
+        elif "--advertise" not in serve or serve[serve.index("--advertise") + 1] != url:
+            fail(f"compose.yaml service {host}: does not advertise {url} like {name}")
+        elif port_of(serve[serve.index("--http") + 1]) != int(port):
+            fail(f"compose.yaml service {host}: --http is not the port {url} names")
+        elif volume is None or volume != serve_volume:
+            fail(f"compose.yaml service {name}: {host} does not follow its data volume")
+        else:
+            pairs += 1
+            ok(f"compose.yaml: {name} and {host} are one cluster instance at {url}")
+    expect_some(pairs, "compose.yaml cluster mode")
+    documents = [document for path in sorted((deploy / "k8s").glob("*.yaml"))
+                 for document in yaml.safe_load_all(path.read_text()) if document]
+    for statefulset in (d for d in documents if d["kind"] == "StatefulSet"):
+        urls = {}
+        for container in statefulset["spec"]["template"]["spec"]["containers"]:
+            args = container["args"]
+            if "--advertise" in args:
+                urls[args[0]] = (args[args.index("--advertise") + 1], args[args.index("--http") + 1] if "--http" in args else "")
+        ingest, serve = urls.get("ingest"), urls.get("serve")
+        if not ingest or not serve or ingest[0] != serve[0] or not ingest[0].endswith(f":{port_of(serve[1])}"):
+            fail(f"k8s StatefulSet {statefulset['metadata']['name']}: ingest and serve must advertise the same URL, serve's port ({urls})")
+        else:
+            ok(f"k8s StatefulSet {statefulset['metadata']['name']}: ingest and serve advertise {ingest[0]}")
+
+
 def check_shell(deploy):
     scripts = sorted(str(path) for path in deploy.rglob("*.sh")) + [str(ROOT / ".ci" / "run")]
     result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
@@ -423,6 +467,7 @@ def main():
     check_compose(deploy, commands, routes)
     check_k8s(deploy, commands, routes)
     check_systemd(deploy, commands, binary)
+    check_cluster(deploy)
     check_shell(deploy)
     print(f"{len(checked)} checks passed, {len(failures)} failed")
     return 1 if failures else 0

@@ -8,7 +8,7 @@ import LedgerSupport
 enum BenchCommand: Command {
     static let spec = CommandSpec(
         name: "bench", synopsis: "bench NAME [--json] [--events N] [--format FORMAT] [--devices N[,N…] --chats M --rate R --seconds S]",
-        summary: "Run a benchmark (codec, log, projection, ingest, adapt, http, verify, freshness) and print its figures.",
+        summary: "Run a benchmark (codec, log, projection, ingest, adapt, http, verify, freshness, cluster) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
@@ -62,13 +62,17 @@ enum BenchCommand: Command {
                 devices: sizes, chats: try arguments.integer("chats", in: 1...10_000) ?? 50,
                 rate: try arguments.integer("rate", in: 0...1_000_000) ?? 3_000,
                 seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100), directory: arguments.string("dir") ?? "./data/bench")
+        case "cluster":
+            report = try ClusterBenchmark.run(
+                seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2),
+                events: try arguments.integer("events", in: 100...10_000_000) ?? 300_000, standbys: [0])
         case "log":
             report = try LogBenchmark.run(
                 directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",
                 batchSize: try arguments.integer("batch", in: 1...100_000) ?? 100,
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2))
         default:
-            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, adapt, http, verify, freshness)")
+            throw arguments.usageError("unknown benchmark '\(name)' (known: codec, log, projection, ingest, adapt, http, verify, freshness, cluster)")
         }
         print(report.render(json: arguments.flag("json")), terminator: "")
         return 0

@@ -221,6 +221,13 @@ final class HTTPLoadClient: @unchecked Sendable {
         return Array(buffer[bodyStart..<whole.upperBound])
     }
 
+    /// One GET; the response's head (status line and headers) as text.
+    func head(_ target: String) throws -> String {
+        send(target)
+        guard let whole = response(), let bodyStart = headEnd(from: whole.lowerBound) else { throw BenchFailure("GET \(target): no response") }
+        return String(decoding: buffer[whole.lowerBound..<bodyStart], as: UTF8.self)
+    }
+
     func get(_ target: String) throws -> String {
         send(target)
         guard let whole = response(), let bodyStart = headEnd(from: whole.lowerBound) else { throw BenchFailure("GET \(target): no response") }

@@ -18,7 +18,8 @@ enum BrokerCommand: Command {
         let topic = arguments.value(.topic)
         let partitions = try arguments.integer("partitions", in: 1...1024) ?? 8
         let brokerCount = try arguments.integer("broker-count", in: 1...16) ?? 1
-        let cluster = try MockCluster(brokerCount: brokerCount, topics: [(topic, partitions)])
+        // With the membership topic of cluster mode (`--advertise`, SPEC §9): one partition.
+        let cluster = try MockCluster(brokerCount: brokerCount, topics: [(topic, partitions), (topic + ".members", 1)])
         // First line of stdout: the address, for scripts (`read`) and people alike.
         print("bootstrap=\(cluster.bootstrapServers) topic=\(topic) partitions=\(partitions)")
         flushStandardOutput()

@@ -10,7 +10,7 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop] [--retain-days N] [--retain-bytes N] [--archive-command CMD]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop] [--retain-days N] [--retain-bytes N] [--archive-command CMD] [--advertise URL]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
@@ -21,6 +21,9 @@ enum IngestCommand: Command {
             RetentionOptions.archiveCommand,
             CommandSpec.Option("attest-key", "FILE", "Attest every checkpoint with HMAC-SHA256 under the key in FILE."),
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with Kafka) and /metrics here (chat lists: serve)."),
+            CommandSpec.Option(
+                "advertise", "URL",
+                "Cluster mode: the http://HOST:PORT of the serve that follows this data directory; ingest publishes the partitions it owns under it."),
         ] + QueryWorkerOptions.limits)
 
     /// What `ingest` runs with, read from its flags.
@@ -29,6 +32,8 @@ enum IngestCommand: Command {
         var ingest: IngestService.Configuration
         /// Where to serve `/healthz`, `/readyz` and `/metrics`; nil: no HTTP.
         var http: HTTPServer.Configuration?
+        /// Cluster mode: the URL of the `serve` next to this ingest.
+        var advertise: String?
 
         init(_ arguments: ParsedArguments) throws {
             let fsync = try IngestOptions.fsyncPolicy(arguments)
@@ -42,6 +47,7 @@ enum IngestCommand: Command {
                     retention: try RetentionOptions.policy(arguments)),
                 onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
             http = arguments.string("http") == nil ? nil : try QueryWorkerOptions.configuration(arguments)
+            advertise = try ClusterOptions.url(arguments)
         }
     }
 
@@ -67,7 +73,14 @@ enum IngestCommand: Command {
             services.append(server)
             http = server
         }
-        let ingestConfiguration = configuration.ingest
+        var clusteredIngest = configuration.ingest
+        if let url = configuration.advertise {
+            let membership = try ClusterMembership(
+                brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic, kafka: clusteredIngest.kafka, advertise: url)
+            services.append(membership)  // started before ingest writes to it, stopped after its last write
+            clusteredIngest.ownership = membership
+        }
+        let ingestConfiguration = clusteredIngest
         services.append(
             ThreadService(name: "ingest", threadName: "chatledger-ingest", halt: { ingest.stop() }) {
                 try ingest.run(pipeline: pipeline, configuration: ingestConfiguration)  // the pipeline is the ingest thread's from here

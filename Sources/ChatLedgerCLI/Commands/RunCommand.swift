@@ -21,7 +21,7 @@ import Synchronization
 /// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
     static let spec = CommandSpec(
-        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop]",
+        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop] [--advertise URL]",
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
@@ -35,6 +35,7 @@ enum RunCommand: Command {
             RetentionOptions.retainDays,
             RetentionOptions.retainBytes,
             RetentionOptions.archiveCommand,
+            ClusterOptions.advertise,
         ] + QueryWorkerOptions.limits)
 
     static let demoFormatOption = CommandSpec.Option(
@@ -64,6 +65,8 @@ enum RunCommand: Command {
         var kafka: KafkaConfiguration
         var writeTimeoutMilliseconds: Int
         var retention: RetentionPolicy
+        /// Cluster mode: this instance's `--advertise` URL.
+        var advertise: String?
 
         init(_ arguments: ParsedArguments) throws {
             topic = arguments.value(.topic)
@@ -81,6 +84,7 @@ enum RunCommand: Command {
             kafka = try IngestOptions.kafkaConfiguration(arguments)
             writeTimeoutMilliseconds = try WriteOptions.timeoutMilliseconds(arguments)
             retention = try RetentionOptions.policy(arguments)
+            advertise = try ClusterOptions.url(arguments)
             if demoFormat != "chatledger" {
                 guard demo else { throw arguments.usageError("--demo-format goes with --demo") }
                 guard BridgeFormats.adapter(named: demoFormat) != nil else {
@@ -114,6 +118,7 @@ enum RunCommand: Command {
             return 1
         }
         let cluster: MockCluster? = configuration.brokers == nil ? try MockCluster(topics: [(topic, configuration.partitions)]) : nil
+        if configuration.advertise != nil { try cluster?.createTopic(ClusterMembership.topic(for: topic), partitions: 1) }
         let brokers = configuration.brokers ?? cluster?.bootstrapServers ?? ""
         var adapters = configuration.adapters
         var demoTraffic: (any BridgeSimulation)?
@@ -146,19 +151,27 @@ enum RunCommand: Command {
             brokers: brokers, topic: topic, timeoutMilliseconds: configuration.writeTimeoutMilliseconds, kafka: configuration.kafka)
         defer { publisher.close() }
         let keyRing = KeyRing(keys)
+        let clustered = try configuration.advertise.map { url in
+            try ClusterOptions.start(brokers: brokers, topic: topic, kafka: configuration.kafka, url: url, writes: true, metrics: metrics)
+        }
+        defer { clustered?.router.stop() }
         let api = QueryAPI(
             store: store, keys: keyRing, metrics: metrics, audit: AuditLog(dataDirectory: data, topic: topic), publisher: publisher,
             isReady: { ingest.isCaughtUp },
             source: { SourceStatus(kind: .kafka, endOffsets: ingest.statistics.partitions.compactMapValues { $0.highWatermark }) },
-            gaps: gaps)
+            gaps: gaps, cluster: clustered?.router)
         let http = HTTPService(api: api, configuration: configuration.http)
         pipeline.onBatchApplied = { http.server.wake() }  // parked queries and change streams look again
+        clustered?.router.wakeServer { http.server.wake() }
 
         var services: [any Service] = []
         if let path = configuration.keysPath { services.append(KeyFileReloader(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
+        if let clustered { services.append(clustered.membership) }  // read before serving, stopped after ingest's last write
         services.append(http)
-        let ingestConfiguration = IngestService.Configuration(
+        var clusteredIngest = IngestService.Configuration(
             brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: configuration.onBrokerLoss)
+        clusteredIngest.ownership = clustered?.membership
+        let ingestConfiguration = clusteredIngest
         services.append(
             ThreadService(name: "ingest", threadName: "chatledger-ingest", halt: { ingest.stop() }) {
                 try ingest.run(pipeline: pipeline, configuration: ingestConfiguration)  // the pipeline is the ingest thread's from here

@@ -12,7 +12,7 @@ import QueryWorker
 /// the topic ingest consumes (without, the write routes answer 501).
 enum ServeCommand: Command {
     static let spec = CommandSpec(
-        name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE [--topic T] [--brokers B]",
+        name: "serve", synopsis: "serve [--data DIR] [--http ADDR] --keys FILE [--topic T] [--brokers B [--advertise URL]]",
         summary: "The query worker: follow the log that ingest writes and serve chat lists over HTTP.",
         options: [
             .data, .http, .topic,
@@ -21,6 +21,9 @@ enum ServeCommand: Command {
             CommandSpec.Option("kafka-config", "K=V,...", "Extra librdkafka properties for the write API's producer."),
             IngestOptions.kafkaConfigFile,
             WriteOptions.timeout,
+            CommandSpec.Option(
+                "advertise", "URL",
+                "Cluster mode (needs --brokers): this serve's http://HOST:PORT, as the ingest writing --data advertises it; device routes owned elsewhere are forwarded."),
         ] + QueryWorkerOptions.limits)
 
     /// What `serve` runs with, read from its flags.
@@ -31,6 +34,8 @@ enum ServeCommand: Command {
         var http: HTTPServer.Configuration
         /// The write API's producer; nil without `--brokers` (its routes answer 501).
         var writeAPI: WriteOptions.Configuration?
+        /// Cluster mode: this instance's URL, and the Kafka its membership topic is on.
+        var cluster: (url: String, brokers: String, kafka: KafkaConfiguration)?
 
         init(_ arguments: ParsedArguments) throws {
             data = arguments.value(.data)
@@ -39,6 +44,10 @@ enum ServeCommand: Command {
             http = try QueryWorkerOptions.configuration(arguments)
             writeAPI = try arguments.string("brokers").map { brokers in
                 try WriteOptions.Configuration(arguments, brokers: brokers, topic: arguments.value(.topic))
+            }
+            if let url = try ClusterOptions.url(arguments) {
+                guard let brokers = arguments.string("brokers") else { throw arguments.usageError("--advertise needs --brokers (the membership topic is on Kafka)") }
+                cluster = (url, brokers, try IngestOptions.kafkaConfiguration(arguments))
             }
         }
     }
@@ -61,15 +70,21 @@ enum ServeCommand: Command {
         let publisher = try configuration.writeAPI.map { try $0.publisher() }
         defer { publisher?.close() }
         let follower = ProjectionFollower(log: log, topic: configuration.topic, store: store, gaps: gaps)
+        let clustered = try configuration.cluster.map { cluster in
+            try ClusterOptions.start(
+                brokers: cluster.brokers, topic: configuration.topic, kafka: cluster.kafka, url: cluster.url, writes: false, metrics: metrics)
+        }
+        defer { clustered?.router.stop() }
         let api = QueryAPI(
             store: store, keys: keys, metrics: metrics, audit: AuditLog(dataDirectory: configuration.data, topic: configuration.topic),
             publisher: publisher, isReady: { follower.isCaughtUp },
-            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps)
+            source: { SourceStatus(kind: .log, endOffsets: follower.endOffsets) }, gaps: gaps, cluster: clustered?.router)
         let http = HTTPService(api: api, configuration: configuration.http)
         follower.onApplied { http.server.wake() }
-        let services = ServiceGroup([
-            KeyFileReloader(path: configuration.keysPath, ring: keys, signals: signals, metrics: metrics), http, follower,
-        ])
+        clustered?.router.wakeServer { http.server.wake() }
+        let services = ServiceGroup(
+            [KeyFileReloader(path: configuration.keysPath, ring: keys, signals: signals, metrics: metrics)]
+                + (clustered.map { [$0.membership] } ?? []) + [http, follower])
         try services.start()
         print("url=\(http.url)")
         flushStandardOutput()

@@ -32,6 +32,7 @@ package final class QueryAPI: Sendable {
     private let audit: AuditLog?
     private let writes: WriteRoutes
     private let gaps: GapRegister?
+    private let cluster: ClusterRouter?
 
     /// - Parameters:
     ///   - metrics: served at `/metrics` (404 without), and where request durations go.
@@ -43,15 +44,17 @@ package final class QueryAPI: Sendable {
     ///     it they are 501.
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
+    ///   - cluster: cluster mode (SPEC §9): device routes owned by another instance are forwarded.
     package init(
         store: ProjectionStore, keys: KeyRing, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
         isReady: @escaping @Sendable () -> Bool = { true },
         source: @escaping @Sendable () -> SourceStatus = { SourceStatus(kind: .log) },
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
-        gaps: GapRegister? = nil
+        gaps: GapRegister? = nil, cluster: ClusterRouter? = nil
     ) {
         self.gaps = gaps
+        self.cluster = cluster
         self.store = store
         self.keys = keys
         self.metrics = metrics
@@ -112,6 +115,13 @@ package final class QueryAPI: Sendable {
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
     package func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
+        // Cluster mode (SPEC §9): a device route another instance owns is forwarded there (ClusterRouter).
+        if let cluster { return cluster.reply(head, body) { localReply(head, body) } }
+        return localReply(head, body)
+    }
+
+    /// `reply`, answered by this instance.
+    private func localReply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
         switch route(head, body) {
         case .response(let response):
             return .response(response)

@@ -943,11 +943,13 @@ private final class DeferredWork: Sendable {
     private let queue = Mutex(Queue())
     private let available = Semaphore()
     private let threads = Mutex<[LedgerThread]>([])
-    private let onFinished = Mutex<(@Sendable () -> Void)?>(nil)
+    /// In an array: a closure held directly in a `Mutex` is reabstracted on every
+    /// `withLock` (its inout access) and grows a chain of thunks, one pair per completion.
+    private let onFinished = Mutex<[@Sendable () -> Void]>([])
 
     /// Starts the threads; `onFinished` is called after each job and completion (to wake the loop).
     func start(threads count: Int, onFinished: @escaping @Sendable () -> Void) {
-        self.onFinished.withLock { $0 = onFinished }
+        self.onFinished.withLock { $0 = [onFinished] }
         let started = (0..<count).map { _ in
             LedgerThread { [self] in
                 while true {
@@ -972,7 +974,7 @@ private final class DeferredWork: Sendable {
     /// Leaves the answer for `ticket` and wakes the loop.
     func complete(ticket: UInt64, _ reply: HTTPServer.Reply) {
         queue.withLock { $0.finished[ticket] = reply }
-        onFinished.withLock { $0 }?()
+        for finished in onFinished.withLock({ $0 }) { finished() }
     }
 
     /// The answers left for `loop` since its last call, by ticket (those nobody waits for

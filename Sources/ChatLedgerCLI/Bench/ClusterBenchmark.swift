@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatEvents
+import Foundation
+import KafkaClient
+import LedgerSupport
+import QueryWorker
+
+/// `bench cluster`: two `chatledger run --advertise` children against one embedded broker
+/// (in this process). Forwarding overhead: the same chat list asked of its owner and of the
+/// other instance, which forwards it (closed loop, as `bench http`). Takeover: `events`
+/// events on the topic, the owner SIGKILLed, then the time until the other instance answers
+/// for the device again (failure detection, rebalance, rebuild or standby catch-up).
+enum ClusterBenchmark {
+    static let topic = DeviceEventsTopic.defaultName
+    static let partitions = 4
+    /// Failure detection in the benchmark (the group's session timeout).
+    static let kafka = "session.timeout.ms=6000,heartbeat.interval.ms=500"
+
+    static func run(seconds: Double, events: Int, standbys: [Int]) throws -> BenchReport {
+        var report = BenchReport(bench: "cluster")
+        let overhead = try Instances(standby: 0)
+        try overhead.seed(events: 20_000)
+        let (owner, other, device) = try overhead.ownedDevice()
+        let target = "/api/v1/devices/\(device)/chats"
+        let direct = try HTTPBenchmark.load(port: owner, target: target, seconds: seconds)
+        let forwarded = try HTTPBenchmark.load(port: other, target: target, seconds: seconds)
+        overhead.stop()
+        report.add("owner_requests_per_s", direct.rate, "req/s")
+        report.add("owner_p99_ms", direct.p99, "ms")
+        report.add("forwarded_requests_per_s", forwarded.rate, "req/s")
+        report.add("forwarded_p99_ms", forwarded.p99, "ms")
+        report.add("forwarded_vs_owner_rate", forwarded.rate / max(direct.rate, 1), "ratio")
+        for standby in standbys {
+            let instances = try Instances(standby: standby)
+            try instances.seed(events: events)
+            let (_, survivor, device) = try instances.ownedDevice()
+            let took = try instances.takeover(survivor: survivor, device: device)
+            instances.stop()
+            report.add("takeover_standby_\(standby)_s", took, "s")
+        }
+        report.notes.append("2 instances (chatledger run --advertise) on loopback, \(partitions) partitions, embedded broker in the bench process; \(HTTPBenchmark.clients)×\(HTTPBenchmark.connections) keep-alive connections for the overhead")
+        report.notes.append("takeover: \(events) events on the topic, owner SIGKILLed, until the survivor answers for the device again; \(kafka)")
+        return report
+    }
+
+    /// Two instances and their broker.
+    final class Instances {
+        let broker: MockCluster
+        let directory: String
+        var servers: [ServerProcess] = []
+        var ports: [UInt16] = []
+
+        init(standby: Int) throws {
+            broker = try MockCluster(topics: [(ClusterBenchmark.topic, ClusterBenchmark.partitions), (ClusterBenchmark.topic + ".members", 1)])
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let keys = try BenchKeys.file(directory + "/k")
+            for index in 0..<2 {
+                let port = try freePort()
+                var arguments = [
+                    "run", "--brokers", broker.bootstrapServers, "--data", "\(directory)/i\(index)", "--http", "127.0.0.1:\(port)",
+                    "--advertise", "http://127.0.0.1:\(port)", "--keys", keys, "--kafka-config", ClusterBenchmark.kafka,
+                ]
+                if standby > 0 { arguments += ["--standby", String(standby)] }
+                servers.append(try ServerProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), arguments: arguments))
+                ports.append(port)
+            }
+        }
+
+        func stop() {
+            for server in servers { _ = server.terminate() }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
+        /// `events` events of 200 devices, acknowledged.
+        func seed(events: Int) throws {
+            let producer = try KafkaProducer(bootstrapServers: broker.bootstrapServers, configuration: KafkaConfiguration(["linger.ms": "5"]))
+            var model = TrafficModel(.init(devices: 200, chatsPerDevice: 30, seed: 5))
+            for _ in 0..<events {
+                let event = model.next().event
+                try producer.send(topic: ClusterBenchmark.topic, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))
+            }
+            try producer.flush(timeoutMilliseconds: 120_000)
+        }
+
+        /// A device, the port of its owner and of the other instance, once both answer for it.
+        func ownedDevice() throws -> (owner: UInt16, other: UInt16, device: String) {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                let answers = ports.map { fetch($0, "/api/v1/devices/dev-1/unread") }
+                if answers.allSatisfy({ $0.status == 200 }), let owner = answers[0].instance,
+                    let index = ports.firstIndex(where: { "http://127.0.0.1:\($0)" == owner })
+                {
+                    return (ports[index], ports[1 - index], "dev-1")
+                }
+                usleep(100_000)
+            }
+            throw BenchFailure("the instances did not answer for dev-1 within 120 s")
+        }
+
+        /// SIGKILLs the instance that is not `survivor`; seconds until `survivor` answers for `device` again.
+        func takeover(survivor: UInt16, device: String) throws -> Double {
+            let victim = servers[ports[0] == survivor ? 1 : 0]
+            let start = ContinuousClock.now
+            kill(victim.processIdentifier, SIGKILL)
+            _ = victim.terminate()
+            while ContinuousClock.now < start + .seconds(600) {
+                let answer = fetch(survivor, "/api/v1/devices/\(device)/unread")
+                if answer.status == 200, answer.instance == "http://127.0.0.1:\(survivor)" { return (ContinuousClock.now - start) / .seconds(1) }
+                usleep(20_000)
+            }
+            throw BenchFailure("no takeover within 600 s")
+        }
+    }
+
+    /// One GET on a new connection: status and `X-Ledger-Instance`.
+    static func fetch(_ port: UInt16, _ target: String) -> (status: Int, instance: String?) {
+        guard let client = try? HTTPLoadClient(port: port), let text = try? client.head(target) else { return (0, nil) }
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let instance = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-ledger-instance:") }
+            .map { $0.dropFirst("x-ledger-instance:".count).trimmingCharacters(in: .whitespaces) }
+        return (status, instance)
+    }
+
+    /// A port free on loopback now (an instance must know its URL before it listens).
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BenchFailure("no free port: errno \(errno)") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}

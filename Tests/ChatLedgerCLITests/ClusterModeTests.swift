@@ -1,0 +1,363 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ChatLedgerCLI
+import Foundation
+import KafkaClient
+import KafkaTestSupport
+import QueryWorker
+import Synchronization
+import Testing
+
+/// Cluster mode (SPEC §9) with real processes: three `chatledger run --advertise` on
+/// loopback against one embedded broker (this process's mock cluster), 12 partitions.
+@Suite("cluster mode: three instances, any one answers for any device", .serialized)
+struct ClusterModeTests {
+    static let topic = "wa.device-events"
+    static let partitions = 12
+    /// Fast failure detection for the tests (a dead member leaves the group after this).
+    /// The eager protocol: librdkafka 2.0.2's mock coordinator, with cooperative-sticky,
+    /// drops the survivors' assignments again and again after a member dies (measured: 28 s
+    /// until every device answered again, against 14 s eager). `CLUSTER_TEST_KAFKA` overrides.
+    static let kafka = ProcessInfo.processInfo.environment["CLUSTER_TEST_KAFKA"] ?? "session.timeout.ms=6000,heartbeat.interval.ms=500"
+
+    /// A cluster: the broker and three instances, each with its own data directory.
+    final class Cluster {
+        let broker: MockCluster
+        let directory: String
+        var instances: [ServerProcess?] = []
+        var ports: [UInt16] = []
+
+        init(instances count: Int = 3, extra: [String] = []) throws {
+            broker = try MockCluster(topics: [(ClusterModeTests.topic, ClusterModeTests.partitions), (ClusterModeTests.topic + ".members", 1)])
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for index in 0..<count {
+                let port = try freePort()
+                ports.append(port)
+                instances.append(
+                    try ServerProcess(
+                        executable: ChatLedgerProcess.executable,
+                        arguments: [
+                            "run", "--brokers", broker.bootstrapServers, "--data", "\(directory)/i\(index)", "--http", "127.0.0.1:\(port)",
+                            "--advertise", "http://127.0.0.1:\(port)", "--kafka-config", ClusterModeTests.kafka,
+                        ] + extra,
+                        standardError: "\(directory)/i\(index).log"))
+            }
+        }
+
+        deinit {
+            for instance in instances { _ = instance?.terminate() }
+            // CLUSTER_TEST_KEEP keeps the instances' logs and data to look at.
+            if ProcessInfo.processInfo.environment["CLUSTER_TEST_KEEP"] == nil {
+                try? FileManager.default.removeItem(atPath: directory)
+            } else {
+                print("kept \(directory)")
+            }
+        }
+
+        /// SIGKILLs instance `index`.
+        func kill(_ index: Int) {
+            guard let instance = instances[index] else { return }
+            Glibc.kill(instance.processIdentifier, SIGKILL)
+            _ = instance.terminate()
+            instances[index] = nil
+        }
+    }
+
+    /// A port free right now on loopback (an instance must know its URL before it listens).
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw NoFreePort(errno: errno) }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    struct NoFreePort: Error {
+        var errno: Int32
+    }
+
+    /// One answer: status, the headers that matter, the body.
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    static func get(_ port: UInt16, _ target: String, key: String = "demo-key") throws -> Answer {
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: \(key)\r\nConnection: close\r\n\r\n")
+        let response = client.readToEnd()
+        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
+        guard let end = response.range(of: "\r\n\r\n") else { return Answer(status: status, headers: [:], body: "") }
+        var headers: [String: String] = [:]
+        for line in response[..<end.lowerBound].split(separator: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Answer(status: status, headers: headers, body: String(response[end.upperBound...]))
+    }
+
+    /// `count` messages from another person in chat `c1@c.us` of `device`, numbered from `first`.
+    static func messages(_ device: String, from first: Int, count: Int) -> [String] {
+        (first..<(first + count)).map { number in
+            #"{"schemaVersion":1,"eventId":"E-\#(device)-\#(number)","deviceId":"\#(device)","type":"message.created","occurredAt":\#(1_000 + number),"chatId":"c1@c.us","data":{"messageId":"M-\#(device)-\#(number)","fromMe":false,"kind":"text","preview":"hi"}}"#
+        }
+    }
+
+    /// Sends one event and waits for the broker's acknowledgement: where it was written.
+    static func send(_ producer: KafkaRecordProducer, device: String, value: String) throws -> KafkaRecordProducer.Delivery {
+        let result = Mutex<Result<KafkaRecordProducer.Delivery, KafkaRecordProducer.Failure>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        producer.send(key: Array(device.utf8), value: Array(value.utf8)) { outcome in
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLock { $0 }!.get()
+    }
+
+    /// `index % 4 + 1` messages for each device `cd-index`, acknowledged; each device's last delivery.
+    static func produceDevices(_ broker: MockCluster, count: Int) throws -> [String: KafkaRecordProducer.Delivery] {
+        let producer = try KafkaRecordProducer(bootstrapServers: broker.bootstrapServers, topic: Self.topic, deliveryTimeoutMilliseconds: 10_000)
+        defer { producer.close(timeoutMilliseconds: 5_000) }
+        let pending = Mutex<[String: KafkaRecordProducer.Delivery]>([:])
+        let group = DispatchGroup()
+        for index in 0..<count {
+            let device = "cd-\(index)"
+            for value in Self.messages(device, from: 1, count: index % 4 + 1) {
+                group.enter()
+                producer.send(key: Array(device.utf8), value: Array(value.utf8)) { outcome in
+                    if case .success(let delivery) = outcome {
+                        pending.withLock { deliveries in
+                            if delivery.offset > deliveries[device]?.offset ?? -1 { deliveries[device] = delivery }
+                        }
+                    }
+                    group.leave()
+                }
+            }
+        }
+        group.wait()
+        return pending.withLock { $0 }
+    }
+
+    /// Every device's chat list from every port in `ports` (waiting for its last event with
+    /// `minPosition`; a 503 must say Retry-After and is asked again): identical everywhere
+    /// and correct. Returns the instances that answered as owners.
+    static func expectEveryDeviceEverywhere(_ last: [String: KafkaRecordProducer.Delivery], count: Int, ports: [UInt16], key: String = "demo-key") throws -> Set<String> {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var owners: Set<String> = []
+        for index in 0..<count {
+            let device = "cd-\(index)"
+            let delivery = try #require(last[device], "every device's events acknowledged")
+            #expect(DevicePartitioner.partition(of: device, partitions: Self.partitions) == delivery.partition, "the producers' partitioner is the router's")
+            var answers: [Answer] = []
+            for port in ports {
+                let target = "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(delivery.offset)&wait=10000"
+                var answer = try Self.get(port, target, key: key)
+                while answer.status == 503, ContinuousClock.now < deadline {
+                    #expect(answer.headers["retry-after"] != nil, "a 503 says when to come back")
+                    usleep(100_000)
+                    answer = try Self.get(port, target, key: key)
+                }
+                try #require(answer.status == 200, "\(device) from port \(port): \(answer.status) \(answer.body)")
+                answers.append(answer)
+            }
+            let chats = answers[0].json["chats"] as? [[String: Any]]
+            #expect(chats?.count == 1)
+            #expect(chats?.first?["id"] as? String == "c1@c.us")
+            #expect(chats?.first?["unreadCount"] as? Int == index % 4 + 1, "\(device)")
+            #expect((chats?.first?["lastMessage"] as? [String: Any])?["id"] as? String == "M-\(device)-\(index % 4 + 1)")
+            for answer in answers.dropFirst() {
+                #expect(answer.body == answers[0].body, "\(device): the same body from every instance")
+                #expect(answer.headers["etag"] == answers[0].headers["etag"])
+                #expect(answer.headers["x-ledger-position"] == answers[0].headers["x-ledger-position"])
+                #expect(answer.headers["x-ledger-instance"] == answers[0].headers["x-ledger-instance"], "the owner answered, whoever was asked")
+            }
+            let position = (answers[0].headers["x-ledger-position"] ?? "").split(separator: ":").compactMap { Int64($0) }
+            #expect(position.count == 2 && position[0] == Int64(delivery.partition) && position[1] >= delivery.offset, "the device's partition, at or past its last event")
+            owners.insert(answers[0].headers["x-ledger-instance"] ?? "")
+        }
+        return owners
+    }
+
+    @Test("3 instances, 12 partitions, 1,000 devices: every device's chat list from every instance is identical (body, ETag, position) and correct, and names the owner in X-Ledger-Instance")
+    func everyInstanceAnswersEveryDevice() throws {
+        let cluster = try Cluster()
+        let last = try Self.produceDevices(cluster.broker, count: 1_000)
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: 1_000, ports: cluster.ports)
+        #expect(owners == Set(cluster.ports.map { "http://127.0.0.1:\($0)" }), "the partitions are spread over all three instances")
+    }
+
+    @Test("ingest and serve as separate processes: each ingest advertises the serve beside it, and both serves answer every device identically and correctly")
+    func ingestAndServePairs() throws {
+        let broker = try MockCluster(topics: [(Self.topic, Self.partitions), (Self.topic + ".members", 1)])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-pairs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = directory + "/keys.json"
+        try Data(#"{"keys":[{"key":"pair-key","devices":["*"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: keys))
+        let last = try Self.produceDevices(broker, count: 200)
+        var processes: [ServerProcess] = []
+        defer { for process in processes.reversed() { _ = process.terminate() } }
+        var ports: [UInt16] = []
+        for index in 0..<2 {
+            let port = try Self.freePort()
+            let url = "http://127.0.0.1:\(port)"
+            let data = "\(directory)/i\(index)"
+            processes.append(try ServerProcess(
+                executable: ChatLedgerProcess.executable,
+                arguments: ["ingest", "--brokers", broker.bootstrapServers, "--data", data, "--http", "127.0.0.1:0", "--advertise", url, "--kafka-config", Self.kafka],
+                standardError: "\(directory)/ingest\(index).log"))
+            processes.append(try ServerProcess(
+                executable: ChatLedgerProcess.executable,
+                arguments: ["serve", "--data", data, "--http", "127.0.0.1:\(port)", "--keys", keys, "--brokers", broker.bootstrapServers, "--advertise", url],
+                standardError: "\(directory)/serve\(index).log"))
+            ports.append(port)
+        }
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: 200, ports: ports, key: "pair-key")
+        #expect(owners == Set(ports.map { "http://127.0.0.1:\($0)" }), "both pairs own partitions")
+    }
+
+    /// What the load has had acknowledged for a device: its unread messages and where the last one is.
+    struct Acknowledged {
+        var count: Int
+        var position: String
+    }
+
+    /// What the queries under load saw.
+    struct Tally {
+        var ok = 0
+        var unavailable = 0
+        var failures: [String] = []
+    }
+
+    @Test("SIGKILL one of three instances under query and produce load: every answer is correct (never behind an acknowledged minPosition) or 503 with Retry-After; a change stream relayed from the killed owner is told to reconnect; every device answers again (time printed)")
+    func failoverAfterSigkill() throws {
+        let cluster = try Cluster()
+        let producer = try KafkaRecordProducer(bootstrapServers: cluster.broker.bootstrapServers, topic: Self.topic, deliveryTimeoutMilliseconds: 10_000)
+        defer { producer.close(timeoutMilliseconds: 5_000) }
+        let devices = (0..<120).map { "kd-\($0)" }
+        let acknowledged = Mutex<[String: Acknowledged]>([:])
+        for device in devices {
+            let delivery = try Self.send(producer, device: device, value: Self.messages(device, from: 1, count: 1)[0])
+            acknowledged.withLock { $0[device] = Acknowledged(count: 1, position: "\(delivery.partition):\(delivery.offset)") }
+        }
+        let survivors = Array(cluster.ports.dropFirst())
+        let doomed = "http://127.0.0.1:\(cluster.ports[0])"
+        // Every device answers everywhere, and one owned by the instance to kill is watched
+        // through a change stream relayed by another.
+        _ = try Self.sweep(devices, ports: cluster.ports, acknowledged: acknowledged, deadline: .now + .seconds(60))
+        var watched: String?
+        for device in devices where watched == nil {
+            if try Self.get(survivors[0], "/api/v1/devices/\(device)/unread").headers["x-ledger-instance"] == doomed { watched = device }
+        }
+        let device = try #require(watched, "the instance to kill owns some device")
+        let stream = try LoopbackClient(port: survivors[0])
+        defer { stream.close() }
+        stream.send("GET /api/v1/devices/\(device)/changes HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\n\r\n")
+        let opening = stream.readUntil("event: version")
+        #expect(opening.contains("X-Ledger-Instance: \(doomed)"), "relayed from the owner")
+
+        // Load: one producer, two query threads against the survivors.
+        let stopping = Atomic<Bool>(false)
+        let tally = Mutex(Tally())
+        let produced = Atomic<Int>(0)
+        let load = LedgerTestThreads()
+        load.start {
+            var number = 2
+            while !stopping.load(ordering: .acquiring) {
+                for device in devices where !stopping.load(ordering: .acquiring) {
+                    guard let delivery = try? Self.send(producer, device: device, value: Self.messages(device, from: number, count: 1)[0]) else { continue }
+                    acknowledged.withLock { $0[device] = Acknowledged(count: number, position: "\(delivery.partition):\(delivery.offset)") }
+                    produced.add(1, ordering: .relaxed)
+                    usleep(2_000)
+                }
+                number += 1
+            }
+        }
+        for worker in 0..<2 {
+            load.start {
+                var index = worker
+                while !stopping.load(ordering: .acquiring) {
+                    index += 7
+                    let device = devices[index % devices.count]
+                    guard let expected = acknowledged.withLock({ $0[device] }) else { continue }
+                    let port = survivors[index % survivors.count]
+                    let verdict = Self.judge(try? Self.get(port, "/api/v1/devices/\(device)/unread?minPosition=\(expected.position)&wait=3000"), expected)
+                    tally.withLock { tally in
+                        switch verdict {
+                        case .none: tally.ok += 1
+                        case .some("503"): tally.unavailable += 1
+                        case .some(let failure): tally.failures.append("\(device) via \(port): \(failure)")
+                        }
+                    }
+                }
+            }
+        }
+        while produced.load(ordering: .relaxed) < 200 { usleep(10_000) }
+        let killed = ContinuousClock.now
+        cluster.kill(0)
+        let told = stream.readUntil("event: reconnect")
+        #expect(told.contains("event: reconnect"), "the relayed stream says its owner is gone")
+        let recovered = try Self.sweep(devices, ports: survivors, acknowledged: acknowledged, deadline: killed + .seconds(90))
+        stopping.store(true, ordering: .releasing)
+        load.join()
+        let result = tally.withLock { $0 }
+        print("cluster failover: every device answered again from both survivors \(recovered - killed) after SIGKILL; under load \(result.ok) correct answers, \(result.unavailable) 503 with Retry-After, \(result.failures.count) wrong; \(produced.load(ordering: .relaxed)) events produced")
+        #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+        #expect(result.ok > 0)
+    }
+
+    /// nil when `answer` is a correct answer for a device with `expected` acknowledged;
+    /// "503" for a 503 with Retry-After; otherwise what is wrong with it.
+    static func judge(_ answer: Answer?, _ expected: Acknowledged) -> String? {
+        guard let answer else { return "no answer" }
+        switch answer.status {
+        case 200:
+            guard let messages = answer.json["unreadMessages"] as? Int else { return "200 without unreadMessages: \(answer.body)" }
+            return messages >= expected.count ? nil : "stale: \(messages) unread, \(expected.count) acknowledged at \(expected.position)"
+        case 503:
+            return answer.headers["retry-after"] == nil ? "503 without Retry-After" : "503"
+        default:
+            return "\(answer.status): \(answer.body)"
+        }
+    }
+
+    /// Asks every device of every instance in `ports` (with `minPosition` of what is
+    /// acknowledged) until one whole pass answers 200 for all; returns when that pass ended.
+    /// Answers that are not 200 must be 503 with Retry-After.
+    static func sweep(
+        _ devices: [String], ports: [UInt16], acknowledged: borrowing Mutex<[String: Acknowledged]>, deadline: ContinuousClock.Instant
+    ) throws -> ContinuousClock.Instant {
+        while true {
+            var all = true
+            for device in devices {
+                for port in ports {
+                    guard let expected = acknowledged.withLock({ $0[device] }) else { continue }
+                    let answer = try get(port, "/api/v1/devices/\(device)/unread?minPosition=\(expected.position)&wait=3000")
+                    switch judge(answer, expected) {
+                    case .none: continue
+                    case .some("503"): all = false
+                    case .some(let failure): Issue.record("\(device) via \(port): \(failure)")
+                    }
+                }
+            }
+            if all { return .now }
+            guard ContinuousClock.now < deadline else {
+                Issue.record("not every device answered before the deadline")
+                return .now
+            }
+            usleep(100_000)
+        }
+    }
+}
