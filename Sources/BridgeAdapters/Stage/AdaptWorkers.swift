@@ -50,7 +50,18 @@ final class AdaptWorkers {
 
     /// The entries for `records`, in their order.
     func prepare(_ records: [BridgeRecord]) -> [RecordMerger.Entry] {
-        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else { return records.map(own.prepare) }
+        var entries: [RecordMerger.Entry] = []
+        entries.reserveCapacity(records.count)
+        prepare(records) { entries.append($0) }
+        return entries
+    }
+
+    /// Hands `body` the entries for `records`, in their order, each moved (not copied) to it.
+    func prepare(_ records: [BridgeRecord], _ body: (consuming RecordMerger.Entry) -> Void) {
+        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else {
+            for record in records { body(own.prepare(record)) }
+            return
+        }
         let job = Job(records: records)
         shared.job.withLock { $0 = job }
         let woken = min(helpers.count, records.count / Self.chunkSize - 1)
@@ -58,7 +69,7 @@ final class AdaptWorkers {
         job.work(own)
         for _ in 0..<woken { job.finished.wait() }
         shared.job.withLock { $0 = nil }
-        return job.takeResults()
+        job.takeResults(body)
     }
 
     /// The job helpers look for when woken; nil tells them to end.
@@ -97,13 +108,10 @@ final class AdaptWorkers {
             }
         }
 
-        /// Moves the results out (once, after every worker finished).
-        func takeResults() -> [RecordMerger.Entry] {
+        /// Moves the results out in order (once, after every worker finished).
+        func takeResults(_ body: (consuming RecordMerger.Entry) -> Void) {
             taken = true
-            return Array(unsafeUninitializedCapacity: records.count) { buffer, count in
-                buffer.baseAddress?.moveInitialize(from: results, count: records.count)
-                count = records.count
-            }
+            for index in 0..<records.count { body((results + index).move()) }
         }
     }
 

@@ -371,7 +371,7 @@ private final class StageLoop {
     /// Called after each round of polls and before a rebalance changes the partitions.
     func flushPending() {
         guard !pending.isEmpty else { return }
-        for entry in workers.prepare(pending) { merger.append(entry) }
+        workers.prepare(pending) { merger.append($0) }
         pending.removeAll(keepingCapacity: true)
     }
 
