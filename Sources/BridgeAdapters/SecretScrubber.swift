@@ -53,7 +53,15 @@ package enum SecretScrubber {
     /// Whether `secret` occurs in `bytes` (raw or JSON-escaped).
     package static func contains(_ secret: [UInt8], in bytes: [UInt8]) -> Bool {
         guard secret.count >= minimumSecretBytes else { return false }
-        return firstIndex(of: secret, in: bytes, from: 0) != nil || firstIndex(of: jsonEscaped(secret), in: bytes, from: 0) != nil
+        if firstIndex(of: secret, in: bytes, from: 0) != nil { return true }
+        // Most secrets (tokens, UUIDs) have nothing to escape: no second form to look for.
+        guard secret.contains(where: needsEscape) else { return false }
+        return firstIndex(of: jsonEscaped(secret), in: bytes, from: 0) != nil
+    }
+
+    /// Whether `jsonEscaped` writes `byte` differently.
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "/")
     }
 
     // MARK: - Scanning

@@ -191,7 +191,11 @@ package struct JSONValue {
     package var string: String? { kind == .string ? tape.string(index) : nil }
 
     /// A string's text with its escapes decoded, as UTF-8; nil for other kinds.
-    package var stringBytes: [UInt8]? { kind == .string ? tape.decodedBytes(tape.nodes[index]) : nil }
+    package var stringBytes: [UInt8]? {
+        guard kind == .string else { return nil }
+        let node = tape.nodes[index]
+        return node.escaped ? tape.decodedBytes(node) : Array(tape.rawBytes(index))
+    }
 
     package var bool: Bool? {
         switch kind {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ChatEvents
 import KafkaClient
 import LedgerSupport
@@ -22,6 +25,10 @@ import Synchronization
 /// its own after `holdMilliseconds`, once no record that could hold the message is still to
 /// come (`expireHolds`). A held record keeps its partition's committed offset behind it, so
 /// a crash loses nothing.
+///
+/// **Threads.** Parsing, mapping and encoding a poll's records is spread over
+/// `adaptThreads` threads (`AdaptWorkers`; pure per record, so the events are the same);
+/// merging, holding, producing and committing stay on the stage's one thread.
 ///
 /// **Bad input.** A record the adapter cannot use goes to the dead-letter topic (scrubbed
 /// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
@@ -54,17 +61,23 @@ package final class AdapterStage: Sendable {
         package var maxQueuedRecords: Int
         /// Messages whose chat the stage remembers.
         package var directoryCapacity: Int
+        /// Threads that parse, map and encode a poll's records (`AdaptWorkers`), the
+        /// stage's own included; 1: the stage's thread alone.
+        package var adaptThreads: Int
 
         /// The consumer group whose committed offsets are the stage's progress.
         package static let defaultGroup = "chatledger-adapt"
         /// Where records the stage cannot use go.
         package static let defaultDeadLetterTopic = "wa.adapt.dead-letters"
+        /// The machine's cores, at most 4.
+        package static var defaultAdaptThreads: Int { min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) }
 
         package init(
             brokers: String, group: String = Self.defaultGroup, sourceTopics: [String], topic: String = DeviceEventsTopic.defaultName,
             deadLetterTopic: String = Self.defaultDeadLetterTopic, kafka: KafkaConfiguration = KafkaConfiguration(), batchSize: Int = 10_000,
             holdMilliseconds: Int = 2_000, maxHoldMilliseconds: Int = 60_000, maxIdleMilliseconds: Int = 500, commitEveryMilliseconds: Int = 1_000,
-            progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000
+            progressEverySeconds: Double = 5, maxQueuedRecords: Int = 200_000, directoryCapacity: Int = 500_000,
+            adaptThreads: Int = Self.defaultAdaptThreads
         ) {
             self.brokers = brokers
             self.group = group
@@ -80,6 +93,7 @@ package final class AdapterStage: Sendable {
             self.progressEverySeconds = progressEverySeconds
             self.maxQueuedRecords = maxQueuedRecords
             self.directoryCapacity = directoryCapacity
+            self.adaptThreads = adaptThreads
         }
     }
 
@@ -196,7 +210,9 @@ private final class StageLoop {
     let configuration: AdapterStage.Configuration
     let consumer: KafkaGroupConsumer
     let producer: KafkaProducer
-    let tape = JSONTape()
+    let workers: AdaptWorkers
+    /// Records polled and not yet adapted (`flushPending`).
+    var pending: [BridgeRecord] = []
     let parser = EventParser()
     let logger = Logger(label: "adapt")
 
@@ -239,6 +255,7 @@ private final class StageLoop {
         self.adapter = adapter
         self.configuration = configuration
         merger = RecordMerger(maxIdle: .milliseconds(configuration.maxIdleMilliseconds))
+        workers = AdaptWorkers(adapter: adapter, threads: configuration.adaptThreads)
         directory = MessageDirectory(capacity: configuration.directoryCapacity)
         var producerSettings = KafkaConfiguration(["linger.ms": "5", "message.timeout.ms": "120000"])
         for (key, value) in configuration.kafka.properties where !Self.consumerOnly(key) { producerSettings[key] = value }
@@ -284,6 +301,7 @@ private final class StageLoop {
                 }
                 batched += received
             } while received > 0 && batched < configuration.batchSize
+            flushPending()
             let now = ContinuousClock.now
             try drain(now: now, force: false)
             try expireHolds(now: now)
@@ -343,40 +361,18 @@ private final class StageLoop {
     // MARK: - Records in
 
     func accept(_ message: KafkaGroupConsumer.Message) {
-        let record = BridgeRecord(
+        pending.append(BridgeRecord(
             topic: message.topic, partition: message.partition, offset: message.offset, timestamp: message.timestamp,
-            key: message.key.map { Array($0) }, value: message.value.map { Array($0) })
+            key: message.key.map { Array($0) }, value: message.value.map { Array($0) }))
         statistics.records += 1
-        var adapted = adapter.adapt(record, tape: tape)
-        var encoded: [[UInt8]] = []
-        encoded.reserveCapacity(adapted.events.count)
-        for event in adapted.events {
-            let bytes = EventEncoder.encode(event.event)
-            // The stage never produces what ingest would reject. The adapter builds events
-            // within the schema's limits field by field; what only the whole event can break
-            // is its size. Debug builds (the tests) also run every event through the parser.
-            var problem: String?
-            if bytes.count > EventLimits.default.maxEventBytes {
-                problem = "\(event.event.type): \(bytes.count) bytes exceed the event limit of \(EventLimits.default.maxEventBytes)"
-            }
-            #if DEBUG
-            do {
-                _ = try parser.parse(bytes, kafkaKey: Array(event.event.deviceId.utf8))
-            } catch {
-                problem = "\(event.event.type): \(error)"
-            }
-            #endif
-            if let problem {
-                adapted.deadLetter("invalid_event", problem)
-                encoded.removeAll()
-                break
-            }
-            encoded.append(bytes)
-        }
-        // A dead letter keeps the record's bytes; a mapped record needs only its coordinates.
-        let kept = adapted.isDeadLetter ? record : BridgeRecord(
-            topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, value: nil)
-        merger.append(RecordMerger.Entry(record: kept, adapted: adapted, time: adapted.time ?? max(0, record.timestamp), encoded: encoded))
+    }
+
+    /// Adapts the records polled (on the workers' threads) and queues them for ordering.
+    /// Called after each round of polls and before a rebalance changes the partitions.
+    func flushPending() {
+        guard !pending.isEmpty else { return }
+        workers.prepare(pending) { merger.append($0) }
+        pending.removeAll(keepingCapacity: true)
     }
 
     func drain(now: ContinuousClock.Instant, force: Bool) throws {
@@ -590,6 +586,7 @@ private final class StageLoop {
     // MARK: - Rebalances
 
     func assigned(_ partitions: [TopicPartition]) {
+        flushPending()
         let committed = (try? consumer.committed(partitions)) ?? [:]
         for partition in partitions {
             merger.assign(partition, nextOffset: committed[partition])
@@ -598,6 +595,7 @@ private final class StageLoop {
     }
 
     func revoked(_ partitions: [TopicPartition]) {
+        flushPending()
         // What was handed on is committed before the partitions go; what was not (queued,
         // held) is read again by their next owner.
         do {

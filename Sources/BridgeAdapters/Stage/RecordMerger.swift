@@ -28,7 +28,8 @@ struct RecordMerger {
 
     private struct Queue {
         var partition: TopicPartition
-        var entries: [Entry] = []
+        /// Slots before `head` are handed out (nil: moved out, not copied).
+        var entries: [Entry?] = []
         var head = 0
         /// The offset after the last record queued (or the group's committed offset).
         var nextOffset: Int64?
@@ -41,8 +42,8 @@ struct RecordMerger {
         var isEmpty: Bool { head >= entries.count }
         var count: Int { entries.count - head }
 
-        mutating func removeFirst() -> Entry {
-            let entry = entries[head]
+        mutating func removeFirst() -> Entry? {
+            let entry = entries[head].take()
             head += 1
             if head == entries.count {
                 entries.removeAll(keepingCapacity: true)
@@ -116,12 +117,12 @@ struct RecordMerger {
         }
     }
 
-    mutating func append(_ entry: Entry) {
+    mutating func append(_ entry: consuming Entry) {
         let partition = TopicPartition(entry.record.topic, entry.record.partition)
         if indexOf[partition] == nil { assign(partition, nextOffset: nil) }
         let index = indexOf[partition]!
-        queues[index].entries.append(entry)
         queues[index].nextOffset = entry.record.offset + 1
+        queues[index].entries.append(entry)
         queues[index].waitingSince = nil
         count += 1
         if !queues[index].inHeap { push(index) }
@@ -130,7 +131,7 @@ struct RecordMerger {
     /// The offset of the oldest record still queued for `partition`.
     func firstQueuedOffset(_ partition: TopicPartition) -> Int64? {
         guard let index = indexOf[partition], !queues[index].isEmpty else { return nil }
-        return queues[index].entries[queues[index].head].record.offset
+        return queues[index].entries[queues[index].head]?.record.offset
     }
 
     /// Decides, for the records fetched so far, whether an empty partition that still has
@@ -158,8 +159,7 @@ struct RecordMerger {
     /// - Parameter force: hand out the oldest head even while a partition still fetching
     ///   holds the others back (to bound memory, or when stopping).
     mutating func next(now: ContinuousClock.Instant, highWatermark: (TopicPartition) -> Int64?, force: Bool = false) -> Entry? {
-        guard let index = heap.first, !blocked || force else { return nil }
-        let entry = queues[index].removeFirst()
+        guard let index = heap.first, !blocked || force, let entry = queues[index].removeFirst() else { return nil }
         count -= 1
         if queues[index].isEmpty {
             popHeap()
@@ -190,7 +190,8 @@ struct RecordMerger {
 
     private func key(_ index: Int) -> Key {
         let head = queues[index].head
-        return Key(time: queues[index].entries[head].time, rank: queues[index].rank, offset: queues[index].entries[head].record.offset)
+        return Key(
+            time: queues[index].entries[head]?.time ?? .max, rank: queues[index].rank, offset: queues[index].entries[head]?.record.offset ?? .max)
     }
 
     private mutating func push(_ index: Int) {

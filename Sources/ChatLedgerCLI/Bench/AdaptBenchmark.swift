@@ -33,6 +33,13 @@ func threadCPUSeconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
 }
 
+/// CPU seconds all of this process's threads have used so far (the mock cluster's included).
+func processCPUSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
 enum AdaptBenchmark {
     static let canonicalTopic = DeviceEventsTopic.defaultName
 
@@ -113,11 +120,12 @@ enum AdaptBenchmark {
         }.start()
         let started = ContinuousClock.now
         var first: ContinuousClock.Instant?
+        var firstCPU = 0.0
         var idle = 0
         var last = 0
         while true {
             let statistics = stage.statistics
-            if first == nil, statistics.records > 0 { first = .now }
+            if first == nil, statistics.records > 0 { (first, firstCPU) = (.now, processCPUSeconds()) }
             if statistics.records >= count, statistics.caughtUp, statistics.held == 0,
                 statistics.delivered >= statistics.events + statistics.deadLetters
             {
@@ -130,6 +138,7 @@ enum AdaptBenchmark {
             usleep(5_000)
         }
         let done = ContinuousClock.now
+        let adaptCPU = processCPUSeconds() - firstCPU
         stage.stop()
         finished.wait()
         let statistics = stage.statistics
@@ -147,16 +156,18 @@ enum AdaptBenchmark {
         // Timed from the first event to the last one applied, in batches as `IngestService` makes them.
         var ingested = 0
         var ingestStart: ContinuousClock.Instant?
+        var ingestStartCPU = 0.0
         var idlePolls = 0
         while ingested < events {
             let received = try IngestService.consumeBatch(from: consumer, into: pipeline, batchSize: 10_000)
-            if received > 0, ingestStart == nil { ingestStart = .now }
+            if received > 0, ingestStart == nil { (ingestStart, ingestStartCPU) = (.now, processCPUSeconds()) }
             ingested += received
             idlePolls = received == 0 ? idlePolls + 1 : 0
             if idlePolls > 600 { throw BenchFailure("ingest stalled at \(ingested) of \(events) events") }
         }
         pipeline.waitUntilApplied()
         let ingestSeconds = max(1e-3, (ContinuousClock.now - (ingestStart ?? .now)) / .seconds(1))
+        let ingestCPU = max(1e-6, processCPUSeconds() - ingestStartCPU)
         consumer.close()
         guard pipeline.counters.deadLetters == 0 else { throw BenchFailure("ingest found \(pipeline.counters.deadLetters) invalid events") }
 
@@ -168,6 +179,14 @@ enum AdaptBenchmark {
         report.add("adapt_events_per_s", adaptEventRate, "events/s")
         report.add("ingest_events_per_s", ingestRate, "events/s")
         report.add("adapt_vs_ingest", adaptEventRate / ingestRate, "ratio")
+        // The same comparison in CPU time (every thread of the process, the mock cluster's
+        // included): what each side costs, whatever else the machine is running.
+        let adaptCPUPerEvent = max(1e-9, adaptCPU) / Double(max(1, events))
+        let ingestCPUPerEvent = ingestCPU / Double(max(1, ingested))
+        report.add("adapt_process_cpu_us_per_event", adaptCPUPerEvent * 1e6, "µs")
+        report.add("ingest_process_cpu_us_per_event", ingestCPUPerEvent * 1e6, "µs")
+        report.add("adapt_vs_ingest_cpu", ingestCPUPerEvent / adaptCPUPerEvent, "ratio")
+        report.add("adapt_threads", Double(configuration.adaptThreads), "threads")
         report.add("adapt_cpu_records_per_s", Double(sample.count) / max(1e-9, cpuSeconds), "records/s")
         report.add("adapt_cpu_events_per_s", Double(sampleEvents) / max(1e-9, cpuSeconds), "events/s")
         report.add("parse_cpu_events_per_s", Double(parsed) / max(1e-9, parseSeconds), "events/s")

@@ -1,0 +1,162 @@
+import ChatEvents
+import LedgerSupport
+import Synchronization
+
+/// Turns a poll's records into the merger's entries (parse, map, encode, check) on several
+/// threads, in the records' order.
+///
+/// What a record becomes is a pure function of the record (`BridgeAdapter.adapt`, the
+/// encoder), so which thread does the work changes nothing: the entries, their event ids
+/// and bytes are the same. Everything that depends on order (merging across partitions,
+/// holding events for their message, producing, committing) stays on the stage's thread.
+///
+/// The calling thread takes a share of every batch and `threads - 1` helper threads take
+/// the rest, claiming chunks of `chunkSize` records. A batch of a few chunks (live
+/// traffic) is done on the calling thread alone, without waking anyone.
+final class AdaptWorkers {
+    /// Records claimed at a time.
+    static let chunkSize = 32
+
+    private let own: Preparer
+    private let shared: Shared
+    private let helpers: [(thread: LedgerThread, wake: Semaphore)]
+
+    /// - Parameter threads: threads adapting a batch, the caller's included (at least 1).
+    init(adapter: any BridgeAdapter, threads: Int) {
+        own = Preparer(adapter: adapter)
+        let shared = Shared()
+        self.shared = shared
+        helpers = (1..<max(1, threads)).map { number in
+            let wake = Semaphore()
+            let thread = LedgerThread(name: "adapt-\(number)") {
+                let preparer = Preparer(adapter: adapter)
+                while true {
+                    wake.wait()
+                    guard let job = shared.job.withLock({ $0 }) else { return }
+                    job.work(preparer)
+                    job.finished.signal()
+                }
+            }
+            thread.start()
+            return (thread, wake)
+        }
+    }
+
+    deinit {
+        shared.job.withLock { $0 = nil }
+        for helper in helpers { helper.wake.signal() }
+        for helper in helpers { helper.thread.join() }
+    }
+
+    /// The entries for `records`, in their order.
+    func prepare(_ records: [BridgeRecord]) -> [RecordMerger.Entry] {
+        var entries: [RecordMerger.Entry] = []
+        entries.reserveCapacity(records.count)
+        prepare(records) { entries.append($0) }
+        return entries
+    }
+
+    /// Hands `body` the entries for `records`, in their order, each moved (not copied) to it.
+    func prepare(_ records: [BridgeRecord], _ body: (consuming RecordMerger.Entry) -> Void) {
+        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else {
+            for record in records { body(own.prepare(record)) }
+            return
+        }
+        let job = Job(records: records)
+        shared.job.withLock { $0 = job }
+        let woken = min(helpers.count, records.count / Self.chunkSize - 1)
+        for helper in helpers.prefix(woken) { helper.wake.signal() }
+        job.work(own)
+        for _ in 0..<woken { job.finished.wait() }
+        shared.job.withLock { $0 = nil }
+        job.takeResults(body)
+    }
+
+    /// The job helpers look for when woken; nil tells them to end.
+    private final class Shared: Sendable {
+        let job = Mutex<Job?>(nil)
+    }
+
+    /// One batch: its records, and a slot per record that exactly one thread fills.
+    private final class Job: @unchecked Sendable {
+        // SAFETY: `results` slot `i` is initialized by the one thread that claimed `i`
+        // through `next`; the owner reads them only after every worker signalled
+        // `finished` (the semaphore orders the writes before the read).
+        let records: [BridgeRecord]
+        let results: UnsafeMutablePointer<RecordMerger.Entry>
+        let next = Atomic<Int>(0)
+        let finished = Semaphore()
+        private var taken = false
+
+        init(records: [BridgeRecord]) {
+            self.records = records
+            results = .allocate(capacity: records.count)
+        }
+
+        deinit {
+            if !taken { results.deinitialize(count: records.count) }
+            results.deallocate()
+        }
+
+        func work(_ preparer: Preparer) {
+            while true {
+                let start = next.wrappingAdd(AdaptWorkers.chunkSize, ordering: .relaxed).oldValue
+                guard start < records.count else { return }
+                for index in start..<min(start + AdaptWorkers.chunkSize, records.count) {
+                    (results + index).initialize(to: preparer.prepare(records[index]))
+                }
+            }
+        }
+
+        /// Moves the results out in order (once, after every worker finished).
+        func takeResults(_ body: (consuming RecordMerger.Entry) -> Void) {
+            taken = true
+            for index in 0..<records.count { body((results + index).move()) }
+        }
+    }
+
+    /// One thread's scratch: a JSON tape and, in debug builds, the event parser.
+    final class Preparer {
+        let adapter: any BridgeAdapter
+        let tape = JSONTape()
+        let parser = EventParser()
+
+        init(adapter: any BridgeAdapter) {
+            self.adapter = adapter
+        }
+
+        /// Adapts `record` and encodes its events. The stage never produces what ingest
+        /// would reject: the adapter builds events within the schema's limits field by
+        /// field; what only the whole event can break is its size. Debug builds (the tests)
+        /// also run every event through the parser.
+        func prepare(_ record: BridgeRecord) -> RecordMerger.Entry {
+            var adapted = adapter.adapt(record, tape: tape)
+            var encoded: [[UInt8]] = []
+            encoded.reserveCapacity(adapted.events.count)
+            for event in adapted.events {
+                let bytes = EventEncoder.encode(event.event)
+                var problem: String?
+                if bytes.count > EventLimits.default.maxEventBytes {
+                    problem = "\(event.event.type): \(bytes.count) bytes exceed the event limit of \(EventLimits.default.maxEventBytes)"
+                }
+                #if DEBUG
+                do {
+                    _ = try parser.parse(bytes, kafkaKey: Array(event.event.deviceId.utf8))
+                } catch {
+                    problem = "\(event.event.type): \(error)"
+                }
+                #endif
+                if let problem {
+                    adapted.deadLetter("invalid_event", problem)
+                    encoded.removeAll()
+                    break
+                }
+                encoded.append(bytes)
+            }
+            // A dead letter keeps the record's bytes; a mapped record needs only its coordinates.
+            let kept = adapted.isDeadLetter ? record : BridgeRecord(
+                topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, value: nil)
+            return RecordMerger.Entry(record: kept, adapted: adapted, time: adapted.time ?? max(0, record.timestamp), encoded: encoded)
+        }
+    }
+}

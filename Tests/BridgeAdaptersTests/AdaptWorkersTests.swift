@@ -1,0 +1,48 @@
+@testable import BridgeAdapters
+import ChatEvents
+import Testing
+
+@Suite("Adapting a poll's records on several threads")
+struct AdaptWorkersTests {
+    /// 2,000 simulated Evolution records with hostile ones among them, as one poll returns them.
+    static func batch() -> [BridgeRecord] {
+        var traffic = EvolutionTraffic(.init(instances: 4, chatsPerInstance: 10, seed: 7))
+        var records: [BridgeRecord] = []
+        for offset in 0..<2_000 {
+            let record = traffic.next()
+            var value: [UInt8]? = record.value
+            if offset % 97 == 0 { value = Array("not json {".utf8) }
+            if offset % 211 == 0 { value = nil }
+            records.append(BridgeRecord(
+                topic: record.topic, partition: Int32(offset % 3), offset: Int64(offset), timestamp: record.timestamp, key: record.key, value: value))
+        }
+        return records
+    }
+
+    @Test("three threads give exactly the entries the stage's thread alone gives, in the records' order")
+    func sameEntriesInOrder() {
+        let records = Self.batch()
+        let alone = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(records)
+        let workers = AdaptWorkers(adapter: EvolutionAdapter(), threads: 3)
+        // Twice: the helpers take a second batch after the first.
+        for _ in 0..<2 {
+            let shared = workers.prepare(records)
+            #expect(shared.count == records.count)
+            #expect(shared.map(\.record) == alone.map(\.record), "each entry stays at its record's place")
+            #expect(shared.map(\.encoded) == alone.map(\.encoded), "the same events with the same ids and bytes")
+            #expect(shared.map(\.adapted.outcome) == alone.map(\.adapted.outcome))
+            #expect(shared.map(\.time) == alone.map(\.time))
+        }
+        #expect(alone.contains { $0.adapted.isDeadLetter }, "the hostile records are among them")
+        #expect(alone.reduce(0) { $0 + $1.encoded.count } > 1_000, "and plenty of events")
+    }
+
+    @Test("a batch of five records (live traffic) gives the entries the stage's thread alone gives")
+    func smallBatch() {
+        let records = Array(Self.batch().prefix(5))
+        let alone = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(records)
+        let shared = AdaptWorkers(adapter: EvolutionAdapter(), threads: 2).prepare(records)
+        #expect(shared.map(\.encoded) == alone.map(\.encoded))
+        #expect(shared.map(\.record) == alone.map(\.record))
+    }
+}
