@@ -16,30 +16,33 @@ final class ProjectionApplier: Sendable {
     typealias Record = (stored: StoredRecord, position: LogPosition, chainHash: SHA256Digest)
 
     private enum Job: Sendable {
-        case batch([Record], onApplied: (@Sendable () -> Void)?)
+        case batch([Record], traced: [Int], onApplied: (@Sendable () -> Void)?)
         case marker(Semaphore)
         case stop
     }
 
     private let store: ProjectionStore
+    private let trace: FreshnessTrace?
     private let jobs = Mutex<[Job]>([])
     private let available = Semaphore()
     private let space: Semaphore
     private let thread = Mutex<LedgerThread?>(nil)
 
-    init(store: ProjectionStore, depth: Int = 2) {
+    init(store: ProjectionStore, depth: Int = 2, trace: FreshnessTrace? = nil) {
         self.store = store
+        self.trace = trace
         self.space = Semaphore(value: UInt32(max(1, depth)))
-        let thread = LedgerThread { [self] in run() }
+        let thread = LedgerThread(name: "chatledger-apply") { [self] in run() }
         self.thread.withLock { $0 = thread }
         thread.start()
     }
 
     /// Queues a batch; blocks while `depth` batches are already waiting.
-    func submit(_ records: [Record], onApplied: (@Sendable () -> Void)?) {
+    /// - Parameter traced: indexes of the records `trace` follows, ascending.
+    func submit(_ records: [Record], traced: [Int] = [], onApplied: (@Sendable () -> Void)?) {
         guard !records.isEmpty else { return }
         space.wait()
-        enqueue(.batch(records, onApplied: onApplied))
+        enqueue(.batch(records, traced: traced, onApplied: onApplied))
     }
 
     /// Returns once every batch submitted before it is applied.
@@ -70,17 +73,40 @@ final class ProjectionApplier: Sendable {
             available.wait()
             guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
             switch job {
-            case .batch(let records, let onApplied):
-                // One lock per record, so queries are never held up for a whole batch.
-                for record in records {
-                    store.fold(record.stored, at: record.position, chainHash: record.chainHash)
-                }
+            case .batch(let records, let traced, let onApplied):
+                apply(records, traced: traced)
                 space.signal()
                 onApplied?()
             case .marker(let done):
                 done.signal()
             case .stop:
                 return
+            }
+        }
+    }
+
+    /// Folds a batch, one lock per record so queries are never held up for a whole batch.
+    private func apply(_ records: [Record], traced: [Int]) {
+        guard let trace, !traced.isEmpty else {
+            for record in records {
+                store.fold(record.stored, at: record.position, chainHash: record.chainHash)
+            }
+            return
+        }
+        apply(records, traced: traced, trace)
+    }
+
+    /// `apply(_:traced:)` of a batch holding traced records, stamping when it was taken up
+    /// and when each traced record was folded.
+    private func apply(_ records: [Record], traced: [Int], _ trace: FreshnessTrace) {
+        for index in traced { trace.record(.dequeued, records[index].position) }
+        var next = traced.makeIterator()
+        var tracedIndex = next.next()
+        for (index, record) in records.enumerated() {
+            store.fold(record.stored, at: record.position, chainHash: record.chainHash)
+            if index == tracedIndex {
+                trace.record(.applied, record.position)
+                tracedIndex = next.next()
             }
         }
     }
