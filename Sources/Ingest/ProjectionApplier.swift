@@ -7,6 +7,13 @@ import Synchronization
 /// Applies written batches to the projection on a dedicated thread, so the consumer
 /// thread parses and writes the next batch meanwhile.
 ///
+/// A small batch (at most `inlineRecords`) submitted while no batch is queued or being
+/// applied is applied at once on the submitting thread instead: folding a few records
+/// costs microseconds, while handing them over costs a thread wake-up, which on a busy
+/// machine means waiting for a time slice (measured by `bench freshness` as the `queue`
+/// stage: p99 1.6 ms, max 161 ms at a load of 5 on 2 cores). Large batches (catching up)
+/// still overlap with the next batch's parse and write.
+///
 /// Batches are applied in the order they were submitted, each record in offset order.
 /// At most `depth` batches wait: `submit` blocks beyond that (backpressure when the
 /// projection falls behind the log). Only records already written (and synced, per the
@@ -27,21 +34,37 @@ final class ProjectionApplier: Sendable {
     private let available = Semaphore()
     private let space: Semaphore
     private let thread = Mutex<LedgerThread?>(nil)
+    /// Batches queued and not yet applied. Only the submitting thread adds to it, so when
+    /// it reads zero the applier thread holds no batch until that thread queues one.
+    private let outstanding = Atomic<Int>(0)
+    /// The largest batch applied on the submitting thread when nothing is outstanding.
+    let inlineRecords: Int
 
-    init(store: ProjectionStore, depth: Int = 2, trace: FreshnessTrace? = nil) {
+    /// - Parameter inlineRecords: the largest batch applied on the submitting thread when
+    ///   nothing is queued (0: always on the applier thread).
+    init(store: ProjectionStore, depth: Int = 2, inlineRecords: Int = 256, trace: FreshnessTrace? = nil) {
         self.store = store
         self.trace = trace
+        self.inlineRecords = inlineRecords
         self.space = Semaphore(value: UInt32(max(1, depth)))
         let thread = LedgerThread(name: "chatledger-apply") { [self] in run() }
         self.thread.withLock { $0 = thread }
         thread.start()
     }
 
-    /// Queues a batch; blocks while `depth` batches are already waiting.
+    /// Applies a small batch now on the calling thread if no batch is outstanding; queues
+    /// it otherwise, blocking while `depth` batches are already waiting. Called from one
+    /// thread only (the consumer's).
     /// - Parameter traced: indexes of the records `trace` follows, ascending.
     func submit(_ records: [Record], traced: [Int] = [], onApplied: (@Sendable () -> Void)?) {
         guard !records.isEmpty else { return }
+        if records.count <= inlineRecords, outstanding.load(ordering: .acquiring) == 0 {
+            apply(records, traced: traced)
+            onApplied?()
+            return
+        }
         space.wait()
+        outstanding.add(1, ordering: .relaxed)
         enqueue(.batch(records, traced: traced, onApplied: onApplied))
     }
 
@@ -75,6 +98,7 @@ final class ProjectionApplier: Sendable {
             switch job {
             case .batch(let records, let traced, let onApplied):
                 apply(records, traced: traced)
+                outstanding.subtract(1, ordering: .releasing)
                 space.signal()
                 onApplied?()
             case .marker(let done):
