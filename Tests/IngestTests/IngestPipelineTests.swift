@@ -76,5 +76,30 @@ struct IngestPipelineTests {
         let times = lines.compactMap { Int64($0[3]) }
         #expect(times.count == 8 && times == times.sorted(), "stamps in stage order, on one monotonic clock")
     }
+
+    @Test("a small batch is in the projection when commitBatch returns; a large one once the applier has it, in order")
+    func smallBatchFoldedOnCommit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: "wa.device-events", fsync: .never))
+        func message(_ offset: Int) throws {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: Int64(offset), chatId: "a@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hi")))
+            try accept(pipeline, offset: Int64(offset), key: "dev-1", value: EventEncoder.encode(event))
+        }
+        for offset in 0..<3 { try message(offset) }
+        try pipeline.commitBatch()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 2, "folded by the committing thread, no wait for the applier")
+
+        for offset in 3..<1_003 { try message(offset) }  // larger than a batch folded inline
+        try pipeline.commitBatch()
+        try message(1_003)
+        try pipeline.commitBatch()  // small: queued behind the large one if that is still outstanding
+        pipeline.waitUntilApplied()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 1_003)
+        #expect(pipeline.store.version(of: "dev-1") == 1_004, "every message applied once, in order")
+        try pipeline.close()
+    }
 }
 
