@@ -28,6 +28,8 @@ enum FreshnessBenchmark {
     /// message set and partition at 3,000 events/s over 16 partitions, as a bridge's
     /// producer batches under load; the markers have their own producer (`linger.ms=0`).
     static let backgroundLingerMilliseconds = 100
+    /// Between two polls of a marker (see `FreshnessProbe`): the delays' resolution.
+    static let pollPause = Duration.microseconds(250)
 
     /// - Parameters:
     ///   - directory: where each child's data directory is made (the disk measured).
@@ -62,7 +64,7 @@ enum FreshnessBenchmark {
         }
         report.notes.append(
             "chatledger run as a child process (embedded mock broker, \(partitions) partitions); preload: a chat.snapshot per chat through Kafka; "
-                + "then \(rate) events/s of the same devices' traffic (producer linger.ms=\(backgroundLingerMilliseconds)) for \(Int(seconds)) s, a marker every 20 ms polled until visible")
+                + "then \(rate) events/s of the same devices' traffic (producer linger.ms=\(backgroundLingerMilliseconds)) for \(Int(seconds)) s, a marker every 20 ms polled until visible (\(Int(pollPause / .microseconds(1))) µs between polls)")
         report.notes.append("checkpoints_during: checkpoints run wrote during the measurement (every 200,000 records or 30 s)")
         report.notes.append(
             "stage_*: per marker, ms from produced to fetched by ingest (kafka), to its batch in the log (append), to the applier "
@@ -149,7 +151,7 @@ enum FreshnessBenchmark {
         watch.start()
         let probe = FreshnessProbe(
             background: model, rate: rate, markerInterval: .milliseconds(20), markerTimeout: .seconds(20), failOnTimeout: false,
-            backgroundLingerMilliseconds: backgroundLingerMilliseconds)
+            backgroundLingerMilliseconds: backgroundLingerMilliseconds, pollPause: pollPause)
         let loadBefore = loadAverage()
         let (runBefore, benchBefore) = (ThreadCPU(pid: server.processIdentifier), ThreadCPU(pid: getpid()))
         let probeStart = ContinuousClock.now

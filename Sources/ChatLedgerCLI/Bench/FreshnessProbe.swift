@@ -66,6 +66,12 @@ struct FreshnessProbe {
     /// of every fetch (a real broker has an offset index), so a set per event (1 ms at a
     /// few hundred events/s per partition) makes the mock the busiest thread of `run`.
     var backgroundLingerMilliseconds = 1
+    /// A pause between two polls of one marker (zero: back to back). Each poll is a request
+    /// `run` answers on its HTTP thread, so polling back to back keeps that thread and the
+    /// poller busy (about a third of a core together at 50 markers/s) while the marker's
+    /// way through Kafka and ingest needs the same cores; a pause costs at most its length
+    /// in resolution.
+    var pollPause: Duration = .zero
 
     func run(server: ServerProcess, until: Until) throws -> Result {
         let stopping = Atomic<Bool>(false)
@@ -157,6 +163,7 @@ struct FreshnessProbe {
             }
             if ContinuousClock.now - start > markerTimeout { return marker }
             probe.poll()
+            if pollPause > .zero { usleep(UInt32(pollPause / .microseconds(1))) }  // pacing the poller, not synchronisation
         }
     }
 }
