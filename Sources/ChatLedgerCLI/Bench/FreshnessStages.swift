@@ -5,7 +5,9 @@ import Ingest
 /// with the probe's own produce and visible times (all `CLOCK_MONOTONIC`): per marker, ms
 /// from produced to fetched by ingest (`kafka`), to its batch in the log (`append`), to the
 /// applier taking the batch (`queue`), to the record in the projection (`apply`), and to
-/// the first poll answer that showed it (`poll`).
+/// the first poll answer that showed it (`poll`). `poll` can be a little below zero: the
+/// `applied` stamp is taken after the fold has released the projection's lock, and a query
+/// may answer in between.
 struct FreshnessStages {
     static let names = ["kafka", "append", "queue", "apply", "poll"]
 
