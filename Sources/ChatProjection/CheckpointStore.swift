@@ -114,14 +114,19 @@ package struct CheckpointStore: Sendable {
             for hash in window { writer.u64(hash) }
         }
         writer.u64(UInt64(devices.count))
-        writer.raw(devices)
-        writer.raw(digest.bytes)
-        writer.u32(CRC32C.checksum(writer.bytes))
+        // The devices (most of the file) are written from their own buffer, not copied
+        // behind the header: at 1,000,000 chats each copy is ~100 MB of memory traffic and
+        // page faults on the checkpoint thread, next to the threads answering queries.
+        var trailer = ByteWriter()
+        trailer.raw(digest.bytes)
+        var crc = CRC32C.checksum(writer.bytes)
+        crc = devices.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+        crc = trailer.bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+        trailer.u32(crc)
 
         let path = path(sequence)
         let temporary = path + ".tmp"
-        try Data(writer.bytes).write(to: URL(fileURLWithPath: temporary))
-        try syncFile(temporary)
+        try writeSynced(temporary, [writer.bytes, devices, trailer.bytes])
         beforeRename?(temporary, sequence)
         guard rename(temporary, path) == 0 else { throw ProjectionError(path: path, "rename: errno \(errno)") }
         try syncFile(directory)
@@ -206,6 +211,19 @@ package struct CheckpointStore: Sendable {
             counts: .init(applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters)))
         return (state, CheckpointInfo(
             sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))
+    }
+
+    /// Writes `parts` one after the other as the file `path` (replacing it) and fsyncs it.
+    private func writeSynced(_ path: String, _ parts: [[UInt8]]) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw ProjectionError(path: path, "open: errno \(errno)") }
+        defer { close(descriptor) }
+        do {
+            for part in parts { try part.withUnsafeBytes { try SystemCall.writeAll(descriptor, $0) } }
+            try SystemCall.run("fsync") { fsync(descriptor) }
+        } catch {
+            throw ProjectionError(path: path, "\(error)")
+        }
     }
 
     private func syncFile(_ path: String) throws {

@@ -23,6 +23,9 @@ package final class IngestPipeline {
         package var attestationKey: [UInt8]?
         /// How much of each partition's log to keep; applied after every checkpoint.
         package var retention: RetentionPolicy
+        /// Stage times of chosen records (`bench freshness`); nil: the one the environment
+        /// asks for, if any (`FreshnessTrace.fromEnvironment`).
+        package var trace: FreshnessTrace?
 
         package init(
             topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
@@ -84,6 +87,10 @@ package final class IngestPipeline {
     private let applier: ProjectionApplier
     /// Writes due checkpoints on its own thread.
     private let checkpointWriter: CheckpointWriter
+    /// Stage times of the bench's marker records (`FreshnessTrace`); nil unless asked for.
+    private let trace: FreshnessTrace?
+    /// Indexes in `pending` of the records `trace` follows.
+    private var pendingTraced: [Int] = []
     private var recordsSinceCheckpoint = 0
     /// Called after each batch is applied to the projection (e.g. to wake waiting queries).
     package var onBatchApplied: (@Sendable () -> Void)?
@@ -107,7 +114,8 @@ package final class IngestPipeline {
             "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",
                                   "replayed_records": loaded.replayedRecords, "devices": loaded.state.devices.count])
         store = ProjectionStore(loaded.state)
-        applier = ProjectionApplier(store: store)
+        trace = options.trace ?? FreshnessTrace.fromEnvironment()
+        applier = ProjectionApplier(store: store, trace: trace)
         checkpointWriter = CheckpointWriter(checkpoints: checkpoints)
         gaps = try GapRegister(log: log, topic: options.topic)
         for gap in gaps.gaps { counters.lostRecords[gap.partition, default: 0] += gap.lostRecords }
@@ -249,6 +257,10 @@ package final class IngestPipeline {
                 return
             }
             try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
+            if let trace, trace.matches(key) {
+                trace.record(.fetched, position, eventId: event.eventId)
+                pendingTraced.append(pending.count)
+            }
             pending.append((.event(event), position, writer.chainHash))
             counters.events += 1
         case .failure(let error):
@@ -268,6 +280,7 @@ package final class IngestPipeline {
         var next: [Int32: Int64] = [:]
         let batch = writers.values.filter(\.hasStagedRecords)
         try ParallelCommit.commit(batch)
+        if let trace { for index in pendingTraced { trace.record(.appended, pending[index].position) } }
         for writer in batch {
             if let last = writer.lastOffset { next[writer.partition] = last + 1 }
         }
@@ -276,9 +289,10 @@ package final class IngestPipeline {
         let erasures = pendingErasures
         pendingErasures = []
         for erasure in erasures { try redact(partition: erasure.partition, erasure.selector) }
-        applier.submit(pending, onApplied: onBatchApplied)
+        applier.submit(pending, traced: pendingTraced, onApplied: onBatchApplied)
         recordsSinceCheckpoint += pending.count
         pending = []  // handed to the applier
+        pendingTraced = []
         if !erasures.isEmpty {
             applier.waitUntilApplied()
             for erasure in erasures where erasure.selector.erasure.scope != .device {

@@ -46,4 +46,60 @@ struct IngestPipelineTests {
         #expect(pipeline.store.position(of: "dev-1") == LogPosition(partition: 0, offset: 6))
         try pipeline.close()
     }
+
+    @Test("a trace stamps each stage of the records of its key, in order, and nothing of other keys")
+    func traceStampsStagesOfItsKey() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let traceFile = directory + ".trace"
+        defer { try? FileManager.default.removeItem(atPath: traceFile) }
+        var options = IngestPipeline.Options(topic: "wa.device-events", fsync: .never)
+        let trace: FreshnessTrace = try #require(FreshnessTrace(key: "probe", path: traceFile))
+        options.trace = trace
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: options)
+        for (offset, device) in ["dev-1", "probe", "dev-2", "probe"].enumerated() {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: device, occurredAt: 1, chatId: "a@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hi")))
+            try accept(pipeline, offset: Int64(offset), key: device, value: EventEncoder.encode(event))
+        }
+        try accept(pipeline, offset: 4, key: "probe", value: Array("not json".utf8))  // a dead letter: not traced
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        try pipeline.close()
+
+        let lines = try String(contentsOfFile: traceFile, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(lines.map { "\($0[0]) \($0[2])" } == [
+            "fetched 1", "fetched 3", "appended 1", "appended 3", "dequeued 1", "dequeued 3", "applied 1", "applied 3",
+        ])
+        #expect(lines.filter { $0[0] == "fetched" }.map { $0.last } == ["E1", "E3"], "the fetched line names the event id")
+        let times = lines.compactMap { Int64($0[3]) }
+        #expect(times.count == 8 && times == times.sorted(), "stamps in stage order, on one monotonic clock")
+    }
+
+    @Test("a small batch is in the projection when commitBatch returns; a large one once the applier has it, in order")
+    func smallBatchFoldedOnCommit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: "wa.device-events", fsync: .never))
+        func message(_ offset: Int) throws {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: Int64(offset), chatId: "a@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hi")))
+            try accept(pipeline, offset: Int64(offset), key: "dev-1", value: EventEncoder.encode(event))
+        }
+        for offset in 0..<3 { try message(offset) }
+        try pipeline.commitBatch()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 2, "folded by the committing thread, no wait for the applier")
+
+        for offset in 3..<1_003 { try message(offset) }  // larger than a batch folded inline
+        try pipeline.commitBatch()
+        try message(1_003)
+        try pipeline.commitBatch()  // small: queued behind the large one if that is still outstanding
+        pipeline.waitUntilApplied()
+        #expect(pipeline.store.appliedOffset(partition: 0) == 1_003)
+        #expect(pipeline.store.version(of: "dev-1") == 1_004, "every message applied once, in order")
+        try pipeline.close()
+    }
 }
+

@@ -22,6 +22,7 @@ enum BenchCommand: Command {
             CommandSpec.Option("chats", "M", "Chats per device preloaded (freshness).", default: "50"),
             CommandSpec.Option("rate", "R", "Background events/s while markers are measured (freshness).", default: "3000"),
             CommandSpec.Option("format", "FORMAT", "The bridge format (adapt).", default: "evolution"),
+            CommandSpec.Option("server", "PATH", "The chatledger binary to run as the measured child, e.g. an older build (freshness; default: this one)."),
         ],
         positionals: ["NAME"])
 
@@ -61,7 +62,8 @@ enum BenchCommand: Command {
             report = try FreshnessBenchmark.run(
                 devices: sizes, chats: try arguments.integer("chats", in: 1...10_000) ?? 50,
                 rate: try arguments.integer("rate", in: 0...1_000_000) ?? 3_000,
-                seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100), directory: arguments.string("dir") ?? "./data/bench")
+                seconds: Double(try arguments.integer("seconds", in: 1...3_600) ?? 100), directory: arguments.string("dir") ?? "./data/bench",
+                server: arguments.string("server"))
         case "cluster":
             report = try ClusterBenchmark.run(
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2),

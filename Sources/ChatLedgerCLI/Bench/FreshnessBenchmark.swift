@@ -4,6 +4,7 @@ import Glibc
 import ChatEvents
 import ChatProjection
 import Foundation
+import Ingest
 import KafkaClient
 import LedgerSupport
 import Synchronization
@@ -23,13 +24,23 @@ enum FreshnessBenchmark {
     static let partitions = 16
     /// Events per preload chunk (≈ 300 bytes each: under 1 MiB per partition).
     static let chunk = 40_000
+    /// The background producer's `linger.ms` (see `FreshnessProbe`): about 20 events per
+    /// message set and partition at 3,000 events/s over 16 partitions, as a bridge's
+    /// producer batches under load; the markers have their own producer (`linger.ms=0`).
+    static let backgroundLingerMilliseconds = 100
+    /// Between two polls of a marker (see `FreshnessProbe`): the delays' resolution.
+    static let pollPause = Duration.microseconds(250)
 
-    /// - Parameter directory: where each child's data directory is made (the disk measured).
-    static func run(devices sizes: [Int], chats: Int, rate: Int, seconds: Double, directory: String) throws -> BenchReport {
+    /// - Parameters:
+    ///   - directory: where each child's data directory is made (the disk measured).
+    ///   - server: the `chatledger` binary run as the child (another build's, to compare
+    ///     two builds under the same harness); nil: this one.
+    static func run(devices sizes: [Int], chats: Int, rate: Int, seconds: Double, directory: String, server: String? = nil) throws -> BenchReport {
         var report = BenchReport(bench: "freshness")
         for devices in sizes {
             let label = "\(devices)x\(chats)"
-            let measured = try measure(devices: devices, chats: chats, rate: rate, seconds: seconds, data: directory + "/freshness-\(getpid())-\(devices)")
+            let measured = try measure(
+                devices: devices, chats: chats, rate: rate, seconds: seconds, data: directory + "/freshness-\(getpid())-\(devices)", server: server)
             report.add("freshness_p50_ms_\(label)", measured.result.p50, "ms")
             report.add("freshness_p99_ms_\(label)", measured.result.p99, "ms")
             report.add("freshness_max_ms_\(label)", measured.result.max, "ms")
@@ -44,11 +55,21 @@ enum FreshnessBenchmark {
             report.add("preload_chats_\(label)", Double(devices * chats), "chats")
             report.add("preload_events_per_s_\(label)", measured.preloadRate, "events/s")
             if let rss = measured.residentBytes { report.add("run_resident_mib_\(label)", Double(rss) / Double(1 << 20), "MiB") }
+            report.add("run_cpu_percent_\(label)", measured.runCPU.total / measured.wall * 100, "% of a core")
+            report.add("bench_cpu_percent_\(label)", measured.benchCPU.total / measured.wall * 100, "% of a core")
+            measured.stages.add(to: &report, label: label, since: measured.started)
+            report.notes.append("\(label): load average before \(measured.loadBefore), after \(measured.loadAfter)")
+            report.notes.append("\(label): run's busiest threads: \(measured.runCPU.busiest(6, over: measured.wall))")
+            report.notes.append("\(label): the bench's busiest threads: \(measured.benchCPU.busiest(4, over: measured.wall))")
         }
         report.notes.append(
             "chatledger run as a child process (embedded mock broker, \(partitions) partitions); preload: a chat.snapshot per chat through Kafka; "
-                + "then \(rate) events/s of the same devices' traffic for \(Int(seconds)) s, a marker every 20 ms polled until visible")
+                + "then \(rate) events/s of the same devices' traffic (producer linger.ms=\(backgroundLingerMilliseconds)) for \(Int(seconds)) s, a marker every 20 ms polled until visible (\(Int(pollPause / .microseconds(1))) µs between polls)")
         report.notes.append("checkpoints_during: checkpoints run wrote during the measurement (every 200,000 records or 30 s)")
+        report.notes.append(
+            "stage_*: per marker, ms from produced to fetched by ingest (kafka), to its batch in the log (append), to the applier "
+                + "taking the batch (queue), to the record folded (apply), to the first poll answer showing it (poll); "
+                + "tail_*: each stage's mean over the slowest 1 % of markers")
         report.notes.append(
             "markers_over_50ms_at_checkpoint: slow markers (over 50 ms or not visible) during which a checkpoint was completed; "
                 + "disk_fdatasync: 4 KiB write + fdatasync every 100 ms next to the log meanwhile (how busy the disk was)")
@@ -63,17 +84,41 @@ enum FreshnessBenchmark {
         var slowMarkers = 0
         var slowMarkersAtCheckpoint = 0
         var diskSync = FreshnessProbe.Result(delays: [])
+        var stages: FreshnessStages
+        var started: ContinuousClock.Instant
+        /// Seconds the markers were measured, and the CPU time of `run` and of the bench meanwhile.
+        var wall: Double
+        var runCPU: ThreadCPU
+        var benchCPU: ThreadCPU
+        var loadBefore: String
+        var loadAfter: String
     }
 
-    static func measure(devices: Int, chats: Int, rate: Int, seconds: Double, data: String) throws -> Measured {
+    /// `/proc/loadavg`'s three averages.
+    private static func loadAverage() -> String {
+        let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    static func measure(devices: Int, chats: Int, rate: Int, seconds: Double, data: String, server executable: String?) throws -> Measured {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let server = try ServerProcess(
-            executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-            arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try BenchKeys.file(data), "--partitions", String(partitions)])
+        // The child traces the markers' records through its stages (`FreshnessTrace`).
+        let traceFile = data + ".trace"
+        setenv(FreshnessTrace.keyVariable, "probe", 1)
+        setenv(FreshnessTrace.fileVariable, traceFile, 1)
+        let started = Result {
+            try ServerProcess(
+                executable: executable.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                arguments: ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", try BenchKeys.file(data), "--partitions", String(partitions)])
+        }
+        unsetenv(FreshnessTrace.keyVariable)
+        unsetenv(FreshnessTrace.fileVariable)
+        let server = try started.get()
         defer {
             _ = server.terminate()
             try? FileManager.default.removeItem(atPath: data + ".keys.json")
+            try? FileManager.default.removeItem(atPath: traceFile)
         }
 
         var model = TrafficModel(.init(devices: devices, chatsPerDevice: chats, seed: 24))
@@ -105,12 +150,23 @@ enum FreshnessBenchmark {
         let watch = MeasurementWatch(data: data, checkpoints: checkpoints)
         watch.start()
         let probe = FreshnessProbe(
-            background: model, rate: rate, markerInterval: .milliseconds(20), markerTimeout: .seconds(20), failOnTimeout: false)
+            background: model, rate: rate, markerInterval: .milliseconds(20), markerTimeout: .seconds(20), failOnTimeout: false,
+            backgroundLingerMilliseconds: backgroundLingerMilliseconds, pollPause: pollPause)
+        let loadBefore = loadAverage()
+        let (runBefore, benchBefore) = (ThreadCPU(pid: server.processIdentifier), ThreadCPU(pid: getpid()))
+        let probeStart = ContinuousClock.now
         let result = Result { try probe.run(server: server, until: .seconds(seconds)) }
+        let wall = (ContinuousClock.now - probeStart) / .seconds(1)
+        let (runCPU, benchCPU) = (ThreadCPU(pid: server.processIdentifier).since(runBefore), ThreadCPU(pid: getpid()).since(benchBefore))
         let (checkpointTimes, diskSync) = watch.stop()
         let after = checkpoints.sequences().last ?? 0
-        var measured = Measured(result: try result.get(), checkpoints: after - before, preloadRate: preloadRate, residentBytes: server.residentBytes)
-        for (start, milliseconds) in measured.result.markers where (milliseconds ?? .infinity) > 50 {
+        let probed = try result.get()
+        var measured = Measured(
+            result: probed, checkpoints: after - before, preloadRate: preloadRate, residentBytes: server.residentBytes,
+            stages: FreshnessStages(markers: probed.markers, traceFile: traceFile), started: probeStart, wall: wall, runCPU: runCPU,
+            benchCPU: benchCPU, loadBefore: loadBefore, loadAfter: loadAverage())
+        for marker in measured.result.markers where (marker.milliseconds ?? .infinity) > 50 {
+            let (start, milliseconds) = (marker.start, marker.milliseconds)
             measured.slowMarkers += 1
             let end = start + .milliseconds(Int((milliseconds ?? 20_000) + 100))
             if checkpointTimes.contains(where: { $0 >= start && $0 <= end }) { measured.slowMarkersAtCheckpoint += 1 }
@@ -147,7 +203,7 @@ private final class MeasurementWatch: Sendable {
     }
 
     func start() {
-        let worker = LedgerThread { [self] in watch() }
+        let worker = LedgerThread(name: "bench-watch") { [self] in watch() }
         thread.withLock { $0 = worker }
         worker.start()
     }

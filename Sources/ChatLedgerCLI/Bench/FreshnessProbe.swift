@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ChatEvents
+import Ingest
 import KafkaClient
 import LedgerSupport
 import Synchronization
@@ -24,8 +25,8 @@ struct FreshnessProbe {
         var delays: [Double]
         /// Markers still not visible after `markerTimeout` (counted in no percentile).
         var notVisible = 0
-        /// Every marker in order: when it was produced and its delay in ms (nil: not visible).
-        var markers: [(start: ContinuousClock.Instant, milliseconds: Double?)] = []
+        /// Every marker in order.
+        var markers: [Marker] = []
         /// The background load actually sent, events/s.
         var backgroundRate = 0.0
 
@@ -34,6 +35,17 @@ struct FreshnessProbe {
         var max: Double { delays.last ?? 0 }
 
         func percentile(_ fraction: Double) -> Double { HTTPBenchmark.percentile(delays, fraction) }
+    }
+
+    /// One marker: its event id, when it was produced and its delay in ms (nil: not
+    /// visible); `produced` and `visible` also on `CLOCK_MONOTONIC` (ns), the clock of
+    /// `run`'s stage trace (`FreshnessTrace`).
+    struct Marker {
+        var eventId: String
+        var start: ContinuousClock.Instant
+        var milliseconds: Double?
+        var produced: Int64
+        var visible: Int64?
     }
 
     static let topic = DeviceEventsTopic.defaultName
@@ -48,14 +60,27 @@ struct FreshnessProbe {
     var markerTimeout: Duration = .seconds(10)
     /// Give up the whole run at the first marker not visible in time (else count it and go on).
     var failOnTimeout = true
+    /// The background producer's `linger.ms`. Its events' own latency is not measured, but
+    /// how it batches them is what the broker holds: the embedded mock broker finds a fetch
+    /// offset by walking a partition's message sets from its oldest, for every partition
+    /// of every fetch (a real broker has an offset index), so a set per event (1 ms at a
+    /// few hundred events/s per partition) makes the mock the busiest thread of `run`.
+    var backgroundLingerMilliseconds = 1
+    /// A pause between two polls of one marker (zero: back to back). Each poll is a request
+    /// `run` answers on its HTTP thread, so polling back to back keeps that thread and the
+    /// poller busy (about a third of a core together at 50 markers/s) while the marker's
+    /// way through Kafka and ingest needs the same cores; a pause costs at most its length
+    /// in resolution.
+    var pollPause: Duration = .zero
 
     func run(server: ServerProcess, until: Until) throws -> Result {
         let stopping = Atomic<Bool>(false)
         let sent = Atomic<Int>(0)
         let load = BackgroundLoad(model: background)
         let rate = self.rate
-        let backgroundThread = LedgerThread {
-            guard let producer = try? KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": "1"])) else {
+        let linger = String(backgroundLingerMilliseconds)
+        let backgroundThread = LedgerThread(name: "bench-load") {
+            guard let producer = try? KafkaProducer(bootstrapServers: server.brokers, configuration: KafkaConfiguration(["linger.ms": linger])) else {
                 return
             }
             var model = load.take()
@@ -92,10 +117,9 @@ struct FreshnessProbe {
             }
             while !finished() {
                 index += 1
-                let start = ContinuousClock.now
-                let delay = try marker(index, probe: probe, client: client)
-                result.markers.append((start, delay))
-                if let delay {
+                let marker = try self.marker(index, probe: probe, client: client)
+                result.markers.append(marker)
+                if let delay = marker.milliseconds {
                     result.delays.append(delay)
                 } else if failOnTimeout {
                     throw BenchFailure("marker \(index) not visible after \(markerTimeout)")
@@ -117,21 +141,29 @@ struct FreshnessProbe {
         return result
     }
 
-    /// Produces marker `index` and polls until the count shows it; its delay in ms, nil
+    /// Produces marker `index` and polls until the count shows it; its delay in ms is nil
     /// if it is not visible within `markerTimeout`.
-    private func marker(_ index: Int, probe: KafkaProducer, client: HTTPLoadClient) throws -> Double? {
+    private func marker(_ index: Int, probe: KafkaProducer, client: HTTPLoadClient) throws -> Marker {
+        let eventId = "probe-\(getpid())-\(index)"
         let event = Event(
-            eventId: "probe-\(getpid())-\(index)", deviceId: "probe", occurredAt: Int64(index), chatId: "source@c.us",
+            eventId: eventId, deviceId: "probe", occurredAt: Int64(index), chatId: "source@c.us",
             payload: .messageCreated(MessageCreated(messageId: "P\(index)", fromMe: false, kind: .text, preview: "probe")))
+        let value = EventEncoder.encode(event)
         let start = ContinuousClock.now
-        try probe.send(topic: Self.topic, key: Array("probe".utf8), value: EventEncoder.encode(event))
+        var marker = Marker(eventId: eventId, start: start, produced: FreshnessTrace.monotonicNanoseconds())
+        try probe.send(topic: Self.topic, key: Array("probe".utf8), value: value)
         probe.poll()
         let expected = "\"unreadMessages\":\(index)}"
         while true {
             let body = try client.get("/api/v1/devices/probe/unread")
-            if body.contains(expected) { return (ContinuousClock.now - start) / .milliseconds(1) }
-            if ContinuousClock.now - start > markerTimeout { return nil }
+            if body.contains(expected) {
+                marker.visible = FreshnessTrace.monotonicNanoseconds()
+                marker.milliseconds = (ContinuousClock.now - start) / .milliseconds(1)
+                return marker
+            }
+            if ContinuousClock.now - start > markerTimeout { return marker }
             probe.poll()
+            if pollPause > .zero { usleep(UInt32(pollPause / .microseconds(1))) }  // pacing the poller, not synchronisation
         }
     }
 }
