@@ -36,12 +36,17 @@ enum ClusterBenchmark {
             let instances = try Instances(standby: standby)
             try instances.seed(events: events)
             let (_, survivor, device) = try instances.ownedDevice()
+            if standby > 0 { try instances.awaitStandbys(events: events) }
             let took = try instances.takeover(survivor: survivor, device: device)
+            let rebuild = try instances.rebuild(survivor: survivor)
             instances.stop()
             report.add("takeover_standby_\(standby)_s", took, "s")
+            report.add("takeover_standby_\(standby)_rebuild_s", rebuild.seconds, "s")
+            if standby > 0 { report.add("takeover_standby_\(standby)_imported_records", Double(rebuild.imported), "records") }
         }
         report.notes.append("2 instances (chatledger run --advertise) on loopback, \(partitions) partitions, embedded broker in the bench process; \(HTTPBenchmark.clients)×\(HTTPBenchmark.connections) keep-alive connections for the overhead")
         report.notes.append("takeover: \(events) events on the topic, owner SIGKILLed, until the survivor answers for the device again; \(kafka)")
+        report.notes.append("rebuild: in the survivor's log, from the rebalance taking its partitions (revoked) to its last partition caught up: standby import or Kafka fetch, and the fold")
         return report
     }
 
@@ -64,7 +69,9 @@ enum ClusterBenchmark {
                     "--advertise", "http://127.0.0.1:\(port)", "--keys", keys, "--kafka-config", ClusterBenchmark.kafka,
                 ]
                 if standby > 0 { arguments += ["--standby", String(standby)] }
-                servers.append(try ServerProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), arguments: arguments))
+                servers.append(try ServerProcess(
+                    executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), arguments: arguments,
+                    standardError: "\(directory)/i\(index).log"))
                 ports.append(port)
             }
         }
@@ -100,6 +107,45 @@ enum ClusterBenchmark {
             throw BenchFailure("the instances did not answer for dev-1 within 120 s")
         }
 
+        /// Waits until each instance holds every event: its own partitions in its log, the
+        /// other's in its standby log.
+        func awaitStandbys(events: Int) throws {
+            let deadline = ContinuousClock.now + .seconds(600)
+            for port in ports {
+                while true {
+                    let text = (try? HTTPLoadClient(port: port)).flatMap { try? $0.get("/metrics") } ?? ""
+                    let held = ClusterBenchmark.metric(text, "chatledger_ingest_records_total") + ClusterBenchmark.metric(text, "chatledger_standby_records_total")
+                    if held >= Double(events) { break }
+                    guard ContinuousClock.now < deadline else { throw BenchFailure("the standby logs did not catch up within 600 s") }
+                    usleep(100_000)
+                }
+            }
+        }
+
+        /// From `survivor`'s log after the takeover: seconds from the rebalance that took its
+        /// partitions to its last partition caught up, and the records imported from its standby log.
+        func rebuild(survivor: UInt16) throws -> (seconds: Double, imported: Int) {
+            guard let index = ports.firstIndex(of: survivor) else { throw BenchFailure("no such instance") }
+            let deadline = ContinuousClock.now + .seconds(600)
+            while ContinuousClock.now < deadline {
+                let lines = ((try? String(contentsOfFile: "\(directory)/i\(index).log", encoding: .utf8)) ?? "").split(separator: "\n")
+                // The takeover: the last revocation, and every partition caught up after it
+                // (the eager protocol assigns the survivor all of them again).
+                if let revoked = lines.lastIndex(where: { $0.contains("msg=\"partitions revoked\"") }),
+                    lines[revoked...].filter({ $0.contains("msg=\"partition caught up\"") }).count >= ClusterBenchmark.partitions,
+                    let caught = lines[revoked...].lastIndex(where: { $0.contains("msg=\"partition caught up\"") }),
+                    let start = ClusterBenchmark.time(lines[revoked]), let end = ClusterBenchmark.time(lines[caught])
+                {
+                    let imported = lines[revoked...].filter { $0.contains("partition imported from the standby log") }.reduce(0) { sum, line in
+                        sum + (line.split(separator: " ").first { $0.hasPrefix("records=") }.flatMap { Int($0.dropFirst("records=".count)) } ?? 0)
+                    }
+                    return (end - start, imported)
+                }
+                usleep(100_000)
+            }
+            throw BenchFailure("no takeover in the survivor's log")
+        }
+
         /// SIGKILLs the instance that is not `survivor`; seconds until `survivor` answers for `device` again.
         func takeover(survivor: UInt16, device: String) throws -> Double {
             let victim = servers[ports[0] == survivor ? 1 : 0]
@@ -113,6 +159,20 @@ enum ClusterBenchmark {
             }
             throw BenchFailure("no takeover within 600 s")
         }
+    }
+
+    /// A sample's value in a `/metrics` text (summed over label sets), 0 when absent.
+    static func metric(_ text: String, _ name: String) -> Double {
+        text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+    }
+
+    /// A log line's `time=…T HH:MM:SS.mmm Z` as seconds of the day.
+    static func time(_ line: Substring) -> Double? {
+        guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("time=") }), let t = field.firstIndex(of: "T") else { return nil }
+        let parts = field[field.index(after: t)...].dropLast().split(separator: ":")
+        guard parts.count == 3, let hours = Double(parts[0]), let minutes = Double(parts[1]), let seconds = Double(parts[2]) else { return nil }
+        return hours * 3600 + minutes * 60 + seconds
     }
 
     /// One GET on a new connection: status and `X-Ledger-Instance`.
