@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatLedgerCLI
 import Foundation
+import QueryWorker
 import Testing
 
 /// Cluster mode's standby replicas (`--standby N`, SPEC §9) with real processes: two
@@ -73,6 +75,20 @@ struct ClusterStandbyTests {
             took.append(fields["took_ms"].flatMap { Int($0) } ?? -1)
         }
         print("cluster standby takeover: every device answered again from the survivor \(recovered) after SIGKILL; \(imports.count) partitions imported from the standby log, \(Int(imported)) records, import took \(took.reduce(0, +)) ms in all (per partition: \(took))")
+    }
+
+    @Test("the standbys of a partition are the N members after its owner by URL, cyclically; an instance never stands by for its own partitions")
+    func standbysFollowTheOwnerByURL() {
+        func owner(_ instance: String) -> ClusterOwnership.Owner { .init(instance: instance, incarnation: "1", ready: true) }
+        let owners: [Int32: ClusterOwnership.Owner] = [0: owner("http://a"), 1: owner("http://b"), 2: owner("http://c"), 3: owner("http://a")]
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://a", replicas: 1) == [2], "a follows c (after c comes a)")
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://b", replicas: 1) == [0, 3], "b follows a")
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://c", replicas: 1) == [1], "c follows b")
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://a", replicas: 2) == [1, 2])
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://a", replicas: 5) == [1, 2], "more replicas than members: every other member's")
+        #expect(StandbyReplicas.partitions(owners: owners, me: "http://a", replicas: 0) == [])
+        #expect(StandbyReplicas.partitions(owners: [0: owner("http://b")], me: "http://a", replicas: 1) == [0], "a member that owns nothing yet counts")
+        #expect(StandbyReplicas.partitions(owners: [0: owner("http://a")], me: "http://a", replicas: 1) == [], "alone: nothing to follow")
     }
 
     /// The `key=value` fields of a log line (values unquoted).

@@ -8,7 +8,7 @@ import QueryWorker
 /// with the members (every instance the ownership table names, and this one) sorted by
 /// URL, the standbys of a partition are the N members after its owner, cyclically; an
 /// instance follows the partitions it is a standby of and does not own.
-enum StandbyReplicas {
+package enum StandbyReplicas {
     static let option = CommandSpec.Option(
         "standby", "N",
         "Cluster mode (with --advertise): follow the partitions of the N instances after this one (by URL) into DATA/standby, so a takeover imports them locally and asks Kafka only for the tail.",
@@ -22,7 +22,7 @@ enum StandbyReplicas {
     }
 
     /// The partitions `me` follows as a standby under `owners`.
-    static func partitions(owners: [Int32: ClusterOwnership.Owner], me: String, replicas: Int) -> Set<Int32> {
+    package static func partitions(owners: [Int32: ClusterOwnership.Owner], me: String, replicas: Int) -> Set<Int32> {
         let members = Set(owners.values.map(\.instance)).union([me]).sorted()
         guard replicas > 0, members.count > 1 else { return [] }
         var followed: Set<Int32> = []
