@@ -36,7 +36,12 @@ enum ClusterBenchmark {
             let instances = try Instances(standby: standby)
             try instances.seed(events: events)
             let (_, survivor, device) = try instances.ownedDevice()
-            if standby > 0 { try instances.awaitStandbys(events: events) }
+            if standby > 0, try !instances.awaitStandbys(events: events) {
+                instances.stop()
+                report.notes.append(
+                    "standby \(standby): not measured, the embedded broker no longer had the start of the partitions (it keeps 5 MiB each), so there was nothing to follow; fewer --events (50000)")
+                continue
+            }
             let took = try instances.takeover(survivor: survivor, device: device)
             let rebuild = try instances.rebuild(survivor: survivor)
             instances.stop()
@@ -46,7 +51,7 @@ enum ClusterBenchmark {
         }
         report.notes.append("2 instances (chatledger run --advertise) on loopback, \(partitions) partitions, embedded broker in the bench process; \(HTTPBenchmark.clients)×\(HTTPBenchmark.connections) keep-alive connections for the overhead")
         report.notes.append("takeover: \(events) events on the topic, owner SIGKILLed, until the survivor answers for the device again; \(kafka)")
-        report.notes.append("rebuild: in the survivor's log, from the rebalance taking its partitions (revoked) to its last partition caught up: standby import or Kafka fetch, and the fold")
+        report.notes.append("rebuild: in the survivor's log, the standby imports' own time plus from its partitions assigned to its last partition caught up (the Kafka fetch of what was not imported, and the fold)")
         return report
     }
 
@@ -108,11 +113,13 @@ enum ClusterBenchmark {
         }
 
         /// Waits until each instance holds every event: its own partitions in its log, the
-        /// other's in its standby log.
-        func awaitStandbys(events: Int) throws {
+        /// other's in its standby log; false if a standby could not follow (records lost at the broker).
+        func awaitStandbys(events: Int) throws -> Bool {
             let deadline = ContinuousClock.now + .seconds(600)
-            for port in ports {
+            for (index, port) in ports.enumerated() {
                 while true {
+                    let log = (try? String(contentsOfFile: "\(directory)/i\(index).log", encoding: .utf8)) ?? ""
+                    if log.contains("the broker no longer has the offset the standby log needs") { return false }
                     let text = (try? HTTPLoadClient(port: port)).flatMap { try? $0.get("/metrics") } ?? ""
                     let held = ClusterBenchmark.metric(text, "chatledger_ingest_records_total") + ClusterBenchmark.metric(text, "chatledger_standby_records_total")
                     if held >= Double(events) { break }
@@ -120,10 +127,11 @@ enum ClusterBenchmark {
                     usleep(100_000)
                 }
             }
+            return true
         }
 
-        /// From `survivor`'s log after the takeover: seconds from the rebalance that took its
-        /// partitions to its last partition caught up, and the records imported from its standby log.
+        /// From `survivor`'s log after the takeover: seconds spent importing from the standby
+        /// log plus from the assignment to its last partition caught up, and the records imported.
         func rebuild(survivor: UInt16) throws -> (seconds: Double, imported: Int) {
             guard let index = ports.firstIndex(of: survivor) else { throw BenchFailure("no such instance") }
             let deadline = ContinuousClock.now + .seconds(600)
@@ -134,12 +142,16 @@ enum ClusterBenchmark {
                 if let revoked = lines.lastIndex(where: { $0.contains("msg=\"partitions revoked\"") }),
                     lines[revoked...].filter({ $0.contains("msg=\"partition caught up\"") }).count >= ClusterBenchmark.partitions,
                     let caught = lines[revoked...].lastIndex(where: { $0.contains("msg=\"partition caught up\"") }),
-                    let start = ClusterBenchmark.time(lines[revoked]), let end = ClusterBenchmark.time(lines[caught])
+                    let assigned = lines[revoked...].firstIndex(where: { $0.contains("msg=\"partitions assigned\"") }),
+                    let start = ClusterBenchmark.time(lines[assigned]), let end = ClusterBenchmark.time(lines[caught])
                 {
-                    let imported = lines[revoked...].filter { $0.contains("partition imported from the standby log") }.reduce(0) { sum, line in
-                        sum + (line.split(separator: " ").first { $0.hasPrefix("records=") }.flatMap { Int($0.dropFirst("records=".count)) } ?? 0)
+                    // Imports run inside the assignment, before its log line: their own times are added.
+                    let imports = lines[revoked...].filter { $0.contains("partition imported from the standby log") }
+                    func field(_ line: Substring, _ name: String) -> Int {
+                        line.split(separator: " ").first { $0.hasPrefix(name + "=") }.flatMap { Int($0.dropFirst(name.count + 1)) } ?? 0
                     }
-                    return (end - start, imported)
+                    let importSeconds = Double(imports.reduce(0) { $0 + field($1, "took_ms") }) / 1000
+                    return (end - start + importSeconds, imports.reduce(0) { $0 + field($1, "records") })
                 }
                 usleep(100_000)
             }
