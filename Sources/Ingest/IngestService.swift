@@ -23,6 +23,8 @@ package final class IngestService: Sendable {
         package var onBrokerLoss: BrokerLossPolicy
         /// Cluster mode: told of every partition assigned, caught up and revoked.
         package var ownership: (any PartitionOwnershipListener)?
+        /// Cluster mode's standby replicas: a partition assigned is first imported from its standby log.
+        package var standby: StandbyFollower?
 
         package init(brokers: String, group: String = "chatledger", kafka: KafkaConfiguration = KafkaConfiguration(),
                     pipeline: IngestPipeline.Options = .init(), batchSize: Int = 10_000, progressEverySeconds: Double = 5,
@@ -81,10 +83,14 @@ package final class IngestService: Sendable {
         let consumer = try KafkaConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
             configuration: kafka,
-            startOffset: { try pipeline.startOffset(for: $0) },
+            startOffset: { partition in
+                try configuration.standby?.takeOver(partition, into: pipeline)
+                return try pipeline.startOffset(for: partition)
+            },
             onAssigned: { configuration.ownership?.assigned($0) },
             onRevoked: { partitions in
                 configuration.ownership?.revoked(partitions)
+                configuration.standby?.released(partitions)
                 do {
                     try pipeline.release(partitions)
                 } catch {

@@ -23,8 +23,20 @@ enum BenchCommand: Command {
             CommandSpec.Option("rate", "R", "Background events/s while markers are measured (freshness).", default: "3000"),
             CommandSpec.Option("format", "FORMAT", "The bridge format (adapt).", default: "evolution"),
             CommandSpec.Option("server", "PATH", "The chatledger binary to run as the measured child, e.g. an older build (freshness; default: this one)."),
+            CommandSpec.Option("standby", "N[,N…]", "Standby replicas, one takeover run per count (cluster).", default: "0,1"),
         ],
         positionals: ["NAME"])
+
+    /// `--standby N[,N…]` of `bench cluster`.
+    static func standbyCounts(_ arguments: ParsedArguments) throws -> [Int] {
+        var counts: [Int] = []
+        for text in (arguments.string("standby") ?? "0,1").split(separator: ",") {
+            guard let count = Int(text), (0...1).contains(count) else { throw arguments.usageError("--standby takes 0 or 1 (two instances), comma-separated, got '\(text)'") }
+            counts.append(count)
+        }
+        guard !counts.isEmpty else { throw arguments.usageError("--standby takes at least one count") }
+        return counts
+    }
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let name = arguments.positionals[0]
@@ -67,7 +79,7 @@ enum BenchCommand: Command {
         case "cluster":
             report = try ClusterBenchmark.run(
                 seconds: Double(try arguments.integer("seconds", in: 1...600) ?? 2),
-                events: try arguments.integer("events", in: 100...10_000_000) ?? 300_000, standbys: [0])
+                events: try arguments.integer("events", in: 100...10_000_000) ?? 50_000, standbys: try standbyCounts(arguments))
         case "log":
             report = try LogBenchmark.run(
                 directory: (arguments.string("dir") ?? "./data/bench") + "/log-\(getpid())",

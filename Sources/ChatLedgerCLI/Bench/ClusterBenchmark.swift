@@ -36,12 +36,22 @@ enum ClusterBenchmark {
             let instances = try Instances(standby: standby)
             try instances.seed(events: events)
             let (_, survivor, device) = try instances.ownedDevice()
+            if standby > 0, try !instances.awaitStandbys(events: events) {
+                instances.stop()
+                report.notes.append(
+                    "standby \(standby): not measured, the embedded broker no longer had the start of the partitions (it keeps 5 MiB each), so there was nothing to follow; fewer --events (50000)")
+                continue
+            }
             let took = try instances.takeover(survivor: survivor, device: device)
+            let rebuild = try instances.rebuild(survivor: survivor)
             instances.stop()
             report.add("takeover_standby_\(standby)_s", took, "s")
+            report.add("takeover_standby_\(standby)_rebuild_s", rebuild.seconds, "s")
+            if standby > 0 { report.add("takeover_standby_\(standby)_imported_records", Double(rebuild.imported), "records") }
         }
         report.notes.append("2 instances (chatledger run --advertise) on loopback, \(partitions) partitions, embedded broker in the bench process; \(HTTPBenchmark.clients)×\(HTTPBenchmark.connections) keep-alive connections for the overhead")
         report.notes.append("takeover: \(events) events on the topic, owner SIGKILLed, until the survivor answers for the device again; \(kafka)")
+        report.notes.append("rebuild: in the survivor's log, the standby imports' own time plus from its partitions assigned to its last partition caught up (the Kafka fetch of what was not imported, and the fold)")
         return report
     }
 
@@ -64,7 +74,9 @@ enum ClusterBenchmark {
                     "--advertise", "http://127.0.0.1:\(port)", "--keys", keys, "--kafka-config", ClusterBenchmark.kafka,
                 ]
                 if standby > 0 { arguments += ["--standby", String(standby)] }
-                servers.append(try ServerProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), arguments: arguments))
+                servers.append(try ServerProcess(
+                    executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), arguments: arguments,
+                    standardError: "\(directory)/i\(index).log"))
                 ports.append(port)
             }
         }
@@ -100,6 +112,52 @@ enum ClusterBenchmark {
             throw BenchFailure("the instances did not answer for dev-1 within 120 s")
         }
 
+        /// Waits until each instance holds every event: its own partitions in its log, the
+        /// other's in its standby log; false if a standby could not follow (records lost at the broker).
+        func awaitStandbys(events: Int) throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(600)
+            for (index, port) in ports.enumerated() {
+                while true {
+                    let log = (try? String(contentsOfFile: "\(directory)/i\(index).log", encoding: .utf8)) ?? ""
+                    if log.contains("the broker no longer has the offset the standby log needs") { return false }
+                    let text = (try? HTTPLoadClient(port: port)).flatMap { try? $0.get("/metrics") } ?? ""
+                    let held = ClusterBenchmark.metric(text, "chatledger_ingest_records_total") + ClusterBenchmark.metric(text, "chatledger_standby_records_total")
+                    if held >= Double(events) { break }
+                    guard ContinuousClock.now < deadline else { throw BenchFailure("the standby logs did not catch up within 600 s") }
+                    usleep(100_000)
+                }
+            }
+            return true
+        }
+
+        /// From `survivor`'s log after the takeover: seconds spent importing from the standby
+        /// log plus from the assignment to its last partition caught up, and the records imported.
+        func rebuild(survivor: UInt16) throws -> (seconds: Double, imported: Int) {
+            guard let index = ports.firstIndex(of: survivor) else { throw BenchFailure("no such instance") }
+            let deadline = ContinuousClock.now + .seconds(600)
+            while ContinuousClock.now < deadline {
+                let lines = ((try? String(contentsOfFile: "\(directory)/i\(index).log", encoding: .utf8)) ?? "").split(separator: "\n")
+                // The takeover: the last revocation, and every partition caught up after it
+                // (the eager protocol assigns the survivor all of them again).
+                if let revoked = lines.lastIndex(where: { $0.contains("msg=\"partitions revoked\"") }),
+                    lines[revoked...].filter({ $0.contains("msg=\"partition caught up\"") }).count >= ClusterBenchmark.partitions,
+                    let caught = lines[revoked...].lastIndex(where: { $0.contains("msg=\"partition caught up\"") }),
+                    let assigned = lines[revoked...].firstIndex(where: { $0.contains("msg=\"partitions assigned\"") }),
+                    let start = ClusterBenchmark.time(lines[assigned]), let end = ClusterBenchmark.time(lines[caught])
+                {
+                    // Imports run inside the assignment, before its log line: their own times are added.
+                    let imports = lines[revoked...].filter { $0.contains("partition imported from the standby log") }
+                    func field(_ line: Substring, _ name: String) -> Int {
+                        line.split(separator: " ").first { $0.hasPrefix(name + "=") }.flatMap { Int($0.dropFirst(name.count + 1)) } ?? 0
+                    }
+                    let importSeconds = Double(imports.reduce(0) { $0 + field($1, "took_ms") }) / 1000
+                    return (end - start + importSeconds, imports.reduce(0) { $0 + field($1, "records") })
+                }
+                usleep(100_000)
+            }
+            throw BenchFailure("no takeover in the survivor's log")
+        }
+
         /// SIGKILLs the instance that is not `survivor`; seconds until `survivor` answers for `device` again.
         func takeover(survivor: UInt16, device: String) throws -> Double {
             let victim = servers[ports[0] == survivor ? 1 : 0]
@@ -113,6 +171,20 @@ enum ClusterBenchmark {
             }
             throw BenchFailure("no takeover within 600 s")
         }
+    }
+
+    /// A sample's value in a `/metrics` text (summed over label sets), 0 when absent.
+    static func metric(_ text: String, _ name: String) -> Double {
+        text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+    }
+
+    /// A log line's `time=…T HH:MM:SS.mmm Z` as seconds of the day.
+    static func time(_ line: Substring) -> Double? {
+        guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("time=") }), let t = field.firstIndex(of: "T") else { return nil }
+        let parts = field[field.index(after: t)...].dropLast().split(separator: ":")
+        guard parts.count == 3, let hours = Double(parts[0]), let minutes = Double(parts[1]), let seconds = Double(parts[2]) else { return nil }
+        return hours * 3600 + minutes * 60 + seconds
     }
 
     /// One GET on a new connection: status and `X-Ledger-Instance`.

@@ -10,7 +10,7 @@ import LedgerSupport
 enum IngestCommand: Command {
     static let spec = CommandSpec(
         name: "ingest",
-        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop] [--retain-days N] [--retain-bytes N] [--archive-command CMD] [--advertise URL]",
+        synopsis: "ingest --brokers B [--topic T] [--group G] [--data DIR] [--fsync POLICY] [--kafka-config K=V,...] [--kafka-config-file FILE] [--attest-key FILE] [--on-broker-loss record|stop] [--retain-days N] [--retain-bytes N] [--archive-command CMD] [--advertise URL [--standby N]]",
         summary: "Consume Kafka into the event log and projection checkpoints (exactly once per offset).",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
@@ -24,6 +24,7 @@ enum IngestCommand: Command {
             CommandSpec.Option(
                 "advertise", "URL",
                 "Cluster mode: the http://HOST:PORT of the serve that follows this data directory; ingest publishes the partitions it owns under it."),
+            StandbyReplicas.option,
         ] + QueryWorkerOptions.limits)
 
     /// What `ingest` runs with, read from its flags.
@@ -34,6 +35,8 @@ enum IngestCommand: Command {
         var http: HTTPServer.Configuration?
         /// Cluster mode: the URL of the `serve` next to this ingest.
         var advertise: String?
+        /// Cluster mode: standby replicas per partition (`--standby`), 0 for none.
+        var standby: Int
 
         init(_ arguments: ParsedArguments) throws {
             let fsync = try IngestOptions.fsyncPolicy(arguments)
@@ -48,6 +51,7 @@ enum IngestCommand: Command {
                 onBrokerLoss: try IngestOptions.brokerLossPolicy(arguments))
             http = arguments.string("http") == nil ? nil : try QueryWorkerOptions.configuration(arguments)
             advertise = try ClusterOptions.url(arguments)
+            standby = try StandbyReplicas.count(arguments, advertise: advertise)
         }
     }
 
@@ -63,8 +67,8 @@ enum IngestCommand: Command {
         let ingest = IngestService()
         var services: [any Service] = []
         var http: HTTPService?
+        let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: ingest)
         if let httpConfiguration = configuration.http {
-            let metrics = QueryWorkerOptions.metrics(store: pipeline.store, log: pipeline.log, gaps: pipeline.gaps, ingest: ingest)
             // No keys: the device routes answer 401; the chat lists are `serve`'s job.
             let api = QueryAPI(
                 store: pipeline.store, keys: KeyRing(APIKeys.none), metrics: metrics,
@@ -79,6 +83,14 @@ enum IngestCommand: Command {
                 brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic, kafka: clusteredIngest.kafka, advertise: url)
             services.append(membership)  // started before ingest writes to it, stopped after its last write
             clusteredIngest.ownership = membership
+            if configuration.standby > 0 {
+                let standby = try StandbyReplicas.start(
+                    data: configuration.data, brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic,
+                    kafka: clusteredIngest.kafka, fsync: clusteredIngest.pipeline.fsync, ownership: membership.ownership, me: url,
+                    replicas: configuration.standby, metrics: metrics)
+                services.append(standby.service)
+                clusteredIngest.standby = standby.follower
+            }
         }
         let ingestConfiguration = clusteredIngest
         services.append(

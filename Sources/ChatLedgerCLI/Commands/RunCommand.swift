@@ -21,7 +21,7 @@ import Synchronization
 /// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
     static let spec = CommandSpec(
-        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop] [--advertise URL]",
+        name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop] [--advertise URL [--standby N]]",
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
         options: [
             .brokers, .topic, .data, .http, .keys, .flag("demo", "Feed realistic sample traffic (about 20 events/s)."),
@@ -36,6 +36,7 @@ enum RunCommand: Command {
             RetentionOptions.retainBytes,
             RetentionOptions.archiveCommand,
             ClusterOptions.advertise,
+            StandbyReplicas.option,
         ] + QueryWorkerOptions.limits)
 
     static let demoFormatOption = CommandSpec.Option(
@@ -67,6 +68,8 @@ enum RunCommand: Command {
         var retention: RetentionPolicy
         /// Cluster mode: this instance's `--advertise` URL.
         var advertise: String?
+        /// Cluster mode: standby replicas per partition (`--standby`), 0 for none.
+        var standby: Int
 
         init(_ arguments: ParsedArguments) throws {
             topic = arguments.value(.topic)
@@ -85,6 +88,7 @@ enum RunCommand: Command {
             writeTimeoutMilliseconds = try WriteOptions.timeoutMilliseconds(arguments)
             retention = try RetentionOptions.policy(arguments)
             advertise = try ClusterOptions.url(arguments)
+            standby = try StandbyReplicas.count(arguments, advertise: advertise)
             if demoFormat != "chatledger" {
                 guard demo else { throw arguments.usageError("--demo-format goes with --demo") }
                 guard BridgeFormats.adapter(named: demoFormat) != nil else {
@@ -167,10 +171,20 @@ enum RunCommand: Command {
         var services: [any Service] = []
         if let path = configuration.keysPath { services.append(KeyFileReloader(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
         if let clustered { services.append(clustered.membership) }  // read before serving, stopped after ingest's last write
+        let standby = try clustered.flatMap { clustered in
+            try configuration.standby > 0
+                ? StandbyReplicas.start(
+                    data: data, brokers: brokers, topic: topic, kafka: kafka, fsync: configuration.fsync,
+                    ownership: clustered.membership.ownership, me: clustered.membership.advertise, replicas: configuration.standby,
+                    metrics: metrics)
+                : nil
+        }
+        if let standby { services.append(standby.service) }
         services.append(http)
         var clusteredIngest = IngestService.Configuration(
             brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: configuration.onBrokerLoss)
         clusteredIngest.ownership = clustered?.membership
+        clusteredIngest.standby = standby?.follower
         let ingestConfiguration = clusteredIngest
         services.append(
             ThreadService(name: "ingest", threadName: "chatledger-ingest", halt: { ingest.stop() }) {

@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EventLog
+import KafkaClient
+import LedgerSupport
+import Synchronization
+
+/// Cluster mode's standby replicas (SPEC §9, `--standby N`): follows partitions of the
+/// canonical topic that another instance owns into a separate local log,
+/// `DATA/standby/log/<topic>/<partition>/` (the event log's format; every record with its
+/// Kafka coordinates and raw key and value, no projection). When ingest is then assigned
+/// such a partition, `takeOver` feeds what the standby log holds beyond the main log's end
+/// through the normal ingest path, so the main log is appended by its one writer with the
+/// chain it would have had from Kafka, and Kafka is asked only for the tail.
+///
+/// `follow` (any thread), `run` (its own thread) and `takeOver` (the ingest thread, in the
+/// rebalance callback) share one lock: a partition's standby log has one writer at a time.
+package final class StandbyFollower: Sendable {
+    /// What the follower has done so far (for `/metrics`).
+    package struct Statistics: Sendable {
+        package var partitions = 0
+        package var recordsFollowed = 0
+        package var recordsImported = 0
+        package var imports = 0
+        package var fallbacks = 0
+    }
+
+    private struct State: ~Copyable {
+        let consumer: KafkaAssignedConsumer
+        var writers: [Int32: PartitionWriter] = [:]
+        /// The partitions to follow, as the ownership last said.
+        var wanted: Set<Int32> = []
+        /// Partitions ingest took over (until it gives them up again): never followed.
+        var taken: Set<Int32> = []
+        /// Partitions whose next offset the broker no longer has: not followed this run.
+        var lost: Set<Int32> = []
+        var statistics = Statistics()
+    }
+
+    package let log: EventLog
+    package let topic: String
+    private let fsync: FsyncPolicy
+    private let state: Mutex<State>
+    private let stopping = Atomic<Bool>(false)
+    private let logger = Logger(label: "standby")
+
+    /// The standby log's data directory of an instance's data directory.
+    package static func dataDirectory(of data: String) -> String { data + "/standby" }
+
+    /// Connects the follower's consumer (group-less, nothing assigned yet).
+    /// - Throws: `KafkaError` if librdkafka refuses the configuration.
+    package init(dataDirectory: String, brokers: String, topic: String, kafka: KafkaConfiguration, fsync: FsyncPolicy) throws {
+        log = EventLog(dataDirectory: Self.dataDirectory(of: dataDirectory))
+        self.topic = topic
+        self.fsync = fsync
+        let consumer = try KafkaAssignedConsumer(bootstrapServers: brokers, topic: topic, configuration: kafka)
+        state = Mutex(State(consumer: consumer))
+    }
+
+    /// What the follower has done so far.
+    package var statistics: Statistics { state.withLock { $0.statistics } }
+
+    /// Follows exactly `partitions` from now on (less those ingest has taken over), each
+    /// from its standby log's end + 1 (0 when it has none).
+    package func follow(_ partitions: Set<Int32>) {
+        state.withLock { state in
+            state.wanted = partitions
+            reassign(&state)
+        }
+    }
+
+    /// Ingest gave `partitions` up: they may be followed again when the ownership says so.
+    package func released(_ partitions: [Int32]) {
+        state.withLock { state in
+            state.taken.subtract(partitions)
+            reassign(&state)
+        }
+    }
+
+    /// Reads and writes until `stop()` (the body of the follower's thread).
+    /// - Throws: a standby log write failure.
+    package func run() throws {
+        while !stopping.load(ordering: .acquiring) {
+            try state.withLock { state in
+                var touched: Set<Int32> = []
+                var recordsFollowed = 0
+                let writers = state.writers
+                let polled = try state.consumer.poll(maxMessages: 10_000, timeoutMilliseconds: 50) { message in
+                    guard let writer = writers[message.partition], message.offset > writer.lastStagedOffset ?? -1 else { return }
+                    try writer.stage(kind: .event, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value)
+                    touched.insert(message.partition)
+                    recordsFollowed += 1
+                }
+                for partition in touched { _ = try state.writers[partition]?.commit() }
+                state.statistics.recordsFollowed += recordsFollowed
+                if !polled.outOfRange.isEmpty {
+                    logger.warning(
+                        "the broker no longer has the offset the standby log needs: not following the partition in this run",
+                        ["partitions": polled.outOfRange.map(String.init).joined(separator: ",")])
+                    state.lost.formUnion(polled.outOfRange)
+                    reassign(&state)
+                }
+            }
+            if state.withLock({ $0.writers.isEmpty }) { usleep(50_000) }
+        }
+        state.withLock { state in
+            for writer in state.writers.values { try? writer.sync() }
+        }
+    }
+
+    /// Ends `run`.
+    package func stop() { stopping.store(true, ordering: .releasing) }
+
+    /// Ingest has been assigned `partition`: it is no longer followed, and what its standby
+    /// log holds beyond the main log's end is fed through `pipeline` (accepted and
+    /// committed, as if Kafka had delivered it), when the standby log continues the main
+    /// log exactly (it holds the main log's last offset, or offset 0 for an empty main
+    /// log); otherwise nothing is imported and Kafka delivers all (the reason is logged).
+    /// - Returns: the records imported.
+    /// - Throws: a main log write failure (ingest stops, as for a record from Kafka).
+    @discardableResult
+    package func takeOver(_ partition: Int32, into pipeline: IngestPipeline) throws -> Int {
+        try state.withLock { state in
+            state.taken.insert(partition)
+            reassign(&state)
+            let started = ContinuousClock.now
+            let next = try pipeline.nextOffset(partition)
+            let reader = log.reader(topic: topic, partition: partition)
+            var imported = 0
+            var continues: Bool?
+            var readFailure: (any Error)?
+            var writeFailure: (any Error)?
+            do {
+                try reader.forEach(from: max(0, next - 1)) { record in
+                    if continues == nil {
+                        continues = record.offset == next - 1 || (next == 0 && record.offset == 0)
+                        guard continues == true else { return false }
+                    }
+                    guard record.offset >= next else { return true }
+                    do {
+                        try pipeline.accept(
+                            partition: partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value)
+                        imported += 1
+                        if imported % 10_000 == 0 { try pipeline.commitBatch() }
+                    } catch {
+                        writeFailure = error
+                        return false
+                    }
+                    return true
+                }
+            } catch {
+                readFailure = error
+            }
+            if let writeFailure { throw writeFailure }
+            try pipeline.commitBatch()
+            let resume = try pipeline.nextOffset(partition)
+            if imported > 0 {
+                state.statistics.recordsImported += imported
+                state.statistics.imports += 1
+                logger.notice(
+                    "partition imported from the standby log", ["partition": partition, "records": imported, "from": next, "to": resume - 1,
+                                                                "kafka_from": resume,
+                                                                "took_ms": Int((ContinuousClock.now - started) / .milliseconds(1))])
+            } else if continues == false || readFailure != nil {
+                state.statistics.fallbacks += 1
+                let why = readFailure.map { "the standby log cannot be read: \($0)" }
+                    ?? "the standby log does not continue the main log (it lacks offset \(next - 1))"
+                logger.warning("partition not imported from the standby log: Kafka delivers it", ["partition": partition, "why": why, "kafka_from": resume])
+            }
+            if let readFailure, imported > 0 {
+                logger.warning("standby log read stopped early: Kafka delivers the rest", ["partition": partition, "error": readFailure])
+            }
+            return imported
+        }
+    }
+
+    /// Assigns the consumer `wanted` less `taken` and `lost`, each from its standby log's
+    /// end; closes the writers of partitions no longer followed.
+    private func reassign(_ state: inout State) {
+        let follow = state.wanted.subtracting(state.taken).subtracting(state.lost)
+        var offsets: [Int32: Int64] = [:]
+        for partition in follow.sorted() {
+            do {
+                let writer = try state.writers[partition]
+                    ?? log.openWriter(topic: topic, partition: partition, options: .init(fsync: fsync))
+                state.writers[partition] = writer
+                offsets[partition] = (writer.lastOffset ?? -1) + 1
+            } catch {
+                logger.error("cannot open the standby log: not following the partition", ["partition": partition, "error": error])
+            }
+        }
+        for partition in Array(state.writers.keys) where offsets[partition] == nil {
+            try? state.writers[partition]?.sync()
+            state.writers[partition] = nil
+        }
+        // The same partitions: already fetching on from where their logs end.
+        guard Set(offsets.keys) != Set(state.consumer.assignment.keys) else { return }
+        do {
+            try state.consumer.assign(offsets)
+            state.statistics.partitions = offsets.count
+            logger.info(
+                "standby partitions", ["partitions": offsets.keys.sorted().map(String.init).joined(separator: ","),
+                                       "start": offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")])
+        } catch {
+            logger.error("cannot assign the standby partitions", ["error": error])
+        }
+    }
+
+    /// Registers `chatledger_standby_*` metrics.
+    package func registerMetrics(in registry: MetricsRegistry) {
+        registry.collect("chatledger_standby_partitions", help: "Partitions this instance follows as a standby replica.", kind: .gauge) {
+            [.init(Double(self.statistics.partitions))]
+        }
+        registry.collect("chatledger_standby_records_total", help: "Records written to the standby log.", kind: .counter) {
+            [.init(Double(self.statistics.recordsFollowed))]
+        }
+        registry.collect(
+            "chatledger_standby_imported_records_total", help: "Records imported from the standby log when taking a partition over.",
+            kind: .counter
+        ) {
+            [.init(Double(self.statistics.recordsImported))]
+        }
+        registry.collect(
+            "chatledger_standby_takeovers_total", help: "Partitions taken over, by whether the standby log was imported or Kafka delivered all.",
+            kind: .counter
+        ) {
+            let statistics = self.statistics
+            return [.init([("outcome", "imported")], Double(statistics.imports)), .init([("outcome", "kafka")], Double(statistics.fallbacks))]
+        }
+    }
+}
