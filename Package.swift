@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "LedgerSupportTests", dependencies: ["LedgerSupport"]),
         .testTarget(name: "ChatEventsTests", dependencies: ["ChatEvents"]),
         .testTarget(
-            name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog", "KafkaTestSupport"]
+            name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog", "KafkaClient", "KafkaTestSupport"]
         ),
         .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
         .testTarget(

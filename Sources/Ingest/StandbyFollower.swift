@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatEvents
 import EventLog
 import KafkaClient
 import LedgerSupport
@@ -14,6 +15,11 @@ import Synchronization
 /// through the normal ingest path, so the main log is appended by its one writer with the
 /// chain it would have had from Kafka, and Kafka is asked only for the tail.
 ///
+/// Erasure holds here too (SPEC §10): a `ledger.erased` event copied into a standby log
+/// redacts what it names there, exactly as ingest redacts the main log, so no erased value
+/// stays under `DATA/standby/`. A takeover imports only up to the first redacted record:
+/// from there Kafka delivers, and ingest applies the erasure to the main log itself.
+///
 /// `follow` (any thread), `run` (its own thread) and `takeOver` (the ingest thread, in the
 /// rebalance callback) share one lock: a partition's standby log has one writer at a time.
 package final class StandbyFollower: Sendable {
@@ -24,6 +30,9 @@ package final class StandbyFollower: Sendable {
         package var recordsImported = 0
         package var imports = 0
         package var fallbacks = 0
+        /// `ledger.erased` events applied to the standby logs, and the records they redacted.
+        package var erasures = 0
+        package var redactedRecords = 0
     }
 
     private struct State: ~Copyable {
@@ -35,6 +44,8 @@ package final class StandbyFollower: Sendable {
         var taken: Set<Int32> = []
         /// Partitions whose next offset the broker no longer has: not followed this run.
         var lost: Set<Int32> = []
+        /// Erasures copied since the last commit, applied once their record is durable.
+        var erasures: [(partition: Int32, selector: ErasureSelector)] = []
         var statistics = Statistics()
     }
 
@@ -86,13 +97,19 @@ package final class StandbyFollower: Sendable {
                 var touched: Set<Int32> = []
                 var recordsFollowed = 0
                 let writers = state.writers
+                var erasures: [(partition: Int32, selector: ErasureSelector)] = []
                 let polled = try state.consumer.poll(maxMessages: 10_000, timeoutMilliseconds: 50) { message in
-                    guard let writer = writers[message.partition], message.offset > writer.lastStagedOffset ?? -1 else { return }
-                    try writer.stage(kind: .event, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value)
+                    guard let writer = writers[message.partition] else { return }
+                    guard
+                        try Self.copy(
+                            into: writer, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value,
+                            erasures: &erasures)
+                    else { return }
                     touched.insert(message.partition)
                     recordsFollowed += 1
                 }
-                for partition in touched { _ = try state.writers[partition]?.commit() }
+                state.erasures += erasures
+                try commit(touched, &state)
                 state.statistics.recordsFollowed += recordsFollowed
                 if !polled.outOfRange.isEmpty {
                     logger.warning(
@@ -129,6 +146,7 @@ package final class StandbyFollower: Sendable {
             let reader = log.reader(topic: topic, partition: partition)
             var imported = 0
             var continues: Bool?
+            var stoppedAtRedaction: Int64?
             var readFailure: (any Error)?
             var writeFailure: (any Error)?
             do {
@@ -138,6 +156,12 @@ package final class StandbyFollower: Sendable {
                         guard continues == true else { return false }
                     }
                     guard record.offset >= next else { return true }
+                    // What an erasure redacted here: Kafka delivers it from here on, and
+                    // ingest applies the erasure to the main log as for any record.
+                    guard !record.isRedacted else {
+                        stoppedAtRedaction = record.offset
+                        return false
+                    }
                     do {
                         try pipeline.accept(
                             partition: partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value)
@@ -168,10 +192,103 @@ package final class StandbyFollower: Sendable {
                     ?? "the standby log does not continue the main log (it lacks offset \(next - 1))"
                 logger.warning("partition not imported from the standby log: Kafka delivers it", ["partition": partition, "why": why, "kafka_from": resume])
             }
+            if let stoppedAtRedaction {
+                logger.info(
+                    "standby import stopped at a record an erasure redacted: Kafka delivers from there",
+                    ["partition": partition, "offset": stoppedAtRedaction])
+            }
             if let readFailure, imported > 0 {
                 logger.warning("standby log read stopped early: Kafka delivers the rest", ["partition": partition, "error": readFailure])
             }
             return imported
+        }
+    }
+
+    /// Stages one consumed record in a standby log (unless the log has it already), noting a
+    /// `ledger.erased` event's selector in `erasures`, as ingest does for the main log.
+    /// - Returns: whether the record was staged.
+    static func copy(
+        into writer: PartitionWriter, offset: Int64, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        erasures: inout [(partition: Int32, selector: ErasureSelector)]
+    ) throws -> Bool {
+        guard offset > writer.lastStagedOffset ?? -1 else { return false }
+        guard let key, let value, let selector = erasureSelector(key: key, value: value, offset: offset) else {
+            try writer.stage(kind: .event, offset: offset, timestamp: timestamp, key: key, value: value)
+            return true
+        }
+        // Marked as the main log marks it, so `verify` finds the erasure its redactions name.
+        try writer.stage(
+            kind: .event, offset: offset, timestamp: timestamp, key: key, value: value,
+            reason: LogErasure.reason(IngestPipeline.logScope(selector.erasure.scope)))
+        erasures.append((writer.partition, selector))
+        return true
+    }
+
+    /// The selector of a record that is a valid `ledger.erased` event (its key the device id
+    /// its digest names); nil for any other record. Only a record holding the type's name is parsed.
+    static func erasureSelector(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, offset: Int64) -> ErasureSelector? {
+        guard contains(value, erasureTypeName),
+            let event = try? EventParser().parse(value, kafkaKey: key),
+            case .ledgerErased(let erasure) = event.payload,
+            let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
+            SHA256.hash(Array(key)) == selector.deviceDigest
+        else { return nil }
+        return selector
+    }
+
+    private static let erasureTypeName = Array("\"ledger.erased\"".utf8)
+
+    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, haystack.count >= needle.count else { return false }
+        var index = 0
+        while index <= haystack.count - needle.count {
+            if haystack[index] == first, needle.indices.allSatisfy({ haystack[index + $0] == needle[$0] }) { return true }
+            index += 1
+        }
+        return false
+    }
+
+    /// Commits what was staged in `partitions`, then applies the erasures noted meanwhile
+    /// to their standby logs (the erasure record is durable before anything it names is redacted).
+    private func commit(_ partitions: Set<Int32>, _ state: inout State) throws {
+        for partition in partitions { _ = try state.writers[partition]?.commit() }
+        let erasures = state.erasures
+        state.erasures = []
+        for (partition, selector) in erasures {
+            guard let writer = state.writers[partition] else { continue }
+            var selector = selector
+            let outcome = try writer.redact(erasureOffset: selector.erasureOffset) { selector.fields($0) }
+            state.statistics.erasures += 1
+            state.statistics.redactedRecords += outcome.redacted
+            logger.notice(
+                "erasure applied to the standby log",
+                ["partition": partition, "offset": selector.erasureOffset, "redacted_records": outcome.redacted])
+        }
+    }
+
+    /// Copies records into the standby log of a followed partition and commits them, as
+    /// `run` does with what the broker delivers (for tests of the standby log without a broker).
+    /// - Returns: the records staged (those the log did not have).
+    @discardableResult
+    package func copyForTesting(
+        partition: Int32, _ records: [(offset: Int64, timestamp: Int64, key: [UInt8], value: [UInt8])]
+    ) throws -> Int {
+        try state.withLock { state in
+            guard let writer = state.writers[partition] else { return 0 }
+            var staged = 0
+            var erasures: [(partition: Int32, selector: ErasureSelector)] = []
+            for record in records {
+                let copied = try record.key.withUnsafeBytes { key in
+                    try record.value.withUnsafeBytes { value in
+                        try Self.copy(
+                            into: writer, offset: record.offset, timestamp: record.timestamp, key: key, value: value, erasures: &erasures)
+                    }
+                }
+                if copied { staged += 1 }
+            }
+            state.erasures += erasures
+            try commit([partition], &state)
+            return staged
         }
     }
 
@@ -227,6 +344,12 @@ package final class StandbyFollower: Sendable {
         ) {
             let statistics = self.statistics
             return [.init([("outcome", "imported")], Double(statistics.imports)), .init([("outcome", "kafka")], Double(statistics.fallbacks))]
+        }
+        registry.collect(
+            "chatledger_standby_redacted_records_total", help: "Records in the standby logs redacted by ledger.erased events copied there.",
+            kind: .counter
+        ) {
+            [.init(Double(self.statistics.redactedRecords))]
         }
     }
 }
