@@ -67,17 +67,8 @@ struct ClusterModeTests {
 
     /// A port free right now on loopback (an instance must know its URL before it listens).
     static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw NoFreePort(errno: errno) }
-        return UInt16(bigEndian: address.sin_port)
+        guard let port = LoopbackPort.free() else { throw NoFreePort(errno: errno) }
+        return port
     }
 
     struct NoFreePort: Error {
