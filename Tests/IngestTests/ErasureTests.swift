@@ -70,7 +70,8 @@ struct ErasureTests {
         return (pipeline, feed)
     }
 
-    func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
+    /// Every file under `directory` with its bytes (what an erasure must leave no trace in).
+    static func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
         try FileManager.default.subpathsOfDirectory(atPath: directory).compactMap { name in
             let path = directory + "/" + name
             var isDirectory: ObjCBool = false
@@ -89,11 +90,11 @@ struct ErasureTests {
         #expect(pipeline.counters.erasures == 1 && pipeline.counters.redactedRecords == 3_002, "3,000 events, a dead letter, the erasure's own key")
         try pipeline.close()
 
-        let found = try files(directory).filter { file in
+        let found = try Self.files(directory).filter { file in
             [erasedDevice, erasedPreview, "\(erasedDevice)-msg-", "4915550999001"].contains { file.bytes.firstRange(of: Array($0.utf8)) != nil }
         }
         #expect(found.isEmpty, "\(found.map(\.path))")
-        #expect(try files(directory).contains { $0.bytes.firstRange(of: Array("kept 3".utf8)) != nil }, "the other device's data stays")
+        #expect(try Self.files(directory).contains { $0.bytes.firstRange(of: Array("kept 3".utf8)) != nil }, "the other device's data stays")
 
         let log = EventLog(dataDirectory: directory)
         let verification = try LogVerifier.verify(log)
@@ -123,7 +124,7 @@ struct ErasureTests {
         let device = try #require(pipeline.store.device(erasedDevice))
         #expect(device.chat(erasedChat) == nil && device.chats.count == 7)
         try pipeline.close()
-        let found = try files(directory).filter { file in
+        let found = try Self.files(directory).filter { file in
             ["\(erasedPreview) 0\"", "\(erasedPreview) 2\"", "4915550999001"].contains { file.bytes.firstRange(of: Array($0.utf8)) != nil }
         }
         #expect(found.isEmpty, "\(found.map(\.path))")

@@ -23,15 +23,6 @@ struct StandbyErasureTests {
             payload: .messageCreated(MessageCreated(messageId: "\(device)-msg-\(index)", fromMe: false, kind: .text, preview: preview))))
     }
 
-    func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
-        try FileManager.default.subpathsOfDirectory(atPath: directory).compactMap { name in
-            let path = directory + "/" + name
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-            return (path, try Array(Data(contentsOf: URL(fileURLWithPath: path))))
-        }
-    }
-
     @Test("a device erasure in a standby log leaves none of the device's values there; the takeover imports the records before the first redacted one and Kafka is asked for the rest")
     func erasureInStandbyLog() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("standby-erasure-\(UUID().uuidString)").path
@@ -62,11 +53,11 @@ struct StandbyErasureTests {
         #expect(follower.statistics.redactedRecords == 51, "50 events of the device and the erasure's own key")
 
         let standby = StandbyFollower.dataDirectory(of: directory)
-        let leaks = try files(standby).filter { file in
+        let leaks = try ErasureTests.files(standby).filter { file in
             [erasedDevice, erasedPreview, "\(erasedDevice)-msg-"].contains { file.bytes.firstRange(of: Array($0.utf8)) != nil }
         }
         #expect(leaks.isEmpty, "\(leaks.map(\.path))")
-        #expect(try files(standby).contains { $0.bytes.firstRange(of: Array("kept 11".utf8)) != nil }, "the other device's records stay")
+        #expect(try ErasureTests.files(standby).contains { $0.bytes.firstRange(of: Array("kept 11".utf8)) != nil }, "the other device's records stay")
         let verification = try LogVerifier.verify(EventLog(dataDirectory: standby))
         #expect(verification.isClean, "the standby log still verifies: \(verification.problems)")
 
