@@ -22,11 +22,7 @@ package final class KafkaAssignedConsumer {
             "enable.auto.offset.store": "false", "enable.partition.eof": "false", "auto.offset.reset": "error",
         ])
         for (key, value) in configuration.properties {
-            // Group settings belong to ingest's consumer, not to this group-less reader.
-            if key.hasPrefix("group.") || key == "partition.assignment.strategy" || key.hasPrefix("session.")
-                || key.hasPrefix("heartbeat.") || key == "auto.offset.reset" {
-                continue
-            }
+            guard !KafkaConfiguration.isGroupSetting(key), key != "auto.offset.reset" else { continue }
             settings[key] = value
         }
         handle = try makeClient(RD_KAFKA_CONSUMER, try settings.makeNative())

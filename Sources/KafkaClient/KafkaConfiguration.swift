@@ -21,6 +21,13 @@ package struct KafkaConfiguration: Sendable {
         }
     }
 
+    /// Whether `key` configures consumer-group membership (`group.*`,
+    /// `partition.assignment.strategy`, `session.*`, `heartbeat.*`): settings that belong to
+    /// ingest's group member and are left out of the group-less readers beside it.
+    package static func isGroupSetting(_ key: String) -> Bool {
+        key.hasPrefix("group.") || key == "partition.assignment.strategy" || key.hasPrefix("session.") || key.hasPrefix("heartbeat.")
+    }
+
     /// Builds a native `rd_kafka_conf_t` with our log callback installed.
     /// - Throws: `KafkaError` naming the property librdkafka refused.
     func makeNative() throws(KafkaError) -> OpaquePointer {

@@ -41,11 +41,7 @@ package final class KafkaPartitionChannel: @unchecked Sendable {
             "enable.auto.offset.store": "false", "enable.partition.eof": "false", "fetch.wait.max.ms": "10",
         ])
         for (key, value) in configuration.properties {
-            // Group settings belong to ingest's consumer, not to this group-less reader.
-            if key.hasPrefix("group.") || key == "partition.assignment.strategy" || key.hasPrefix("session.")
-                || key.hasPrefix("heartbeat.") || key == "fetch.wait.max.ms" {
-                continue
-            }
+            guard !KafkaConfiguration.isGroupSetting(key), key != "fetch.wait.max.ms" else { continue }
             producerSettings[key] = value
             consumerSettings[key] = value
         }
