@@ -29,6 +29,21 @@ struct ErasureSelector {
         self.subjects = Set(erasure.subject.map { [$0] } ?? [])
     }
 
+    /// The selector of a consumed `ledger.erased` event at `erasureOffset`, if the event is
+    /// valid as an erasure: its device digest-named and its Kafka key the device id that
+    /// digest names (what lands it on the device's partition); nil otherwise.
+    init?(_ erasure: LedgerErasure, deviceDigestName: String, key: UnsafeRawBufferPointer?, erasureOffset: Int64) {
+        guard let key else { return nil }
+        self.init(erasure, deviceDigestName: deviceDigestName, erasureOffset: erasureOffset)
+        guard SHA256.hash(Array(key)) == deviceDigest else { return nil }
+    }
+
+    /// Redacts what this erasure names in `writer`'s partition (idempotent).
+    func redact(in writer: PartitionWriter) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
+        var selector = self
+        return try writer.redact(erasureOffset: erasureOffset) { selector.fields($0) }
+    }
+
     /// The fields of `record` to redact (the caller leaves out those absent or already redacted).
     mutating func fields(_ record: RecordView) -> RedactedFields {
         if record.offset == erasureOffset { return .key }

@@ -22,12 +22,6 @@ package struct IngestError: Error, Sendable, CustomStringConvertible {
         IngestError(.logAheadOfBroker(partition: partition, nextOffset: nextOffset, brokerLogEnd: brokerLogEnd))
     }
 
-    /// The records lost, when this is a broker loss.
-    package var lostRange: LogGap? {
-        if case .brokerLoss(let gap) = kind { return gap }
-        return nil
-    }
-
     package var description: String {
         switch kind {
         case .brokerLoss(let gap):

@@ -233,8 +233,8 @@ package final class IngestPipeline {
         switch parsed {
         case .success(let event):
             if case .ledgerErased(let erasure) = event.payload {
-                guard let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
-                    let key, SHA256.hash(Array(key)) == selector.deviceDigest
+                guard let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, key: key, erasureOffset: offset),
+                    let key
                 else {
                     let reason = DeadLetterReason(
                         code: "key_mismatch", path: "deviceId",
@@ -315,8 +315,7 @@ package final class IngestPipeline {
 
     /// Redacts what one erasure names in its partition's log (idempotent).
     private func redact(partition: Int32, _ selector: ErasureSelector) throws {
-        var selector = selector
-        let outcome = try writer(partition).redact(erasureOffset: selector.erasureOffset) { selector.fields($0) }
+        let outcome = try selector.redact(in: writer(partition))
         counters.erasures += 1
         counters.redactedRecords += outcome.redacted
         counters.unredactableRecords += outcome.unredactable

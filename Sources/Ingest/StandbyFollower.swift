@@ -227,26 +227,14 @@ package final class StandbyFollower: Sendable {
     /// The selector of a record that is a valid `ledger.erased` event (its key the device id
     /// its digest names); nil for any other record. Only a record holding the type's name is parsed.
     static func erasureSelector(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, offset: Int64) -> ErasureSelector? {
-        guard contains(value, erasureTypeName),
+        guard value.firstRange(of: erasureTypeName) != nil,
             let event = try? EventParser().parse(value, kafkaKey: key),
-            case .ledgerErased(let erasure) = event.payload,
-            let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset),
-            SHA256.hash(Array(key)) == selector.deviceDigest
+            case .ledgerErased(let erasure) = event.payload
         else { return nil }
-        return selector
+        return ErasureSelector(erasure, deviceDigestName: event.deviceId, key: key, erasureOffset: offset)
     }
 
     private static let erasureTypeName = Array("\"ledger.erased\"".utf8)
-
-    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, haystack.count >= needle.count else { return false }
-        var index = 0
-        while index <= haystack.count - needle.count {
-            if haystack[index] == first, needle.indices.allSatisfy({ haystack[index + $0] == needle[$0] }) { return true }
-            index += 1
-        }
-        return false
-    }
 
     /// Commits what was staged in `partitions`, then applies the erasures noted meanwhile
     /// to their standby logs (the erasure record is durable before anything it names is redacted).
@@ -256,8 +244,7 @@ package final class StandbyFollower: Sendable {
         state.erasures = []
         for (partition, selector) in erasures {
             guard let writer = state.writers[partition] else { continue }
-            var selector = selector
-            let outcome = try writer.redact(erasureOffset: selector.erasureOffset) { selector.fields($0) }
+            let outcome = try selector.redact(in: writer)
             state.statistics.erasures += 1
             state.statistics.redactedRecords += outcome.redacted
             logger.notice(

@@ -33,7 +33,7 @@ struct ClusterModeTests {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for index in 0..<count {
-                let port = try freePort()
+                let port = try LoopbackPort.free()
                 ports.append(port)
                 instances.append(
                     try ServerProcess(
@@ -63,16 +63,6 @@ struct ClusterModeTests {
             _ = instance.terminate()
             instances[index] = nil
         }
-    }
-
-    /// A port free right now on loopback (an instance must know its URL before it listens).
-    static func freePort() throws -> UInt16 {
-        guard let port = LoopbackPort.free() else { throw NoFreePort(errno: errno) }
-        return port
-    }
-
-    struct NoFreePort: Error {
-        var errno: Int32
     }
 
     /// One answer: status, the headers that matter, the body.
@@ -202,7 +192,7 @@ struct ClusterModeTests {
         defer { for process in processes.reversed() { _ = process.terminate() } }
         var ports: [UInt16] = []
         for index in 0..<2 {
-            let port = try Self.freePort()
+            let port = try LoopbackPort.free()
             let url = "http://127.0.0.1:\(port)"
             let data = "\(directory)/i\(index)"
             processes.append(try ServerProcess(
@@ -295,7 +285,7 @@ struct ClusterModeTests {
                 }
             }
         }
-        while produced.load(ordering: .relaxed) < 200 { usleep(10_000) }
+        try AdaptTesting.waitUntil("200 events produced under load") { produced.load(ordering: .relaxed) >= 200 }
         let killed = ContinuousClock.now
         cluster.kill(0)
         let told = stream.readUntil("event: reconnect")

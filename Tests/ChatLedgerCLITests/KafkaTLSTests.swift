@@ -57,7 +57,7 @@ struct KafkaTLSTests {
         let log: String
 
         init(forwardingTo upstream: String, certificates: Certificates) throws {
-            port = try Self.freePort()
+            port = Int(try LoopbackPort.free())
             log = certificates.directory.appendingPathComponent("stunnel.log").path
             let configuration = certificates.directory.appendingPathComponent("stunnel.conf").path
             try """
@@ -108,10 +108,6 @@ struct KafkaTLSTests {
             }
         }
 
-        static func freePort() throws -> Int {
-            guard let port = LoopbackPort.free() else { throw TLSTestError("no free port") }
-            return Int(port)
-        }
     }
 
     /// A mock cluster behind stunnel, with fresh certificates.

@@ -25,7 +25,7 @@ final class NginxReference {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-nginx-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(body).write(to: URL(fileURLWithPath: directory + target))
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
         let configuration = """
             daemon off; master_process off; worker_processes 1;
             pid \(directory)/nginx.pid; error_log \(directory)/error.log;
@@ -82,12 +82,6 @@ final class NginxReference {
         guard (try? install.run()) != nil else { return nil }
         install.waitUntilExit()
         return candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-    }
-
-    /// A port nothing listens on now (bound to 0, read, released).
-    private static func freePort() throws -> UInt16 {
-        guard let port = LoopbackPort.free() else { throw Unavailable(description: "no free port for nginx: errno \(errno)") }
-        return port
     }
 
     /// Keeps every thread of `pid` on the CPUs `cores` (a `taskset` list such as "0"), so

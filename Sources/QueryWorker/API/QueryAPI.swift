@@ -25,10 +25,6 @@ package final class QueryAPI: Sendable {
     private let source: @Sendable () -> SourceStatus
     private let metrics: MetricsRegistry?
     private let requestDurations: MetricsRegistry.Histogram?
-    /// The route template `route` matched last, with the target it matched, so that the
-    /// metrics observer (told of the response right after, on the same thread) labels the
-    /// request without matching its path again.
-    private let lastMatch = Mutex<(target: String, template: String)>(("", ""))
     private let audit: AuditLog?
     private let writes: WriteRoutes
     private let gaps: GapRegister?
@@ -79,7 +75,7 @@ package final class QueryAPI: Sendable {
     /// Records a response for `/metrics` (the server's observer).
     package func observe(_ head: HTTPRequestHead, status: HTTPStatus, elapsed: Duration) {
         guard let requestDurations else { return }
-        let label = lastMatch.withLock { $0.target == head.target ? $0.template : nil } ?? Self.routeLabel(head)
+        let label = Self.routeLabel(head)
         requestDurations.observe(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), [label, status.description])
     }
 
@@ -172,7 +168,6 @@ package final class QueryAPI: Sendable {
     /// `access` in `APIRoute`, checked here only), then the route.
     private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
         let (match, decoded) = Self.match(head.path)
-        if requestDurations != nil { lastMatch.withLock { $0 = (head.target, match?.route.template ?? "other") } }
         // A path no route has is answered as GET's (404, or 405 for another method).
         let method = match?.route.method ?? "GET"
         guard head.method == method else {
@@ -604,9 +599,9 @@ package final class QueryAPI: Sendable {
             if byte == UInt8(ascii: "%") {
                 let first = utf8.index(after: index)
                 guard first < utf8.endIndex, utf8.index(after: first) < utf8.endIndex,
-                    let value = UInt8(String(decoding: [utf8[first], utf8[utf8.index(after: first)]], as: UTF8.self), radix: 16)
+                    let high = hexValue(utf8[first]), let low = hexValue(utf8[utf8.index(after: first)])
                 else { return nil }
-                bytes.append(value)
+                bytes.append(high << 4 | low)
                 index = utf8.index(first, offsetBy: 2)
             } else {
                 bytes.append(plusIsSpace && byte == UInt8(ascii: "+") ? 0x20 : byte)
@@ -614,6 +609,16 @@ package final class QueryAPI: Sendable {
             }
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// A hex digit's value (no sign, unlike `UInt8(_:radix:)`, which reads `%+f` as 15).
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 

@@ -57,7 +57,7 @@ package final class ClusterRouter: Sendable {
     /// The reply to a request: `local()` (this instance's API) for every route but a
     /// device route owned elsewhere, which is forwarded, or 503 while its owner is not ready.
     package func reply(_ head: HTTPRequestHead, _ body: [UInt8], local: () -> HTTPServer.Reply) -> HTTPServer.Reply {
-        guard let device = Self.deviceRoute(head.target) else { return local().adding(Self.instanceHeader, identity.url) }
+        guard let device = Self.deviceRoute(head) else { return local().adding(Self.instanceHeader, identity.url) }
         guard let partitions = ownership.partitionCount else {
             return unavailable("cluster_membership_unknown", "this instance does not know the cluster's members yet")
         }
@@ -128,40 +128,12 @@ package final class ClusterRouter: Sendable {
         return .response(unavailableResponse(code, message))
     }
 
-    /// The device a request target names under `/api/v1/devices/{deviceId}/…` (every route
-    /// below a device, SSE and writes included), and whether it is the change stream; nil
-    /// for any other target (or one whose device id is not valid percent-encoding).
-    static func deviceRoute(_ target: String) -> (id: String, isStream: Bool)? {
-        let path = target.prefix { $0 != "?" }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard segments.count >= 5, segments[0] == "api", segments[1] == "v1", segments[2] == "devices",
-            let id = percentDecoded(segments[3]), !id.isEmpty
-        else { return nil }
-        return (id, segments.count == 5 && segments[4] == "changes")
-    }
-
-    private static func percentDecoded(_ text: Substring) -> String? {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
+    /// The device a device route names (`/api/v1/devices/{deviceId}/…`: reads, the change
+    /// stream, writes), matched by the API's own route table, and whether it is the change
+    /// stream; nil for any other route (answered here: it is not a device's).
+    static func deviceRoute(_ head: HTTPRequestHead) -> (id: String, isStream: Bool)? {
+        guard let match = QueryAPI.match(head.path).match, let id = match.deviceId, !id.isEmpty else { return nil }
+        return (id, match.route.name == .changes)
     }
 }
 

@@ -412,9 +412,10 @@ package final class HTTPServer: Sendable {
 
         /// The connection whose timer is due by `now`, taken out of the table (nil: none left).
         mutating func takeDue(_ now: ContinuousClock.Instant) -> (fd: Int32, Connection)? {
-            while let at = timers.firstDeadline, at <= now, let fd = timers.first?.fd {
+            while let top = timers.first, top.at <= now {
+                let fd = top.fd
                 timers.removeFirst()
-                guard all[fd]?.timer == at, var connection = take(fd) else { continue }  // moved or closed since
+                guard all[fd]?.timer == top.at, var connection = take(fd) else { continue }  // moved or closed since
                 connection.timer = nil
                 return (fd, connection)
             }
@@ -487,7 +488,7 @@ package final class HTTPServer: Sendable {
                 }
                 if connections.isEmpty || ContinuousClock.now > drainDeadline! { break }
             }
-            var nextDeadline = connections.timers.firstDeadline
+            var nextDeadline = connections.timers.first?.at
             for fd in connections.waiting {
                 if let deadline = connections[fd]?.deadline, nextDeadline.map({ deadline < $0 }) ?? true { nextDeadline = deadline }
             }
@@ -890,10 +891,8 @@ package final class HTTPServer: Sendable {
 private struct DeadlineHeap {
     private var entries: [(at: ContinuousClock.Instant, fd: Int32)] = []
 
+    /// The earliest timer (nil: none).
     var first: (at: ContinuousClock.Instant, fd: Int32)? { entries.first }
-
-    /// The earliest deadline.
-    var firstDeadline: ContinuousClock.Instant? { entries.isEmpty ? nil : entries[0].at }
 
     mutating func insert(_ at: ContinuousClock.Instant, _ fd: Int32) {
         entries.append((at, fd))
