@@ -169,7 +169,7 @@ struct QueryAPITests {
     @Test("bad requests are 400 with a JSON error; other methods 405 with Allow", arguments: [
         "/api/v1/devices/dev-1/chats?limit=0", "/api/v1/devices/dev-1/chats?limit=501", "/api/v1/devices/dev-1/chats?filter=x",
         "/api/v1/devices/dev-1/chats?color=red", "/api/v1/devices/dev-1/chats?cursor=forged",
-        "/api/v1/devices/dev-1/chats?limit=1&limit=2", "/api/v1/devices/dev-1/chats?limit=%zz", "/api/v1/devices/dev%zz/chats",
+        "/api/v1/devices/dev-1/chats?limit=1&limit=2", "/api/v1/devices/dev-1/chats?limit=%zz", "/api/v1/devices/dev%zz/chats", "/api/v1/devices/dev%+f/chats",
         "/api/v1/devices/dev-1/chats?minPosition=x",
     ])
     func badRequests(target: String) throws {
