@@ -110,7 +110,7 @@ enum AdaptBenchmark {
             progressEverySeconds: 3600)
         let finished = Semaphore()
         let failure = Mutex<String?>(nil)
-        LedgerThread {
+        LedgerThread(name: "chatledger-adapt") {
             do {
                 try stage.run(adapter: adapter, configuration: configuration)
             } catch {
@@ -121,11 +121,12 @@ enum AdaptBenchmark {
         let started = ContinuousClock.now
         var first: ContinuousClock.Instant?
         var firstCPU = 0.0
+        var firstThreads = ThreadCPU(pid: getpid())
         var idle = 0
         var last = 0
         while true {
             let statistics = stage.statistics
-            if first == nil, statistics.records > 0 { (first, firstCPU) = (.now, processCPUSeconds()) }
+            if first == nil, statistics.records > 0 { (first, firstCPU, firstThreads) = (.now, processCPUSeconds(), ThreadCPU(pid: getpid())) }
             if statistics.records >= count, statistics.caughtUp, statistics.held == 0,
                 statistics.delivered >= statistics.events + statistics.deadLetters
             {
@@ -139,6 +140,7 @@ enum AdaptBenchmark {
         }
         let done = ContinuousClock.now
         let adaptCPU = processCPUSeconds() - firstCPU
+        let adaptThreadCPU = ThreadCPU(pid: getpid()).since(firstThreads)
         stage.stop()
         finished.wait()
         let statistics = stage.statistics
@@ -157,10 +159,11 @@ enum AdaptBenchmark {
         var ingested = 0
         var ingestStart: ContinuousClock.Instant?
         var ingestStartCPU = 0.0
+        var ingestThreads = ThreadCPU(pid: getpid())
         var idlePolls = 0
         while ingested < events {
             let received = try IngestService.consumeBatch(from: consumer, into: pipeline, batchSize: 10_000)
-            if received > 0, ingestStart == nil { (ingestStart, ingestStartCPU) = (.now, processCPUSeconds()) }
+            if received > 0, ingestStart == nil { (ingestStart, ingestStartCPU, ingestThreads) = (.now, processCPUSeconds(), ThreadCPU(pid: getpid())) }
             ingested += received
             idlePolls = received == 0 ? idlePolls + 1 : 0
             if idlePolls > 600 { throw BenchFailure("ingest stalled at \(ingested) of \(events) events") }
@@ -168,6 +171,7 @@ enum AdaptBenchmark {
         pipeline.waitUntilApplied()
         let ingestSeconds = max(1e-3, (ContinuousClock.now - (ingestStart ?? .now)) / .seconds(1))
         let ingestCPU = max(1e-6, processCPUSeconds() - ingestStartCPU)
+        let ingestThreadCPU = ThreadCPU(pid: getpid()).since(ingestThreads)
         consumer.close()
         guard pipeline.counters.deadLetters == 0 else { throw BenchFailure("ingest found \(pipeline.counters.deadLetters) invalid events") }
 
@@ -198,6 +202,8 @@ enum AdaptBenchmark {
         report.add("skipped", Double(statistics.skippedByReason.values.reduce(0, +)), "parts")
         report.add("source_partitions", Double(traffic.topics.count * sourcePartitions), "partitions")
         report.add("adapt_startup_ms", ((first ?? started) - started) / .milliseconds(1), "ms")
+        report.notes.append("the stage's busiest threads: \(adaptThreadCPU.busiest(6, over: adaptSeconds))")
+        report.notes.append("ingest's busiest threads: \(ingestThreadCPU.busiest(4, over: ingestSeconds))")
         report.notes.append(
             "\(format) traffic from \(traffic.deviceIds.count) instances on \(traffic.topics.count) global topics; librdkafka mock cluster in this process; ingest fsync per batch of up to 10000")
         return report
