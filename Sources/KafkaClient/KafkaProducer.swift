@@ -21,6 +21,13 @@ package final class KafkaProducer {
     private let handle: OpaquePointer
     private let deliveries: DeliveryTracker
     private var topics: [String: OpaquePointer] = [:]
+    /// The topic sent to last: most callers send to one topic, found here without hashing its name.
+    private var lastTopic: (name: String, handle: OpaquePointer)?
+    private var sendsSincePoll = 0
+
+    /// Delivery reports are served after this many sends (and by `poll`, `flush`): often
+    /// enough that they never pile up, without a poll's locking for every message.
+    static let sendsPerPoll = 64
 
     /// Creates a producer for `bootstrapServers`.
     ///
@@ -74,7 +81,11 @@ package final class KafkaProducer {
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw .produce(error, topic: topic) }
             rd_kafka_poll(handle, 100)
         }
-        rd_kafka_poll(handle, 0)
+        sendsSincePoll += 1
+        if sendsSincePoll >= Self.sendsPerPoll {
+            sendsSincePoll = 0
+            rd_kafka_poll(handle, 0)
+        }
     }
 
     /// Serves delivery reports for up to `timeoutMilliseconds`.
@@ -98,12 +109,19 @@ package final class KafkaProducer {
     package var report: DeliveryReport { deliveries.report }
 
     private func topic(_ name: String) throws(KafkaError) -> OpaquePointer {
-        if let existing = topics[name] { return existing }
-        guard let created = rd_kafka_topic_new(handle, name, nil) else {
-            throw .produce(rd_kafka_last_error(), topic: name)
+        if let last = lastTopic, last.name == name { return last.handle }
+        let found: OpaquePointer
+        if let existing = topics[name] {
+            found = existing
+        } else {
+            guard let created = rd_kafka_topic_new(handle, name, nil) else {
+                throw .produce(rd_kafka_last_error(), topic: name)
+            }
+            topics[name] = created
+            found = created
         }
-        topics[name] = created
-        return created
+        lastTopic = (name, found)
+        return found
     }
 }
 

@@ -115,7 +115,8 @@ final class AdaptWorkers {
         }
     }
 
-    /// One thread's scratch: a JSON tape and, in debug builds, the event parser.
+    /// One thread's scratch: a JSON tape and the event parser (for scrubbed events, and
+    /// every event in debug builds).
     final class Preparer {
         let adapter: any BridgeAdapter
         let tape = JSONTape()
@@ -131,8 +132,8 @@ final class AdaptWorkers {
         /// also run every event through the parser.
         func prepare(_ record: BridgeRecord) -> RecordMerger.Entry {
             var adapted = adapter.adapt(record, tape: tape)
-            var encoded: [[UInt8]] = []
-            encoded.reserveCapacity(adapted.events.count)
+            var prepared: [RecordMerger.PreparedEvent] = []
+            prepared.reserveCapacity(adapted.events.count)
             for event in adapted.events {
                 let bytes = EventEncoder.encode(event.event)
                 var problem: String?
@@ -148,15 +149,36 @@ final class AdaptWorkers {
                 #endif
                 if let problem {
                     adapted.deadLetter("invalid_event", problem)
-                    encoded.removeAll()
+                    prepared.removeAll()
                     break
                 }
-                encoded.append(bytes)
+                prepared.append(Self.prepared(event, bytes: Self.withoutSecret(bytes, secret: adapted.secret, parser: parser)))
             }
             // A dead letter keeps the record's bytes; a mapped record needs only its coordinates.
             let kept = adapted.isDeadLetter ? record : BridgeRecord(
                 topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, value: nil)
-            return RecordMerger.Entry(record: kept, adapted: adapted, time: adapted.time ?? max(0, record.timestamp), encoded: encoded)
+            return RecordMerger.Entry(
+                record: kept, outcome: adapted.outcome, skipReasons: adapted.skipReasons, secret: adapted.secret,
+                time: adapted.time ?? max(0, record.timestamp), events: prepared)
+        }
+
+        /// `event` with its bytes, as the stage's thread routes it.
+        static func prepared(_ event: AdaptedEvent, bytes: [UInt8]?) -> RecordMerger.PreparedEvent {
+            let role: RecordMerger.PreparedEvent.Role
+            switch event.event.payload {
+            case .messageCreated: role = .creates(chatId: event.event.chatId ?? "")
+            case .contactAliased: role = .aliases
+            default: role = event.waitsFor == nil ? .plain : .actsOn(event)
+            }
+            return .init(bytes: bytes, deviceId: event.event.deviceId, type: event.event.type, directoryKey: MessageDirectory.key(for: event), role: role)
+        }
+
+        /// `bytes` with the record's secret scrubbed out, when a message's text holds it: it
+        /// never reaches the canonical topic. Nil when the scrubbed event no longer parses.
+        static func withoutSecret(_ bytes: [UInt8], secret: [UInt8]?, parser: EventParser) -> [UInt8]? {
+            guard let secret, SecretScrubber.contains(secret, in: bytes) else { return bytes }
+            let scrubbed = SecretScrubber.scrub(bytes, secret: secret)
+            return (try? parser.parse(scrubbed)) != nil ? scrubbed : nil
         }
     }
 }

@@ -226,20 +226,21 @@ private final class StageLoop {
     var nextHeldId = 0
     /// Offsets of records with held events, per partition, ascending.
     var heldOffsets: [TopicPartition: [Int64]] = [:]
-    /// The last offset handed on, per partition.
-    var lastProcessed: [TopicPartition: Int64] = [:]
     var committedThrough: [TopicPartition: Int64] = [:]
     /// The newest bridge time of a record handed on: records are handed on in time order,
     /// so a message older than this has been handed on already, unless it was late.
     var frontier: Int64 = .min
     var aliasesSeen = Set<UInt64>()
-    var knownSecrets: [[UInt8]] = []
+    /// Secrets seen in records (at most `maxKnownSecrets`), scrubbed from every dead letter;
+    /// by a hash of their bytes, cheaper per record than hashing them as arrays.
+    var knownSecrets: [UInt64: [UInt8]] = [:]
+    static let maxKnownSecrets = 1_000
     var statistics = AdapterStage.Statistics()
     var failuresSeen = 0
 
     struct Held {
         var adapted: AdaptedEvent
-        var bytes: [UInt8]
+        var bytes: [UInt8]?
         var key: UInt64
         var partition: TopicPartition
         var offset: Int64
@@ -289,6 +290,7 @@ private final class StageLoop {
         var lastProgress = ContinuousClock.now
         var recordsAtProgress = 0
         var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
+        var lastPublish = ContinuousClock.now - .seconds(1)
         while !stopping() {
             let waiting = !merger.isEmpty || !held.isEmpty
             var batched = 0
@@ -315,7 +317,12 @@ private final class StageLoop {
                 rateWindow = (now, statistics.records, Double(statistics.records - rateWindow.records) / windowSeconds)
             }
             statistics.recordsPerSecond = rateWindow.perSecond
-            publish(snapshot())
+            // A snapshot reads every assigned partition's watermarks: a few times a second
+            // is enough for metrics and readiness, and when the stage has nothing to do.
+            if batched == 0 || now - lastPublish >= Self.publishEvery {
+                publish(snapshot())
+                lastPublish = now
+            }
             let elapsed = (now - lastProgress) / .seconds(1)
             if elapsed >= configuration.progressEverySeconds {
                 let current = snapshot()
@@ -338,6 +345,8 @@ private final class StageLoop {
         logger.info("stopped", ["records": statistics.records, "events": statistics.events, "dead_letters": statistics.deadLetters])
     }
 
+    static let publishEvery = Duration.milliseconds(100)
+
     func snapshot() -> AdapterStage.Statistics {
         var current = statistics
         current.held = held.count
@@ -348,7 +357,7 @@ private final class StageLoop {
                 caughtUp = false
                 continue
             }
-            let next = merger.firstQueuedOffset(partition) ?? ((lastProcessed[partition] ?? committedThrough[partition].map { $0 - 1 } ?? -1) + 1)
+            let next = merger.firstQueuedOffset(partition) ?? ((merger.lastHandedOut(partition) ?? committedThrough[partition].map { $0 - 1 } ?? -1) + 1)
             let lag = max(0, high - next)
             current.lag[partition] = lag
             if lag > 0 { caughtUp = false }
@@ -386,20 +395,18 @@ private final class StageLoop {
 
     func process(_ entry: RecordMerger.Entry, now: ContinuousClock.Instant) throws {
         let record = entry.record
-        let partition = TopicPartition(record.topic, record.partition)
-        lastProcessed[partition] = record.offset
         frontier = max(frontier, entry.time)
-        let adapted = entry.adapted
-        for reason in adapted.skipReasons { statistics.skippedByReason[reason, default: 0] += 1 }
-        switch adapted.outcome {
+        for reason in entry.skipReasons { statistics.skippedByReason[reason, default: 0] += 1 }
+        switch entry.outcome {
         case .deadLetter(let code, let detail):
             statistics.deadLettersByReason[code, default: 0] += 1
-            var secrets = knownSecrets
-            if let secret = adapted.secret { secrets.append(secret) }
-            let letter = DeadLetter(format: adapter.format, record: record, reason: code, detail: detail, secret: adapted.secret)
+            var secrets = Set(knownSecrets.values)
+            if let secret = entry.secret { secrets.insert(secret) }
+            let letter = DeadLetter(format: adapter.format, record: record, reason: code, detail: detail, secret: entry.secret)
             var value = letter.encoded()
-            var scrubbedDetail = SecretScrubber.scrub(detail, secret: adapted.secret)
-            for secret in secrets {
+            var scrubbedDetail = SecretScrubber.scrub(detail, secret: entry.secret)
+            // Longest first, so a secret inside another cannot leave a piece of it behind.
+            for secret in secrets.sorted(by: { $0.count != $1.count ? $0.count > $1.count : $0.lexicographicallyPrecedes($1) }) {
                 value = SecretScrubber.scrub(value, secret: secret)
                 scrubbedDetail = SecretScrubber.scrub(scrubbedDetail, secret: secret)
             }
@@ -407,93 +414,91 @@ private final class StageLoop {
             logger.warning(
                 "dead letter", ["topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": code, "detail": scrubbedDetail])
         case .mapped:
-            if let secret = adapted.secret, knownSecrets.count < 1_000, !knownSecrets.contains(secret) { knownSecrets.append(secret) }
-            for (index, event) in adapted.events.enumerated() {
-                try route(event, bytes: entry.encoded[index], partition: partition, offset: record.offset, time: entry.time, secret: adapted.secret, now: now)
+            if let secret = entry.secret, knownSecrets.count < Self.maxKnownSecrets {
+                let key = MessageDirectory.hash(secret)
+                if knownSecrets[key] != secret { knownSecrets[key] = secret }
+            }
+            for event in entry.events {
+                try route(event, record: record, time: entry.time, secret: entry.secret, now: now)
             }
         }
     }
 
     // MARK: - Events out
 
-    func route(
-        _ adapted: AdaptedEvent, bytes: [UInt8], partition: TopicPartition, offset: Int64, time: Int64, secret: [UInt8]?,
-        now: ContinuousClock.Instant
-    ) throws {
-        let event = adapted.event
-        switch event.payload {
-        case .messageCreated(let message):
-            let key = MessageDirectory.key(deviceId: event.deviceId, messageId: message.messageId)
-            directory.record(key, chatId: event.chatId ?? "")
-            try emit(event, bytes: bytes, secret: secret)
+    func route(_ prepared: RecordMerger.PreparedEvent, record: BridgeRecord, time: Int64, secret: [UInt8]?, now: ContinuousClock.Instant) throws {
+        let key = prepared.directoryKey
+        switch prepared.role {
+        case .creates(let chatId):
+            directory.record(key, chatId: chatId)
+            try emit(prepared.deviceId, prepared.type, bytes: prepared.bytes)
             try release(key)
-        case .contactAliased:
-            try emitAlias(event, bytes: bytes, secret: secret)
-        default:
-            guard let target = adapted.waitsFor else {
-                try emit(event, bytes: bytes, secret: secret)
-                return
-            }
-            let key = MessageDirectory.key(deviceId: event.deviceId, messageId: target)
+        case .aliases:
+            if firstTimeAlias(key) { try emit(prepared.deviceId, prepared.type, bytes: prepared.bytes) }
+        case .plain:
+            try emit(prepared.deviceId, prepared.type, bytes: prepared.bytes)
+        case .actsOn(let adapted):
             if let chat = directory.chat(key) {
-                try emitResolved(adapted, bytes: bytes, chat: chat, secret: secret)
+                try emitResolved(adapted, bytes: prepared.bytes, chat: chat, secret: secret)
             } else {
                 let id = nextHeldId
                 nextHeldId += 1
+                let partition = TopicPartition(record.topic, record.partition)
                 held[id] = Held(
-                    adapted: adapted, bytes: bytes, key: key, partition: partition, offset: offset, time: time,
+                    adapted: adapted, bytes: prepared.bytes, key: key, partition: partition, offset: record.offset, time: time,
                     deadline: now + .milliseconds(configuration.holdMilliseconds),
                     lastChance: now + .milliseconds(configuration.maxHoldMilliseconds), secret: secret)
                 heldByKey[key, default: []].append(id)
                 expiry.append(id)
-                heldOffsets[partition, default: []].append(offset)  // records arrive in offset order per partition
+                heldOffsets[partition, default: []].append(record.offset)  // records arrive in offset order per partition
             }
         }
     }
 
     /// The same pair is taught by many records: once per run is enough (its id is the
     /// pair's, so a repeat would change nothing downstream anyway).
-    func emitAlias(_ event: Event, bytes: [UInt8], secret: [UInt8]?) throws {
-        guard case .contactAliased(let alias) = event.payload else { return }
-        let hash = MessageDirectory.key(deviceId: event.deviceId, messageId: (event.chatId ?? "") + " " + alias.alias)
+    /// Whether the alias pair filed under `key` has not been sent in this run (counted if it has).
+    func firstTimeAlias(_ key: UInt64) -> Bool {
         if aliasesSeen.count > 1_000_000 { aliasesSeen.removeAll() }
-        if aliasesSeen.insert(hash).inserted {
-            try emit(event, bytes: bytes, secret: secret)
-        } else {
-            statistics.skippedByReason["alias_already_sent", default: 0] += 1
-        }
+        if aliasesSeen.insert(key).inserted { return true }
+        statistics.skippedByReason["alias_already_sent", default: 0] += 1
+        return false
     }
 
     /// Emits an event whose message is known, in that message's chat when its own was a guess.
-    func emitResolved(_ adapted: AdaptedEvent, bytes: [UInt8], chat: String, secret: [UInt8]?) throws {
+    func emitResolved(_ adapted: AdaptedEvent, bytes: [UInt8]?, chat: String, secret: [UInt8]?) throws {
         var event = adapted.event
         guard adapted.chatIsGuess, let guess = event.chatId, guess != chat, !chat.isEmpty else {
-            try emit(event, bytes: bytes, secret: secret)
+            try emit(event.deviceId, event.type, bytes: bytes)
             return
         }
-        if WhatsAppID.domain(of: guess) == .lid, WhatsAppID.domain(of: chat) == .phone {
+        if WhatsAppID.domain(of: guess) == .lid, WhatsAppID.domain(of: chat) == .phone,
+            firstTimeAlias(MessageDirectory.aliasKey(deviceId: event.deviceId, chatId: chat, alias: guess))
+        {
             // The record named the chat by the contact's LID: that is a fact worth keeping.
             let alias = Event(
                 eventId: EventIdentity.aliasEventId(deviceId: event.deviceId, chatId: chat, alias: guess), deviceId: event.deviceId,
                 occurredAt: event.occurredAt, chatId: chat, payload: .contactAliased(ContactAliased(alias: guess)), source: event.source)
-            try emitAlias(alias, bytes: EventEncoder.encode(alias), secret: secret)
+            try emit(alias.deviceId, alias.type, bytes: prepared(alias, secret: secret))
         }
         event.chatId = chat
-        try emit(event, bytes: EventEncoder.encode(event), secret: secret)
+        try emit(event.deviceId, event.type, bytes: prepared(event, secret: secret))
     }
 
-    func emit(_ event: Event, bytes: [UInt8], secret: [UInt8]?) throws {
-        var value = bytes
-        if let secret, SecretScrubber.contains(secret, in: value) {
-            // The secret inside a message's text: it never reaches the canonical topic.
-            value = SecretScrubber.scrub(value, secret: secret)
-            guard (try? parser.parse(value)) != nil else {
-                statistics.skippedByReason["secret_in_content", default: 0] += 1
-                return
-            }
+    /// An event made on this thread, encoded as the adapter threads encode theirs.
+    func prepared(_ event: Event, secret: [UInt8]?) -> [UInt8]? {
+        AdaptWorkers.Preparer.withoutSecret(EventEncoder.encode(event), secret: secret, parser: parser)
+    }
+
+    /// Produces `bytes`, the event's canonical form; nil: the record's secret could not be
+    /// scrubbed out of it without breaking it (`AdaptWorkers.Preparer.withoutSecret`), so it is skipped.
+    func emit(_ deviceId: String, _ type: String, bytes: [UInt8]?) throws {
+        guard let value = bytes else {
+            statistics.skippedByReason["secret_in_content", default: 0] += 1
+            return
         }
-        try producer.send(topic: configuration.topic, key: Array(event.deviceId.utf8), value: value)
-        statistics.eventsByType[event.type, default: 0] += 1
+        try producer.send(topic: configuration.topic, key: Array(deviceId.utf8), value: value)
+        statistics.eventsByType[type, default: 0] += 1
     }
 
     // MARK: - Held events
@@ -535,7 +540,7 @@ private final class StageLoop {
             } else {
                 // The message was created before this run (or never reached the bridge's
                 // topics): the record's own chat id it is.
-                try emit(item.adapted.event, bytes: item.bytes, secret: item.secret)
+                try emit(item.adapted.event.deviceId, item.adapted.event.type, bytes: item.bytes)
             }
         }
         if expiryHead > 4096, expiryHead * 2 > expiry.count {
@@ -556,7 +561,7 @@ private final class StageLoop {
     /// done: the oldest record with a held event, else the one after the last handed on.
     func commit(synchronously: Bool, only partitions: Set<TopicPartition>? = nil) throws {
         var next: [TopicPartition: Int64] = [:]
-        for (partition, last) in lastProcessed where partitions?.contains(partition) ?? true {
+        for (partition, last) in merger.handedOut where partitions?.contains(partition) ?? true {
             let offset = min(heldOffsets[partition]?.first ?? Int64.max, last + 1)
             if committedThrough[partition] != offset { next[partition] = offset }
         }
@@ -611,7 +616,6 @@ private final class StageLoop {
         }
         for partition in partitions {
             heldOffsets[partition] = nil
-            lastProcessed[partition] = nil
             committedThrough[partition] = nil
         }
     }

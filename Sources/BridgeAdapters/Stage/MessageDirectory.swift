@@ -20,19 +20,41 @@ struct MessageDirectory {
 
     var count: Int { chats.count }
 
+    /// The key of message `messageId` on `deviceId` (FNV-1a over both).
     static func key(deviceId: String, messageId: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in deviceId.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        hash ^= 0xFF
-        hash &*= 0x0000_0100_0000_01B3
-        for byte in messageId.utf8 {
+        var hash = fnv(deviceId.utf8, into: fnvBasis)
+        hash = fnv(CollectionOfOne(0xFF), into: hash)
+        return fnv(messageId.utf8, into: hash)
+    }
+
+    /// The key of the fact "on `deviceId`, `chatId` and `alias` are one contact".
+    static func aliasKey(deviceId: String, chatId: String, alias: String) -> UInt64 {
+        key(deviceId: deviceId, messageId: chatId + " " + alias)
+    }
+
+    /// FNV-1a of `bytes`.
+    static func hash(_ bytes: [UInt8]) -> UInt64 { fnv(bytes, into: fnvBasis) }
+
+    private static let fnvBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    private static func fnv(_ bytes: some Sequence<UInt8>, into start: UInt64) -> UInt64 {
+        var hash = start
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01B3
         }
         return hash
+    }
+
+    /// The key `event` is filed under: the message it creates or acts on, or for an alias
+    /// the (chat, alias) pair; 0 for any other event.
+    static func key(for event: AdaptedEvent) -> UInt64 {
+        let deviceId = event.event.deviceId
+        switch event.event.payload {
+        case .messageCreated(let message): return key(deviceId: deviceId, messageId: message.messageId)
+        case .contactAliased(let alias): return aliasKey(deviceId: deviceId, chatId: event.event.chatId ?? "", alias: alias.alias)
+        default: return event.waitsFor.map { key(deviceId: deviceId, messageId: $0) } ?? 0
+        }
     }
 
     mutating func record(_ key: UInt64, chatId: String) {

@@ -17,22 +17,59 @@ import KafkaClient
 /// an empty partition holds the others back is decided once per drain (`beginDrain`) and
 /// again whenever a partition runs empty, since nothing else changes it between polls.
 struct RecordMerger {
+    /// What the adapter threads made of one record, as the stage's thread needs it. The
+    /// events' `Event` values stay behind on the thread that built them (freed there),
+    /// except where the stage may still have to change one (`Role.actsOn`).
     struct Entry {
+        /// Its coordinates; its bytes only when it is a dead letter.
         var record: BridgeRecord
-        var adapted: AdaptedRecord
+        var outcome: AdaptedRecord.Outcome
+        /// Why parts of it made no event, counted.
+        var skipReasons: [String]
+        /// The record's secret, scrubbed from anything written about it.
+        var secret: [UInt8]?
         /// The bridge's time of the record (its envelope), else Kafka's.
         var time: Int64
-        /// Each event's canonical bytes (already checked against the parser).
-        var encoded: [[UInt8]]
+        var events: [PreparedEvent]
+    }
+
+    /// One canonical event, ready to produce.
+    struct PreparedEvent: Equatable {
+        /// The canonical bytes (checked against the schema's limits), the record's secret
+        /// scrubbed out; nil when scrubbing broke the event, which is then skipped.
+        var bytes: [UInt8]?
+        /// The Kafka key.
+        var deviceId: String
+        var type: String
+        /// Its key in the message directory (`MessageDirectory.key(for:)`).
+        var directoryKey: UInt64
+        var role: Role
+
+        enum Role: Equatable {
+            /// A `message.created` in this chat: filed in the directory; what waits for the
+            /// message goes after it.
+            case creates(chatId: String)
+            /// A `contact.aliased`: sent once per pair and run.
+            case aliases
+            /// Acts on a message: waits for its `message.created`, whose chat may replace the
+            /// event's own (hence the whole event).
+            case actsOn(AdaptedEvent)
+            /// Goes out as it is.
+            case plain
+        }
     }
 
     private struct Queue {
         var partition: TopicPartition
         /// Slots before `head` are handed out (nil: moved out, not copied).
         var entries: [Entry?] = []
+        /// Each entry's time and offset, beside it: the heap reads these, never the entries.
+        var keys: [(time: Int64, offset: Int64)] = []
         var head = 0
         /// The offset after the last record queued (or the group's committed offset).
         var nextOffset: Int64?
+        /// The offset of the last record handed out.
+        var lastHandedOut: Int64?
         /// Since when the merger has been waiting for this empty partition.
         var waitingSince: ContinuousClock.Instant?
         /// The partition's place among all tracked ones by (topic, partition): the tie-break.
@@ -42,17 +79,31 @@ struct RecordMerger {
         var isEmpty: Bool { head >= entries.count }
         var count: Int { entries.count - head }
 
+        mutating func append(_ entry: consuming Entry) {
+            keys.append((entry.time, entry.record.offset))
+            entries.append(entry)
+        }
+
         mutating func removeFirst() -> Entry? {
             let entry = entries[head].take()
+            lastHandedOut = keys[head].offset
             head += 1
             if head == entries.count {
                 entries.removeAll(keepingCapacity: true)
+                keys.removeAll(keepingCapacity: true)
                 head = 0
             } else if head > 1024, head * 2 > entries.count {
                 entries.removeFirst(head)
+                keys.removeFirst(head)
                 head = 0
             }
             return entry
+        }
+
+        mutating func removeAll() {
+            entries.removeAll()
+            keys.removeAll()
+            head = 0
         }
     }
 
@@ -68,8 +119,12 @@ struct RecordMerger {
 
     private var queues: [Queue] = []
     private var indexOf: [TopicPartition: Int] = [:]
-    /// Indices of non-empty queues, a min-heap by their head's key.
-    private var heap: [Int] = []
+    /// The non-empty queues, a min-heap by their head's key (kept here, so comparing
+    /// never touches a queue).
+    private var heap: [(key: Key, queue: Int)] = []
+    /// The queue the last record appended went to: a poll's records come in runs of one
+    /// partition, so most appends find their queue without hashing its name.
+    private var lastAppended: (topic: String, partition: Int32, queue: Int)?
     private var blocked = false
     /// Records queued in all partitions.
     private(set) var count = 0
@@ -85,9 +140,9 @@ struct RecordMerger {
     mutating func assign(_ partition: TopicPartition, nextOffset: Int64?) {
         if let index = indexOf[partition] {
             count -= queues[index].count
-            queues[index].entries.removeAll()
-            queues[index].head = 0
+            queues[index].removeAll()
             queues[index].nextOffset = nextOffset
+            queues[index].lastHandedOut = nil
             queues[index].waitingSince = nil
             rebuild()
         } else {
@@ -108,6 +163,7 @@ struct RecordMerger {
 
     /// Ranks and heap again after the set of partitions changed.
     private mutating func rebuild() {
+        lastAppended = nil
         let order = queues.indices.sorted { queues[$0].partition < queues[$1].partition }
         for (rank, index) in order.enumerated() { queues[index].rank = rank }
         heap.removeAll()
@@ -118,20 +174,37 @@ struct RecordMerger {
     }
 
     mutating func append(_ entry: consuming Entry) {
-        let partition = TopicPartition(entry.record.topic, entry.record.partition)
-        if indexOf[partition] == nil { assign(partition, nextOffset: nil) }
-        let index = indexOf[partition]!
+        let index = queueIndex(entry.record.topic, entry.record.partition)
         queues[index].nextOffset = entry.record.offset + 1
-        queues[index].entries.append(entry)
+        queues[index].append(entry)
         queues[index].waitingSince = nil
         count += 1
         if !queues[index].inHeap { push(index) }
     }
 
+    private mutating func queueIndex(_ topic: String, _ partition: Int32) -> Int {
+        if let last = lastAppended, last.partition == partition, last.topic == topic { return last.queue }
+        let key = TopicPartition(topic, partition)
+        if indexOf[key] == nil { assign(key, nextOffset: nil) }
+        let index = indexOf[key] ?? 0  // assigned just above
+        lastAppended = (topic, partition, index)
+        return index
+    }
+
     /// The offset of the oldest record still queued for `partition`.
     func firstQueuedOffset(_ partition: TopicPartition) -> Int64? {
         guard let index = indexOf[partition], !queues[index].isEmpty else { return nil }
-        return queues[index].entries[queues[index].head]?.record.offset
+        return queues[index].keys[queues[index].head].offset
+    }
+
+    /// The offset of the last record handed out from `partition` since it was assigned.
+    func lastHandedOut(_ partition: TopicPartition) -> Int64? {
+        indexOf[partition].flatMap { queues[$0].lastHandedOut }
+    }
+
+    /// Every tracked partition that has handed out a record, with the last one's offset.
+    var handedOut: [(partition: TopicPartition, offset: Int64)] {
+        queues.compactMap { queue in queue.lastHandedOut.map { (queue.partition, $0) } }
     }
 
     /// Decides, for the records fetched so far, whether an empty partition that still has
@@ -159,13 +232,14 @@ struct RecordMerger {
     /// - Parameter force: hand out the oldest head even while a partition still fetching
     ///   holds the others back (to bound memory, or when stopping).
     mutating func next(now: ContinuousClock.Instant, highWatermark: (TopicPartition) -> Int64?, force: Bool = false) -> Entry? {
-        guard let index = heap.first, !blocked || force, let entry = queues[index].removeFirst() else { return nil }
+        guard let index = heap.first?.queue, !blocked || force, let entry = queues[index].removeFirst() else { return nil }
         count -= 1
         if queues[index].isEmpty {
             popHeap()
             queues[index].inHeap = false
             if !force, holdsBack(index, now: now, highWatermark: highWatermark) { blocked = true }
         } else {
+            heap[0].key = key(index)
             siftDown(0)
         }
         return entry
@@ -189,18 +263,17 @@ struct RecordMerger {
     // MARK: - Heap
 
     private func key(_ index: Int) -> Key {
-        let head = queues[index].head
-        return Key(
-            time: queues[index].entries[head]?.time ?? .max, rank: queues[index].rank, offset: queues[index].entries[head]?.record.offset ?? .max)
+        let head = queues[index].keys[queues[index].head]
+        return Key(time: head.time, rank: queues[index].rank, offset: head.offset)
     }
 
     private mutating func push(_ index: Int) {
         queues[index].inHeap = true
-        heap.append(index)
+        heap.append((key(index), index))
         var child = heap.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard key(heap[child]) < key(heap[parent]) else { break }
+            guard heap[child].key < heap[parent].key else { break }
             heap.swapAt(child, parent)
             child = parent
         }
@@ -219,8 +292,8 @@ struct RecordMerger {
             let left = 2 * parent + 1
             guard left < heap.count else { return }
             var smallest = left
-            if left + 1 < heap.count, key(heap[left + 1]) < key(heap[left]) { smallest = left + 1 }
-            guard key(heap[smallest]) < key(heap[parent]) else { return }
+            if left + 1 < heap.count, heap[left + 1].key < heap[left].key { smallest = left + 1 }
+            guard heap[smallest].key < heap[parent].key else { return }
             heap.swapAt(smallest, parent)
             parent = smallest
         }

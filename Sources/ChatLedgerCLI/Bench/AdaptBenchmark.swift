@@ -191,6 +191,9 @@ enum AdaptBenchmark {
         report.add("ingest_process_cpu_us_per_event", ingestCPUPerEvent * 1e6, "µs")
         report.add("adapt_vs_ingest_cpu", ingestCPUPerEvent / adaptCPUPerEvent, "ratio")
         report.add("adapt_threads", Double(configuration.adaptThreads), "threads")
+        // The stage's own thread (polling, merging, holding, producing, its share of adapting)
+        // is the one that limits it; its CPU per record does not depend on the machine's load.
+        report.add("stage_thread_cpu_us_per_record", (adaptThreadCPU.seconds["chatledger-adap"] ?? 0) / Double(max(1, count)) * 1e6, "µs")
         report.add("adapt_cpu_records_per_s", Double(sample.count) / max(1e-9, cpuSeconds), "records/s")
         report.add("adapt_cpu_events_per_s", Double(sampleEvents) / max(1e-9, cpuSeconds), "events/s")
         report.add("parse_cpu_events_per_s", Double(parsed) / max(1e-9, parseSeconds), "events/s")
