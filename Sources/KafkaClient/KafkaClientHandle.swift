@@ -112,7 +112,10 @@ final class KafkaClientHandle {
     var refusal: KafkaError? { callbacks.refusal.withLock { $0 } }
 
     /// Whether librdkafka reported a fatal error: the client is unusable from then on.
-    var isFatal: Bool { rd_kafka_fatal_error(client, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR }
+    var isFatal: Bool {
+        var terminator: CChar = 0  // room for the reason's NUL only: the code is what is asked
+        return rd_kafka_fatal_error(client, &terminator, 1) != RD_KAFKA_RESP_ERR_NO_ERROR
+    }
 
     /// The fatal error librdkafka reported, if any.
     var fatalError: KafkaError? {

@@ -1,5 +1,4 @@
 import CRdKafka
-import Synchronization
 import LedgerSupport
 
 /// A group consumer of one topic, owned by one thread (every call, and every callback it

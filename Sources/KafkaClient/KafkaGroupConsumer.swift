@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CRdKafka
 import LedgerSupport
-import Synchronization
 
 /// A topic and partition: what a group consumer of several topics is assigned.
 package struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
