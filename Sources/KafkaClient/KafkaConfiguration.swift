@@ -1,6 +1,5 @@
 import CRdKafka
 import Foundation
-import LedgerSupport
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
 package struct KafkaConfiguration: Sendable {
@@ -28,7 +27,19 @@ package struct KafkaConfiguration: Sendable {
         key.hasPrefix("group.") || key == "partition.assignment.strategy" || key.hasPrefix("session.") || key.hasPrefix("heartbeat.")
     }
 
-    /// Builds a native `rd_kafka_conf_t` with our log callback installed.
+    /// A client's settings: `bootstrap.servers` and the client's `defaults`, then the
+    /// caller's `overrides` in order, less the keys `excluded` says the client keeps for itself.
+    static func client(
+        bootstrapServers: String, defaults: KeyValuePairs<String, String>, overrides: KafkaConfiguration,
+        excluding excluded: (String) -> Bool = { _ in false }
+    ) -> KafkaConfiguration {
+        var settings = KafkaConfiguration(["bootstrap.servers": bootstrapServers])
+        for (key, value) in defaults { settings[key] = value }
+        for (key, value) in overrides.properties where !excluded(key) { settings[key] = value }
+        return settings
+    }
+
+    /// Builds a native `rd_kafka_conf_t` holding the properties (`KafkaClientHandle` adds the callbacks).
     /// - Throws: `KafkaError` naming the property librdkafka refused.
     func makeNative() throws(KafkaError) -> OpaquePointer {
         guard let conf = rd_kafka_conf_new() else { throw .configuration("rd_kafka_conf_new failed") }
@@ -42,11 +53,6 @@ package struct KafkaConfiguration: Sendable {
                 // reasons ("Invalid value "…" for …"), so it is cut out of those too.
                 throw .configuration("property \(key): \(Self.redacting(value, in: reason))")
             }
-        }
-        rd_kafka_conf_set_log_cb(conf) { _, level, facility, message in
-            let text = message.map { String(cString: $0) } ?? ""
-            let facilityText = facility.map { String(cString: $0) } ?? ""
-            librdkafkaLogger.log(logLevel(syslog: level), text, ["facility": facilityText])
         }
         return conf
     }
@@ -86,27 +92,4 @@ extension KafkaConfiguration {
         }
         return properties
     }
-}
-
-/// librdkafka's own log lines, routed into our logfmt stream.
-let librdkafkaLogger = Logger(label: "rdkafka")
-
-private func logLevel(syslog level: Int32) -> Logger.Level {
-    switch level {
-    case ...3: return .error
-    case 4: return .warning
-    case 5: return .notice
-    case 6: return .info
-    default: return .debug
-    }
-}
-
-/// Creates a client from a native configuration (which it consumes, as librdkafka does).
-func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws(KafkaError) -> OpaquePointer {
-    var errorText = [CChar](repeating: 0, count: 512)
-    guard let handle = rd_kafka_new(type, conf, &errorText, errorText.count) else {
-        rd_kafka_conf_destroy(conf)
-        throw .clientCreation(String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-    return handle
 }

@@ -1,5 +1,4 @@
 import CRdKafka
-import Synchronization
 import LedgerSupport
 
 /// A group consumer of one topic, owned by one thread (every call, and every callback it
@@ -10,7 +9,7 @@ import LedgerSupport
 /// beginning) and the offsets are set **before** librdkafka is told to assign, with the
 /// eager and the cooperative-sticky protocols alike. Auto-commit and auto offset store
 /// are off; `commitAsync` reports progress to Kafka for lag monitoring only.
-package final class KafkaConsumer {
+package final class KafkaConsumer: KafkaRebalanceHandler {
     /// A message, valid only inside the `poll` callback that received it.
     package struct Message {
         package var partition: Int32
@@ -30,15 +29,12 @@ package final class KafkaConsumer {
     /// fetching such a partition until `restart(partition:at:)`.
     package private(set) var offsetsOutOfRange: [Int32: Int64] = [:]
 
-    private let handle: OpaquePointer
-    private let queue: OpaquePointer
+    private let handle: KafkaClientHandle
     private let logger = Logger(label: "consumer")
     private let startOffset: (Int32) throws -> Int64?
     private let onAssigned: ([Int32]) -> Void
     private let onRevoked: ([Int32]) -> Void
     private var failure: Error?
-    /// Whether librdkafka reported a fatal error: the client is unusable from then on.
-    private var isFatal = false
     private var closed = false
     private var batch = ConsumerBatch()
 
@@ -67,53 +63,26 @@ package final class KafkaConsumer {
         self.startOffset = startOffset
         self.onAssigned = onAssigned
         self.onRevoked = onRevoked
-        var settings = KafkaConfiguration([
-            "bootstrap.servers": bootstrapServers, "group.id": groupId, "enable.auto.commit": "false",
-            "enable.auto.offset.store": "false", "auto.offset.reset": "earliest", "fetch.wait.max.ms": "100",
-            "enable.partition.eof": "false", "queued.min.messages": "1000000",
-        ])
-        for (key, value) in configuration.properties { settings[key] = value }
-        let conf = try settings.makeNative()
-        // A box the C callbacks reach us through; it must exist before rd_kafka_new.
-        let box = CallbackBox()
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
-        rd_kafka_conf_set_rebalance_cb(conf) { client, error, partitions, opaque in
-            guard let client, let opaque, let partitions else { return }
-            if let consumer = Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer {
-                consumer.rebalance(error, partitions)
-            } else {
-                // The consumer is being deinitialized (its weak reference is already nil)
-                // and its close is leaving the group: librdkafka waits until the partitions
-                // are given up, which the consumer can no longer do. Without this, a close
-                // reached from deinit (after `ingest` failed) blocked forever.
-                KafkaConsumer.giveUp(client, partitions)
-            }
-        }
-        rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
-            guard let refused = consumerError(error, reason), let opaque else { return }
-            Unmanaged<CallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
-                if $0 == nil { $0 = refused }
-            }
-        }
-        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
-        rd_kafka_poll_set_consumer(handle)
-        queue = rd_kafka_queue_get_consumer(handle)
-        callbackBox = box
-        box.consumer = self
+        let settings = KafkaConfiguration.client(
+            bootstrapServers: bootstrapServers,
+            defaults: [
+                "group.id": groupId, "enable.auto.commit": "false", "enable.auto.offset.store": "false", "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": "100", "enable.partition.eof": "false", "queued.min.messages": "1000000",
+            ],
+            overrides: configuration)
+        handle = try KafkaClientHandle(.consumer, settings, rebalancing: true)
+        handle.rebalanceHandler = self
         let list = rd_kafka_topic_partition_list_new(1)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
-        let subscribed = rd_kafka_subscribe(handle, list)
+        let subscribed = rd_kafka_subscribe(handle.client, list)
         guard subscribed == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw .clientCreation("subscribe to \(topic): " + KafkaError.describe(subscribed))
         }
     }
 
-    private var callbackBox: CallbackBox?
-
     deinit {
         close()
-        destroyConsumer(handle, queue: queue, afterFatalError: isFatal)
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each (at most
@@ -123,13 +92,12 @@ package final class KafkaConsumer {
     @discardableResult
     package func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
-        let count = batch.fill(queue: queue, handle: handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
+        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
         if let failure { throw failure }
         guard count > 0 else {
-            try checkFatal()
-            if let refused = callbackBox?.authenticationFailure.withLock({ $0 }) {
-                failure = refused
-                throw refused
+            if let ended = handle.failure {
+                failure = ended
+                throw ended
             }
             return 0
         }
@@ -140,14 +108,7 @@ package final class KafkaConsumer {
                 try handleError(message)
                 return
             }
-            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            // librdkafka finds the timestamp from the message's address (it lives in an
-            // enclosing struct), so it must get the original pointer, never a copy.
-            let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
-            try body(Message(
-                partition: message.partition, offset: message.offset, timestamp: timestamp,
-                key: message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) },
-                value: message.payload.map { UnsafeRawBufferPointer(start: $0, count: message.len) }))
+            try body(Message(pointer))
             delivered += 1
         }
         return delivered
@@ -163,7 +124,7 @@ package final class KafkaConsumer {
             rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
         }
         guard list!.pointee.cnt > 0 else { return }
-        let result = rd_kafka_commit(handle, list, 1)
+        let result = rd_kafka_commit(handle.client, list, 1)
         if result != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.debug("offset commit not sent", ["error": KafkaError.describe(result)])
         }
@@ -173,7 +134,7 @@ package final class KafkaConsumer {
     package func highWatermark(partition: Int32) -> Int64? {
         var low: Int64 = -1
         var high: Int64 = -1
-        let result = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
+        let result = rd_kafka_get_watermark_offsets(handle.client, topic, partition, &low, &high)
         return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
@@ -183,7 +144,7 @@ package final class KafkaConsumer {
     package func queryWatermarks(partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
         var low: Int64 = -1
         var high: Int64 = -1
-        let result = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, timeoutMilliseconds)
+        let result = rd_kafka_query_watermark_offsets(handle.client, topic, partition, &low, &high, timeoutMilliseconds)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .query(result, "watermarks of \(topic)/\(partition)") }
         return (low, high)
     }
@@ -196,19 +157,19 @@ package final class KafkaConsumer {
     /// - Throws: `KafkaError` if librdkafka refuses the assignment, or what `next` throws.
     package func restart(partition: Int32, at offset: Int64, others next: (Int32) throws -> Int64) throws {
         guard assignment.contains(partition) else { return }
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.client)) == "COOPERATIVE"
         let list = rd_kafka_topic_partition_list_new(Int32(assignment.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if cooperative {
             rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
-            if let error = rd_kafka_incremental_unassign(handle, list) { throw KafkaError.assignment(error, "unassign \(topic)/\(partition)") }
-            if let error = rd_kafka_incremental_assign(handle, list) { throw KafkaError.assignment(error, "assign \(topic)/\(partition) at \(offset)") }
+            if let error = rd_kafka_incremental_unassign(handle.client, list) { throw KafkaError.assignment(error, "unassign \(topic)/\(partition)") }
+            if let error = rd_kafka_incremental_assign(handle.client, list) { throw KafkaError.assignment(error, "assign \(topic)/\(partition) at \(offset)") }
         } else {
             for assigned in assignment.sorted() {
                 rd_kafka_topic_partition_list_add(list, topic, assigned).pointee.offset =
                     assigned == partition ? offset : try next(assigned)
             }
-            let result = rd_kafka_assign(handle, list)
+            let result = rd_kafka_assign(handle.client, list)
             guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.query(result, "assign \(topic) with \(partition) at \(offset)") }
         }
         offsetsOutOfRange[partition] = nil
@@ -219,8 +180,9 @@ package final class KafkaConsumer {
     package func close() {
         guard !closed else { return }
         closed = true
-        guard !isFatal else { return }  // nothing to leave cleanly; see deinit
-        let result = rd_kafka_consumer_close(handle)
+        // After a fatal error there is nothing to leave cleanly (see `KafkaClientHandle.deinit`).
+        guard !handle.isFatal else { return }
+        let result = rd_kafka_consumer_close(handle.client)
         if result != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("consumer close", ["error": KafkaError.describe(result)])
         }
@@ -228,8 +190,8 @@ package final class KafkaConsumer {
 
     // MARK: - Callbacks
 
-    private func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.client)) == "COOPERATIVE"
         let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
         let partitions = elements.map(\.partition)
         switch error {
@@ -245,9 +207,9 @@ package final class KafkaConsumer {
                 return
             }
             if cooperative {
-                report(rd_kafka_incremental_assign(handle, list), "incremental assign")
+                report(rd_kafka_incremental_assign(handle.client, list), "incremental assign")
             } else {
-                let result = rd_kafka_assign(handle, list)
+                let result = rd_kafka_assign(handle.client, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign", ["error": KafkaError.describe(result)]) }
             }
             assignment.formUnion(partitions)
@@ -260,27 +222,18 @@ package final class KafkaConsumer {
             onRevoked(partitions)
             for partition in partitions { offsetsOutOfRange[partition] = nil }
             if cooperative {
-                report(rd_kafka_incremental_unassign(handle, list), "incremental unassign")
+                report(rd_kafka_incremental_unassign(handle.client, list), "incremental unassign")
                 assignment.subtract(partitions)
             } else {
-                rd_kafka_assign(handle, nil)
+                rd_kafka_assign(handle.client, nil)
                 assignment.removeAll()
             }
             logger.info("partitions revoked", ["partitions": partitions.map(String.init).joined(separator: ",")])
         default:
             logger.error("rebalance failed", ["error": KafkaError.describe(error)])
-            rd_kafka_assign(handle, nil)
+            rd_kafka_assign(handle.client, nil)
             assignment.removeAll()
             offsetsOutOfRange.removeAll()
-        }
-    }
-
-    /// Gives up `partitions` (or the whole assignment) without the application.
-    private static func giveUp(_ client: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        if String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE" {
-            if let error = rd_kafka_incremental_unassign(client, partitions) { rd_kafka_error_destroy(error) }
-        } else {
-            rd_kafka_assign(client, nil)
         }
     }
 
@@ -293,7 +246,7 @@ package final class KafkaConsumer {
     /// Raises a real fatal error inside librdkafka (`rd_kafka_test_fatal_error`), as a
     /// fenced static member would, so tests can show how it surfaces. Not for production.
     package func raiseFatalErrorForTesting(code: Int32, reason: String) {
-        _ = rd_kafka_test_fatal_error(handle, rd_kafka_resp_err_t(rawValue: code), reason)
+        _ = rd_kafka_test_fatal_error(handle.client, rd_kafka_resp_err_t(rawValue: code), reason)
     }
 
     private func handleError(_ message: rd_kafka_message_t) throws {
@@ -313,19 +266,8 @@ package final class KafkaConsumer {
     }
 
     private func checkFatal() throws {
-        var text = [CChar](repeating: 0, count: 512)
-        let fatal = rd_kafka_fatal_error(handle, &text, text.count)
-        guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-        let error = KafkaError.fatal(fatal, String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        isFatal = true
-        failure = error
-        throw error
+        guard let fatal = handle.fatalError else { return }
+        failure = fatal
+        throw fatal
     }
-}
-
-/// What the C callbacks hold on to: a weak way back to the consumer, and what the error
-/// callback (on librdkafka's thread) reports to the polling thread.
-private final class CallbackBox {
-    weak var consumer: KafkaConsumer?
-    let authenticationFailure = Mutex<KafkaError?>(nil)
 }

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CRdKafka
 import LedgerSupport
-import Synchronization
 
 /// A topic and partition: what a group consumer of several topics is assigned.
 package struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -31,7 +30,7 @@ package struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConve
 /// group's committed offset (or at the beginning, `auto.offset.reset=earliest`), and the
 /// owner commits what it has finished with `commit`. Auto-commit and the offset store
 /// are off, so nothing is committed behind the owner's back.
-package final class KafkaGroupConsumer {
+package final class KafkaGroupConsumer: KafkaRebalanceHandler {
     /// A message, valid only inside the `poll` callback that received it.
     package struct Message {
         package var topic: String
@@ -47,18 +46,15 @@ package final class KafkaGroupConsumer {
     /// Partitions currently assigned to this consumer.
     package private(set) var assignment: Set<TopicPartition> = []
 
-    private let handle: OpaquePointer
-    private let queue: OpaquePointer
+    private let handle: KafkaClientHandle
     private let logger = Logger(label: "consumer")
     private let onAssigned: ([TopicPartition]) -> Void
     private let onRevoked: ([TopicPartition]) -> Void
     private var failure: Error?
-    private var isFatal = false
     private var closed = false
     private var batch = ConsumerBatch()
     /// Topic names by librdkafka's topic handle (one String per topic, not per message).
     private var topicNames: [OpaquePointer: String] = [:]
-    private var callbackBox: GroupCallbackBox?
 
     /// Joins `groupId` and subscribes to `subscription`: topic names, or patterns that start
     /// with `^` (POSIX extended regular expressions, matched against every topic's name).
@@ -76,43 +72,20 @@ package final class KafkaGroupConsumer {
     ) throws(KafkaError) {
         self.onAssigned = onAssigned
         self.onRevoked = onRevoked
-        var settings = KafkaConfiguration([
-            "bootstrap.servers": bootstrapServers, "group.id": groupId, "enable.auto.commit": "false",
-            "enable.auto.offset.store": "false", "auto.offset.reset": "earliest", "fetch.wait.max.ms": "100",
-            "enable.partition.eof": "false", "queued.min.messages": "1000000", "topic.metadata.refresh.interval.ms": "10000",
-        ])
-        for (key, value) in configuration.properties { settings[key] = value }
-        let conf = try settings.makeNative()
-        let box = GroupCallbackBox()
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(box).toOpaque())
-        rd_kafka_conf_set_rebalance_cb(conf) { client, error, partitions, opaque in
-            guard let client, let opaque, let partitions else { return }
-            if let consumer = Unmanaged<GroupCallbackBox>.fromOpaque(opaque).takeUnretainedValue().consumer {
-                consumer.rebalance(error, partitions)
-            } else {
-                // Being deinitialized: give the partitions up without the owner (see KafkaConsumer).
-                if String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE" {
-                    if let error = rd_kafka_incremental_unassign(client, partitions) { rd_kafka_error_destroy(error) }
-                } else {
-                    rd_kafka_assign(client, nil)
-                }
-            }
-        }
-        rd_kafka_conf_set_error_cb(conf) { _, error, reason, opaque in
-            guard let refused = consumerError(error, reason), let opaque else { return }
-            Unmanaged<GroupCallbackBox>.fromOpaque(opaque).takeUnretainedValue().authenticationFailure.withLock {
-                if $0 == nil { $0 = refused }
-            }
-        }
-        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
-        rd_kafka_poll_set_consumer(handle)
-        queue = rd_kafka_queue_get_consumer(handle)
-        callbackBox = box
-        box.consumer = self
+        let settings = KafkaConfiguration.client(
+            bootstrapServers: bootstrapServers,
+            defaults: [
+                "group.id": groupId, "enable.auto.commit": "false", "enable.auto.offset.store": "false", "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": "100", "enable.partition.eof": "false", "queued.min.messages": "1000000",
+                "topic.metadata.refresh.interval.ms": "10000",
+            ],
+            overrides: configuration)
+        handle = try KafkaClientHandle(.consumer, settings, rebalancing: true)
+        handle.rebalanceHandler = self
         let list = rd_kafka_topic_partition_list_new(Int32(subscription.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for topic in subscription { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
-        let subscribed = rd_kafka_subscribe(handle, list)
+        let subscribed = rd_kafka_subscribe(handle.client, list)
         guard subscribed == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw .clientCreation("subscribe to \(subscription.joined(separator: ",")): " + KafkaError.describe(subscribed))
         }
@@ -120,7 +93,6 @@ package final class KafkaGroupConsumer {
 
     deinit {
         close()
-        destroyConsumer(handle, queue: queue, afterFatalError: isFatal)
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands each (at most `maxMessages`)
@@ -131,16 +103,15 @@ package final class KafkaGroupConsumer {
     package func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
         if let failure { throw failure }
         guard maxMessages > 0 else {
-            rd_kafka_poll(handle, 0)  // rebalances and errors still need serving
+            rd_kafka_poll(handle.client, 0)  // rebalances and errors still need serving
             return 0
         }
-        let count = batch.fill(queue: queue, handle: handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
+        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
         if let failure { throw failure }
         guard count > 0 else {
-            try checkFatal()
-            if let refused = callbackBox?.authenticationFailure.withLock({ $0 }) {
-                failure = refused
-                throw refused
+            if let ended = handle.failure {
+                failure = ended
+                throw ended
             }
             return 0
         }
@@ -151,12 +122,10 @@ package final class KafkaGroupConsumer {
                 try handleError(message)
                 return
             }
-            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+            let plain = KafkaConsumer.Message(pointer)
             try body(Message(
-                topic: topicName(message.rkt), partition: message.partition, offset: message.offset, timestamp: timestamp,
-                key: message.key.map { UnsafeRawBufferPointer(start: $0, count: message.key_len) },
-                value: message.payload.map { UnsafeRawBufferPointer(start: $0, count: message.len) }))
+                topic: topicName(message.rkt), partition: plain.partition, offset: plain.offset, timestamp: plain.timestamp,
+                key: plain.key, value: plain.value))
             delivered += 1
         }
         return delivered
@@ -167,14 +136,14 @@ package final class KafkaGroupConsumer {
     /// - Parameter synchronously: wait for the broker's answer (before giving partitions up).
     /// - Throws: `KafkaError` when a synchronous commit fails.
     package func commit(_ next: [TopicPartition: Int64], synchronously: Bool = false) throws(KafkaError) {
-        guard !next.isEmpty, !closed, !isFatal else { return }
+        guard !next.isEmpty, !closed, !handle.isFatal else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(next.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (partition, offset) in next where assignment.contains(partition) {
             rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition).pointee.offset = offset
         }
         guard list!.pointee.cnt > 0 else { return }
-        let result = rd_kafka_commit(handle, list, synchronously ? 0 : 1)
+        let result = rd_kafka_commit(handle.client, list, synchronously ? 0 : 1)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
             if synchronously { throw .commit(result) }
             logger.debug("offset commit not sent", ["error": KafkaError.describe(result)])
@@ -189,7 +158,7 @@ package final class KafkaGroupConsumer {
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
-        let result = rd_kafka_committed(handle, list, timeoutMilliseconds)
+        let result = rd_kafka_committed(handle.client, list, timeoutMilliseconds)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .commit(result) }
         var offsets: [TopicPartition: Int64] = [:]
         let elements = UnsafeBufferPointer(start: list!.pointee.elems, count: Int(list!.pointee.cnt))
@@ -203,7 +172,7 @@ package final class KafkaGroupConsumer {
     package func highWatermark(_ partition: TopicPartition) -> Int64? {
         var low: Int64 = -1
         var high: Int64 = -1
-        let result = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
+        let result = rd_kafka_get_watermark_offsets(handle.client, partition.topic, partition.partition, &low, &high)
         return result == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
@@ -211,8 +180,8 @@ package final class KafkaGroupConsumer {
     package func close() {
         guard !closed else { return }
         closed = true
-        guard !isFatal else { return }
-        let result = rd_kafka_consumer_close(handle)
+        guard !handle.isFatal else { return }  // see KafkaConsumer.close
+        let result = rd_kafka_consumer_close(handle.client)
         if result != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("consumer close", ["error": KafkaError.describe(result)])
         }
@@ -229,8 +198,8 @@ package final class KafkaGroupConsumer {
         return name
     }
 
-    private func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+    func rebalance(_ error: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.client)) == "COOPERATIVE"
         let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
         let partitions = elements.map { TopicPartition(String(cString: $0.topic), $0.partition) }
         let sorted = partitions.sorted()
@@ -238,12 +207,12 @@ package final class KafkaGroupConsumer {
         switch error {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
-                if let error = rd_kafka_incremental_assign(handle, list) {
+                if let error = rd_kafka_incremental_assign(handle.client, list) {
                     logger.error("incremental assign", ["error": String(cString: rd_kafka_error_string(error))])
                     rd_kafka_error_destroy(error)
                 }
             } else {
-                let result = rd_kafka_assign(handle, list)
+                let result = rd_kafka_assign(handle.client, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR { logger.error("assign", ["error": KafkaError.describe(result)]) }
             }
             assignment.formUnion(partitions)
@@ -252,19 +221,19 @@ package final class KafkaGroupConsumer {
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             onRevoked(partitions)
             if cooperative {
-                if let error = rd_kafka_incremental_unassign(handle, list) {
+                if let error = rd_kafka_incremental_unassign(handle.client, list) {
                     logger.error("incremental unassign", ["error": String(cString: rd_kafka_error_string(error))])
                     rd_kafka_error_destroy(error)
                 }
                 assignment.subtract(partitions)
             } else {
-                rd_kafka_assign(handle, nil)
+                rd_kafka_assign(handle.client, nil)
                 assignment.removeAll()
             }
             logger.info("partitions revoked", ["partitions": names])
         default:
             logger.error("rebalance failed", ["error": KafkaError.describe(error)])
-            rd_kafka_assign(handle, nil)
+            rd_kafka_assign(handle.client, nil)
             assignment.removeAll()
         }
     }
@@ -282,19 +251,8 @@ package final class KafkaGroupConsumer {
     }
 
     private func checkFatal() throws {
-        var text = [CChar](repeating: 0, count: 512)
-        let fatal = rd_kafka_fatal_error(handle, &text, text.count)
-        guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-        let error = KafkaError.fatal(fatal, String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        isFatal = true
-        failure = error
-        throw error
+        guard let fatal = handle.fatalError else { return }
+        failure = fatal
+        throw fatal
     }
-}
-
-/// What the C callbacks hold on to: a weak way back to the consumer.
-private final class GroupCallbackBox {
-    weak var consumer: KafkaGroupConsumer?
-    /// A refused login or TLS handshake, set from librdkafka's thread (see `consumerError`).
-    let authenticationFailure = Mutex<KafkaError?>(nil)
 }

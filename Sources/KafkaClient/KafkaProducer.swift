@@ -18,7 +18,7 @@ package struct DeliveryReport: Sendable, Hashable {
 /// A librdkafka producer: idempotent (broker retries never duplicate), keyed messages,
 /// delivery reports counted per partition. Used from one thread.
 package final class KafkaProducer {
-    private let handle: OpaquePointer
+    private let handle: KafkaClientHandle
     private let deliveries: DeliveryTracker
     private var topics: [String: OpaquePointer] = [:]
     /// The topic sent to last: most callers send to one topic, found here without hashing its name.
@@ -36,26 +36,17 @@ package final class KafkaProducer {
     /// produced it), `linger.ms=5`. `configuration` overrides any of them.
     /// - Throws: `KafkaError` if librdkafka refuses the configuration.
     package init(bootstrapServers: String, configuration: KafkaConfiguration = KafkaConfiguration()) throws(KafkaError) {
-        var settings = KafkaConfiguration([
-            "bootstrap.servers": bootstrapServers, "enable.idempotence": "true",
-            "partitioner": "murmur2_random", "linger.ms": "5",
-        ])
-        for (key, value) in configuration.properties { settings[key] = value }
-        let conf = try settings.makeNative()
+        let settings = KafkaConfiguration.client(
+            bootstrapServers: bootstrapServers,
+            defaults: ["enable.idempotence": "true", "partitioner": "murmur2_random", "linger.ms": "5"], overrides: configuration)
         let deliveries = DeliveryTracker()
-        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
-        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
-            guard let message, let opaque else { return }
-            Unmanaged<DeliveryTracker>.fromOpaque(opaque).takeUnretainedValue().record(message.pointee)
-        }
         self.deliveries = deliveries
-        self.handle = try makeClient(RD_KAFKA_PRODUCER, conf)
+        handle = try KafkaClientHandle(.producer, settings, onDelivery: { deliveries.record($0.pointee) })
     }
 
     deinit {
-        rd_kafka_flush(handle, 2_000)
+        rd_kafka_flush(handle.client, 2_000)
         for topic in topics.values { rd_kafka_topic_destroy(topic) }
-        rd_kafka_destroy(handle)
     }
 
     /// Enqueues one message; waits (serving delivery reports) while the local queue is full.
@@ -79,31 +70,31 @@ package final class KafkaProducer {
             if result == 0 { break }
             let error = rd_kafka_last_error()
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw .produce(error, topic: topic) }
-            rd_kafka_poll(handle, 100)
+            rd_kafka_poll(handle.client, 100)
         }
         sendsSincePoll += 1
         if sendsSincePoll >= Self.sendsPerPoll {
             sendsSincePoll = 0
-            rd_kafka_poll(handle, 0)
+            rd_kafka_poll(handle.client, 0)
         }
     }
 
     /// Serves delivery reports for up to `timeoutMilliseconds`.
     package func poll(timeoutMilliseconds: Int32 = 0) {
-        rd_kafka_poll(handle, timeoutMilliseconds)
+        rd_kafka_poll(handle.client, timeoutMilliseconds)
     }
 
     /// Waits until every enqueued message is delivered or failed.
     /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`.
     package func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
-        let result = rd_kafka_flush(handle, timeoutMilliseconds)
+        let result = rd_kafka_flush(handle.client, timeoutMilliseconds)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw .flush("\(rd_kafka_outq_len(handle)) messages undelivered after \(timeoutMilliseconds) ms")
+            throw .flush("\(rd_kafka_outq_len(handle.client)) messages undelivered after \(timeoutMilliseconds) ms")
         }
     }
 
     /// Messages enqueued and not yet reported.
-    package var inFlight: Int { Int(rd_kafka_outq_len(handle)) }
+    package var inFlight: Int { Int(rd_kafka_outq_len(handle.client)) }
 
     /// Deliveries so far.
     package var report: DeliveryReport { deliveries.report }
@@ -114,7 +105,7 @@ package final class KafkaProducer {
         if let existing = topics[name] {
             found = existing
         } else {
-            guard let created = rd_kafka_topic_new(handle, name, nil) else {
+            guard let created = rd_kafka_topic_new(handle.client, name, nil) else {
                 throw .produce(rd_kafka_last_error(), topic: name)
             }
             topics[name] = created

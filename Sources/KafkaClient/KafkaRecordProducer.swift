@@ -12,8 +12,8 @@ import Synchronization
 /// recovery by itself once the broker is back.
 package final class KafkaRecordProducer: @unchecked Sendable {
     // SAFETY: librdkafka's produce, poll, flush and purge calls are thread-safe; `handle`
-    // and `topicHandle` are created in init and destroyed in deinit, after `close()` has
-    // joined the polling thread. The remaining state is in `Mutex`/`Atomic`.
+    // and `topicHandle` are created in init and destroyed with the producer, after `close()`
+    // has joined the polling thread. The remaining state is in `Mutex`/`Atomic`.
 
     /// Where a record landed.
     package struct Delivery: Sendable, Hashable {
@@ -39,7 +39,7 @@ package final class KafkaRecordProducer: @unchecked Sendable {
 
     package typealias Completion = @Sendable (Result<Delivery, Failure>) -> Void
 
-    private let handle: OpaquePointer
+    private let handle: KafkaClientHandle
     private let topicHandle: OpaquePointer
     /// The topic every record goes to.
     package let topic: String
@@ -62,15 +62,16 @@ package final class KafkaRecordProducer: @unchecked Sendable {
         bootstrapServers: String, topic: String, deliveryTimeoutMilliseconds: Int,
         configuration: KafkaConfiguration = KafkaConfiguration()
     ) throws(KafkaError) {
-        var settings = KafkaConfiguration([
-            "bootstrap.servers": bootstrapServers, "enable.idempotence": "true",
-            "partitioner": "murmur2_random", "linger.ms": "1", "reconnect.backoff.max.ms": "1000",
-        ])
-        for (key, value) in configuration.properties { settings[key] = value }
+        var settings = KafkaConfiguration.client(
+            bootstrapServers: bootstrapServers,
+            defaults: [
+                "enable.idempotence": "true", "partitioner": "murmur2_random", "linger.ms": "1", "reconnect.backoff.max.ms": "1000",
+            ],
+            overrides: configuration)
         settings["message.timeout.ms"] = String(deliveryTimeoutMilliseconds)
-        let conf = try settings.makeNative()
-        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
-            guard let message, let opaque = message.pointee._private else { return }
+        // Each record's completion travels with it (its opaque pointer), not with the client.
+        let handle = try KafkaClientHandle(.producer, settings, onDelivery: { message in
+            guard let opaque = message.pointee._private else { return }
             let completion = Unmanaged<CompletionBox>.fromOpaque(opaque).takeRetainedValue().completion
             let record = message.pointee
             if record.err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -79,25 +80,21 @@ package final class KafkaRecordProducer: @unchecked Sendable {
                 let possiblyWritten = rd_kafka_message_status(message) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED
                 completion(.failure(Failure(reason: KafkaError.describe(record.err), possiblyWritten: possiblyWritten)))
             }
-        }
-        let handle = try makeClient(RD_KAFKA_PRODUCER, conf)
-        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
-            let error = rd_kafka_last_error()
-            rd_kafka_destroy(handle)
-            throw .produce(error, topic: topic)
+        })
+        guard let topicHandle = rd_kafka_topic_new(handle.client, topic, nil) else {
+            throw .produce(rd_kafka_last_error(), topic: topic)
         }
         self.handle = handle
         self.topicHandle = topicHandle
         self.topic = topic
         self.deliveryTimeoutMilliseconds = deliveryTimeoutMilliseconds
-        poller = Poller(handle)
+        poller = Poller(handle.client)
         poller.start()
     }
 
     deinit {
         close(timeoutMilliseconds: 0)
         rd_kafka_topic_destroy(topicHandle)
-        rd_kafka_destroy(handle)
     }
 
     /// Enqueues one record keyed by `key`; `completion` is called exactly once: on the
@@ -132,10 +129,10 @@ package final class KafkaRecordProducer: @unchecked Sendable {
         }
         guard !wasClosed else { return }
         poller.stop()
-        rd_kafka_flush(handle, timeoutMilliseconds)
+        rd_kafka_flush(handle.client, timeoutMilliseconds)
         // Whatever is left fails now, so every completion runs (and every box is released).
-        rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-        rd_kafka_poll(handle, 0)
+        rd_kafka_purge(handle.client, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        rd_kafka_poll(handle.client, 0)
     }
 }
 

@@ -9,8 +9,9 @@ import CRdKafka
 /// `fetch.wait.max.ms`. Nothing is kept on disk.
 package final class MockCluster: @unchecked Sendable {
     // SAFETY: librdkafka's mock cluster runs on its own thread and its API is safe to
-    // call from any thread; both pointers are immutable and freed only in deinit.
-    private let host: OpaquePointer
+    // call from any thread; the host client and the cluster are immutable and freed only
+    // with this object (the cluster first).
+    private let host: KafkaClientHandle
     private let cluster: OpaquePointer
 
     /// The brokers' addresses, `127.0.0.1:PORT[,…]`.
@@ -21,10 +22,8 @@ package final class MockCluster: @unchecked Sendable {
     /// - Throws: `KafkaError` if librdkafka cannot start it or create a topic.
     package init(brokerCount: Int = 1, topics: [(name: String, partitions: Int)] = []) throws(KafkaError) {
         // The cluster needs a client instance to live in; this one never connects anywhere.
-        let conf = try KafkaConfiguration(["log_level": "3"]).makeNative()
-        host = try makeClient(RD_KAFKA_PRODUCER, conf)
-        guard let cluster = rd_kafka_mock_cluster_new(host, Int32(brokerCount)) else {
-            rd_kafka_destroy(host)
+        host = try KafkaClientHandle(.producer, KafkaConfiguration(["log_level": "3"]))
+        guard let cluster = rd_kafka_mock_cluster_new(host.client, Int32(brokerCount)) else {
             throw .mockCluster("rd_kafka_mock_cluster_new failed")
         }
         self.cluster = cluster
@@ -36,8 +35,7 @@ package final class MockCluster: @unchecked Sendable {
     }
 
     deinit {
-        rd_kafka_mock_cluster_destroy(cluster)
-        rd_kafka_destroy(host)
+        rd_kafka_mock_cluster_destroy(cluster)  // before its host, which is destroyed with the cluster
     }
 
     /// Brokers in the cluster.

@@ -154,26 +154,19 @@ struct KafkaTLSTests {
         let file = certificates.directory.appendingPathComponent("kafka.properties").path
         try "security.protocol=SSL\nssl.ca.location=\(certificates.ca)\n".write(toFile: file, atomically: true, encoding: .utf8)
 
-        let ingest = Process()
-        ingest.executableURL = ChatLedgerProcess.executable
-        ingest.arguments = ["ingest", "--brokers", "127.0.0.1:\(proxy.port)", "--data", certificates.directory.appendingPathComponent("data").path,
-                            "--kafka-config-file", file]
-        let errorFile = certificates.directory.appendingPathComponent("ingest.err")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        ingest.standardError = try FileHandle(forWritingTo: errorFile)
-        ingest.standardOutput = FileHandle.nullDevice
-        try ingest.run()
+        let ingest = try IngestProcess(
+            brokers: "127.0.0.1:\(proxy.port)", data: certificates.directory.appendingPathComponent("data").path, group: "tls-handshake",
+            extra: ["--kafka-config-file", file])
         // Awaits the proxy's record of a verified session forwarded to the mock, and ingest's
         // report of the advertised plaintext listener (bounded: a hang fails, it does not block).
-        var standardError = ""
-        for _ in 0..<1_200 {
-            standardError = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            if proxy.logText.contains("s_connect: connected"), standardError.contains("PLAINTEXT broker listener") { break }
-            guard ingest.isRunning else { break }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ingest.process.isRunning, ContinuousClock.now < deadline,
+            !(proxy.logText.contains("s_connect: connected") && ingest.standardError.contains("PLAINTEXT broker listener"))
+        {
             usleep(50_000)
         }
-        if ingest.isRunning { kill(ingest.processIdentifier, SIGTERM) }
-        ingest.waitUntilExit()
+        if ingest.process.isRunning { _ = ingest.terminate() }
+        let standardError = ingest.standardError
         let log = proxy.logText
         #expect(log.contains("TLS accepted"), "stunnel completed a TLS handshake with ingest: \(log.suffix(800))")
         #expect(log.contains("s_connect: connected \(cluster.bootstrapServers)"), "and forwarded its requests to the mock: \(log.suffix(800))")

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Support"))
 import chatledger_run  # noqa: E402
@@ -61,17 +60,14 @@ def expect(condition, message):
 # MARK: - chatledger
 
 
-class Ledger:
+class Ledger(chatledger_run.Ledger):
+    """The shared starter's `chatledger run`, with an auditor and a reader key, its log in run.log."""
+
     def __init__(self, binary, directory):
-        self.binary = binary
-        keys = pathlib.Path(directory) / "keys.json"
-        keys.write_text(json.dumps({"keys": [
+        keys = chatledger_run.write_keys(pathlib.Path(directory) / "keys.json", [
             {"key": AUDITOR, "devices": ["*"], "role": "auditor"},
-            {"key": READER, "devices": ["dev-1"], "role": "reader"}]}))
-        started = chatledger_run.start(
-            binary, ["run", "--http", "127.0.0.1:0", "--data", directory + "/data", "--keys", str(keys), "--partitions", "2"],
-            stderr=open(directory + "/run.log", "w"))
-        self.process, self.brokers, self.url = started.process, started.brokers, started.url
+            {"key": READER, "devices": ["dev-1"], "role": "reader"}])
+        super().__init__(binary, directory + "/data", keys, stderr=open(directory + "/run.log", "w"))
         self.directory = directory
         self.files = 0
 
@@ -80,19 +76,7 @@ class Ledger:
         self.files += 1
         path = pathlib.Path(self.directory) / f"events-{self.files}.ndjson"
         path.write_text("".join(json.dumps(event) + "\n" for event in events))
-        produced = subprocess.run([self.binary, "produce", "--brokers", self.brokers, "--file", str(path)],
-                                  check=True, capture_output=True, text=True)
-        for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
-            request = urllib.request.Request(
-                f"{self.url}/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000",
-                headers={"x-api-key": AUDITOR})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                if response.status != 200:
-                    raise SystemExit(f"position {partition}:{offset} not applied")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.await_applied(super().produce("--file", str(path)), AUDITOR)
 
 
 def event(number, device, chat, kind, data, at):

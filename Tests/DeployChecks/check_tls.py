@@ -98,17 +98,14 @@ def make_certificates(directory):
 # MARK: - chatledger
 
 
-class Ledger:
+class Ledger(chatledger_run.Ledger):
+    """The shared starter's `chatledger run`, with a writing auditor key, its log in run.log."""
+
     def __init__(self, binary, directory):
-        self.binary = binary
         self.directory = pathlib.Path(directory)
-        keys = self.directory / "keys.json"
-        keys.write_text(json.dumps({"keys": [
-            {"key": AUDITOR, "devices": ["*"], "role": "auditor", "id": "tls-check", "write": True}]}))
-        started = chatledger_run.start(
-            binary, ["run", "--http", "127.0.0.1:0", "--data", str(self.directory / "data"), "--keys", str(keys),
-                     "--partitions", "2"], stderr=open(self.directory / "run.log", "w"))
-        self.process, self.brokers, self.url, self.port = started.process, started.brokers, started.url, started.port
+        keys = chatledger_run.write_keys(self.directory / "keys.json", [
+            {"key": AUDITOR, "devices": ["*"], "role": "auditor", "id": "tls-check", "write": True}])
+        super().__init__(binary, self.directory / "data", keys, stderr=open(self.directory / "run.log", "w"))
         self.produced = 0
 
     def produce(self, device, chat, count):
@@ -122,14 +119,8 @@ class Ledger:
                                                     "kind": "text", "preview": f"hello {self.produced}"}})
         path = self.directory / f"events-{self.produced}.ndjson"
         path.write_text("".join(json.dumps(event) + "\n" for event in events))
-        produced = subprocess.run([self.binary, "produce", "--brokers", self.brokers, "--file", str(path)],
-                                  check=True, capture_output=True, text=True)
-        (partition, offset), = json.loads(produced.stdout)["lastOffsets"].items()
+        (partition, offset), = super().produce("--file", str(path)).items()
         return f"{partition}:{offset}"
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def request(connection, method, path, headers=None, body=None):

@@ -26,8 +26,8 @@ public enum GroupOffsets {
         return handle
     }
 
-    /// How many of `partitions` (topic, partition) the group has committed an offset for.
-    public static func committedCount(brokers: String, group: String, partitions: [(String, Int32)]) throws -> Int {
+    /// The group's committed offsets of those of `partitions` (topic, partition) it has one for.
+    private static func committed(brokers: String, group: String, partitions: [(String, Int32)]) throws -> [(topic: String, partition: Int32, offset: Int64)] {
         let consumer = try client(brokers, group: group)
         defer { rd_kafka_destroy(consumer) }
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
@@ -35,26 +35,27 @@ public enum GroupOffsets {
         for (topic, partition) in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
         let read = rd_kafka_committed(consumer, list, 10_000)
         guard read == RD_KAFKA_RESP_ERR_NO_ERROR else { throw Failure(description: "committed: \(String(cString: rd_kafka_err2str(read)))") }
-        return UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)).filter { $0.offset >= 0 }.count
+        return UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)).filter { $0.offset >= 0 }.map {
+            (String(cString: $0.topic), $0.partition, $0.offset)
+        }
+    }
+
+    /// How many of `partitions` (topic, partition) the group has committed an offset for.
+    public static func committedCount(brokers: String, group: String, partitions: [(String, Int32)]) throws -> Int {
+        try committed(brokers: brokers, group: group, partitions: partitions).count
     }
 
     /// Copies `from`'s committed offsets of `partitions` (topic, partition) to the group `to`.
     /// - Returns: how many partitions had a committed offset.
     @discardableResult
     public static func copy(brokers: String, from: String, to: String, partitions: [(String, Int32)]) throws -> Int {
-        let source = try client(brokers, group: from)
-        defer { rd_kafka_destroy(source) }
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (topic, partition) in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
-        let read = rd_kafka_committed(source, list, 10_000)
-        guard read == RD_KAFKA_RESP_ERR_NO_ERROR else { throw Failure(description: "committed: \(String(cString: rd_kafka_err2str(read)))") }
-        let committed = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        let offsets = try committed(brokers: brokers, group: from, partitions: partitions)
+        guard !offsets.isEmpty else { return 0 }
+        let committed = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
         defer { rd_kafka_topic_partition_list_destroy(committed) }
-        for element in UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)) where element.offset >= 0 {
-            rd_kafka_topic_partition_list_add(committed, element.topic, element.partition).pointee.offset = element.offset
+        for (topic, partition, offset) in offsets {
+            rd_kafka_topic_partition_list_add(committed, topic, partition).pointee.offset = offset
         }
-        guard committed.pointee.cnt > 0 else { return 0 }
         let target = try client(brokers, group: to)
         defer { rd_kafka_destroy(target) }
         let written = rd_kafka_commit(target, committed, 0)

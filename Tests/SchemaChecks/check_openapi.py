@@ -13,12 +13,10 @@ headers (ETag, X-Ledger-Position, Retry-After) must match their schemas; SSE `da
 events must validate against ChangeStreamEvent, their data against ChangeEvent. Every path in the document must be exercised,
 so the document and this check cannot drift apart. Exits 1 on any failure.
 """
-import http.client
 import json
 import pathlib
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 
@@ -138,34 +136,21 @@ def check(method, target, status, headers, body, expected_status):
     print("ok  ", what)
 
 
-class Server:
-    def __init__(self, binary, data, keys, command="run"):
-        arguments = ["--partitions", "2"] if command == "run" else []
-        started = chatledger_run.start(binary, [command, "--http", "127.0.0.1:0", "--data", data, "--keys", keys] + arguments)
-        self.process, self.brokers, self.port = started.process, started.brokers, started.port
+class Server(chatledger_run.Ledger):
+    """The shared starter's `chatledger run` (or `serve`); each answer checked against the document."""
 
     def request(self, method, target, key=AUDITOR, headers=None, body=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         all_headers = dict(headers or {})
         if key:
             all_headers["x-api-key"] = key
         if body is not None:
             all_headers.setdefault("Content-Type", "application/json")
-        connection.request(method, target, body=body, headers=all_headers)
-        response = connection.getresponse()
-        body = response.read().decode()
-        result = (response.status, {name.lower(): value for name, value in response.getheaders()}, body)
-        connection.close()
-        return result
+        return super().request(method, target, all_headers, body)
 
     def expect(self, method, target, expected, key=AUDITOR, headers=None, body=None):
         status, response_headers, body = self.request(method, target, key, headers, body)
         check(method, target, status, response_headers, body, expected)
         return status, response_headers, body
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def raw(port, data, until=b"\r\n\r\n"):
@@ -183,21 +168,18 @@ def raw(port, data, until=b"\r\n\r\n"):
 def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as directory:
-        keys = pathlib.Path(directory) / "keys.json"
-        keys.write_text(json.dumps({"keys": [
+        keys = chatledger_run.write_keys(pathlib.Path(directory) / "keys.json", [
             {"key": AUDITOR, "devices": ["*"], "role": "auditor"},
             {"key": READER, "devices": ["dev-1"], "role": "reader"},
-            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}]}))
-        server = Server(binary, directory + "/data", str(keys))
+            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}])
+        server = Server(binary, directory + "/data", keys)
         try:
-            produced = subprocess.run(
-                [binary, "produce", "--brokers", server.brokers, "--simulate", "--devices", "3", "--chats", "8", "--count", "600"],
-                check=True, capture_output=True, text=True)
-            for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
+            produced = server.produce("--simulate", "--devices", "3", "--chats", "8", "--count", "600")
+            for partition, offset in produced.items():
                 server.expect("GET", f"/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000", 200)
             exercise(server)
             exercise_writes(server)
-            plain = Server(binary, directory + "/data", str(keys), command="serve")
+            plain = Server(binary, directory + "/data", keys, command="serve")
             try:
                 chat = "/api/v1/devices/dev-1/chats/" + first_chat(server)
                 plain.expect("POST", chat + "/read", 501, key=WRITER)

@@ -11,8 +11,6 @@ bounded. `positive_data_acceptance` and `not_a_server_error` are replaced by the
 schemathesis_hooks.py, which also accept the refusals each operation documents in
 `x-state-refusals`. Exits with schemathesis's status (0: no failures).
 """
-import http.client
-import json
 import os
 import pathlib
 import subprocess
@@ -26,45 +24,19 @@ SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 AUDITOR, READER, WRITER = "check-auditor", "check-reader", "check-writer"
 
 
-class Server:
-    """A `chatledger run` on a free port with the embedded broker (as check_openapi.py's)."""
-
-    def __init__(self, binary, data, keys):
-        started = chatledger_run.start(binary, ["run", "--http", "127.0.0.1:0", "--data", data, "--keys", keys, "--partitions", "2"])
-        self.process, self.brokers, self.port = started.process, started.brokers, started.port
-
-    def status(self, target):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        connection.request("GET", target, headers={"x-api-key": AUDITOR})
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        return response.status
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 def main():
     # Absolute: schemathesis runs in the temporary directory (where it leaves its own files).
     binary, schemathesis = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     examples = sys.argv[3] if len(sys.argv) > 3 else "40"
     with tempfile.TemporaryDirectory() as directory:
-        keys = pathlib.Path(directory) / "keys.json"
-        keys.write_text(json.dumps({"keys": [
+        # The same keys as check_openapi.py's.
+        keys = chatledger_run.write_keys(pathlib.Path(directory) / "keys.json", [
             {"id": "check-auditor", "key": AUDITOR, "devices": ["*"], "role": "auditor", "write": True},
             {"key": READER, "devices": ["dev-1"], "role": "reader"},
-            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}]}))
-        server = Server(binary, directory + "/data", str(keys))
+            {"id": "check-writer", "key": WRITER, "devices": ["dev-1"], "role": "reader", "write": True}])
+        server = chatledger_run.Ledger(binary, directory + "/data", keys)
         try:
-            produced = subprocess.run(
-                [binary, "produce", "--brokers", server.brokers, "--simulate", "--devices", "3", "--chats", "8", "--count", "300"],
-                check=True, capture_output=True, text=True)
-            for partition, offset in json.loads(produced.stdout)["lastOffsets"].items():
-                status = server.status(f"/api/v1/devices/dev-1/unread?minPosition={partition}:{offset}&wait=20000")
-                if status != 200:
-                    raise SystemExit(f"traffic not applied: {status}")
+            server.await_applied(server.produce("--simulate", "--devices", "3", "--chats", "8", "--count", "300"), AUDITOR)
             command = [
                 schemathesis, "--config-file", str(pathlib.Path(__file__).with_name("schemathesis.toml")),
                 "run", str(SCHEMAS / "openapi.yaml"),

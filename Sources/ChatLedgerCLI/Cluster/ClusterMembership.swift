@@ -56,13 +56,19 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
     func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
         let thread = LedgerThread(name: "chatledger-members") { [self] in
             while !stopping.load(ordering: .acquiring) {
-                channel.read(timeoutMilliseconds: 100) { record in
-                    guard let fact = MembershipRecord(decoding: record.value) else {
-                        ownership.ignore()
-                        logger.warning("not a membership record: ignored", ["topic": channel.topic, "offset": record.offset])
-                        return
+                do {
+                    try channel.read(timeoutMilliseconds: 100) { record in
+                        guard let fact = MembershipRecord(decoding: record.value) else {
+                            ownership.ignore()
+                            logger.warning("not a membership record: ignored", ["topic": channel.topic, "offset": record.offset])
+                            return
+                        }
+                        ownership.apply(fact)
                     }
-                    ownership.apply(fact)
+                } catch {
+                    // A refused login or handshake: without the membership no answer can be routed.
+                    onFailure(error)
+                    return
                 }
             }
         }
