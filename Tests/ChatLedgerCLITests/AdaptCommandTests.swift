@@ -145,20 +145,22 @@ struct AdaptCommandTests: DemoKeyRequests {
         try AdaptScenarios.crashWhileRecordsArrive(EvolutionTraffic(configuration), count: 4_000)
     }
 
-    @Test("usage errors: an unknown format, a bad pattern, --demo-format without --demo, --adapt without FORMAT:REGEX")
+    @Test("usage errors: an unknown format, a bad pattern, --demo-format without --demo, --adapt without FORMAT:REGEX, --adapt-threads 0")
     func usageErrors() throws {
         for arguments in [
             ["adapt", "--format", "carrier-pigeon", "--brokers", "x:1", "--source-topics", "^a"],
             ["adapt", "--format", "evolution", "--brokers", "x:1", "--source-topics", "(unclosed"],
             ["run", "--demo-format", "evolution"],
             ["run", "--adapt", "evolution"],
+            ["adapt", "--format", "evolution", "--brokers", "x:1", "--source-topics", "^a", "--adapt-threads", "0"],
+            ["run", "--adapt", "evolution:^a", "--adapt-threads", "many"],
             ["produce", "--brokers", "x:1", "--file", "x.ndjson", "--format", "evolution"],
         ] {
             let run = try ChatLedgerProcess.run(arguments)
             #expect(run.status == 64, "\(arguments): \(run.standardError)")
         }
         let help = try ChatLedgerProcess.run(["adapt", "--help"])
-        #expect(help.status == 0 && help.standardOutput.contains("--source-topics REGEX"))
+        #expect(help.status == 0 && help.standardOutput.contains("--source-topics REGEX") && help.standardOutput.contains("--adapt-threads N"))
     }
 
     // MARK: - Helpers

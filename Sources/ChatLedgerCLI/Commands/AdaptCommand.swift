@@ -21,7 +21,7 @@ enum AdaptCommand: Command {
             AdaptOptions.sourceTopics,
             CommandSpec.Option("topic", "T", "The canonical topic the events go to.", default: DeviceEventsTopic.defaultName),
             CommandSpec.Option("group", "G", "Kafka consumer group of the stage (its committed offsets are its progress).", default: AdapterStage.Configuration.defaultGroup),
-            AdaptOptions.deadLetterTopic,
+            AdaptOptions.deadLetterTopic, AdaptOptions.adaptThreads,
             IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
             CommandSpec.Option("http", "ADDR", "Serve /healthz, /readyz (caught up with the source topics) and /metrics here."),
         ] + QueryWorkerOptions.limits)
@@ -33,7 +33,7 @@ enum AdaptCommand: Command {
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? AdapterStage.Configuration.defaultGroup, sourceTopics: [pattern],
             topic: arguments.value(.topic),
             deadLetterTopic: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
-            kafka: try IngestOptions.kafkaConfiguration(arguments))
+            kafka: try IngestOptions.kafkaConfiguration(arguments), adaptThreads: try AdaptOptions.threads(arguments))
         let signals = TerminationSignal.install()
         let stage = AdapterStage()
         signals.onSignal { _ in stage.stop() }
@@ -67,6 +67,14 @@ enum AdaptOptions {
     static let deadLetterTopic = CommandSpec.Option(
         "dead-letter-topic", "T", "Where records the stage cannot use go (secrets removed, with coordinates and reason).",
         default: defaultDeadLetterTopic)
+    static let adaptThreads = CommandSpec.Option(
+        "adapt-threads", "N", "Threads that parse, map and encode bridge records (the stage's own included).",
+        default: String(AdapterStage.Configuration.defaultAdaptThreads))
+
+    /// `--adapt-threads`, or the default (the cores, at most 4).
+    static func threads(_ arguments: ParsedArguments) throws -> Int {
+        try arguments.integer("adapt-threads", in: 1...64) ?? AdapterStage.Configuration.defaultAdaptThreads
+    }
 
     static func adapter(_ name: String, _ arguments: ParsedArguments) throws -> any BridgeAdapter {
         guard let adapter = BridgeFormats.adapter(named: name) else {

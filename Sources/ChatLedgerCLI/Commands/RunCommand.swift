@@ -29,7 +29,7 @@ enum RunCommand: Command {
             CommandSpec.Option(
                 "adapt", "FORMAT:REGEX", "Run the adapter stage for a bridge format on every topic matching REGEX, e.g. evolution:^evolution\\..*",
                 repeatable: true),
-            AdaptOptions.deadLetterTopic,
+            AdaptOptions.deadLetterTopic, AdaptOptions.adaptThreads,
             CommandSpec.Option("partitions", "N", "Partitions of the embedded broker's topic.", default: "8"),
             IngestOptions.fsync, IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile, IngestOptions.onBrokerLoss, WriteOptions.timeout,
             RetentionOptions.retainDays,
@@ -60,6 +60,8 @@ enum RunCommand: Command {
         var demoFormat: String
         var adapters: [(adapter: any BridgeAdapter, pattern: String)]
         var deadLetterTopic: String
+        /// `--adapt-threads`: per adapter stage.
+        var adaptThreads: Int
         var fsync: FsyncPolicy
         var onBrokerLoss: BrokerLossPolicy
         /// `--kafka-config` and `--kafka-config-file`, over no defaults.
@@ -82,6 +84,7 @@ enum RunCommand: Command {
             demoFormat = arguments.value(demoFormatOption)
             adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
             deadLetterTopic = arguments.value(AdaptOptions.deadLetterTopic)
+            adaptThreads = try AdaptOptions.threads(arguments)
             fsync = try IngestOptions.fsyncPolicy(arguments)
             onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)
             kafka = try IngestOptions.kafkaConfiguration(arguments)
@@ -196,7 +199,7 @@ enum RunCommand: Command {
             let stage = stages[index]
             let stageConfiguration = AdapterStage.Configuration(
                 brokers: brokers, group: "chatledger-run-adapt-\(adapter.format)-\(index)", sourceTopics: [pattern], topic: topic,
-                deadLetterTopic: configuration.deadLetterTopic, kafka: kafka)
+                deadLetterTopic: configuration.deadLetterTopic, kafka: kafka, adaptThreads: configuration.adaptThreads)
             services.append(
                 ThreadService(name: "adapt-\(adapter.format)", threadName: "chatledger-adapt", halt: { stage.stop() }) {
                     try stage.run(adapter: adapter, configuration: stageConfiguration)
