@@ -16,6 +16,9 @@ package final class MockCluster: @unchecked Sendable {
 
     /// The brokers' addresses, `127.0.0.1:PORT[,…]`.
     package let bootstrapServers: String
+    /// The name librdkafka gives the mock cluster's thread (what `top -H` shows), for
+    /// benchmarks that leave the broker's own work out of a client's CPU time.
+    package static let threadName = "rdk:mock"
 
     /// Starts a cluster of `brokerCount` brokers (ids 1...brokerCount) and creates
     /// `topics` on it, each partition replicated on every broker.

@@ -190,6 +190,13 @@ enum AdaptBenchmark {
         report.add("adapt_process_cpu_us_per_event", adaptCPUPerEvent * 1e6, "µs")
         report.add("ingest_process_cpu_us_per_event", ingestCPUPerEvent * 1e6, "µs")
         report.add("adapt_vs_ingest_cpu", ingestCPUPerEvent / adaptCPUPerEvent, "ratio")
+        // Without the mock cluster's own thread (in production that is the Kafka cluster's
+        // work, not this process's): what the stage and ingest cost themselves.
+        let adaptOwnPerEvent = max(1e-9, adaptThreadCPU.total - (adaptThreadCPU.seconds[MockCluster.threadName] ?? 0)) / Double(max(1, events))
+        let ingestOwnPerEvent = max(1e-9, ingestThreadCPU.total - (ingestThreadCPU.seconds[MockCluster.threadName] ?? 0)) / Double(max(1, ingested))
+        report.add("adapt_own_cpu_us_per_event", adaptOwnPerEvent * 1e6, "µs")
+        report.add("ingest_own_cpu_us_per_event", ingestOwnPerEvent * 1e6, "µs")
+        report.add("adapt_vs_ingest_own_cpu", ingestOwnPerEvent / adaptOwnPerEvent, "ratio")
         report.add("adapt_threads", Double(configuration.adaptThreads), "threads")
         // The stage's own thread (polling, merging, holding, producing, its share of adapting)
         // is the one that limits it; its CPU per record does not depend on the machine's load.
