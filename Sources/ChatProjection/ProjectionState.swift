@@ -20,7 +20,7 @@ package struct ProjectionState: Sendable, Hashable {
         package var ignored = 0
         package var deadLetters = 0
         /// Event records this build could not parse (see `StoredRecord.unreadable`).
-        /// Counted since the state was loaded: checkpoints do not store it.
+        /// Checkpoints store it (format version 3), so a restart keeps the count.
         package var unreadable = 0
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ChatEvents
+import ChatProjection
 import EventLog
 import KafkaClient
 import LedgerSupport

@@ -1,5 +1,4 @@
 import ChatEvents
-import ChatProjection
 import EventLog
 import LedgerSupport
 
@@ -10,16 +9,16 @@ import LedgerSupport
 /// `contact.aliased` events before it tell) and of all the device's dead letters and stored
 /// events this build cannot read (their chat cannot be told, and they are not folded, so
 /// nothing is lost by erasing them).
-struct ErasureSelector {
-    let erasure: LedgerErasure
-    let erasureOffset: Int64
-    let deviceDigest: SHA256Digest
+package struct ErasureSelector {
+    package let erasure: LedgerErasure
+    package let erasureOffset: Int64
+    package let deviceDigest: SHA256Digest
     /// Digest names (`sha256:<hex>`) of the chat ids erased: the subject, and aliases found.
     private var subjects: Set<String>
     private let parser = EventParser()
 
     /// The selector of the `ledger.erased` event at `erasureOffset`; nil if its device is not digest-named.
-    init?(_ erasure: LedgerErasure, deviceDigestName: String, erasureOffset: Int64) {
+    package init?(_ erasure: LedgerErasure, deviceDigestName: String, erasureOffset: Int64) {
         guard LedgerErasure.isDigestName(deviceDigestName),
             let digest = SHA256Digest(hex: String(deviceDigestName.dropFirst(LedgerErasure.digestPrefix.count)))
         else { return nil }
@@ -32,20 +31,20 @@ struct ErasureSelector {
     /// The selector of a consumed `ledger.erased` event at `erasureOffset`, if the event is
     /// valid as an erasure: its device digest-named and its Kafka key the device id that
     /// digest names (what lands it on the device's partition); nil otherwise.
-    init?(_ erasure: LedgerErasure, deviceDigestName: String, key: UnsafeRawBufferPointer?, erasureOffset: Int64) {
+    package init?(_ erasure: LedgerErasure, deviceDigestName: String, key: UnsafeRawBufferPointer?, erasureOffset: Int64) {
         guard let key else { return nil }
         self.init(erasure, deviceDigestName: deviceDigestName, erasureOffset: erasureOffset)
         guard SHA256.hash(Array(key)) == deviceDigest else { return nil }
     }
 
     /// Redacts what this erasure names in `writer`'s partition (idempotent).
-    func redact(in writer: PartitionWriter) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
+    package func redact(in writer: PartitionWriter) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
         var selector = self
         return try writer.redact(erasureOffset: erasureOffset) { selector.fields($0) }
     }
 
     /// The fields of `record` to redact (the caller leaves out those absent or already redacted).
-    mutating func fields(_ record: RecordView) -> RedactedFields {
+    package mutating func fields(_ record: RecordView) -> RedactedFields {
         if record.offset == erasureOffset { return .key }
         guard record.kind != .gap, record.keyDigest == deviceDigest else { return [] }
         if erasure.scope == .device { return .all }
