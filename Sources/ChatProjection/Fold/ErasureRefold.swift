@@ -48,4 +48,38 @@ package enum ErasureRefold {
         }
         return state.devices[deviceId]
     }
+
+    /// After a load that replayed the log from a checkpoint (`ProjectionRecovery.load`):
+    /// each device a chat or contact erasure after `positions` names, refolded through the
+    /// state's position as ingest refolds it (an erasure ingest wrote after the checkpoint
+    /// `serve` loaded, whose own checkpoint was not on disk yet). Partitions retention has
+    /// trimmed keep the fold's drop, as in ingest.
+    /// - Returns: how many devices were refolded.
+    /// - Throws: `EventLogError` for a damaged log.
+    @discardableResult
+    package static func refoldErasedDevices(
+        in state: inout ProjectionState, log: EventLog, topic: String, after positions: [Int32: Int64]
+    ) throws -> Int {
+        let parser = EventParser()
+        var refolded = 0
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
+            var named: Set<String> = []
+            try log.reader(topic: topic, partition: partition).forEach(from: (positions[partition] ?? -1) + 1) { record in
+                guard record.offset <= through else { return false }
+                guard let erasure = LogErasure(record), erasure.scope != .device, let value = record.value,
+                    let event = try? parser.parse(value)
+                else { return true }
+                named.insert(event.deviceId)
+                return true
+            }
+            for digestName in named.sorted() {
+                guard let deviceId = state.device(named: digestName) else { continue }
+                let device = try device(deviceId, log: log, topic: topic, partition: partition, through: through)
+                state.replaceDevice(deviceId, with: device)
+                refolded += 1
+            }
+        }
+        return refolded
+    }
 }
