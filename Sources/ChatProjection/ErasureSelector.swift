@@ -5,8 +5,9 @@ import LedgerSupport
 /// Which fields of which records one erasure redacts (see `schemas/event-log.md`,
 /// "Erasure"): the erasure record's own key (the device id); for a device erasure every
 /// field of every record keyed by the device; for a chat or contact erasure the value and
-/// reason of the device's events of that chat (under either id of the contact, as far as
-/// `contact.aliased` events before it tell) and of all the device's dead letters and stored
+/// reason of the device's events of that chat (under every id of the contact that
+/// `contact.aliased` events before the erasure link to it, including records of an id
+/// written before the event that links it: `learnAliases` reads them all first) and of all the device's dead letters and stored
 /// events this build cannot read (their chat cannot be told, and they are not folded, so
 /// nothing is lost by erasing them).
 package struct ErasureSelector {
@@ -38,10 +39,42 @@ package struct ErasureSelector {
     }
 
     /// Redacts what this erasure names in `writer`'s partition (idempotent).
-    package func redact(in writer: PartitionWriter) throws(EventLogError) -> (redacted: Int, unredactable: Int) {
+    /// - Throws: `EventLogError` for a damaged log or a failed rewrite.
+    package func redact(in writer: PartitionWriter) throws -> (redacted: Int, unredactable: Int) {
         var selector = self
+        try selector.learnAliases(in: PartitionReader(directory: writer.directory, topic: writer.topic, partition: writer.partition))
         return try writer.redact(erasureOffset: erasureOffset) { selector.fields($0) }
     }
+
+    /// A contact erasure: every id the device's `contact.aliased` events up to the erasure
+    /// link to the subject (directly or through other ids), learnt before any record is
+    /// selected, so the records of an id written before the event that links it are named
+    /// too (the fold merged them into the contact's chat). Nothing for other scopes.
+    /// - Throws: `EventLogError` for a damaged log.
+    package mutating func learnAliases(in reader: PartitionReader) throws {
+        guard erasure.scope == .contact else { return }
+        var links: [(String, String)] = []
+        try reader.forEach { record in
+            guard record.offset < erasureOffset else { return false }
+            guard record.kind == .event, record.keyDigest == deviceDigest, let value = record.value,
+                value.firstRange(of: Self.aliasTypeName) != nil,
+                let event = try? parser.parse(value), case .contactAliased(let aliased) = event.payload, let chatId = event.chatId
+            else { return true }
+            links.append((DeviceProjection.digestName(chatId), DeviceProjection.digestName(aliased.alias)))
+            return true
+        }
+        var grew = true
+        while grew {
+            grew = false
+            for (chat, alias) in links where subjects.contains(chat) != subjects.contains(alias) {
+                subjects.insert(chat)
+                subjects.insert(alias)
+                grew = true
+            }
+        }
+    }
+
+    private static let aliasTypeName = Array("\"contact.aliased\"".utf8)
 
     /// The fields of `record` to redact (the caller leaves out those absent or already redacted).
     package mutating func fields(_ record: RecordView) -> RedactedFields {

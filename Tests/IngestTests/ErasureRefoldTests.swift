@@ -50,4 +50,55 @@ struct ErasureRefoldTests {
         #expect(loaded.state.devices["dev-y"] == pipeline.store.device("dev-y"))
         try pipeline.close()
     }
+
+    @Test("a contact erasure by the phone id also redacts the records of the contact's LID written before the contact.aliased event that links them (the fold had merged them into the contact's chat); nothing of the contact is left in the log or the fold, and serve's refold agrees")
+    func aliasBeforeItsLink() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erasure-alias-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
+        var offset: Int64 = 0
+        func accept(_ event: Event) throws {
+            defer { offset += 1 }
+            let value = EventEncoder.encode(event)
+            try Array("dev-l".utf8).withUnsafeBytes { key in
+                try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: offset, timestamp: offset, key: key, value: $0) }
+            }
+        }
+        func message(_ chat: String, _ index: Int, _ preview: String) -> Event {
+            Event(eventId: "e\(index)", deviceId: "dev-l", occurredAt: Int64(index), chatId: chat,
+                  payload: .messageCreated(MessageCreated(messageId: "m\(index)", fromMe: false, kind: .text, preview: preview)))
+        }
+        let phone = "491701234567@c.us", lid = "140913951141911@lid"
+        for index in 0..<6 { try accept(message(lid, index, "lid-secret \(index)")) }  // before anything links the LID to the phone id
+        try accept(message(phone, 6, "phone-secret 6"))
+        try accept(Event(eventId: "alias", deviceId: "dev-l", occurredAt: 7, chatId: phone, payload: .contactAliased(ContactAliased(alias: lid))))
+        for index in 8..<12 { try accept(message(index % 2 == 0 ? phone : lid, index, "merged-secret \(index)")) }
+        for index in 12..<15 { try accept(message("491709999999@c.us", index, "kept \(index)")) }
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        #expect(pipeline.store.device("dev-l")?.chat(phone) != nil && pipeline.store.device("dev-l")?.chat(lid) != nil, "one chat under both ids")
+
+        let erasure = try ErasureRequest(deviceId: "dev-l", contactId: phone, reason: "request 11")
+        try accept(erasure.event(eventId: "erase", occurredAt: 99))
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        let device = try #require(pipeline.store.device("dev-l"))
+        #expect(device.chats.count == 1 && device.chat("491709999999@c.us") != nil, "only the other chat: \(device.chats.count) chats")
+        #expect(pipeline.counters.redactedRecords == 13, "6 LID messages before the link, the phone message, the alias event, 4 after it, the erasure's key")
+        var served = ProjectionState()
+        let parser = EventParser()
+        try log.reader(topic: Self.topic, partition: 0).forEach { record in
+            served.fold(StoredRecord(record, parser: parser), at: LogPosition(partition: 0, offset: record.offset), chainHash: record.chainHash)
+            return true
+        }
+        #expect(served.devices["dev-l"] == device, "a replay of the redacted log gives ingest's device")
+        #expect(try ErasureRefold.device("dev-l", log: log, topic: Self.topic, partition: 0, through: offset - 1) == device, "and so does serve's refold")
+        try pipeline.close()
+        let leaks = try ErasureTests.files(directory).filter { file in
+            ["lid-secret", "phone-secret", "merged-secret"].contains { file.bytes.firstRange(of: Array($0.utf8)) != nil }
+        }
+        #expect(leaks.isEmpty, "\(leaks.map(\.path))")
+        #expect(try LogVerifier.verify(log).isClean)
+    }
 }

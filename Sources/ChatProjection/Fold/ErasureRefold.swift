@@ -29,6 +29,7 @@ package enum ErasureRefold {
             selectors.append(selector)
             return true
         }
+        for index in selectors.indices { try selectors[index].learnAliases(in: reader) }
         let key = Array(deviceId.utf8)
         var state = ProjectionState()
         try reader.forEach(from: 0) { record in
