@@ -61,9 +61,12 @@ package struct CheckpointStore: Sendable {
 
     static let magic: [UInt8] = Array("CLEDGCKP".utf8)
     /// 2: message histories instead of at most 256 unread messages per chat, enums as fixed
-    /// wire codes, one event-id window per partition. Other versions are skipped (the log
-    /// is replayed instead).
-    static let version: UInt16 = 2
+    /// wire codes, one event-id window per partition. 3: version 2 and the count of stored
+    /// events this build could not read (`Counts.unreadable`). Version 2 is read as before
+    /// (that count 0); other versions are skipped (the log is replayed instead).
+    static let version: UInt16 = 3
+    /// The oldest version still read.
+    static let oldestReadVersion: UInt16 = 2
 
     /// Sequences of the checkpoint files present, ascending.
     package func sequences() -> [UInt64] {
@@ -102,7 +105,8 @@ package struct CheckpointStore: Sendable {
             writer.u64(UInt64(bitPattern: state.positions[partition] ?? -1))
             writer.raw((state.chainHashes[partition] ?? .zero).bytes)
         }
-        for count in [state.counts.applied, state.counts.duplicate, state.counts.ignored, state.counts.deadLetters] {
+        let counts = state.counts
+        for count in [counts.applied, counts.duplicate, counts.ignored, counts.deadLetters, counts.unreadable] {
             writer.u64(UInt64(count))
         }
         let windows = state.eventIds.partitions
@@ -167,7 +171,7 @@ package struct CheckpointStore: Sendable {
         guard CRC32C.checksum(Array(bytes.dropLast(4))) == stored else { throw damaged("CRC mismatch") }
         var reader = ByteReader(Array(bytes.dropLast(4)))
         guard reader.take(8).map(Array.init) == Self.magic, let version = reader.u16() else { throw damaged("bad header") }
-        guard version == Self.version else {
+        guard (Self.oldestReadVersion...Self.version).contains(version) else {
             throw ProjectionError(
                 path: path, "checkpoint format version \(version) is not this build's (\(Self.version)); the projection is rebuilt from the log")
         }
@@ -182,7 +186,7 @@ package struct CheckpointStore: Sendable {
             chainHashes[Int32(bitPattern: partition)] = SHA256Digest(bytes: Array(chain))
         }
         guard let applied = reader.u64(), let duplicate = reader.u64(), let ignored = reader.u64(), let deadLetters = reader.u64(),
-            let capacity = reader.u32(), let windowCount = reader.u32()
+            let unreadable = version >= 3 ? reader.u64() : 0, let capacity = reader.u32(), let windowCount = reader.u32()
         else { throw damaged("bad counters") }
         var windows: [(partition: Int32, oldestFirst: [UInt64])] = []
         for _ in 0..<windowCount {
@@ -208,7 +212,9 @@ package struct CheckpointStore: Sendable {
         let state = ProjectionState(
             devices: devices, positions: positions, chainHashes: chainHashes,
             eventIds: PartitionedEventIdWindow(capacity: Int(capacity), partitions: windows),
-            counts: .init(applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters)))
+            counts: .init(
+                applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters),
+                unreadable: Int(unreadable)))
         return (state, CheckpointInfo(
             sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))
     }

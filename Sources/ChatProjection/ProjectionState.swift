@@ -13,6 +13,11 @@ package struct ProjectionState: Sendable, Hashable {
     package private(set) var eventIds: PartitionedEventIdWindow
     /// Events seen, by outcome: `applied`, `duplicate`, `ignored` (unknown type, status posts).
     package private(set) var counts = Counts()
+    /// The ids of `devices` by the SHA-256 of the id (how a `ledger.erased` event names its
+    /// device): built at the first lookup, then kept with `devices`, so an erasure finds its
+    /// device without hashing every id. Derived from `devices`: not part of `==` and
+    /// `hash(into:)`, not in checkpoints.
+    private var deviceDigests: [SHA256Digest: String]?
 
     package struct Counts: Sendable, Hashable {
         package var applied = 0
@@ -20,7 +25,7 @@ package struct ProjectionState: Sendable, Hashable {
         package var ignored = 0
         package var deadLetters = 0
         /// Event records this build could not parse (see `StoredRecord.unreadable`).
-        /// Counted since the state was loaded: checkpoints do not store it.
+        /// Checkpoints store it (format version 3), so a restart keeps the count.
         package var unreadable = 0
     }
 
@@ -29,6 +34,22 @@ package struct ProjectionState: Sendable, Hashable {
         case applied(deviceVersion: UInt64)
         case duplicate
         case ignored
+    }
+
+    /// Equal when the devices, positions, chain hashes, event-id windows and counts are
+    /// (`deviceDigests`, a lookup table derived from the devices, is left out).
+    package static func == (lhs: ProjectionState, rhs: ProjectionState) -> Bool {
+        lhs.devices == rhs.devices && lhs.positions == rhs.positions && lhs.chainHashes == rhs.chainHashes
+            && lhs.eventIds == rhs.eventIds && lhs.counts == rhs.counts
+    }
+
+    /// Hashes what `==` compares.
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(devices)
+        hasher.combine(positions)
+        hasher.combine(chainHashes)
+        hasher.combine(eventIds)
+        hasher.combine(counts)
     }
 
     /// - Parameter eventIdWindow: event ids remembered per partition to recognise
@@ -92,7 +113,10 @@ package struct ProjectionState: Sendable, Hashable {
         } else {
             var device = DeviceProjection(deviceId: event.deviceId)
             version = Self.apply(event, partition: position.partition, to: &device)
-            if version != nil { devices[event.deviceId] = device }
+            if version != nil {
+                devices[event.deviceId] = device
+                if deviceDigests != nil { deviceDigests?[Self.digest(event.deviceId)] = event.deviceId }
+            }
         }
         guard let version else {
             counts.ignored += 1
@@ -114,12 +138,27 @@ package struct ProjectionState: Sendable, Hashable {
     /// replay gives (its version counts only the events the log still holds).
     package mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
         devices[deviceId] = device
+        if deviceDigests != nil { deviceDigests?[Self.digest(deviceId)] = device == nil ? nil : deviceId }
     }
 
-    /// The id of the device a `ledger.erased` event names (by digest), nil if none held.
-    package func device(named digestName: String) -> String? {
-        devices.keys.first { DeviceProjection.digestName($0) == digestName }
+    /// The id of the device a `ledger.erased` event names (`sha256:` and the lowercase hex
+    /// SHA-256 of the id), nil if none held. Mutating only to build or use the digest
+    /// table (`deviceDigests`): a direct lookup after the first call.
+    package mutating func device(named digestName: String) -> String? {
+        guard LedgerErasure.isDigestName(digestName),
+            let digest = SHA256Digest(hex: String(digestName.dropFirst(LedgerErasure.digestPrefix.count)))
+        else { return nil }
+        if deviceDigests == nil {
+            var table: [SHA256Digest: String] = [:]
+            table.reserveCapacity(devices.count)
+            for deviceId in devices.keys { table[Self.digest(deviceId)] = deviceId }
+            deviceDigests = table
+        }
+        return deviceDigests?[digest]
     }
+
+    /// The SHA-256 of a device id (`deviceDigests`' key).
+    private static func digest(_ deviceId: String) -> SHA256Digest { SHA256.hash(Array(deviceId.utf8)) }
 
     /// Applies an erasure: a device erasure drops the device; a chat or contact erasure
     /// drops that chat of it. Returns the device's new version (a dropped device's last
@@ -128,6 +167,7 @@ package struct ProjectionState: Sendable, Hashable {
         guard let deviceId = device(named: deviceDigest), var device = devices[deviceId] else { return nil }
         if erasure.scope == .device {
             devices[deviceId] = nil
+            deviceDigests?[Self.digest(deviceId)] = nil
             return device.version + 1
         }
         guard device.erase(erasure) else { return nil }
@@ -144,6 +184,7 @@ package struct ProjectionState: Sendable, Hashable {
             eventIds.absorb(other.eventIds)
         else { return false }
         devices.merge(other.devices) { mine, _ in mine }
+        deviceDigests = nil  // built again at the next lookup
         positions.merge(other.positions) { mine, _ in mine }
         chainHashes.merge(other.chainHashes) { mine, _ in mine }
         counts.applied += other.counts.applied

@@ -53,6 +53,9 @@ package final class ProjectionStore: Sendable {
         return guarded.withLock { $0.projection.fold(record, at: position, chainHash: chainHash) }
     }
 
+    /// The id of the device a `ledger.erased` event names (by digest), nil if none held.
+    package func deviceId(named digestName: String) -> String? { guarded.withLock { $0.projection.device(named: digestName) } }
+
     /// A copy of the whole state (cheap: copy-on-write), for checkpoints and digests.
     package func snapshot() -> ProjectionState { guarded.withLock { $0.projection } }
 

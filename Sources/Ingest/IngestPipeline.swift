@@ -363,7 +363,7 @@ package final class IngestPipeline {
                     let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset)
                 else { continue }
                 try redact(partition: partition, selector)
-                if erasure.scope != .device, let deviceId = store.snapshot().device(named: event.deviceId) {
+                if erasure.scope != .device, let deviceId = store.deviceId(named: event.deviceId) {
                     try refold(deviceId, partition: partition)
                 }
                 found = true

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import ChatEvents
+import ChatProjection
 import EventLog
+import Foundation
 import KafkaClient
 import LedgerSupport
 import Synchronization
@@ -20,6 +22,15 @@ import Synchronization
 /// stays under `DATA/standby/`. A takeover imports only up to the first redacted record:
 /// from there Kafka delivers, and ingest applies the erasure to the main log itself.
 ///
+/// Retention (`--retain-days`, `--retain-bytes`) applies to standby logs with the main
+/// log's rules, except that a standby log has no checkpoint to keep a base for: every
+/// sealed segment is eligible, the live one never (nor is the archive command run: a
+/// standby log is a copy of Kafka). A standby log is removed once this instance certainly
+/// no longer needs it: after `takeOver` imported it (the main log holds it from then on),
+/// or when the partition's owner is another instance that this one does not stand by for
+/// (`follow(_:discarding:)`). A partition without an owner keeps its standby log: that is
+/// the moment a takeover may need it.
+///
 /// `follow` (any thread), `run` (its own thread) and `takeOver` (the ingest thread, in the
 /// rebalance callback) share one lock: a partition's standby log has one writer at a time.
 package final class StandbyFollower: Sendable {
@@ -33,6 +44,11 @@ package final class StandbyFollower: Sendable {
         /// `ledger.erased` events applied to the standby logs, and the records they redacted.
         package var erasures = 0
         package var redactedRecords = 0
+        /// Segments and bytes retention removed from the standby logs, and standby logs
+        /// removed whole (taken over, or no longer this instance's to follow).
+        package var retentionRemovedSegments = 0
+        package var retentionRemovedBytes: Int64 = 0
+        package var removedLogs = 0
     }
 
     private struct State: ~Copyable {
@@ -42,6 +58,9 @@ package final class StandbyFollower: Sendable {
         var wanted: Set<Int32> = []
         /// Partitions ingest took over (until it gives them up again): never followed.
         var taken: Set<Int32> = []
+        /// Partitions owned by another instance this one does not stand by for: their
+        /// standby logs are removed.
+        var discarded: Set<Int32> = []
         /// Partitions whose next offset the broker no longer has: not followed this run.
         var lost: Set<Int32> = []
         /// Erasures copied since the last commit, applied once their record is durable.
@@ -52,6 +71,9 @@ package final class StandbyFollower: Sendable {
     package let log: EventLog
     package let topic: String
     private let fsync: FsyncPolicy
+    private let maxSegmentBytes: Int
+    /// The retention of the main log, without its archive command (see the type's notes).
+    private let retention: RetentionPolicy
     private let state: Mutex<State>
     private let stopping = Atomic<Bool>(false)
     private let logger = Logger(label: "standby")
@@ -60,11 +82,19 @@ package final class StandbyFollower: Sendable {
     package static func dataDirectory(of data: String) -> String { data + "/standby" }
 
     /// Connects the follower's consumer (group-less, nothing assigned yet).
+    /// - Parameter retention: the main log's policy (`--retain-days`, `--retain-bytes`);
+    ///   its archive command is not used here.
+    /// - Parameter maxSegmentBytes: where a standby log's segment is sealed (as the main log's).
     /// - Throws: `KafkaError` if librdkafka refuses the configuration.
-    package init(dataDirectory: String, brokers: String, topic: String, kafka: KafkaConfiguration, fsync: FsyncPolicy) throws {
+    package init(
+        dataDirectory: String, brokers: String, topic: String, kafka: KafkaConfiguration, fsync: FsyncPolicy,
+        retention: RetentionPolicy = RetentionPolicy(), maxSegmentBytes: Int = PartitionWriter.Options().maxSegmentBytes
+    ) throws {
+        self.maxSegmentBytes = maxSegmentBytes
         log = EventLog(dataDirectory: Self.dataDirectory(of: dataDirectory))
         self.topic = topic
         self.fsync = fsync
+        self.retention = RetentionPolicy(maxAgeMilliseconds: retention.maxAgeMilliseconds, maxBytes: retention.maxBytes)
         let consumer = try KafkaAssignedConsumer(bootstrapServers: brokers, topic: topic, configuration: kafka)
         state = Mutex(State(consumer: consumer))
     }
@@ -73,10 +103,13 @@ package final class StandbyFollower: Sendable {
     package var statistics: Statistics { state.withLock { $0.statistics } }
 
     /// Follows exactly `partitions` from now on (less those ingest has taken over), each
-    /// from its standby log's end + 1 (0 when it has none).
-    package func follow(_ partitions: Set<Int32>) {
+    /// from its standby log's end + 1 (0 when it has none), and removes the standby logs of
+    /// `discarding` (partitions another instance owns that this one does not stand by for),
+    /// less those followed or taken over.
+    package func follow(_ partitions: Set<Int32>, discarding: Set<Int32> = []) {
         state.withLock { state in
             state.wanted = partitions
+            state.discarded = discarding
             reassign(&state)
         }
     }
@@ -92,7 +125,12 @@ package final class StandbyFollower: Sendable {
     /// Reads and writes until `stop()` (the body of the follower's thread).
     /// - Throws: a standby log write failure.
     package func run() throws {
+        var lastRetention = ContinuousClock.now
         while !stopping.load(ordering: .acquiring) {
+            if retention.isEnabled, ContinuousClock.now - lastRetention >= Self.retentionInterval {
+                lastRetention = .now
+                try enforceRetention(now: Self.wallClockMilliseconds())
+            }
             try state.withLock { state in
                 var touched: Set<Int32> = []
                 var recordsFollowed = 0
@@ -128,6 +166,52 @@ package final class StandbyFollower: Sendable {
 
     /// Ends `run`.
     package func stop() { stopping.store(true, ordering: .releasing) }
+
+    /// How often `run` applies retention to the standby logs.
+    static let retentionInterval = Duration.seconds(10)
+
+    /// The wall clock in ms since the epoch (segment ages are their files' mtimes).
+    package static func wallClockMilliseconds() -> Int64 {
+        var clock = timespec()
+        clock_gettime(CLOCK_REALTIME, &clock)
+        return Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
+    }
+
+    /// Applies the retention policy to the standby log of every followed partition: sealed
+    /// segments go as `LogRetention` decides, with no checkpoint position to keep (a
+    /// standby log is read only by a takeover, which falls back to Kafka for what it lacks).
+    /// - Parameter now: the clock, ms since the epoch.
+    /// - Throws: `EventLogError` for I/O failure.
+    package func enforceRetention(now: Int64) throws {
+        guard retention.isEnabled else { return }
+        let enforcer = LogRetention(policy: retention)
+        try state.withLock { state in
+            for (partition, writer) in state.writers.sorted(by: { $0.key < $1.key }) {
+                let outcome = try enforcer.enforce(
+                    log: log, topic: topic, partition: partition, keepAfter: writer.lastOffset ?? -1, now: now)
+                guard outcome.removedSegments > 0 else { continue }
+                state.statistics.retentionRemovedSegments += outcome.removedSegments
+                state.statistics.retentionRemovedBytes += outcome.removedBytes
+                logger.notice(
+                    "retention removed standby segments",
+                    ["partition": partition, "segments": outcome.removedSegments, "bytes": outcome.removedBytes,
+                     "base": outcome.base?.baseOffset ?? 0])
+            }
+        }
+    }
+
+    /// Removes the standby log of a partition no longer followed (its writer closed).
+    private func removeLog(_ partition: Int32, _ state: inout State, why: String) {
+        let directory = log.directory(topic: topic, partition: partition)
+        guard access(directory, F_OK) == 0 else { return }
+        do {
+            try FileManager.default.removeItem(atPath: directory)
+            state.statistics.removedLogs += 1
+            logger.notice("standby log removed", ["partition": partition, "why": why])
+        } catch {
+            logger.error("cannot remove the standby log", ["partition": partition, "error": error])
+        }
+    }
 
     /// Ingest has been assigned `partition`: it is no longer followed, and what its standby
     /// log holds beyond the main log's end is fed through `pipeline` (accepted and
@@ -200,6 +284,8 @@ package final class StandbyFollower: Sendable {
             if let readFailure, imported > 0 {
                 logger.warning("standby log read stopped early: Kafka delivers the rest", ["partition": partition, "error": readFailure])
             }
+            // The main log holds what it had (or Kafka delivers it): a copy no longer needed.
+            removeLog(partition, &state, why: "taken over")
             return imported
         }
     }
@@ -287,7 +373,7 @@ package final class StandbyFollower: Sendable {
         for partition in follow.sorted() {
             do {
                 let writer = try state.writers[partition]
-                    ?? log.openWriter(topic: topic, partition: partition, options: .init(fsync: fsync))
+                    ?? log.openWriter(topic: topic, partition: partition, options: .init(fsync: fsync, maxSegmentBytes: maxSegmentBytes))
                 state.writers[partition] = writer
                 offsets[partition] = (writer.lastOffset ?? -1) + 1
             } catch {
@@ -297,6 +383,9 @@ package final class StandbyFollower: Sendable {
         for partition in Array(state.writers.keys) where offsets[partition] == nil {
             try? state.writers[partition]?.sync()
             state.writers[partition] = nil
+        }
+        for partition in state.discarded.subtracting(follow).subtracting(state.taken).sorted() {
+            removeLog(partition, &state, why: "owned by an instance this one does not stand by for")
         }
         // The same partitions: already fetching on from where their logs end.
         guard Set(offsets.keys) != Set(state.consumer.assignment.keys) else { return }
@@ -337,6 +426,17 @@ package final class StandbyFollower: Sendable {
             kind: .counter
         ) {
             [.init(Double(self.statistics.redactedRecords))]
+        }
+        registry.collect(
+            "chatledger_standby_retention_removed_bytes_total", help: "Bytes of standby log segments retention removed.", kind: .counter
+        ) {
+            [.init(Double(self.statistics.retentionRemovedBytes))]
+        }
+        registry.collect(
+            "chatledger_standby_logs_removed_total",
+            help: "Standby logs removed whole: taken over, or owned by an instance this one does not stand by for.", kind: .counter
+        ) {
+            [.init(Double(self.statistics.removedLogs))]
         }
     }
 }

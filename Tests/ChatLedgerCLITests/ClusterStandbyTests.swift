@@ -89,6 +89,9 @@ struct ClusterStandbyTests {
         #expect(StandbyReplicas.partitions(owners: owners, me: "http://a", replicas: 0) == [])
         #expect(StandbyReplicas.partitions(owners: [0: owner("http://b")], me: "http://a", replicas: 1) == [0], "a member that owns nothing yet counts")
         #expect(StandbyReplicas.partitions(owners: [0: owner("http://a")], me: "http://a", replicas: 1) == [], "alone: nothing to follow")
+        // Standby logs no longer needed: owned by another member that this one does not stand by for.
+        #expect(StandbyReplicas.discarded(owners: owners, me: "http://a", replicas: 1) == [1], "b's partition: a follows only c's; its own (0, 3) wait for the takeover")
+        #expect(StandbyReplicas.discarded(owners: owners, me: "http://a", replicas: 2) == [])
     }
 
     /// The `key=value` fields of a log line (values unquoted).

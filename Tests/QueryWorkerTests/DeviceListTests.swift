@@ -181,6 +181,7 @@ struct DeviceListTests {
         #expect(counts["applied"] as? Int == 5)
         #expect(counts["duplicates"] as? Int == 1)
         #expect(counts["deadLetters"] as? Int == 2)
+        #expect(counts["unreadable"] as? Int == 0, "present, as /metrics has it")
         let partitions = try #require(status.json["partitions"] as? [[String: Any]])
         #expect(partitions.map { $0["partition"] as? Int } == [0, 1, 2])
         #expect(partitions[0]["appliedOffset"] as? Int == 6)

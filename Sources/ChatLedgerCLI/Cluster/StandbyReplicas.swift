@@ -34,16 +34,31 @@ package enum StandbyReplicas {
         return followed
     }
 
+    /// The partitions whose standby logs `me` certainly no longer needs under `owners`:
+    /// those another instance owns that `me` does not stand by for. (Those `me` owns wait
+    /// for the takeover to import them; those without an owner may be about to be taken over.)
+    package static func discarded(owners: [Int32: ClusterOwnership.Owner], me: String, replicas: Int) -> Set<Int32> {
+        let others = Set(owners.filter { $0.value.instance != me }.keys)
+        return others.subtracting(partitions(owners: owners, me: me, replicas: replicas))
+    }
+
     /// A follower of this instance's standby partitions, reassigned on every change of
-    /// `ownership`, with its metrics in `metrics`; and the service running it.
+    /// `ownership`, with its metrics in `metrics`; and the service running it. `retention`
+    /// (the main log's) trims the standby logs too.
     static func start(
         data: String, brokers: String, topic: String, kafka: KafkaConfiguration, fsync: FsyncPolicy, ownership: ClusterOwnership, me: String,
-        replicas: Int, metrics: MetricsRegistry
+        replicas: Int, retention: RetentionPolicy, metrics: MetricsRegistry
     ) throws -> (follower: StandbyFollower, service: ThreadService) {
-        let follower = try StandbyFollower(dataDirectory: data, brokers: brokers, topic: topic, kafka: kafka, fsync: fsync)
+        let follower = try StandbyFollower(
+            dataDirectory: data, brokers: brokers, topic: topic, kafka: kafka, fsync: fsync, retention: retention)
         follower.registerMetrics(in: metrics)
-        ownership.onChange { follower.follow(partitions(owners: ownership.owners, me: me, replicas: replicas)) }
-        follower.follow(partitions(owners: ownership.owners, me: me, replicas: replicas))
+        let follow = { @Sendable in
+            let owners = ownership.owners
+            follower.follow(
+                partitions(owners: owners, me: me, replicas: replicas), discarding: discarded(owners: owners, me: me, replicas: replicas))
+        }
+        ownership.onChange(follow)
+        follow()
         Logger(label: "cluster").notice("standby replicas", ["replicas": replicas, "directory": StandbyFollower.dataDirectory(of: data)])
         let service = ThreadService(name: "standby", threadName: "chatledger-standby", halt: { follower.stop() }) { try follower.run() }
         return (follower, service)

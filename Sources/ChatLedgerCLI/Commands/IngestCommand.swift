@@ -87,7 +87,7 @@ enum IngestCommand: Command {
                 let standby = try StandbyReplicas.start(
                     data: configuration.data, brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic,
                     kafka: clusteredIngest.kafka, fsync: clusteredIngest.pipeline.fsync, ownership: membership.ownership, me: url,
-                    replicas: configuration.standby, metrics: metrics)
+                    replicas: configuration.standby, retention: clusteredIngest.pipeline.retention, metrics: metrics)
                 services.append(standby.service)
                 clusteredIngest.standby = standby.follower
             }

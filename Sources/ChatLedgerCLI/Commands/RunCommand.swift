@@ -179,7 +179,7 @@ enum RunCommand: Command {
                 ? StandbyReplicas.start(
                     data: data, brokers: brokers, topic: topic, kafka: kafka, fsync: configuration.fsync,
                     ownership: clustered.membership.ownership, me: clustered.membership.advertise, replicas: configuration.standby,
-                    metrics: metrics)
+                    retention: configuration.retention, metrics: metrics)
                 : nil
         }
         if let standby { services.append(standby.service) }

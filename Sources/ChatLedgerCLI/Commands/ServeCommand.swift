@@ -62,8 +62,12 @@ enum ServeCommand: Command {
     static func serve(_ configuration: Configuration, signals: TerminationSignal) throws -> Int32 {
         let keys = KeyRing(try APIKeys.load(path: configuration.keysPath))
         let log = EventLog(dataDirectory: configuration.data)
-        let loaded = try ProjectionRecovery.load(
+        var loaded = try ProjectionRecovery.load(
             log: log, topic: configuration.topic, checkpoints: CheckpointStore(dataDirectory: configuration.data))
+        // An erasure after the checkpoint (ingest's own checkpoint after it not yet written):
+        // its device as ingest refolds it, not only the fold's drop.
+        try ErasureRefold.refoldErasedDevices(
+            in: &loaded.state, log: log, topic: configuration.topic, after: loaded.checkpoint?.positions ?? [:])
         let store = ProjectionStore(loaded.state)
         let gaps = try GapRegister(log: log, topic: configuration.topic)
         let metrics = QueryWorkerOptions.metrics(store: store, log: log, gaps: gaps)

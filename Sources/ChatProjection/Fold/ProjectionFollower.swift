@@ -89,9 +89,11 @@ package final class ProjectionFollower: Service {
             for (partition, follower) in followers {
                 applied += try follower.poll { record in
                     if record.kind == .gap, let gap = LogGap(record) { gaps.add(gap) }
-                    store.fold(
-                        StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset),
-                        chainHash: record.chainHash)
+                    let stored = StoredRecord(record, parser: parser)
+                    store.fold(stored, at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
+                    if case .event(let event) = stored, case .ledgerErased(let erasure) = event.payload, erasure.scope != .device {
+                        try refold(deviceNamed: event.deviceId, partition: partition, through: record.offset)
+                    }
                 }
             }
             lookForPartitions = applied == 0
@@ -104,5 +106,17 @@ package final class ProjectionFollower: Service {
             // Nothing new: sleep until any partition (or the topic directory) changes.
             watcher.waitForChanges(timeoutMilliseconds: 500)
         }
+    }
+
+    /// After a chat or contact erasure folded at `offset`: its device folded again from the
+    /// log as ingest does (`IngestPipeline`'s refold), so this process answers what ingest
+    /// holds, version included; the version moving tells caches and `changes` streams.
+    /// Ingest may not have redacted the log yet: `ErasureRefold` leaves out what the
+    /// erasure names either way. Not possible once retention removed the log's start,
+    /// where ingest keeps the fold's drop too.
+    private func refold(deviceNamed digestName: String, partition: Int32, through offset: Int64) throws {
+        guard let deviceId = store.deviceId(named: digestName), try log.retentionBase(topic: topic, partition: partition) == nil else { return }
+        let device = try ErasureRefold.device(deviceId, log: log, topic: topic, partition: partition, through: offset)
+        store.replaceDevice(deviceId, with: device)
     }
 }

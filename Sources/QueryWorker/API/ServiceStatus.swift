@@ -78,6 +78,7 @@ struct ServiceStatus {
         writer.field("duplicates", Int64(counts.duplicate))
         writer.field("ignored", Int64(counts.ignored))
         writer.field("deadLetters", Int64(counts.deadLetters))
+        writer.field("unreadable", Int64(counts.unreadable))
         writer.endObject()
         writer.endObject()
         return writer.bytes

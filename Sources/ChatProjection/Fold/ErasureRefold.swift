@@ -1,0 +1,86 @@
+import ChatEvents
+import EventLog
+
+/// A device folded again from its partition's log after a chat or contact erasure, as a
+/// replay from zero gives it once ingest has redacted what the erasure names: the records
+/// that the device's erasures up to that point name are left out whether or not their
+/// redaction has run yet. `ingest` refolds after redacting; `serve`, which follows the log
+/// from another process and may read an erasure before its redaction, refolds with this,
+/// so both hold the same device (version included) at the same position.
+package enum ErasureRefold {
+    /// The device `deviceId` folded from the start of `partition`'s log through `offset`
+    /// (an erasure record's), every record one of its erasures names left out; nil if
+    /// nothing of it is left. The caller makes sure retention has not removed the log's
+    /// start (`EventLog.retentionBase`), as ingest does before its refold.
+    /// - Throws: `EventLogError` for a damaged log.
+    package static func device(_ deviceId: String, log: EventLog, topic: String, partition: Int32, through offset: Int64) throws -> DeviceProjection? {
+        let reader = log.reader(topic: topic, partition: partition)
+        let digestName = DeviceProjection.digestName(deviceId)
+        let parser = EventParser()
+        // The device's erasures: their records carry the reason `erasure: <scope>`, and
+        // their values (kept by the redaction) name the device by digest.
+        var selectors: [ErasureSelector] = []
+        try reader.forEach(from: 0) { record in
+            guard record.offset <= offset else { return false }
+            guard LogErasure(record) != nil, let value = record.value, let event = try? parser.parse(value),
+                event.deviceId == digestName, case .ledgerErased(let erasure) = event.payload,
+                let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: record.offset)
+            else { return true }
+            selectors.append(selector)
+            return true
+        }
+        for index in selectors.indices { try selectors[index].learnAliases(in: reader) }
+        let key = Array(deviceId.utf8)
+        var state = ProjectionState()
+        try reader.forEach(from: 0) { record in
+            guard record.offset <= offset else { return false }
+            guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key) else { return true }
+            // An erasure record loses its key to its own redaction: the refold after it
+            // never reads it.
+            var named = selectors.contains { $0.erasureOffset == record.offset }
+            for index in selectors.indices where record.offset < selectors[index].erasureOffset {
+                // Every selector sees every earlier record, in order: a contact's aliases
+                // are learnt from the `contact.aliased` events as they come.
+                if selectors[index].fields(record).contains(.value) { named = true }
+            }
+            let position = LogPosition(partition: partition, offset: record.offset)
+            state.fold(named ? .redacted : StoredRecord(record, parser: parser), at: position, chainHash: record.chainHash)
+            return true
+        }
+        return state.devices[deviceId]
+    }
+
+    /// After a load that replayed the log from a checkpoint (`ProjectionRecovery.load`):
+    /// each device a chat or contact erasure after `positions` names, refolded through the
+    /// state's position as ingest refolds it (an erasure ingest wrote after the checkpoint
+    /// `serve` loaded, whose own checkpoint was not on disk yet). Partitions retention has
+    /// trimmed keep the fold's drop, as in ingest.
+    /// - Returns: how many devices were refolded.
+    /// - Throws: `EventLogError` for a damaged log.
+    @discardableResult
+    package static func refoldErasedDevices(
+        in state: inout ProjectionState, log: EventLog, topic: String, after positions: [Int32: Int64]
+    ) throws -> Int {
+        let parser = EventParser()
+        var refolded = 0
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
+            var named: Set<String> = []
+            try log.reader(topic: topic, partition: partition).forEach(from: (positions[partition] ?? -1) + 1) { record in
+                guard record.offset <= through else { return false }
+                guard let erasure = LogErasure(record), erasure.scope != .device, let value = record.value,
+                    let event = try? parser.parse(value)
+                else { return true }
+                named.insert(event.deviceId)
+                return true
+            }
+            for digestName in named.sorted() {
+                guard let deviceId = state.device(named: digestName) else { continue }
+                let device = try device(deviceId, log: log, topic: topic, partition: partition, through: through)
+                state.replaceDevice(deviceId, with: device)
+                refolded += 1
+            }
+        }
+        return refolded
+    }
+}
