@@ -43,13 +43,13 @@ struct CheckpointVerifierTests {
 
     /// Three partitions of 40 records, each with unreadable events before, between and after
     /// the checkpoints' positions; every third record of partition 1 a dead letter.
-    static func makeLongLog(_ directory: String) throws -> EventLog {
+    static func makeLongLog(_ directory: String, maxSegmentBytes: Int = 128 << 20) throws -> EventLog {
         let log = EventLog(dataDirectory: directory)
         for partition: Int32 in 0..<3 {
             var script = Script()
             script.deviceId = "dev-p\(partition)"
             for index in 0..<40 { script.incoming("c\(index % 5)@c.us", "P\(partition)-M\(index)", at: Int64(1_000 + index)) }
-            let writer = try log.openWriter(topic: topic, partition: partition, options: .init(fsync: .never))
+            let writer = try log.openWriter(topic: topic, partition: partition, options: .init(fsync: .never, maxSegmentBytes: maxSegmentBytes))
             for (index, event) in script.events.enumerated() {
                 let offset = Int64(index)
                 if [2, 14, 33].contains(index + Int(partition)) {
@@ -155,6 +155,42 @@ struct CheckpointVerifierTests {
         #expect(unreadable == expected.unreadable)
         #expect(checks.map(\.holds) == [true, false, false, false], "\(checks.map(\.problems))")
         #expect(!unreadable.contains { $0.position.partition == 1 && $0.position.offset > 19 }, "partition 1 is scanned up to the damage")
+    }
+
+    @Test("after retention, the oldest checkpoint is the base: checks carried from it hold; a base the log does not chain from fails every check, naming the partition")
+    func retainedLogVerifiesFromItsBase() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-retained-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: directory + "-other")
+        }
+        let log = try Self.makeLongLog(directory, maxSegmentBytes: 2_000)
+        let checkpoints = CheckpointStore(dataDirectory: directory, retain: 10)
+        try Self.writeCheckpoints([[0: 25, 1: 25, 2: 25], [0: 30, 1: 35, 2: 33]], log: log, to: checkpoints)
+        // Beside them, a base whose chain hash at 0:25 is not the log's: nothing can be replayed from it.
+        let other = CheckpointStore(dataDirectory: directory + "-other", retain: 10)
+        var state = ProjectionState()
+        for partition: Int32 in 0..<3 {
+            try ProjectionRecovery.replay(into: &state, log: log, topic: Self.topic, upTo: LogPosition(partition: partition, offset: partition == 0 ? 24 : 25))
+        }
+        state.pass(at: LogPosition(partition: 0, offset: 25), chainHash: .zero)
+        try other.write(state, topic: Self.topic)
+        try Self.writeCheckpoints([[0: 30, 1: 35, 2: 33]], log: log, to: other)
+        let removed = try LogRetention(policy: RetentionPolicy(maxBytes: 1)).enforce(log: log, topic: Self.topic, partition: 0, keepAfter: 25, now: 0)
+        let base = try #require(removed.base, "segments before offset 25 were removed")
+        #expect(base.baseOffset > 0 && base.baseOffset <= 26)
+
+        let (checks, unreadable) = try CheckpointVerifier.verifyWithUnreadableEvents(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.map(\.holds) == [true, true, false], "\(checks.map(\.problems))")
+        #expect(unreadable == (try UnreadableEventScan.scan(log: log, topic: Self.topic)))
+        #expect(unreadable.map(\.position.partition) == [0, 1, 1, 1, 2, 2, 2], "partition 0 holds only its unreadable event at 33 after retention")
+
+        let first = try #require(other.sequences().first)
+        let unchained = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: other)
+        #expect(unchained.count == 3)
+        for check in unchained {
+            #expect(check.problems == ["\(other.path(first)): partition 0: the log after offset 25 does not chain from the checkpoint"], "\(check.problems)")
+        }
     }
 
     /// A check as `replayEachFromTheStart` writes one.
