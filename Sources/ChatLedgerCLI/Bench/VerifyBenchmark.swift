@@ -84,11 +84,13 @@ enum VerifyBenchmark {
         report.add("checkpoints_verify_cpu_s", checkpoints.onePass, "s")
         report.add("checkpoints_replay_each_cpu_s", checkpoints.replayEach, "s")
         report.add("checkpoints_replay_each_vs_one_pass", checkpoints.replayEach / checkpoints.onePass, "ratio")
+        report.add("checkpoints_read_and_digest_cpu_s", checkpoints.readAndDigest, "s")
         report.notes.append(
             "checkpoints: \(checkpointCount) written at each partition's \((1...checkpointCount).map { "\($0)/\(checkpointCount)" }.joined(separator: ", ")), "
                 + "then checked with the unreadable-event scan as verify does: in one pass (checkpoints_verify_cpu_s) and, as before, "
                 + "a replay from the start per checkpoint and a scan of the log after (checkpoints_replay_each_cpu_s); one run each, "
-                + "CPU time of the one thread both run on")
+                + "CPU time of the one thread both run on; "
+                + "both read every checkpoint and digest a state per checkpoint, which alone takes checkpoints_read_and_digest_cpu_s")
         return report
     }
 
@@ -100,7 +102,9 @@ enum VerifyBenchmark {
     /// them with its unreadable-event scan in one pass, and the way it was made before:
     /// a replay from nothing per checkpoint, then a scan of the whole log. Both must agree.
     /// - Returns: CPU seconds of each (one thread: the machine's other load left out).
-    private static func checkpointPhase(log: EventLog, directory: String, ends: [Int64]) throws -> (onePass: Double, replayEach: Double) {
+    private static func checkpointPhase(
+        log: EventLog, directory: String, ends: [Int64]
+    ) throws -> (onePass: Double, replayEach: Double, readAndDigest: Double) {
         let store = CheckpointStore(dataDirectory: directory, retain: checkpointCount)
         var folded = ProjectionState()
         for step in 1...checkpointCount {
@@ -133,6 +137,12 @@ enum VerifyBenchmark {
         else {
             throw BenchFailure("the bench's checkpoints do not verify alike in one pass and replayed each: \(onePass.checks.map(\.problems))")
         }
-        return (onePassSeconds, replayEachSeconds)
+        let readAndDigestSeconds = try threadCPUSeconds {
+            for sequence in store.sequences() {
+                let (state, info) = try store.read(sequence)
+                guard state.digest == info.stateDigest else { throw BenchFailure("checkpoint \(sequence) does not digest to its own digest") }
+            }
+        }
+        return (onePassSeconds, replayEachSeconds, readAndDigestSeconds)
     }
 }
