@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "IngestTests", dependencies: ["Ingest", "ChatProjection", "ChatEvents", "EventLog", "KafkaClient", "KafkaTestSupport"]
         ),
-        .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport"]),
+        .testTarget(name: "ChatProjectionTests", dependencies: ["ChatProjection", "ChatEvents", "EventLog", "LedgerSupport", "KafkaTestSupport"]),
         .testTarget(
             name: "QueryWorkerTests",
             dependencies: ["QueryWorker", "LedgerSupport", "ChatProjection", "ChatEvents", "EventLog", "KafkaTestSupport"]

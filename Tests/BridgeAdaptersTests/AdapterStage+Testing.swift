@@ -94,11 +94,7 @@ enum StageTesting {
 
     /// Waits (polling the condition, bounded) until `condition` holds.
     static func waitUntil(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) throws {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while try !condition() {
-            guard ContinuousClock.now < deadline else { throw Failure("timed out waiting until \(what)") }
-            usleep(20_000)
-        }
+        try Polling.waitUntil(what, seconds: seconds, condition)
     }
 }
 

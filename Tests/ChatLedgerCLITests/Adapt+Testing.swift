@@ -52,20 +52,11 @@ final class AdaptProcess {
 
     /// The value of a metric sample (`name` with its labels as printed), nil if absent.
     func metric(_ sample: String) throws -> Double? {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        for line in client.readToEnd().split(separator: "\n") where line.hasPrefix(sample + " ") {
-            return Double(line.dropFirst(sample.count + 1))
-        }
-        return nil
+        MetricsText.value(try metrics(), sample)
     }
 
     func metrics() throws -> String {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return client.readToEnd()
+        try HTTPAnswer.get(port, "/metrics").body
     }
 
     /// Waits until the stage has consumed `records` source records and has nothing
@@ -132,11 +123,7 @@ enum AdaptTesting {
 
     /// Polls `condition` (every 50 ms) until it holds, failing after `seconds`.
     static func waitUntil(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) throws {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while try !condition() {
-            guard ContinuousClock.now < deadline else { throw Failure("timed out waiting until \(what)") }
-            usleep(50_000)
-        }
+        try Polling.waitUntil(what, seconds: seconds, every: .milliseconds(50), condition)
     }
 
     /// The last offset of each partition of the canonical topic (what ingest must reach).

@@ -92,12 +92,7 @@ extension BridgeFormatCommandTests {
         let data = IngestTesting.temporaryData("demo-\(format)")
         defer { try? FileManager.default.removeItem(atPath: data) }
         let run = try ServerProcess(["run", "--demo", "--demo-format", format, "--http", "127.0.0.1:0", "--data", data])
-        func get(_ target: String) throws -> String {
-            let client = try LoopbackClient(port: run.port)
-            defer { client.close() }
-            client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
-            return client.readToEnd()
-        }
+        func get(_ target: String) throws -> String { try HTTPAnswer.get(run.port, target, key: "demo-key").body }
         try T.waitUntil("dev-1 has chats from the \(format) demo", seconds: 60) {
             try get("/api/v1/devices/dev-1/chats").contains(#""id":"#)
         }

@@ -18,13 +18,8 @@ struct BrokerLossTests {
 
     /// One GET; the status and body.
     func get(_ port: UInt16, _ target: String) throws -> (status: Int, body: String) {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        let response = client.readToEnd()
-        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
-        guard let split = response.range(of: "\r\n\r\n") else { return (status, "") }
-        return (status, String(response[split.upperBound...]))
+        let answer = try HTTPAnswer.get(port, target)
+        return (answer.status, answer.body)
     }
 
     /// Publishes `count` incoming messages of ~4 KB for one device, so its partition holds

@@ -65,27 +65,11 @@ struct ClusterModeTests {
         }
     }
 
-    /// One answer: status, the headers that matter, the body.
-    struct Answer {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-    }
+    /// One answer: status, the headers, the body.
+    typealias Answer = HTTPAnswer
 
     static func get(_ port: UInt16, _ target: String, key: String = "demo-key") throws -> Answer {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: \(key)\r\nConnection: close\r\n\r\n")
-        let response = client.readToEnd()
-        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
-        guard let end = response.range(of: "\r\n\r\n") else { return Answer(status: status, headers: [:], body: "") }
-        var headers: [String: String] = [:]
-        for line in response[..<end.lowerBound].split(separator: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Answer(status: status, headers: headers, body: String(response[end.upperBound...]))
+        try HTTPAnswer.get(port, target, key: key)
     }
 
     /// `count` messages from another person in chat `c1@c.us` of `device`, numbered from `first`.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ChatLedgerCLI
 import Foundation
+import KafkaTestSupport
 import QueryWorker
 import Testing
 
@@ -13,12 +14,7 @@ import Testing
 struct ClusterStandbyTests {
     /// A sample's value in a `/metrics` text (the sum over its label sets), nil when absent.
     static func metric(_ text: String, _ name: String, labels: String? = nil) -> Double? {
-        var total: Double?
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
-            if let labels, !line.contains(labels) { continue }
-            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
-        }
-        return total
+        MetricsText.value(text, name, labels: labels)
     }
 
     static func metrics(_ port: UInt16) throws -> String { try ClusterModeTests.get(port, "/metrics").body }
@@ -35,11 +31,10 @@ struct ClusterStandbyTests {
         let deadline = ContinuousClock.now + .seconds(60)
         for port in cluster.ports {
             var seen = 0.0
-            while ContinuousClock.now < deadline {
+            _ = try Polling.until(seconds: Double((deadline - ContinuousClock.now) / .seconds(1)), every: .milliseconds(100)) {
                 let text = try Self.metrics(port)
                 seen = (Self.metric(text, "chatledger_ingest_records_total") ?? 0) + (Self.metric(text, "chatledger_standby_records_total") ?? 0)
-                if seen >= Double(total) { break }
-                usleep(100_000)
+                return seen >= Double(total)
             }
             #expect(seen >= Double(total), "port \(port): own log and standby log hold every record (\(seen) of \(total))")
             #expect((Self.metric(try Self.metrics(port), "chatledger_standby_partitions") ?? 0) > 0, "port \(port) follows the other's partitions")

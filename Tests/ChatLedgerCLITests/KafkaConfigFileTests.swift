@@ -72,10 +72,7 @@ struct KafkaConfigFileTests {
             standardError: log)
         var outputs: [String: String] = [:]
         for target in ["/metrics", "/api/v1/status", "/readyz", "/healthz"] {
-            let client = try LoopbackClient(port: run.port)
-            client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
-            outputs[target] = client.readToEnd()
-            client.close()
+            outputs[target] = try HTTPAnswer.get(run.port, target, key: "demo-key").description
         }
         let arguments = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(run.processIdentifier)/cmdline")), as: UTF8.self)
         outputs["ps arguments"] = arguments.replacingOccurrences(of: "\0", with: " ")

@@ -11,20 +11,12 @@ import Testing
 @Suite("Keys file reloaded without a restart")
 struct KeyRotationTests {
     func status(_ port: UInt16, key: String, _ target: String = "/api/v1/status") throws -> Int {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: \(key)\r\nConnection: close\r\n\r\n")
-        return Int(client.readToEnd().split(separator: " ").dropFirst().first ?? "") ?? -1
+        try HTTPAnswer.get(port, target, key: key).status
     }
 
     /// Polls until `condition` holds (a reload is asynchronous); false after `seconds`.
     func eventually(seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
+        try Polling.until(seconds: seconds, condition)
     }
 
     static func keysFile(_ keys: [String]) -> String {

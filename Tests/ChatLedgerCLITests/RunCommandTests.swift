@@ -87,10 +87,7 @@ struct RunCommandTests: DemoKeyRequests {
         #expect(try get(run.port, "/api/v1/devices/dev-s/unread?minPosition=0:\(last)&wait=20000").status == 200)
         #expect(try get(run.port, "/api/v1/devices/dev-s/unread").status == 200)
 
-        let client = try LoopbackClient(port: run.port)
-        defer { client.close() }
-        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        let text = client.readToEnd()
+        let text = try HTTPAnswer.get(run.port, "/metrics").body
         #expect(text.contains("chatledger_ingest_records_total 7\n"))
         #expect(text.contains("chatledger_ingest_events_total 5\n"))
         #expect(text.contains(#"chatledger_dead_letters_total{reason="invalid_json"} 1"#))
@@ -161,13 +158,8 @@ struct RunCommandTests: DemoKeyRequests {
 struct LiveAuditTests {
     /// One GET with the development key: status, headers and the raw body.
     func get(_ port: UInt16, _ target: String) throws -> (status: Int, head: String, body: String) {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: demo-key\r\nConnection: close\r\n\r\n")
-        let response = client.readToEnd()
-        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
-        guard let split = response.range(of: "\r\n\r\n") else { return (status, response, "") }
-        return (status, String(response[..<split.lowerBound]), String(response[split.upperBound...]))
+        let answer = try HTTPAnswer.get(port, target, key: "demo-key")
+        return (answer.status, answer.head, answer.body)
     }
 
     func header(_ head: String, _ name: String) -> String? {

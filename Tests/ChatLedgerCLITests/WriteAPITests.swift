@@ -40,24 +40,8 @@ struct WriteAPITests {
     static func request(
         _ port: UInt16, _ method: String, _ target: String, key: String? = writerKey, body: String = "", headers: [String] = []
     ) throws -> Response {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        if let key { head += "x-api-key: \(key)\r\n" }
-        if method == "POST" { head += "Content-Length: \(body.utf8.count)\r\n" + (body.isEmpty ? "" : "Content-Type: application/json\r\n") }
-        for header in headers { head += header + "\r\n" }
-        client.send(head + "\r\n" + body)
-        let raw = client.readToEnd()
-        guard let end = raw.range(of: "\r\n\r\n") else { return Response(status: -1, headers: [:], body: [:], text: raw) }
-        let lines = raw[..<end.lowerBound].components(separatedBy: "\r\n")
-        var fields: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        let text = String(raw[end.upperBound...])
-        let body = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
-        return Response(status: Int(lines[0].split(separator: " ").dropFirst().first ?? "") ?? -1, headers: fields, body: body, text: text)
+        let answer = try HTTPAnswer.request(port, method, target, key: key, body: body, headers: headers)
+        return Response(status: answer.status, headers: answer.headers, body: answer.json, text: answer.body)
     }
 
     static func message(_ id: String, at time: Int) -> String {

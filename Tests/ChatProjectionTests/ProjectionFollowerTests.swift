@@ -5,6 +5,7 @@ import ChatEvents
 import ChatProjection
 import EventLog
 import Foundation
+import KafkaTestSupport
 import LedgerSupport
 import Synchronization
 import Testing
@@ -17,12 +18,7 @@ struct ProjectionFollowerTests {
 
     /// Waits for `condition`, checking every few milliseconds; false after 30 s (a hung follower).
     static func eventually(_ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            usleep(2_000)
-        }
-        return condition()
+        Polling.until(seconds: 30, every: .milliseconds(2), condition)
     }
 
     @Test("folds records appended after it started (events, a gap, an unreadable event), wakes after each round, and stops once")

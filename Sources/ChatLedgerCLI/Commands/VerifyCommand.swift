@@ -27,10 +27,10 @@ enum VerifyCommand: Command {
         let log = EventLog(dataDirectory: data)
         let topic = arguments.value(.topic)
         var verification = try LogVerifier.verify(log)
-        // Stored events this build cannot parse: the log holds (it is as received), but a
-        // projection built now differs from the one built when they were ingested.
-        let unreadable = try UnreadableEventScan.scan(log: log, topic: topic)
-        let checkpoints = CheckpointVerifier.verify(
+        // Every checkpoint against a replay of the log, and the stored events this build
+        // cannot parse (the log holds, it is as received, but a projection built now differs
+        // from the one built when they were ingested), in one pass over each partition.
+        let (checkpoints, unreadable) = try CheckpointVerifier.verifyWithUnreadableEvents(
             log: log, topic: topic, checkpoints: CheckpointStore(dataDirectory: data), attestationKey: attestationKey)
         for check in checkpoints {
             verification.problems += check.problems.map { .init(path: check.path, byteOffset: nil, kafkaOffset: nil, message: $0) }

@@ -103,7 +103,8 @@ package enum ProjectionRecovery {
     ///   does not chain from it; `EventLogError` for a damaged log.
     package static func verificationStart(log: EventLog, topic: String, checkpoints: CheckpointStore) throws -> ProjectionState {
         var retained = false
-        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+        let partitions = try log.partitions().filter { $0.topic == topic }.map(\.partition)
+        for partition in partitions {
             if try log.retentionBase(topic: topic, partition: partition) != nil { retained = true }
         }
         guard retained else { return ProjectionState() }
@@ -111,11 +112,39 @@ package enum ProjectionRecovery {
             throw ProjectionError(path: checkpoints.directory, "retention removed the log's start but no checkpoint is left as its base")
         }
         let (state, info) = try checkpoints.read(sequence)
-        for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) {
-            var probe = state
-            try replay(into: &probe, log: log, topic: topic, checkingChainFrom: info, upTo: LogPosition(partition: partition, offset: offset + 1))
+        for (partition, offset) in info.positions.sorted(by: { $0.key < $1.key }) where partitions.contains(partition) {
+            try checkChain(of: log, topic: topic, partition: partition, after: offset, from: info)
         }
         return state
+    }
+
+    /// Checks that `partition`'s log continues from `checkpoint` at `offset`: it still
+    /// holds the records after it (`checkRetained`), and the record at `offset + 1`, if
+    /// the log has one, chains from the checkpoint's chain hash. Reads that one record;
+    /// folds nothing.
+    /// - Throws: `ProjectionError` if the log does not continue from the checkpoint;
+    ///   `EventLogError` for damage.
+    static func checkChain(of log: EventLog, topic: String, partition: Int32, after offset: Int64, from checkpoint: CheckpointInfo) throws {
+        let start = offset + 1
+        try checkRetained(log, topic: topic, partition: partition, from: start)
+        guard let chain = checkpoint.chainHashes[partition] else { return }
+        try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
+            if record.offset == start, !record.chainFollows(chain) {
+                throw ProjectionError(path: checkpoint.path, "partition \(partition): the log after offset \(offset) does not chain from the checkpoint")
+            }
+            return false
+        }
+    }
+
+    /// Throws if retention removed `partition`'s records at `start`: a replay from there
+    /// cannot be made (it must start from a checkpoint at or after the retention base).
+    static func checkRetained(_ log: EventLog, topic: String, partition: Int32, from start: Int64) throws {
+        if let base = try log.retentionBase(topic: topic, partition: partition), start < base.baseOffset {
+            throw ProjectionError(
+                path: log.directory(topic: topic, partition: partition),
+                "the log is retained from offset \(base.baseOffset) (older segments were removed): a replay must start "
+                    + "from a checkpoint at or after offset \(base.baseOffset - 1), not from offset \(start)")
+        }
     }
 
     /// Folds every record after `state`'s positions into it; returns how many.
@@ -131,43 +160,55 @@ package enum ProjectionRecovery {
         for (logTopic, partition) in try log.partitions() where logTopic == topic {
             if let limit, limit.partition != partition { continue }
             if let only, !only.contains(partition) { continue }
-            let start = (state.positions[partition] ?? -1) + 1
-            if let base = try log.retentionBase(topic: topic, partition: partition), start < base.baseOffset {
-                throw ProjectionError(
-                    path: log.directory(topic: topic, partition: partition),
-                    "the log is retained from offset \(base.baseOffset) (older segments were removed): a replay must start "
-                        + "from a checkpoint at or after offset \(base.baseOffset - 1), not from offset \(start)")
-            }
-            var expectedChain = checkpoint?.chainHashes[partition]
-            // Events are folded one record behind the parse: the event-id window's slot for
-            // an event is fetched into the cache while the next record is parsed (the
-            // window's table is megabytes; looked up at once, that was a miss per event).
-            var pending = PendingFold()
-            defer { pending.fold(into: &state) }
-            try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
-                if let limit, record.offset > limit.offset { return false }
-                if let chain = expectedChain {
-                    guard record.chainFollows(chain) else {
-                        throw ProjectionError(
-                            path: checkpoint?.path ?? "", "partition \(partition): the log after offset \(start - 1) does not chain from the checkpoint")
-                    }
-                    expectedChain = nil
+            replayed += try replay(
+                partition: partition, into: &state, log: log, topic: topic, parser: parser, checkingChainFrom: checkpoint, through: limit?.offset)
+        }
+        return replayed
+    }
+
+    /// `replay` of one partition: folds its records after `state`'s position in it, through
+    /// offset `limit` (nil: to the end); returns how many. `unreadable` is told of each
+    /// event record that does not parse (folding it also counts it in the state).
+    /// - Throws: as `replay`.
+    @discardableResult
+    static func replay(
+        partition: Int32, into state: inout ProjectionState, log: EventLog, topic: String, parser: EventParser,
+        checkingChainFrom checkpoint: CheckpointInfo? = nil, through limit: Int64?,
+        unreadable: ((_ offset: Int64, _ error: EventValidationError) -> Void)? = nil
+    ) throws -> Int {
+        let start = (state.positions[partition] ?? -1) + 1
+        try checkRetained(log, topic: topic, partition: partition, from: start)
+        var replayed = 0
+        var expectedChain = checkpoint?.chainHashes[partition]
+        // Events are folded one record behind the parse: the event-id window's slot for
+        // an event is fetched into the cache while the next record is parsed (the
+        // window's table is megabytes; looked up at once, that was a miss per event).
+        var pending = PendingFold()
+        defer { pending.fold(into: &state) }
+        try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
+            if let limit, record.offset > limit { return false }
+            if let chain = expectedChain {
+                guard record.chainFollows(chain) else {
+                    throw ProjectionError(
+                        path: checkpoint?.path ?? "", "partition \(partition): the log after offset \(start - 1) does not chain from the checkpoint")
                 }
-                let position = LogPosition(partition: partition, offset: record.offset)
-                StoredRecord.read(
-                    record, parser: parser,
-                    event: { event in
-                        let idHash = state.prefetch(event, partition: partition)
-                        pending.fold(into: &state)
-                        pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
-                    },
-                    other: { other in
-                        pending.fold(into: &state)
-                        state.fold(other, at: position, chainHash: record.chainHash)
-                    })
-                replayed += 1
-                return true
+                expectedChain = nil
             }
+            let position = LogPosition(partition: partition, offset: record.offset)
+            StoredRecord.read(
+                record, parser: parser,
+                event: { event in
+                    let idHash = state.prefetch(event, partition: partition)
+                    pending.fold(into: &state)
+                    pending.hold(event, idHash: idHash, at: position, chainHash: record.chainHash)
+                },
+                other: { other in
+                    pending.fold(into: &state)
+                    if let unreadable, case .unreadable(let error) = other { unreadable(record.offset, error) }
+                    state.fold(other, at: position, chainHash: record.chainHash)
+                })
+            replayed += 1
+            return true
         }
         return replayed
     }
