@@ -91,6 +91,12 @@ package final class ProjectionStore: Sendable {
         return ChatListRenderer.chat(found.device, chatId: chatId, now: now).map { fill(found, $0) }
     }
 
+    /// Whether the device has a chat under `chatId` (or an id aliased to it): exactly when
+    /// `chat(_:chatId:now:)` finds one, without rendering it.
+    package func hasChat(_ deviceId: String, chatId: String) -> Bool {
+        guarded.withLock { $0.projection.devices[deviceId]?.chat(chatId) != nil }
+    }
+
     /// Unread totals of a device.
     package func unread(_ deviceId: String, now: Int64) -> RenderedView {
         let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "unread"), now: now)

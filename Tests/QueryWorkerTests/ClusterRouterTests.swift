@@ -164,4 +164,16 @@ struct ClusterRouterTests {
         #expect(heads.first?.header("x-ledger-forwarded") == "http://self:1")
         #expect(heads.first?.header("x-api-key") == "k")
     }
+
+    @Test("a forward asked after the forwarder stopped is answered at once, on the caller's thread: unreachable, the instance is stopping")
+    func forwardAfterStop() throws {
+        let forwarder = ClusterForwarder(threads: 1) {}
+        forwarder.stop()
+        let why = Mutex<String?>(nil)
+        let address = try #require(InstanceAddress("http://127.0.0.1:1"))
+        forwarder.forward(try Self.head("/api/v1/devices/d/chats"), [], to: address, sender: "http://self:1", isStream: false) { outcome in
+            if case .unreachable(let reason) = outcome { why.withLock { $0 = reason } }
+        }
+        #expect(why.withLock { $0 } == "this instance is stopping")
+    }
 }

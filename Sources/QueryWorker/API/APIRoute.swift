@@ -68,38 +68,8 @@ struct APIRoute: Equatable, Sendable {
 
     /// The route of percent-decoded path segments; nil for a path no route has.
     static func match(_ segments: [String]) -> Match? {
-        switch segments.count {
-        case 0: return Match(route: console)
-        case 1:
-            switch segments[0] {
-            case "console.js": return Match(route: consoleScript)
-            case "console.css": return Match(route: consoleStyles)
-            case "healthz": return Match(route: healthz)
-            case "readyz": return Match(route: readyz)
-            case "metrics": return Match(route: metrics)
-            default: return nil
-            }
-        case 3 where segments[0] == "api" && segments[1] == "v1":
-            switch segments[2] {
-            case "devices": return Match(route: devices)
-            case "status": return Match(route: status)
-            default: return nil
-            }
-        case 5...7 where segments[0] == "api" && segments[1] == "v1" && segments[2] == "devices":
-            let deviceId = segments[3]
-            switch (segments.count, segments[4]) {
-            case (5, "chats"): return Match(route: chats, deviceId: deviceId)
-            case (5, "unread"): return Match(route: unread, deviceId: deviceId)
-            case (5, "changes"): return Match(route: changes, deviceId: deviceId)
-            case (5, "events"): return Match(route: events, deviceId: deviceId)
-            case (6, "chats"): return Match(route: chat, deviceId: deviceId, chatId: segments[5])
-            case (7, "chats"):
-                guard let action = WriteRoutes.Action(rawValue: segments[6]) else { return nil }
-                return Match(route: write(action), deviceId: deviceId, chatId: segments[5])
-            default: return nil
-            }
-        default: return nil
-        }
+        var path = DecodedSegments(segments: segments)
+        return match(&path)
     }
 
     /// The route of a path without percent-encoding, matched on its bytes: no segment is
@@ -107,74 +77,53 @@ struct APIRoute: Equatable, Sendable {
     /// (A path with `%` is decoded first: `QueryAPI.pathSegments`, then `match(_:)`.)
     static func match(unencodedPath path: Substring) -> Match? {
         var path = path
-        return path.withUTF8 { match(unencodedPath: $0) }
+        return path.withUTF8 { bytes in
+            var segments = RawSegments(bytes: bytes)
+            return match(&segments)
+        }
     }
 
-    private static func match(unencodedPath bytes: UnsafeBufferPointer<UInt8>) -> Match? {
-        func named(_ segment: Range<Int>, _ literal: StaticString) -> Bool {
-            literal.withUTF8Buffer { literal in
-                literal.count == segment.count && literal.elementsEqual(UnsafeBufferPointer(rebasing: bytes[segment]))
-            }
-        }
-        func text(_ segment: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[segment]), as: UTF8.self) }
-        var segments = PathSegments(bytes)
-        guard let first = segments.next() else { return Match(route: console) }
-        guard let second = segments.next() else {
-            if named(first, "healthz") { return Match(route: healthz) }
-            if named(first, "readyz") { return Match(route: readyz) }
-            if named(first, "metrics") { return Match(route: metrics) }
-            if named(first, "console.js") { return Match(route: consoleScript) }
-            if named(first, "console.css") { return Match(route: consoleStyles) }
+    /// The route table, over either kind of path: the one place a path becomes a route.
+    private static func match<Path: PathSegments>(_ path: inout Path) -> Match? {
+        guard let first = path.next() else { return Match(route: console) }
+        guard let second = path.next() else {
+            if path.segment(first, is: "healthz") { return Match(route: healthz) }
+            if path.segment(first, is: "readyz") { return Match(route: readyz) }
+            if path.segment(first, is: "metrics") { return Match(route: metrics) }
+            if path.segment(first, is: "console.js") { return Match(route: consoleScript) }
+            if path.segment(first, is: "console.css") { return Match(route: consoleStyles) }
             return nil
         }
-        guard let third = segments.next(), named(first, "api"), named(second, "v1") else { return nil }
-        guard let device = segments.next() else {
-            if named(third, "devices") { return Match(route: devices) }
-            if named(third, "status") { return Match(route: status) }
+        guard let third = path.next(), path.segment(first, is: "api"), path.segment(second, is: "v1") else { return nil }
+        guard let device = path.next() else {
+            if path.segment(third, is: "devices") { return Match(route: devices) }
+            if path.segment(third, is: "status") { return Match(route: status) }
             return nil
         }
-        guard named(third, "devices"), let kind = segments.next() else { return nil }
-        let chat = segments.next()
-        let action = chat == nil ? nil : segments.next()
-        guard action == nil || segments.next() == nil else { return nil }  // more than 7 segments
+        guard path.segment(third, is: "devices"), let kind = path.next() else { return nil }
+        let chat = path.next()
+        let action = chat == nil ? nil : path.next()
+        guard action == nil || path.next() == nil else { return nil }  // more than 7 segments
         switch (chat, action) {
         case (nil, _):
             let route: APIRoute
-            if named(kind, "chats") {
+            if path.segment(kind, is: "chats") {
                 route = chats
-            } else if named(kind, "unread") {
+            } else if path.segment(kind, is: "unread") {
                 route = unread
-            } else if named(kind, "changes") {
+            } else if path.segment(kind, is: "changes") {
                 route = changes
-            } else if named(kind, "events") {
+            } else if path.segment(kind, is: "events") {
                 route = events
             } else {
                 return nil
             }
-            return Match(route: route, deviceId: text(device))
+            return Match(route: route, deviceId: path.text(device))
         case (let chat?, nil):
-            return named(kind, "chats") ? Match(route: self.chat, deviceId: text(device), chatId: text(chat)) : nil
+            return path.segment(kind, is: "chats") ? Match(route: self.chat, deviceId: path.text(device), chatId: path.text(chat)) : nil
         case (let chat?, let action?):
-            guard named(kind, "chats"), let action = WriteRoutes.Action(rawValue: text(action)) else { return nil }
-            return Match(route: write(action), deviceId: text(device), chatId: text(chat))
-        }
-    }
-
-    /// The segments of a path, in order, without the empty ones (as `split` omits them).
-    private struct PathSegments {
-        let bytes: UnsafeBufferPointer<UInt8>
-        var index = 0
-
-        init(_ bytes: UnsafeBufferPointer<UInt8>) {
-            self.bytes = bytes
-        }
-
-        mutating func next() -> Range<Int>? {
-            while index < bytes.count, bytes[index] == UInt8(ascii: "/") { index += 1 }
-            guard index < bytes.count else { return nil }
-            let start = index
-            while index < bytes.count, bytes[index] != UInt8(ascii: "/") { index += 1 }
-            return start..<index
+            guard path.segment(kind, is: "chats"), let action = WriteRoutes.Action(rawValue: path.text(action)) else { return nil }
+            return Match(route: write(action), deviceId: path.text(device), chatId: path.text(chat))
         }
     }
 
@@ -183,4 +132,56 @@ struct APIRoute: Equatable, Sendable {
         guard let unknown = parameters.keys.sorted().first(where: { !self.parameters.contains($0) }) else { return nil }
         return .error(400, code: "unknown_parameter", message: "unknown query parameter \(unknown)")
     }
+}
+
+/// A path's segments, in order, as the route table reads them: a segment is compared with
+/// a route's literal, and only the ones that name a device or a chat become Strings.
+private protocol PathSegments {
+    associatedtype Segment
+    /// The next segment; nil after the last.
+    mutating func next() -> Segment?
+    /// Whether `segment` is exactly `literal`.
+    func segment(_ segment: Segment, is literal: StaticString) -> Bool
+    func text(_ segment: Segment) -> String
+}
+
+/// The segments of a path's bytes, without the empty ones (as `split` omits them): ranges,
+/// nothing copied.
+private struct RawSegments: PathSegments {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var index = 0
+
+    mutating func next() -> Range<Int>? {
+        while index < bytes.count, bytes[index] == UInt8(ascii: "/") { index += 1 }
+        guard index < bytes.count else { return nil }
+        let start = index
+        while index < bytes.count, bytes[index] != UInt8(ascii: "/") { index += 1 }
+        return start..<index
+    }
+
+    func segment(_ segment: Range<Int>, is literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { literal in
+            literal.count == segment.count && literal.elementsEqual(UnsafeBufferPointer(rebasing: bytes[segment]))
+        }
+    }
+
+    func text(_ segment: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[segment]), as: UTF8.self) }
+}
+
+/// Segments already percent-decoded (`QueryAPI.pathSegments`), by index.
+private struct DecodedSegments: PathSegments {
+    let segments: [String]
+    var index = 0
+
+    mutating func next() -> Int? {
+        guard index < segments.count else { return nil }
+        defer { index += 1 }
+        return index
+    }
+
+    func segment(_ segment: Int, is literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { $0.elementsEqual(segments[segment].utf8) }
+    }
+
+    func text(_ segment: Int) -> String { segments[segment] }
 }

@@ -85,9 +85,14 @@ package final class QueryAPI: Sendable {
         match(head.path).match?.route.template ?? "other"
     }
 
+    /// A request path's route (nil: none), and for a path with percent-encoding its decoded
+    /// segments (nil there: an invalid encoding); matched once per request, and what both
+    /// the cluster router and the API go by.
+    typealias MatchedPath = (match: APIRoute.Match?, segments: [String]??)
+
     /// A path's route, matched on its bytes; a path with percent-encoding is decoded into
     /// `segments` first (nil there: an invalid encoding).
-    static func match(_ path: Substring) -> (match: APIRoute.Match?, segments: [String]??) {
+    static func match(_ path: Substring) -> MatchedPath {
         guard path.utf8.contains(UInt8(ascii: "%")) else { return (APIRoute.match(unencodedPath: path), nil) }
         let segments = pathSegments(path)
         return (segments.flatMap(APIRoute.match), .some(segments))
@@ -111,14 +116,16 @@ package final class QueryAPI: Sendable {
     /// Like `handle`, but a request whose `minPosition` is not applied yet and that asked to
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
     package func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
-        // Cluster mode (SPEC §9): a device route another instance owns is forwarded there (ClusterRouter).
-        if let cluster { return cluster.reply(head, body) { localReply(head, body) } }
-        return localReply(head, body)
+        let path = Self.match(head.path)
+        // Cluster mode (SPEC §9): a device route another instance owns is forwarded there
+        // (ClusterRouter), which goes by the route matched here.
+        if let cluster { return cluster.reply(head, body, route: path.match) { localReply(head, body, path) } }
+        return localReply(head, body, path)
     }
 
     /// `reply`, answered by this instance.
-    private func localReply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
-        switch route(head, body) {
+    private func localReply(_ head: HTTPRequestHead, _ body: [UInt8], _ path: MatchedPath) -> HTTPServer.Reply {
+        switch route(head, body, path) {
         case .response(let response):
             return .response(response)
         case .notYet(let fallback, let wait):
@@ -135,7 +142,7 @@ package final class QueryAPI: Sendable {
     /// The response to one request without a server: an unmet `minPosition` is 503 at once,
     /// and a write waits on the calling thread for Kafka, then answers with what is applied.
     package func handle(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPResponse {
-        switch route(head, body) {
+        switch route(head, body, Self.match(head.path)) {
         case .response(let response), .notYet(let response, _): return response
         case .deferred(let work): return work()
         case .stream(let head, let stream): return HTTPResponse(status: head.status, headers: head.headers, body: stream.poll())
@@ -165,9 +172,10 @@ package final class QueryAPI: Sendable {
     }
 
     /// Every request's way in: the method and path, then who may call the route (its
-    /// `access` in `APIRoute`, checked here only), then the route.
-    private func route(_ head: HTTPRequestHead, _ body: [UInt8]) -> Answer {
-        let (match, decoded) = Self.match(head.path)
+    /// `access` in `APIRoute`, checked here only), then the route. `path` is the request
+    /// path's `match`.
+    private func route(_ head: HTTPRequestHead, _ body: [UInt8], _ path: MatchedPath) -> Answer {
+        let (match, decoded) = path
         // A path no route has is answered as GET's (404, or 405 for another method).
         let method = match?.route.method ?? "GET"
         guard head.method == method else {

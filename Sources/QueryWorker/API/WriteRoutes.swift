@@ -127,7 +127,7 @@ final class WriteRoutes: Sendable {
 
         // MARK: Event
         let now = clock()
-        guard store.chat(deviceId, chatId: chatId, now: now) != nil else {
+        guard store.hasChat(deviceId, chatId: chatId) else {
             return .response(.error(404, code: "not_found", message: "no such chat"))
         }
         let eventId =

@@ -26,17 +26,9 @@ package final class ClusterForwarder: Sendable {
         var method: String
         var isStream: Bool
         var mayRetry: Bool
-        var complete: @Sendable (Outcome) -> Void
     }
 
-    private struct Queue {
-        var jobs: [Job] = []
-        var stopping = false
-    }
-
-    private let queue = Mutex(Queue())
-    private let available = Semaphore()
-    private let threads = Mutex<[LedgerThread]>([])
+    private let workers: WorkerPool
     private let idle = Mutex<[String: [Int32]]>([:])
     private let idlePerInstance: Int
     private let connectTimeoutMilliseconds: Int32
@@ -56,22 +48,12 @@ package final class ClusterForwarder: Sendable {
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.answerTimeoutMilliseconds = answerTimeoutMilliseconds
         self.wake = wake
-        let started = (0..<max(1, threads)).map { _ in
-            LedgerThread(name: "chatledger-fwd") { [self] in work() }
-        }
-        self.threads.withLock { $0 = started }
-        for thread in started { thread.start() }
+        workers = WorkerPool(name: "chatledger-fwd", threads: threads)
     }
 
-    /// Stops the threads (after the forwards in progress) and closes kept connections.
+    /// Stops the threads (after the forwards queued and in progress) and closes kept connections.
     package func stop() {
-        let started = threads.withLock { threads in
-            defer { threads = [] }
-            return threads
-        }
-        queue.withLock { $0.stopping = true }
-        for _ in started { available.signal() }
-        for thread in started { thread.join() }
+        workers.stop()
         for fds in idle.withLock({ $0.values }) { for fd in fds { close(fd) } }
         idle.withLock { $0 = [:] }
     }
@@ -85,25 +67,9 @@ package final class ClusterForwarder: Sendable {
         let request = Self.encode(head, body, to: address, sender: sender, isStream: isStream)
         let job = Job(
             address: address, request: request, method: head.method, isStream: isStream,
-            mayRetry: head.method == "GET" || head.method == "HEAD", complete: complete)
-        let accepted = queue.withLock { queue in
-            guard !queue.stopping else { return false }
-            queue.jobs.append(job)
-            return true
-        }
-        guard accepted else { return complete(.unreachable("this instance is stopping")) }
-        available.signal()
-    }
-
-    private func work() {
-        while true {
-            available.wait()
-            guard let job = queue.withLock({ $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) else {
-                if queue.withLock({ $0.stopping }) { return }
-                continue
-            }
-            job.complete(exchange(job))
-        }
+            mayRetry: head.method == "GET" || head.method == "HEAD")
+        let accepted = workers.submit { [self] in complete(exchange(job)) }
+        if !accepted { complete(.unreachable("this instance is stopping")) }
     }
 
     /// The request bytes: the client's head without hop-by-hop fields, `Host` for the
@@ -144,7 +110,9 @@ package final class ClusterForwarder: Sendable {
             return .unreachable("the connection to \(job.address) failed while sending")
         }
         var input: [UInt8] = []
-        guard let parsed = Self.readHead(fd, into: &input) else {
+        // One read buffer for the whole answer (a read copies out only what arrived).
+        var chunk = Self.readChunk()
+        guard let parsed = Self.readHead(fd, into: &input, using: &chunk) else {
             close(fd)
             return .unreachable("no answer from \(job.address)")
         }
@@ -155,7 +123,7 @@ package final class ClusterForwarder: Sendable {
         }
         if let length = parsed.contentLength {
             while input.count < length {
-                guard Self.readSome(fd, into: &input) > 0 else {
+                guard Self.readSome(fd, into: &input, using: &chunk) > 0 else {
                     close(fd)
                     return .unreachable("\(job.address) closed the connection mid-answer")
                 }
@@ -167,7 +135,7 @@ package final class ClusterForwarder: Sendable {
         if parsed.contentType.hasPrefix("text/event-stream") {
             return .stream(response, RelayStream(fd: fd, buffered: input, wake: wake))
         }
-        while Self.readSome(fd, into: &input) > 0 {}
+        while Self.readSome(fd, into: &input, using: &chunk) > 0 {}
         close(fd)
         response.body = input
         return .response(response)
@@ -195,12 +163,12 @@ package final class ClusterForwarder: Sendable {
     }
 
     /// Reads up to the end of the response head; `input` keeps what came after it.
-    private static func readHead(_ fd: Int32, into input: inout [UInt8]) -> ParsedHead? {
+    private static func readHead(_ fd: Int32, into input: inout [UInt8], using chunk: inout [UInt8]) -> ParsedHead? {
         let limit = 64 * 1024
         var end: Int?
         while end == nil {
             let before = max(0, input.count - 3)
-            guard readSome(fd, into: &input) > 0 else { return nil }
+            guard readSome(fd, into: &input, using: &chunk) > 0 else { return nil }
             end = findHeadEnd(input, from: before)
             if end == nil && input.count > limit { return nil }
         }
@@ -239,9 +207,13 @@ package final class ClusterForwarder: Sendable {
         return nil
     }
 
-    /// Appends what one `read` gives; 0 at the end or on an error (or timeout).
-    static func readSome(_ fd: Int32, into input: inout [UInt8]) -> Int {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    /// A buffer for `readSome`, made once per exchange or relayed stream and reused for
+    /// each of its reads.
+    static func readChunk() -> [UInt8] { [UInt8](repeating: 0, count: 16 * 1024) }
+
+    /// Appends what one `read` into `chunk` (a `readChunk()`, reused from read to read)
+    /// gives; 0 at the end or on an error (or timeout).
+    static func readSome(_ fd: Int32, into input: inout [UInt8], using chunk: inout [UInt8]) -> Int {
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }

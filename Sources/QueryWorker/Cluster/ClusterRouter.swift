@@ -57,7 +57,13 @@ package final class ClusterRouter: Sendable {
     /// The reply to a request: `local()` (this instance's API) for every route but a
     /// device route owned elsewhere, which is forwarded, or 503 while its owner is not ready.
     package func reply(_ head: HTTPRequestHead, _ body: [UInt8], local: () -> HTTPServer.Reply) -> HTTPServer.Reply {
-        guard let device = Self.deviceRoute(head) else { return local().adding(Self.instanceHeader, identity.url) }
+        reply(head, body, route: QueryAPI.match(head.path).match, local: local)
+    }
+
+    /// `reply` for a request whose route `QueryAPI` has matched already (nil: none), so
+    /// the path is not matched again.
+    func reply(_ head: HTTPRequestHead, _ body: [UInt8], route: APIRoute.Match?, local: () -> HTTPServer.Reply) -> HTTPServer.Reply {
+        guard let device = Self.deviceRoute(route) else { return local().adding(Self.instanceHeader, identity.url) }
         guard let partitions = ownership.partitionCount else {
             return unavailable("cluster_membership_unknown", "this instance does not know the cluster's members yet")
         }
@@ -129,11 +135,11 @@ package final class ClusterRouter: Sendable {
     }
 
     /// The device a device route names (`/api/v1/devices/{deviceId}/…`: reads, the change
-    /// stream, writes), matched by the API's own route table, and whether it is the change
-    /// stream; nil for any other route (answered here: it is not a device's).
-    static func deviceRoute(_ head: HTTPRequestHead) -> (id: String, isStream: Bool)? {
-        guard let match = QueryAPI.match(head.path).match, let id = match.deviceId, !id.isEmpty else { return nil }
-        return (id, match.route.name == .changes)
+    /// stream, writes), as the API's own route table matched it, and whether it is the
+    /// change stream; nil for any other route (answered here: it is not a device's).
+    static func deviceRoute(_ route: APIRoute.Match?) -> (id: String, isStream: Bool)? {
+        guard let route, let id = route.deviceId, !id.isEmpty else { return nil }
+        return (id, route.route.name == .changes)
     }
 }
 

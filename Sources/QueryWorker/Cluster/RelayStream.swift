@@ -37,7 +37,8 @@ package final class RelayStream: HTTPStream {
         self.shared = shared
         reader = LedgerThread(name: "chatledger-relay") {
             var input: [UInt8] = []
-            while ClusterForwarder.readSome(fd, into: &input) > 0 {
+            var chunk = ClusterForwarder.readChunk()
+            while ClusterForwarder.readSome(fd, into: &input, using: &chunk) > 0 {
                 shared.buffer.withLock { $0.bytes += input }
                 input.removeAll(keepingCapacity: true)
                 wake()

@@ -89,7 +89,9 @@ package final class HTTPServer: Sendable {
     /// so nothing (a Kafka completion or a deferred replay finishing after `stop()`) can
     /// write to a descriptor number that was closed and perhaps reused for a file.
     private let lifecycle = Mutex(Lifecycle.idle)
-    private let workers = DeferredWork()
+    /// How many event loops run (`Configuration.loops`, within 1...`maxLoops`).
+    private let loops: Int
+    private let workers: DeferredWork
     /// Numbers the requests answered off the loop, so a late answer never reaches a later
     /// request; a ticket is this number, then the connection's loop in the low byte.
     private let tickets = Atomic<UInt64>(0)
@@ -99,11 +101,13 @@ package final class HTTPServer: Sendable {
         self.configuration = configuration
         self.observer = observer
         self.handler = handler
+        loops = max(1, min(Self.maxLoops, configuration.loops))
+        workers = DeferredWork(loops: loops)
     }
 
     /// Binds, listens and starts the loops; returns the port they listen on.
     package func start() throws -> UInt16 {
-        let loops = max(1, min(Self.maxLoops, configuration.loops))
+        let loops = loops
         // One listener (not SO_REUSEPORT: a second server on the port must fail), accepted
         // from by the first loop, which hands every other new connection to the next loop.
         handoffs.withLock { $0 = Array(repeating: [], count: loops) }
@@ -930,73 +934,57 @@ package protocol HTTPStream: AnyObject, Sendable {
     func poll() -> [UInt8]
 }
 
-/// The worker threads that run `Reply.deferred` work off the loop thread, and the mailbox
-/// where that work and `Reply.pending` completions leave their answers, by ticket.
+/// Where `Reply.deferred` work and `Reply.pending` completions leave their answers for the
+/// loop that waits for them: the work runs on a `WorkerPool`, and each loop has its own
+/// mailbox of answers by ticket, so a loop looks only at its own.
 private final class DeferredWork: Sendable {
-    private struct Queue {
-        var jobs: [(ticket: UInt64, work: @Sendable () -> HTTPResponse)] = []
-        var finished: [UInt64: HTTPServer.Reply] = [:]
-        var stopping = false
+    /// One loop's answers by ticket.
+    private final class Mailbox: Sendable {
+        let finished = Mutex<[UInt64: HTTPServer.Reply]>([:])
     }
 
-    private let queue = Mutex(Queue())
-    private let available = Semaphore()
-    private let threads = Mutex<[LedgerThread]>([])
+    private let mailboxes: [Mailbox]
+    private let pool = Mutex<WorkerPool?>(nil)
     /// In an array: a closure held directly in a `Mutex` is reabstracted on every
     /// `withLock` (its inout access) and grows a chain of thunks, one pair per completion.
     private let onFinished = Mutex<[@Sendable () -> Void]>([])
 
+    init(loops: Int) {
+        mailboxes = (0..<max(1, loops)).map { _ in Mailbox() }
+    }
+
     /// Starts the threads; `onFinished` is called after each job and completion (to wake the loop).
     func start(threads count: Int, onFinished: @escaping @Sendable () -> Void) {
         self.onFinished.withLock { $0 = [onFinished] }
-        let started = (0..<count).map { _ in
-            LedgerThread { [self] in
-                while true {
-                    available.wait()
-                    guard let job = queue.withLock({ $0.stopping ? nil : ($0.jobs.isEmpty ? nil : $0.jobs.removeFirst()) }) else {
-                        if queue.withLock({ $0.stopping }) { return }
-                        continue
-                    }
-                    complete(ticket: job.ticket, .response(job.work()))
-                }
-            }
-        }
-        threads.withLock { $0 = started }
-        for thread in started { thread.start() }
+        let started = WorkerPool(name: "chatledger-work", threads: count)
+        pool.withLock { $0 = started }
     }
 
     func submit(ticket: UInt64, _ work: @escaping @Sendable () -> HTTPResponse) {
-        queue.withLock { $0.jobs.append((ticket, work)) }
-        available.signal()
+        pool.withLock { $0 }?.submit { [self] in complete(ticket: ticket, .response(work())) }
     }
 
-    /// Leaves the answer for `ticket` and wakes the loop.
+    /// Leaves the answer for `ticket` in its loop's mailbox and wakes the loops.
     func complete(ticket: UInt64, _ reply: HTTPServer.Reply) {
-        queue.withLock { $0.finished[ticket] = reply }
+        let loop = Int(UInt8(truncatingIfNeeded: ticket))
+        guard loop < mailboxes.count else { return }
+        mailboxes[loop].finished.withLock { $0[ticket] = reply }
         for finished in onFinished.withLock({ $0 }) { finished() }
     }
 
     /// The answers left for `loop` since its last call, by ticket (those nobody waits for
     /// any more are dropped).
     func takeFinished(loop: UInt8) -> [UInt64: HTTPServer.Reply] {
-        queue.withLock { queue in
-            guard !queue.finished.isEmpty else { return [:] }
-            var mine: [UInt64: HTTPServer.Reply] = [:]
-            for (ticket, reply) in queue.finished where UInt8(truncatingIfNeeded: ticket) == loop {
-                mine[ticket] = reply
-            }
-            for ticket in mine.keys { queue.finished[ticket] = nil }
-            return mine
+        guard Int(loop) < mailboxes.count else { return [:] }
+        return mailboxes[Int(loop)].finished.withLock { finished in
+            guard !finished.isEmpty else { return [:] }
+            defer { finished = [:] }
+            return finished
         }
     }
 
+    /// Stops the threads once the work queued and running is done.
     func stop() {
-        let started = threads.withLock { threads in
-            defer { threads = [] }
-            return threads
-        }
-        queue.withLock { $0.stopping = true }
-        for _ in started { available.signal() }
-        for thread in started { thread.join() }
+        pool.withLock { $0 }?.stop()
     }
 }
