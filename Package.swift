@@ -60,6 +60,9 @@ let package = Package(
 
         // Test helpers shared by test targets: a plain librdkafka consumer, the built binary.
         .target(name: "KafkaTestSupport", dependencies: ["CRdKafka"], path: "Tests/KafkaTestSupport"),
+        // What the adapter-stage tests of BridgeAdaptersTests and ChatLedgerCLITests share:
+        // the stage's topics on a mock cluster and the chat-list reference.
+        .target(name: "BridgeTestSupport", dependencies: ["ChatEvents", "ChatProjection", "EventLog", "KafkaClient"], path: "Tests/BridgeTestSupport"),
         // A log writer for the crash tests to SIGKILL at random moments.
         .executableTarget(name: "LogCrashWriter", dependencies: ["EventLog", "KafkaTestSupport"], path: "Tests/LogCrashWriter"),
         // An ingest pipeline for the crash tests to SIGKILL while a checkpoint is written in the background.
@@ -86,11 +89,12 @@ let package = Package(
             name: "ChatLedgerCLITests",
             dependencies: [
                 "ChatLedgerCLI", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport", "BridgeAdapters", "QueryWorker",
+                "BridgeTestSupport",
             ]
         ),
         .testTarget(
             name: "BridgeAdaptersTests",
-            dependencies: ["BridgeAdapters", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport"]
+            dependencies: ["BridgeAdapters", "ChatEvents", "ChatProjection", "EventLog", "KafkaClient", "KafkaTestSupport", "BridgeTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

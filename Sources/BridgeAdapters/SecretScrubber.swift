@@ -9,12 +9,35 @@ import Glibc
 /// record's bytes, so there every `apikey` value (at any depth, even in JSON cut short) is
 /// replaced by `"[redacted]"`, and so is every other occurrence of the secret's bytes
 /// (a record can repeat it, e.g. in a URL), in the value, the key and the description.
+///
+/// The `baileys` and `wwebjs` envelopes carry whatever their publisher forwards (ours in
+/// `deploy/bridges/` leave the session's credentials out, another may not): the session's
+/// keys in Baileys' `creds.update` (`AuthenticationCreds`), a code that links a device
+/// (`qr` of Baileys' `connection.update` and of whatsapp-web.js, a pairing code), the
+/// legacy whatsapp-web.js session of `authenticated`. In a dead letter the value of each
+/// such key, and the whole `data`/`args` of those events, is replaced by `"[redacted]"`
+/// (objects and arrays included).
 package enum SecretScrubber {
     /// What a secret is replaced with.
     package static let redacted = Array("[redacted]".utf8)
 
     /// Key names (compared case-insensitively) whose values are secrets.
     static let secretKeys: Set<String> = ["apikey", "api_key", "api-key", "x-api-key"]
+
+    /// Key names (compared case-insensitively) whose values are a WhatsApp session's
+    /// credentials: Baileys' key pairs and secrets, a device-linking QR or pairing code,
+    /// whatsapp-web.js' legacy session tokens.
+    static let credentialKeys: Set<String> = [
+        "noisekey", "pairingephemeralkeypair", "signedidentitykey", "signedprekey", "advsecretkey", "signalidentities", "pairingcode",
+        "qr", "wabrowserid", "wasecretbundle", "watoken1", "watoken2",
+    ]
+
+    /// Events whose whole payload (`data`, `args`) is credentials or carries them: Baileys'
+    /// `creds.update` and `connection.update`, whatsapp-web.js' `qr`, `code` and `authenticated`.
+    static let credentialEvents: Set<String> = ["creds.update", "connection.update", "qr", "code", "authenticated"]
+
+    /// The payload keys of an envelope.
+    static let payloadKeys: Set<String> = ["data", "args"]
 
     /// Occurrences of secrets shorter than this are not searched for outside `apikey`
     /// values (too likely to be ordinary text).
@@ -32,7 +55,7 @@ package enum SecretScrubber {
     /// `bytes` with every `apikey` value and every occurrence of `secret` replaced.
     package static func scrub(_ bytes: [UInt8], secret: [UInt8]?) -> [UInt8] {
         var secrets: [[UInt8]] = []
-        var scrubbed = scan(bytes) { value in
+        var scrubbed = scan(bytes, credentials: true) { value in
             if value.count >= minimumSecretBytes { secrets.append(value) }
         }
         if let secret, secret.count >= minimumSecretBytes { secrets.append(secret) }
@@ -69,7 +92,10 @@ package enum SecretScrubber {
     /// Copies `bytes`, replacing the value after every secret key with `"[redacted]"`, and
     /// reports each secret string value found (decoded). Works on broken JSON: strings
     /// are found by their quotes, a string cut off runs to the end.
-    private static func scan(_ bytes: [UInt8], found: ([UInt8]) -> Void) -> [UInt8] {
+    /// With `credentials`, the values of `credentialKeys` (and the payload of a
+    /// `credentialEvents` record) are replaced too, whatever their type, without being reported.
+    private static func scan(_ bytes: [UInt8], credentials: Bool = false, found: ([UInt8]) -> Void) -> [UInt8] {
+        let payloadIsCredential = credentials && carriesCredentialEvent(bytes)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var index = 0
@@ -92,7 +118,9 @@ package enum SecretScrubber {
             let content = Array(bytes[(index + 1)..<close])
             out.append(contentsOf: bytes[index..<min(close + 1, count)])
             index = close + 1
-            guard secretKeys.contains(String(decoding: unescaped(content), as: UTF8.self).lowercased()) else { continue }
+            let name = String(decoding: unescaped(content), as: UTF8.self).lowercased()
+            let isCredential = credentials && (credentialKeys.contains(name) || (payloadIsCredential && payloadKeys.contains(name)))
+            guard isCredential || secretKeys.contains(name) else { continue }
             var cursor = index
             while cursor < count, isWhitespace(bytes[cursor]) { cursor += 1 }
             guard cursor < count, bytes[cursor] == UInt8(ascii: ":") else { continue }
@@ -101,7 +129,12 @@ package enum SecretScrubber {
             out.append(contentsOf: bytes[index..<cursor])
             index = cursor
             guard cursor < count else { break }
-            if bytes[cursor] == UInt8(ascii: "\"") {
+            if isCredential {
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: redacted)
+                out.append(UInt8(ascii: "\""))
+                index = valueEnd(bytes, from: cursor)
+            } else if bytes[cursor] == UInt8(ascii: "\"") {
                 let valueEnd = stringEnd(cursor)
                 found(unescaped(Array(bytes[(cursor + 1)..<valueEnd])))
                 out.append(UInt8(ascii: "\""))
@@ -123,6 +156,57 @@ package enum SecretScrubber {
             }
         }
         return out
+    }
+
+    /// Where the JSON value starting at `start` ends (one past it): a string, an object or
+    /// an array (brackets balanced outside strings), or a number or literal; the end of
+    /// `bytes` for a value cut off.
+    private static func valueEnd(_ bytes: [UInt8], from start: Int) -> Int {
+        var depth = 0
+        var index = start
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") { index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1 }
+                index = min(index + 1, bytes.count)
+                if depth == 0 { return index }
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { return index }  // a literal's end, the enclosing container's bracket
+                depth -= 1
+                if depth == 0 { return index + 1 }
+            case UInt8(ascii: ","), 0x20, 0x0A, 0x0D, 0x09:
+                if depth == 0 { return index }
+            default:
+                break
+            }
+            index += 1
+        }
+        return bytes.count
+    }
+
+    /// Whether the record's `event` (at any depth, read without needing valid JSON) is one
+    /// of `credentialEvents`.
+    private static func carriesCredentialEvent(_ bytes: [UInt8]) -> Bool {
+        var found = false
+        var index = 0
+        let key = Array("\"event\"".utf8)
+        while !found, let at = firstIndex(of: key, in: bytes, from: index) {
+            var cursor = at + key.count
+            while cursor < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[cursor]) { cursor += 1 }
+            index = at + 1
+            guard cursor < bytes.count, bytes[cursor] == UInt8(ascii: ":") else { continue }
+            cursor += 1
+            while cursor < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[cursor]) { cursor += 1 }
+            guard cursor < bytes.count, bytes[cursor] == UInt8(ascii: "\"") else { continue }
+            let end = valueEnd(bytes, from: cursor)
+            let name = unescaped(Array(bytes[(cursor + 1)..<max(cursor + 1, end - 1)]))
+            found = credentialEvents.contains(String(decoding: name, as: UTF8.self))
+        }
+        return found
     }
 
     /// A JSON string's contents with the common escapes decoded (`\uXXXX` to UTF-8).

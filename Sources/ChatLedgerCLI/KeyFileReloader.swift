@@ -14,48 +14,38 @@ import Synchronization
 /// the path, following symlinks) rather than inotify: Kubernetes updates a mounted Secret
 /// by swapping a `..data` symlink, which an inotify watch on the file never sees, and
 /// editors replace files by rename. A check costs one system call.
-final class KeyFileReloader: Service {
-    let serviceName = "keys"
+///
+/// It runs as a `ThreadService` ("keys", thread `chatledger-keys`; `service(...)`), so it
+/// starts, stops and joins with the other services of `run` and `serve`.
+final class KeyFileReloader: Sendable {
     private let path: String
     private let ring: KeyRing
-    private let signals: TerminationSignal
-    private let metrics: MetricsRegistry?
     private let logger = Logger(label: "keys")
     private let hangup = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let failures = Atomic<Int>(0)
-    private let lifecycle = Mutex<(state: ServiceLifecycle, thread: LedgerThread?)>((.idle, nil))
     static let checkInterval: Duration = .milliseconds(250)
 
-    /// Reloads `path` into `ring`; `signals` delivers SIGHUP; its counters go to `metrics`.
-    init(path: String, ring: KeyRing, signals: TerminationSignal, metrics: MetricsRegistry?) {
+    private init(path: String, ring: KeyRing) {
         self.path = path
         self.ring = ring
-        self.signals = signals
-        self.metrics = metrics
     }
 
-    /// Starts watching (it never fails later: a bad file keeps the keys in force).
-    func start(onFailure: @escaping @Sendable (any Error) -> Void) throws {
-        let worker = LedgerThread(name: "chatledger-keys") { [self] in watch() }
-        try lifecycle.withLock { lifecycle throws(ServiceLifecycle.IllegalTransition) in
-            try lifecycle.state.start()
-            lifecycle.thread = worker
-        }
-        signals.onHangup { [self] in hangup.store(true, ordering: .releasing) }
+    /// A service reloading `path` into `ring` on its own thread: on each SIGHUP `signals`
+    /// delivers and whenever the file changes; its counters go to `metrics`. It never fails
+    /// once started (a bad file keeps the keys in force); `stop` joins its thread.
+    static func service(path: String, ring: KeyRing, signals: TerminationSignal, metrics: MetricsRegistry?) -> ThreadService {
+        let reloader = KeyFileReloader(path: path, ring: ring)
+        signals.onHangup { reloader.hangup.store(true, ordering: .releasing) }
         metrics?.collect("chatledger_keys_file_generation", help: "Key sets in force since start: 1, plus one per reload of the keys file.", kind: .gauge) {
             [ring] in [.init(Double(ring.generation))]
         }
         metrics?.collect("chatledger_keys_file_reload_failures_total", help: "Reloads of the keys file refused (the previous keys stayed).", kind: .counter) {
-            [self] in [.init(Double(failures.load(ordering: .relaxed)))]
+            [reloader] in [.init(Double(reloader.failures.load(ordering: .relaxed)))]
         }
-        worker.start()
-    }
-
-    func stop() {
-        guard let worker = lifecycle.withLock({ $0.state.stop() ? $0.thread : nil }) else { return }
-        stopping.store(true, ordering: .releasing)
-        worker.join()
+        return ThreadService(name: "keys", threadName: "chatledger-keys", halt: { reloader.stopping.store(true, ordering: .releasing) }) {
+            reloader.watch()
+        }
     }
 
     private func watch() {

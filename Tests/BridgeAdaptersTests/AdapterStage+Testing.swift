@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BridgeAdapters
+import BridgeTestSupport
 import ChatEvents
 import ChatProjection
 import EventLog
@@ -9,25 +10,17 @@ import Foundation
 import KafkaClient
 import KafkaTestSupport
 import LedgerSupport
+import Synchronization
 import Testing
 
-/// Produces simulated Evolution traffic to a mock cluster and folds what comes out.
-enum StageTesting {
-    static let canonicalTopic = "wa.device-events"
+/// Produces simulated Evolution traffic to a mock cluster and folds what comes out (the
+/// topics, the cluster and the reference: `StageTestingSupport`).
+enum StageTesting: StageTestingSupport {
     static let canonicalPartitions = 4
-    static let deadLetterTopic = "wa.adapt.dead-letters"
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-    }
-
-    /// A mock cluster with the canonical and dead-letter topics and `traffic`'s topics
-    /// (one partition each, as Evolution's broker-created topics have).
+    /// A mock cluster with the canonical and dead-letter topics and `traffic`'s topics.
     static func cluster(for traffic: EvolutionTraffic) throws -> MockCluster {
-        let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), (deadLetterTopic, 1)])
-        for topic in traffic.topics { try cluster.createTopic(topic, partitions: 1) }
-        return cluster
+        try cluster(canonicalPartitions: canonicalPartitions, topics: traffic.topics)
     }
 
     /// Produces `count` records of `traffic`; returns their meanings, in order.
@@ -45,16 +38,6 @@ enum StageTesting {
         return meanings
     }
 
-    /// Folds events in order (ids made unique) into a projection state.
-    static func fold(_ events: [Event]) -> ProjectionState {
-        var state = ProjectionState()
-        for (index, var event) in events.enumerated() {
-            event.eventId = "m-\(index)"
-            state.apply(event, at: LogPosition(partition: 0, offset: Int64(index)))
-        }
-        return state
-    }
-
     /// Reads the canonical topic and folds it as ingest would (per partition, in offset
     /// order; invalid values are failures here).
     static func foldCanonicalTopic(_ brokers: String) throws -> (state: ProjectionState, events: [Event], values: [[UInt8]]) {
@@ -70,28 +53,6 @@ enum StageTesting {
         return (state, events, messages.map(\.value))
     }
 
-    /// Every device's chat list as the API renders it (up to 500 chats), at a fixed clock.
-    static func rendered(_ state: ProjectionState, devices: [String]) throws -> [String: String] {
-        var views: [String: String] = [:]
-        for device in devices {
-            let view = try ChatListRenderer.chatList(state.devices[device], deviceId: device, query: ChatListQuery(limit: 500), now: 1_900_000_000_000)
-            views[device] = String(decoding: view.bytes, as: UTF8.self)
-        }
-        return views
-    }
-
-    /// The first difference between two renderings, for a readable failure.
-    static func difference(_ expected: [String: String], _ actual: [String: String]) -> String? {
-        for device in expected.keys.sorted() where expected[device] != actual[device] {
-            let left = expected[device] ?? "", right = actual[device] ?? ""
-            let common = zip(left, right).prefix { $0 == $1 }.count
-            let start = left.index(left.startIndex, offsetBy: max(0, common - 200))
-            let rightStart = right.index(right.startIndex, offsetBy: max(0, common - 200))
-            return "\(device) differs at character \(common):\n expected …\(left[start...].prefix(500))\n actual   …\(right[rightStart...].prefix(500))"
-        }
-        return nil
-    }
-
     /// Waits (polling the condition, bounded) until `condition` holds.
     static func waitUntil(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) throws {
         try Polling.waitUntil(what, seconds: seconds, condition)
@@ -100,10 +61,11 @@ enum StageTesting {
 
 /// An adapter stage on its own thread, for in-process tests.
 final class RunningStage: @unchecked Sendable {
-    // SAFETY: `failure` is written by the stage thread before `done` is signalled and read
-    // only after waiting for it.
+    // SAFETY: `failure` is written by the stage thread before `done` is signalled (and
+    // `ended` set) and read only after waiting for it.
     let stage = AdapterStage()
     private let done = Semaphore()
+    private let ended = Atomic<Bool>(false)
     private var failure: Error?
 
     init(brokers: String, pattern: String = "^evolution\\..*", group: String = "stage-test", hold: Int = 2_000) {
@@ -118,8 +80,16 @@ final class RunningStage: @unchecked Sendable {
             } catch {
                 failure = error
             }
+            ended.store(true, ordering: .releasing)
             done.signal()
         }.start()
+    }
+
+    /// Waits (without asking it to stop) until the stage ends by itself; what stopped it.
+    func waitUntilEnded(seconds: Double = 60) throws -> Error? {
+        try StageTesting.waitUntil("the stage has ended by itself", seconds: seconds) { ended.load(ordering: .acquiring) }
+        done.wait()
+        return failure
     }
 
     /// Waits until the stage has consumed `records` and caught up with every source partition.

@@ -93,6 +93,48 @@ struct BridgeBasicsTests {
         #expect(SecretScrubber.scrub("detail with \(secret) in it", secret: Array(secret.utf8)) == "detail with [redacted] in it")
     }
 
+    @Test("session credentials in baileys/wwebjs envelopes (creds.update keys, a linking QR or pairing code, legacy session tokens) never reach a dead letter, whole objects included, valid or cut off")
+    func sessionCredentialsScrubbed() throws {
+        let privateKey = "cHJpdmF0ZS1ub2lzZS1rZXktYnl0ZXM="
+        let advSecret = "YWR2LXNlY3JldC1rZXk="
+        let qr = "2@Zq1hA9kX,cHVibGljLW5vaXNl,aWRlbnRpdHk=,YWR2"
+        // A publisher that forwards creds.update whole (ours keeps only accountSettings), with
+        // no deviceId: a dead letter.
+        let creds = #"{"event":"creds.update","data":{"noiseKey":{"private":"\#(privateKey)","public":"cHVibGlj"},"advSecretKey":"\#(advSecret)","signedPreKey":{"keyPair":{"private":"\#(privateKey)"},"keyId":1},"registrationId":7},"timestamp":1}"#
+        let baileys = BaileysAdapter().adapt(
+            BridgeRecord(topic: "wa.baileys", partition: 0, offset: 3, timestamp: 1, key: Array("bot-1".utf8), value: Array(creds.utf8)), tape: JSONTape())
+        guard case .deadLetter(let code, let detail) = baileys.outcome else {
+            Issue.record("creds.update without deviceId is a dead letter")
+            return
+        }
+        let letter = String(decoding: DeadLetter(
+            format: "baileys", record: BridgeRecord(topic: "wa.baileys", partition: 0, offset: 3, timestamp: 1, key: Array("bot-1".utf8), value: Array(creds.utf8)),
+            reason: code, detail: detail, secret: baileys.secret).encoded(), as: UTF8.self)
+        #expect(!letter.contains(privateKey) && !letter.contains(advSecret), "\(letter)")
+        #expect(letter.contains("creds.update"), "the rest of the record stays for diagnosis: \(letter)")
+
+        let cases: [(record: String, secrets: [String])] = [
+            // Anywhere, at any depth: the credential keys' values, whatever their type.
+            (#"{"event":"messages.upsert","data":{"x":{"noiseKey":{"private":"\#(privateKey)"},"pairingCode":"ABCD1234"}}}"#, [privateKey, "ABCD1234"]),
+            (#"{"event":"connection.update","deviceId":"bot-1","data":{"connection":"connecting","qr":"\#(qr)"}}"#, [qr]),
+            // whatsapp-web.js: qr and code carry the code in args; authenticated the legacy session.
+            (#"{"event":"qr","deviceId":"bot-1","args":["\#(qr)"]}"#, [qr]),
+            (#"{"args":["ABCD1234"],"deviceId":"bot-1","event":"code"}"#, ["ABCD1234"]),
+            (#"{"event":"authenticated","deviceId":"bot-1","args":[{"WABrowserId":"\"brw-77a\"","WASecretBundle":"{\"key\":\"\#(privateKey)\"}","WAToken1":"\"tok-one-1\"","WAToken2":"\"tok-two-2\""}]}"#, [privateKey, "brw-77a", "tok-one-1", "tok-two-2"]),
+            // Cut off inside the credentials.
+            (#"{"event":"creds.update","deviceId":"bot-1","data":{"advSecretKey":"\#(advSecret)","noiseKey":{"private":"\#(privateKey)"#, [advSecret, privateKey]),
+        ]
+        for (record, secrets) in cases {
+            let scrubbed = String(decoding: SecretScrubber.scrub(Array(record.utf8), secret: nil), as: UTF8.self)
+            for secret in secrets { #expect(!scrubbed.contains(secret), "\(secret) in \(scrubbed)") }
+            #expect(scrubbed.contains("[redacted]"))
+        }
+        // What is not a credential stays, and the record's secret is still Evolution's apikey alone.
+        let upsert = #"{"event":"messages.upsert","deviceId":"bot-1","data":{"messages":[{"key":{"id":"M1"},"message":{"conversation":"qr code please"}}]}}"#
+        #expect(SecretScrubber.scrub(Array(upsert.utf8), secret: nil) == Array(upsert.utf8))
+        #expect(SecretScrubber.secretValue(in: Array(#"{"event":"qr","args":["\#(qr)"]}"#.utf8)) == nil)
+    }
+
     @Test("a dead letter: coordinates, reason, scrubbed value as text (base64 when not UTF-8), cut at 64 KiB on a character")
     func deadLetterEncoding() throws {
         let secret = "B6D711FCDE4D4FD5936544120E713976"

@@ -1,7 +1,5 @@
 import BridgeAdapters
 import ChatEvents
-import ChatProjection
-import EventLog
 import Foundation
 import Testing
 
@@ -233,20 +231,9 @@ struct SameConversationTests {
         return events
     }
 
+    /// The device's chat list and archived chats (without `version`) after `events`.
     static func chatList(_ events: [Event]) throws -> String {
-        var state = ProjectionState()
-        for (index, var event) in events.enumerated() {
-            event.eventId = "e\(index)"
-            state.apply(event, at: LogPosition(partition: 0, offset: Int64(index)))
-        }
-        // The chat list and the archived chats.
-        var text = ""
-        for filter in [ChatListFilter.all, .archived] {
-            let view = try ChatListRenderer.chatList(state.devices[device], deviceId: device, query: ChatListQuery(filter: filter, limit: 50), now: 1_900_000_000_000)
-            text += String(decoding: view.bytes, as: UTF8.self) + "\n"
-        }
-        while let range = text.range(of: #""version":[0-9]+,"#, options: .regularExpression) { text.removeSubrange(range) }
-        return text
+        try StageTesting.rendered(StageTesting.fold(events), devices: [device], withVersion: false)[device] ?? ""
     }
 
     @Test("the canonical script itself: Ana 1 unread (her last message revoked), pinned; Bo archived, muted, marked unread; the group renamed, read")

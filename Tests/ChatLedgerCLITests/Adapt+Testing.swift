@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BridgeAdapters
+import BridgeTestSupport
 import ChatEvents
 import ChatProjection
 import EventLog
@@ -105,21 +106,8 @@ final class AdaptProcess {
     }
 }
 
-enum AdaptTesting {
-    static let canonicalTopic = "wa.device-events"
-    static let deadLetterTopic = "wa.adapt.dead-letters"
-
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-    }
-
-    /// A mock cluster with the canonical topic, the dead-letter topic and `topics` (one partition each).
-    static func cluster(canonicalPartitions: Int = 4, topics: [String]) throws -> MockCluster {
-        let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), (deadLetterTopic, 1)])
-        for topic in topics { try cluster.createTopic(topic, partitions: 1) }
-        return cluster
-    }
+/// What the `adapt` process tests share (the topics, the cluster and the reference: `StageTestingSupport`).
+enum AdaptTesting: StageTestingSupport {
 
     /// Polls `condition` (every 50 ms) until it holds, failing after `seconds`.
     static func waitUntil(_ what: String, seconds: Double = 60, _ condition: () throws -> Bool) throws {
@@ -139,42 +127,6 @@ enum AdaptTesting {
         var state = ProjectionState()
         try ProjectionRecovery.replay(into: &state, log: EventLog(dataDirectory: data), topic: canonicalTopic)
         return state
-    }
-
-    /// Folds events in order (ids made unique) into a projection state: the reference.
-    static func fold(_ events: [Event]) -> ProjectionState {
-        var state = ProjectionState()
-        for (index, var event) in events.enumerated() {
-            event.eventId = "m-\(index)"
-            state.apply(event, at: LogPosition(partition: 0, offset: Int64(index)))
-        }
-        return state
-    }
-
-    /// Every device's chat list as the API renders it, at a fixed clock; without the
-    /// device's `version` (how many events it applied) if asked.
-    static func rendered(_ state: ProjectionState, devices: [String], withVersion: Bool = true) throws -> [String: String] {
-        var views: [String: String] = [:]
-        for device in devices {
-            // The chat list and the archived chats (the list leaves them out).
-            var text = ""
-            for filter in [ChatListFilter.all, .archived] {
-                let view = try ChatListRenderer.chatList(state.devices[device], deviceId: device, query: ChatListQuery(filter: filter, limit: 500), now: 1_900_000_000_000)
-                text += String(decoding: view.bytes, as: UTF8.self) + "\n"
-            }
-            while !withVersion, let range = text.range(of: #""version":[0-9]+,"#, options: .regularExpression) { text.removeSubrange(range) }
-            views[device] = text
-        }
-        return views
-    }
-
-    static func difference(_ expected: [String: String], _ actual: [String: String]) -> String? {
-        for device in expected.keys.sorted() where expected[device] != actual[device] {
-            let left = expected[device] ?? "", right = actual[device] ?? ""
-            let common = zip(left, right).prefix { $0 == $1 }.count
-            return "\(device) differs at character \(common):\n expected …\(left.dropFirst(max(0, common - 150)).prefix(400))\n actual   …\(right.dropFirst(max(0, common - 150)).prefix(400))"
-        }
-        return nil
     }
 
     /// An Evolution record (Kafka value) for `instance` with `data`, carrying `apikey`.

@@ -135,6 +135,32 @@ struct AdaptCommandTests: DemoKeyRequests {
         #expect(!run.canonical.contains { $0.contains(secret) }, "no secret on the canonical topic (not even in a caption)")
     }
 
+    @Test("the broker refuses every canonical event: adapt exits 1 saying the deliveries failed, and commits no offset of the records they were made from")
+    func undeliveredEventsEndTheProcess() throws {
+        let topic = "evolution.refused.messages.upsert"
+        let cluster = try T.cluster(topics: [topic])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        for index in 0..<3 {
+            try producer.send(
+                topic: topic, key: Array("refused".utf8),
+                value: T.upsert(instance: "refused", remoteJid: "491701234567@s.whatsapp.net", id: "R\(index)", fromMe: false, text: "hi", at: 1_767_000_000 + Int64(index), apikey: "key-refused-0001"))
+        }
+        try producer.flush(timeoutMilliseconds: 30_000)
+        #expect(producer.report.delivered == 3)
+        // Kafka's TOPIC_AUTHORIZATION_FAILED (permanent) for every produce request from now on.
+        cluster.failNextRequests(.produce, errors: Array(repeating: 29, count: 50))
+
+        let adapt = try AdaptProcess(brokers: cluster.bootstrapServers, pattern: "^evolution\\.refused\\..*", group: "adapt-refused")
+        try T.waitUntil("adapt has exited by itself", seconds: 90) { !adapt.process.isRunning }
+        #expect(adapt.process.terminationStatus == 1, "a supervisor restarts it: \(adapt.standardError.suffix(2000))")
+        #expect(
+            adapt.standardError.split(separator: "\n").contains { $0.contains("command failed") && $0.contains("deliveries failed") },
+            "one line says why: \(adapt.standardError.suffix(2000))")
+        #expect(
+            try GroupOffsets.committedCount(brokers: cluster.bootstrapServers, group: "adapt-refused", partitions: [(topic, 0)]) == 0,
+            "the records whose events were refused are read again at the next start")
+    }
+
     @Test("adapt SIGKILLed 20 times while records keep arriving: the final state equals the reference, and every repeated event was ignored")
     func crashWhileRecordsArrive() throws {
         // Every cross-topic dependency of this traffic goes by message id (receipts, deletes,

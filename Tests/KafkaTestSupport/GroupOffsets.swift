@@ -27,7 +27,7 @@ public enum GroupOffsets {
     }
 
     /// The group's committed offsets of those of `partitions` (topic, partition) it has one for.
-    private static func committed(brokers: String, group: String, partitions: [(String, Int32)]) throws -> [(topic: String, partition: Int32, offset: Int64)] {
+    public static func committed(brokers: String, group: String, partitions: [(String, Int32)]) throws -> [(topic: String, partition: Int32, offset: Int64)] {
         let consumer = try client(brokers, group: group)
         defer { rd_kafka_destroy(consumer) }
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!

@@ -236,7 +236,6 @@ private final class StageLoop {
     var knownSecrets: [UInt64: [UInt8]] = [:]
     static let maxKnownSecrets = 1_000
     var statistics = AdapterStage.Statistics()
-    var failuresSeen = 0
 
     struct Held {
         var adapted: AdaptedEvent
@@ -582,6 +581,8 @@ private final class StageLoop {
         }
     }
 
+    /// Waits for every delivery. A failed one fails every later call too: nothing is
+    /// committed after it, even when a rebalance's commit (which only logs) saw it first.
     func flushProducer() throws {
         do {
             try producer.flush(timeoutMilliseconds: 120_000)
@@ -589,8 +590,7 @@ private final class StageLoop {
             throw AdapterStageError(description: "events not delivered: \(error)")
         }
         let report = producer.report
-        if report.failed > failuresSeen {
-            failuresSeen = report.failed
+        if report.failed > 0 {
             throw AdapterStageError(description: "\(report.failed) deliveries failed: \(report.firstFailure ?? "unknown")")
         }
     }

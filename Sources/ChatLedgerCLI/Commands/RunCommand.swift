@@ -172,7 +172,7 @@ enum RunCommand: Command {
         clustered?.router.wakeServer { http.server.wake() }
 
         var services: [any Service] = []
-        if let path = configuration.keysPath { services.append(KeyFileReloader(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
+        if let path = configuration.keysPath { services.append(KeyFileReloader.service(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
         if let clustered { services.append(clustered.membership) }  // read before serving, stopped after ingest's last write
         let standby = try clustered.flatMap { clustered in
             try configuration.standby > 0

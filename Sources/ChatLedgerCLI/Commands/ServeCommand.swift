@@ -87,7 +87,7 @@ enum ServeCommand: Command {
         follower.onApplied { http.server.wake() }
         clustered?.router.wakeServer { http.server.wake() }
         let services = ServiceGroup(
-            [KeyFileReloader(path: configuration.keysPath, ring: keys, signals: signals, metrics: metrics)]
+            [KeyFileReloader.service(path: configuration.keysPath, ring: keys, signals: signals, metrics: metrics)]
                 + (clustered.map { [$0.membership] } ?? []) + [http, follower])
         try services.start()
         print("url=\(http.url)")
