@@ -104,17 +104,18 @@ package struct JSONWriter: Sendable {
         value.withUTF8 { string(utf8: $0) }
     }
 
-    /// Writes text given as UTF-8 with the shortest escapes.
+    /// Writes text given as UTF-8 with the shortest escapes: runs that need none (most text)
+    /// are found eight bytes at a time and appended whole.
     mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
         separate()
         bytes.append(UInt8(ascii: "\""))
         var runStart = 0
-        for index in 0..<utf8.count {
-            let byte = utf8[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+        while true {
+            let index = Self.endOfPlainText(utf8, from: runStart)
+            if index > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
+            guard index < utf8.count else { break }
             runStart = index + 1
-            switch byte {
+            switch utf8[index] {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
             case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
             case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
@@ -122,14 +123,42 @@ package struct JSONWriter: Sendable {
             case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
             case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
             case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            default:
+            case let byte:
                 let hex: [UInt8] = Array("0123456789abcdef".utf8)
                 bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
             }
         }
-        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
+    }
+
+    /// The index of the first byte at or after `start` that JSON text cannot hold as it is
+    /// (`"`, `\`, a control character below 0x20), or `text.count` when there is none.
+    /// Eight bytes at a time: a byte is flagged when it equals `"` or `\` (its XOR with the
+    /// pattern is zero) or is below 0x20 (subtracting 0x20 borrows); only a flagged word is
+    /// looked at byte by byte. Shared by the writer and the bridge records' reader.
+    @inlinable
+    package static func endOfPlainText(_ text: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = text.baseAddress else { return start }
+        let count = text.count
+        var index = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= count {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let flagged =
+                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+            if flagged & highs != 0 { break }
+            index += 8
+        }
+        while index < count {
+            let byte = base[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return index }
+            index += 1
+        }
+        return count
     }
 
     @inline(__always)
