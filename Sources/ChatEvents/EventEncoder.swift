@@ -158,11 +158,7 @@ package enum EventEncoder {
 
         /// `"name":` (the value written next needs no comma).
         mutating func key(_ name: StaticString) {
-            separate()
-            sink.byte(UInt8(ascii: "\""))
-            sink.plain(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            sink.byte(UInt8(ascii: "\""))
-            sink.byte(UInt8(ascii: ":"))
+            sink.key(name, comma: needsComma)
             needsComma = false
         }
 
@@ -229,6 +225,8 @@ private protocol EncoderSink {
     /// Bytes that need no escaping.
     mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>)
     mutating func byte(_ byte: UInt8)
+    /// `"name":`, after a comma when `comma`.
+    mutating func key(_ name: StaticString, comma: Bool)
     /// A JSON string of `utf8`, quoted, with the shortest escapes.
     mutating func string(_ utf8: UnsafeBufferPointer<UInt8>)
     mutating func integer(_ value: Int64)
@@ -241,6 +239,8 @@ private struct LengthSink: EncoderSink {
     mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>) { length += bytes.count }
 
     mutating func byte(_ byte: UInt8) { length += 1 }
+
+    mutating func key(_ name: StaticString, comma: Bool) { length += name.utf8CodeUnitCount + (comma ? 4 : 3) }
 
     mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
         length += 2 + utf8.count
@@ -285,6 +285,19 @@ private struct BufferSink: EncoderSink {
     }
 
     mutating func byte(_ byte: UInt8) { reserve(1).initialize(to: byte) }
+
+    mutating func key(_ name: StaticString, comma: Bool) {
+        let count = name.utf8CodeUnitCount
+        var out = reserve(count + (comma ? 4 : 3))
+        if comma {
+            out.initialize(to: UInt8(ascii: ","))
+            out += 1
+        }
+        out.initialize(to: UInt8(ascii: "\""))
+        (out + 1).initialize(from: name.utf8Start, count: count)
+        (out + 1 + count).initialize(to: UInt8(ascii: "\""))
+        (out + 2 + count).initialize(to: UInt8(ascii: ":"))
+    }
 
     mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
         byte(UInt8(ascii: "\""))
