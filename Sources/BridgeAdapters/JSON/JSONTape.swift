@@ -74,12 +74,11 @@ package final class JSONTape {
     /// The record's bytes (valid until the next parse).
     var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: byteStorage[0..<byteCount]) }
 
-    /// Node `index` of the last parse.
-    @inline(__always)
-    func node(_ index: Int) -> Node { nodeStorage[index] }
-
     /// The root value of the last parse.
-    package var root: JSONValue { JSONValue(tape: self, index: 0) }
+    package var root: JSONValue { JSONValue(tape: view, index: 0) }
+
+    /// The last parse's bytes and nodes, for its values to read.
+    var view: View { View(bytes: UnsafePointer(byteStorage.baseAddress!), nodes: UnsafePointer(nodeStorage.baseAddress!)) }
 
     /// Parses `bytes` (copied into the tape, which keeps them until the next parse).
     /// - Throws: `JSONTapeError` when the bytes are not one JSON value.
@@ -108,100 +107,111 @@ package final class JSONTape {
 
     // MARK: - Reading
 
-    @inline(__always)
-    func key(_ index: Int, equals name: StaticString) -> Bool {
-        key(index, equals: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-    }
+    /// What values read: the last parse's bytes and nodes by address, so that making and
+    /// copying values (dozens per record) costs no reference count. Valid while the tape is
+    /// alive and until it parses the next record: the tape's owner keeps it for as long as
+    /// it reads (`MappingContext.adapt` reads only inside the mapping).
+    struct View {
+        let bytes: UnsafePointer<UInt8>
+        let nodes: UnsafePointer<Node>
 
-    func key(_ index: Int, equals name: UnsafeBufferPointer<UInt8>) -> Bool {
-        let node = nodeStorage[index]
-        let count = Int(node.end - node.start)
-        if !node.escaped {
-            guard count == name.count else { return false }
-            guard count > 0 else { return true }
-            let key = byteStorage.baseAddress! + Int(node.start)
-            guard key.pointee == name[0] else { return false }
-            return memcmp(key, name.baseAddress!, count) == 0
+        @inline(__always)
+        func node(_ index: Int) -> Node { nodes[index] }
+
+        @inline(__always)
+        func key(_ index: Int, equals name: StaticString) -> Bool {
+            key(index, equals: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }
-        return decodedBytes(node).elementsEqual(name)
-    }
 
-    func string(_ index: Int) -> String {
-        let node = nodeStorage[index]
-        if !node.escaped { return String(decoding: rawBytes(node), as: UTF8.self) }
-        return String(decoding: decodedBytes(node), as: UTF8.self)
-    }
-
-    /// The raw bytes of a node's range (a string's undecoded contents, a number's digits).
-    @inline(__always)
-    func rawBytes(_ node: Node) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(start: byteStorage.baseAddress! + Int(node.start), count: Int(node.end - node.start))
-    }
-
-    /// A string node's text as UTF-8, escapes decoded, lone surrogates as U+FFFD.
-    func decodedBytes(_ node: Node) -> [UInt8] {
-        let bytes = self.bytes
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(node.end - node.start))
-        var index = Int(node.start)
-        let end = Int(node.end)
-        func hex4(_ at: Int) -> UInt32 {
-            var value: UInt32 = 0
-            for offset in 0..<4 {
-                let byte = bytes[at + offset]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                default: digit = byte - UInt8(ascii: "A") + 10
-                }
-                value = value << 4 | UInt32(digit)
+        func key(_ index: Int, equals name: UnsafeBufferPointer<UInt8>) -> Bool {
+            let node = nodes[index]
+            let count = Int(node.end - node.start)
+            if !node.escaped {
+                guard count == name.count else { return false }
+                guard count > 0 else { return true }
+                let key = bytes + Int(node.start)
+                guard key.pointee == name[0] else { return false }
+                return memcmp(key, name.baseAddress!, count) == 0
             }
-            return value
+            return decodedBytes(node).elementsEqual(name)
         }
-        func append(_ scalar: UInt32) {
-            let scalar = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-            out.append(contentsOf: String(Character(scalar)).utf8)
+
+        func string(_ index: Int) -> String {
+            let node = nodes[index]
+            if !node.escaped { return String(decoding: rawBytes(node), as: UTF8.self) }
+            return String(decoding: decodedBytes(node), as: UTF8.self)
         }
-        while index < end {
-            let byte = bytes[index]
-            guard byte == UInt8(ascii: "\\") else {
-                out.append(byte)
-                index += 1
-                continue
-            }
-            let escape = bytes[index + 1]
-            index += 2
-            switch escape {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                let unit = hex4(index)
-                index += 4
-                if (0xD800..<0xDC00).contains(unit), index + 6 <= end, bytes[index] == UInt8(ascii: "\\"),
-                    bytes[index + 1] == UInt8(ascii: "u")
-                {
-                    let low = hex4(index + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        index += 6
-                        append(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
-                        continue
+
+        /// The raw bytes of a node's range (a string's undecoded contents, a number's digits).
+        @inline(__always)
+        func rawBytes(_ node: Node) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(start: bytes + Int(node.start), count: Int(node.end - node.start))
+        }
+
+        /// A string node's text as UTF-8, escapes decoded, lone surrogates as U+FFFD.
+        func decodedBytes(_ node: Node) -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(Int(node.end - node.start))
+            var index = Int(node.start)
+            let end = Int(node.end)
+            func hex4(_ at: Int) -> UInt32 {
+                var value: UInt32 = 0
+                for offset in 0..<4 {
+                    let byte = bytes[at + offset]
+                    let digit: UInt8
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                    default: digit = byte - UInt8(ascii: "A") + 10
                     }
+                    value = value << 4 | UInt32(digit)
                 }
-                append((0xD800..<0xE000).contains(unit) ? 0xFFFD : unit)
-            default: out.append(escape)  // \" \\ \/
+                return value
             }
+            func append(_ scalar: UInt32) {
+                let scalar = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                out.append(contentsOf: String(Character(scalar)).utf8)
+            }
+            while index < end {
+                let byte = bytes[index]
+                guard byte == UInt8(ascii: "\\") else {
+                    out.append(byte)
+                    index += 1
+                    continue
+                }
+                let escape = bytes[index + 1]
+                index += 2
+                switch escape {
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    let unit = hex4(index)
+                    index += 4
+                    if (0xD800..<0xDC00).contains(unit), index + 6 <= end, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
+                    {
+                        let low = hex4(index + 2)
+                        if (0xDC00..<0xE000).contains(low) {
+                            index += 6
+                            append(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                            continue
+                        }
+                    }
+                    append((0xD800..<0xE000).contains(unit) ? 0xFFFD : unit)
+                default: out.append(escape)  // \" \\ \/
+                }
+            }
+            return out
         }
-        return out
     }
 }
 
 /// One value in a parsed record. Valid until the tape parses the next record.
 package struct JSONValue {
-    let tape: JSONTape
+    let tape: JSONTape.View
     let index: Int
 
     package var kind: JSONTape.Kind { tape.node(index).kind }
