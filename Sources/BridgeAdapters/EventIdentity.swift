@@ -1,3 +1,4 @@
+import ChatEvents
 import LedgerSupport
 
 /// Deterministic event ids for events the stage makes.
@@ -14,29 +15,52 @@ import LedgerSupport
 package enum EventIdentity {
     /// The id of event number `index` made from the record at `topic`/`partition`/`offset`.
     package static func eventId(format: String, topic: String, partition: Int32, offset: Int64, index: Int) -> String {
-        var input: [UInt8] = [UInt8(ascii: "r"), UInt8(ascii: "1"), 0]
-        input.reserveCapacity(format.utf8.count + topic.utf8.count + 32)
-        input.append(contentsOf: format.utf8)
-        input.append(0)
-        input.append(contentsOf: topic.utf8)
-        input.append(0)
+        eventIdText(format: format, topic: topic, partition: partition, offset: offset, index: index).string
+    }
+
+    /// `eventId(format:topic:partition:offset:index:)` as an event keeps it: hashed and
+    /// written without a `String` or an array made.
+    package static func eventIdText(format: String, topic: String, partition: Int32, offset: Int64, index: Int) -> InlineString {
+        var hasher = SHA256()
+        hasher.update(text: "r1\u{0}")
+        hasher.update(text: format)
+        hasher.update(text: "\u{0}")
+        hasher.update(text: topic)
+        hasher.update(text: "\u{0}")
         // The numbers as fixed-width little-endian bytes: unambiguous, no text made.
-        withUnsafeBytes(of: partition.littleEndian) { input.append(contentsOf: $0) }
-        withUnsafeBytes(of: offset.littleEndian) { input.append(contentsOf: $0) }
-        withUnsafeBytes(of: Int64(index).littleEndian) { input.append(contentsOf: $0) }
-        return encode(SHA256.hash(input))
+        var numbers = (partition.littleEndian, offset.littleEndian, Int64(index).littleEndian)
+        withUnsafeBytes(of: &numbers.0) { hasher.update($0) }
+        withUnsafeBytes(of: &numbers.1) { hasher.update($0) }
+        withUnsafeBytes(of: &numbers.2) { hasher.update($0) }
+        return encode(hasher.finalize())
     }
 
     /// The id of the fact "on `deviceId`, `chatId` and `alias` are one contact".
     package static func aliasEventId(deviceId: String, chatId: String, alias: String) -> String {
-        encode(SHA256.hash(Array(("a1\u{0}" + deviceId + "\u{0}" + chatId + "\u{0}" + alias).utf8)))
+        aliasEventIdText(deviceId: deviceId, chatId: chatId, alias: alias).string
     }
 
-    private static let crockford = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+    /// `aliasEventId(deviceId:chatId:alias:)` as an event keeps it.
+    package static func aliasEventIdText(deviceId: String, chatId: String, alias: String) -> InlineString {
+        var hasher = SHA256()
+        hasher.update(text: "a1\u{0}")
+        hasher.update(text: deviceId)
+        hasher.update(text: "\u{0}")
+        hasher.update(text: chatId)
+        hasher.update(text: "\u{0}")
+        hasher.update(text: alias)
+        return encode(hasher.finalize())
+    }
 
-    private static func encode(_ digest: SHA256Digest) -> String {
+    /// The Crockford alphabet, one ASCII byte per digit.
+    private static let crockford: StaticString = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+    /// The digest's first 130 bits as 26 Crockford digits.
+    private static func encode(_ digest: SHA256Digest) -> InlineString {
+        var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         return digest.withUnsafeBytes { bytes in
-            String(unsafeUninitializedCapacity: 26) { out in
+            withUnsafeMutableBytes(of: &out) { raw in
+                let alphabet = crockford.utf8Start
                 var buffer: UInt32 = 0
                 var bits = 0
                 var index = 0
@@ -47,10 +71,18 @@ package enum EventIdentity {
                         bits += 8
                     }
                     bits -= 5
-                    out[position] = crockford[Int((buffer >> UInt32(bits)) & 31)]
+                    raw[position] = alphabet[Int((buffer >> UInt32(bits)) & 31)]
                 }
-                return 26
+                return InlineString(validatedUTF8: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: 26))
             }
         }
+    }
+}
+
+extension SHA256 {
+    /// Adds `text`'s UTF-8 bytes (without copying them when the string is contiguous).
+    fileprivate mutating func update(text: String) {
+        var text = text
+        text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
     }
 }

@@ -18,6 +18,7 @@ struct MappingContext {
     private(set) var nextIndex = 0
     private var aliases = Set<String>()
     private(set) var events: [AdaptedEvent] = []
+    private var sharedSource: EventSource.Box?
 
     init(record: BridgeRecord, format: String) {
         self.record = record
@@ -66,7 +67,7 @@ struct MappingContext {
     /// `id` in the phone form when `alt` gives the other form of a LID–phone pair (recording
     /// the pair as `contact.aliased`); else `id` itself.
     mutating func resolveAlias(_ id: String, alt: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
-        guard let alt, let altText = alt.string, let other = WhatsAppID.canonical(altText), other != id else { return id }
+        guard let other = Self.address(alt), other != id else { return id }
         guard let pair = aliasPair(id, other) else { return id }
         return pair.phone
     }
@@ -87,16 +88,16 @@ struct MappingContext {
         guard WhatsAppID.user(of: pair.lid) != WhatsAppID.user(of: pair.phone) else { return nil }
         if aliases.insert(pair.lid + " " + pair.phone).inserted {
             if pair.lid == ownLid, ownId == nil { ownId = pair.phone }
-            events.append(AdaptedEvent(event: Self.aliasEvent(deviceId: deviceId, phone: pair.phone, lid: pair.lid, at: envelopeTime, source: source)))
+            events.append(AdaptedEvent(event: Self.aliasEvent(deviceId: deviceId, phone: pair.phone, lid: pair.lid, at: envelopeTime, source: sourceBox())))
         }
         return pair
     }
 
     /// The `contact.aliased` event for a pair, its id derived from the pair.
-    static func aliasEvent(deviceId: String, phone: String, lid: String, at time: Int64, source: EventSource?) -> Event {
+    static func aliasEvent(deviceId: String, phone: String, lid: String, at time: Int64, source: EventSource.Box?) -> Event {
         Event(
-            eventId: EventIdentity.aliasEventId(deviceId: deviceId, chatId: phone, alias: lid), deviceId: deviceId,
-            occurredAt: time, chatId: phone, payload: .contactAliased(ContactAliased(alias: lid)), source: source)
+            eventIdText: EventIdentity.aliasEventIdText(deviceId: deviceId, chatId: phone, alias: lid), deviceId: deviceId,
+            occurredAt: time, chatIdText: InlineString(phone), payload: .contactAliased(ContactAliased(alias: lid)), sourceBox: source)
     }
 
     /// A 1:1 chat's id is also its contact's id; groups and lists have no single sender.
@@ -111,14 +112,24 @@ struct MappingContext {
         EventSource(format: format, topic: record.topic, partition: record.partition, offset: record.offset)
     }
 
+    /// `source`, boxed once per record and shared by its events.
+    mutating func sourceBox() -> EventSource.Box {
+        if let box = sharedSource { return box }
+        let box = EventSource.Box(source)
+        sharedSource = box
+        return box
+    }
+
     mutating func emit(
         chatId: String?, at time: Int64, _ payload: EventPayload, waitsFor: String? = nil, chatIsGuess: Bool = false,
         dropIfUnresolved: Bool = false
     ) {
-        let eventId = EventIdentity.eventId(
+        let eventId = EventIdentity.eventIdText(
             format: format, topic: record.topic, partition: record.partition, offset: record.offset, index: nextIndex)
         nextIndex += 1
-        let event = Event(eventId: eventId, deviceId: deviceId, occurredAt: max(0, time), chatId: chatId, payload: payload, source: source)
+        let event = Event(
+            eventIdText: eventId, deviceId: deviceId, occurredAt: max(0, time), chatIdText: chatId.map(InlineString.init), payload: payload,
+            sourceBox: sourceBox())
         events.append(AdaptedEvent(event: event, waitsFor: waitsFor, chatIsGuess: chatIsGuess, dropIfUnresolved: dropIfUnresolved))
     }
 
@@ -156,14 +167,26 @@ struct MappingContext {
     }
 
     func requiredAddress(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String {
+        // Nearly every id: plain ASCII, made canonical from the record's bytes directly.
+        if let ascii = value?.asciiText, !ascii.isEmpty {
+            guard let id = WhatsAppID.canonical(utf8: ascii) else { throw .invalid(path(), "not a WhatsApp id (empty or over 256 bytes)") }
+            return id
+        }
         let text = try requiredString(value, path())
         guard let id = WhatsAppID.canonical(text) else { throw .invalid(path(), "not a WhatsApp id (empty or over 256 bytes)") }
         return id
     }
 
     func optionalAddress(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String? {
-        guard let value, !value.isNull, value.string != "" else { return nil }
+        guard let value, !value.isNull, !value.isEmptyString else { return nil }
         return try requiredAddress(value, path())
+    }
+
+    /// A string value as a canonical id; nil when it is absent, not a string or not an id.
+    static func address(_ value: JSONValue?) -> String? {
+        guard let value else { return nil }
+        if let ascii = value.asciiText { return WhatsAppID.canonical(utf8: ascii) }
+        return value.string.flatMap(WhatsAppID.canonical)
     }
 
     func optionalBool(_ value: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> Bool {

@@ -22,63 +22,82 @@ package enum WhatsAppID {
     /// back as it is, without a copy.
     package static func canonical(_ raw: String) -> String? {
         var text = raw
-        let result = text.withUTF8 { bytes -> Canonical in
-            var start = 0
-            var end = bytes.count
-            while start < end, isSpace(bytes[start]) { start += 1 }
-            while end > start, isSpace(bytes[end - 1]) { end -= 1 }
-            guard start < end, end - start <= maxBytes else { return .invalid }
-            var at = end - 1
-            while at >= start, bytes[at] != UInt8(ascii: "@") { at -= 1 }
-            guard at >= start else {
-                // A bare number (Cloud API's wa_id, Evolution's participantsData fallback).
-                var digits = start
-                if bytes[digits] == UInt8(ascii: "+") { digits += 1 }
-                guard digits < end, (digits..<end).allSatisfy({ bytes[$0] >= UInt8(ascii: "0") && bytes[$0] <= UInt8(ascii: "9") }) else {
-                    if start == 0, end == bytes.count { return .unchanged }
-                    return .changed(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
-                }
-                return .changed(String(decoding: UnsafeBufferPointer(rebasing: bytes[digits..<end]), as: UTF8.self) + "@c.us")
-            }
-            let domain = UnsafeBufferPointer(rebasing: bytes[(at + 1)..<end])
-            let canonicalDomain: StaticString?
-            let isUserDomain: Bool
-            if equalsIgnoringCase(domain, "s.whatsapp.net") || equalsIgnoringCase(domain, "c.us") || equalsIgnoringCase(domain, "hosted") {
-                (canonicalDomain, isUserDomain) = ("c.us", true)
-            } else if equalsIgnoringCase(domain, "lid") || equalsIgnoringCase(domain, "hosted.lid") {
-                (canonicalDomain, isUserDomain) = ("lid", true)
-            } else {
-                (canonicalDomain, isUserDomain) = (nil, false)
-            }
-            var userStart = start
-            var userEnd = at
-            if isUserDomain {
-                // A device suffix (`:12`) names one of the user's devices, not another chat.
-                if let colon = (userStart..<userEnd).first(where: { bytes[$0] == UInt8(ascii: ":") }) { userEnd = colon }
-                if userStart < userEnd, bytes[userStart] == UInt8(ascii: "+") { userStart += 1 }
-            }
-            guard userStart < userEnd else { return .invalid }
-            if userStart == 0, end == bytes.count, userEnd == at,
-                canonicalDomain.map({ equalsExactly(domain, $0) }) ?? !domain.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
-            {
-                return .unchanged
-            }
-            var out: [UInt8] = []
-            out.reserveCapacity(userEnd - userStart + 16)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[userStart..<userEnd]))
-            out.append(UInt8(ascii: "@"))
-            if let canonicalDomain {
-                out.append(contentsOf: UnsafeBufferPointer(start: canonicalDomain.utf8Start, count: canonicalDomain.utf8CodeUnitCount))
-            } else {
-                out.append(contentsOf: domain.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 })
-            }
-            return .changed(String(decoding: out, as: UTF8.self))
-        }
+        let result = text.withUTF8(canonicalForm)
         switch result {
         case .invalid: return nil
         case .unchanged: return raw
         case .changed(let id): return id
         }
+    }
+
+    /// `canonical(_:)` of the text whose UTF-8 is `bytes` (valid UTF-8, e.g. ASCII read
+    /// from a record): the id made without making the raw text a `String` first.
+    static func canonical(utf8 bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        switch canonicalForm(bytes) {
+        case .invalid: return nil
+        case .unchanged: return String(decoding: bytes, as: UTF8.self)
+        case .changed(let id): return id
+        }
+    }
+
+    private static func canonicalForm(_ bytes: UnsafeBufferPointer<UInt8>) -> Canonical {
+        var start = 0
+        var end = bytes.count
+        while start < end, isSpace(bytes[start]) { start += 1 }
+        while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+        guard start < end, end - start <= maxBytes else { return .invalid }
+        var at = end - 1
+        while at >= start, bytes[at] != UInt8(ascii: "@") { at -= 1 }
+        guard at >= start else {
+            // A bare number (Cloud API's wa_id, Evolution's participantsData fallback).
+            var digits = start
+            if bytes[digits] == UInt8(ascii: "+") { digits += 1 }
+            guard digits < end, (digits..<end).allSatisfy({ bytes[$0] >= UInt8(ascii: "0") && bytes[$0] <= UInt8(ascii: "9") }) else {
+                if start == 0, end == bytes.count { return .unchanged }
+                return .changed(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+            }
+            return .changed(String(decoding: UnsafeBufferPointer(rebasing: bytes[digits..<end]), as: UTF8.self) + "@c.us")
+        }
+        let domain = UnsafeBufferPointer(rebasing: bytes[(at + 1)..<end])
+        let canonicalDomain: StaticString?
+        let isUserDomain: Bool
+        if equalsIgnoringCase(domain, "s.whatsapp.net") || equalsIgnoringCase(domain, "c.us") || equalsIgnoringCase(domain, "hosted") {
+            (canonicalDomain, isUserDomain) = ("c.us", true)
+        } else if equalsIgnoringCase(domain, "lid") || equalsIgnoringCase(domain, "hosted.lid") {
+            (canonicalDomain, isUserDomain) = ("lid", true)
+        } else {
+            (canonicalDomain, isUserDomain) = (nil, false)
+        }
+        var userStart = start
+        var userEnd = at
+        if isUserDomain {
+            // A device suffix (`:12`) names one of the user's devices, not another chat.
+            if let colon = (userStart..<userEnd).first(where: { bytes[$0] == UInt8(ascii: ":") }) { userEnd = colon }
+            if userStart < userEnd, bytes[userStart] == UInt8(ascii: "+") { userStart += 1 }
+        }
+        guard userStart < userEnd else { return .invalid }
+        if userStart == 0, end == bytes.count, userEnd == at,
+            canonicalDomain.map({ equalsExactly(domain, $0) }) ?? !domain.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
+        {
+            return .unchanged
+        }
+        // Written straight into the new string (one allocation, none when it is short).
+        let user = UnsafeBufferPointer(rebasing: bytes[userStart..<userEnd])
+        let domainCount = canonicalDomain?.utf8CodeUnitCount ?? domain.count
+        return .changed(String(unsafeUninitializedCapacity: user.count + 1 + domainCount) { out in
+            var at = out.initialize(fromContentsOf: user)
+            out[at] = UInt8(ascii: "@")
+            at += 1
+            if let canonicalDomain {
+                for index in 0..<domainCount { out[at + index] = canonicalDomain.utf8Start[index] }
+            } else {
+                for index in 0..<domainCount {
+                    let byte = domain[index]
+                    out[at + index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+                }
+            }
+            return at + domainCount
+        })
     }
 
     private enum Canonical {

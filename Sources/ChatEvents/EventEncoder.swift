@@ -9,9 +9,21 @@
 /// event, and encoding is deterministic, so equal events give equal bytes.
 package enum EventEncoder {
     /// The canonical JSON bytes of `event`.
+    ///
+    /// Measured first, then written once into an array of exactly that size: both passes run
+    /// the same code (`write`) over a different sink, so the length is exact by construction.
     package static func encode(_ event: Event) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.bytes.reserveCapacity(256)
+        var measure = Writer(sink: LengthSink())
+        write(event, &measure)
+        let length = measure.sink.length
+        return [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            var writer = Writer(sink: BufferSink(buffer))
+            write(event, &writer)
+            count = writer.sink.written
+        }
+    }
+
+    private static func write<Sink: EncoderSink>(_ event: Event, _ writer: inout Writer<Sink>) {
         writer.beginObject()
         writer.field("schemaVersion", Int64(Event.supportedSchemaVersion))
         writer.field("eventId", event.eventIdText)
@@ -38,10 +50,9 @@ package enum EventEncoder {
             writer.endObject()
         }
         writer.endObject()
-        return writer.bytes
     }
 
-    private static func writePayload(_ payload: EventPayload, _ writer: inout JSONWriter) {
+    private static func writePayload<Sink: EncoderSink>(_ payload: EventPayload, _ writer: inout Writer<Sink>) {
         switch payload {
         case .messageCreated(let message):
             writer.field("messageId", message.messageIdText)
@@ -116,5 +127,224 @@ package enum EventEncoder {
             if let subject = erasure.subject { writer.field("subject", subject) }
             writer.field("reason", erasure.reason)
         }
+    }
+
+    // MARK: - Writing
+
+    /// Compact JSON for the encoder's fixed shape: keys are the schema's (plain ASCII,
+    /// written as they are), values escaped the shortest way; commas tracked as JSONWriter
+    /// tracks them.
+    private struct Writer<Sink: EncoderSink> {
+        var sink: Sink
+        private var needsComma = false
+
+        init(sink: Sink) { self.sink = sink }
+
+        @inline(__always)
+        private mutating func separate() {
+            if needsComma { sink.byte(UInt8(ascii: ",")) }
+        }
+
+        mutating func beginObject() {
+            separate()
+            sink.byte(UInt8(ascii: "{"))
+            needsComma = false
+        }
+
+        mutating func endObject() {
+            sink.byte(UInt8(ascii: "}"))
+            needsComma = true
+        }
+
+        /// `"name":` (the value written next needs no comma).
+        mutating func key(_ name: StaticString) {
+            sink.key(name, comma: needsComma)
+            needsComma = false
+        }
+
+        mutating func string(_ value: String) {
+            var value = value
+            value.withUTF8 { string(utf8: $0) }
+        }
+
+        mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+            separate()
+            sink.string(utf8)
+            needsComma = true
+        }
+
+        mutating func field(_ name: StaticString, _ value: String) {
+            key(name)
+            string(value)
+        }
+
+        mutating func field(_ name: StaticString, _ value: InlineString) {
+            key(name)
+            if var inline = value.inlineUTF8 {
+                withUnsafeBytes(of: &inline.words) { raw in
+                    string(utf8: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: inline.count))
+                }
+            } else {
+                string(value.string)
+            }
+        }
+
+        mutating func field(_ name: StaticString, _ value: Int64) {
+            key(name)
+            sink.integer(value)
+            needsComma = true
+        }
+
+        mutating func field(_ name: StaticString, _ value: Bool) {
+            key(name)
+            let text: StaticString = value ? "true" : "false"
+            sink.plain(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            needsComma = true
+        }
+
+        mutating func null() {
+            separate()
+            let text: StaticString = "null"
+            sink.plain(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            needsComma = true
+        }
+
+        mutating func stringArray(_ values: [String]) {
+            separate()
+            sink.byte(UInt8(ascii: "["))
+            needsComma = false
+            for value in values { string(value) }
+            sink.byte(UInt8(ascii: "]"))
+            needsComma = true
+        }
+    }
+}
+
+/// Where `EventEncoder` writes: a byte count (the first pass) or the event's bytes.
+private protocol EncoderSink {
+    /// Bytes that need no escaping.
+    mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>)
+    mutating func byte(_ byte: UInt8)
+    /// `"name":`, after a comma when `comma`.
+    mutating func key(_ name: StaticString, comma: Bool)
+    /// A JSON string of `utf8`, quoted, with the shortest escapes.
+    mutating func string(_ utf8: UnsafeBufferPointer<UInt8>)
+    mutating func integer(_ value: Int64)
+}
+
+/// The number of bytes an event takes.
+private struct LengthSink: EncoderSink {
+    var length = 0
+
+    mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>) { length += bytes.count }
+
+    mutating func byte(_ byte: UInt8) { length += 1 }
+
+    mutating func key(_ name: StaticString, comma: Bool) { length += name.utf8CodeUnitCount + (comma ? 4 : 3) }
+
+    mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
+        length += 2 + utf8.count
+        var index = JSONWriter.endOfPlainText(utf8, from: 0)
+        while index < utf8.count {
+            switch utf8[index] {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x0C, 0x0A, 0x0D, 0x09: length += 1
+            default: length += 5  // \u00XX
+            }
+            index = JSONWriter.endOfPlainText(utf8, from: index + 1)
+        }
+    }
+
+    mutating func integer(_ value: Int64) {
+        var magnitude = value.magnitude
+        length += value < 0 ? 2 : 1
+        while magnitude >= 10 {
+            magnitude /= 10
+            length += 1
+        }
+    }
+}
+
+/// Writes into a buffer the first pass sized; a write past its end (a bug: the passes
+/// disagree) stops the process instead of corrupting memory.
+private struct BufferSink: EncoderSink {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    var written = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    @inline(__always)
+    private mutating func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(written + count <= buffer.count, "EventEncoder wrote past the length it measured")
+        defer { written += count }
+        return buffer.baseAddress! + written
+    }
+
+    mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        reserve(bytes.count).initialize(from: source, count: bytes.count)
+    }
+
+    mutating func byte(_ byte: UInt8) { reserve(1).initialize(to: byte) }
+
+    mutating func key(_ name: StaticString, comma: Bool) {
+        let count = name.utf8CodeUnitCount
+        var out = reserve(count + (comma ? 4 : 3))
+        if comma {
+            out.initialize(to: UInt8(ascii: ","))
+            out += 1
+        }
+        out.initialize(to: UInt8(ascii: "\""))
+        (out + 1).initialize(from: name.utf8Start, count: count)
+        (out + 1 + count).initialize(to: UInt8(ascii: "\""))
+        (out + 2 + count).initialize(to: UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
+        byte(UInt8(ascii: "\""))
+        var runStart = 0
+        while true {
+            let index = JSONWriter.endOfPlainText(utf8, from: runStart)
+            if index > runStart { plain(UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
+            guard index < utf8.count else { break }
+            runStart = index + 1
+            let escape: UInt8
+            switch utf8[index] {
+            case UInt8(ascii: "\""): escape = UInt8(ascii: "\"")
+            case UInt8(ascii: "\\"): escape = UInt8(ascii: "\\")
+            case 0x08: escape = UInt8(ascii: "b")
+            case 0x0C: escape = UInt8(ascii: "f")
+            case 0x0A: escape = UInt8(ascii: "n")
+            case 0x0D: escape = UInt8(ascii: "r")
+            case 0x09: escape = UInt8(ascii: "t")
+            case let control:
+                let hex: StaticString = "0123456789abcdef"
+                let out = reserve(6)
+                (out[0], out[1], out[2], out[3]) = (UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"))
+                out[4] = hex.utf8Start[Int(control >> 4)]
+                out[5] = hex.utf8Start[Int(control & 0xF)]
+                continue
+            }
+            let out = reserve(2)
+            (out[0], out[1]) = (UInt8(ascii: "\\"), escape)
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    mutating func integer(_ value: Int64) {
+        var digits = 1
+        var rest = value.magnitude
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        let out = reserve(digits + (value < 0 ? 1 : 0))
+        var position = digits + (value < 0 ? 1 : 0)
+        if value < 0 { out[0] = UInt8(ascii: "-") }
+        var magnitude = value.magnitude
+        repeat {
+            position -= 1
+            out[position] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
     }
 }

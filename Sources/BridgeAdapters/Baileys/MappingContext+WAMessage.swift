@@ -134,7 +134,7 @@ extension MappingContext {
             return
         }
         guard participants.count <= 1000 else { throw .invalid(path + ".participants", "more than 1000 participants") }
-        if action == .remove, participants.count == 1, let author = update["author"]?.string.flatMap(WhatsAppID.canonical),
+        if action == .remove, participants.count == 1, let author = Self.address(update["author"]),
             (phoneByLID[author] ?? author) == participants[0]
         {
             action = .leave  // removed by themselves: WhatsApp's "left"
@@ -152,7 +152,7 @@ extension MappingContext {
     ) throws(AdaptError) -> (participants: [String], phoneByLID: [String: String]) {
         var phoneByLID: [String: String] = [:]
         for entry in participantsData?.elements ?? [] where entry.kind == .object {
-            guard let jid = entry["jid"]?.string.flatMap(WhatsAppID.canonical), let phone = entry["phoneNumber"]?.string.flatMap(WhatsAppID.canonical)
+            guard let jid = Self.address(entry["jid"]), let phone = Self.address(entry["phoneNumber"])
             else { continue }
             if let pair = aliasPair(jid, phone) { phoneByLID[pair.lid] = pair.phone }
         }
@@ -162,7 +162,7 @@ extension MappingContext {
             var id: String
             if entry.kind == .object {
                 id = try requiredAddress(entry["id"], path + ".id")
-                if let phone = entry["phoneNumber"]?.string.flatMap(WhatsAppID.canonical), let pair = aliasPair(id, phone) {
+                if let phone = Self.address(entry["phoneNumber"]), let pair = aliasPair(id, phone) {
                     phoneByLID[pair.lid] = pair.phone
                 }
             } else {

@@ -67,7 +67,7 @@ extension MappingContext {
         let instance = try requiredString(root["instance"], "instance")
         guard instance.utf8.count <= Self.maxIdentifierBytes else { throw .invalid("instance", "longer than 128 bytes") }
         deviceId = instance
-        if let sender = root["sender"]?.string { ownId = WhatsAppID.canonical(sender) }
+        ownId = Self.address(root["sender"])
         envelopeTime = BaileysContent.epochMillis(root["timestamp"]) ?? max(0, record.timestamp)
         result.time = envelopeTime
         var reasons: [String] = []

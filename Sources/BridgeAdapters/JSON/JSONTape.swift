@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChatEvents
 
 // A JSON reader for bridge records: strict about structure, tolerant about text.
 //
@@ -48,141 +49,184 @@ package final class JSONTape {
 
     /// Deepest nesting of objects and arrays accepted.
     package let maxDepth: Int
-    private(set) var bytes: [UInt8] = []
-    private(set) var nodes: [Node] = []
-    private var scratch: [UInt8] = []
+    // The record's bytes and the nodes, in buffers the tape owns and reuses: lookups read
+    // them through pointers (no bounds checks, reference counts or exclusivity checks per
+    // access). Only `parse` writes them; a tape belongs to one thread.
+    @exclusivity(unchecked) private var byteStorage: UnsafeMutableBufferPointer<UInt8>
+    @exclusivity(unchecked) private(set) var byteCount = 0
+    @exclusivity(unchecked) private var nodeStorage: UnsafeMutableBufferPointer<Node>
+    @exclusivity(unchecked) private(set) var nodeCount = 0
+
+    /// Buffers above this size are given back after a record that needed them.
+    private static let keptCapacity = 1 << 20
 
     package init(maxDepth: Int = 64) {
         self.maxDepth = maxDepth
+        byteStorage = .allocate(capacity: 4096)
+        nodeStorage = .allocate(capacity: 256)
     }
 
-    /// The root value of the last parse.
-    package var root: JSONValue { JSONValue(tape: self, index: 0) }
+    deinit {
+        byteStorage.deallocate()
+        nodeStorage.deallocate()
+    }
 
-    /// Parses `bytes` (kept by the tape until the next parse).
+    /// The record's bytes (valid until the next parse).
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: byteStorage[0..<byteCount]) }
+
+    /// The root value of the last parse.
+    package var root: JSONValue { JSONValue(tape: view, index: 0) }
+
+    /// The last parse's bytes and nodes, for its values to read.
+    var view: View { View(bytes: UnsafePointer(byteStorage.baseAddress!), nodes: UnsafePointer(nodeStorage.baseAddress!)) }
+
+    /// Parses `bytes` (copied into the tape, which keeps them until the next parse).
     /// - Throws: `JSONTapeError` when the bytes are not one JSON value.
     package func parse(_ bytes: [UInt8]) throws(JSONTapeError) {
-        self.bytes = bytes
-        nodes.removeAll(keepingCapacity: true)
-        try bytes.withUnsafeBufferPointer { (buffer) throws(JSONTapeError) in
-            var parser = Parser(bytes: buffer, maxDepth: maxDepth)
-            try parser.parseDocument(into: &nodes)
+        nodeCount = 0
+        if byteStorage.count < bytes.count || (byteStorage.count > Self.keptCapacity && bytes.count <= Self.keptCapacity) {
+            byteStorage.deallocate()
+            byteStorage = .allocate(capacity: max(4096, bytes.count))
         }
+        if nodeStorage.count > Self.keptCapacity / MemoryLayout<Node>.stride {
+            nodeStorage.deallocate()
+            nodeStorage = .allocate(capacity: 256)
+        }
+        byteCount = bytes.count
+        _ = UnsafeMutableBufferPointer(rebasing: byteStorage[0..<bytes.count]).initialize(from: bytes)
+        var parser = Parser(bytes: self.bytes, maxDepth: maxDepth, nodes: nodeStorage)
+        do {
+            try parser.parseDocument()
+        } catch {
+            nodeStorage = parser.nodes
+            throw error
+        }
+        nodeStorage = parser.nodes
+        nodeCount = parser.nodeCount
     }
 
     // MARK: - Reading
 
-    func key(_ index: Int, equals name: StaticString) -> Bool {
-        key(index, equals: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-    }
+    /// What values read: the last parse's bytes and nodes by address, so that making and
+    /// copying values (dozens per record) costs no reference count. Valid while the tape is
+    /// alive and until it parses the next record: the tape's owner keeps it for as long as
+    /// it reads (`MappingContext.adapt` reads only inside the mapping).
+    struct View {
+        let bytes: UnsafePointer<UInt8>
+        let nodes: UnsafePointer<Node>
 
-    func key(_ index: Int, equals name: UnsafeBufferPointer<UInt8>) -> Bool {
-        let node = nodes[index]
-        let count = Int(node.end - node.start)
-        if !node.escaped {
-            guard count == name.count else { return false }
-            guard count > 0 else { return true }
-            return bytes.withUnsafeBufferPointer { buffer in
-                memcmp(buffer.baseAddress! + Int(node.start), name.baseAddress!, count) == 0
-            }
-        }
-        return decodedBytes(node).elementsEqual(name)
-    }
+        @inline(__always)
+        func node(_ index: Int) -> Node { nodes[index] }
 
-    func string(_ index: Int) -> String {
-        let node = nodes[index]
-        if !node.escaped {
-            return bytes.withUnsafeBufferPointer { buffer in
-                String(decoding: UnsafeBufferPointer(rebasing: buffer[Int(node.start)..<Int(node.end)]), as: UTF8.self)
-            }
+        @inline(__always)
+        func key(_ index: Int, equals name: StaticString) -> Bool {
+            key(index, equals: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }
-        return String(decoding: decodedBytes(node), as: UTF8.self)
-    }
 
-    /// The raw bytes of a node's range (a string's undecoded contents, a number's digits).
-    func rawBytes(_ index: Int) -> ArraySlice<UInt8> {
-        let node = nodes[index]
-        return bytes[Int(node.start)..<Int(node.end)]
-    }
+        func key(_ index: Int, equals name: UnsafeBufferPointer<UInt8>) -> Bool {
+            let node = nodes[index]
+            let count = Int(node.end - node.start)
+            if !node.escaped {
+                guard count == name.count else { return false }
+                guard count > 0 else { return true }
+                let key = bytes + Int(node.start)
+                guard key.pointee == name[0] else { return false }
+                return memcmp(key, name.baseAddress!, count) == 0
+            }
+            return decodedBytes(node).elementsEqual(name)
+        }
 
-    /// A string node's text as UTF-8, escapes decoded, lone surrogates as U+FFFD.
-    func decodedBytes(_ node: Node) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(node.end - node.start))
-        var index = Int(node.start)
-        let end = Int(node.end)
-        func hex4(_ at: Int) -> UInt32 {
-            var value: UInt32 = 0
-            for offset in 0..<4 {
-                let byte = bytes[at + offset]
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                default: digit = byte - UInt8(ascii: "A") + 10
-                }
-                value = value << 4 | UInt32(digit)
-            }
-            return value
+        func string(_ index: Int) -> String {
+            let node = nodes[index]
+            if !node.escaped { return String(decoding: rawBytes(node), as: UTF8.self) }
+            return String(decoding: decodedBytes(node), as: UTF8.self)
         }
-        func append(_ scalar: UInt32) {
-            let scalar = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-            out.append(contentsOf: String(Character(scalar)).utf8)
+
+        /// The raw bytes of a node's range (a string's undecoded contents, a number's digits).
+        @inline(__always)
+        func rawBytes(_ node: Node) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(start: bytes + Int(node.start), count: Int(node.end - node.start))
         }
-        while index < end {
-            let byte = bytes[index]
-            guard byte == UInt8(ascii: "\\") else {
-                out.append(byte)
-                index += 1
-                continue
-            }
-            let escape = bytes[index + 1]
-            index += 2
-            switch escape {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                let unit = hex4(index)
-                index += 4
-                if (0xD800..<0xDC00).contains(unit), index + 6 <= end, bytes[index] == UInt8(ascii: "\\"),
-                    bytes[index + 1] == UInt8(ascii: "u")
-                {
-                    let low = hex4(index + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        index += 6
-                        append(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
-                        continue
+
+        /// A string node's text as UTF-8, escapes decoded, lone surrogates as U+FFFD.
+        func decodedBytes(_ node: Node) -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(Int(node.end - node.start))
+            var index = Int(node.start)
+            let end = Int(node.end)
+            func hex4(_ at: Int) -> UInt32 {
+                var value: UInt32 = 0
+                for offset in 0..<4 {
+                    let byte = bytes[at + offset]
+                    let digit: UInt8
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                    default: digit = byte - UInt8(ascii: "A") + 10
                     }
+                    value = value << 4 | UInt32(digit)
                 }
-                append((0xD800..<0xE000).contains(unit) ? 0xFFFD : unit)
-            default: out.append(escape)  // \" \\ \/
+                return value
             }
+            func append(_ scalar: UInt32) {
+                let scalar = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                out.append(contentsOf: String(Character(scalar)).utf8)
+            }
+            while index < end {
+                let byte = bytes[index]
+                guard byte == UInt8(ascii: "\\") else {
+                    out.append(byte)
+                    index += 1
+                    continue
+                }
+                let escape = bytes[index + 1]
+                index += 2
+                switch escape {
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    let unit = hex4(index)
+                    index += 4
+                    if (0xD800..<0xDC00).contains(unit), index + 6 <= end, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
+                    {
+                        let low = hex4(index + 2)
+                        if (0xDC00..<0xE000).contains(low) {
+                            index += 6
+                            append(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                            continue
+                        }
+                    }
+                    append((0xD800..<0xE000).contains(unit) ? 0xFFFD : unit)
+                default: out.append(escape)  // \" \\ \/
+                }
+            }
+            return out
         }
-        return out
     }
 }
 
 /// One value in a parsed record. Valid until the tape parses the next record.
 package struct JSONValue {
-    let tape: JSONTape
+    let tape: JSONTape.View
     let index: Int
 
-    package var kind: JSONTape.Kind { tape.nodes[index].kind }
+    package var kind: JSONTape.Kind { tape.node(index).kind }
 
     /// The member named `name` of an object (the first, if a record repeats a key); nil for
     /// anything else.
     package subscript(_ name: StaticString) -> JSONValue? {
-        let node = tape.nodes[index]
+        let node = tape.node(index)
         guard node.kind == .object else { return nil }
         var child = index + 1
         let end = Int(node.next)
         while child < end {
             let value = child + 1
             if tape.key(child, equals: name) { return JSONValue(tape: tape, index: value) }
-            child = Int(tape.nodes[value].next)
+            child = Int(tape.node(value).next)
         }
         return nil
     }
@@ -190,11 +234,27 @@ package struct JSONValue {
     /// A string's text; nil for other kinds.
     package var string: String? { kind == .string ? tape.string(index) : nil }
 
+    /// A string's bytes when they are its text as they are (no escapes) and all ASCII;
+    /// nil otherwise. Valid until the tape parses the next record.
+    var asciiText: UnsafeBufferPointer<UInt8>? {
+        let node = tape.node(index)
+        guard node.kind == .string, !node.escaped else { return nil }
+        let bytes = tape.rawBytes(node)
+        for byte in bytes where byte >= 0x80 { return nil }
+        return bytes
+    }
+
+    /// Whether this is the empty string.
+    var isEmptyString: Bool {
+        let node = tape.node(index)
+        return node.kind == .string && node.start == node.end
+    }
+
     /// A string's text with its escapes decoded, as UTF-8; nil for other kinds.
     package var stringBytes: [UInt8]? {
         guard kind == .string else { return nil }
-        let node = tape.nodes[index]
-        return node.escaped ? tape.decodedBytes(node) : Array(tape.rawBytes(index))
+        let node = tape.node(index)
+        return node.escaped ? tape.decodedBytes(node) : Array(tape.rawBytes(node))
     }
 
     package var bool: Bool? {
@@ -211,7 +271,7 @@ package struct JSONValue {
     /// number within 64 bits; nil otherwise.
     package var int64: Int64? {
         guard kind == .number else { return nil }
-        let digits = tape.rawBytes(index)
+        let digits = tape.rawBytes(tape.node(index))
         var value: Int64 = 0
         var negative = false
         var isPlain = true
@@ -238,40 +298,40 @@ package struct JSONValue {
 
     /// The elements of an array (empty for anything else).
     package var elements: [JSONValue] {
-        let node = tape.nodes[index]
+        let node = tape.node(index)
         guard node.kind == .array else { return [] }
         var values: [JSONValue] = []
         var child = index + 1
         while child < Int(node.next) {
             values.append(JSONValue(tape: tape, index: child))
-            child = Int(tape.nodes[child].next)
+            child = Int(tape.node(child).next)
         }
         return values
     }
 
     /// The members of an object in record order, keys decoded (empty for anything else).
     package var members: [(key: String, value: JSONValue)] {
-        let node = tape.nodes[index]
+        let node = tape.node(index)
         guard node.kind == .object else { return [] }
         var values: [(String, JSONValue)] = []
         var child = index + 1
         while child < Int(node.next) {
             values.append((tape.string(child), JSONValue(tape: tape, index: child + 1)))
-            child = Int(tape.nodes[child + 1].next)
+            child = Int(tape.node(child + 1).next)
         }
         return values
     }
 
     /// The member whose key is `name` (a runtime string; see the `StaticString` subscript).
     package func member(named name: String) -> JSONValue? {
-        let node = tape.nodes[index]
+        let node = tape.node(index)
         guard node.kind == .object else { return nil }
         var name = name
         return name.withUTF8 { nameBytes in
             var child = index + 1
             while child < Int(node.next) {
                 if tape.key(child, equals: nameBytes) { return JSONValue(tape: tape, index: child + 1) }
-                child = Int(tape.nodes[child + 1].next)
+                child = Int(tape.node(child + 1).next)
             }
             return nil
         }
@@ -279,13 +339,13 @@ package struct JSONValue {
 
     /// The first member of an object whose key is not in `skipping`.
     package func firstKey(skipping: Set<String>) -> (key: String, value: JSONValue)? {
-        let node = tape.nodes[index]
+        let node = tape.node(index)
         guard node.kind == .object else { return nil }
         var child = index + 1
         while child < Int(node.next) {
             let key = tape.string(child)
             if !skipping.contains(key) { return (key, JSONValue(tape: tape, index: child + 1)) }
-            child = Int(tape.nodes[child + 1].next)
+            child = Int(tape.node(child + 1).next)
         }
         return nil
     }
@@ -309,10 +369,29 @@ private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var position = 0
+    /// The tape's node buffer (reallocated here when it fills up) and the nodes written.
+    var nodes: UnsafeMutableBufferPointer<JSONTape.Node>
+    var nodeCount = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, nodes: UnsafeMutableBufferPointer<JSONTape.Node>) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.nodes = nodes
+    }
+
+    @inline(__always)
+    mutating func append(_ node: JSONTape.Node) {
+        if nodeCount == nodes.count { grow() }
+        (nodes.baseAddress! + nodeCount).initialize(to: node)
+        nodeCount += 1
+    }
+
+    @inline(never)
+    mutating func grow() {
+        let larger = UnsafeMutableBufferPointer<JSONTape.Node>.allocate(capacity: max(256, 2 * nodes.count))
+        _ = larger.initialize(fromContentsOf: UnsafeMutableBufferPointer(rebasing: nodes[0..<nodeCount]))
+        nodes.deallocate()
+        nodes = larger
     }
 
     func failure(_ message: String, at offset: Int? = nil) -> JSONTapeError {
@@ -334,15 +413,15 @@ private struct Parser {
         return "byte 0x" + String(byte, radix: 16)
     }
 
-    mutating func parseDocument(into nodes: inout [JSONTape.Node]) throws(JSONTapeError) {
+    mutating func parseDocument() throws(JSONTapeError) {
         skipWhitespace()
         guard position < bytes.count else { throw failure("empty record") }
-        try parseValue(into: &nodes, depth: 0)
+        try parseValue(depth: 0)
         skipWhitespace()
         guard position == bytes.count else { throw failure("bytes after the JSON value") }
     }
 
-    mutating func parseValue(into nodes: inout [JSONTape.Node], depth: Int) throws(JSONTapeError) {
+    mutating func parseValue(depth: Int) throws(JSONTapeError) {
         skipWhitespace()
         guard position < bytes.count else { throw failure("a value was cut off") }
         let start = position
@@ -351,8 +430,8 @@ private struct Parser {
             guard depth < maxDepth else {
                 throw JSONTapeError(code: .tooDeep, offset: position, message: "nested deeper than \(maxDepth) levels")
             }
-            let index = nodes.count
-            nodes.append(JSONTape.Node(kind: .object, escaped: false, start: Int32(start), end: 0, next: 0))
+            let index = nodeCount
+            append(JSONTape.Node(kind: .object, escaped: false, start: Int32(start), end: 0, next: 0))
             position += 1
             skipWhitespace()
             if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
@@ -363,13 +442,13 @@ private struct Parser {
                     guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
                         throw failure("expected a key, found \(describeHere)")
                     }
-                    try parseString(into: &nodes)
+                    try parseString()
                     skipWhitespace()
                     guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else {
                         throw failure("expected ':' after a key, found \(describeHere)")
                     }
                     position += 1
-                    try parseValue(into: &nodes, depth: depth + 1)
+                    try parseValue(depth: depth + 1)
                     skipWhitespace()
                     guard position < bytes.count else { throw failure("an object was cut off") }
                     if bytes[position] == UInt8(ascii: ",") {
@@ -382,20 +461,20 @@ private struct Parser {
                 }
             }
             nodes[index].end = Int32(position)
-            nodes[index].next = Int32(nodes.count)
+            nodes[index].next = Int32(nodeCount)
         case UInt8(ascii: "["):
             guard depth < maxDepth else {
                 throw JSONTapeError(code: .tooDeep, offset: position, message: "nested deeper than \(maxDepth) levels")
             }
-            let index = nodes.count
-            nodes.append(JSONTape.Node(kind: .array, escaped: false, start: Int32(start), end: 0, next: 0))
+            let index = nodeCount
+            append(JSONTape.Node(kind: .array, escaped: false, start: Int32(start), end: 0, next: 0))
             position += 1
             skipWhitespace()
             if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
                 position += 1
             } else {
                 while true {
-                    try parseValue(into: &nodes, depth: depth + 1)
+                    try parseValue(depth: depth + 1)
                     skipWhitespace()
                     guard position < bytes.count else { throw failure("an array was cut off") }
                     if bytes[position] == UInt8(ascii: ",") {
@@ -408,37 +487,39 @@ private struct Parser {
                 }
             }
             nodes[index].end = Int32(position)
-            nodes[index].next = Int32(nodes.count)
+            nodes[index].next = Int32(nodeCount)
         case UInt8(ascii: "\""):
-            try parseString(into: &nodes)
+            try parseString()
         case UInt8(ascii: "t"):
-            try literal("true", .true, into: &nodes)
+            try literal("true", .true)
         case UInt8(ascii: "f"):
-            try literal("false", .false, into: &nodes)
+            try literal("false", .false)
         case UInt8(ascii: "n"):
-            try literal("null", .null, into: &nodes)
+            try literal("null", .null)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            try parseNumber(into: &nodes)
+            try parseNumber()
         default:
             throw failure("expected a value, found \(describeHere)")
         }
     }
 
-    mutating func literal(_ text: StaticString, _ kind: JSONTape.Kind, into nodes: inout [JSONTape.Node]) throws(JSONTapeError) {
+    mutating func literal(_ text: StaticString, _ kind: JSONTape.Kind) throws(JSONTapeError) {
         let count = text.utf8CodeUnitCount
         guard position + count <= bytes.count, memcmp(bytes.baseAddress! + position, text.utf8Start, count) == 0 else {
             throw failure("expected a value, found \(describeHere)")
         }
-        nodes.append(JSONTape.Node(kind: kind, escaped: false, start: Int32(position), end: Int32(position + count), next: Int32(nodes.count + 1)))
+        append(JSONTape.Node(kind: kind, escaped: false, start: Int32(position), end: Int32(position + count), next: Int32(nodeCount + 1)))
         position += count
     }
 
-    mutating func parseString(into nodes: inout [JSONTape.Node]) throws(JSONTapeError) {
+    mutating func parseString() throws(JSONTapeError) {
         let open = position
         position += 1
         let start = position
         var escaped = false
         while true {
+            // Runs of plain text (no quote, backslash or control character), eight bytes at a time.
+            position = JSONWriter.endOfPlainText(bytes, from: position)
             guard position < bytes.count else { throw failure("a string was cut off", at: open) }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") { break }
@@ -468,11 +549,11 @@ private struct Parser {
             }
             position += 1
         }
-        nodes.append(JSONTape.Node(kind: .string, escaped: escaped, start: Int32(start), end: Int32(position), next: Int32(nodes.count + 1)))
+        append(JSONTape.Node(kind: .string, escaped: escaped, start: Int32(start), end: Int32(position), next: Int32(nodeCount + 1)))
         position += 1
     }
 
-    mutating func parseNumber(into nodes: inout [JSONTape.Node]) throws(JSONTapeError) {
+    mutating func parseNumber() throws(JSONTapeError) {
         let start = position
         func digits(_ parser: inout Parser) -> Int {
             let first = parser.position
@@ -497,6 +578,6 @@ private struct Parser {
             if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
             guard digits(&self) > 0 else { throw failure("an exponent needs digits") }
         }
-        nodes.append(JSONTape.Node(kind: .number, escaped: false, start: Int32(start), end: Int32(position), next: Int32(nodes.count + 1)))
+        append(JSONTape.Node(kind: .number, escaped: false, start: Int32(start), end: Int32(position), next: Int32(nodeCount + 1)))
     }
 }

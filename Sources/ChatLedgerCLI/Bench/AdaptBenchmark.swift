@@ -43,18 +43,61 @@ func processCPUSeconds() -> Double {
 enum AdaptBenchmark {
     static let canonicalTopic = DeviceEventsTopic.defaultName
 
-    static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
-        guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
+    /// The simulated traffic `run` measures `count` records of.
+    static func traffic(records count: Int, format: String) throws -> any BridgeSimulation {
         // Enough instances and partitions that no partition nears the mock's 5 MiB limit.
         // Evolution on its global topics; Baileys and wwebjs on their one topic, keyed by device.
-        var traffic: any BridgeSimulation
         if format == EvolutionAdapter.formatName {
-            traffic = EvolutionTraffic(.init(instances: max(20, count / 1_000), chatsPerInstance: 30, seed: 9, global: true))
+            return EvolutionTraffic(.init(instances: max(20, count / 1_000), chatsPerInstance: 30, seed: 9, global: true))
         } else if let simulation = BridgeFormats.simulation(named: format, devices: max(20, count / 1_000), chats: 30, seed: 9) {
-            traffic = simulation
-        } else {
-            throw BenchFailure("no simulated traffic for format \(format)")
+            return simulation
         }
+        throw BenchFailure("no simulated traffic for format \(format)")
+    }
+
+    /// Adapts `sample` and encodes each event, as the stage's workers do in a release build;
+    /// returns the events and their bytes. Not inlined, so a profiler can select it
+    /// (`valgrind --tool=callgrind --toggle-collect='*AdaptBenchmark*adaptSample*'`).
+    @inline(never)
+    static func adaptSample(_ sample: [BridgeRecord], adapter: any BridgeAdapter, tape: JSONTape) -> (events: Int, bytes: Int) {
+        var events = 0
+        var bytes = 0
+        for record in sample {
+            let adapted = adapter.adapt(record, tape: tape)
+            for event in adapted.events {
+                bytes += EventEncoder.encode(event.event).count
+                events += 1
+            }
+        }
+        return (events, bytes)
+    }
+
+    /// `bench adapt --cpu-only`: only the per-record work on one thread (`adaptSample`),
+    /// without Kafka, for profilers and quick comparisons.
+    static func runCPUOnly(records count: Int, format: String) throws -> BenchReport {
+        guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
+        var traffic = try traffic(records: count, format: format)
+        let sample = (0..<count).map { index in
+            let record = traffic.next()
+            return BridgeRecord(topic: record.topic, partition: 0, offset: Int64(index), timestamp: record.timestamp, key: record.key, value: record.value)
+        }
+        let tape = JSONTape()
+        var result = (events: 0, bytes: 0)
+        let cpuSeconds = threadCPUSeconds { result = adaptSample(sample, adapter: adapter, tape: tape) }
+        var report = BenchReport(bench: "adapt")
+        report.add("adapt_cpu_records_per_s", Double(sample.count) / max(1e-9, cpuSeconds), "records/s")
+        report.add("adapt_cpu_events_per_s", Double(result.events) / max(1e-9, cpuSeconds), "events/s")
+        report.add("adapt_cpu_us_per_record", cpuSeconds / Double(max(1, sample.count)) * 1e6, "µs")
+        report.add("records", Double(sample.count), "records")
+        report.add("events", Double(result.events), "events")
+        report.add("record_bytes", Double(sample.reduce(0) { $0 + ($1.value?.count ?? 0) }), "bytes")
+        report.add("event_bytes", Double(result.bytes), "bytes")
+        return report
+    }
+
+    static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
+        guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
+        var traffic = try traffic(records: count, format: format)
         let sourcePartitions = max(8, count / 5_000)
         let canonicalPartitions = max(8, count / 5_000)
         let cluster = try MockCluster(topics: [(canonicalTopic, canonicalPartitions), (AdapterStage.Configuration.defaultDeadLetterTopic, 1)])
@@ -81,16 +124,7 @@ enum AdaptBenchmark {
         // on the machine does not count.
         let tape = JSONTape()
         var sampleEvents = 0
-        var sampleBytes = 0
-        let cpuSeconds = threadCPUSeconds {
-            for record in sample {
-                let adapted = adapter.adapt(record, tape: tape)
-                for event in adapted.events {
-                    sampleBytes += EventEncoder.encode(event.event).count
-                    sampleEvents += 1
-                }
-            }
-        }
+        let cpuSeconds = threadCPUSeconds { sampleEvents = adaptSample(sample, adapter: adapter, tape: tape).events }
         // And what the parser (ingest's first step) costs on the same events, for scale.
         var sampleEncoded: [[UInt8]] = []
         for record in sample.prefix(20_000) {

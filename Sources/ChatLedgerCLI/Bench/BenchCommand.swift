@@ -11,6 +11,7 @@ enum BenchCommand: Command {
         summary: "Run a benchmark (codec, log, projection, ingest, adapt, http, verify, freshness, cluster) and print its figures.",
         options: [
             .flag("json", "Print one JSON object instead of a table."),
+            .flag("cpu-only", "adapt: only the per-record work (parse, map, encode) on one thread, without Kafka."),
             CommandSpec.Option("events", "N", "Events to generate (default depends on the benchmark)."),
             CommandSpec.Option("dir", "DIR", "Scratch directory on the disk to measure (log, ingest, verify, freshness).", default: "./data/bench"),
             CommandSpec.Option("batch", "N", "Records per batch (log).", default: "100"),
@@ -50,6 +51,9 @@ enum BenchCommand: Command {
             report = try IngestBenchmark.run(
                 events: try arguments.integer("events", in: 100...10_000_000) ?? 200_000,
                 directory: (arguments.string("dir") ?? "./data/bench") + "/ingest-\(getpid())", fsync: try IngestOptions.fsyncPolicy(arguments))
+        case "adapt" where arguments.flag("cpu-only"):
+            report = try AdaptBenchmark.runCPUOnly(
+                records: try arguments.integer("events", in: 100...10_000_000) ?? 200_000, format: arguments.string("format") ?? "evolution")
         case "adapt":
             report = try AdaptBenchmark.run(
                 records: try arguments.integer("events", in: 100...10_000_000) ?? 200_000, format: arguments.string("format") ?? "evolution",
