@@ -120,14 +120,20 @@ struct ClusterModeTests {
     /// and correct. Returns the instances that answered as owners.
     static func expectEveryDeviceEverywhere(_ last: [String: KafkaRecordProducer.Delivery], count: Int, ports: [UInt16], key: String = "demo-key") throws -> Set<String> {
         let deadline = ContinuousClock.now + .seconds(60)
+        // Each request waits for its partition's last event, not only the device's: an answer
+        // reflects the partition up to where its instance has applied it, so only answers
+        // from the partition's end can be asked to carry the same position.
+        var partitionEnds: [Int32: Int64] = [:]
+        for delivery in last.values { partitionEnds[delivery.partition] = max(partitionEnds[delivery.partition] ?? 0, delivery.offset) }
         var owners: Set<String> = []
         for index in 0..<count {
             let device = "cd-\(index)"
             let delivery = try #require(last[device], "every device's events acknowledged")
             #expect(DevicePartitioner.partition(of: device, partitions: Self.partitions) == delivery.partition, "the producers' partitioner is the router's")
+            let end = partitionEnds[delivery.partition] ?? delivery.offset
             var answers: [Answer] = []
             for port in ports {
-                let target = "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(delivery.offset)&wait=10000"
+                let target = "/api/v1/devices/\(device)/chats?minPosition=\(delivery.partition):\(end)&wait=10000"
                 var answer = try Self.get(port, target, key: key)
                 while answer.status == 503, ContinuousClock.now < deadline {
                     #expect(answer.headers["retry-after"] != nil, "a 503 says when to come back")
