@@ -37,23 +37,6 @@ struct AdaptWorkersTests {
         #expect(alone.reduce(0) { $0 + $1.events.count } > 1_000, "and plenty of events")
     }
 
-    @Test("started, then finished after the caller did other work (a backlog's overlap): the same entries in order")
-    func startThenFinish() {
-        let records = Self.batch()
-        let alone = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(records)
-        let workers = AdaptWorkers(adapter: EvolutionAdapter(), threads: 3)
-        let batch = workers.start(records)
-        #expect(batch.isShared, "2,000 records are shared with the helpers")
-        // Meanwhile the caller adapts something else on its own scratch, as the stage hands on the last batch.
-        let other = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(Array(records.prefix(100)))
-        var shared: [RecordMerger.Entry] = []
-        workers.finish(batch) { shared.append($0) }
-        #expect(shared.map(\.record) == alone.map(\.record))
-        #expect(shared.map(\.events) == alone.map(\.events))
-        #expect(other.map(\.events) == alone.prefix(100).map(\.events))
-        #expect(!workers.start(Array(records.prefix(5))).isShared, "a few records stay on the caller's thread")
-    }
-
     @Test("a batch of five records (live traffic) gives the entries the stage's thread alone gives")
     func smallBatch() {
         let records = Array(Self.batch().prefix(5))

@@ -12,8 +12,7 @@ import Synchronization
 ///
 /// The calling thread takes a share of every batch and `threads - 1` helper threads take
 /// the rest, claiming chunks of `chunkSize` records. A batch of a few chunks (live
-/// traffic) is done on the calling thread alone, without waking anyone. `start` and
-/// `finish` split a batch so that the caller can do other work while the helpers begin.
+/// traffic) is done on the calling thread alone, without waking anyone.
 final class AdaptWorkers {
     /// Records claimed at a time.
     static let chunkSize = 32
@@ -59,40 +58,16 @@ final class AdaptWorkers {
 
     /// Hands `body` the entries for `records`, in their order, each moved (not copied) to it.
     func prepare(_ records: [BridgeRecord], _ body: (consuming RecordMerger.Entry) -> Void) {
-        finish(start(records), body)
-    }
-
-    /// A batch handed to the helpers by `start`, to be completed by `finish`.
-    struct Batch {
-        fileprivate let records: [BridgeRecord]
-        fileprivate let job: Job?
-        fileprivate let woken: Int
-
-        /// Whether helper threads are working on it now (a batch of a few chunks is left
-        /// to the caller's thread alone, in `finish`).
-        var isShared: Bool { job != nil }
-    }
-
-    /// Wakes helpers to adapt `records` while the caller does other work; `finish` must
-    /// follow before the next `start`.
-    func start(_ records: [BridgeRecord]) -> Batch {
-        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else { return Batch(records: records, job: nil, woken: 0) }
+        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else {
+            for record in records { body(own.prepare(record)) }
+            return
+        }
         let job = Job(records: records)
         shared.job.withLock { $0 = job }
         let woken = min(helpers.count, records.count / Self.chunkSize - 1)
         for helper in helpers.prefix(woken) { helper.wake.signal() }
-        return Batch(records: records, job: job, woken: woken)
-    }
-
-    /// Takes a share of what is left of `batch`, waits for the helpers, and hands `body`
-    /// the entries in the records' order.
-    func finish(_ batch: Batch, _ body: (consuming RecordMerger.Entry) -> Void) {
-        guard let job = batch.job else {
-            for record in batch.records { body(own.prepare(record)) }
-            return
-        }
         job.work(own)
-        for _ in 0..<batch.woken { job.finished.wait() }
+        for _ in 0..<woken { job.finished.wait() }
         shared.job.withLock { $0 = nil }
         job.takeResults(body)
     }
@@ -103,7 +78,7 @@ final class AdaptWorkers {
     }
 
     /// One batch: its records, and a slot per record that exactly one thread fills.
-    fileprivate final class Job: @unchecked Sendable {
+    private final class Job: @unchecked Sendable {
         // SAFETY: `results` slot `i` is initialized by the one thread that claimed `i`
         // through `next`; the owner reads them only after every worker signalled
         // `finished` (the semaphore orders the writes before the read).

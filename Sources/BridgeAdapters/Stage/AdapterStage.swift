@@ -302,15 +302,12 @@ private final class StageLoop {
                 }
                 batched += received
             } while received > 0 && batched < configuration.batchSize
-            // A backlog: the helper threads adapt this batch while this thread hands on what
-            // the last one left queued, then this thread joins them. What this batch brings
-            // is handed on in the next round, overlapping the next batch in turn.
-            let batch = workers.start(pending)
-            pending.removeAll(keepingCapacity: true)
-            if batch.isShared { try drain(now: .now, force: false) }
-            workers.finish(batch) { merger.append($0) }
+            // Handing on starts once the whole poll is queued: a partition with records
+            // still being adapted would hold the merger back (its next record's time is not
+            // known yet), so overlapping the two would only leave records queued.
+            flushPending()
             let now = ContinuousClock.now
-            if !batch.isShared { try drain(now: now, force: false) }
+            try drain(now: now, force: false)
             try expireHolds(now: now)
             producer.poll()  // delivery reports, so `delivered` keeps up between commits
             if now - lastCommit >= .milliseconds(configuration.commitEveryMilliseconds) {
@@ -381,9 +378,8 @@ private final class StageLoop {
         statistics.records += 1
     }
 
-    /// Adapts the records polled (on the workers' threads) and queues them for ordering,
-    /// before a rebalance changes the partitions (the loop itself overlaps adapting with
-    /// handing on, see `run`).
+    /// Adapts the records polled (on the workers' threads) and queues them for ordering.
+    /// Called after each round of polls and before a rebalance changes the partitions.
     func flushPending() {
         guard !pending.isEmpty else { return }
         workers.prepare(pending) { merger.append($0) }
