@@ -457,9 +457,9 @@ private final class StageLoop {
         }
     }
 
-    /// The same pair is taught by many records: once per run is enough (its id is the
+    /// Whether the alias pair filed under `key` has not been sent in this run (counted if it
+    /// has). The same pair is taught by many records: once per run is enough (its id is the
     /// pair's, so a repeat would change nothing downstream anyway).
-    /// Whether the alias pair filed under `key` has not been sent in this run (counted if it has).
     func firstTimeAlias(_ key: UInt64) -> Bool {
         if aliasesSeen.count > 1_000_000 { aliasesSeen.removeAll() }
         if aliasesSeen.insert(key).inserted { return true }
