@@ -1,4 +1,5 @@
 import KafkaClient
+import LedgerSupport
 
 /// Adapted records waiting per source partition, handed out in the order of their
 /// bridge's clock across all partitions.
@@ -117,11 +118,20 @@ struct RecordMerger {
         }
     }
 
+    /// A non-empty queue in the heap, by its head's key.
+    private struct Head: Comparable {
+        var key: Key
+        var queue: Int
+
+        static func < (lhs: Head, rhs: Head) -> Bool { lhs.key < rhs.key }
+        static func == (lhs: Head, rhs: Head) -> Bool { lhs.key == rhs.key }
+    }
+
     private var queues: [Queue] = []
     private var indexOf: [TopicPartition: Int] = [:]
     /// The non-empty queues, a min-heap by their head's key (kept here, so comparing
     /// never touches a queue).
-    private var heap: [(key: Key, queue: Int)] = []
+    private var heap = MinHeap<Head>()
     /// The queue the last record appended went to: a poll's records come in runs of one
     /// partition, so most appends find their queue without hashing its name.
     private var lastAppended: (topic: String, partition: Int32, queue: Int)?
@@ -235,12 +245,11 @@ struct RecordMerger {
         guard let index = heap.first?.queue, !blocked || force, let entry = queues[index].removeFirst() else { return nil }
         count -= 1
         if queues[index].isEmpty {
-            popHeap()
+            heap.removeFirst()
             queues[index].inHeap = false
             if !force, holdsBack(index, now: now, highWatermark: highWatermark) { blocked = true }
         } else {
-            heap[0].key = key(index)
-            siftDown(0)
+            heap.replaceFirst(with: Head(key: key(index), queue: index))
         }
         return entry
     }
@@ -269,33 +278,6 @@ struct RecordMerger {
 
     private mutating func push(_ index: Int) {
         queues[index].inHeap = true
-        heap.append((key(index), index))
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].key < heap[parent].key else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func popHeap() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        siftDown(0)
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { return }
-            var smallest = left
-            if left + 1 < heap.count, heap[left + 1].key < heap[left].key { smallest = left + 1 }
-            guard heap[smallest].key < heap[parent].key else { return }
-            heap.swapAt(smallest, parent)
-            parent = smallest
-        }
+        heap.insert(Head(key: key(index), queue: index))
     }
 }

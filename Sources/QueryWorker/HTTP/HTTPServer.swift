@@ -392,7 +392,7 @@ package final class HTTPServer: Sendable {
         /// One entry per connection with a timer, at `Connection.timer`; an entry whose
         /// connection has since moved its timer (or closed) is dropped when it comes up. A
         /// timer that moves later (every request moves the idle one) costs nothing until then.
-        private(set) var timers = DeadlineHeap()
+        private(set) var timers = MinHeap<ConnectionTimer>()
         /// Which of the server's loops this is.
         let loop: UInt8
         /// This loop's share of `maxConnections`.
@@ -433,7 +433,7 @@ package final class HTTPServer: Sendable {
                 // Scheduled in place, without a copy of the connection; usually the timer is
                 // already at or before the new deadline and nothing is done.
                 if let connection = newValue, let deadline = timeouts.deadline(connection), connection.timer.map({ deadline < $0 }) ?? true {
-                    timers.insert(deadline, fd)
+                    timers.insert(ConnectionTimer(at: deadline, fd: fd))
                     all[fd]?.timer = deadline
                 }
                 // The sets are usually empty: no hashing then.
@@ -891,40 +891,13 @@ package final class HTTPServer: Sendable {
     }
 }
 
-/// A binary min-heap of (deadline, descriptor): the connections' timers.
-private struct DeadlineHeap {
-    private var entries: [(at: ContinuousClock.Instant, fd: Int32)] = []
+/// A connection's timer: when, and whose; ordered by when.
+private struct ConnectionTimer: Comparable {
+    var at: ContinuousClock.Instant
+    var fd: Int32
 
-    /// The earliest timer (nil: none).
-    var first: (at: ContinuousClock.Instant, fd: Int32)? { entries.first }
-
-    mutating func insert(_ at: ContinuousClock.Instant, _ fd: Int32) {
-        entries.append((at, fd))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].at < entries[parent].at else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func removeFirst() {
-        guard !entries.isEmpty else { return }
-        entries.swapAt(0, entries.count - 1)
-        entries.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < entries.count, entries[left].at < entries[smallest].at { smallest = left }
-            if right < entries.count, entries[right].at < entries[smallest].at { smallest = right }
-            guard smallest != parent else { return }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
+    static func < (lhs: ConnectionTimer, rhs: ConnectionTimer) -> Bool { lhs.at < rhs.at }
+    static func == (lhs: ConnectionTimer, rhs: ConnectionTimer) -> Bool { lhs.at == rhs.at }
 }
 
 /// A body produced over time, for `HTTPServer.Reply.stream`.
