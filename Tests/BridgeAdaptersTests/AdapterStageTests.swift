@@ -32,4 +32,26 @@ struct AdapterStageTests {
         // LID contacts: receipts named the chat by its LID; they landed in the phone chat.
         #expect(!actual.events.contains { $0.type == "message.status" && WhatsAppID.domain(of: $0.chatId ?? "") == .lid })
     }
+
+    @Test("a dead letter that does not name its secret (not JSON) is still scrubbed of the secrets earlier records carried")
+    func deadLetterScrubbedOfKnownSecrets() throws {
+        let topic = "evolution.sales.messages.upsert"
+        let cluster = try StageTesting.cluster(canonicalPartitions: 1, topics: [topic])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        // An event the adapter skips still teaches the stage its record's apikey.
+        try producer.send(topic: topic, key: Array("sales".utf8), value: Array(EvolutionHarness.envelope("some.future.event", "{}").utf8))
+        try producer.send(topic: topic, key: Array("sales".utf8), value: Array("not json, but it leaks \(EvolutionHarness.secret) anyway".utf8))
+        try producer.flush(timeoutMilliseconds: 30_000)
+        let stage = RunningStage(brokers: cluster.bootstrapServers, pattern: "^evolution\\..*")
+        try stage.waitForRecords(2)
+        let statistics = stage.stage.statistics
+        try stage.stop()
+
+        #expect(statistics.deadLettersByReason.values.reduce(0, +) == 1, "\(statistics.deadLettersByReason)")
+        let letters = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: StageTesting.deadLetterTopic, partitions: 1)
+        #expect(letters.count == 1)
+        let text = letters.map { String(decoding: $0.value, as: UTF8.self) }.joined()
+        #expect(text.contains("leaks"), "the dead letter keeps the record: \(text)")
+        #expect(!text.contains(EvolutionHarness.secret), "the earlier record's apikey is scrubbed from it")
+    }
 }

@@ -231,9 +231,8 @@ private final class StageLoop {
     /// so a message older than this has been handed on already, unless it was late.
     var frontier: Int64 = .min
     var aliasesSeen = Set<UInt64>()
-    /// Secrets seen in records (at most `maxKnownSecrets`), scrubbed from every dead letter;
-    /// by a hash of their bytes, cheaper per record than hashing them as arrays.
-    var knownSecrets: [UInt64: [UInt8]] = [:]
+    /// Secrets seen in records (at most `maxKnownSecrets`), scrubbed from every dead letter.
+    var knownSecrets = Set<SecretBytes>()
     static let maxKnownSecrets = 1_000
     var statistics = AdapterStage.Statistics()
 
@@ -275,6 +274,16 @@ private final class StageLoop {
             || key.hasPrefix("enable.auto.") || key.hasPrefix("enable.partition.eof")
             || ["session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
                 "isolation.level", "max.partition.fetch.bytes", "check.crcs", "coordinator.query.interval.ms"].contains(key)
+    }
+
+    /// A secret's bytes, hashed in one pass (an array of bytes hashes byte by byte, and every
+    /// mapped record carries its secret through this set).
+    struct SecretBytes: Hashable {
+        var bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     /// A way back from the consumer's callbacks (which the consumer keeps) without a cycle.
@@ -402,7 +411,7 @@ private final class StageLoop {
         switch entry.outcome {
         case .deadLetter(let code, let detail):
             statistics.deadLettersByReason[code, default: 0] += 1
-            var secrets = Set(knownSecrets.values)
+            var secrets = Set(knownSecrets.map(\.bytes))
             if let secret = entry.secret { secrets.insert(secret) }
             let letter = DeadLetter(format: adapter.format, record: record, reason: code, detail: detail, secret: entry.secret)
             var value = letter.encoded()
@@ -416,10 +425,7 @@ private final class StageLoop {
             logger.warning(
                 "dead letter", ["topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": code, "detail": scrubbedDetail])
         case .mapped:
-            if let secret = entry.secret, knownSecrets.count < Self.maxKnownSecrets {
-                let key = MessageDirectory.hash(secret)
-                if knownSecrets[key] != secret { knownSecrets[key] = secret }
-            }
+            if let secret = entry.secret, knownSecrets.count < Self.maxKnownSecrets { knownSecrets.insert(SecretBytes(bytes: secret)) }
             for event in entry.events {
                 try route(event, record: record, time: entry.time, secret: entry.secret, now: now)
             }

@@ -32,9 +32,6 @@ struct MessageDirectory {
         key(deviceId: deviceId, messageId: chatId + " " + alias)
     }
 
-    /// FNV-1a of `bytes`.
-    static func hash(_ bytes: [UInt8]) -> UInt64 { fnv(bytes, into: fnvBasis) }
-
     private static let fnvBasis: UInt64 = 0xCBF2_9CE4_8422_2325
 
     private static func fnv(_ bytes: some Sequence<UInt8>, into start: UInt64) -> UInt64 {
