@@ -53,18 +53,30 @@ package final class KafkaProducer {
     /// A nil `value` is a tombstone; an empty one is an empty value.
     /// - Throws: `KafkaError` for anything but a full queue (unknown topic, message too large).
     package func send(topic: String, key: [UInt8], value: [UInt8]?) throws(KafkaError) {
+        try key.withUnsafeBytes { keyBytes in
+            Result { () throws(KafkaError) in try send(topic: topic, keyBytes: keyBytes, value: value) }
+        }.get()
+    }
+
+    /// `send(topic:key:value:)` with the key's UTF-8 bytes (a device id), without copying them first.
+    package func send(topic: String, key: String, value: [UInt8]?) throws(KafkaError) {
+        var key = key
+        try key.withUTF8 { keyBytes in
+            Result { () throws(KafkaError) in try send(topic: topic, keyBytes: UnsafeRawBufferPointer(keyBytes), value: value) }
+        }.get()
+    }
+
+    private func send(topic: String, keyBytes: UnsafeRawBufferPointer, value: [UInt8]?) throws(KafkaError) {
         let topicHandle = try self.topic(topic)
         var empty: UInt8 = 0
         while true {
             let result = withUnsafeMutablePointer(to: &empty) { emptyPointer in
                 (value ?? []).withUnsafeBytes { valueBytes in
-                    key.withUnsafeBytes { keyBytes in
-                        // librdkafka: a NULL payload is a tombstone, a non-NULL one of length 0 is empty.
-                        let payload = value == nil ? nil : (valueBytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(emptyPointer))
-                        return rd_kafka_produce(
-                            topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload, valueBytes.count,
-                            keyBytes.baseAddress, keyBytes.count, nil)
-                    }
+                    // librdkafka: a NULL payload is a tombstone, a non-NULL one of length 0 is empty.
+                    let payload = value == nil ? nil : (valueBytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(emptyPointer))
+                    return rd_kafka_produce(
+                        topicHandle, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload, valueBytes.count,
+                        keyBytes.baseAddress, keyBytes.count, nil)
                 }
             }
             if result == 0 { break }

@@ -23,4 +23,17 @@ package final class Semaphore: @unchecked Sendable {
     package func wait() {
         while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
+
+    /// Waits for a signal for at most `milliseconds`; false when none came in time.
+    package func wait(milliseconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)  // sem_timedwait's clock (sem_clockwait is not visible to Swift)
+        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1_000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1_000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        while true {
+            if sem_timedwait(semaphore, &deadline) == 0 { return true }
+            if errno != EINTR { return false }
+        }
+    }
 }

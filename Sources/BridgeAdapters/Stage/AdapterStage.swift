@@ -209,7 +209,7 @@ private final class StageLoop {
     let adapter: any BridgeAdapter
     let configuration: AdapterStage.Configuration
     let consumer: KafkaGroupConsumer
-    let producer: KafkaProducer
+    let producer: StageProducer
     let workers: AdaptWorkers
     /// Records polled and not yet adapted (`flushPending`).
     var pending: [BridgeRecord] = []
@@ -258,7 +258,9 @@ private final class StageLoop {
         directory = MessageDirectory(capacity: configuration.directoryCapacity)
         var producerSettings = KafkaConfiguration(["linger.ms": "5", "message.timeout.ms": "120000"])
         for (key, value) in configuration.kafka.properties where !Self.consumerOnly(key) { producerSettings[key] = value }
-        producer = try KafkaProducer(bootstrapServers: configuration.brokers, configuration: producerSettings)
+        producer = StageProducer(
+            try KafkaProducer(bootstrapServers: configuration.brokers, configuration: producerSettings), topic: configuration.topic,
+            deadLetterTopic: configuration.deadLetterTopic)
         let box = LoopBox()
         consumer = try KafkaGroupConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, subscription: configuration.sourceTopics,
@@ -318,7 +320,7 @@ private final class StageLoop {
             let now = ContinuousClock.now
             try drain(now: now, force: false)
             try expireHolds(now: now)
-            producer.poll()  // delivery reports, so `delivered` keeps up between commits
+            producer.handOver()
             if now - lastCommit >= .milliseconds(configuration.commitEveryMilliseconds) {
                 try commit(synchronously: false)
                 lastCommit = .now
@@ -352,6 +354,7 @@ private final class StageLoop {
         try drain(now: .now, force: true)
         try commit(synchronously: true)
         consumer.close()
+        producer.close()
         publish(snapshot())
         logger.info("stopped", ["records": statistics.records, "events": statistics.events, "dead_letters": statistics.deadLetters])
     }
@@ -361,7 +364,7 @@ private final class StageLoop {
     func snapshot() -> AdapterStage.Statistics {
         var current = statistics
         current.held = held.count
-        current.delivered = producer.report.delivered
+        current.delivered = producer.delivered
         var caughtUp = true
         for partition in consumer.assignment {
             guard let high = consumer.highWatermark(partition) else {
@@ -421,7 +424,7 @@ private final class StageLoop {
                 value = SecretScrubber.scrub(value, secret: secret)
                 scrubbedDetail = SecretScrubber.scrub(scrubbedDetail, secret: secret)
             }
-            try producer.send(topic: configuration.deadLetterTopic, key: letter.key, value: value)
+            producer.send(.init(destination: .deadLetter(key: letter.key), value: value))
             logger.warning(
                 "dead letter", ["topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": code, "detail": scrubbedDetail])
         case .mapped:
@@ -505,7 +508,7 @@ private final class StageLoop {
             statistics.skippedByReason["secret_in_content", default: 0] += 1
             return
         }
-        try producer.send(topic: configuration.topic, key: Array(deviceId.utf8), value: value)
+        producer.send(.init(destination: .event(deviceId: deviceId), value: value))
         statistics.eventsByType[type, default: 0] += 1
     }
 
@@ -586,15 +589,7 @@ private final class StageLoop {
     /// Waits for every delivery. A failed one fails every later call too: nothing is
     /// committed after it, even when a rebalance's commit (which only logs) saw it first.
     func flushProducer() throws {
-        do {
-            try producer.flush(timeoutMilliseconds: 120_000)
-        } catch {
-            throw AdapterStageError(description: "events not delivered: \(error)")
-        }
-        let report = producer.report
-        if report.failed > 0 {
-            throw AdapterStageError(description: "\(report.failed) deliveries failed: \(report.firstFailure ?? "unknown")")
-        }
+        try producer.flush()
     }
 
     // MARK: - Rebalances
