@@ -29,14 +29,26 @@ struct ConsumerBatch {
     /// Hands each message taken by `fill` to `body`, in order, and destroys every one of
     /// them afterwards (also when `body` throws).
     mutating func drain(_ body: (UnsafeMutablePointer<rd_kafka_message_t>) throws -> Void) rethrows {
+        try drain(handingOver: { pointer in
+            try body(pointer)
+            return false
+        })
+    }
+
+    /// `drain`, except that a message for which `body` returns true is handed over: the
+    /// caller destroys it (`rd_kafka_message_destroy`, from any thread).
+    mutating func drain(handingOver body: (UnsafeMutablePointer<rd_kafka_message_t>) throws -> Bool) rethrows {
         let taken = count
         count = 0
         defer {
-            for index in 0..<taken { rd_kafka_message_destroy(messages[index]) }
+            for index in 0..<taken {
+                if let pointer = messages[index] { rd_kafka_message_destroy(pointer) }
+                messages[index] = nil
+            }
         }
         for index in 0..<taken {
             guard let pointer = messages[index] else { continue }
-            try body(pointer)
+            if try body(pointer) { messages[index] = nil }
         }
     }
 }

@@ -131,6 +131,38 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
         return delivered
     }
 
+    /// `poll`, handing over each message itself: the caller copies its bytes where it
+    /// chooses (another thread) and must `release()` every one.
+    @discardableResult
+    package func poll(maxMessages: Int, timeoutMilliseconds: Int32, retaining body: (RetainedMessage) -> Void) throws -> Int {
+        if let failure { throw failure }
+        guard maxMessages > 0 else {
+            rd_kafka_poll(handle.client, 0)  // rebalances and errors still need serving
+            return 0
+        }
+        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
+        if let failure { throw failure }
+        guard count > 0 else {
+            if let ended = handle.failure {
+                failure = ended
+                throw ended
+            }
+            return 0
+        }
+        var delivered = 0
+        try batch.drain(handingOver: { pointer in
+            let message = pointer.pointee
+            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                try handleError(message)
+                return false
+            }
+            body(RetainedMessage(pointer, topic: topicName(message.rkt)))
+            delivered += 1
+            return true
+        })
+        return delivered
+    }
+
     /// Commits `next` (per partition, the next offset to read) to the group. Partitions no
     /// longer assigned are left out.
     /// - Parameter synchronously: wait for the broker's answer (before giving partitions up).

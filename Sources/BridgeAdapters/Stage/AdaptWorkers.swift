@@ -1,4 +1,5 @@
 import ChatEvents
+import KafkaClient
 import LedgerSupport
 import Synchronization
 
@@ -48,20 +49,47 @@ final class AdaptWorkers {
         for helper in helpers { helper.thread.join() }
     }
 
+    /// A record to adapt: copied already, or still in librdkafka's buffers (then the
+    /// thread that adapts it copies and releases it, so the polling thread never does).
+    enum Input: Sendable {
+        case record(BridgeRecord)
+        case message(RetainedMessage)
+
+        /// The record, copied out of a message, which is released.
+        consuming func take() -> BridgeRecord {
+            switch self {
+            case .record(let record):
+                return record
+            case .message(let message):
+                defer { message.release() }
+                return BridgeRecord(
+                    topic: message.topic, partition: message.partition, offset: message.offset, timestamp: message.timestamp,
+                    key: message.key.map { Array($0) }, value: message.value.map { Array($0) })
+            }
+        }
+
+        /// Gives a message back to librdkafka unread.
+        consuming func discard() {
+            if case .message(let message) = self { message.release() }
+        }
+    }
+
     /// The entries for `records`, in their order.
     func prepare(_ records: [BridgeRecord]) -> [RecordMerger.Entry] {
         var entries: [RecordMerger.Entry] = []
         entries.reserveCapacity(records.count)
-        prepare(records) { entries.append($0) }
+        prepare(records.map { .record($0) }) { entries.append($0) }
         return entries
     }
 
-    /// Hands `body` the entries for `records`, in their order, each moved (not copied) to it.
-    func prepare(_ records: [BridgeRecord], _ body: (consuming RecordMerger.Entry) -> Void) {
-        guard !helpers.isEmpty, records.count > 2 * Self.chunkSize else {
-            for record in records { body(own.prepare(record)) }
+    /// Hands `body` the entries for `inputs`, in their order, each moved (not copied) to it.
+    /// Every message among `inputs` is released.
+    func prepare(_ inputs: [Input], _ body: (consuming RecordMerger.Entry) -> Void) {
+        guard !helpers.isEmpty, inputs.count > 2 * Self.chunkSize else {
+            for input in inputs { body(own.prepare(input.take())) }
             return
         }
+        let records = inputs
         let job = Job(records: records)
         shared.job.withLock { $0 = job }
         let woken = min(helpers.count, records.count / Self.chunkSize - 1)
@@ -80,15 +108,16 @@ final class AdaptWorkers {
     /// One batch: its records, and a slot per record that exactly one thread fills.
     private final class Job: @unchecked Sendable {
         // SAFETY: `results` slot `i` is initialized by the one thread that claimed `i`
-        // through `next`; the owner reads them only after every worker signalled
-        // `finished` (the semaphore orders the writes before the read).
-        let records: [BridgeRecord]
+        // through `next` (which also releases input `i`'s message); the owner reads them
+        // only after every worker signalled `finished` (the semaphore orders the writes
+        // before the read).
+        let records: [Input]
         let results: UnsafeMutablePointer<RecordMerger.Entry>
         let next = Atomic<Int>(0)
         let finished = Semaphore()
         private var taken = false
 
-        init(records: [BridgeRecord]) {
+        init(records: [Input]) {
             self.records = records
             results = .allocate(capacity: records.count)
         }
@@ -103,7 +132,7 @@ final class AdaptWorkers {
                 let start = next.wrappingAdd(AdaptWorkers.chunkSize, ordering: .relaxed).oldValue
                 guard start < records.count else { return }
                 for index in start..<min(start + AdaptWorkers.chunkSize, records.count) {
-                    (results + index).initialize(to: preparer.prepare(records[index]))
+                    (results + index).initialize(to: preparer.prepare(records[index].take()))
                 }
             }
         }

@@ -211,8 +211,8 @@ private final class StageLoop {
     let consumer: KafkaGroupConsumer
     let producer: StageProducer
     let workers: AdaptWorkers
-    /// Records polled and not yet adapted (`flushPending`).
-    var pending: [BridgeRecord] = []
+    /// Records polled and not yet adapted (`flushPending`), still in librdkafka's buffers.
+    var pending: [AdaptWorkers.Input] = []
     let parser = EventParser()
     let logger = Logger(label: "adapt")
 
@@ -233,6 +233,8 @@ private final class StageLoop {
     var aliasesSeen = Set<UInt64>()
     /// Secrets seen in records (at most `maxKnownSecrets`), scrubbed from every dead letter.
     var knownSecrets = Set<SecretBytes>()
+    /// The secret inserted into `knownSecrets` last.
+    var lastSecret: [UInt8]?
     static let maxKnownSecrets = 1_000
     var statistics = AdapterStage.Statistics()
 
@@ -248,6 +250,11 @@ private final class StageLoop {
         /// When it goes regardless of the stage catching up.
         var lastChance: ContinuousClock.Instant
         var secret: [UInt8]?
+    }
+
+    deinit {
+        // Records polled and never adapted (the stage stopped in between) go back unread.
+        for input in pending { input.discard() }
     }
 
     init(adapter: any BridgeAdapter, configuration: AdapterStage.Configuration) throws {
@@ -307,10 +314,9 @@ private final class StageLoop {
             var received = 0
             repeat {
                 received = try consumer.poll(
-                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? (waiting ? 10 : 100) : 0
-                ) { message in
-                    accept(message)
-                }
+                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? (waiting ? 10 : 100) : 0,
+                    retaining: { pending.append(.message($0)) })
+                statistics.records += received
                 batched += received
             } while received > 0 && batched < configuration.batchSize
             // Handing on starts once the whole poll is queued: a partition with records
@@ -383,13 +389,6 @@ private final class StageLoop {
 
     // MARK: - Records in
 
-    func accept(_ message: KafkaGroupConsumer.Message) {
-        pending.append(BridgeRecord(
-            topic: message.topic, partition: message.partition, offset: message.offset, timestamp: message.timestamp,
-            key: message.key.map { Array($0) }, value: message.value.map { Array($0) }))
-        statistics.records += 1
-    }
-
     /// Adapts the records polled (on the workers' threads) and queues them for ordering.
     /// Called after each round of polls and before a rebalance changes the partitions.
     func flushPending() {
@@ -428,7 +427,11 @@ private final class StageLoop {
             logger.warning(
                 "dead letter", ["topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": code, "detail": scrubbedDetail])
         case .mapped:
-            if let secret = entry.secret, knownSecrets.count < Self.maxKnownSecrets { knownSecrets.insert(SecretBytes(bytes: secret)) }
+            // Most records repeat the secret of the one before (one instance's token).
+            if let secret = entry.secret, secret != lastSecret, knownSecrets.count < Self.maxKnownSecrets {
+                knownSecrets.insert(SecretBytes(bytes: secret))
+                lastSecret = secret
+            }
             for event in entry.events {
                 try route(event, record: record, time: entry.time, secret: entry.secret, now: now)
             }
