@@ -45,4 +45,25 @@ struct AdaptWorkersTests {
         #expect(shared.map(\.events) == alone.map(\.events))
         #expect(shared.map(\.record) == alone.map(\.record))
     }
+
+    @Test("batches started one after another while the caller does other work come out whole and in order: each start hands over the batch before")
+    func overlappingBatches() {
+        let records = Self.batch()
+        let alone = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(records)
+        let workers = AdaptWorkers(adapter: EvolutionAdapter(), threads: 2)
+        // Three polls of different sizes, the middle one too small for the helpers.
+        let polls = [Array(records[0..<900]), Array(records[900..<950]), Array(records[950...])]
+        var entries: [RecordMerger.Entry] = []
+        var startedBefore = 0
+        for poll in polls {
+            workers.start(poll.map { .record($0) }, finishing: { entries.append($0) })
+            #expect(workers.isBusy, "the batch is left in flight")
+            #expect(entries.count == startedBefore, "exactly the batches before it are out")
+            startedBefore += poll.count
+        }
+        workers.finish { entries.append($0) }
+        #expect(!workers.isBusy)
+        #expect(entries.map(\.record) == alone.map(\.record), "every record once, in order")
+        #expect(entries.map(\.events) == alone.map(\.events), "the same events with the same ids and bytes")
+    }
 }

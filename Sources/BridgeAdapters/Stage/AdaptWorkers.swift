@@ -11,8 +11,10 @@ import Synchronization
 /// and bytes are the same. Everything that depends on order (merging across partitions,
 /// holding events for their message, producing, committing) stays on the stage's thread.
 ///
-/// The calling thread takes a share of every batch and `threads - 1` helper threads take
-/// the rest, claiming chunks of `chunkSize` records. A batch of a few chunks (live
+/// `threads - 1` helper threads claim chunks of `chunkSize` records. The stage's thread
+/// starts a poll's batch on them (`start`) and hands on the batch before meanwhile; it
+/// then takes whatever chunks are still unclaimed when it comes for the entries
+/// (`finish`), so no thread waits while work is left. A batch of a few chunks (live
 /// traffic) is done on the calling thread alone, without waking anyone.
 final class AdaptWorkers {
     /// Records claimed at a time.
@@ -21,6 +23,8 @@ final class AdaptWorkers {
     private let own: Preparer
     private let shared: Shared
     private let helpers: [(thread: LedgerThread, wake: Semaphore)]
+    /// The batch `start` left to the helpers, and how many of them it woke.
+    private var inFlight: (job: Job, woken: Int)?
 
     /// - Parameter threads: threads adapting a batch, the caller's included (at least 1).
     init(adapter: any BridgeAdapter, threads: Int) {
@@ -44,6 +48,7 @@ final class AdaptWorkers {
     }
 
     deinit {
+        finish { _ in }
         shared.job.withLock { $0 = nil }
         for helper in helpers { helper.wake.signal() }
         for helper in helpers { helper.thread.join() }
@@ -82,21 +87,41 @@ final class AdaptWorkers {
         return entries
     }
 
-    /// Hands `body` the entries for `inputs`, in their order, each moved (not copied) to it.
-    /// Every message among `inputs` is released.
+    /// Hands `body` the entries for `inputs`, in their order, each moved (not copied) to it,
+    /// after those of a batch `start` left in flight. Every message among `inputs` is released.
     func prepare(_ inputs: [Input], _ body: (consuming RecordMerger.Entry) -> Void) {
-        guard !helpers.isEmpty, inputs.count > 2 * Self.chunkSize else {
-            for input in inputs { body(own.prepare(input.take())) }
-            return
+        start(inputs)
+        finish(body)
+    }
+
+    /// Starts adapting `inputs` on the helper threads and returns at once, so the caller can
+    /// hand on the batch before while they work; `finish` hands over the entries. A batch
+    /// in flight is finished first (its entries to `body`). A batch of a few chunks, or any
+    /// batch without helpers, is left for `finish` to do on the calling thread.
+    func start(_ inputs: [Input], finishing body: (consuming RecordMerger.Entry) -> Void = { _ in }) {
+        finish(body)
+        guard !inputs.isEmpty else { return }
+        let job = Job(records: inputs)
+        var woken = 0
+        if !helpers.isEmpty, inputs.count > 2 * Self.chunkSize {
+            shared.job.withLock { $0 = job }
+            woken = min(helpers.count, inputs.count / Self.chunkSize)
+            for helper in helpers.prefix(woken) { helper.wake.signal() }
         }
-        let records = inputs
-        let job = Job(records: records)
-        shared.job.withLock { $0 = job }
-        let woken = min(helpers.count, records.count / Self.chunkSize - 1)
-        for helper in helpers.prefix(woken) { helper.wake.signal() }
+        inFlight = (job, woken)
+    }
+
+    /// Whether a batch is in flight (`start` without `finish`).
+    var isBusy: Bool { inFlight != nil }
+
+    /// Hands `body` the entries of the batch in flight, in their order; the calling thread
+    /// takes the chunks no helper has claimed yet, then waits for the helpers.
+    func finish(_ body: (consuming RecordMerger.Entry) -> Void) {
+        guard let (job, woken) = inFlight else { return }
+        inFlight = nil
         job.work(own)
         for _ in 0..<woken { job.finished.wait() }
-        shared.job.withLock { $0 = nil }
+        if woken > 0 { shared.job.withLock { $0 = nil } }
         job.takeResults(body)
     }
 

@@ -313,16 +313,19 @@ private final class StageLoop {
             var batched = 0
             var received = 0
             repeat {
+                // With a batch being adapted, the loop comes back for it at once.
+                let timeout: Int32 = batched > 0 || workers.isBusy ? 0 : (waiting ? 10 : 100)
                 received = try consumer.poll(
-                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: batched == 0 ? (waiting ? 10 : 100) : 0,
+                    maxMessages: configuration.batchSize - batched, timeoutMilliseconds: timeout,
                     retaining: { pending.append(.message($0)) })
                 statistics.records += received
                 batched += received
             } while received > 0 && batched < configuration.batchSize
-            // Handing on starts once the whole poll is queued: a partition with records
-            // still being adapted would hold the merger back (its next record's time is not
-            // known yet), so overlapping the two would only leave records queued.
-            flushPending()
+            // This poll's records are adapted on the helper threads while the last poll's
+            // are handed on (the merger waits for a partition whose records are still being
+            // adapted, as for one still on the broker).
+            workers.start(pending, finishing: { merger.append($0) })
+            pending.removeAll(keepingCapacity: true)
             let now = ContinuousClock.now
             try drain(now: now, force: false)
             try expireHolds(now: now)
@@ -357,6 +360,7 @@ private final class StageLoop {
         }
         // Stopping: what is queued goes out in order; held events stay uncommitted (read
         // again at the next start), then everything delivered is committed.
+        flushPending()
         try drain(now: .now, force: true)
         try commit(synchronously: true)
         consumer.close()
@@ -383,16 +387,15 @@ private final class StageLoop {
             if lag > 0 { caughtUp = false }
         }
         // Like ingest: not ready before partitions are assigned.
-        current.caughtUp = caughtUp && merger.isEmpty && !consumer.assignment.isEmpty
+        current.caughtUp = caughtUp && merger.isEmpty && !workers.isBusy && !consumer.assignment.isEmpty
         return current
     }
 
     // MARK: - Records in
 
-    /// Adapts the records polled (on the workers' threads) and queues them for ordering.
-    /// Called after each round of polls and before a rebalance changes the partitions.
+    /// Adapts every record polled (the batch in flight included) and queues them for
+    /// ordering. Called before a rebalance changes the partitions, and when stopping.
     func flushPending() {
-        guard !pending.isEmpty else { return }
         workers.prepare(pending) { merger.append($0) }
         pending.removeAll(keepingCapacity: true)
     }
