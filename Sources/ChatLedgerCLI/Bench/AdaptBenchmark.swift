@@ -95,7 +95,7 @@ enum AdaptBenchmark {
         return report
     }
 
-    static func run(records count: Int, format: String, directory: String) throws -> BenchReport {
+    static func run(records count: Int, format: String, directory: String, adaptThreads: Int) throws -> BenchReport {
         guard let adapter = BridgeFormats.adapter(named: format) else { throw BenchFailure("unknown format \(format)") }
         var traffic = try traffic(records: count, format: format)
         let sourcePartitions = max(8, count / 5_000)
@@ -141,7 +141,7 @@ enum AdaptBenchmark {
         let configuration = AdapterStage.Configuration(
             brokers: cluster.bootstrapServers, group: "bench-adapt", sourceTopics: [traffic.sourcePattern], topic: canonicalTopic,
             kafka: KafkaConfiguration(["fetch.wait.max.ms": "10", "max.partition.fetch.bytes": "16777216", "log_level": "3"]),
-            progressEverySeconds: 3600)
+            progressEverySeconds: 3600, adaptThreads: adaptThreads)
         let finished = Semaphore()
         let failure = Mutex<String?>(nil)
         LedgerThread(name: "chatledger-adapt") {

@@ -23,6 +23,7 @@ enum BenchCommand: Command {
             CommandSpec.Option("chats", "M", "Chats per device preloaded (freshness).", default: "50"),
             CommandSpec.Option("rate", "R", "Background events/s while markers are measured (freshness).", default: "3000"),
             CommandSpec.Option("format", "FORMAT", "The bridge format (adapt).", default: "evolution"),
+            AdaptOptions.adaptThreads,
             CommandSpec.Option("server", "PATH", "The chatledger binary to run as the measured child, e.g. an older build (freshness; default: this one)."),
             CommandSpec.Option("standby", "N[,N…]", "Standby replicas, one takeover run per count (cluster).", default: "0,1"),
         ],
@@ -57,7 +58,7 @@ enum BenchCommand: Command {
         case "adapt":
             report = try AdaptBenchmark.run(
                 records: try arguments.integer("events", in: 100...10_000_000) ?? 200_000, format: arguments.string("format") ?? "evolution",
-                directory: (arguments.string("dir") ?? "./data/bench") + "/adapt-\(getpid())")
+                directory: (arguments.string("dir") ?? "./data/bench") + "/adapt-\(getpid())", adaptThreads: try AdaptOptions.threads(arguments))
         case "verify":
             report = try VerifyBenchmark.run(
                 events: try arguments.integer("events", in: 100...100_000_000) ?? 5_000_000,
