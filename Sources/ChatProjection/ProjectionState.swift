@@ -97,7 +97,7 @@ package struct ProjectionState: Sendable, Hashable {
             return .duplicate
         }
         if case .ledgerErased(let erasure) = event.payload {
-            guard let version = erase(erasure, deviceDigest: event.deviceId) else {
+            guard let version = erase(erasure, deviceDigest: event.deviceId, at: position.offset) else {
                 counts.ignored += 1
                 return .ignored
             }
@@ -135,7 +135,7 @@ package struct ProjectionState: Sendable, Hashable {
 
     /// Puts a device's state in place of the one held (nil: removes it): a chat or contact
     /// erasure refolds the device from the redacted log, so the live state is the one a
-    /// replay gives (its version counts only the events the log still holds).
+    /// replay gives (its version set past the erasure's offset, as the fold sets it).
     package mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
         devices[deviceId] = device
         if deviceDigests != nil { deviceDigests?[Self.digest(deviceId)] = device == nil ? nil : deviceId }
@@ -160,17 +160,20 @@ package struct ProjectionState: Sendable, Hashable {
     /// The SHA-256 of a device id (`deviceDigests`' key).
     private static func digest(_ deviceId: String) -> SHA256Digest { SHA256.hash(Array(deviceId.utf8)) }
 
-    /// Applies an erasure: a device erasure drops the device; a chat or contact erasure
-    /// drops that chat of it. Returns the device's new version (a dropped device's last
-    /// version + 1: what its readers were shown last is out of date), nil if nothing named is held.
-    private mutating func erase(_ erasure: LedgerErasure, deviceDigest: String) -> UInt64? {
+    /// Applies an erasure at log offset `offset`: a device erasure drops the device; a chat
+    /// or contact erasure drops that chat of it and moves the device's version past the
+    /// erasure's offset (`DeviceProjection.version(afterErasureAt:from:)`), above every
+    /// version it had, even when the chat is no longer held (a replay of the redacted log).
+    /// Returns the device's new version (a dropped device's last version + 1: what its
+    /// readers were shown last is out of date), nil if the device is not held.
+    private mutating func erase(_ erasure: LedgerErasure, deviceDigest: String, at offset: Int64) -> UInt64? {
         guard let deviceId = device(named: deviceDigest), var device = devices[deviceId] else { return nil }
         if erasure.scope == .device {
             devices[deviceId] = nil
             deviceDigests?[Self.digest(deviceId)] = nil
             return device.version + 1
         }
-        guard device.erase(erasure) else { return nil }
+        device.erase(erasure, atOffset: offset)
         devices[deviceId] = device
         return device.version
     }

@@ -20,6 +20,7 @@ package enum ErasureRefold {
         // The device's erasures: their records carry the reason `erasure: <scope>`, and
         // their values (kept by the redaction) name the device by digest.
         var selectors: [ErasureSelector] = []
+        var erasures: [Int64: Event] = [:]
         try reader.forEach(from: 0) { record in
             guard record.offset <= offset else { return false }
             guard LogErasure(record) != nil, let value = record.value, let event = try? parser.parse(value),
@@ -27,6 +28,7 @@ package enum ErasureRefold {
                 let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: record.offset)
             else { return true }
             selectors.append(selector)
+            erasures[record.offset] = event
             return true
         }
         for index in selectors.indices { try selectors[index].learnAliases(in: reader) }
@@ -34,16 +36,21 @@ package enum ErasureRefold {
         var state = ProjectionState()
         try reader.forEach(from: 0) { record in
             guard record.offset <= offset else { return false }
+            let position = LogPosition(partition: partition, offset: record.offset)
+            // An erasure record, its key redacted by itself or not yet: folded as the
+            // replay of the redacted log folds it (its value stays), which moves the
+            // device's version past its offset.
+            if let erasure = erasures[record.offset] {
+                state.fold(.event(erasure), at: position, chainHash: record.chainHash)
+                return true
+            }
             guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key) else { return true }
-            // An erasure record loses its key to its own redaction: the refold after it
-            // never reads it.
-            var named = selectors.contains { $0.erasureOffset == record.offset }
+            var named = false
             for index in selectors.indices where record.offset < selectors[index].erasureOffset {
                 // Every selector sees every earlier record, in order: a contact's aliases
                 // are learnt from the `contact.aliased` events as they come.
                 if selectors[index].fields(record).contains(.value) { named = true }
             }
-            let position = LogPosition(partition: partition, offset: record.offset)
             state.fold(named ? .redacted : StoredRecord(record, parser: parser), at: position, chainHash: record.chainHash)
             return true
         }
