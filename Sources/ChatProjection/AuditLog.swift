@@ -32,9 +32,12 @@ package struct AuditLog: Sendable {
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
             for sequence in checkpoints.sequences().reversed() {
-                guard let (checkpointState, info) = try? checkpoints.read(sequence),
+                guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
                     let at = info.positions[position.partition], at <= position.offset
                 else { continue }
+                if info.formatVersion < CheckpointStore.version {
+                    try ErasureRefold.upgradeVersions(in: &checkpointState, log: log, topic: topic)
+                }
                 state = checkpointState
                 break
             }

@@ -80,6 +80,10 @@ package struct ErasureSelector {
     package mutating func fields(_ record: RecordView) -> RedactedFields {
         if record.offset == erasureOffset { return .key }
         guard record.kind != .gap, record.keyDigest == deviceDigest else { return [] }
+        // An earlier erasure of the device keeps its value (digests and the reason's ticket)
+        // and reason: `verify` finds by them the erasure its own redactions name, and the
+        // fold the version it set. Its key, the device id, went with its own redaction.
+        if LogErasure(record) != nil { return .key }
         if erasure.scope == .device { return .all }
         let event: Event
         switch StoredRecord(record, parser: parser) {

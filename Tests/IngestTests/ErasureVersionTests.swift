@@ -49,7 +49,7 @@ struct ErasureVersionTests {
             if index % 3 == 0, device == ErasureVersionTests.device { try message("491555000009@c.us", device: "dev-other") }
         }
 
-        func erase(chat: String) throws {
+        func erase(chat: String?) throws {
             index += 1
             try accept(try ErasureRequest(deviceId: ErasureVersionTests.device, chatId: chat, reason: "ticket \(index)")
                 .event(eventId: "erase-\(index)", occurredAt: Int64(index)))
@@ -93,6 +93,38 @@ struct ErasureVersionTests {
         try pipeline.close()
         let restarted = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
         #expect(restarted.store.device(Self.device) == live, "ingest restarted from its checkpoint")
+        try restarted.close()
+    }
+
+    @Test("a device erased whole, and one whose only chat is erased, come back with versions above every one they had: the erasure's version is kept for the device's next event (checkpoints keep it), so a restart and a replay from zero agree")
+    func erasedDevicesComeBackAbove() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erasure-version-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
+        let feed = Feed(pipeline)
+        for _ in 0..<8 { try feed.message(Self.erased) }
+        try feed.erase(chat: Self.erased)  // the device's only chat: nothing of it is left
+        #expect(pipeline.store.device(Self.device) == nil)
+        for _ in 0..<10 { try feed.message(Self.kept) }
+        try feed.erase(chat: nil)  // the whole device
+        #expect(pipeline.store.device(Self.device) == nil)
+        // Checkpointed while the device has no state: its version is in the checkpoint.
+        try pipeline.close()
+        let restarted = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
+        let resumed = Feed(restarted)
+        (resumed.offset, resumed.index) = (feed.offset, feed.index)
+        for _ in 0..<12 { try resumed.message(Self.later) }
+
+        let versions = feed.versions + resumed.versions
+        #expect(versions.count == 8 + 10 + 12)
+        #expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "every version above the one before: \(versions)")
+        let live = try #require(restarted.store.device(Self.device))
+        #expect(live.chats.count == 1 && live.chat(Self.later) != nil)
+        #expect(try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic).state.devices[Self.device] == live, "a replay from zero")
+        #expect(try AuditLog(dataDirectory: directory, topic: Self.topic).device(Self.device) == live, "the audit view")
+        let verification = try LogVerifier.verify(log)
+        #expect(verification.isClean, "\(verification.problems)")
         try restarted.close()
     }
 }
