@@ -94,6 +94,8 @@ struct ErasureVersionTests {
         let restarted = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
         #expect(restarted.store.device(Self.device) == live, "ingest restarted from its checkpoint")
         try restarted.close()
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: CheckpointStore(dataDirectory: directory))
+        #expect(!checks.isEmpty && checks.allSatisfy(\.problems.isEmpty), "verify replays to every checkpoint's digest: \(checks.map(\.problems))")
     }
 
     @Test("a device erased whole, and one whose only chat is erased, come back with versions above every one they had: the erasure's version is kept for the device's next event (checkpoints keep it), so a restart and a replay from zero agree")
@@ -126,6 +128,41 @@ struct ErasureVersionTests {
         let verification = try LogVerifier.verify(log)
         #expect(verification.isClean, "\(verification.problems)")
         try restarted.close()
+    }
+
+    @Test("with the log's start removed by retention (no refold is possible), a chat erasure still moves the version above every one before; a restart, serve's load and the audit view from the retention base agree")
+    func erasureAfterRetention() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erasure-version-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let options = IngestPipeline.Options(
+            topic: Self.topic, fsync: .never, maxSegmentBytes: 16 << 10, checkpointEveryRecords: .max,
+            retention: RetentionPolicy(maxBytes: 48 << 10))
+        let pipeline = try IngestPipeline(log: log, options: options)
+        let feed = Feed(pipeline)
+        for step in 0..<600 {
+            try feed.message(step % 2 == 0 ? Self.erased : Self.kept)
+            if step % 100 == 99 { try pipeline.checkpointIfDue(force: true) }
+        }
+        #expect(try log.retentionBase(topic: Self.topic, partition: 0) != nil, "retention removed the log's start")
+        let before = feed.versions.max() ?? 0
+        try feed.erase(chat: Self.erased)
+        #expect((feed.versions.last ?? 0) > before && pipeline.store.device(Self.device)?.chat(Self.erased) == nil)
+        for _ in 0..<5 { try feed.message(Self.kept) }
+        let versions = feed.versions
+        #expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "every version above the one before")
+        let live = try #require(pipeline.store.device(Self.device))
+        try pipeline.close()
+
+        let restarted = try IngestPipeline(log: log, options: options)
+        #expect(restarted.store.device(Self.device) == live, "ingest restarted")
+        try restarted.close()
+        var loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: CheckpointStore(dataDirectory: directory))
+        try ErasureRefold.refoldErasedDevices(in: &loaded.state, log: log, topic: Self.topic, after: loaded.checkpoint?.positions ?? [:])
+        #expect(loaded.state.devices[Self.device] == live, "serve's load")
+        #expect(try AuditLog(dataDirectory: directory, topic: Self.topic).device(Self.device) == live, "the audit view from the base")
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: CheckpointStore(dataDirectory: directory))
+        #expect(!checks.isEmpty && checks.allSatisfy(\.problems.isEmpty), "verify replays to every checkpoint's digest: \(checks.map(\.problems))")
     }
 }
 
