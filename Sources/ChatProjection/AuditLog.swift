@@ -32,9 +32,12 @@ package struct AuditLog: Sendable {
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
             for sequence in checkpoints.sequences().reversed() {
-                guard let (checkpointState, info) = try? checkpoints.read(sequence),
+                guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
                     let at = info.positions[position.partition], at <= position.offset
                 else { continue }
+                if info.formatVersion < CheckpointStore.version {
+                    try ErasureRefold.upgradeVersions(in: &checkpointState, log: log, topic: topic)
+                }
                 state = checkpointState
                 break
             }
@@ -54,6 +57,7 @@ package struct AuditLog: Sendable {
             }
         }
         let key = Array(deviceId.utf8)
+        let keyDigest = SHA256.hash(key)
         let parser = EventParser()
         for partition in partitions {
             if let position, position.partition != partition { continue }
@@ -61,8 +65,11 @@ package struct AuditLog: Sendable {
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
-                // Only the device's own records can change it; the rest are not parsed.
-                guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key) else { return true }
+                // Only the device's own records can change it; the rest are not parsed. Its
+                // erasures count too, though their keys are redacted: they move its version.
+                guard record.kind == .event,
+                    record.key?.elementsEqual(key) ?? (LogErasure(record) != nil && record.keyDigest == keyDigest)
+                else { return true }
                 state.fold(StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
                 return true
             }

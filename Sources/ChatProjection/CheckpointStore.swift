@@ -15,6 +15,11 @@ package struct CheckpointInfo: Sendable, Hashable {
     /// Per partition, the chain hash of that record.
     package var chainHashes: [Int32: SHA256Digest]
     package var stateDigest: SHA256Digest
+    /// The checkpoint's format version (`CheckpointStore.version` for one this build wrote).
+    /// Before 4, a chat or contact erasure's refold set a device's version to the count of
+    /// its surviving events: `ErasureRefold.upgradeVersions` brings such a state to this
+    /// build's rule.
+    package var formatVersion: UInt16 = CheckpointStore.version
 }
 
 /// Checkpoints of the projection under `DATA/checkpoints/`: written atomically (temporary
@@ -63,8 +68,12 @@ package struct CheckpointStore: Sendable {
     /// 2: message histories instead of at most 256 unread messages per chat, enums as fixed
     /// wire codes, one event-id window per partition. 3: version 2 and the count of stored
     /// events this build could not read (`Counts.unreadable`). Version 2 is read as before
-    /// (that count 0); other versions are skipped (the log is replayed instead).
-    static let version: UInt16 = 3
+    /// (that count 0). 4: version 3 and the versions of devices erasures left without state
+    /// (`ProjectionState.erasedDeviceVersions`), with a device's version set past the offset
+    /// of a chat or contact erasure of it; versions 2 and 3 are read as before (none such),
+    /// their devices' versions brought to that rule by `ErasureRefold.upgradeVersions`.
+    /// Other versions are skipped (the log is replayed instead).
+    package static let version: UInt16 = 4
     /// The oldest version still read.
     static let oldestReadVersion: UInt16 = 2
 
@@ -89,8 +98,10 @@ package struct CheckpointStore: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sequence = (sequences().last ?? 0) + 1
         let devices = ProjectionCodec.encodeDevices(state.devices)
+        let erased = ProjectionCodec.encodeErasedDeviceVersions(state.erasedDeviceVersions)
         var hasher = SHA256()
         hasher.update(devices)
+        if !state.erasedDeviceVersions.isEmpty { hasher.update(erased) }  // as `ProjectionState.digest`
         let digest = hasher.finalize()
 
         var writer = ByteWriter()
@@ -117,6 +128,7 @@ package struct CheckpointStore: Sendable {
             writer.u32(UInt32(window.count))
             for hash in window { writer.u64(hash) }
         }
+        writer.raw(erased)
         writer.u64(UInt64(devices.count))
         // The devices (most of the file) are written from their own buffer, not copied
         // behind the header: at 1,000,000 chats each copy is ~100 MB of memory traffic and
@@ -201,11 +213,17 @@ package struct CheckpointStore: Sendable {
             }
             windows.append((Int32(bitPattern: partition), window))
         }
+        var erasedDeviceVersions: [SHA256Digest: UInt64] = [:]
+        if version >= 4 {
+            guard let versions = ProjectionCodec.decodeErasedDeviceVersions(&reader) else { throw damaged("bad erased devices") }
+            erasedDeviceVersions = versions
+        }
         guard let devicesLength = reader.u64(), let devicesBytes = reader.take(Int(devicesLength)).map(Array.init),
             let digestBytes = reader.take(32).map(Array.init), reader.isAtEnd
         else { throw damaged("bad state section") }
         var hasher = SHA256()
         hasher.update(devicesBytes)
+        if !erasedDeviceVersions.isEmpty { hasher.update(ProjectionCodec.encodeErasedDeviceVersions(erasedDeviceVersions)) }
         let digest = hasher.finalize()
         guard digest.bytes == digestBytes else { throw damaged("state digest mismatch") }
         guard let devices = ProjectionCodec.decodeDevices(devicesBytes) else { throw damaged("undecodable state") }
@@ -214,9 +232,11 @@ package struct CheckpointStore: Sendable {
             eventIds: PartitionedEventIdWindow(capacity: Int(capacity), partitions: windows),
             counts: .init(
                 applied: Int(applied), duplicate: Int(duplicate), ignored: Int(ignored), deadLetters: Int(deadLetters),
-                unreadable: Int(unreadable)))
+                unreadable: Int(unreadable)),
+            erasedDeviceVersions: erasedDeviceVersions)
         return (state, CheckpointInfo(
-            sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest))
+            sequence: storedSequence, path: path, topic: topic, positions: positions, chainHashes: chainHashes, stateDigest: digest,
+            formatVersion: version))
     }
 
     /// Writes `parts` one after the other as the file `path` (replacing it) and fsyncs it.

@@ -3,7 +3,9 @@ import ChatEvents
 /// One device's chat list and settings, and the fold that moves it forward.
 package struct DeviceProjection: Sendable, Hashable {
     package let deviceId: String
-    /// Increases by one with every event applied to this device.
+    /// Increases by one with every event applied to this device, and jumps past the log
+    /// offset of a chat or contact erasure of it (`version(afterErasureAt:from:)`), so it
+    /// never repeats for different content: it is the device's `ETag`.
     package internal(set) var version: UInt64 = 0
     package internal(set) var chats = ChatTable()
     /// `account.settings`: incoming messages leave archived chats archived.

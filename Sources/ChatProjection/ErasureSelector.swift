@@ -4,10 +4,11 @@ import LedgerSupport
 
 /// Which fields of which records one erasure redacts (see `schemas/event-log.md`,
 /// "Erasure"): the erasure record's own key (the device id); for a device erasure every
-/// field of every record keyed by the device; for a chat or contact erasure the value and
-/// reason of the device's events of that chat (under every id of the contact that
-/// `contact.aliased` events before the erasure link to it, including records of an id
-/// written before the event that links it: `learnAliases` reads them all first) and of all the device's dead letters and stored
+/// field of every record keyed by the device (but an earlier erasure's value and reason);
+/// for a chat or contact erasure the value and reason of the device's events of that chat
+/// (under every id of the contact that `contact.aliased` events before the erasure link
+/// to it, including records of an id written before the event that links it:
+/// `learnAliases` reads them all first) and of all the device's dead letters and stored
 /// events this build cannot read (their chat cannot be told, and they are not folded, so
 /// nothing is lost by erasing them).
 package struct ErasureSelector {
@@ -80,6 +81,10 @@ package struct ErasureSelector {
     package mutating func fields(_ record: RecordView) -> RedactedFields {
         if record.offset == erasureOffset { return .key }
         guard record.kind != .gap, record.keyDigest == deviceDigest else { return [] }
+        // An earlier erasure of the device keeps its value (digests and the reason's ticket)
+        // and reason: `verify` finds by them the erasure its own redactions name, and the
+        // fold the version it set. Its key, the device id, went with its own redaction.
+        if LogErasure(record) != nil { return .key }
         if erasure.scope == .device { return .all }
         let event: Event
         switch StoredRecord(record, parser: parser) {

@@ -64,6 +64,30 @@ enum ProjectionCodec {
         }
     }
 
+    /// The versions of devices an erasure left without state (`ProjectionState.erasedDeviceVersions`):
+    /// count (4), then per device, sorted by digest bytes, the SHA-256 of its id (32) and
+    /// the version (8).
+    static func encodeErasedDeviceVersions(_ versions: [SHA256Digest: UInt64]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u32(UInt32(versions.count))
+        for (digest, version) in versions.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) {
+            writer.raw(digest.bytes)
+            writer.u64(version)
+        }
+        return writer.bytes
+    }
+
+    /// Reads `encodeErasedDeviceVersions` output from `reader`; nil if it is not a valid encoding.
+    static func decodeErasedDeviceVersions(_ reader: inout ByteReader) -> [SHA256Digest: UInt64]? {
+        guard let count = reader.u32(), Int(count) <= reader.remaining / 40 else { return nil }
+        var versions: [SHA256Digest: UInt64] = [:]
+        for _ in 0..<count {
+            guard let bytes = reader.take(32), let digest = SHA256Digest(bytes: Array(bytes)), let version = reader.u64() else { return nil }
+            versions[digest] = version
+        }
+        return versions.count == Int(count) ? versions : nil
+    }
+
     /// Decodes `encodeDevices` output; nil if the bytes are not a valid encoding.
     static func decodeDevices(_ bytes: [UInt8]) -> [String: DeviceProjection]? {
         var reader = ByteReader(bytes)

@@ -13,6 +13,13 @@ package struct ProjectionState: Sendable, Hashable {
     package private(set) var eventIds: PartitionedEventIdWindow
     /// Events seen, by outcome: `applied`, `duplicate`, `ignored` (unknown type, status posts).
     package private(set) var counts = Counts()
+    /// The version of each device an erasure left with no state (a device erasure, or a chat
+    /// or contact erasure of all it held), by the SHA-256 of its id: the device's next event
+    /// continues from it instead of from 0, so no version handed out before the erasure
+    /// comes back for other content. Keyed by digest because a replay of the redacted log
+    /// knows an erased device only by the digest its erasure names. Checkpoints store it
+    /// (format version 4) and the digest covers it.
+    package private(set) var erasedDeviceVersions: [SHA256Digest: UInt64] = [:]
     /// The ids of `devices` by the SHA-256 of the id (how a `ledger.erased` event names its
     /// device): built at the first lookup, then kept with `devices`, so an erasure finds its
     /// device without hashing every id. Derived from `devices`: not part of `==` and
@@ -36,11 +43,12 @@ package struct ProjectionState: Sendable, Hashable {
         case ignored
     }
 
-    /// Equal when the devices, positions, chain hashes, event-id windows and counts are
+    /// Equal when the devices, positions, chain hashes, event-id windows, counts and erased
+    /// devices' versions are
     /// (`deviceDigests`, a lookup table derived from the devices, is left out).
     package static func == (lhs: ProjectionState, rhs: ProjectionState) -> Bool {
         lhs.devices == rhs.devices && lhs.positions == rhs.positions && lhs.chainHashes == rhs.chainHashes
-            && lhs.eventIds == rhs.eventIds && lhs.counts == rhs.counts
+            && lhs.eventIds == rhs.eventIds && lhs.counts == rhs.counts && lhs.erasedDeviceVersions == rhs.erasedDeviceVersions
     }
 
     /// Hashes what `==` compares.
@@ -50,6 +58,7 @@ package struct ProjectionState: Sendable, Hashable {
         hasher.combine(chainHashes)
         hasher.combine(eventIds)
         hasher.combine(counts)
+        hasher.combine(erasedDeviceVersions)
     }
 
     /// - Parameter eventIdWindow: event ids remembered per partition to recognise
@@ -60,13 +69,14 @@ package struct ProjectionState: Sendable, Hashable {
 
     init(
         devices: [String: DeviceProjection], positions: [Int32: Int64], chainHashes: [Int32: SHA256Digest],
-        eventIds: PartitionedEventIdWindow, counts: Counts
+        eventIds: PartitionedEventIdWindow, counts: Counts, erasedDeviceVersions: [SHA256Digest: UInt64] = [:]
     ) {
         self.devices = devices
         self.positions = positions
         self.chainHashes = chainHashes
         self.eventIds = eventIds
         self.counts = counts
+        self.erasedDeviceVersions = erasedDeviceVersions
     }
 
     /// A hint that `event` is applied soon: its id's slot in the event-id window is
@@ -97,7 +107,7 @@ package struct ProjectionState: Sendable, Hashable {
             return .duplicate
         }
         if case .ledgerErased(let erasure) = event.payload {
-            guard let version = erase(erasure, deviceDigest: event.deviceId) else {
+            guard let version = erase(erasure, deviceDigest: event.deviceId, at: position.offset) else {
                 counts.ignored += 1
                 return .ignored
             }
@@ -112,10 +122,14 @@ package struct ProjectionState: Sendable, Hashable {
             version = Self.apply(event, partition: position.partition, to: &devices.values[index])
         } else {
             var device = DeviceProjection(deviceId: event.deviceId)
+            // A device an erasure ended continues from the version it had then.
+            let erased = erasedDeviceVersions.isEmpty ? nil : Self.digest(event.deviceId)
+            if let erased, let erasedVersion = erasedDeviceVersions[erased] { device.version = erasedVersion }
             version = Self.apply(event, partition: position.partition, to: &device)
             if version != nil {
                 devices[event.deviceId] = device
-                if deviceDigests != nil { deviceDigests?[Self.digest(event.deviceId)] = event.deviceId }
+                if let erased { erasedDeviceVersions[erased] = nil }
+                if deviceDigests != nil { deviceDigests?[erased ?? Self.digest(event.deviceId)] = event.deviceId }
             }
         }
         guard let version else {
@@ -133,12 +147,29 @@ package struct ProjectionState: Sendable, Hashable {
         return device.version
     }
 
-    /// Puts a device's state in place of the one held (nil: removes it): a chat or contact
-    /// erasure refolds the device from the redacted log, so the live state is the one a
-    /// replay gives (its version counts only the events the log still holds).
+    /// Puts a device's state in place of the one held (nil: removes it, keeping its version
+    /// in `erasedDeviceVersions`): a chat or contact erasure refolds the device from the
+    /// redacted log, so the live state is the one a replay gives (its version set past the
+    /// erasure's offset, as the fold sets it).
     package mutating func replaceDevice(_ deviceId: String, with device: DeviceProjection?) {
+        let digest = Self.digest(deviceId)
+        if device != nil {
+            erasedDeviceVersions[digest] = nil
+        } else if let removed = devices[deviceId], removed.version > 0 {
+            erasedDeviceVersions[digest] = max(erasedDeviceVersions[digest] ?? 0, removed.version)
+        }
         devices[deviceId] = device
-        if deviceDigests != nil { deviceDigests?[Self.digest(deviceId)] = device == nil ? nil : deviceId }
+        if deviceDigests != nil { deviceDigests?[digest] = device == nil ? nil : deviceId }
+    }
+
+    /// Notes `version` as that of the device `digestName` (`sha256:` and the hex SHA-256 of
+    /// its id) names, which an erasure left without state (`erasedDeviceVersions`), unless a
+    /// higher one is noted; nothing for a name that is not a digest.
+    package mutating func keepErasedDeviceVersion(_ version: UInt64, digestName: String) {
+        guard LedgerErasure.isDigestName(digestName),
+            let digest = SHA256Digest(hex: String(digestName.dropFirst(LedgerErasure.digestPrefix.count)))
+        else { return }
+        erasedDeviceVersions[digest] = max(erasedDeviceVersions[digest] ?? 0, version)
     }
 
     /// The id of the device a `ledger.erased` event names (`sha256:` and the lowercase hex
@@ -160,17 +191,27 @@ package struct ProjectionState: Sendable, Hashable {
     /// The SHA-256 of a device id (`deviceDigests`' key).
     private static func digest(_ deviceId: String) -> SHA256Digest { SHA256.hash(Array(deviceId.utf8)) }
 
-    /// Applies an erasure: a device erasure drops the device; a chat or contact erasure
-    /// drops that chat of it. Returns the device's new version (a dropped device's last
-    /// version + 1: what its readers were shown last is out of date), nil if nothing named is held.
-    private mutating func erase(_ erasure: LedgerErasure, deviceDigest: String) -> UInt64? {
-        guard let deviceId = device(named: deviceDigest), var device = devices[deviceId] else { return nil }
+    /// Applies an erasure at log offset `offset`: a device erasure drops the device; a chat
+    /// or contact erasure drops that chat of it and moves the device's version past the
+    /// erasure's offset (`DeviceProjection.version(afterErasureAt:from:)`), above every
+    /// version it had, even when the chat is no longer held (a replay of the redacted log).
+    /// A device the erasure leaves without state, or does not find (a replay of the redacted
+    /// log no longer holds what a device erasure removed), keeps that version in
+    /// `erasedDeviceVersions` for its next event.
+    /// Returns the device's new version, nil if the device is not held.
+    private mutating func erase(_ erasure: LedgerErasure, deviceDigest: String, at offset: Int64) -> UInt64? {
+        guard let deviceId = device(named: deviceDigest), var device = devices[deviceId] else {
+            keepErasedDeviceVersion(DeviceProjection.version(afterErasureAt: offset, from: 0), digestName: deviceDigest)
+            return nil
+        }
         if erasure.scope == .device {
             devices[deviceId] = nil
             deviceDigests?[Self.digest(deviceId)] = nil
-            return device.version + 1
+            let version = DeviceProjection.version(afterErasureAt: offset, from: device.version)
+            erasedDeviceVersions[Self.digest(deviceId)] = version
+            return version
         }
-        guard device.erase(erasure) else { return nil }
+        device.erase(erasure, atOffset: offset)
         devices[deviceId] = device
         return device.version
     }
@@ -181,8 +222,12 @@ package struct ProjectionState: Sendable, Hashable {
     mutating func absorb(_ other: ProjectionState) -> Bool {
         guard other.positions.keys.allSatisfy({ positions[$0] == nil }),
             other.devices.keys.allSatisfy({ devices[$0] == nil }),
+            other.erasedDeviceVersions.keys.allSatisfy({ erasedDeviceVersions[$0] == nil }),
+            other.erasedDeviceVersions.isEmpty || devices.keys.allSatisfy({ other.erasedDeviceVersions[Self.digest($0)] == nil }),
+            erasedDeviceVersions.isEmpty || other.devices.keys.allSatisfy({ erasedDeviceVersions[Self.digest($0)] == nil }),
             eventIds.absorb(other.eventIds)
         else { return false }
+        erasedDeviceVersions.merge(other.erasedDeviceVersions) { mine, _ in mine }
         devices.merge(other.devices) { mine, _ in mine }
         deviceDigests = nil  // built again at the next lookup
         positions.merge(other.positions) { mine, _ in mine }
@@ -247,10 +292,12 @@ package struct ProjectionState: Sendable, Hashable {
 
     /// A digest of every device's chat list and settings and version, independent of the
     /// order events created them and of dictionary layout: SHA-256 over the canonical
-    /// encoding (devices and chats sorted by id).
+    /// encoding (devices and chats sorted by id), then over the erased devices' versions
+    /// if there are any.
     package var digest: SHA256Digest {
         var hasher = SHA256()
         hasher.update(ProjectionCodec.encodeDevices(devices))
+        if !erasedDeviceVersions.isEmpty { hasher.update(ProjectionCodec.encodeErasedDeviceVersions(erasedDeviceVersions)) }
         return hasher.finalize()
     }
 }

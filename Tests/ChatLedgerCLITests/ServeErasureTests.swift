@@ -12,11 +12,12 @@ import Testing
 struct ServeErasureTests {
     static let topic = "wa.device-events"
 
-    /// One GET with the test key: status, ETag and body.
-    func get(_ port: UInt16, _ target: String) throws -> (status: Int, etag: String?, body: String) {
+    /// One GET with the test key (and `If-None-Match: ifNoneMatch` if given): status, ETag and body.
+    func get(_ port: UInt16, _ target: String, ifNoneMatch: String? = nil) throws -> (status: Int, etag: String?, body: String) {
         let client = try LoopbackClient(port: port)
         defer { client.close() }
-        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: erase-key\r\nConnection: close\r\n\r\n")
+        let condition = ifNoneMatch.map { "If-None-Match: \($0)\r\n" } ?? ""
+        client.send("GET \(target) HTTP/1.1\r\nHost: x\r\nx-api-key: erase-key\r\n\(condition)Connection: close\r\n\r\n")
         let response = client.readToEnd()
         let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? -1
         guard let split = response.range(of: "\r\n\r\n") else { return (status, nil, "") }
@@ -38,7 +39,7 @@ struct ServeErasureTests {
         }
     }
 
-    @Test("after a chat, a contact and a device erasure applied by a separate ingest, the serve following the log answers every device route (ETag included) as a serve started from ingest's state does, and the ETags of the erased devices moved")
+    @Test("after a chat, a contact and a device erasure applied by a separate ingest, and as many new events as they removed, the serve following the log answers every device route (ETag included) as a serve started from ingest's state does, and the ETags of the erased devices moved above every one before: If-None-Match with an ETag from before is 200")
     func serveEqualsIngestAfterErasures() throws {
         let cluster = try MockCluster(topics: [(Self.topic, 1)])
         let data = IngestTesting.temporaryData("serve-erase")
@@ -81,6 +82,12 @@ struct ServeErasureTests {
             let erase = try ChatLedgerProcess.run(["erase", "--brokers", cluster.bootstrapServers] + arguments + ["--reason", "ticket 12"])
             #expect(erase.status == 0, "\(erase.standardError)")
         }
+        // As many new events as each erasure removed (8 messages of `other`; 15 of the contact
+        // under both ids): a version counting the events the log still holds would be back at
+        // the one handed out before, for other content.
+        for index in 31...38 { try send(message("dev-chat", chat: phone, index: index)) }
+        for index in 31...45 { try send(message("dev-contact", chat: other, index: index)) }
+        try producer.flush(timeoutMilliseconds: 30_000)
         try waitForServe(serve.port)
         let live = try devices.map { try views(serve.port, $0) }
         let liveList = try get(serve.port, "/api/v1/devices").body
@@ -106,6 +113,10 @@ struct ServeErasureTests {
         for device in ["dev-chat", "dev-contact"] {
             let now = try get(serve.port, "/api/v1/devices/\(device)/chats")
             #expect(now.etag != nil && now.etag != before[device] ?? nil, "\(device): the ETag moved, so a cached list is not reused")
+            let version = { (etag: String??) in etag.flatMap { $0 }.flatMap { UInt64($0.trimmingCharacters(in: ["\""])) } }
+            #expect((version(now.etag) ?? 0) > (version(before[device]) ?? .max), "\(device): the version only grows: \(now.etag ?? "-") after \(before[device].flatMap { $0 } ?? "-")")
+            let cached = try get(serve.port, "/api/v1/devices/\(device)/chats", ifNoneMatch: before[device] ?? nil)
+            #expect(cached.status == 200, "\(device): a list cached before the erasure is not confirmed as current")
         }
         #expect(try get(serve.port, "/api/v1/devices/dev-stays/chats").etag == before["dev-stays"] ?? nil, "an untouched device keeps its version")
         #expect(serve.terminate() == 0)

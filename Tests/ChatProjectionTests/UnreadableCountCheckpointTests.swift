@@ -46,15 +46,8 @@ struct UnreadableCountCheckpointTests {
         let checkpoints = CheckpointStore(dataDirectory: directory)
         let info = try checkpoints.write(replayed, topic: Self.topic)
 
-        // The same file as version 2 wrote it: version 2, no fifth count, its own CRC.
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: info.path)))
-        #expect(bytes[8] == 3 && bytes[9] == 0, "this build writes version 3")
-        let countsStart = 8 + 2 + 8 + 4 + Self.topic.utf8.count + 4 + replayed.positions.count * (4 + 8 + 32)
-        bytes.removeSubrange((countsStart + 32)..<(countsStart + 40))
-        bytes[8] = 2
-        bytes.removeLast(4)
-        let crc = CRC32C.checksum(bytes)
-        bytes += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
+        // The same file as version 2 wrote it: version 2, no fifth count, no erased devices, its own CRC.
+        let bytes = try OlderCheckpoint.bytes(of: info.path, state: replayed, topic: Self.topic, version: 2)
         try Data(bytes).write(to: URL(fileURLWithPath: info.path))
 
         let (read, readInfo) = try checkpoints.read(info.sequence)

@@ -30,7 +30,8 @@ struct ErasureRefoldTests {
         for index in 0..<40 { try append(index % 4 == 0 ? "dev-y" : "dev-x", message(index % 4 == 0 ? "dev-y" : "dev-x", "49155500\(index % 3)@c.us", index)) }
         try writer.sync()
         let checkpoints = CheckpointStore(dataDirectory: directory)
-        try checkpoints.write(ProjectionRecovery.replayFromZero(log: log, topic: Self.topic).state, topic: Self.topic)
+        let checkpointed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic).state
+        try checkpoints.write(checkpointed, topic: Self.topic)
         // Written by ingest after that checkpoint; a crash before its redaction and its checkpoint.
         let erasure = try ErasureRequest(deviceId: "dev-x", chatId: "491555001@c.us", reason: "r").record(eventId: "erase", occurredAt: 50)
         try append("dev-x", erasure.value, reason: LogErasure.reason(.chat))
@@ -45,8 +46,9 @@ struct ErasureRefoldTests {
 
         let pipeline = try IngestPipeline(log: log, options: .init(topic: Self.topic, fsync: .never))
         let ingested = try #require(pipeline.store.device("dev-x"))
-        #expect(dropped != ingested, "the fold's drop alone is not what ingest holds (its version counts the erased chat's events)")
+        #expect(dropped.version == ingested.version, "the fold's drop reaches ingest's version too: the erasure's offset + 1, then one per event")
         #expect(served == ingested, "serve's refold is ingest's")
+        #expect(served.version > checkpointed.version(of: "dev-x") + 5, "above every version before the erasure, even after 5 more events")
         #expect(loaded.state.devices["dev-y"] == pipeline.store.device("dev-y"))
         try pipeline.close()
     }

@@ -20,6 +20,7 @@ package enum ErasureRefold {
         // The device's erasures: their records carry the reason `erasure: <scope>`, and
         // their values (kept by the redaction) name the device by digest.
         var selectors: [ErasureSelector] = []
+        var erasures: [Int64: Event] = [:]
         try reader.forEach(from: 0) { record in
             guard record.offset <= offset else { return false }
             guard LogErasure(record) != nil, let value = record.value, let event = try? parser.parse(value),
@@ -27,6 +28,7 @@ package enum ErasureRefold {
                 let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: record.offset)
             else { return true }
             selectors.append(selector)
+            erasures[record.offset] = event
             return true
         }
         for index in selectors.indices { try selectors[index].learnAliases(in: reader) }
@@ -34,16 +36,21 @@ package enum ErasureRefold {
         var state = ProjectionState()
         try reader.forEach(from: 0) { record in
             guard record.offset <= offset else { return false }
+            let position = LogPosition(partition: partition, offset: record.offset)
+            // An erasure record, its key redacted by itself or not yet: folded as the
+            // replay of the redacted log folds it (its value stays), which moves the
+            // device's version past its offset.
+            if let erasure = erasures[record.offset] {
+                state.fold(.event(erasure), at: position, chainHash: record.chainHash)
+                return true
+            }
             guard record.kind == .event, let recordKey = record.key, recordKey.elementsEqual(key) else { return true }
-            // An erasure record loses its key to its own redaction: the refold after it
-            // never reads it.
-            var named = selectors.contains { $0.erasureOffset == record.offset }
+            var named = false
             for index in selectors.indices where record.offset < selectors[index].erasureOffset {
                 // Every selector sees every earlier record, in order: a contact's aliases
                 // are learnt from the `contact.aliased` events as they come.
                 if selectors[index].fields(record).contains(.value) { named = true }
             }
-            let position = LogPosition(partition: partition, offset: record.offset)
             state.fold(named ? .redacted : StoredRecord(record, parser: parser), at: position, chainHash: record.chainHash)
             return true
         }
@@ -82,5 +89,47 @@ package enum ErasureRefold {
             }
         }
         return refolded
+    }
+
+    /// A state read from a checkpoint of format version 2 or 3 brought to this build's
+    /// version rule (`DeviceProjection.version(afterErasureAt:from:)`, and
+    /// `ProjectionState.erasedDeviceVersions`): each device an erasure in the log up to the
+    /// state's position names is refolded through that position, and a device an erasure
+    /// left without state gets the version it ends with. Then the state is the one a replay
+    /// from zero gives, version included. Partitions retention has trimmed cannot be
+    /// refolded and keep their versions. Reads the log up to the state's position once
+    /// (only erasure records are parsed); a state without erasures is unchanged.
+    /// - Returns: how many devices were refolded or given a version.
+    /// - Throws: `EventLogError` for a damaged log.
+    @discardableResult
+    package static func upgradeVersions(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
+        let parser = EventParser()
+        var upgraded = 0
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
+            // Each erased device's digest name, with the offset of its last erasure.
+            var lastErasure: [String: Int64] = [:]
+            try log.reader(topic: topic, partition: partition).forEach(from: 0) { record in
+                guard record.offset <= through else { return false }
+                guard LogErasure(record) != nil, let value = record.value, let event = try? parser.parse(value),
+                    case .ledgerErased = event.payload
+                else { return true }
+                lastErasure[event.deviceId] = record.offset
+                return true
+            }
+            for (digestName, offset) in lastErasure.sorted(by: { $0.key < $1.key }) {
+                var refolded: DeviceProjection?
+                if let deviceId = state.device(named: digestName) {
+                    refolded = try device(deviceId, log: log, topic: topic, partition: partition, through: through)
+                    state.replaceDevice(deviceId, with: refolded)
+                }
+                if refolded == nil {
+                    // Nothing of it after its last erasure, where its version stands.
+                    state.keepErasedDeviceVersion(DeviceProjection.version(afterErasureAt: offset, from: 0), digestName: digestName)
+                }
+                upgraded += 1
+            }
+        }
+        return upgraded
     }
 }

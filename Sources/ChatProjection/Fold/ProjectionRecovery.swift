@@ -16,7 +16,8 @@ package enum ProjectionRecovery {
 
     /// Loads the newest checkpoint whose positions still match the log (the record after
     /// each position chains from the checkpoint's hash), falling back to older ones and
-    /// finally to a full replay, with a warning for each one skipped.
+    /// finally to a full replay, with a warning for each one skipped. A checkpoint of an
+    /// older format gets this build's device versions first (`ErasureRefold.upgradeVersions`).
     package static func load(
         log: EventLog, topic: String, checkpoints: CheckpointStore, eventIdWindow: Int = 1_000_000,
         logger: Logger = Logger(label: "projection")
@@ -24,6 +25,14 @@ package enum ProjectionRecovery {
         for sequence in checkpoints.sequences().reversed() {
             do {
                 var (state, info) = try checkpoints.read(sequence)
+                if info.formatVersion < CheckpointStore.version {
+                    let upgraded = try ErasureRefold.upgradeVersions(in: &state, log: log, topic: topic)
+                    if upgraded > 0 {
+                        logger.notice(
+                            "devices an erasure named given this build's versions (checkpoint of an older format)",
+                            ["sequence": sequence, "format": info.formatVersion, "devices": upgraded])
+                    }
+                }
                 let replayed = try replay(into: &state, log: log, topic: topic, checkingChainFrom: info)
                 return Loaded(state: state, checkpoint: info, replayedRecords: replayed)
             } catch {

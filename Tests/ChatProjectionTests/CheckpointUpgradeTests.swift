@@ -1,0 +1,124 @@
+import ChatEvents
+@testable import ChatProjection
+import EventLog
+import Foundation
+import LedgerSupport
+import Testing
+
+/// A checkpoint of format 3, written by a build whose refold after a chat or contact
+/// erasure set the device's version to the count of its surviving events (and whose device
+/// erasures forgot the version), is read with this build's versions: loading it, the audit
+/// view from it and `verify` all agree with a replay of the log from zero.
+@Suite("Checkpoints of format 3 get this build's device versions")
+struct CheckpointUpgradeTests {
+    static let topic = DeviceEventsTopic.defaultName
+
+    /// A redacted log: dev-a's messages on two chats, a chat erasure of one; dev-b's
+    /// messages, a device erasure of it; every erasure redacted as ingest redacts it.
+    /// Returns the writer, for more records, and the next offset.
+    static func redactedLog(_ log: EventLog) throws -> (PartitionWriter, Int64) {
+        let writer = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never))
+        var offset: Int64 = 0
+        func append(_ event: Event, key: String) throws {
+            let reason: String
+            if case .ledgerErased(let erasure) = event.payload {
+                reason = LogErasure.reason(erasure.scope == .device ? .device : .chat)
+            } else {
+                reason = ""
+            }
+            try writer.append([LogRecord(offset: offset, key: Array(key.utf8), value: EventEncoder.encode(event), reason: reason)])
+            if case .ledgerErased(let erasure) = event.payload,
+                let selector = ErasureSelector(erasure, deviceDigestName: event.deviceId, erasureOffset: offset)
+            {
+                _ = try selector.redact(in: writer)
+            }
+            offset += 1
+        }
+        for index in 0..<20 {
+            try append(message("dev-a", chat: index % 2 == 0 ? "491555000001@c.us" : "491555000002@c.us", index: index), key: "dev-a")
+            if index % 4 == 0 { try append(message("dev-b", chat: "491555000003@c.us", index: index), key: "dev-b") }
+        }
+        try append(erasure("dev-a", chat: "491555000001@c.us", id: "erase-a"), key: "dev-a")
+        try append(erasure("dev-b", chat: nil, id: "erase-b"), key: "dev-b")
+        for index in 20..<23 { try append(message("dev-a", chat: "491555000002@c.us", index: index), key: "dev-a") }
+        try writer.sync()
+        return (writer, offset)
+    }
+
+    static func message(_ device: String, chat: String, index: Int) -> Event {
+        Event(eventId: "\(device)-\(index)", deviceId: device, occurredAt: Int64(index), chatId: chat,
+              payload: .messageCreated(MessageCreated(messageId: "m\(index)", fromMe: false, kind: .text, preview: "p\(index)")))
+    }
+
+    static func erasure(_ device: String, chat: String?, id: String) -> Event {
+        Event(eventId: id, deviceId: DeviceProjection.digestName(device), occurredAt: 99, chatId: nil,
+              payload: .ledgerErased(LedgerErasure(scope: chat == nil ? .device : .chat, subject: chat.map(DeviceProjection.digestName), reason: "r")))
+    }
+
+    /// The state the previous build held for that log: the redacted records passed, and the
+    /// erasure records too (its refold never read them), so dev-a's version counts the
+    /// events left and dev-b is forgotten.
+    static func previousBuildState(_ log: EventLog) throws -> ProjectionState {
+        var state = ProjectionState()
+        let parser = EventParser()
+        try log.reader(topic: topic, partition: 0).forEach { record in
+            let stored: StoredRecord = LogErasure(record) != nil ? .redacted : StoredRecord(record, parser: parser)
+            state.fold(stored, at: LogPosition(partition: 0, offset: record.offset), chainHash: record.chainHash)
+            return true
+        }
+        return state
+    }
+
+    @Test("loading a format 3 checkpoint written after a chat and a device erasure refolds the erased devices: the state, then the log after it, equal a replay from zero (versions above every one before), and verify finds no problem with the checkpoint")
+    func format3CheckpointUpgraded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        var (writer, offset) = try Self.redactedLog(log)
+        let previous = try Self.previousBuildState(log)
+        #expect(previous.version(of: "dev-a") == 13 && previous.devices["dev-b"] == nil, "the count of dev-a's events left")
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(previous, topic: Self.topic)
+        try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 3)).write(to: URL(fileURLWithPath: info.path))
+        #expect(try checkpoints.read(info.sequence).1.formatVersion == 3)
+
+        // After the checkpoint: dev-b comes back, dev-a goes on.
+        for (index, device) in ["dev-b", "dev-a", "dev-b"].enumerated() {
+            let event = Self.message(device, chat: "491555000004@c.us", index: 30 + index)
+            try writer.append([LogRecord(offset: offset, key: Array(device.utf8), value: EventEncoder.encode(event))])
+            offset += 1
+        }
+        try writer.sync()
+
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        let loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(loaded.checkpoint?.sequence == info.sequence && loaded.replayedRecords == 3, "started from the checkpoint")
+        #expect(loaded.state.devices == replayed.devices && loaded.state.erasedDeviceVersions.isEmpty)
+        #expect(loaded.state.digest == replayed.digest)
+        let devA = try #require(loaded.state.devices["dev-a"]), devB = try #require(loaded.state.devices["dev-b"])
+        #expect(devA.version > 20 + 5 && devB.version > 5, "above every version before the erasures: \(devA.version), \(devB.version)")
+        #expect(try AuditLog(dataDirectory: directory, topic: Self.topic).device("dev-a", at: LogPosition(partition: 0, offset: offset - 1)) == devA)
+
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
+    }
+
+    @Test("a checkpoint written while an erased device has no state keeps its version (format 4), read back equal, digest included")
+    func erasedDeviceVersionsRoundTrip() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        _ = try Self.redactedLog(log)
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(replayed.erasedDeviceVersions == [SHA256.hash(Array("dev-b".utf8)): 27], "dev-b erased at offset 26")
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(replayed, topic: Self.topic)
+        let (read, readInfo) = try checkpoints.read(info.sequence)
+        #expect(read == replayed && readInfo.formatVersion == 4)
+        #expect(readInfo.stateDigest == replayed.digest && info.stateDigest == replayed.digest)
+        let without = ProjectionState(
+            devices: replayed.devices, positions: replayed.positions, chainHashes: replayed.chainHashes, eventIds: replayed.eventIds,
+            counts: replayed.counts)
+        #expect(without.digest != replayed.digest && without != replayed, "the digest and equality cover the erased devices' versions")
+    }
+}
