@@ -26,9 +26,14 @@ final class KeyFileReloader: Sendable {
     private let failures = Atomic<Int>(0)
     static let checkInterval: Duration = .milliseconds(250)
 
+    /// The file as it was when the service was made, right after the keys in force were
+    /// loaded: a change before the thread first looks (it may start late) is still a change.
+    private let fingerprintAtStart: [Int]?
+
     private init(path: String, ring: KeyRing) {
         self.path = path
         self.ring = ring
+        fingerprintAtStart = Self.fingerprint(path)
     }
 
     /// A service reloading `path` into `ring` on its own thread: on each SIGHUP `signals`
@@ -49,11 +54,11 @@ final class KeyFileReloader: Sendable {
     }
 
     private func watch() {
-        var seen = fingerprint()
+        var seen = fingerprintAtStart
         while !stopping.load(ordering: .acquiring) {
             let (seconds, attoseconds) = Self.checkInterval.components
             usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
-            let now = fingerprint()
+            let now = Self.fingerprint(path)
             let signalled = hangup.exchange(false, ordering: .acquiringAndReleasing)
             guard signalled || now != seen else { continue }
             seen = now
@@ -73,7 +78,7 @@ final class KeyFileReloader: Sendable {
     }
 
     /// What identifies the file's current content cheaply; nil while it cannot be read.
-    private func fingerprint() -> [Int]? {
+    private static func fingerprint(_ path: String) -> [Int]? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]

@@ -27,8 +27,11 @@ import Synchronization
 /// a crash loses nothing.
 ///
 /// **Threads.** Parsing, mapping and encoding a poll's records is spread over
-/// `adaptThreads` threads (`AdaptWorkers`; pure per record, so the events are the same);
-/// merging, holding, producing and committing stay on the stage's one thread.
+/// `adaptThreads` threads (`AdaptWorkers`; pure per record, so the events are the same),
+/// while the stage's thread hands on the poll before; the records' bytes are copied out of
+/// librdkafka's buffers by the thread that adapts them. Merging, holding and committing
+/// stay on the stage's one thread; a producer thread (`StageProducer`) sends what it hands
+/// over, in that order.
 ///
 /// **Bad input.** A record the adapter cannot use goes to the dead-letter topic (scrubbed
 /// of secrets, with coordinates and reason) and is counted; unknown and ignored events are
@@ -62,7 +65,8 @@ package final class AdapterStage: Sendable {
         /// Messages whose chat the stage remembers.
         package var directoryCapacity: Int
         /// Threads that parse, map and encode a poll's records (`AdaptWorkers`), the
-        /// stage's own included; 1: the stage's thread alone.
+        /// stage's own included (it takes what the others have not started when it needs
+        /// the entries); 1: the stage's thread alone, without overlap.
         package var adaptThreads: Int
 
         /// The consumer group whose committed offsets are the stage's progress.
