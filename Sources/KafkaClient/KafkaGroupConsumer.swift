@@ -101,20 +101,7 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
     /// - Throws: a fatal consumer error, or what `body` throws.
     @discardableResult
     package func poll(maxMessages: Int, timeoutMilliseconds: Int32, _ body: (Message) throws -> Void) throws -> Int {
-        if let failure { throw failure }
-        guard maxMessages > 0 else {
-            rd_kafka_poll(handle.client, 0)  // rebalances and errors still need serving
-            return 0
-        }
-        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
-        if let failure { throw failure }
-        guard count > 0 else {
-            if let ended = handle.failure {
-                failure = ended
-                throw ended
-            }
-            return 0
-        }
+        guard try fill(maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
         var delivered = 0
         try batch.drain { pointer in
             let message = pointer.pointee
@@ -135,20 +122,7 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
     /// chooses (another thread) and must `release()` every one.
     @discardableResult
     package func poll(maxMessages: Int, timeoutMilliseconds: Int32, retaining body: (RetainedMessage) -> Void) throws -> Int {
-        if let failure { throw failure }
-        guard maxMessages > 0 else {
-            rd_kafka_poll(handle.client, 0)  // rebalances and errors still need serving
-            return 0
-        }
-        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
-        if let failure { throw failure }
-        guard count > 0 else {
-            if let ended = handle.failure {
-                failure = ended
-                throw ended
-            }
-            return 0
-        }
+        guard try fill(maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds) else { return 0 }
         var delivered = 0
         try batch.drain(handingOver: { pointer in
             let message = pointer.pointee
@@ -161,6 +135,27 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
             return true
         })
         return delivered
+    }
+
+    /// Takes the next messages into `batch`; false when none came (rebalances and errors
+    /// are served either way).
+    /// - Throws: a fatal consumer error.
+    private func fill(maxMessages: Int, timeoutMilliseconds: Int32) throws -> Bool {
+        if let failure { throw failure }
+        guard maxMessages > 0 else {
+            rd_kafka_poll(handle.client, 0)  // rebalances and errors still need serving
+            return false
+        }
+        let count = batch.fill(handle, maxMessages: maxMessages, timeoutMilliseconds: timeoutMilliseconds)
+        if let failure { throw failure }
+        guard count > 0 else {
+            if let ended = handle.failure {
+                failure = ended
+                throw ended
+            }
+            return false
+        }
+        return true
     }
 
     /// Commits `next` (per partition, the next offset to read) to the group. Partitions no
