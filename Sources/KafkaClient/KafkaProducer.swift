@@ -16,7 +16,9 @@ package struct DeliveryReport: Sendable, Hashable {
 }
 
 /// A librdkafka producer: idempotent (broker retries never duplicate), keyed messages,
-/// delivery reports counted per partition. Used from one thread.
+/// delivery reports counted per partition. A refused login or TLS handshake fails `flush`
+/// (and `send`, every `sendsPerPoll` sends) instead of leaving the messages to time out.
+/// Used from one thread.
 package final class KafkaProducer {
     private let handle: KafkaClientHandle
     private let deliveries: DeliveryTracker
@@ -88,6 +90,7 @@ package final class KafkaProducer {
         if sendsSincePoll >= Self.sendsPerPoll {
             sendsSincePoll = 0
             rd_kafka_poll(handle.client, 0)
+            if let refused = handle.failure { throw refused }
         }
     }
 
@@ -97,13 +100,23 @@ package final class KafkaProducer {
     }
 
     /// Waits until every enqueued message is delivered or failed.
-    /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`.
+    /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`, or
+    ///   at once once the cluster refused the login or TLS handshake (librdkafka would
+    ///   retry forever, so the messages would only time out).
     package func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
-        let result = rd_kafka_flush(handle.client, timeoutMilliseconds)
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw .flush("\(rd_kafka_outq_len(handle.client)) messages undelivered after \(timeoutMilliseconds) ms")
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
+        while true {
+            let left = max(0, Int32((deadline - .now) / .milliseconds(1)))
+            if rd_kafka_flush(handle.client, min(left, Self.flushSlice)) == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if let refused = handle.failure { throw refused }
+            if left <= Self.flushSlice {
+                throw .flush("\(rd_kafka_outq_len(handle.client)) messages undelivered after \(timeoutMilliseconds) ms")
+            }
         }
     }
+
+    /// How long `flush` waits between looks at whether the cluster refused the login.
+    static let flushSlice: Int32 = 200
 
     /// Messages enqueued and not yet reported.
     package var inFlight: Int { Int(rd_kafka_outq_len(handle.client)) }

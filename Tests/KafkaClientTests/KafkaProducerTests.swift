@@ -70,4 +70,24 @@ struct KafkaProducerTests {
         #expect(producer.report.delivered == 0)
         #expect(producer.report.firstFailure != nil)
     }
+
+    @Test("a refused login fails flush with the authentication error instead of its timeout, and the password appears in no error")
+    func refusedLoginFailsFlush() throws {
+        // The mock speaks no SASL, which stands in for a cluster refusing the login
+        // (as in KafkaAssignedConsumerTests).
+        let cluster = try MockCluster(topics: [("events", 1)])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers, configuration: KafkaAssignedConsumerTests.sasl)
+        try producer.send(topic: "events", key: Array("dev".utf8), value: Array("never delivered".utf8))
+        var failure: KafkaError?
+        do {
+            try producer.flush(timeoutMilliseconds: 60_000)
+        } catch {
+            failure = error
+        }
+        // Ended by the refusal: a timeout would say "messages still undelivered".
+        let error = try #require(failure)
+        #expect(error.description.contains("cannot authenticate with the Kafka cluster"), "\(error)")
+        #expect(!error.description.contains(KafkaAssignedConsumerTests.secret))
+        #expect(producer.report.delivered == 0)
+    }
 }
