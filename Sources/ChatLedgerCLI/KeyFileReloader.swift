@@ -26,21 +26,30 @@ final class KeyFileReloader: Sendable {
     private let failures = Atomic<Int>(0)
     static let checkInterval: Duration = .milliseconds(250)
 
-    /// The file as it was when the service was made, right after the keys in force were
-    /// loaded: a change before the thread first looks (it may start late) is still a change.
-    private let fingerprintAtStart: [Int]?
+    /// The file as it was before the keys in force were read from it: a change after that
+    /// (while the server starts, or before the thread first looks) is still a change.
+    private let fingerprintAtLoad: [Int]?
 
-    private init(path: String, ring: KeyRing) {
+    private init(path: String, ring: KeyRing, fingerprintAtLoad: [Int]?) {
         self.path = path
         self.ring = ring
-        fingerprintAtStart = Self.fingerprint(path)
+        self.fingerprintAtLoad = fingerprintAtLoad
+    }
+
+    /// The keys file's keys, and the file's fingerprint taken just before reading it, for
+    /// `service(path:loaded:...)`.
+    /// - Throws: what `APIKeys.load` throws.
+    static func load(path: String) throws -> (keys: APIKeys, fingerprint: [Int]?) {
+        let fingerprint = Self.fingerprint(path)
+        return (try APIKeys.load(path: path), fingerprint)
     }
 
     /// A service reloading `path` into `ring` on its own thread: on each SIGHUP `signals`
     /// delivers and whenever the file changes; its counters go to `metrics`. It never fails
     /// once started (a bad file keeps the keys in force); `stop` joins its thread.
-    static func service(path: String, ring: KeyRing, signals: TerminationSignal, metrics: MetricsRegistry?) -> ThreadService {
-        let reloader = KeyFileReloader(path: path, ring: ring)
+    /// - Parameter fingerprintAtLoad: from `load(path:)`, which read the keys `ring` holds.
+    static func service(path: String, ring: KeyRing, fingerprintAtLoad: [Int]?, signals: TerminationSignal, metrics: MetricsRegistry?) -> ThreadService {
+        let reloader = KeyFileReloader(path: path, ring: ring, fingerprintAtLoad: fingerprintAtLoad)
         signals.onHangup { reloader.hangup.store(true, ordering: .releasing) }
         metrics?.collect("chatledger_keys_file_generation", help: "Key sets in force since start: 1, plus one per reload of the keys file.", kind: .gauge) {
             [ring] in [.init(Double(ring.generation))]
@@ -54,7 +63,7 @@ final class KeyFileReloader: Sendable {
     }
 
     private func watch() {
-        var seen = fingerprintAtStart
+        var seen = fingerprintAtLoad
         while !stopping.load(ordering: .acquiring) {
             let (seconds, attoseconds) = Self.checkInterval.components
             usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))

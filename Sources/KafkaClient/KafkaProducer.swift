@@ -16,9 +16,10 @@ package struct DeliveryReport: Sendable, Hashable {
 }
 
 /// A librdkafka producer: idempotent (broker retries never duplicate), keyed messages,
-/// delivery reports counted per partition. A refused login or TLS handshake fails `flush`
-/// (and `send`, every `sendsPerPoll` sends) instead of leaving the messages to time out.
-/// Used from one thread.
+/// delivery reports counted per partition. A refused login or TLS handshake with no
+/// delivery going through fails `flush` (and a `send` waiting for room in the queue, whose
+/// message is then not enqueued) instead of leaving the messages to time out. Used from
+/// one thread.
 package final class KafkaProducer {
     private let handle: KafkaClientHandle
     private let deliveries: DeliveryTracker
@@ -84,13 +85,15 @@ package final class KafkaProducer {
             if result == 0 { break }
             let error = rd_kafka_last_error()
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw .produce(error, topic: topic) }
+            // The queue is full: wait for deliveries, unless the cluster refused us.
+            let deliveredBefore = deliveries.delivered
             rd_kafka_poll(handle.client, 100)
+            if let refused = refusal(deliveredSince: deliveredBefore) { throw refused }
         }
         sendsSincePoll += 1
         if sendsSincePoll >= Self.sendsPerPoll {
             sendsSincePoll = 0
             rd_kafka_poll(handle.client, 0)
-            if let refused = handle.failure { throw refused }
         }
     }
 
@@ -107,8 +110,9 @@ package final class KafkaProducer {
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
         while true {
             let left = max(0, Int32((deadline - .now) / .milliseconds(1)))
+            let deliveredBefore = deliveries.delivered
             if rd_kafka_flush(handle.client, min(left, Self.flushSlice)) == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            if let refused = handle.failure { throw refused }
+            if let refused = refusal(deliveredSince: deliveredBefore) { throw refused }
             if left <= Self.flushSlice {
                 throw .flush("\(rd_kafka_outq_len(handle.client)) messages undelivered after \(timeoutMilliseconds) ms")
             }
@@ -117,6 +121,15 @@ package final class KafkaProducer {
 
     /// How long `flush` waits between looks at whether the cluster refused the login.
     static let flushSlice: Int32 = 200
+
+    /// What ends this producer: a fatal error, or a refused login or TLS handshake while
+    /// nothing was delivered since `deliveredSince` (one broker's refusal with deliveries
+    /// still going through is left to librdkafka's retries).
+    private func refusal(deliveredSince: Int) -> KafkaError? {
+        if let fatal = handle.fatalError { return fatal }
+        guard let refused = handle.refusal, deliveries.delivered == deliveredSince else { return nil }
+        return refused
+    }
 
     /// Messages enqueued and not yet reported.
     package var inFlight: Int { Int(rd_kafka_outq_len(handle.client)) }
@@ -146,6 +159,9 @@ private final class DeliveryTracker: Sendable {
     private let state = Mutex(DeliveryReport())
 
     var report: DeliveryReport { state.withLock { $0 } }
+
+    /// `report.delivered`, without copying the report.
+    var delivered: Int { state.withLock { $0.delivered } }
 
     func record(_ message: rd_kafka_message_t) {
         state.withLock { report in

@@ -66,4 +66,17 @@ struct AdaptWorkersTests {
         #expect(entries.map(\.record) == alone.map(\.record), "every record once, in order")
         #expect(entries.map(\.events) == alone.map(\.events), "the same events with the same ids and bytes")
     }
+
+    @Test("adapting everything at once (a rebalance, a stop) while a batch is in flight hands over that batch first, then the new records: none lost")
+    func prepareFinishesTheBatchInFlight() {
+        let records = Self.batch()
+        let alone = AdaptWorkers(adapter: EvolutionAdapter(), threads: 1).prepare(records)
+        let workers = AdaptWorkers(adapter: EvolutionAdapter(), threads: 2)
+        var entries: [RecordMerger.Entry] = []
+        workers.start(records[0..<1_500].map { .record($0) }, finishing: { entries.append($0) })
+        workers.prepare(records[1_500...].map { .record($0) }) { entries.append($0) }
+        #expect(!workers.isBusy)
+        #expect(entries.count == records.count, "none dropped")
+        #expect(entries.map(\.record.offset) == alone.map(\.record.offset), "the batch in flight, then the new records, each once")
+    }
 }

@@ -90,7 +90,7 @@ final class AdaptWorkers {
     /// Hands `body` the entries for `inputs`, in their order, each moved (not copied) to it,
     /// after those of a batch `start` left in flight. Every message among `inputs` is released.
     func prepare(_ inputs: [Input], _ body: (consuming RecordMerger.Entry) -> Void) {
-        start(inputs)
+        start(inputs, finishing: body)
         finish(body)
     }
 
@@ -98,7 +98,7 @@ final class AdaptWorkers {
     /// hand on the batch before while they work; `finish` hands over the entries. A batch
     /// in flight is finished first (its entries to `body`). A batch of a few chunks, or any
     /// batch without helpers, is left for `finish` to do on the calling thread.
-    func start(_ inputs: [Input], finishing body: (consuming RecordMerger.Entry) -> Void = { _ in }) {
+    func start(_ inputs: [Input], finishing body: (consuming RecordMerger.Entry) -> Void) {
         finish(body)
         guard !inputs.isEmpty else { return }
         let job = Job(records: inputs)

@@ -257,7 +257,9 @@ private final class StageLoop {
     }
 
     deinit {
-        // Records polled and never adapted (the stage stopped in between) go back unread.
+        // Records polled and never handed on (the stage stopped in between) go back to
+        // librdkafka before the consumer is destroyed, which waits for every one of them.
+        workers.finish { _ in }
         for input in pending { input.discard() }
     }
 
@@ -321,8 +323,10 @@ private final class StageLoop {
                 let timeout: Int32 = batched > 0 || workers.isBusy ? 0 : (waiting ? 10 : 100)
                 received = try consumer.poll(
                     maxMessages: configuration.batchSize - batched, timeoutMilliseconds: timeout,
-                    retaining: { pending.append(.message($0)) })
-                statistics.records += received
+                    retaining: {
+                        pending.append(.message($0))
+                        statistics.records += 1
+                    })
                 batched += received
             } while received > 0 && batched < configuration.batchSize
             // This poll's records are adapted on the helper threads while the last poll's

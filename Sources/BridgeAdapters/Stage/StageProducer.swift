@@ -106,6 +106,8 @@ final class StageProducer {
     /// Waits until everything sent so far is delivered.
     /// - Throws: `AdapterStageError` when anything was not (this time or before).
     func flush() throws {
+        // No thread would serve the request any more.
+        guard !stopped else { throw AdapterStageError(description: "the stage's producer is closed") }
         handOver()
         let request = FlushRequest()
         shared.inbox.withLock { $0.flushRequests.append(request) }

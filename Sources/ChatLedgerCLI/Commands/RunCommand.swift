@@ -112,8 +112,9 @@ enum RunCommand: Command {
         let logger = Logger(label: "run")
         let topic = configuration.topic
         let keys: APIKeys
+        var keysFingerprint: [Int]?
         if let path = configuration.keysPath {
-            keys = try APIKeys.load(path: path)
+            (keys, keysFingerprint) = try KeyFileReloader.load(path: path)
         } else {
             logger.warning("no --keys: using the development key \(demoKey) (auditor, every device, may write)")
             keys = try APIKeys(json: Array(#"{"keys":[{"id":"demo","key":"\#(demoKey)","devices":["*"],"role":"auditor","write":true}]}"#.utf8))
@@ -172,7 +173,7 @@ enum RunCommand: Command {
         clustered?.router.wakeServer { http.server.wake() }
 
         var services: [any Service] = []
-        if let path = configuration.keysPath { services.append(KeyFileReloader.service(path: path, ring: keyRing, signals: signals, metrics: metrics)) }
+        if let path = configuration.keysPath { services.append(KeyFileReloader.service(path: path, ring: keyRing, fingerprintAtLoad: keysFingerprint, signals: signals, metrics: metrics)) }
         if let clustered { services.append(clustered.membership) }  // read before serving, stopped after ingest's last write
         let standby = try clustered.flatMap { clustered in
             try configuration.standby > 0

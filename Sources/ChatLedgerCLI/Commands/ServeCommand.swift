@@ -60,7 +60,8 @@ enum ServeCommand: Command {
     /// Loads the projection, then hosts the key reloader, the HTTP server and the log
     /// follower (started in that order, stopped in reverse) until a signal or a failure.
     static func serve(_ configuration: Configuration, signals: TerminationSignal) throws -> Int32 {
-        let keys = KeyRing(try APIKeys.load(path: configuration.keysPath))
+        let loadedKeys = try KeyFileReloader.load(path: configuration.keysPath)
+        let keys = KeyRing(loadedKeys.keys)
         let log = EventLog(dataDirectory: configuration.data)
         var loaded = try ProjectionRecovery.load(
             log: log, topic: configuration.topic, checkpoints: CheckpointStore(dataDirectory: configuration.data))
@@ -87,7 +88,8 @@ enum ServeCommand: Command {
         follower.onApplied { http.server.wake() }
         clustered?.router.wakeServer { http.server.wake() }
         let services = ServiceGroup(
-            [KeyFileReloader.service(path: configuration.keysPath, ring: keys, signals: signals, metrics: metrics)]
+            [KeyFileReloader.service(
+                path: configuration.keysPath, ring: keys, fingerprintAtLoad: loadedKeys.fingerprint, signals: signals, metrics: metrics)]
                 + (clustered.map { [$0.membership] } ?? []) + [http, follower])
         try services.start()
         print("url=\(http.url)")
