@@ -96,18 +96,19 @@ final class AdaptWorkers {
 
     /// Starts adapting `inputs` on the helper threads and returns at once, so the caller can
     /// hand on the batch before while they work; `finish` hands over the entries. A batch
-    /// in flight is finished first (its entries to `body`). A batch of a few chunks, or any
-    /// batch without helpers, is left for `finish` to do on the calling thread.
+    /// in flight is finished first (its entries to `body`). A batch of a few chunks (live
+    /// traffic), or any batch without helpers, is adapted at once on the calling thread and
+    /// its entries go to `body` too: nothing is left in flight.
     func start(_ inputs: [Input], finishing body: (consuming RecordMerger.Entry) -> Void) {
         finish(body)
-        guard !inputs.isEmpty else { return }
-        let job = Job(records: inputs)
-        var woken = 0
-        if !helpers.isEmpty, inputs.count > 2 * Self.chunkSize {
-            shared.job.withLock { $0 = job }
-            woken = min(helpers.count, inputs.count / Self.chunkSize)
-            for helper in helpers.prefix(woken) { helper.wake.signal() }
+        guard !helpers.isEmpty, inputs.count > 2 * Self.chunkSize else {
+            for input in inputs { body(own.prepare(input.take())) }
+            return
         }
+        let job = Job(records: inputs)
+        shared.job.withLock { $0 = job }
+        let woken = min(helpers.count, inputs.count / Self.chunkSize)
+        for helper in helpers.prefix(woken) { helper.wake.signal() }
         inFlight = (job, woken)
     }
 
@@ -121,7 +122,7 @@ final class AdaptWorkers {
         inFlight = nil
         job.work(own)
         for _ in 0..<woken { job.finished.wait() }
-        if woken > 0 { shared.job.withLock { $0 = nil } }
+        shared.job.withLock { $0 = nil }
         job.takeResults(body)
     }
 
