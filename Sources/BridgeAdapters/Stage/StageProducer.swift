@@ -54,16 +54,17 @@ final class StageProducer {
         let result = Mutex<String?>(nil)
     }
 
-    /// Messages the inbox holds at most before `hand` waits: librdkafka's own queue
+    /// Messages the inbox holds at most before `handOver` waits: librdkafka's own queue
     /// (`queue.buffering.max.messages`) is the real buffer; this only stops the stage from
     /// running far ahead of it.
     static let maxQueued = 100_000
 
     private let shared = Shared()
     private let thread: LedgerThread
+    /// Messages given to `send` and not yet handed over.
     private var pending: [Outgoing] = []
     private var stopped = false
-    /// Messages handed to `send` and not yet passed on (sent in batches of this many).
+    /// `send` hands over its messages in batches of this many.
     static let batchSize = 512
 
     /// Starts the producing thread with `producer`, which only that thread touches from now on.
