@@ -37,7 +37,7 @@ final class KeyFileReloader: Sendable {
     }
 
     /// The keys file's keys, and the file's fingerprint taken just before reading it, for
-    /// `service(path:loaded:...)`.
+    /// `service(path:ring:fingerprintAtLoad:signals:metrics:)`.
     /// - Throws: what `APIKeys.load` throws.
     static func load(path: String) throws -> (keys: APIKeys, fingerprint: [Int]?) {
         let fingerprint = Self.fingerprint(path)

@@ -35,9 +35,7 @@ package struct AuditLog: Sendable {
                 guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
                     let at = info.positions[position.partition], at <= position.offset
                 else { continue }
-                if info.formatVersion < CheckpointStore.version {
-                    try ErasureRefold.upgradeVersions(in: &checkpointState, log: log, topic: topic)
-                }
+                try ErasureRefold.upgradeVersions(in: &checkpointState, readWith: info, log: log, topic: topic)
                 state = checkpointState
                 break
             }

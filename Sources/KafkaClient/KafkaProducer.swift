@@ -104,8 +104,9 @@ package final class KafkaProducer {
 
     /// Waits until every enqueued message is delivered or failed.
     /// - Throws: `KafkaError` if messages are still in flight after `timeoutMilliseconds`, or
-    ///   at once once the cluster refused the login or TLS handshake (librdkafka would
-    ///   retry forever, so the messages would only time out).
+    ///   within a `flushSlice` once the cluster refused the login or TLS handshake and
+    ///   nothing is delivered (librdkafka would retry for ever, so the messages would only
+    ///   time out).
     package func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
         while true {

@@ -591,19 +591,15 @@ private final class StageLoop {
             if committedThrough[partition] != offset { next[partition] = offset }
         }
         guard !next.isEmpty else { return }
-        try flushProducer()
+        // A failed delivery fails this and every later flush (`StageProducer`): nothing is
+        // committed after it, even when a rebalance's commit (which only logs) saw it first.
+        try producer.flush()
         do {
             try consumer.commit(next, synchronously: synchronously)
             for (partition, offset) in next { committedThrough[partition] = offset }
         } catch {
             logger.warning("offset commit failed (the records will be read again)", ["error": error])
         }
-    }
-
-    /// Waits for every delivery. A failed one fails every later call too: nothing is
-    /// committed after it, even when a rebalance's commit (which only logs) saw it first.
-    func flushProducer() throws {
-        try producer.flush()
     }
 
     // MARK: - Rebalances

@@ -185,7 +185,9 @@ final class StageProducer {
                 if failure == nil, report.failed > 0 {
                     failure = "\(report.failed) deliveries failed: \(report.firstFailure ?? "unknown")"
                 }
+                // `delivered` counts everything the flush waited for before the flush returns.
                 let result = shared.inbox.withLock { inbox in
+                    inbox.delivered = report.delivered
                     if inbox.failure == nil { inbox.failure = failure }
                     return inbox.failure
                 }

@@ -73,10 +73,8 @@ package enum CheckpointVerifier {
                 // A checkpoint of an older format is compared as loading reads it: with this
                 // build's device versions (`ErasureRefold.upgradeVersions`).
                 var expected = info.stateDigest
-                if info.formatVersion < CheckpointStore.version {
-                    var upgraded = checkpointState
-                    if try ErasureRefold.upgradeVersions(in: &upgraded, log: pass.log, topic: pass.topic) > 0 { expected = upgraded.digest }
-                }
+                var upgraded = checkpointState
+                if try ErasureRefold.upgradeVersions(in: &upgraded, readWith: info, log: pass.log, topic: pass.topic) > 0 { expected = upgraded.digest }
                 var replayed: ProjectionState
                 if let previous = carried.take(), let base = try? start.get(), continues(previous, from: base, to: info.positions) {
                     replayed = previous

@@ -91,6 +91,17 @@ package enum ErasureRefold {
         return refolded
     }
 
+    /// A state read from a checkpoint described by `info` brought to this build's version
+    /// rule when the checkpoint's format is older than this build's (`upgradeVersions`);
+    /// unchanged otherwise. The one place that decides which checkpoints need it.
+    /// - Returns: how many devices were refolded or given a version.
+    /// - Throws: `EventLogError` for a damaged log.
+    @discardableResult
+    package static func upgradeVersions(in state: inout ProjectionState, readWith info: CheckpointInfo, log: EventLog, topic: String) throws -> Int {
+        guard info.formatVersion < CheckpointStore.version else { return 0 }
+        return try upgradeVersions(in: &state, log: log, topic: topic)
+    }
+
     /// A state read from a checkpoint of format version 2 or 3 brought to this build's
     /// version rule (`DeviceProjection.version(afterErasureAt:from:)`, and
     /// `ProjectionState.erasedDeviceVersions`): each device an erasure in the log up to the

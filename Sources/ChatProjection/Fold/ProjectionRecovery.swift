@@ -25,13 +25,11 @@ package enum ProjectionRecovery {
         for sequence in checkpoints.sequences().reversed() {
             do {
                 var (state, info) = try checkpoints.read(sequence)
-                if info.formatVersion < CheckpointStore.version {
-                    let upgraded = try ErasureRefold.upgradeVersions(in: &state, log: log, topic: topic)
-                    if upgraded > 0 {
-                        logger.notice(
-                            "devices an erasure named given this build's versions (checkpoint of an older format)",
-                            ["sequence": sequence, "format": info.formatVersion, "devices": upgraded])
-                    }
+                let upgraded = try ErasureRefold.upgradeVersions(in: &state, readWith: info, log: log, topic: topic)
+                if upgraded > 0 {
+                    logger.notice(
+                        "devices an erasure named given this build's versions (checkpoint of an older format)",
+                        ["sequence": sequence, "format": info.formatVersion, "devices": upgraded])
                 }
                 let replayed = try replay(into: &state, log: log, topic: topic, checkingChainFrom: info)
                 return Loaded(state: state, checkpoint: info, replayedRecords: replayed)
