@@ -10,20 +10,28 @@
 package enum EventEncoder {
     /// The canonical JSON bytes of `event`.
     ///
-    /// Measured first, then written once into an array of exactly that size: both passes run
-    /// the same code (`write`) over a different sink, so the length is exact by construction.
+    /// Written once into a scratch buffer on the stack (a heap one for the rare event that
+    /// outgrows it), then copied into an array of exactly that size: one pass over the
+    /// event instead of a measuring pass and a writing pass.
     package static func encode(_ event: Event) -> [UInt8] {
-        var measure = Writer(sink: LengthSink())
-        write(event, &measure)
-        let length = measure.sink.length
-        return [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-            var writer = Writer(sink: BufferSink(buffer))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: scratchBytes) { scratch in
+            var writer = Writer(sink: BufferSink(scratch))
             write(event, &writer)
-            count = writer.sink.written
+            let sink = writer.sink
+            defer { sink.deallocateIfGrown() }
+            return [UInt8](unsafeUninitializedCapacity: sink.written) { buffer, count in
+                if let source = sink.buffer.baseAddress, sink.written > 0 {
+                    buffer.baseAddress!.initialize(from: source, count: sink.written)
+                }
+                count = sink.written
+            }
         }
     }
 
-    private static func write<Sink: EncoderSink>(_ event: Event, _ writer: inout Writer<Sink>) {
+    /// Bytes of stack the encoder writes into first: most events take a few hundred.
+    package static let scratchBytes = 2048
+
+    private static func write(_ event: Event, _ writer: inout Writer) {
         writer.beginObject()
         writer.field("schemaVersion", Int64(Event.supportedSchemaVersion))
         writer.field("eventId", event.eventIdText)
@@ -52,7 +60,7 @@ package enum EventEncoder {
         writer.endObject()
     }
 
-    private static func writePayload<Sink: EncoderSink>(_ payload: EventPayload, _ writer: inout Writer<Sink>) {
+    private static func writePayload(_ payload: EventPayload, _ writer: inout Writer) {
         switch payload {
         case .messageCreated(let message):
             writer.field("messageId", message.messageIdText)
@@ -134,11 +142,11 @@ package enum EventEncoder {
     /// Compact JSON for the encoder's fixed shape: keys are the schema's (plain ASCII,
     /// written as they are), values escaped the shortest way; commas tracked as JSONWriter
     /// tracks them.
-    private struct Writer<Sink: EncoderSink> {
-        var sink: Sink
+    private struct Writer {
+        var sink: BufferSink
         private var needsComma = false
 
-        init(sink: Sink) { self.sink = sink }
+        init(sink: BufferSink) { self.sink = sink }
 
         @inline(__always)
         private mutating func separate() {
@@ -220,65 +228,36 @@ package enum EventEncoder {
     }
 }
 
-/// Where `EventEncoder` writes: a byte count (the first pass) or the event's bytes.
-private protocol EncoderSink {
-    /// Bytes that need no escaping.
-    mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>)
-    mutating func byte(_ byte: UInt8)
-    /// `"name":`, after a comma when `comma`.
-    mutating func key(_ name: StaticString, comma: Bool)
-    /// A JSON string of `utf8`, quoted, with the shortest escapes.
-    mutating func string(_ utf8: UnsafeBufferPointer<UInt8>)
-    mutating func integer(_ value: Int64)
-}
-
-/// The number of bytes an event takes.
-private struct LengthSink: EncoderSink {
-    var length = 0
-
-    mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>) { length += bytes.count }
-
-    mutating func byte(_ byte: UInt8) { length += 1 }
-
-    mutating func key(_ name: StaticString, comma: Bool) { length += name.utf8CodeUnitCount + (comma ? 4 : 3) }
-
-    mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
-        length += 2 + utf8.count
-        var index = JSONWriter.endOfPlainText(utf8, from: 0)
-        while index < utf8.count {
-            switch utf8[index] {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x0C, 0x0A, 0x0D, 0x09: length += 1
-            default: length += 5  // \u00XX
-            }
-            index = JSONWriter.endOfPlainText(utf8, from: index + 1)
-        }
-    }
-
-    mutating func integer(_ value: Int64) {
-        var magnitude = value.magnitude
-        length += value < 0 ? 2 : 1
-        while magnitude >= 10 {
-            magnitude /= 10
-            length += 1
-        }
-    }
-}
-
-/// Writes into a buffer the first pass sized; a write past its end (a bug: the passes
-/// disagree) stops the process instead of corrupting memory.
-private struct BufferSink: EncoderSink {
-    let buffer: UnsafeMutableBufferPointer<UInt8>
-    var written = 0
+/// Writes into a buffer it was given and, should the event outgrow that, into heap buffers
+/// of its own, twice as large each time (`deallocateIfGrown()` frees the last one).
+private struct BufferSink {
+    private(set) var buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var written = 0
+    private var grown = false
 
     init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
 
+    func deallocateIfGrown() {
+        if grown { buffer.deallocate() }
+    }
+
     @inline(__always)
     private mutating func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
-        precondition(written + count <= buffer.count, "EventEncoder wrote past the length it measured")
+        if written + count > buffer.count { grow(toHold: written + count) }
         defer { written += count }
         return buffer.baseAddress! + written
     }
 
+    @inline(never)
+    private mutating func grow(toHold needed: Int) {
+        let larger = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(needed, buffer.count * 2, 64))
+        if written > 0 { larger.baseAddress!.initialize(from: buffer.baseAddress!, count: written) }
+        deallocateIfGrown()
+        buffer = larger
+        grown = true
+    }
+
+    /// Bytes that need no escaping.
     mutating func plain(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress else { return }
         reserve(bytes.count).initialize(from: source, count: bytes.count)
@@ -286,6 +265,7 @@ private struct BufferSink: EncoderSink {
 
     mutating func byte(_ byte: UInt8) { reserve(1).initialize(to: byte) }
 
+    /// `"name":`, after a comma when `comma`.
     mutating func key(_ name: StaticString, comma: Bool) {
         let count = name.utf8CodeUnitCount
         var out = reserve(count + (comma ? 4 : 3))
@@ -299,6 +279,7 @@ private struct BufferSink: EncoderSink {
         (out + 2 + count).initialize(to: UInt8(ascii: ":"))
     }
 
+    /// A JSON string of `utf8`, quoted, with the shortest escapes.
     mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
         byte(UInt8(ascii: "\""))
         var runStart = 0

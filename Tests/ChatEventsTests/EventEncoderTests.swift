@@ -49,4 +49,20 @@ struct EventEncoderTests {
             #expect(parsed.payload == .chatMuted(muteUntil: value))
         }
     }
+
+    @Test("an event larger than the encoder's stack scratch buffer is written whole, escapes included")
+    func largerThanScratch() throws {
+        // A preview at the schema's 4096-byte limit, a third of it control characters
+        // (six bytes each when written): the event outgrows the scratch buffer twice.
+        let units = EventLimits.default.maxTextBytes / 3
+        let preview = String(repeating: "ab\u{01}", count: units)
+        let event = Event(
+            eventId: "E", deviceId: "d", occurredAt: 1, chatId: "c",
+            payload: .messageEdited(MessageEdited(messageId: "M", preview: preview)))
+        let bytes = EventEncoder.encode(event)
+        #expect(bytes.count > 4 * EventEncoder.scratchBytes)
+        #expect(try EventParser().parse(bytes) == event)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(String(repeating: #"ab\u0001"#, count: units)))
+    }
 }
