@@ -27,6 +27,7 @@ struct AdapterStageTests {
         #expect(statistics.skippedByReason["ignored_event", default: 0] > 100, "noise is counted: \(statistics.skippedByReason)")
         #expect(statistics.skippedByReason["status_deleted_is_not_a_delete", default: 0] > 0, "the ≤ 2.3.6 trap occurs and is skipped")
         #expect(statistics.eventsByType["contact.aliased", default: 0] > 0)
+        #expect((1...3_000).contains(statistics.mergerPeak), "records waited in the merger, never more than were read: \(statistics.mergerPeak)")
         #expect(actual.events.allSatisfy { $0.source?.format == "evolution" }, "every event names its source")
         #expect(!actual.values.contains { String(decoding: $0, as: UTF8.self).contains(traffic.apiKey) }, "the apikey never reaches the canonical topic")
         // LID contacts: receipts named the chat by its LID; they landed in the phone chat.

@@ -119,6 +119,9 @@ package final class AdapterStage: Sendable {
         package var delivered = 0
         /// Whether every assigned partition has been read to its high watermark.
         package var caughtUp = false
+        /// The most adapted records that waited at once in the merger for older records of
+        /// other partitions (a backlog fetched one partition's run after another's).
+        package var mergerPeak = 0
 
         package var events: Int { eventsByType.values.reduce(0, +) }
         package var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
@@ -334,6 +337,7 @@ private final class StageLoop {
             // adapted, as for one still on the broker).
             workers.start(pending, finishing: { merger.append($0) })
             pending.removeAll(keepingCapacity: true)
+            statistics.mergerPeak = max(statistics.mergerPeak, merger.count)
             let now = ContinuousClock.now
             try drain(now: now, force: false)
             try expireHolds(now: now)

@@ -158,9 +158,11 @@ enum AdaptBenchmark {
         var firstThreads = ThreadCPU(pid: getpid())
         var idle = 0
         var last = 0
+        var allConsumed: ContinuousClock.Instant?
         while true {
             let statistics = stage.statistics
             if first == nil, statistics.records > 0 { (first, firstCPU, firstThreads) = (.now, processCPUSeconds(), ThreadCPU(pid: getpid())) }
+            if allConsumed == nil, statistics.records >= count { allConsumed = .now }
             if statistics.records >= count, statistics.caughtUp, statistics.held == 0,
                 statistics.delivered >= statistics.events + statistics.deadLetters
             {
@@ -246,6 +248,11 @@ enum AdaptBenchmark {
         report.add("skipped", Double(statistics.skippedByReason.values.reduce(0, +)), "parts")
         report.add("source_partitions", Double(traffic.topics.count * sourcePartitions), "partitions")
         report.add("adapt_startup_ms", ((first ?? started) - started) / .milliseconds(1), "ms")
+        // A backlog fetched one partition's run after another's waits in the merger for the
+        // slowest partition, and what waited is handed on after the last record is read,
+        // by the stage's thread alone (published every 100 ms, so to about that).
+        report.add("merger_peak_records", Double(statistics.mergerPeak), "records")
+        report.add("after_last_record_ms", (done - (allConsumed ?? done)) / .milliseconds(1), "ms")
         report.notes.append("the stage's busiest threads: \(adaptThreadCPU.busiest(6, over: adaptSeconds))")
         report.notes.append("ingest's busiest threads: \(ingestThreadCPU.busiest(4, over: ingestSeconds))")
         report.notes.append(
