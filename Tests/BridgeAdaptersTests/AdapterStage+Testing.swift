@@ -68,11 +68,14 @@ final class RunningStage: @unchecked Sendable {
     private let ended = Atomic<Bool>(false)
     private var failure: Error?
 
-    init(brokers: String, pattern: String = "^evolution\\..*", group: String = "stage-test", hold: Int = 2_000) {
+    /// - Parameter kafka: librdkafka properties beside the test defaults (or replacing them).
+    init(brokers: String, pattern: String = "^evolution\\..*", group: String = "stage-test", hold: Int = 2_000, kafka: [(String, String)] = []) {
+        var settings = KafkaConfiguration(["fetch.wait.max.ms": "5", "log_level": "3"])
+        for (key, value) in kafka { settings[key] = value }
         let configuration = AdapterStage.Configuration(
             brokers: brokers, group: group, sourceTopics: [pattern], topic: StageTesting.canonicalTopic,
             deadLetterTopic: StageTesting.deadLetterTopic,
-            kafka: KafkaConfiguration(["fetch.wait.max.ms": "5", "log_level": "3"]),
+            kafka: settings,
             holdMilliseconds: hold, commitEveryMilliseconds: 200)
         LedgerThread { [self] in
             do {

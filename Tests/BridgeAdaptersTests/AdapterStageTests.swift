@@ -34,6 +34,60 @@ struct AdapterStageTests {
         #expect(!actual.events.contains { $0.type == "message.status" && WhatsAppID.domain(of: $0.chatId ?? "") == .lid })
     }
 
+    @Test("the assignment changes (a new topic) while bursts of records are being adapted: what was not handed on is read again, every chat equals the state the records mean")
+    func assignmentWhileAdaptingLosesNothing() throws {
+        // The rebalance callbacks run inside a poll, which the stage makes while a burst is
+        // being adapted: the batch in flight is finished, what was handed on is committed, and
+        // what was not (queued, held) is read again after the partitions come back. librdkafka
+        // 2.0.2 revokes and reassigns every partition when a new topic matches, even under the
+        // cooperative protocol, so this pins the revoke path; `AdaptWorkersTests` pins that a
+        // callback's flush keeps the batch in flight.
+        var traffic = EvolutionTraffic(.init(instances: 3, chatsPerInstance: 15, seed: 5))
+        let cluster = try StageTesting.cluster(for: traffic)
+        // Few enough that the mock keeps every event (it drops a partition's oldest past 5 MB),
+        // even when the rebalance has the stage read some records twice.
+        let (maxBursts, burstSize) = (60, 250)
+        var records: [EvolutionTraffic.Record] = []
+        for _ in 0..<(maxBursts * burstSize) { records.append(traffic.next()) }
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        var produced = 0
+        func produceBurst() throws {
+            for record in records[produced..<(produced + burstSize)] {
+                try producer.send(topic: record.topic, key: record.key, value: record.value)
+            }
+            try producer.flush(timeoutMilliseconds: 30_000)
+            produced += burstSize
+        }
+        try produceBurst()
+        let stage = RunningStage(
+            brokers: cluster.bootstrapServers, group: "stage-assign-while-adapting",
+            kafka: [
+                ("partition.assignment.strategy", "cooperative-sticky"), ("topic.metadata.refresh.interval.ms", "200"),
+                // The mock coordinator waits up to the session timeout for a member to rejoin.
+                ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500"),
+            ])
+        try StageTesting.waitUntil("the stage reads the first burst") { stage.stage.statistics.records > 0 }
+        // A new topic the pattern matches: found at the next metadata refresh and assigned
+        // (the mock takes several seconds to settle the group), while bursts keep coming
+        // until it is and for a few more after.
+        let lateTopic = "evolution.global.late.topic"
+        try cluster.createTopic(lateTopic, partitions: 1)
+        var burstsAfterAssignment = 0
+        while burstsAfterAssignment < 3 {
+            try #require(produced < records.count, "the new topic was not assigned while \(maxBursts) bursts arrived")
+            try produceBurst()
+            if stage.stage.statistics.lag.keys.contains(where: { $0.topic == lateTopic }) { burstsAfterAssignment += 1 }
+            usleep(400_000)  // pacing the bridge's bursts, not waiting for the stage
+        }
+        try stage.waitForRecords(produced)
+        try stage.stop()
+
+        let actual = try StageTesting.foldCanonicalTopic(cluster.bootstrapServers)
+        let expected = try StageTesting.rendered(StageTesting.fold(records.prefix(produced).flatMap(\.meaning)), devices: traffic.deviceIds)
+        let rendered = try StageTesting.rendered(actual.state, devices: traffic.deviceIds)
+        #expect(StageTesting.difference(expected, rendered) == nil, "\(StageTesting.difference(expected, rendered) ?? "")")
+    }
+
     @Test("a dead letter that does not name its secret (not JSON) is still scrubbed of the secrets earlier records carried")
     func deadLetterScrubbedOfKnownSecrets() throws {
         let topic = "evolution.sales.messages.upsert"
