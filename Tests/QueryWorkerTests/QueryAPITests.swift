@@ -135,6 +135,34 @@ struct QueryAPITests {
         #expect(get(api, "/api/v1/devices/dev-1/chats").status == 200, "the live projection still serves")
     }
 
+    @Test("the events route carries the device's ETag and X-Ledger-Position like every device response, and is 304 for the current version")
+    func eventsCarryVersionAndPosition() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-events-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let topic = "wa.device-events"
+        let log = EventLog(dataDirectory: directory)
+        let writer = try PartitionWriter(directory: log.directory(topic: topic, partition: 0), topic: topic, partition: 0, options: .init(fsync: .never))
+        var records: [LogRecord] = []
+        for offset in 0..<3 {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: "a@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hello")))
+            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
+            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
+        }
+        try writer.append(records)
+        try writer.sync()
+        let api = QueryAPI(
+            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), audit: AuditLog(dataDirectory: directory, topic: topic),
+            isReady: { true }, clock: { 0 })
+        let page = get(api, "/api/v1/devices/dev-1/events")
+        #expect(page.status == 200)
+        #expect(header(page, "ETag") == "\"3\"")
+        #expect(header(page, "X-Ledger-Position") == "0:2")
+        #expect(get(api, "/api/v1/devices/dev-1/events", headers: [#"If-None-Match: "3""#]).status == 304)
+        #expect(get(api, "/api/v1/devices/dev-1/events", headers: [#"If-None-Match: "2""#]).status == 200)
+    }
+
     @Test("ETag is the device version; If-None-Match with it is 304; an event makes it 200 again; X-Ledger-Position follows")
     func etagAndPosition() throws {
         var test = self
@@ -178,11 +206,40 @@ struct QueryAPITests {
         #expect(try json(response)["error"] != nil)
     }
 
-    @Test("methods other than GET are 405 with Allow: GET")
+    @Test("methods other than GET and HEAD are 405 with Allow: GET, HEAD; HEAD answers as GET; a path no route has is 404 whatever the method")
     func methodNotAllowed() throws {
-        let response = get(try api(), "/api/v1/devices/dev-1/chats", method: "POST")
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let api = try test.api()
+        let response = get(api, "/api/v1/devices/dev-1/chats", method: "POST")
         #expect(response.status == 405)
-        #expect(header(response, "Allow") == "GET")
+        #expect(header(response, "Allow") == "GET, HEAD")
+        let head = get(api, "/api/v1/devices/dev-1/chats", method: "HEAD")
+        let full = get(api, "/api/v1/devices/dev-1/chats")
+        #expect(head.status == 200)
+        #expect(header(head, "ETag") == header(full, "ETag") && header(head, "X-Ledger-Position") == header(full, "X-Ledger-Position"))
+        #expect(get(api, "/api/v1/devices/dev-1/changes", method: "HEAD").status == 200, "a stream's head, without the stream")
+        for method in ["GET", "POST", "DELETE", "HEAD"] {
+            for target in ["/zzz", "/api/v1/nothing", "/api/v1/devices/dev-1/chats/a%40c.us/bogus"] {
+                let unknown = get(api, target, method: method)
+                #expect(unknown.status == 404, "\(method) \(target)")
+                #expect(header(unknown, "Allow") == nil, "\(method) \(target)")
+            }
+        }
+    }
+
+    @Test("If-None-Match is read as RFC 9110 reads it: a list, weak tags and * match the current version; other tags do not")
+    func ifNoneMatchForms() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let api = try test.api()
+        for value in [#""1""#, #"W/"1""#, #""7", "1""#, #" "7" ,W/"1" "#, "*"] {
+            #expect(get(api, "/api/v1/devices/dev-1/chats", headers: ["If-None-Match: \(value)"]).status == 304, "\(value)")
+        }
+        #expect(get(api, "/api/v1/devices/dev-1/chats", headers: [#"If-None-Match: "7""#, #"If-None-Match: "1""#]).status == 304, "over two lines")
+        for value in [#""2""#, #""7", "11""#, "1", #"W/"10""#] {
+            #expect(get(api, "/api/v1/devices/dev-1/chats", headers: ["If-None-Match: \(value)"]).status == 200, "\(value)")
+        }
     }
 
     @Test("minPosition not yet applied is 503 with Retry-After; once applied, 200")
@@ -247,7 +304,7 @@ struct QueryAPITests {
         #expect(get(try test.api(), "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
     }
 
-    @Test("changes: an SSE stream that starts with the device's version and sends one event each time it changes (coalescing what one wake saw)")
+    @Test("changes: an SSE stream that starts with the device's version and sends one event per version, also for versions one wake saw together")
     func changesStream() throws {
         var test = self
         test.incoming("dev-1", "a@c.us", "M1")
@@ -274,6 +331,14 @@ struct QueryAPITests {
         test.incoming("dev-1", "a@c.us", "M4")
         server.wake()
         #expect(again.readUntil("\n\n").hasPrefix("id: 3\n"), "the first event after Last-Event-ID is the next version")
+
+        // Three messages applied before the stream looks: three events, in order, each with
+        // the position the device reflects at the look.
+        for id in ["M5", "M6", "M7"] { test.incoming("dev-1", "a@c.us", id) }
+        server.wake()
+        let burst = again.readUntil(#""version":6,"position":"0:6"}"# + "\n\n")
+        let expected = (4...6).map { #"id: \#($0)\#nevent: version\#ndata: {"deviceId":"dev-1","version":\#($0),"position":"0:6"}\#n\#n"# }
+        #expect(burst == expected.joined(), "\(burst)")
         #expect(get(try test.api(), "/api/v1/devices/dev-1/changes", key: nil).status == 401)
         #expect(get(try test.api(), "/api/v1/devices/dev-9/changes", key: "reader-key").status == 404)
     }

@@ -176,17 +176,19 @@ package final class QueryAPI: Sendable {
     /// path's `match`.
     private func route(_ head: HTTPRequestHead, _ body: [UInt8], _ path: MatchedPath) -> Answer {
         let (match, decoded) = path
-        // A path no route has is answered as GET's (404, or 405 for another method).
-        let method = match?.route.method ?? "GET"
-        guard head.method == method else {
-            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes \(method)")
-            response.headers.append(("Allow", method))
+        // A path no route has is 404 whatever the method. HEAD is GET without the body (the
+        // server leaves it out), as RFC 9110 asks of every GET route.
+        let method = match?.route.method ?? head.method
+        guard head.method == method || (head.method == "HEAD" && method == "GET") else {
+            let allowed = method == "GET" ? "GET, HEAD" : method
+            var response = HTTPResponse.error(405, code: "method_not_allowed", message: "this route takes \(allowed)")
+            response.headers.append(("Allow", allowed))
             return .response(response)
         }
         if case .some(nil) = decoded {
             return .response(.error(400, code: "bad_path", message: "the path has an invalid percent-encoding"))
         }
-        guard method != "GET" || body.isEmpty else {
+        guard match == nil || method != "GET" || body.isEmpty else {
             return .response(.error(400, code: "unexpected_body", message: "GET takes no request body"))
         }
         guard let match else {
@@ -355,10 +357,12 @@ package final class QueryAPI: Sendable {
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
         case .changes:
+            let streamHead = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+            if head.method == "HEAD" { return .response(streamHead) }
             let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
-            return .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]), stream)
+            return .stream(head: streamHead, stream)
         case .events:
-            return events(deviceId: deviceId, parameters)
+            return events(head, deviceId: deviceId, parameters)
         default:
             return .response(.error(404, code: "not_found", message: "no such route"))
         }
@@ -395,7 +399,7 @@ package final class QueryAPI: Sendable {
 
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
         let etag = "\"\(view.version)\""
-        let notModified = head.header("if-none-match") == etag
+        let notModified = head.ifNoneMatch(etag)
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(4)
         if !notModified { headers.append(("Content-Type", "application/json")) }
@@ -439,7 +443,9 @@ package final class QueryAPI: Sendable {
 
     /// `events`: the device's events as received (the lines of `chatledger export`), paged
     /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
-    private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
+    /// Carries the device's `ETag` and `X-Ledger-Position` like every device response (the
+    /// page holds at least what they name), and is 304 for a current `If-None-Match`.
+    private func events(_ head: HTTPRequestHead, deviceId: String, _ parameters: [String: String]) -> Answer {
         guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
         var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
         for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
@@ -462,7 +468,11 @@ package final class QueryAPI: Sendable {
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
-        return .deferred { [filter, cursor, limit] in
+        let etag = "\"\(store.version(of: deviceId))\""
+        var headers: [(name: String, value: String)] = [("ETag", etag), ("Cache-Control", "no-cache")]
+        if let position = store.position(of: deviceId) { headers.append(("X-Ledger-Position", position.description)) }
+        if head.ifNoneMatch(etag) { return .response(HTTPResponse(status: 304, headers: headers)) }
+        return .deferred { [filter, cursor, limit, headers] in
             var body = Array(#"{"events":["#.utf8)
             var count = 0
             do {
@@ -474,7 +484,7 @@ package final class QueryAPI: Sendable {
                     return true
                 }
                 body += Array(#"],"nextCursor":"#.utf8) + Array((next.map { "\"\($0)\"" } ?? "null").utf8) + [UInt8(ascii: "}")]
-                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: body)
+                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")] + headers, body: body)
             } catch {
                 return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
             }
@@ -630,11 +640,15 @@ package final class QueryAPI: Sendable {
     }
 }
 
-/// `GET …/changes`: one Server-Sent Event whenever the device's version changes, starting
-/// with the current version (unless `Last-Event-ID` already names it). Versions applied
-/// between two looks are coalesced: each event carries the newest version and the log
-/// position it reflects, which is what a client needs to refetch.
+/// `GET …/changes`: one Server-Sent Event per device version, starting with the current
+/// version (unless `Last-Event-ID` already names it). Versions applied between two looks
+/// each get their event, in order, all with the log position the device reflects at the
+/// look (a refetch returns that state). A jump of more than `maxSpelledOut` versions (a
+/// long backlog, or an erasure, which moves the version to its log offset) is one event
+/// for the newest.
 final class DeviceChangeStream: HTTPStream {
+    static let maxSpelledOut: UInt64 = 100
+
     private let store: ProjectionStore
     private let deviceId: String
     private let lastSent: Mutex<UInt64?>
@@ -647,18 +661,24 @@ final class DeviceChangeStream: HTTPStream {
 
     func poll() -> [UInt8] {
         let version = store.version(of: deviceId)
-        let changed = lastSent.withLock { last in
+        let previous: UInt64?? = lastSent.withLock { last in
             defer { last = version }
-            return last != version
+            return last == version ? .none : .some(last)
         }
-        guard changed else { return [] }
-        var data = JSONWriter()
-        data.beginObject()
-        data.field("deviceId", deviceId)
-        data.field("version", Int64(version))
-        data.key("position")
-        if let position = store.position(of: deviceId) { data.string(position.description) } else { data.null() }
-        data.endObject()
-        return Array("id: \(version)\nevent: version\ndata: ".utf8) + data.bytes + Array("\n\n".utf8)
+        guard case .some(let last) = previous else { return [] }
+        let first = last.flatMap { $0 < version && version - $0 <= Self.maxSpelledOut ? $0 + 1 : nil } ?? version
+        let position = store.position(of: deviceId)
+        var out: [UInt8] = []
+        for spelled in first...version {
+            var data = JSONWriter()
+            data.beginObject()
+            data.field("deviceId", deviceId)
+            data.field("version", Int64(spelled))
+            data.key("position")
+            if let position { data.string(position.description) } else { data.null() }
+            data.endObject()
+            out += Array("id: \(spelled)\nevent: version\ndata: ".utf8) + data.bytes + Array("\n\n".utf8)
+        }
+        return out
     }
 }

@@ -121,7 +121,8 @@ final class WriteRoutes: Sendable {
                 payload = try parser.parseData(body, type: action.eventType, maxBytes: Self.maxBodyBytes)
             } catch {
                 let field = error.path.isEmpty ? "body" : error.path
-                return refuse(400, error.code.description, "\(field): \(error.message); expected \(action.bodyExample)")
+                let status: HTTPStatus = error.code == .tooLarge ? .contentTooLarge : 400
+                return refuse(status, error.code.description, "\(field): \(error.message); expected \(action.bodyExample)")
             }
         }
 

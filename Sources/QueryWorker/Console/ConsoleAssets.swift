@@ -25,7 +25,7 @@ enum ConsoleAssets {
         /// The asset, or 304 when `If-None-Match` names it.
         func response(_ head: HTTPRequestHead) -> HTTPResponse {
             var headers = ConsoleAssets.securityHeaders + [("ETag", etag), ("Cache-Control", "no-cache")]
-            if head.header("if-none-match") == etag { return HTTPResponse(status: 304, headers: headers) }
+            if head.ifNoneMatch(etag) { return HTTPResponse(status: 304, headers: headers) }
             headers.insert(("Content-Type", contentType), at: 0)
             return HTTPResponse(status: 200, headers: headers, body: bytes)
         }

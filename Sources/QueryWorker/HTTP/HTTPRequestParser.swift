@@ -27,6 +27,23 @@ package struct HTTPRequestHead: Sendable, Equatable {
         return headers.first { $0.name == lowered }?.value
     }
 
+    /// Whether `If-None-Match` names `etag` (a quoted entity tag), as RFC 9110 §13.1.2 reads
+    /// it: `*`, or a comma-separated list of tags (in one header line or several) compared
+    /// weakly, so `W/"7"` matches `"7"`.
+    package func ifNoneMatch(_ etag: String) -> Bool {
+        let wanted = etag.hasPrefix("W/") ? etag.dropFirst(2) : etag[...]
+        for header in headers where header.name == "if-none-match" {
+            for candidate in header.value.split(separator: ",") {
+                var tag = candidate.trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+                while let last = tag.last, last == " " || last == "\t" { tag = tag.dropLast() }
+                if tag == "*" { return true }
+                if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+                if tag == wanted { return true }
+            }
+        }
+        return false
+    }
+
     /// The path part of the target.
     package var path: Substring {
         guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target[...] }
