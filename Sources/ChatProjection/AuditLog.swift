@@ -23,7 +23,8 @@ package struct AuditLog: Sendable {
     /// timestamp is at or before `asOf` (ingestion time: what the chat list could show
     /// then), or the whole log. Only records keyed by the device are parsed.
     /// - Parameter partitions: the partitions to read (nil: all of the topic's).
-    /// - Throws: `EventLogError` for a damaged log.
+    /// - Throws: `EventLogError` for a damaged log; `PositionNotInLog` when `position` is
+    ///   no point of the device's history; `BeforeRetainedLog` for a point retention removed.
     package func device(
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
@@ -31,6 +32,10 @@ package struct AuditLog: Sendable {
         let partitions = try self.partitions(partitions)
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
+            guard partitions.contains(position.partition) else {
+                let held = partitions.isEmpty ? "none" : partitions.map(String.init).joined(separator: ", ")
+                throw PositionNotInLog("the log of \(topic) has no partition \(position.partition) (it has \(held))")
+            }
             for sequence in checkpoints.sequences().reversed() {
                 guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
                     let at = info.positions[position.partition], at <= position.offset
@@ -57,10 +62,13 @@ package struct AuditLog: Sendable {
         let key = Array(deviceId.utf8)
         let keyDigest = SHA256.hash(key)
         let parser = EventParser()
+        // The last offset a replay to a position reads: the first past the position, or the partition's last.
+        var lastOffset = position.flatMap { state.positions[$0.partition] }
         for partition in partitions {
             if let position, position.partition != partition { continue }
             let start = (state.positions[partition] ?? -1) + 1
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
+                lastOffset = record.offset
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
                 // Only the device's own records can change it; the rest are not parsed. Its
@@ -72,7 +80,43 @@ package struct AuditLog: Sendable {
                 return true
             }
         }
+        if let position {
+            guard let lastOffset, lastOffset >= position.offset else {
+                throw PositionNotInLog(
+                    "partition \(position.partition) of the log " + (lastOffset.map { "ends at offset \($0)" } ?? "holds no records")
+                        + ": offset \(position.offset) is beyond it")
+            }
+            // No state at the point: the device is not on that partition, or not yet there.
+            if state.devices[deviceId] == nil, try !holdsRecord(ofKey: key, digest: keyDigest, partition: position.partition) {
+                let home = try partitions.first { partition in
+                    try partition != position.partition && holdsRecord(ofKey: key, digest: keyDigest, partition: partition)
+                }
+                throw PositionNotInLog(
+                    "device \(deviceId) has no records on partition \(position.partition)"
+                        + (home.map { " (its events are on partition \($0))" } ?? "")
+                        + ": \(position) is no point of its history (a device's events all arrive on one partition)")
+            }
+        }
         return state.devices[deviceId]
+    }
+
+    /// Whether `partition` holds any record keyed by the device (by its key, or by the digest
+    /// a redacted key keeps). Stops at the first.
+    private func holdsRecord(ofKey key: [UInt8], digest: SHA256Digest, partition: Int32) throws -> Bool {
+        var found = false
+        try log.reader(topic: topic, partition: partition).forEach { record in
+            found = record.key.map { $0.elementsEqual(key) } ?? (record.keyDigest == digest)
+            return !found
+        }
+        return found
+    }
+
+    /// A replay asked for a position that is no point of the device's history: a partition
+    /// the log does not hold, an offset past the partition's last record, or a partition
+    /// the device's events are not on.
+    package struct PositionNotInLog: Error, Sendable, CustomStringConvertible {
+        package var description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// A replay asked for a point before the retained log (`RetentionBase`).

@@ -92,6 +92,35 @@ struct AuditCommandsTests {
         }
     }
 
+    @Test(
+        "replay --at-offset a position the log does not hold (no such partition, past the partition's last record, not the device's partition): exit 1, a message on stderr, nothing on stdout"
+    )
+    func replayAtOffsetOutsideTheLog() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let (position, _, event) = try #require(events.first { $0.0.partition == 0 })
+        let last = try #require(events.last { $0.0.partition == 0 }?.0.offset)
+        let cases: [(String, String)] = [
+            ("99:1", "has no partition 99"),
+            ("0:\(last + 1)", "partition 0 of the log ends at offset \(last): offset \(last + 1) is beyond it"),
+            ("0:99999", "offset 99999 is beyond it"),
+            ("1:\(position.offset + 5)", "device \(event.deviceId) has no records on partition 1 (its events are on partition 0)"),
+        ]
+        for (at, message) in cases {
+            let run = try ChatLedgerProcess.run(["replay", "--data", data, "--device", event.deviceId, "--at-offset", at])
+            #expect(run.status == 1, "--at-offset \(at)")
+            #expect(run.standardError.contains("chatledger replay: ") && run.standardError.contains(message), "\(at): \(run.standardError)")
+            #expect(run.standardOutput.isEmpty, "--at-offset \(at)")
+        }
+        let atLast = try ChatLedgerProcess.run(["replay", "--data", data, "--device", event.deviceId, "--at-offset", "0:\(last)"])
+        #expect(atLast.status == 0, "the partition's last record is a point of its history: \(atLast.standardError)")
+        // A device of partition 0 whose first event comes later: 0:0 is before it, an empty list, no error.
+        let later = try #require(events.first { $0.0.partition == 0 && $0.2.deviceId != event.deviceId }?.2.deviceId)
+        let before = try ChatLedgerProcess.run(["replay", "--data", data, "--device", later, "--at-offset", "0:0"])
+        #expect(before.status == 0, "\(before.standardError)")
+        #expect(before.standardOutput.contains(#""chats":[]"#), "\(before.standardOutput)")
+    }
+
     @Test("verify checks every checkpoint against a replay of the log, and finds one that disagrees")
     func verifyCheckpoints() throws {
         let (data, events) = try Self.makeData()
