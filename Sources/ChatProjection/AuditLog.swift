@@ -173,18 +173,28 @@ package struct AuditLog: Sendable {
         }
     }
 
+    /// How `events` shows an event.
+    package enum EventLine: Sendable {
+        /// The value exactly as received (`chatledger export`).
+        case asReceived
+        /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}` (the
+        /// auditor `events` route, `chatledger export --with-position`).
+        case withPosition
+    }
+
     /// Visits the events that pass `filter`, partition by partition in offset order,
-    /// starting at `start` (a position from an earlier call), each as one export line:
-    /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. `body`
-    /// returns false to decline the line it was given and stop; the result is the position
-    /// of that line, to continue from (nil: the end was reached). A record an erasure
-    /// redacted is shown as such, `{"partition":P,"offset":O,"timestamp":T,"redacted":
-    /// {"erasureOffset":E}}`, when the filter names no chat (its chat cannot be told) and
-    /// its device is the filter's (by the digest the redaction keeps) or none is given.
-    /// Memory stays constant: nothing is collected.
+    /// starting at `start` (a position from an earlier call), each as one line in the form
+    /// `line` says. `body` returns false to decline the line it was given and stop; the
+    /// result is the position of that line, to continue from (nil: the end was reached). A
+    /// record an erasure redacted is shown as such, in either form `{"partition":P,"offset":O,
+    /// "timestamp":T,"redacted":{"erasureOffset":E}}` (its value is gone), when the filter
+    /// names no chat (its chat cannot be told) and its device is the filter's (by the digest
+    /// the redaction keeps) or none is given. Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
-    package func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
+    package func events(
+        _ filter: EventFilter, from start: LogPosition? = nil, line form: EventLine = .withPosition, _ body: ([UInt8]) throws -> Bool
+    ) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
         let deviceDigest = device.map(SHA256.hash)
         let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
@@ -222,9 +232,13 @@ package struct AuditLog: Sendable {
                 }
                 guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
-                if try body(Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)) {
-                    return true
-                }
+                let line =
+                    switch form {
+                    case .asReceived: Self.receivedLine(value: value, event: event)
+                    case .withPosition:
+                        Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)
+                    }
+                if try body(line) { return true }
                 resume = position  // not taken: the next call starts with it
                 return false
             }
@@ -256,8 +270,8 @@ package struct AuditLog: Sendable {
         return bytes
     }
 
-    /// One export line (without the line feed). The value is embedded verbatim unless it
-    /// holds a line break, which would split the line; then its canonical encoding is used.
+    /// One export line with the event's coordinates (without the line feed), the event as
+    /// `receivedLine` shows it.
     static func exportLine(partition: Int32, offset: Int64, timestamp: Int64, value: UnsafeRawBufferPointer, event: Event) -> [UInt8] {
         var line = JSONWriter()
         line.beginObject()
@@ -266,12 +280,24 @@ package struct AuditLog: Sendable {
         line.field("timestamp", timestamp)
         line.key("event")
         var bytes = line.bytes
+        appendReceived(value, event: event, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    /// The event as received (without the line feed): the value verbatim unless it holds a
+    /// line break, which would split the line; then its canonical encoding.
+    static func receivedLine(value: UnsafeRawBufferPointer, event: Event) -> [UInt8] {
+        var bytes: [UInt8] = []
+        appendReceived(value, event: event, to: &bytes)
+        return bytes
+    }
+
+    private static func appendReceived(_ value: UnsafeRawBufferPointer, event: Event, to bytes: inout [UInt8]) {
         if value.contains(0x0A) || value.contains(0x0D) {
             bytes += EventEncoder.encode(event)
         } else {
             bytes += value
         }
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
     }
 }
