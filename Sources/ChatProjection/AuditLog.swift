@@ -23,7 +23,8 @@ package struct AuditLog: Sendable {
     /// timestamp is at or before `asOf` (ingestion time: what the chat list could show
     /// then), or the whole log. Only records keyed by the device are parsed.
     /// - Parameter partitions: the partitions to read (nil: all of the topic's).
-    /// - Throws: `EventLogError` for a damaged log.
+    /// - Throws: `EventLogError` for a damaged log; `PositionNotInLog` when `position` is
+    ///   no point of the device's history; `BeforeRetainedLog` for a point retention removed.
     package func device(
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
@@ -31,6 +32,10 @@ package struct AuditLog: Sendable {
         let partitions = try self.partitions(partitions)
         // A checkpoint helps a replay to a position when it is at or before that position.
         if let position {
+            guard partitions.contains(position.partition) else {
+                let held = partitions.isEmpty ? "none" : partitions.map(String.init).joined(separator: ", ")
+                throw PositionNotInLog("the log of \(topic) has no partition \(position.partition) (it has \(held))")
+            }
             for sequence in checkpoints.sequences().reversed() {
                 guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
                     let at = info.positions[position.partition], at <= position.offset
@@ -57,10 +62,13 @@ package struct AuditLog: Sendable {
         let key = Array(deviceId.utf8)
         let keyDigest = SHA256.hash(key)
         let parser = EventParser()
+        // The last offset a replay to a position reads: the first past the position, or the partition's last.
+        var lastOffset = position.flatMap { state.positions[$0.partition] }
         for partition in partitions {
             if let position, position.partition != partition { continue }
             let start = (state.positions[partition] ?? -1) + 1
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
+                lastOffset = record.offset
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
                 // Only the device's own records can change it; the rest are not parsed. Its
@@ -72,7 +80,43 @@ package struct AuditLog: Sendable {
                 return true
             }
         }
+        if let position {
+            guard let lastOffset, lastOffset >= position.offset else {
+                throw PositionNotInLog(
+                    "partition \(position.partition) of the log " + (lastOffset.map { "ends at offset \($0)" } ?? "holds no records")
+                        + ": offset \(position.offset) is beyond it")
+            }
+            // No state at the point: the device is not on that partition, or not yet there.
+            if state.devices[deviceId] == nil, try !holdsRecord(ofKey: key, digest: keyDigest, partition: position.partition) {
+                let home = try partitions.first { partition in
+                    try partition != position.partition && holdsRecord(ofKey: key, digest: keyDigest, partition: partition)
+                }
+                throw PositionNotInLog(
+                    "device \(deviceId) has no records on partition \(position.partition)"
+                        + (home.map { " (its events are on partition \($0))" } ?? "")
+                        + ": \(position) is no point of its history (a device's events all arrive on one partition)")
+            }
+        }
         return state.devices[deviceId]
+    }
+
+    /// Whether `partition` holds any record keyed by the device (by its key, or by the digest
+    /// a redacted key keeps). Stops at the first.
+    private func holdsRecord(ofKey key: [UInt8], digest: SHA256Digest, partition: Int32) throws -> Bool {
+        var found = false
+        try log.reader(topic: topic, partition: partition).forEach { record in
+            found = record.key.map { $0.elementsEqual(key) } ?? (record.keyDigest == digest)
+            return !found
+        }
+        return found
+    }
+
+    /// A replay asked for a position that is no point of the device's history: a partition
+    /// the log does not hold, an offset past the partition's last record, or a partition
+    /// the device's events are not on.
+    package struct PositionNotInLog: Error, Sendable, CustomStringConvertible {
+        package var description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// A replay asked for a point before the retained log (`RetentionBase`).
@@ -129,18 +173,28 @@ package struct AuditLog: Sendable {
         }
     }
 
+    /// How `events` shows an event.
+    package enum EventLine: Sendable {
+        /// The value exactly as received (`chatledger export`).
+        case asReceived
+        /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}` (the
+        /// auditor `events` route, `chatledger export --with-position`).
+        case withPosition
+    }
+
     /// Visits the events that pass `filter`, partition by partition in offset order,
-    /// starting at `start` (a position from an earlier call), each as one export line:
-    /// `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`. `body`
-    /// returns false to decline the line it was given and stop; the result is the position
-    /// of that line, to continue from (nil: the end was reached). A record an erasure
-    /// redacted is shown as such, `{"partition":P,"offset":O,"timestamp":T,"redacted":
-    /// {"erasureOffset":E}}`, when the filter names no chat (its chat cannot be told) and
-    /// its device is the filter's (by the digest the redaction keeps) or none is given.
-    /// Memory stays constant: nothing is collected.
+    /// starting at `start` (a position from an earlier call), each as one line in the form
+    /// `line` says. `body` returns false to decline the line it was given and stop; the
+    /// result is the position of that line, to continue from (nil: the end was reached). A
+    /// record an erasure redacted is shown as such, in either form `{"partition":P,"offset":O,
+    /// "timestamp":T,"redacted":{"erasureOffset":E}}` (its value is gone), when the filter
+    /// names no chat (its chat cannot be told) and its device is the filter's (by the digest
+    /// the redaction keeps) or none is given. Memory stays constant: nothing is collected.
     /// - Throws: `EventLogError` for a damaged log, or what `body` throws.
     @discardableResult
-    package func events(_ filter: EventFilter, from start: LogPosition? = nil, _ body: ([UInt8]) throws -> Bool) throws -> LogPosition? {
+    package func events(
+        _ filter: EventFilter, from start: LogPosition? = nil, line form: EventLine = .withPosition, _ body: ([UInt8]) throws -> Bool
+    ) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
         let deviceDigest = device.map(SHA256.hash)
         let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
@@ -178,9 +232,13 @@ package struct AuditLog: Sendable {
                 }
                 guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
                 else { return true }
-                if try body(Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)) {
-                    return true
-                }
+                let line =
+                    switch form {
+                    case .asReceived: Self.receivedLine(value: value, event: event)
+                    case .withPosition:
+                        Self.exportLine(partition: partition, offset: record.offset, timestamp: record.timestamp, value: value, event: event)
+                    }
+                if try body(line) { return true }
                 resume = position  // not taken: the next call starts with it
                 return false
             }
@@ -212,8 +270,8 @@ package struct AuditLog: Sendable {
         return bytes
     }
 
-    /// One export line (without the line feed). The value is embedded verbatim unless it
-    /// holds a line break, which would split the line; then its canonical encoding is used.
+    /// One export line with the event's coordinates (without the line feed), the event as
+    /// `receivedLine` shows it.
     static func exportLine(partition: Int32, offset: Int64, timestamp: Int64, value: UnsafeRawBufferPointer, event: Event) -> [UInt8] {
         var line = JSONWriter()
         line.beginObject()
@@ -222,12 +280,24 @@ package struct AuditLog: Sendable {
         line.field("timestamp", timestamp)
         line.key("event")
         var bytes = line.bytes
+        appendReceived(value, event: event, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    /// The event as received (without the line feed): the value verbatim unless it holds a
+    /// line break, which would split the line; then its canonical encoding.
+    static func receivedLine(value: UnsafeRawBufferPointer, event: Event) -> [UInt8] {
+        var bytes: [UInt8] = []
+        appendReceived(value, event: event, to: &bytes)
+        return bytes
+    }
+
+    private static func appendReceived(_ value: UnsafeRawBufferPointer, event: Event, to bytes: inout [UInt8]) {
         if value.contains(0x0A) || value.contains(0x0D) {
             bytes += EventEncoder.encode(event)
         } else {
             bytes += value
         }
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
     }
 }

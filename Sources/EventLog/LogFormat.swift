@@ -310,6 +310,16 @@ enum LogFormat {
                 frameLength: frameHeaderLength + bodyLength))
     }
 
+    /// The partition and Kafka offset a frame's body states (body bytes 4 ..< 16), read
+    /// without checking its CRC or layout: what a damaged record says of itself. Nil when
+    /// `bytes` end before those fields.
+    static func statedCoordinates(_ bytes: UnsafeRawBufferPointer) -> (partition: Int32, offset: Int64)? {
+        guard bytes.count >= frameHeaderLength + 16 else { return nil }
+        return (
+            bytes.loadLittleEndian(Int32.self, at: frameHeaderLength + 4), bytes.loadLittleEndian(Int64.self, at: frameHeaderLength + 8)
+        )
+    }
+
     // MARK: - Retention base
 
     static let retentionBaseFileName = "retention-base"

@@ -6,7 +6,8 @@ package struct LogVerification: Sendable {
     package struct Problem: Sendable, CustomStringConvertible {
         package var path: String
         package var byteOffset: Int?
-        /// The offset of the bad record, or of the last good one before it.
+        /// The offset of the bad record (a damaged one's as it states it), or of the last good
+        /// one before it; the message says which when the record is damaged.
         package var kafkaOffset: Int64?
         package var message: String
 

@@ -93,6 +93,16 @@ struct SegmentScanner {
         return bufferCount >= count
     }
 
+    /// The partition and offset the frame at `position` states, read without checking its
+    /// CRC (`LogFormat.statedCoordinates`); nil when the file ends before them.
+    func statedCoordinates(at position: Int) throws(EventLogError) -> (partition: Int32, offset: Int64)? {
+        let length = LogFormat.frameHeaderLength + 16
+        guard position >= 0, position + length <= fileSize else { return nil }
+        let frame = ReadBuffer(capacity: length)
+        let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: frame.bytes[0..<length]), at: position)
+        return LogFormat.statedCoordinates(UnsafeRawBufferPointer(rebasing: frame.bytes[0..<count]))
+    }
+
     /// Whether a valid record of this segment (offset above `afterOffset`) starts anywhere
     /// after `position` past bytes that are not all zero: the difference between damage
     /// inside the log and a torn tail (see `schemas/event-log.md`).
@@ -271,9 +281,19 @@ enum SegmentScan {
 
     private static func classify(_ reader: SegmentScanner, position: Int, reason: String, after offset: Int64?) throws(EventLogError) -> SegmentSummary.Damage {
         if let next = try reader.validRecordFollows(after: position, afterOffset: offset) {
-            return .corrupt(
-                position: position, offset: offset,
-                reason: "\(reason), followed by a valid record (offset \(next.offset) at byte \(next.position))")
+            let followed = "followed by a valid record (offset \(next.offset) at byte \(next.position))"
+            // The bad record is named by the offset it states when that fits between its
+            // neighbours (the damage may be in the offset field itself); else by the last good one.
+            if let stated = try reader.statedCoordinates(at: position), stated.partition == reader.header.partition,
+                stated.offset > (offset ?? -1), stated.offset < next.offset
+            {
+                return .corrupt(
+                    position: position, offset: stated.offset,
+                    reason: "\(reason) (the offset is as recorded in the damaged record), \(followed)")
+            }
+            let unread =
+                "its own offset field is unreadable or out of place" + (offset.map { "; offset \($0) is the last good record's" } ?? "")
+            return .corrupt(position: position, offset: offset, reason: "\(reason) (\(unread)), \(followed)")
         }
         return .tornTail(position: position, reason: reason)
     }

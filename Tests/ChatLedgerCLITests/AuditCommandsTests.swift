@@ -8,8 +8,11 @@ import Testing
 @Suite("export, replay and checkpoint verification, as real processes")
 struct AuditCommandsTests {
     /// A data directory with 3,000 simulated events over 2 partitions (keyed as Kafka would
-    /// place them: one device, one partition) and a checkpoint after the first 1,500.
-    static func makeData() throws -> (data: String, events: [(LogPosition, [UInt8], Event)]) {
+    /// place them: one device, one partition) and a checkpoint after the first 1,500; each
+    /// event's value as `encode` makes it (a bridge's bytes need not be the canonical form).
+    static func makeData(
+        encode: (Event) -> [UInt8] = { EventEncoder.encode($0) }
+    ) throws -> (data: String, events: [(LogPosition, [UInt8], Event)]) {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
         let log = EventLog(dataDirectory: data)
         var model = TrafficModel(.init(devices: 6, chatsPerDevice: 10, seed: 31))
@@ -24,7 +27,7 @@ struct AuditCommandsTests {
             writers[partition] = writer
             let offset = next[partition, default: 0]
             next[partition] = offset + 1
-            let value = EventEncoder.encode(event)
+            let value = encode(event)
             try writer.append([LogRecord(offset: offset, timestamp: 1_000 + Int64(index), key: Array(event.deviceId.utf8), value: value)])
             let position = LogPosition(partition: partition, offset: offset)
             written.append((position, value, event))
@@ -34,12 +37,33 @@ struct AuditCommandsTests {
         return (data, written)
     }
 
-    @Test("export of one chat is that chat's events as produced, in order, byte for byte, with coordinates")
+    @Test("export prints each event exactly as received, one per line: the lines are byte for byte the produced values, in log order")
+    func exportAsReceived() throws {
+        // Not the canonical encoding: whitespace a bridge may send, which a re-encoding would drop.
+        let (data, events) = try Self.makeData { Array("{ ".utf8) + EventEncoder.encode($0).dropFirst().dropLast() + Array(" }".utf8) }
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let run = try ChatLedgerProcess.run(["export", "--data", data])
+        #expect(run.status == 0, "\(run.standardError)")
+        let lines = run.standardOutput.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(run.standardOutput.hasSuffix("\n"))
+        let expected = events.sorted { $0.0 < $1.0 }.map(\.1)
+        #expect(lines.count == expected.count)
+        for (line, value) in zip(lines, expected) where Array(line.utf8) != value {
+            Issue.record("not the event as received: \(line) instead of \(String(decoding: value, as: UTF8.self))")
+            break
+        }
+        let chat = try #require(events.first { $0.2.chatId != nil && $0.2.chatId != "status@broadcast" }?.2)
+        let oneChat = try ChatLedgerProcess.run(["export", "--data", data, "--device", chat.deviceId, "--chat", chat.chatId!])
+        let chatValues = events.filter { $0.2.deviceId == chat.deviceId && $0.2.chatId == chat.chatId }.map(\.1)
+        #expect(oneChat.standardOutput.split(separator: "\n").map { Array($0.utf8) } == chatValues)
+    }
+
+    @Test("export --with-position of one chat is that chat's events as produced, in order, byte for byte, with coordinates")
     func exportOneChat() throws {
         let (data, events) = try Self.makeData()
         defer { try? FileManager.default.removeItem(atPath: data) }
         let chat = try #require(events.first { $0.2.chatId != nil && $0.2.chatId != "status@broadcast" }?.2)
-        let run = try ChatLedgerProcess.run(["export", "--data", data, "--device", chat.deviceId, "--chat", chat.chatId!])
+        let run = try ChatLedgerProcess.run(["export", "--data", data, "--device", chat.deviceId, "--chat", chat.chatId!, "--with-position"])
         #expect(run.status == 0)
         let lines = run.standardOutput.split(separator: "\n")
         let expected = events.filter { $0.2.deviceId == chat.deviceId && $0.2.chatId == chat.chatId }
@@ -90,6 +114,35 @@ struct AuditCommandsTests {
             #expect(run.status == 0, "\(run.standardError)")
             #expect(run.standardOutput == String(decoding: expected.bytes, as: UTF8.self) + "\n", "at \(position)")
         }
+    }
+
+    @Test(
+        "replay --at-offset a position the log does not hold (no such partition, past the partition's last record, not the device's partition): exit 1, a message on stderr, nothing on stdout"
+    )
+    func replayAtOffsetOutsideTheLog() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let (position, _, event) = try #require(events.first { $0.0.partition == 0 })
+        let last = try #require(events.last { $0.0.partition == 0 }?.0.offset)
+        let cases: [(String, String)] = [
+            ("99:1", "has no partition 99"),
+            ("0:\(last + 1)", "partition 0 of the log ends at offset \(last): offset \(last + 1) is beyond it"),
+            ("0:99999", "offset 99999 is beyond it"),
+            ("1:\(position.offset + 5)", "device \(event.deviceId) has no records on partition 1 (its events are on partition 0)"),
+        ]
+        for (at, message) in cases {
+            let run = try ChatLedgerProcess.run(["replay", "--data", data, "--device", event.deviceId, "--at-offset", at])
+            #expect(run.status == 1, "--at-offset \(at)")
+            #expect(run.standardError.contains("chatledger replay: ") && run.standardError.contains(message), "\(at): \(run.standardError)")
+            #expect(run.standardOutput.isEmpty, "--at-offset \(at)")
+        }
+        let atLast = try ChatLedgerProcess.run(["replay", "--data", data, "--device", event.deviceId, "--at-offset", "0:\(last)"])
+        #expect(atLast.status == 0, "the partition's last record is a point of its history: \(atLast.standardError)")
+        // A device of partition 0 whose first event comes later: 0:0 is before it, an empty list, no error.
+        let later = try #require(events.first { $0.0.partition == 0 && $0.2.deviceId != event.deviceId }?.2.deviceId)
+        let before = try ChatLedgerProcess.run(["replay", "--data", data, "--device", later, "--at-offset", "0:0"])
+        #expect(before.status == 0, "\(before.standardError)")
+        #expect(before.standardOutput.contains(#""chats":[]"#), "\(before.standardOutput)")
     }
 
     @Test("verify checks every checkpoint against a replay of the log, and finds one that disagrees")

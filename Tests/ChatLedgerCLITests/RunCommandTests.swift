@@ -207,7 +207,7 @@ struct LiveAuditTests {
             #expect(try get(run.port, "/api/v1/devices/dev-1/unread?minPosition=\(partition):\(offset)&wait=20000").status == 200)
         }
         let device = "dev-1"
-        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", device])
+        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", device, "--with-position"])
         #expect(export.status == 0)
         let exported = export.standardOutput.split(separator: "\n").map(String.init)
         var paged: [String] = []

@@ -62,6 +62,53 @@ struct VerifyCommandTests {
         #expect(problems.first?["path"] as? String == segment)
     }
 
+    /// Each record of a segment file: its byte position and the Kafka offset it states,
+    /// read as `schemas/event-log.md` lays them out (header length at byte 10; a record is
+    /// its body length, its CRC and the body, whose bytes 8 ..< 16 are the offset).
+    static func records(of segment: [UInt8]) -> [(position: Int, offset: Int64)] {
+        func integer<Value: FixedWidthInteger>(_ type: Value.Type, at position: Int) -> Value {
+            segment[position..<(position + MemoryLayout<Value>.size)].reversed().reduce(0) { $0 << 8 | Value($1) }
+        }
+        var records: [(position: Int, offset: Int64)] = []
+        var position = Int(integer(UInt16.self, at: 10))
+        while position + 24 <= segment.count {
+            records.append((position, integer(Int64.self, at: position + 16)))
+            position += 8 + Int(integer(UInt32.self, at: position))
+        }
+        return records
+    }
+
+    @Test(
+        "verify names a record whose checksum is damaged by the offset it records (said to be so) and its byte, in the text and in --json",
+        arguments: zip([0, 1], [0, 1]))
+    func damagedRecordNamedByItsOwnOffset(segmentIndex: Int, recordIndex: Int) throws {
+        let data = try makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let directory = EventLog(dataDirectory: data).directory(topic: "wa.device-events", partition: 1)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }.sorted()
+        let segment = directory + "/" + segments[segmentIndex]
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: segment)))
+        let records = Self.records(of: bytes)
+        try #require(records.count > 3)
+        let damaged = records[recordIndex]
+        bytes[damaged.position + 8 + 60] ^= 0x10  // inside the key or value, past the offset field
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+
+        let run = try ChatLedgerProcess.run(["verify", "--data", data])
+        #expect(run.status == 1)
+        let problem = try #require(run.standardOutput.split(separator: "\n").first { $0.hasPrefix("problem: ") })
+        let location = "problem: \(segment) byte \(damaged.position) offset \(damaged.offset): record CRC mismatch"
+        #expect(problem.hasPrefix(location), "\(problem)")
+        #expect(problem.contains("as recorded in the damaged record"), "\(problem)")
+
+        let json = try ChatLedgerProcess.run(["verify", "--data", data, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        let problems = try #require(object["problems"] as? [[String: Any]])
+        #expect(problems.count == 1)
+        #expect(problems.first?["byte"] as? Int == damaged.position)
+        #expect(problems.first?["offset"] as? Int == Int(damaged.offset))
+    }
+
     @Test("a missing data directory is an error, not an empty success")
     func missingDirectory() throws {
         let run = try ChatLedgerProcess.run(["verify", "--data", "/nonexistent/chatledger"])

@@ -108,7 +108,7 @@ struct WriteAPITests {
             ["replay", "--data", data, "--device", "dev-s", "--chat", "anna@c.us", "--at-offset", "\(parts[0]):\(Int(parts[1])! - 1)"])
         #expect((try JSONSerialization.jsonObject(with: Data(earlier.standardOutput.utf8)) as? [String: Any])?["unreadCount"] as? Int == 3)
 
-        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", "dev-s", "--chat", "anna@c.us"])
+        let export = try ChatLedgerProcess.run(["export", "--data", data, "--device", "dev-s", "--chat", "anna@c.us", "--with-position"])
         #expect(export.status == 0)
         let lines = export.standardOutput.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "three messages and the read")

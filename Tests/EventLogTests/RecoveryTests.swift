@@ -62,7 +62,8 @@ struct RecoveryTests {
         #expect(error?.isCorruption == true)
         #expect(error?.path == segment)
         #expect(error?.byteOffset == victim.position)
-        #expect(error?.kafkaOffset == 19, "the last good offset before the damage")
+        #expect(error?.kafkaOffset == 20, "the damaged record's own offset, as it records it")
+        #expect(error?.description.contains("as recorded in the damaged record") == true, "\(String(describing: error))")
         #expect(try Data(contentsOf: URL(fileURLWithPath: segment)).count > victim.position + victim.length, "nothing was truncated")
     }
 

@@ -6,20 +6,24 @@ import EventLog
 import Foundation
 import LedgerSupport
 
-/// `chatledger export`: the events as received, NDJSON on stdout, one per line:
-/// `{"partition":P,"offset":O,"timestamp":T,"event":<the value exactly as received>}`.
+/// `chatledger export`: the events as received, NDJSON on stdout, one per line: each
+/// event's value exactly as received (`AuditLog.EventLine.asReceived`), or with
+/// `--with-position` `{"partition":P,"offset":O,"timestamp":T,"event":<the value as received>}`.
 /// Filters by device, chat and `occurredAt` range; streams partition by partition in
 /// offset order (a device's events are all in one partition, in order) with constant memory.
 enum ExportCommand: Command {
     static let spec = CommandSpec(
-        name: "export", synopsis: "export [--data DIR] [--topic T] [--device D] [--chat C] [--from TIME] [--to TIME]",
-        summary: "The events as received, NDJSON on stdout, with their Kafka coordinates.",
+        name: "export", synopsis: "export [--data DIR] [--topic T] [--device D] [--chat C] [--from TIME] [--to TIME] [--with-position]",
+        summary: "The events as received, one per line (NDJSON) on stdout; --with-position adds their Kafka coordinates.",
         options: [
             .data, .topic,
             CommandSpec.Option("device", "D", "Only this device."),
             CommandSpec.Option("chat", "C", "Only this chat."),
             CommandSpec.Option("from", "TIME", "Events with occurredAt at or after this (ISO 8601 or epoch ms)."),
             CommandSpec.Option("to", "TIME", "Events with occurredAt at or before this (ISO 8601 or epoch ms)."),
+            .flag(
+                "with-position",
+                #"Wrap each event with its Kafka coordinates: {"partition":P,"offset":O,"timestamp":T,"event":<as received>}."#),
         ])
 
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
@@ -37,7 +41,8 @@ enum ExportCommand: Command {
         guard let data = ReadOnlyDataDirectory.existing(arguments, command: "export") else { return 1 }
         let audit = AuditLog(dataDirectory: data, topic: arguments.value(.topic))
         var output = OutputBuffer()
-        try audit.events(filter) { line in
+        let form: AuditLog.EventLine = arguments.flag("with-position") ? .withPosition : .asReceived
+        try audit.events(filter, line: form) { line in
             output.append(line)
             output.append(CollectionOfOne(UInt8(ascii: "\n")))
             return true

@@ -11,7 +11,9 @@ import LedgerSupport
 /// position or a time, rendered as the API renders it.
 ///
 /// `--at-offset P:O` folds partition P up to offset O, starting from the newest checkpoint
-/// at or before it; `--as-of TIME` folds every record whose Kafka timestamp is at or
+/// at or before it; a position the log does not hold (no partition P, O past its last
+/// record, or P not the device's partition) is an error (exit 1), never an empty answer;
+/// `--as-of TIME` folds every record whose Kafka timestamp is at or
 /// before TIME (ingestion time: what the chat list could show then); neither: the whole log.
 /// Only records keyed by the device are parsed. `isMuted` is evaluated at `--now`
 /// (default: the clock), as the API evaluates it at request time.
@@ -24,7 +26,9 @@ enum ReplayCommand: Command {
             .data, .topic,
             CommandSpec.Option("device", "D", "The device.", required: true),
             CommandSpec.Option("chat", "C", "One chat instead of the whole list."),
-            CommandSpec.Option("at-offset", "P:O", "Kafka partition:offset (the X-Ledger-Position of a response)."),
+            CommandSpec.Option(
+                "at-offset", "P:O",
+                "Kafka partition:offset (the X-Ledger-Position of a response); it must be in the log and on the device's partition."),
             CommandSpec.Option("as-of", "TIME", "ISO 8601 or epoch milliseconds."),
             CommandSpec.Option("limit", "N", "Chats in the list.", default: "50"),
             CommandSpec.Option("now", "MS", "The time mutes are evaluated at, epoch ms (default: now)."),
@@ -50,7 +54,13 @@ enum ReplayCommand: Command {
         let topic = arguments.value(.topic)
         guard let data = ReadOnlyDataDirectory.existing(arguments, command: "replay") else { return 1 }
 
-        let device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
+        let device: DeviceProjection?
+        do {
+            device = try AuditLog(dataDirectory: data, topic: topic).device(deviceId, at: position, asOf: asOf)
+        } catch let error as AuditLog.PositionNotInLog {
+            writeStandardError("chatledger replay: \(error)\n")
+            return 1
+        }
         let rendered: RenderedView
         if let chatId = arguments.string("chat") {
             guard let chat = ChatListRenderer.chat(device, chatId: chatId, now: now) else {
