@@ -441,8 +441,10 @@ package final class QueryAPI: Sendable {
         }
     }
 
-    /// `events`: the device's events as received (the lines of `chatledger export`), paged
-    /// by `cursor`, filtered by `chat`, `from`, `to` (occurredAt); on a worker thread.
+    /// `events`: the device's events as received, with their coordinates (the lines of
+    /// `chatledger export --with-position`), paged by `cursor`, filtered by `chat`, `from`,
+    /// `to` (occurredAt); on a worker thread.
+    ///
     /// Carries the device's `ETag` and `X-Ledger-Position` like every device response (the
     /// page holds at least what they name), and is 304 for a current `If-None-Match`.
     private func events(_ head: HTTPRequestHead, deviceId: String, _ parameters: [String: String]) -> Answer {
