@@ -10,7 +10,7 @@
 package enum EventEncoder {
     /// The canonical JSON bytes of `event`.
     ///
-    /// Written once into a scratch buffer on the stack (a heap one for the rare event that
+    /// Written once into a scratch buffer on the stack (a heap one for the event that
     /// outgrows it), then copied into an array of exactly that size: one pass over the
     /// event instead of a measuring pass and a writing pass.
     package static func encode(_ event: Event) -> [UInt8] {
@@ -28,8 +28,10 @@ package enum EventEncoder {
         }
     }
 
-    /// Bytes of stack the encoder writes into first: most events take a few hundred.
-    package static let scratchBytes = 2048
+    /// Bytes of stack the encoder writes into first: most events take a few hundred. At most
+    /// 1024: a larger temporary allocation goes to the heap (the standard library's limit for
+    /// the stack, and on Linux the runtime allows no more).
+    package static let scratchBytes = 1024
 
     private static func write(_ event: Event, _ writer: inout Writer) {
         writer.beginObject()

@@ -86,6 +86,13 @@ package struct AuditLog: Sendable {
                     "partition \(position.partition) of the log " + (lastOffset.map { "ends at offset \($0)" } ?? "holds no records")
                         + ": offset \(position.offset) is beyond it")
             }
+            // A checkpoint holds every partition's devices: one from another partition is no
+            // point of its history either.
+            if let home = state.devices[deviceId]?.partition, home >= 0, home != position.partition {
+                throw PositionNotInLog(
+                    "device \(deviceId) has no records on partition \(position.partition) (its events are on partition \(home))"
+                        + ": \(position) is no point of its history (a device's events all arrive on one partition)")
+            }
             // No state at the point: the device is not on that partition, or not yet there.
             if state.devices[deviceId] == nil, try !holdsRecord(ofKey: key, digest: keyDigest, partition: position.partition) {
                 let home = try partitions.first { partition in

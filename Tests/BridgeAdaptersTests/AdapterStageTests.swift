@@ -27,7 +27,6 @@ struct AdapterStageTests {
         #expect(statistics.skippedByReason["ignored_event", default: 0] > 100, "noise is counted: \(statistics.skippedByReason)")
         #expect(statistics.skippedByReason["status_deleted_is_not_a_delete", default: 0] > 0, "the ≤ 2.3.6 trap occurs and is skipped")
         #expect(statistics.eventsByType["contact.aliased", default: 0] > 0)
-        #expect((1...3_000).contains(statistics.mergerPeak), "records waited in the merger, never more than were read: \(statistics.mergerPeak)")
         #expect(actual.events.allSatisfy { $0.source?.format == "evolution" }, "every event names its source")
         #expect(!actual.values.contains { String(decoding: $0, as: UTF8.self).contains(traffic.apiKey) }, "the apikey never reaches the canonical topic")
         // LID contacts: receipts named the chat by its LID; they landed in the phone chat.
@@ -46,9 +45,9 @@ struct AdapterStageTests {
         let cluster = try StageTesting.cluster(for: traffic)
         // Few enough that the mock keeps every event (it drops a partition's oldest past 5 MB),
         // even when the rebalance has the stage read some records twice.
-        let (maxBursts, burstSize) = (60, 250)
+        let (maxBursts, burstsAfter, burstSize) = (60, 3, 250)
         var records: [EvolutionTraffic.Record] = []
-        for _ in 0..<(maxBursts * burstSize) { records.append(traffic.next()) }
+        for _ in 0..<((maxBursts + burstsAfter) * burstSize) { records.append(traffic.next()) }
         let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
         var produced = 0
         func produceBurst() throws {
@@ -72,11 +71,15 @@ struct AdapterStageTests {
         // until it is and for a few more after.
         let lateTopic = "evolution.global.late.topic"
         try cluster.createTopic(lateTopic, partitions: 1)
+        let lateAssigned = { stage.stage.statistics.lag.keys.contains { $0.topic == lateTopic } }
         var burstsAfterAssignment = 0
-        while burstsAfterAssignment < 3 {
-            try #require(produced < records.count, "the new topic was not assigned while \(maxBursts) bursts arrived")
+        while burstsAfterAssignment < burstsAfter {
+            if produced == maxBursts * burstSize {
+                // A slow machine: the rest comes once the group has settled.
+                try StageTesting.waitUntil("the new topic is assigned", seconds: 120, lateAssigned)
+            }
             try produceBurst()
-            if stage.stage.statistics.lag.keys.contains(where: { $0.topic == lateTopic }) { burstsAfterAssignment += 1 }
+            if lateAssigned() { burstsAfterAssignment += 1 }
             usleep(400_000)  // pacing the bridge's bursts, not waiting for the stage
         }
         try stage.waitForRecords(produced)

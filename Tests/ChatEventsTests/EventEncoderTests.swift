@@ -53,7 +53,7 @@ struct EventEncoderTests {
     @Test("an event larger than the encoder's stack scratch buffer is written whole, escapes included")
     func largerThanScratch() throws {
         // A preview at the schema's 4096-byte limit, a third of it control characters
-        // (six bytes each when written): the event outgrows the scratch buffer twice.
+        // (six bytes each when written): the event outgrows the scratch buffer several times.
         let units = EventLimits.default.maxTextBytes / 3
         let preview = String(repeating: "ab\u{01}", count: units)
         let event = Event(

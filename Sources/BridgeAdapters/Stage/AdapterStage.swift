@@ -337,9 +337,10 @@ private final class StageLoop {
             // adapted, as for one still on the broker).
             workers.start(pending, finishing: { merger.append($0) })
             pending.removeAll(keepingCapacity: true)
-            statistics.mergerPeak = max(statistics.mergerPeak, merger.count)
             let now = ContinuousClock.now
             try drain(now: now, force: false)
+            // What is left waits for older records of other partitions.
+            statistics.mergerPeak = max(statistics.mergerPeak, merger.count)
             try expireHolds(now: now)
             producer.handOver()
             if now - lastCommit >= .milliseconds(configuration.commitEveryMilliseconds) {

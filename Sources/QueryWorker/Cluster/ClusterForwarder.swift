@@ -64,10 +64,14 @@ package final class ClusterForwarder: Sendable {
         _ head: HTTPRequestHead, _ body: [UInt8], to address: InstanceAddress, sender: String, isStream: Bool,
         complete: @escaping @Sendable (Outcome) -> Void
     ) {
+        // A HEAD goes on as GET: this server leaves the body out of its answer, whose
+        // Content-Length is then GET's, as RFC 9110 §9.3.2 asks.
+        var head = head
+        if head.method == "HEAD" { head.method = "GET" }
         let request = Self.encode(head, body, to: address, sender: sender, isStream: isStream)
         let job = Job(
             address: address, request: request, method: head.method, isStream: isStream,
-            mayRetry: head.method == "GET" || head.method == "HEAD")
+            mayRetry: head.method == "GET")
         let accepted = workers.submit { [self] in complete(exchange(job)) }
         if !accepted { complete(.unreachable("this instance is stopping")) }
     }

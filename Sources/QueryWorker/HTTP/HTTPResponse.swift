@@ -3,6 +3,9 @@ package struct HTTPResponse: Sendable, Equatable {
     package var status: HTTPStatus
     package var headers: [(name: String, value: String)]
     package var body: [UInt8]
+    /// The answer to `HEAD` on a stream route: GET's head, whose body would run until the
+    /// connection closes, so no `Content-Length` and `Connection: close` (the server closes).
+    package var bodyRunsToClose = false
 
     package init(status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -45,10 +48,14 @@ package struct HTTPResponse: Sendable, Equatable {
         bytes.reserveCapacity(bytes.count + size)
         appendStatusLine(&bytes)
         for (name, value) in headers { Self.appendField(&bytes, name, value) }
-        bytes.append(contentsOf: Self.contentLengthName)
-        Self.appendDecimal(&bytes, body.count)
-        bytes.append(contentsOf: Self.crlf)
-        if !keepAlive { bytes.append(contentsOf: Self.connectionClose) }
+        // A 304 or 204 has no content and says no length (RFC 9110 §8.6); nor does the head
+        // of a stream, whose GET body runs until the connection closes.
+        if !bodyRunsToClose && status.rawValue != 304 && status.rawValue != 204 {
+            bytes.append(contentsOf: Self.contentLengthName)
+            Self.appendDecimal(&bytes, body.count)
+            bytes.append(contentsOf: Self.crlf)
+        }
+        if !keepAlive || bodyRunsToClose { bytes.append(contentsOf: Self.connectionClose) }
         bytes.append(contentsOf: Self.crlf)
         if !omitBody { bytes.append(contentsOf: body) }
     }

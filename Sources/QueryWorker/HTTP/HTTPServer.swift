@@ -714,7 +714,7 @@ package final class HTTPServer: Sendable {
 
     private func send(_ response: HTTPResponse, for request: Request, on connection: inout Connection) {
         observer?(request.head, response.status, .now - request.arrived)
-        let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring)
+        let keepAlive = request.head.keepAlive && !stopping.load(ordering: .acquiring) && !response.bodyRunsToClose
         let omitBody = request.head.method == "HEAD"
         if !connection.hasOutput, !omitBody, response.body.count >= Self.unCopiedBodyBytes {
             // The usual case: the head is written into the output buffer, the body goes from
