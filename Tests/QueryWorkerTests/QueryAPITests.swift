@@ -50,6 +50,36 @@ struct QueryAPITests {
         return api.handle(head, body)
     }
 
+    /// A log in a new temporary directory: `messages` incoming messages of dev-1 on
+    /// partition 0 (chat `c{i % chats}@c.us`), each applied to `store` at its position too.
+    /// The caller removes the directory.
+    func writeLog(messages: Int, chats: Int, maxSegmentBytes: Int = 128 << 20) throws -> (directory: String, partition: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-audit-\(UUID().uuidString)").path
+        let partitionDirectory = EventLog(dataDirectory: directory).directory(topic: Self.topic, partition: 0)
+        let writer = try PartitionWriter(
+            directory: partitionDirectory, topic: Self.topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: maxSegmentBytes))
+        var records: [LogRecord] = []
+        for offset in 0..<messages {
+            let event = Event(
+                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: "c\(offset % chats)@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hello")))
+            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
+            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
+        }
+        try writer.append(records)
+        try writer.sync()
+        return (directory, partitionDirectory)
+    }
+
+    static let topic = "wa.device-events"
+
+    /// The API with the auditor routes over the log in `directory`.
+    func auditedAPI(_ directory: String) throws -> QueryAPI {
+        QueryAPI(
+            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), audit: AuditLog(dataDirectory: directory, topic: Self.topic),
+            isReady: { true }, clock: { 0 })
+    }
+
     /// The API behind a real server on a free loopback port, wired as the commands wire it.
     func serve(_ api: QueryAPI) throws -> (HTTPServer, UInt16) {
         var configuration = HTTPServer.Configuration()
@@ -97,23 +127,8 @@ struct QueryAPITests {
 
     @Test("auditor routes answer 500 log_unreadable, as a JSON error, when the log under them is damaged; the live list still answers")
     func auditorRoutesOnDamagedLog() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-audit-\(UUID().uuidString)").path
+        let (directory, partitionDirectory) = try writeLog(messages: 100, chats: 5, maxSegmentBytes: 4_000)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let topic = "wa.device-events"
-        let log = EventLog(dataDirectory: directory)
-        let partitionDirectory = log.directory(topic: topic, partition: 0)
-        let writer = try PartitionWriter(
-            directory: partitionDirectory, topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: 4_000))
-        var records: [LogRecord] = []
-        for offset in 0..<100 {
-            let event = Event(
-                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: "c\(offset % 5)@c.us",
-                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hello")))
-            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
-            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
-        }
-        try writer.append(records)
-        try writer.sync()
         // One byte flipped in the middle of the first (sealed) segment: its CRC no longer holds.
         let segments = try FileManager.default.contentsOfDirectory(atPath: partitionDirectory).filter { $0.hasSuffix(".seg") }.sorted()
         #expect(segments.count > 1)
@@ -122,9 +137,7 @@ struct QueryAPITests {
         bytes[bytes.count / 2] ^= 0x04
         try bytes.write(to: first)
 
-        let api = QueryAPI(
-            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), audit: AuditLog(dataDirectory: directory, topic: topic),
-            isReady: { true }, clock: { 0 })
+        let api = try auditedAPI(directory)
         for target in ["/api/v1/devices/dev-1/chats?asOf=9999999999999", "/api/v1/devices/dev-1/events"] {
             let response = get(api, target)
             #expect(response.status == 500, "\(target)")
@@ -137,24 +150,9 @@ struct QueryAPITests {
 
     @Test("the events route carries the device's ETag and X-Ledger-Position like every device response, and is never 304 (its lines include records the version does not count)")
     func eventsCarryVersionAndPosition() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-events-\(UUID().uuidString)").path
+        let (directory, _) = try writeLog(messages: 3, chats: 1)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let topic = "wa.device-events"
-        let log = EventLog(dataDirectory: directory)
-        let writer = try PartitionWriter(directory: log.directory(topic: topic, partition: 0), topic: topic, partition: 0, options: .init(fsync: .never))
-        var records: [LogRecord] = []
-        for offset in 0..<3 {
-            let event = Event(
-                eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: "a@c.us",
-                payload: .messageCreated(MessageCreated(messageId: "M\(offset)", fromMe: false, kind: .text, preview: "hello")))
-            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
-            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
-        }
-        try writer.append(records)
-        try writer.sync()
-        let api = QueryAPI(
-            store: store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), audit: AuditLog(dataDirectory: directory, topic: topic),
-            isReady: { true }, clock: { 0 })
+        let api = try auditedAPI(directory)
         let page = get(api, "/api/v1/devices/dev-1/events")
         #expect(page.status == 200)
         #expect(header(page, "ETag") == "\"3\"")

@@ -401,15 +401,25 @@ package final class QueryAPI: Sendable {
     }
 
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
-        let etag = "\"\(view.version)\""
+        let etag = Self.etag(view.version)
         let notModified = head.ifNoneMatch(etag)
+        let headers = Self.deviceHeaders(etag: etag, position: view.position, json: !notModified)
+        return notModified ? HTTPResponse(status: 304, headers: headers) : HTTPResponse(status: 200, headers: headers, body: view.bytes)
+    }
+
+    /// A device version as an entity tag.
+    private static func etag(_ version: UInt64) -> String { "\"\(version)\"" }
+
+    /// What every device response carries: `Content-Type` (for a JSON body), `ETag`,
+    /// `Cache-Control`, and `X-Ledger-Position` when the device has one.
+    private static func deviceHeaders(etag: String, position: LogPosition?, json: Bool) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(4)
-        if !notModified { headers.append(("Content-Type", "application/json")) }
+        if json { headers.append(("Content-Type", "application/json")) }
         headers.append(("ETag", etag))
         headers.append(("Cache-Control", "no-cache"))
-        if let position = view.position { headers.append(("X-Ledger-Position", position.description)) }
-        return notModified ? HTTPResponse(status: 304, headers: headers) : HTTPResponse(status: 200, headers: headers, body: view.bytes)
+        if let position { headers.append(("X-Ledger-Position", position.description)) }
+        return headers
     }
 
     // MARK: - Auditor routes
@@ -430,9 +440,7 @@ package final class QueryAPI: Sendable {
                 let device = try audit.device(deviceId, asOf: asOf, partitions: partitions)
                 let view = try ChatListRenderer.chatList(device, deviceId: deviceId, query: query, now: now)
                 // The ETag is the version the device had then; there is no live position to report.
-                return HTTPResponse(
-                    status: 200, headers: [("Content-Type", "application/json"), ("ETag", "\"\(view.version)\""), ("Cache-Control", "no-cache")],
-                    body: view.bytes)
+                return HTTPResponse(status: 200, headers: Self.deviceHeaders(etag: Self.etag(view.version), position: nil, json: true), body: view.bytes)
             } catch is ChatListRenderer.InvalidCursor {
                 return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
             } catch let error as AuditLog.BeforeRetainedLog {
@@ -474,9 +482,7 @@ package final class QueryAPI: Sendable {
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
-        let etag = "\"\(store.version(of: deviceId))\""
-        var headers: [(name: String, value: String)] = [("ETag", etag), ("Cache-Control", "no-cache")]
-        if let position = store.position(of: deviceId) { headers.append(("X-Ledger-Position", position.description)) }
+        let headers = Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: true)
         return .deferred { [filter, cursor, limit, headers] in
             var body = Array(#"{"events":["#.utf8)
             var count = 0
@@ -489,7 +495,7 @@ package final class QueryAPI: Sendable {
                     return true
                 }
                 body += Array(#"],"nextCursor":"#.utf8) + Array((next.map { "\"\($0)\"" } ?? "null").utf8) + [UInt8(ascii: "}")]
-                return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")] + headers, body: body)
+                return HTTPResponse(status: 200, headers: headers, body: body)
             } catch {
                 return .error(500, code: "log_unreadable", message: "the log could not be read: \(error)")
             }

@@ -63,12 +63,9 @@ package struct HTTPResponse: Sendable, Equatable {
     /// The head of a response whose body runs until the connection closes (a stream):
     /// no `Content-Length`, and `Connection: close` to say where the body ends.
     func encodedStreamHead() -> [UInt8] {
-        var bytes: [UInt8] = []
-        appendStatusLine(&bytes)
-        for (name, value) in headers { Self.appendField(&bytes, name, value) }
-        bytes.append(contentsOf: Self.connectionClose)
-        bytes.append(contentsOf: Self.crlf)
-        return bytes
+        var head = self
+        head.bodyRunsToClose = true
+        return head.encoded(keepAlive: false, omitBody: true)
     }
 
     private static let crlf: [UInt8] = [0x0D, 0x0A]
