@@ -34,12 +34,19 @@ package struct AdaptedEvent: Sendable, Hashable {
     package var chatIsGuess: Bool
     /// Without the message's chat the event is dropped (its `chatId` is no chat at all).
     package var dropIfUnresolved: Bool
+    /// The guess may be the account's own LID, which the record cannot tell from a
+    /// contact's (a key in the sender's view): a guess that differs from the message's chat
+    /// is then no alias of that chat.
+    package var guessMayBeOwn: Bool
 
-    package init(event: Event, waitsFor: String? = nil, chatIsGuess: Bool = false, dropIfUnresolved: Bool = false) {
+    package init(
+        event: Event, waitsFor: String? = nil, chatIsGuess: Bool = false, dropIfUnresolved: Bool = false, guessMayBeOwn: Bool = false
+    ) {
         self.event = event
         self.waitsFor = waitsFor
         self.chatIsGuess = chatIsGuess
         self.dropIfUnresolved = dropIfUnresolved
+        self.guessMayBeOwn = guessMayBeOwn
     }
 }
 

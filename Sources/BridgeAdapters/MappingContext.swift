@@ -122,7 +122,7 @@ struct MappingContext {
 
     mutating func emit(
         chatId: String?, at time: Int64, _ payload: EventPayload, waitsFor: String? = nil, chatIsGuess: Bool = false,
-        dropIfUnresolved: Bool = false
+        dropIfUnresolved: Bool = false, guessMayBeOwn: Bool = false
     ) {
         let eventId = EventIdentity.eventIdText(
             format: format, topic: record.topic, partition: record.partition, offset: record.offset, index: nextIndex)
@@ -130,7 +130,9 @@ struct MappingContext {
         let event = Event(
             eventIdText: eventId, deviceId: deviceId, occurredAt: max(0, time), chatIdText: chatId.map(InlineString.init), payload: payload,
             sourceBox: sourceBox())
-        events.append(AdaptedEvent(event: event, waitsFor: waitsFor, chatIsGuess: chatIsGuess, dropIfUnresolved: dropIfUnresolved))
+        events.append(
+            AdaptedEvent(
+                event: event, waitsFor: waitsFor, chatIsGuess: chatIsGuess, dropIfUnresolved: dropIfUnresolved, guessMayBeOwn: guessMayBeOwn))
     }
 
     // MARK: - Field readers

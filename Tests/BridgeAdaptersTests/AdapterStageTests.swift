@@ -112,4 +112,38 @@ struct AdapterStageTests {
         #expect(text.contains("leaks"), "the dead letter keeps the record: \(text)")
         #expect(!text.contains(EvolutionHarness.secret), "the earlier record's apikey is scrubbed from it")
     }
+
+    @Test("a contact's edit names the account's own LID (key in the sender's view): the stage takes it for no alias, and deleting the account's own chat deletes no contact's chat")
+    func ownLidInEditIsNoAlias() throws {
+        let topics = ["upsert", "edited", "delete"].map { "evolution.sales.messages.\($0)" } + ["evolution.sales.chats.delete"]
+        let cluster = try StageTesting.cluster(canonicalPartitions: StageTesting.canonicalPartitions, topics: topics)
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        let ownLid = "200000000002@lid"
+        func send(_ event: String, _ data: String, at seconds: Int64) throws {
+            try producer.send(
+                topic: "evolution.sales.\(event)", key: Array("sales".utf8),
+                value: Array(EvolutionHarness.envelope(event, data, timestamp: seconds * 1000).utf8))
+            try producer.flush(timeoutMilliseconds: 30_000)
+        }
+        for (id, phone, at) in [("A1", "5511988887777", Int64(1_763_771_100)), ("B1", "5511977776666", 1_763_771_101)] {
+            try send("messages.upsert", #"{"key":{"remoteJid":"\#(phone)@s.whatsapp.net","fromMe":false,"id":"\#(id)"},"message":{"conversation":"hi"},"messageTimestamp":\#(at)}"#, at: at)
+        }
+        for (id, at) in [("A1", Int64(1_763_771_102)), ("B1", 1_763_771_103)] {
+            try send("messages.edited", #"{"key":{"remoteJid":"\#(ownLid)","fromMe":true,"id":"\#(id)"},"type":"MESSAGE_EDIT","editedMessage":{"conversation":"x"}}"#, at: at)
+        }
+        try send("chats.delete", #"["\#(ownLid)"]"#, at: 1_763_771_104)
+        let stage = RunningStage(brokers: cluster.bootstrapServers, pattern: "^evolution\\..*")
+        try stage.waitForRecords(5)
+        try StageTesting.waitUntil("every event delivered") {
+            let statistics = stage.stage.statistics
+            return statistics.caughtUp && statistics.held == 0 && statistics.delivered >= statistics.events
+        }
+        try stage.stop()
+
+        let folded = try StageTesting.foldCanonicalTopic(cluster.bootstrapServers)
+        #expect(!folded.events.contains { $0.type == "contact.aliased" }, "the account's LID is no contact's alias: \(folded.events.map(\.type))")
+        #expect(folded.events.filter { $0.type == "message.edited" }.map(\.chatId) == ["5511988887777@c.us", "5511977776666@c.us"])
+        let chats = try #require(folded.state.devices["sales"]).chats
+        #expect(chats.count == 2, "both contacts' chats are left")
+    }
 }

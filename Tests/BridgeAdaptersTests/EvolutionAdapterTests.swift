@@ -266,9 +266,21 @@ struct EvolutionAdapterTests {
             """#), topic: "evolution.sales.send.message.update")
         #expect(own.events.first?.event.chatId == "491701234567@c.us")
         #expect(own.events.first?.dropIfUnresolved == false)
+        #expect(!own.events.contains { $0.guessMayBeOwn }, "a phone id is never the account's LID")
+        let byLid = try #require(harness.adapt(H.envelope("messages.edited", #"""
+            {"key":{"remoteJid":"200000000002@lid","fromMe":true,"id":"A1"},"type":"MESSAGE_EDIT","editedMessage":{"conversation":"x"}}
+            """#)).events.first)
+        #expect(byLid.chatIsGuess && byLid.guessMayBeOwn, "a LID in the sender's view may be the account's own: no alias of the message's chat")
+    }
+
+    @Test("messages.edited type REVOKE is a revoke: Evolution publishes no messages.delete when its database lacks the original")
+    func editedRevoke() throws {
         let revoke = harness.adapt(H.envelope("messages.edited", #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"X"},"type":"REVOKE"}"#))
-        #expect(revoke.events.isEmpty)
-        #expect(revoke.skipReasons == ["revoke_also_in_messages_delete"])
+        let event = try #require(revoke.events.first)
+        #expect(event.event.payload == .messageRevoked(MessageRevoked(messageId: "X", scope: .everyone)))
+        #expect(event.waitsFor == "X" && event.event.chatId == "491701234567@c.us")
+        let other = harness.adapt(H.envelope("messages.edited", #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"Y"},"type":"HISTORY_SYNC_NOTIFICATION"}"#))
+        #expect(other.events.isEmpty && other.skipReasons == ["protocol_message"])
     }
 
     // MARK: - Chats, groups, contacts

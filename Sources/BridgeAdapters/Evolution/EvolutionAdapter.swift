@@ -15,7 +15,8 @@ import ChatEvents
 /// or `message.edited` (its `status: "DELETED"` of ≤ 2.3.6 is *not* a delete, and a status on
 /// an incoming message means something only as `READ`/`PLAYED`, read on the phone);
 /// `messages.delete` (both shapes) → `message.revoked`; `messages.edited` and
-/// `send.message.update` (`MESSAGE_EDIT`, key in the sender's view) → `message.edited`;
+/// `send.message.update` (key in the sender's view) → `message.edited` (`MESSAGE_EDIT`) or
+/// `message.revoked` (`REVOKE`, for when Evolution publishes no `messages.delete`);
 /// `chats.upsert`/`chats.set` names, `groups.upsert`, `groups.update` → `chat.updated`;
 /// `chats.delete` → `chat.deleted`; `group-participants.update` → `group.participants`.
 /// Wherever a record shows a LID next to its phone id (`remoteJidAlt`, `participantAlt`,
@@ -173,24 +174,36 @@ extension MappingContext {
     }
 
     /// `messages.edited` / `send.message.update`: a Baileys protocol message, key in the
-    /// *sender's* view (a contact's edit names the account's own id as `remoteJid`).
+    /// *sender's* view (a contact's edit names the account itself as `remoteJid`, by its
+    /// phone id or by its LID, which the record does not give). `MESSAGE_EDIT` →
+    /// `message.edited`; `REVOKE` → `message.revoked`: Evolution also publishes it as
+    /// `messages.delete`, except when its database lacks the original message (it then
+    /// skips the delete), and a second revoke of a message changes nothing. The chat is the
+    /// message's own (`chatIsGuess`); a LID here is never taken for an alias of it, since it
+    /// may be the account's.
     mutating func mapProtocolMessage(_ message: JSONValue, _ path: String, reasons: inout [String]) throws(AdaptError) {
         let type = message["type"]
         let isEdit = type?.string == "MESSAGE_EDIT" || type?.int64 == 14
-        guard isEdit else {
-            // REVOKE duplicates messages.delete; the rest are not chat-list facts.
-            reasons.append(type?.string == "REVOKE" || type?.int64 == 0 ? "revoke_also_in_messages_delete" : "protocol_message")
+        let isRevoke = type?.string == "REVOKE" || type?.int64 == 0
+        guard isEdit || isRevoke else {
+            reasons.append("protocol_message")  // not chat-list facts
             return
         }
         let key = try requiredObject(message["key"], path + ".key")
         let messageId = try requiredIdentifier(key["id"], path + ".key.id")
         let chatId = try requiredAddress(key["remoteJid"], path + ".key.remoteJid")
-        let preview: String
-        if case .message(_, let text, _) = BaileysContent.describe(message["editedMessage"]) { preview = text } else { preview = "" }
+        let payload: EventPayload
+        if isEdit {
+            let preview: String
+            if case .message(_, let text, _) = BaileysContent.describe(message["editedMessage"]) { preview = text } else { preview = "" }
+            payload = .messageEdited(MessageEdited(messageId: messageId, preview: preview))
+        } else {
+            payload = .messageRevoked(MessageRevoked(messageId: messageId, scope: .everyone))
+        }
         let isOwn = chatId == ownId
+        let isLid = WhatsAppID.domain(of: chatId) == .lid
         emit(
-            chatId: chatId, at: BaileysContent.epochMillis(message["timestampMs"]) ?? envelopeTime,
-            .messageEdited(MessageEdited(messageId: messageId, preview: preview)),
-            waitsFor: messageId, chatIsGuess: isOwn || WhatsAppID.domain(of: chatId) == .lid, dropIfUnresolved: isOwn)
+            chatId: chatId, at: BaileysContent.epochMillis(message["timestampMs"]) ?? envelopeTime, payload,
+            waitsFor: messageId, chatIsGuess: isOwn || isLid, dropIfUnresolved: isOwn, guessMayBeOwn: isLid)
     }
 }

@@ -502,7 +502,7 @@ private final class StageLoop {
             try emit(event.deviceId, event.type, bytes: bytes)
             return
         }
-        if WhatsAppID.domain(of: guess) == .lid, WhatsAppID.domain(of: chat) == .phone,
+        if !adapted.guessMayBeOwn, WhatsAppID.domain(of: guess) == .lid, WhatsAppID.domain(of: chat) == .phone,
             firstTimeAlias(MessageDirectory.aliasKey(deviceId: event.deviceId, chatId: chat, alias: guess))
         {
             // The record named the chat by the contact's LID: that is a fact worth keeping.
