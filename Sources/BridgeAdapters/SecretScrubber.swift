@@ -13,8 +13,9 @@ import Glibc
 /// The `baileys` and `wwebjs` envelopes carry whatever their publisher forwards (ours in
 /// `deploy/bridges/` leave the session's credentials out, another may not): the session's
 /// keys in Baileys' `creds.update` (`AuthenticationCreds`), a code that links a device
-/// (`qr` of Baileys' `connection.update` and of whatsapp-web.js, a pairing code), the
-/// legacy whatsapp-web.js session of `authenticated`. In a dead letter the value of each
+/// (`qr` of Baileys' `connection.update` and of whatsapp-web.js, a pairing code, Evolution's
+/// `qrcode.updated`), the legacy whatsapp-web.js session of `authenticated`, a media
+/// message's `mediaKey`. In a dead letter the value of each
 /// such key, and the whole `data`/`args` of those events, is replaced by `"[redacted]"`
 /// (objects and arrays included).
 package enum SecretScrubber {
@@ -27,14 +28,17 @@ package enum SecretScrubber {
     /// Key names (compared case-insensitively) whose values are a WhatsApp session's
     /// credentials: Baileys' key pairs and secrets, a device-linking QR or pairing code,
     /// whatsapp-web.js' legacy session tokens.
+    /// Also a media message's `mediaKey`, which with its `url`/`directPath` decrypts the
+    /// media (the URL alone gives only ciphertext, so it stays for diagnosis).
     static let credentialKeys: Set<String> = [
         "noisekey", "pairingephemeralkeypair", "signedidentitykey", "signedprekey", "advsecretkey", "signalidentities", "pairingcode",
-        "qr", "wabrowserid", "wasecretbundle", "watoken1", "watoken2",
+        "qr", "wabrowserid", "wasecretbundle", "watoken1", "watoken2", "mediakey",
     ]
 
     /// Events whose whole payload (`data`, `args`) is credentials or carries them: Baileys'
-    /// `creds.update` and `connection.update`, whatsapp-web.js' `qr`, `code` and `authenticated`.
-    static let credentialEvents: Set<String> = ["creds.update", "connection.update", "qr", "code", "authenticated"]
+    /// `creds.update` and `connection.update`, whatsapp-web.js' `qr`, `code` and `authenticated`,
+    /// Evolution's `qrcode.updated` (`{qrcode: {code, base64, pairingCode}}`).
+    static let credentialEvents: Set<String> = ["creds.update", "connection.update", "qr", "code", "authenticated", "qrcode.updated"]
 
     /// The payload keys of an envelope.
     static let payloadKeys: Set<String> = ["data", "args"]

@@ -121,6 +121,9 @@ struct BridgeBasicsTests {
             (#"{"event":"qr","deviceId":"bot-1","args":["\#(qr)"]}"#, [qr]),
             (#"{"args":["ABCD1234"],"deviceId":"bot-1","event":"code"}"#, ["ABCD1234"]),
             (#"{"event":"authenticated","deviceId":"bot-1","args":[{"WABrowserId":"\"brw-77a\"","WASecretBundle":"{\"key\":\"\#(privateKey)\"}","WAToken1":"\"tok-one-1\"","WAToken2":"\"tok-two-2\""}]}"#, [privateKey, "brw-77a", "tok-one-1", "tok-two-2"]),
+            // Evolution's linking QR (its event, not its key names, says so); a media message's key.
+            (#"{"event":"qrcode.updated","instance":"sales","data":{"qrcode":{"instance":"sales","pairingCode":null,"code":"2@\#(qr)","base64":"data:image/png;base64,iVBORw0K\#(qr)"}}}"#, [qr]),
+            (#"{"event":"messages.upsert","data":{"message":{"imageMessage":{"url":"https://mmg.whatsapp.net/v/x.enc","mediaKey":"\#(advSecret)","mimetype":"image/jpeg"}}}}"#, [advSecret]),
             // Cut off inside the credentials.
             (#"{"event":"creds.update","deviceId":"bot-1","data":{"advSecretKey":"\#(advSecret)","noiseKey":{"private":"\#(privateKey)"#, [advSecret, privateKey]),
         ]
