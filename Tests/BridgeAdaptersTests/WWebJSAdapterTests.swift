@@ -97,6 +97,23 @@ struct WWebJSAdapterTests {
             == [.messageEdited(MessageEdited(messageId: "E1", preview: "fixed"))])
     }
 
+    @Test("message_revoke_everyone: args[0] is the revoke notice under a new id; the revoked message is its protocolMessageKey, else args[1].id (Client.js copies the key there)")
+    func revokeNamesTheOriginalMessage() {
+        let key = #"{"fromMe":true,"remote":"491701234567@c.us","id":"ORIG1","_serialized":"true_491701234567@c.us_ORIG1"}"#
+        let notice = Self.message(id: "NEWREV9", fromMe: true, type: "revoked", body: "", extra: #","protocolMessageKey":\#(key)"#)
+        let revokedMessage = Self.message(id: "ORIG1", fromMe: true, body: "secret text")
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(notice),\(revokedMessage)]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG1", scope: .everyone))])
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(notice),null]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG1", scope: .everyone))], "protocolMessageKey alone")
+        let serialisedKey = Self.message(id: "NEWREV9", type: "revoked", body: "", extra: #","protocolMessageKey":"false_491701234567@c.us_ORIG2""#)
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(serialisedKey),null]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG2", scope: .everyone))], "a key serialised as a string")
+        let withoutKey = Self.message(id: "NEWREV9", type: "revoked", body: "")
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(withoutKey),\(Self.message(id: "ORIG3"))]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG3", scope: .everyone))], "no protocolMessageKey: revoked_msg's id")
+    }
+
     @Test("message_reaction: target from msgId, sender, emoji (empty: removed), seconds")
     func reaction() {
         let events = harness.events(Self.envelope("message_reaction", #"""
