@@ -92,6 +92,54 @@ struct BaileysAdapterTests {
         ])
     }
 
+    // MARK: - Keys of Baileys 6.7.19 – 6.7.21
+
+    /// The chat list after `records` (Baileys envelopes of `SameConversationTests.device`).
+    static func chatList(_ records: [String]) throws -> String {
+        try SameConversationTests.chatList(SameConversationTests.adapt(records, BaileysAdapter()))
+    }
+
+    @Test("Baileys 6.7.21 keys: senderPn beside a LID remoteJid teaches the pair as remoteJidAlt does: the message and an own reply under the phone id are one chat, read")
+    func senderPnTeachesThePair() throws {
+        typealias S = SameConversationTests
+        let records = [
+            S.baileysUpsert(0, #"{"remoteJid":"140913951141911@lid","fromMe":false,"id":"P1","senderPn":"491701234567@s.whatsapp.net"}"#, #"{"conversation":"hi (6.7.21 key)"}"#),
+            S.baileysUpsert(5, #"{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"P2"}"#, #"{"conversation":"reply from the phone"}"#),
+        ]
+        let events = S.adapt(records, BaileysAdapter())
+        #expect(events.map(\.type) == ["contact.aliased", "message.created", "message.created"])
+        #expect(events.map(\.chatId) == ["491701234567@c.us", "491701234567@c.us", "491701234567@c.us"])
+        #expect(events[0].payload == .contactAliased(ContactAliased(alias: "140913951141911@lid")))
+        let list = try Self.chatList(records)
+        #expect(list.contains(#"{"id":"491701234567@c.us","name":null,"isGroup":false,"unreadCount":0,"#), "\(list)")
+        #expect(!list.contains("@lid"), "one chat, not a LID chat beside it: \(list)")
+    }
+
+    @Test("Baileys 6.7.21 keys: senderLid beside a phone remoteJid, participantPn / participantLid beside a group participant are pairs; an own message's senderPn (the account) teaches nothing")
+    func senderAndParticipantFields() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"K1","senderLid":"140913951141911@lid"},"messageTimestamp":1767366770,"message":{"conversation":"a"}},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"K2","participant":"140913951141922@lid","participantPn":"491702222222@s.whatsapp.net"},"messageTimestamp":1767366771,"message":{"conversation":"b"}},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"K3","participant":"491703333333@s.whatsapp.net","participantLid":"140913951141933@lid"},"messageTimestamp":1767366772,"message":{"conversation":"c"}},
+              {"key":{"remoteJid":"140913951141944@lid","fromMe":true,"id":"K4","senderPn":"5511999990000@s.whatsapp.net"},"messageTimestamp":1767366773,"message":{"conversation":"d"}}]}
+            """#))
+        let aliases = events.filter { $0.type == "contact.aliased" }.map { "\($0.chatId ?? "") \($0.payload)" }
+        #expect(aliases == [
+            "491701234567@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141911@lid")))",
+            "491702222222@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141922@lid")))",
+            "491703333333@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141933@lid")))",
+        ])
+        let created = events.compactMap { event -> String? in
+            guard case .messageCreated(let message) = event.payload else { return nil }
+            return "\(event.chatId ?? "") \(message.senderId ?? "")"
+        }
+        #expect(created == [
+            "491701234567@c.us 491701234567@c.us", "120363041234567890@g.us 491702222222@c.us",
+            "120363041234567890@g.us 491703333333@c.us", "140913951141944@lid 5511999990000@c.us",
+        ])
+    }
+
     // MARK: - messages.update
 
     @Test("messages.update: own receipts by number or name; an incoming message READ is read on another device; an incoming delivery changes nothing")

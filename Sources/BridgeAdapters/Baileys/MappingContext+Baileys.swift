@@ -65,11 +65,11 @@ extension MappingContext {
 
     // MARK: - Messages
 
-    /// The chat of a Baileys key (`remoteJid`, in the phone form when `remoteJidAlt` gives
-    /// it) and whether it is a guess (an unresolved LID: the stage uses the message's chat).
+    /// The chat of a Baileys key (`remoteJid`, in the phone form when the key names it:
+    /// `keyRemoteJid`) and whether it is a guess (an unresolved LID: the stage uses the
+    /// message's chat).
     mutating func keyChat(_ key: JSONValue, _ path: String) throws(AdaptError) -> (chatId: String, isGuess: Bool) {
-        let chatId = try resolveAlias(
-            try requiredAddress(key["remoteJid"], path + ".remoteJid"), alt: key["remoteJidAlt"], path + ".remoteJidAlt")
+        let chatId = try keyRemoteJid(key, path)
         return (chatId, WhatsAppID.domain(of: chatId) == .lid)
     }
 
@@ -141,8 +141,8 @@ extension MappingContext {
         let (chatId, _) = try keyChat(key, path + ".key")
         let reactor: String?
         let reactionKey = reaction["key"]
-        if let participant = try optionalAddress(reactionKey?["participant"], path + ".reaction.key.participant") {
-            reactor = try resolveAlias(participant, alt: reactionKey?["participantAlt"], path + ".reaction.key.participantAlt")
+        if let participant = try keyParticipant(reactionKey, path + ".reaction.key") {
+            reactor = participant
         } else if reactionKey?["fromMe"]?.bool == true {
             reactor = ownId
         } else {

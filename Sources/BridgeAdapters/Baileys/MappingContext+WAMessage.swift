@@ -15,14 +15,10 @@ extension MappingContext {
         _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, reasons: inout [String]
     ) throws(AdaptError) {
         let key = try requiredObject(message["key"], path + ".key")
-        var chatId = try requiredAddress(key["remoteJid"], path + ".key.remoteJid")
         let fromMeField = try optionalBool(key["fromMe"], path + ".key.fromMe")
         let fromMe = sentThroughAPI || fromMeField
-        chatId = try resolveAlias(chatId, alt: key["remoteJidAlt"], path + ".key.remoteJidAlt")
-        var senderId = try optionalAddress(key["participant"], path + ".key.participant")
-        if let participant = senderId {
-            senderId = try resolveAlias(participant, alt: key["participantAlt"], path + ".key.participantAlt")
-        }
+        var chatId = try keyRemoteJid(key, path + ".key")
+        let senderId = try keyParticipant(key, path + ".key")
         // Baileys files a broadcast-list message under the sender's own chat.
         if WhatsAppID.domain(of: chatId) == .broadcast, let sender = senderId { chatId = sender }
         let occurredAt = BaileysContent.epochMillis(message["messageTimestamp"]) ?? envelopeTime
@@ -65,6 +61,33 @@ extension MappingContext {
                     .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)))
             }
         }
+    }
+
+    // MARK: - Keys
+
+    /// A key's `remoteJid`, in the phone form when the key names the other id of a LID–phone
+    /// pair (recorded as `contact.aliased`): `remoteJidAlt` (Baileys 7), or on an incoming
+    /// message `senderPn` / `senderLid` (Baileys 6.7.19–6.7.21, `decode-wa-message.ts`: the
+    /// sender, who is a 1:1 chat's contact; on an own message the sender is the account).
+    mutating func keyRemoteJid(_ key: JSONValue, _ path: String) throws(AdaptError) -> String {
+        var chatId = try requiredAddress(key["remoteJid"], path + ".remoteJid")
+        chatId = try resolveAlias(chatId, alt: key["remoteJidAlt"], path + ".remoteJidAlt")
+        if key["fromMe"]?.bool != true {
+            chatId = try resolveAlias(chatId, alt: key["senderPn"], path + ".senderPn")
+            chatId = try resolveAlias(chatId, alt: key["senderLid"], path + ".senderLid")
+        }
+        return chatId
+    }
+
+    /// A key's `participant` (a group member, a broadcast's sender), in the phone form when
+    /// `participantAlt` (Baileys 7) or `participantPn` / `participantLid` (6.7.19–6.7.21) name
+    /// the other id of its pair; nil when the key has none.
+    mutating func keyParticipant(_ key: JSONValue?, _ path: String) throws(AdaptError) -> String? {
+        guard var participant = try optionalAddress(key?["participant"], path + ".participant") else { return nil }
+        participant = try resolveAlias(participant, alt: key?["participantAlt"], path + ".participantAlt")
+        participant = try resolveAlias(participant, alt: key?["participantPn"], path + ".participantPn")
+        participant = try resolveAlias(participant, alt: key?["participantLid"], path + ".participantLid")
+        return participant
     }
 
     /// The new text of an edit: `editedMessage.message`, or the protocol message inside it.
