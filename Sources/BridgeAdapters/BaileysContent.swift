@@ -29,12 +29,15 @@ package enum BaileysContent: Equatable, Sendable {
         "lottieStickerMessage", "associatedChildMessage", "statusMentionMessage", "questionMessage",
     ]
 
-    /// Types that are not messages of the chat list.
+    /// Types that are not messages of the chat list. `secretEncryptedMessage` is an encrypted
+    /// edit of another message (`targetMessageKey`, `secretEncType` `MESSAGE_EDIT` /
+    /// `EVENT_EDIT`, WAProto `Message.SecretEncryptedMessage`).
     static let nonMessages: Set<String> = [
         "protocolMessage", "pollUpdateMessage", "encReactionMessage", "keepInChatMessage", "pinInChatMessage",
         "encEventResponseMessage", "pollResultSnapshotMessage", "messageHistoryBundle", "peerDataOperationRequestMessage",
         "peerDataOperationRequestResponseMessage", "appStateSyncKeyShareMessage", "appStateSyncKeyRequestMessage",
         "initialSecurityNotificationSettingSync", "appStateFatalExceptionNotification", "placeholderMessage",
+        "secretEncryptedMessage",
     ]
 
     /// The longest preview kept (ChatLedger's text limit, in bytes of UTF-8).

@@ -73,6 +73,17 @@ struct BaileysAdapterTests {
         #expect(result.skipReasons == ["reaction_also_in_messages_reaction", "not_a_message", "not_a_message", "not_a_message"])
     }
 
+    @Test("messages.upsert: a secretEncryptedMessage (an encrypted MESSAGE_EDIT of another message) is no new message: skipped, counted, no unread")
+    func upsertSecretEncryptedEdit() {
+        let result = harness.adapt(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S2"},"messageTimestamp":1767366802,
+              "message":{"secretEncryptedMessage":{"targetMessageKey":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S1"},
+                "encPayload":"AAAA","encIv":"BBBB","secretEncType":"MESSAGE_EDIT"},"messageContextInfo":{}}}]}
+            """#))
+        #expect(result.events.isEmpty)
+        #expect(result.skipReasons == ["not_a_message"])
+    }
+
     @Test("messages.upsert: group notices (stub type as number or name) are system messages; a missed call is a call")
     func upsertStubs() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""
