@@ -27,17 +27,20 @@ package enum BaileysContent: Equatable, Sendable {
         "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
         "documentWithCaptionMessage", "editedMessage", "groupMentionedMessage", "botInvokeMessage",
         "lottieStickerMessage", "associatedChildMessage", "statusMentionMessage", "questionMessage",
+        "pollCreationMessageV4",  // a FutureProofMessage around the poll (WAProto `Message` field 93)
     ]
 
     /// Types that are not messages of the chat list. `secretEncryptedMessage` is an encrypted
     /// edit of another message (`targetMessageKey`, `secretEncType` `MESSAGE_EDIT` /
-    /// `EVENT_EDIT`, WAProto `Message.SecretEncryptedMessage`).
+    /// `EVENT_EDIT`, WAProto `Message.SecretEncryptedMessage`); `albumMessage` announces an
+    /// album whose images and videos come as messages of their own; `eventCoverImage` is an
+    /// event's cover; `pollResultSnapshotMessage(V3)` a poll's results.
     static let nonMessages: Set<String> = [
         "protocolMessage", "pollUpdateMessage", "encReactionMessage", "keepInChatMessage", "pinInChatMessage",
-        "encEventResponseMessage", "pollResultSnapshotMessage", "messageHistoryBundle", "peerDataOperationRequestMessage",
-        "peerDataOperationRequestResponseMessage", "appStateSyncKeyShareMessage", "appStateSyncKeyRequestMessage",
-        "initialSecurityNotificationSettingSync", "appStateFatalExceptionNotification", "placeholderMessage",
-        "secretEncryptedMessage",
+        "encEventResponseMessage", "pollResultSnapshotMessage", "pollResultSnapshotMessageV3", "messageHistoryBundle",
+        "peerDataOperationRequestMessage", "peerDataOperationRequestResponseMessage", "appStateSyncKeyShareMessage",
+        "appStateSyncKeyRequestMessage", "initialSecurityNotificationSettingSync", "appStateFatalExceptionNotification",
+        "placeholderMessage", "secretEncryptedMessage", "albumMessage", "eventCoverImage",
     ]
 
     /// The longest preview kept (ChatLedger's text limit, in bytes of UTF-8).
@@ -88,7 +91,7 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .audio, preview: "", hasMedia: true)
         case "documentMessage":
             return .message(kind: .document, preview: truncated(text("caption", "fileName", "title")), hasMedia: true)
-        case "stickerMessage":
+        case "stickerMessage", "stickerPackMessage":
             return .message(kind: .sticker, preview: "", hasMedia: true)
         case "locationMessage", "liveLocationMessage":
             return .message(kind: .location, preview: truncated(text("name", "address", "caption")), hasMedia: false)
@@ -96,7 +99,8 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .contact, preview: truncated(text("displayName")), hasMedia: false)
         case "callLogMesssage", "callLogMessage", "bcallMessage", "scheduledCallCreationMessage", "call":
             return .message(kind: .call, preview: "", hasMedia: false)
-        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4":
+        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4",
+            "pollCreationMessageV5":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
         case "eventMessage":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)

@@ -84,6 +84,27 @@ struct BaileysAdapterTests {
         #expect(result.skipReasons == ["not_a_message"])
     }
 
+    @Test("messages.upsert content types (WAProto): albumMessage and eventCoverImage are no messages of their own, nor a pollResultSnapshotMessageV3; stickerPackMessage is a sticker; pollCreationMessageV5 and V4 (a wrapper) are the poll's name")
+    func upsertNewerContentTypes() {
+        let message = { (id: String, content: String) in
+            #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"\#(id)"},"messageTimestamp":1767366770,"message":\#(content)}"#
+        }
+        let result = harness.adapt(H.envelope("messages.upsert", data: #"{"type":"notify","messages":["# + [
+            message("C1", #"{"albumMessage":{"expectedImageCount":3,"expectedVideoCount":0},"messageContextInfo":{}}"#),
+            message("C2", #"{"eventCoverImage":{"message":{"imageMessage":{"mimetype":"image/jpeg"}}}}"#),
+            message("C3", #"{"pollResultSnapshotMessageV3":{"name":"Pizza?","pollVotes":[]}}"#),
+            message("C4", #"{"stickerPackMessage":{"stickerPackId":"p","name":"Cats","stickers":[]}}"#),
+            message("C5", #"{"pollCreationMessageV5":{"name":"Lunch?","options":[{"optionName":"yes"}]}}"#),
+            message("C6", #"{"pollCreationMessageV4":{"message":{"pollCreationMessage":{"name":"Dinner?","options":[]}}}}"#),
+        ].joined(separator: ",") + "]}"))
+        #expect(result.skipReasons == ["not_a_message", "not_a_message", "not_a_message"])
+        #expect(result.events.map(\.event.payload) == [
+            .messageCreated(MessageCreated(messageId: "C4", fromMe: false, kind: .sticker, preview: "", senderId: "491701234567@c.us", hasMedia: true)),
+            .messageCreated(MessageCreated(messageId: "C5", fromMe: false, kind: .text, preview: "Lunch?", senderId: "491701234567@c.us")),
+            .messageCreated(MessageCreated(messageId: "C6", fromMe: false, kind: .text, preview: "Dinner?", senderId: "491701234567@c.us")),
+        ])
+    }
+
     @Test("messages.upsert: group notices (stub type as number or name) are system messages; a missed call is a call")
     func upsertStubs() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""
