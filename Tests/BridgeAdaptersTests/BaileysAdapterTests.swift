@@ -105,6 +105,19 @@ struct BaileysAdapterTests {
         ])
     }
 
+    @Test("messages.upsert: an incoming broadcast-list message is filed under its sender's chat; an own one stays under the list, never a chat with its participant (the account)")
+    func upsertBroadcastList() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"append","messages":[
+              {"key":{"remoteJid":"1767366000@broadcast","fromMe":false,"id":"BL0","participant":"491701234567@s.whatsapp.net"},"messageTimestamp":1767366780,
+               "broadcast":true,"message":{"conversation":"to everyone on Anna's list"}},
+              {"key":{"remoteJid":"1767366000@broadcast","fromMe":true,"id":"BL1","participant":"5511999990000@s.whatsapp.net"},"messageTimestamp":1767366790,
+               "broadcast":true,"message":{"conversation":"to my broadcast list"}}]}
+            """#))
+        #expect(events.filter { $0.type == "message.created" }.map(\.chatId) == ["491701234567@c.us", "1767366000@broadcast"])
+        #expect(!events.contains { $0.chatId == "5511999990000@c.us" }, "no chat with the account itself")
+    }
+
     @Test("messages.upsert: group notices (stub type as number or name) are system messages; a missed call is a call")
     func upsertStubs() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""

@@ -19,8 +19,10 @@ extension MappingContext {
         let fromMe = sentThroughAPI || fromMeField
         var chatId = try keyRemoteJid(key, path + ".key")
         let senderId = try keyParticipant(key, path + ".key")
-        // Baileys files a broadcast-list message under the sender's own chat.
-        if WhatsAppID.domain(of: chatId) == .broadcast, let sender = senderId { chatId = sender }
+        // Baileys files an incoming broadcast-list message under the sender's own chat; one the
+        // account sent stays under the list (`getChatId`, src/Utils/process-message.ts): its
+        // participant is the account itself, not a chat.
+        if WhatsAppID.domain(of: chatId) == .broadcast, !fromMe, let sender = senderId { chatId = sender }
         let occurredAt = BaileysContent.epochMillis(message["messageTimestamp"]) ?? envelopeTime
         var content = BaileysContent.describe(message["message"], typeHint: message["messageType"]?.string)
         if message["message"]?.kind != .object, let stub = message["messageStubType"], !stub.isNull {
