@@ -219,6 +219,12 @@ extension BaileysContent {
             return .notAMessage(type: "stub")
         }
         let first = parameters?.elements.first?.string ?? ""
+        // Baileys 7 writes participants as JSON text: named by phone number, else id; never raw JSON.
+        let names = (parameters?.elements ?? []).compactMap { parameter -> String? in
+            guard let text = parameter.string else { return nil }
+            guard text.first == "{" else { return text }
+            return participantJSON(text)?.name
+        }
         switch name {
         case "CALL_MISSED_VOICE", "CALL_MISSED_VIDEO", "CALL_MISSED_GROUP_VOICE", "CALL_MISSED_GROUP_VIDEO":
             return .message(kind: .call, preview: "", hasMedia: false)
@@ -229,9 +235,30 @@ extension BaileysContent {
         default:
             guard name.hasPrefix("GROUP_") else { return .notAMessage(type: name) }
             let what = name.dropFirst("GROUP_".count).lowercased().split(separator: "_").joined(separator: " ")
-            let ids = (parameters?.elements ?? []).compactMap(\.string).prefix(8).joined(separator: ", ")
+            let ids = names.prefix(8).joined(separator: ", ")
             return .message(kind: .system, preview: truncated(ids.isEmpty ? what : what + ": " + ids), hasMedia: false)
         }
+    }
+
+    /// A participant Baileys 7 writes as JSON text in `messageStubParameters`
+    /// (src/Socket/messages-recv.ts: `{"id","phoneNumber","lid","username","admin"}`; a join
+    /// request's `{"lid","pn"}`): `id` as given, the other id of its LID–phone pair if named,
+    /// and the name a notice shows (the phone number, else the id). Nil when `text` is not
+    /// such an object.
+    static func participantJSON(_ text: String) -> (id: String, other: String?, name: String)? {
+        guard text.first == "{", text.utf8.count <= 4096 else { return nil }
+        let tape = JSONTape(maxDepth: 4)
+        do { try tape.parse(Array(text.utf8)) } catch { return nil }
+        let object = tape.root
+        guard object.kind == .object else { return nil }
+        func field(_ name: StaticString) -> String? {
+            guard let value = object[name]?.string, !value.isEmpty else { return nil }
+            return value
+        }
+        guard let id = field("id") ?? field("lid") ?? field("pn") else { return nil }
+        let phone = field("phoneNumber") ?? field("pn")
+        let other = [phone, field("lid")].compactMap { $0 }.first { $0 != id }
+        return (id, other, phone ?? id)
     }
 
     /// `WAMessageStubType` numbers that are chat-list notices (WAProto).

@@ -118,6 +118,38 @@ struct BaileysAdapterTests {
         #expect(!events.contains { $0.chatId == "5511999990000@c.us" }, "no chat with the account itself")
     }
 
+    @Test("messages.upsert: Baileys 7 group notices carry participants as JSON text: the preview names the phone number, else the id, never the JSON; the pair is learnt")
+    func upsertStubJSONParticipants() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"J1","participant":"140913951141999@lid"},"messageTimestamp":1767366770,
+               "messageStubType":"GROUP_PARTICIPANT_ADD","messageStubParameters":[
+                 "{\"id\":\"140913951141911@lid\",\"phoneNumber\":\"491701234567@s.whatsapp.net\",\"admin\":null}",
+                 "{\"id\":\"140913951141922@lid\",\"admin\":null}"]},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"J2","participant":"491703333333@s.whatsapp.net"},"messageTimestamp":1767366771,
+               "messageStubType":32,"messageStubParameters":["{\"id\":\"491703333333@s.whatsapp.net\",\"lid\":\"140913951141933@lid\",\"admin\":null}"]}]}
+            """#))
+        let previews = events.compactMap { event -> String? in
+            guard case .messageCreated(let message) = event.payload else { return nil }
+            return message.preview
+        }
+        #expect(previews == ["participant add: 491701234567@s.whatsapp.net, 140913951141922@lid", "participant leave: 491703333333@s.whatsapp.net"])
+        #expect(events.filter { $0.type == "contact.aliased" }.map(\.chatId) == ["491701234567@c.us", "491703333333@c.us"])
+        #expect(!events.contains { "\($0.payload)".contains("admin") })
+    }
+
+    @Test("group-participants.update: participants given as Baileys 7's JSON text (as in messageStubParameters) are read like objects: the phone id, the pair learnt")
+    func participantsAsJSONText() {
+        let events = harness.events(H.envelope("group-participants.update", data: #"""
+            {"id":"120363041234567890@g.us","author":"5511999990000@s.whatsapp.net","action":"add",
+             "participants":["{\"id\":\"140913951141911@lid\",\"phoneNumber\":\"491701234567@s.whatsapp.net\",\"admin\":null}","491702222222@s.whatsapp.net"]}
+            """#))
+        #expect(events.map(\.payload) == [
+            .contactAliased(ContactAliased(alias: "140913951141911@lid")),
+            .groupParticipants(GroupParticipants(action: .add, participants: ["491701234567@c.us", "491702222222@c.us"], includesMe: false)),
+        ])
+    }
+
     @Test("messages.upsert: group notices (stub type as number or name) are system messages; a missed call is a call")
     func upsertStubs() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""

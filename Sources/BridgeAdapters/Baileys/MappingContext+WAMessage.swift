@@ -27,6 +27,13 @@ extension MappingContext {
         var content = BaileysContent.describe(message["message"], typeHint: message["messageType"]?.string)
         if message["message"]?.kind != .object, let stub = message["messageStubType"], !stub.isNull {
             content = BaileysContent.stub(stub, parameters: message["messageStubParameters"])
+            // Baileys 7's participants in a notice name both ids of a member: a pair.
+            for parameter in message["messageStubParameters"]?.elements ?? [] {
+                guard let text = parameter.string, let participant = BaileysContent.participantJSON(text),
+                    let id = WhatsAppID.canonical(participant.id), let other = participant.other.flatMap(WhatsAppID.canonical)
+                else { continue }
+                _ = aliasPair(id, other)
+            }
         }
         switch content {
         case .notAMessage:
@@ -188,6 +195,13 @@ extension MappingContext {
             if entry.kind == .object {
                 id = try requiredAddress(entry["id"], path + ".id")
                 if let phone = Self.address(entry["phoneNumber"]), let pair = aliasPair(id, phone) {
+                    phoneByLID[pair.lid] = pair.phone
+                }
+            } else if let text = entry.string, let participant = BaileysContent.participantJSON(text) {
+                // The participant as JSON text, as Baileys 7 keeps it in messageStubParameters.
+                guard let canonical = WhatsAppID.canonical(participant.id) else { throw .invalid(path + ".id", "not a WhatsApp id") }
+                id = canonical
+                if let other = participant.other.flatMap(WhatsAppID.canonical), let pair = aliasPair(id, other) {
                     phoneByLID[pair.lid] = pair.phone
                 }
             } else {
