@@ -389,6 +389,22 @@ struct BaileysAdapterTests {
             timestamp: 1_767_366_700_000, lastMessage: nil)))
     }
 
+    @Test("messaging-history.set: a chat's name is displayName || name || username, as Baileys reads it (a 1:1 chat often has only a displayName)")
+    func historyChatName() {
+        let events = harness.events(H.envelope("messaging-history.set", data: #"""
+            {"chats":[{"id":"491701234567@s.whatsapp.net","displayName":"Anna Schmidt","unreadCount":1,"conversationTimestamp":"1767366800"},
+                      {"id":"120363099999999999@g.us","name":"Old club","unreadCount":0,"conversationTimestamp":"1767300000"},
+                      {"id":"491709999999@s.whatsapp.net","displayName":"","name":"Ben","unreadCount":0,"conversationTimestamp":"1767366000"},
+                      {"id":"491708888888@s.whatsapp.net","username":"cy.shop","unreadCount":0,"conversationTimestamp":"1767366000"}],
+             "contacts":[],"messages":[],"syncType":0}
+            """#))
+        let names = events.compactMap { event -> String? in
+            guard case .chatSnapshot(let snapshot) = event.payload else { return nil }
+            return snapshot.name
+        }
+        #expect(names == ["Anna Schmidt", "Old club", "Ben", "cy.shop"])
+    }
+
     @Test("messaging-history.set chunks older than the live state (FULL, ON_DEMAND) are no snapshot; their mappings still count")
     func historyLateChunks() {
         for syncType in ["2", "6", #""ON_DEMAND""#] {

@@ -293,8 +293,11 @@ extension MappingContext {
             var muteUntil: Int64 = 0
             if let mute = chat["muteEndTime"] { muteUntil = try Self.muteUntil(mute, path + ".muteEndTime") }
             let timestamp = BaileysContent.epochMillis(chat["conversationTimestamp"]) ?? last?.timestamp ?? envelopeTime
+            // Baileys' own reading (src/Utils/history.ts): displayName || name || username; 1:1
+            // conversations often have only a displayName.
+            let name = [chat["displayName"], chat["name"], chat["username"]].lazy.compactMap { $0?.string }.first { !$0.isEmpty } ?? ""
             let snapshot = ChatSnapshot(
-                name: BaileysContent.truncated(chat["name"]?.string ?? ""), isGroup: WhatsAppID.domain(of: chatId) == .group,
+                name: BaileysContent.truncated(name), isGroup: WhatsAppID.domain(of: chatId) == .group,
                 unreadCount: max(0, unread), markedUnread: chat["markedAsUnread"]?.bool ?? (unread == -1),
                 archived: chat["archived"]?.bool ?? false, pinned: pinned,
                 muteUntil: muteUntil,
