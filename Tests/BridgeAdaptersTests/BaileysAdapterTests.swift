@@ -31,15 +31,36 @@ struct BaileysAdapterTests {
             messageId: "3A1", fromMe: false, kind: .text, preview: "hi", senderId: "491701234567@c.us")))
     }
 
-    @Test("messages.upsert append: an own group message from another device (ephemeral wrapper, numeric-string time) is the account's, sender from the envelope's me")
+    @Test("messages.upsert append: an own group message from another device (ephemeral wrapper, numeric-string time) is the account's, sender from the envelope's me; its SERVER_ACK follows it")
     func upsertAppendOwn() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""
             {"type":"append","messages":[{"key":{"remoteJid":"120363041234567890@g.us","fromMe":true,"id":"3EB0OWN"},"messageTimestamp":"1767366771","status":2,
               "message":{"ephemeralMessage":{"message":{"extendedTextMessage":{"text":"on my way"}}}}}]}
             """#))
-        #expect(events.map(\.payload) == [.messageCreated(MessageCreated(
-            messageId: "3EB0OWN", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us"))])
+        #expect(events.map(\.payload) == [
+            .messageCreated(MessageCreated(messageId: "3EB0OWN", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us")),
+            .messageStatus(MessageStatus(messageIds: ["3EB0OWN"], status: .server)),
+        ])
         #expect(events.first?.occurredAt == 1_767_366_771_000)
+    }
+
+    @Test("messages.upsert: an own message's status (SERVER_ACK by number, a receipt a buffered batch merged in by name) follows it as message.status, so its ack is not pending; PENDING and an incoming delivery state nothing more")
+    func upsertOwnStatus() throws {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"append","messages":[
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O1"},"messageTimestamp":1767366770,"status":2,"message":{"conversation":"a"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O2"},"messageTimestamp":1767366771,"status":"READ","message":{"conversation":"b"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O3"},"messageTimestamp":1767366772,"status":1,"message":{"conversation":"c"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"I1"},"messageTimestamp":1767366773,"status":3,"message":{"conversation":"d"}}]}
+            """#))
+        #expect(events.map(\.type) == ["message.created", "message.status", "message.created", "message.status", "message.created", "message.created"])
+        #expect(events[1].payload == .messageStatus(MessageStatus(messageIds: ["O1"], status: .server)))
+        #expect(events[3].payload == .messageStatus(MessageStatus(messageIds: ["O2"], status: .read)))
+        #expect(events[3].occurredAt == 1_767_366_771_000, "stated with the message")
+        let list = try Self.chatList([SameConversationTests.baileysUpsert(
+            0, #"{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O4"}"#, #"{"conversation":"sent from the phone, read by Anna"}"#
+        ).replacingOccurrences(of: #""pushName":"x","#, with: #""status":4,"#)])
+        #expect(list.contains(#""unreadCount":0"#) && list.contains(#""ack":"read""#), "\(list)")
     }
 
     @Test("messages.upsert: a group image from a member under a LID resolved by participantAlt; a read history message is read on the phone")

@@ -10,7 +10,7 @@ extension MappingContext {
         case "messages.upsert":
             let upsert = try requiredObject(data, "data")
             try Self.forEachObject(try required(upsert["messages"], "data.messages"), "data.messages") { message, path throws(AdaptError) in
-                try mapMessage(message, path, sentThroughAPI: false, reactions: false, reasons: &reasons)
+                try mapMessage(message, path, sentThroughAPI: false, reactions: false, ownStatus: true, reasons: &reasons)
             }
         case "messages.update":
             try Self.forEachObject(try required(data, "data"), "data") { update, path throws(AdaptError) in

@@ -8,11 +8,14 @@ extension MappingContext {
     /// A `WAMessage` (Evolution's `messages.upsert`, `send.message` and `messages.set`, each of
     /// Baileys' `messages.upsert`): a message, a reaction or something that is not a chat-list
     /// message. `reactions`: whether a reaction here is the reaction's one record (Evolution),
-    /// or a copy of what `messages.reaction` says again (Baileys). A group notice
+    /// or a copy of what `messages.reaction` says again (Baileys). `ownStatus`: whether an own
+    /// message's `status` is stated as its `message.status` (Baileys sets `SERVER_ACK` on own
+    /// messages, and a buffered batch merges later receipts into it). A group notice
     /// (`messageStubType` without content; Evolution drops them before publishing) is a
     /// `system` message.
     mutating func mapMessage(
-        _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, reasons: inout [String]
+        _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, ownStatus: Bool = false,
+        reasons: inout [String]
     ) throws(AdaptError) {
         let key = try requiredObject(message["key"], path + ".key")
         let fromMeField = try optionalBool(key["fromMe"], path + ".key.fromMe")
@@ -62,9 +65,15 @@ extension MappingContext {
                 chatId: chatId, at: occurredAt,
                 .messageCreated(MessageCreated(
                     messageId: messageId, fromMe: fromMe, kind: kind, preview: preview, senderId: sender, hasMedia: hasMedia ? true : nil)))
-            // Evolution's own rule: an incoming message is unread while its status is
-            // DELIVERY_ACK; one that arrives READ (history, another device) is read already.
-            if !fromMe, let status = BaileysContent.ackStatus(message["status"]), status == .read || status == .played {
+            guard let status = BaileysContent.ackStatus(message["status"]) else { return }
+            if fromMe {
+                // The own message's ack as the upsert states it (pending is where it starts).
+                if ownStatus, status != .pending {
+                    emit(chatId: chatId, at: occurredAt, .messageStatus(MessageStatus(messageIds: [messageId], status: status)))
+                }
+            } else if status == .read || status == .played {
+                // Evolution's own rule: an incoming message is unread while its status is
+                // DELIVERY_ACK; one that arrives READ (history, another device) is read already.
                 emit(
                     chatId: chatId, at: occurredAt,
                     .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)))

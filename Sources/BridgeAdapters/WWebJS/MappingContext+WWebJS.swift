@@ -150,6 +150,10 @@ extension MappingContext {
             .messageCreated(MessageCreated(
                 messageId: messageId, fromMe: fromMe, kind: kind, preview: BaileysContent.truncated(preview), senderId: sender,
                 hasMedia: hasMedia ? true : nil)))
+        // An own message's ack as message_create gives it (0 pending is where it starts).
+        if fromMe, let status = Self.wwebjsAck(message["ack"]), status != .pending {
+            emit(chatId: chatId, at: occurredAt, .messageStatus(MessageStatus(messageIds: [messageId], status: status)))
+        }
     }
 
     /// wwebjs' `ACK`: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.

@@ -27,11 +27,13 @@ struct WWebJSRecordWriter: Sendable {
             guard message.kind != .system, WhatsAppID.domain(of: chatId) != .statusBroadcast else { return [] }
             let (type, body, preview, media) = Self.content(message)
             let sender = message.fromMe ? own : (WhatsAppID.domain(of: chatId) == .group ? message.senderId : chatId)
+            // An own message is written with ack 1 (server), which is its status.
+            let acked: [EventPayload] = message.fromMe ? [.messageStatus(MessageStatus(messageIds: [message.messageId], status: .server))] : []
             return one(
                 "message_create", [self.message(chatId, message.messageId, fromMe: message.fromMe, type: type, body: body, author: sender, time: event.occurredAt)],
                 [.messageCreated(MessageCreated(
                     messageId: message.messageId, fromMe: message.fromMe, kind: message.kind, preview: preview, senderId: sender,
-                    hasMedia: media ? true : nil))],
+                    hasMedia: media ? true : nil))] + acked,
                 at: event.wholeSeconds)
         case .messageStatus(let status):
             guard let messageId = status.messageIds.first else { return [] }
