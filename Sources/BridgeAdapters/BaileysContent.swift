@@ -27,14 +27,20 @@ package enum BaileysContent: Equatable, Sendable {
         "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
         "documentWithCaptionMessage", "editedMessage", "groupMentionedMessage", "botInvokeMessage",
         "lottieStickerMessage", "associatedChildMessage", "statusMentionMessage", "questionMessage",
+        "pollCreationMessageV4",  // a FutureProofMessage around the poll (WAProto `Message` field 93)
     ]
 
-    /// Types that are not messages of the chat list.
+    /// Types that are not messages of the chat list. `secretEncryptedMessage` is an encrypted
+    /// edit of another message (`targetMessageKey`, `secretEncType` `MESSAGE_EDIT` /
+    /// `EVENT_EDIT`, WAProto `Message.SecretEncryptedMessage`); `albumMessage` announces an
+    /// album whose images and videos come as messages of their own; `eventCoverImage` is an
+    /// event's cover; `pollResultSnapshotMessage(V3)` a poll's results.
     static let nonMessages: Set<String> = [
         "protocolMessage", "pollUpdateMessage", "encReactionMessage", "keepInChatMessage", "pinInChatMessage",
-        "encEventResponseMessage", "pollResultSnapshotMessage", "messageHistoryBundle", "peerDataOperationRequestMessage",
-        "peerDataOperationRequestResponseMessage", "appStateSyncKeyShareMessage", "appStateSyncKeyRequestMessage",
-        "initialSecurityNotificationSettingSync", "appStateFatalExceptionNotification", "placeholderMessage",
+        "encEventResponseMessage", "pollResultSnapshotMessage", "pollResultSnapshotMessageV3", "messageHistoryBundle",
+        "peerDataOperationRequestMessage", "peerDataOperationRequestResponseMessage", "appStateSyncKeyShareMessage",
+        "appStateSyncKeyRequestMessage", "initialSecurityNotificationSettingSync", "appStateFatalExceptionNotification",
+        "placeholderMessage", "secretEncryptedMessage", "albumMessage", "eventCoverImage",
     ]
 
     /// The longest preview kept (ChatLedger's text limit, in bytes of UTF-8).
@@ -85,7 +91,7 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .audio, preview: "", hasMedia: true)
         case "documentMessage":
             return .message(kind: .document, preview: truncated(text("caption", "fileName", "title")), hasMedia: true)
-        case "stickerMessage":
+        case "stickerMessage", "stickerPackMessage":
             return .message(kind: .sticker, preview: "", hasMedia: true)
         case "locationMessage", "liveLocationMessage":
             return .message(kind: .location, preview: truncated(text("name", "address", "caption")), hasMedia: false)
@@ -93,7 +99,8 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .contact, preview: truncated(text("displayName")), hasMedia: false)
         case "callLogMesssage", "callLogMessage", "bcallMessage", "scheduledCallCreationMessage", "call":
             return .message(kind: .call, preview: "", hasMedia: false)
-        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4":
+        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4",
+            "pollCreationMessageV5":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
         case "eventMessage":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
@@ -212,6 +219,12 @@ extension BaileysContent {
             return .notAMessage(type: "stub")
         }
         let first = parameters?.elements.first?.string ?? ""
+        // Baileys 7 writes participants as JSON text: named by phone number, else id; never raw JSON.
+        let names = (parameters?.elements ?? []).compactMap { parameter -> String? in
+            guard let text = parameter.string else { return nil }
+            guard text.first == "{" else { return text }
+            return participantJSON(text)?.name
+        }
         switch name {
         case "CALL_MISSED_VOICE", "CALL_MISSED_VIDEO", "CALL_MISSED_GROUP_VOICE", "CALL_MISSED_GROUP_VIDEO":
             return .message(kind: .call, preview: "", hasMedia: false)
@@ -222,9 +235,30 @@ extension BaileysContent {
         default:
             guard name.hasPrefix("GROUP_") else { return .notAMessage(type: name) }
             let what = name.dropFirst("GROUP_".count).lowercased().split(separator: "_").joined(separator: " ")
-            let ids = (parameters?.elements ?? []).compactMap(\.string).prefix(8).joined(separator: ", ")
+            let ids = names.prefix(8).joined(separator: ", ")
             return .message(kind: .system, preview: truncated(ids.isEmpty ? what : what + ": " + ids), hasMedia: false)
         }
+    }
+
+    /// A participant Baileys 7 writes as JSON text in `messageStubParameters`
+    /// (src/Socket/messages-recv.ts: `{"id","phoneNumber","lid","username","admin"}`; a join
+    /// request's `{"lid","pn"}`): `id` as given, the other id of its LID–phone pair if named,
+    /// and the name a notice shows (the phone number, else the id). Nil when `text` is not
+    /// such an object.
+    static func participantJSON(_ text: String) -> (id: String, other: String?, name: String)? {
+        guard text.first == "{", text.utf8.count <= 4096 else { return nil }
+        let tape = JSONTape(maxDepth: 4)
+        do { try tape.parse(Array(text.utf8)) } catch { return nil }
+        let object = tape.root
+        guard object.kind == .object else { return nil }
+        func field(_ name: StaticString) -> String? {
+            guard let value = object[name]?.string, !value.isEmpty else { return nil }
+            return value
+        }
+        guard let id = field("id") ?? field("lid") ?? field("pn") else { return nil }
+        let phone = field("phoneNumber") ?? field("pn")
+        let other = [phone, field("lid")].compactMap { $0 }.first { $0 != id }
+        return (id, other, phone ?? id)
     }
 
     /// `WAMessageStubType` numbers that are chat-list notices (WAProto).

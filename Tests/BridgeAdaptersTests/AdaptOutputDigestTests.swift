@@ -100,8 +100,8 @@ struct AdaptOutputDigestTests {
         "each format's events, ids, skip reasons and dead letters are byte for byte what they were",
         arguments: [
             (EvolutionAdapter.formatName, "edcbd55b1f09e5b2f202629f3c0a4871db037a52de0b524ab385e1462522cd83"),
-            (BaileysAdapter.formatName, "20fb9d4f5ac4eba928ac22267f85908e27bbdae995b6d69effbc1234f756d324"),
-            (WWebJSAdapter.formatName, "75d60c36cd6070132d558001dd3086ed07ad3865ab1eafbaf08b10a979355a74"),
+            (BaileysAdapter.formatName, "911bd520a4867659c83cd333fb269bc6b57c6edd82287e795af17917ad2d6b9e"),
+            (WWebJSAdapter.formatName, "601b77985cc9c79b133d0735bb5fcae36d8eb6aa6dfea49f2a7f527d46cbb7ad"),
         ])
     func pinnedOutput(format: String, expected: String) throws {
         let adapter = try #require(BridgeFormats.adapter(named: format))

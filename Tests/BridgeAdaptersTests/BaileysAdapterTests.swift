@@ -31,15 +31,36 @@ struct BaileysAdapterTests {
             messageId: "3A1", fromMe: false, kind: .text, preview: "hi", senderId: "491701234567@c.us")))
     }
 
-    @Test("messages.upsert append: an own group message from another device (ephemeral wrapper, numeric-string time) is the account's, sender from the envelope's me")
+    @Test("messages.upsert append: an own group message from another device (ephemeral wrapper, numeric-string time) is the account's, sender from the envelope's me; its SERVER_ACK follows it")
     func upsertAppendOwn() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""
             {"type":"append","messages":[{"key":{"remoteJid":"120363041234567890@g.us","fromMe":true,"id":"3EB0OWN"},"messageTimestamp":"1767366771","status":2,
               "message":{"ephemeralMessage":{"message":{"extendedTextMessage":{"text":"on my way"}}}}}]}
             """#))
-        #expect(events.map(\.payload) == [.messageCreated(MessageCreated(
-            messageId: "3EB0OWN", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us"))])
+        #expect(events.map(\.payload) == [
+            .messageCreated(MessageCreated(messageId: "3EB0OWN", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us")),
+            .messageStatus(MessageStatus(messageIds: ["3EB0OWN"], status: .server)),
+        ])
         #expect(events.first?.occurredAt == 1_767_366_771_000)
+    }
+
+    @Test("messages.upsert: an own message's status (SERVER_ACK by number, a receipt a buffered batch merged in by name) follows it as message.status, so its ack is not pending; PENDING and an incoming delivery state nothing more")
+    func upsertOwnStatus() throws {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"append","messages":[
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O1"},"messageTimestamp":1767366770,"status":2,"message":{"conversation":"a"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O2"},"messageTimestamp":1767366771,"status":"READ","message":{"conversation":"b"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O3"},"messageTimestamp":1767366772,"status":1,"message":{"conversation":"c"}},
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"I1"},"messageTimestamp":1767366773,"status":3,"message":{"conversation":"d"}}]}
+            """#))
+        #expect(events.map(\.type) == ["message.created", "message.status", "message.created", "message.status", "message.created", "message.created"])
+        #expect(events[1].payload == .messageStatus(MessageStatus(messageIds: ["O1"], status: .server)))
+        #expect(events[3].payload == .messageStatus(MessageStatus(messageIds: ["O2"], status: .read)))
+        #expect(events[3].occurredAt == 1_767_366_771_000, "stated with the message")
+        let list = try Self.chatList([SameConversationTests.baileysUpsert(
+            0, #"{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"O4"}"#, #"{"conversation":"sent from the phone, read by Anna"}"#
+        ).replacingOccurrences(of: #""pushName":"x","#, with: #""status":4,"#)])
+        #expect(list.contains(#""unreadCount":0"#) && list.contains(#""ack":"read""#), "\(list)")
     }
 
     @Test("messages.upsert: a group image from a member under a LID resolved by participantAlt; a read history message is read on the phone")
@@ -73,6 +94,83 @@ struct BaileysAdapterTests {
         #expect(result.skipReasons == ["reaction_also_in_messages_reaction", "not_a_message", "not_a_message", "not_a_message"])
     }
 
+    @Test("messages.upsert: a secretEncryptedMessage (an encrypted MESSAGE_EDIT of another message) is no new message: skipped, counted, no unread")
+    func upsertSecretEncryptedEdit() {
+        let result = harness.adapt(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S2"},"messageTimestamp":1767366802,
+              "message":{"secretEncryptedMessage":{"targetMessageKey":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S1"},
+                "encPayload":"AAAA","encIv":"BBBB","secretEncType":"MESSAGE_EDIT"},"messageContextInfo":{}}}]}
+            """#))
+        #expect(result.events.isEmpty)
+        #expect(result.skipReasons == ["not_a_message"])
+    }
+
+    @Test("messages.upsert content types (WAProto): albumMessage and eventCoverImage are no messages of their own, nor a pollResultSnapshotMessageV3; stickerPackMessage is a sticker; pollCreationMessageV5 and V4 (a wrapper) are the poll's name")
+    func upsertNewerContentTypes() {
+        let message = { (id: String, content: String) in
+            #"{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"\#(id)"},"messageTimestamp":1767366770,"message":\#(content)}"#
+        }
+        let result = harness.adapt(H.envelope("messages.upsert", data: #"{"type":"notify","messages":["# + [
+            message("C1", #"{"albumMessage":{"expectedImageCount":3,"expectedVideoCount":0},"messageContextInfo":{}}"#),
+            message("C2", #"{"eventCoverImage":{"message":{"imageMessage":{"mimetype":"image/jpeg"}}}}"#),
+            message("C3", #"{"pollResultSnapshotMessageV3":{"name":"Pizza?","pollVotes":[]}}"#),
+            message("C4", #"{"stickerPackMessage":{"stickerPackId":"p","name":"Cats","stickers":[]}}"#),
+            message("C5", #"{"pollCreationMessageV5":{"name":"Lunch?","options":[{"optionName":"yes"}]}}"#),
+            message("C6", #"{"pollCreationMessageV4":{"message":{"pollCreationMessage":{"name":"Dinner?","options":[]}}}}"#),
+        ].joined(separator: ",") + "]}"))
+        #expect(result.skipReasons == ["not_a_message", "not_a_message", "not_a_message"])
+        #expect(result.events.map(\.event.payload) == [
+            .messageCreated(MessageCreated(messageId: "C4", fromMe: false, kind: .sticker, preview: "", senderId: "491701234567@c.us", hasMedia: true)),
+            .messageCreated(MessageCreated(messageId: "C5", fromMe: false, kind: .text, preview: "Lunch?", senderId: "491701234567@c.us")),
+            .messageCreated(MessageCreated(messageId: "C6", fromMe: false, kind: .text, preview: "Dinner?", senderId: "491701234567@c.us")),
+        ])
+    }
+
+    @Test("messages.upsert: an incoming broadcast-list message is filed under its sender's chat; an own one stays under the list, never a chat with its participant (the account)")
+    func upsertBroadcastList() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"append","messages":[
+              {"key":{"remoteJid":"1767366000@broadcast","fromMe":false,"id":"BL0","participant":"491701234567@s.whatsapp.net"},"messageTimestamp":1767366780,
+               "broadcast":true,"message":{"conversation":"to everyone on Anna's list"}},
+              {"key":{"remoteJid":"1767366000@broadcast","fromMe":true,"id":"BL1","participant":"5511999990000@s.whatsapp.net"},"messageTimestamp":1767366790,
+               "broadcast":true,"message":{"conversation":"to my broadcast list"}}]}
+            """#))
+        #expect(events.filter { $0.type == "message.created" }.map(\.chatId) == ["491701234567@c.us", "1767366000@broadcast"])
+        #expect(!events.contains { $0.chatId == "5511999990000@c.us" }, "no chat with the account itself")
+    }
+
+    @Test("messages.upsert: Baileys 7 group notices carry participants as JSON text: the preview names the phone number, else the id, never the JSON; the pair is learnt")
+    func upsertStubJSONParticipants() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"J1","participant":"140913951141999@lid"},"messageTimestamp":1767366770,
+               "messageStubType":"GROUP_PARTICIPANT_ADD","messageStubParameters":[
+                 "{\"id\":\"140913951141911@lid\",\"phoneNumber\":\"491701234567@s.whatsapp.net\",\"admin\":null}",
+                 "{\"id\":\"140913951141922@lid\",\"admin\":null}"]},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"J2","participant":"491703333333@s.whatsapp.net"},"messageTimestamp":1767366771,
+               "messageStubType":32,"messageStubParameters":["{\"id\":\"491703333333@s.whatsapp.net\",\"lid\":\"140913951141933@lid\",\"admin\":null}"]}]}
+            """#))
+        let previews = events.compactMap { event -> String? in
+            guard case .messageCreated(let message) = event.payload else { return nil }
+            return message.preview
+        }
+        #expect(previews == ["participant add: 491701234567@s.whatsapp.net, 140913951141922@lid", "participant leave: 491703333333@s.whatsapp.net"])
+        #expect(events.filter { $0.type == "contact.aliased" }.map(\.chatId) == ["491701234567@c.us", "491703333333@c.us"])
+        #expect(!events.contains { "\($0.payload)".contains("admin") })
+    }
+
+    @Test("group-participants.update: participants given as Baileys 7's JSON text (as in messageStubParameters) are read like objects: the phone id, the pair learnt")
+    func participantsAsJSONText() {
+        let events = harness.events(H.envelope("group-participants.update", data: #"""
+            {"id":"120363041234567890@g.us","author":"5511999990000@s.whatsapp.net","action":"add",
+             "participants":["{\"id\":\"140913951141911@lid\",\"phoneNumber\":\"491701234567@s.whatsapp.net\",\"admin\":null}","491702222222@s.whatsapp.net"]}
+            """#))
+        #expect(events.map(\.payload) == [
+            .contactAliased(ContactAliased(alias: "140913951141911@lid")),
+            .groupParticipants(GroupParticipants(action: .add, participants: ["491701234567@c.us", "491702222222@c.us"], includesMe: false)),
+        ])
+    }
+
     @Test("messages.upsert: group notices (stub type as number or name) are system messages; a missed call is a call")
     func upsertStubs() {
         let events = harness.events(H.envelope("messages.upsert", data: #"""
@@ -89,6 +187,54 @@ struct BaileysAdapterTests {
             .messageCreated(MessageCreated(
                 messageId: "S2", fromMe: false, kind: .system, preview: "changed the subject to \"Trip\"", senderId: "491701234567@c.us")),
             .messageCreated(MessageCreated(messageId: "S3", fromMe: false, kind: .call, preview: "", senderId: "491701234567@c.us")),
+        ])
+    }
+
+    // MARK: - Keys of Baileys 6.7.19 – 6.7.21
+
+    /// The chat list after `records` (Baileys envelopes of `SameConversationTests.device`).
+    static func chatList(_ records: [String]) throws -> String {
+        try SameConversationTests.chatList(SameConversationTests.adapt(records, BaileysAdapter()))
+    }
+
+    @Test("Baileys 6.7.21 keys: senderPn beside a LID remoteJid teaches the pair as remoteJidAlt does: the message and an own reply under the phone id are one chat, read")
+    func senderPnTeachesThePair() throws {
+        typealias S = SameConversationTests
+        let records = [
+            S.baileysUpsert(0, #"{"remoteJid":"140913951141911@lid","fromMe":false,"id":"P1","senderPn":"491701234567@s.whatsapp.net"}"#, #"{"conversation":"hi (6.7.21 key)"}"#),
+            S.baileysUpsert(5, #"{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"P2"}"#, #"{"conversation":"reply from the phone"}"#),
+        ]
+        let events = S.adapt(records, BaileysAdapter())
+        #expect(events.map(\.type) == ["contact.aliased", "message.created", "message.created"])
+        #expect(events.map(\.chatId) == ["491701234567@c.us", "491701234567@c.us", "491701234567@c.us"])
+        #expect(events[0].payload == .contactAliased(ContactAliased(alias: "140913951141911@lid")))
+        let list = try Self.chatList(records)
+        #expect(list.contains(#"{"id":"491701234567@c.us","name":null,"isGroup":false,"unreadCount":0,"#), "\(list)")
+        #expect(!list.contains("@lid"), "one chat, not a LID chat beside it: \(list)")
+    }
+
+    @Test("Baileys 6.7.21 keys: senderLid beside a phone remoteJid, participantPn / participantLid beside a group participant are pairs; an own message's senderPn (the account) teaches nothing")
+    func senderAndParticipantFields() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[
+              {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"K1","senderLid":"140913951141911@lid"},"messageTimestamp":1767366770,"message":{"conversation":"a"}},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"K2","participant":"140913951141922@lid","participantPn":"491702222222@s.whatsapp.net"},"messageTimestamp":1767366771,"message":{"conversation":"b"}},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"K3","participant":"491703333333@s.whatsapp.net","participantLid":"140913951141933@lid"},"messageTimestamp":1767366772,"message":{"conversation":"c"}},
+              {"key":{"remoteJid":"140913951141944@lid","fromMe":true,"id":"K4","senderPn":"5511999990000@s.whatsapp.net"},"messageTimestamp":1767366773,"message":{"conversation":"d"}}]}
+            """#))
+        let aliases = events.filter { $0.type == "contact.aliased" }.map { "\($0.chatId ?? "") \($0.payload)" }
+        #expect(aliases == [
+            "491701234567@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141911@lid")))",
+            "491702222222@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141922@lid")))",
+            "491703333333@c.us \(EventPayload.contactAliased(ContactAliased(alias: "140913951141933@lid")))",
+        ])
+        let created = events.compactMap { event -> String? in
+            guard case .messageCreated(let message) = event.payload else { return nil }
+            return "\(event.chatId ?? "") \(message.senderId ?? "")"
+        }
+        #expect(created == [
+            "491701234567@c.us 491701234567@c.us", "120363041234567890@g.us 491702222222@c.us",
+            "120363041234567890@g.us 491703333333@c.us", "140913951141944@lid 5511999990000@c.us",
         ])
     }
 
@@ -262,6 +408,22 @@ struct BaileysAdapterTests {
         #expect(events[3].payload == .chatSnapshot(ChatSnapshot(
             name: "", isGroup: false, unreadCount: 0, markedUnread: false, archived: false, pinned: false, muteUntil: 0,
             timestamp: 1_767_366_700_000, lastMessage: nil)))
+    }
+
+    @Test("messaging-history.set: a chat's name is displayName || name || username, as Baileys reads it (a 1:1 chat often has only a displayName)")
+    func historyChatName() {
+        let events = harness.events(H.envelope("messaging-history.set", data: #"""
+            {"chats":[{"id":"491701234567@s.whatsapp.net","displayName":"Anna Schmidt","unreadCount":1,"conversationTimestamp":"1767366800"},
+                      {"id":"120363099999999999@g.us","name":"Old club","unreadCount":0,"conversationTimestamp":"1767300000"},
+                      {"id":"491709999999@s.whatsapp.net","displayName":"","name":"Ben","unreadCount":0,"conversationTimestamp":"1767366000"},
+                      {"id":"491708888888@s.whatsapp.net","username":"cy.shop","unreadCount":0,"conversationTimestamp":"1767366000"}],
+             "contacts":[],"messages":[],"syncType":0}
+            """#))
+        let names = events.compactMap { event -> String? in
+            guard case .chatSnapshot(let snapshot) = event.payload else { return nil }
+            return snapshot.name
+        }
+        #expect(names == ["Anna Schmidt", "Old club", "Ben", "cy.shop"])
     }
 
     @Test("messaging-history.set chunks older than the live state (FULL, ON_DEMAND) are no snapshot; their mappings still count")

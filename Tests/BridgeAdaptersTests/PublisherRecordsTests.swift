@@ -53,7 +53,7 @@ struct PublisherRecordsTests {
         #expect(text.contains("# fail 0"))
     }
 
-    @Test("the Baileys publisher's records: history snapshot and LID pair, the image under the phone id, the increment skipped, presence ignored, the account setting, read and pin, the revoke")
+    @Test("the Baileys publisher's records: history snapshot and LID pair, the image under the phone id (a buffered flush's chats.update after its messages), the increment skipped, presence ignored, the account setting, read and pin, the revoke")
     func baileys() throws {
         let records = try adapted("baileys")
         #expect(records.map { $0.events.map(\.event.type) } == [
@@ -82,5 +82,6 @@ struct PublisherRecordsTests {
             return
         }
         #expect(snapshot.unreadCount == 1 && snapshot.name == "Ana" && snapshot.lastMessage?.id == "3A1")
+        #expect(records[5].events.map(\.event.payload) == [.messageRevoked(MessageRevoked(messageId: "3A1", scope: .everyone))], "the revoked message, not the notice")
     }
 }

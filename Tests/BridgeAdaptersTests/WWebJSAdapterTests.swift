@@ -37,7 +37,10 @@ struct WWebJSAdapterTests {
         #expect(incoming.first?.occurredAt == 1_767_366_770_000)
         #expect(incoming.first?.deviceId == H.deviceId)
         let own = harness.payloads(Self.envelope("message_create", "[\(Self.message(id: "3EB0", chat: "120363041234567890@g.us", fromMe: true, body: "on my way"))]"))
-        #expect(own == [.messageCreated(MessageCreated(messageId: "3EB0", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us"))])
+        #expect(own == [
+            .messageCreated(MessageCreated(messageId: "3EB0", fromMe: true, kind: .text, preview: "on my way", senderId: "5511999990000@c.us")),
+            .messageStatus(MessageStatus(messageIds: ["3EB0"], status: .server)),
+        ])
         let member = harness.payloads(Self.envelope("message_create", "[\(Self.message(id: "G1", chat: "120363041234567890@g.us", type: "image", body: "look", author: "491702222222@c.us"))]"))
         #expect(member == [.messageCreated(MessageCreated(
             messageId: "G1", fromMe: false, kind: .image, preview: "look", senderId: "491702222222@c.us", hasMedia: true))])
@@ -95,6 +98,38 @@ struct WWebJSAdapterTests {
             == [.messageRevoked(MessageRevoked(messageId: "V3", scope: .me))])
         #expect(harness.payloads(Self.envelope("message_edit", #"[\#(Self.message(id: "E1", body: "fixed")),"fixed","fxied"]"#))
             == [.messageEdited(MessageEdited(messageId: "E1", preview: "fixed"))])
+    }
+
+    @Test("message_create: an own message's ack (1 server ... 3 read) follows it as message.status, so its ack is not pending; ack 0 (pending) and an incoming message's ack state nothing more")
+    func messageCreateOwnAck() {
+        let ack = { (value: Int, fromMe: Bool) in
+            Self.envelope("message_create", "[\(Self.message(id: "A\(value)", fromMe: fromMe).replacingOccurrences(of: #""ack":\#(fromMe ? 1 : 0)"#, with: #""ack":\#(value)"#))]")
+        }
+        let created = { (id: String, fromMe: Bool) in
+            EventPayload.messageCreated(MessageCreated(
+                messageId: id, fromMe: fromMe, kind: .text, preview: "hi", senderId: fromMe ? "5511999990000@c.us" : "491701234567@c.us"))
+        }
+        #expect(harness.payloads(ack(1, true)) == [created("A1", true), .messageStatus(MessageStatus(messageIds: ["A1"], status: .server))])
+        #expect(harness.payloads(ack(3, true)) == [created("A3", true), .messageStatus(MessageStatus(messageIds: ["A3"], status: .read))])
+        #expect(harness.payloads(ack(0, true)) == [created("A0", true)])
+        #expect(harness.payloads(ack(2, false)) == [created("A2", false)])
+    }
+
+    @Test("message_revoke_everyone: args[0] is the revoke notice under a new id; the revoked message is its protocolMessageKey, else args[1].id (Client.js copies the key there)")
+    func revokeNamesTheOriginalMessage() {
+        let key = #"{"fromMe":true,"remote":"491701234567@c.us","id":"ORIG1","_serialized":"true_491701234567@c.us_ORIG1"}"#
+        let notice = Self.message(id: "NEWREV9", fromMe: true, type: "revoked", body: "", extra: #","protocolMessageKey":\#(key)"#)
+        let revokedMessage = Self.message(id: "ORIG1", fromMe: true, body: "secret text")
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(notice),\(revokedMessage)]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG1", scope: .everyone))])
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(notice),null]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG1", scope: .everyone))], "protocolMessageKey alone")
+        let serialisedKey = Self.message(id: "NEWREV9", type: "revoked", body: "", extra: #","protocolMessageKey":"false_491701234567@c.us_ORIG2""#)
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(serialisedKey),null]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG2", scope: .everyone))], "a key serialised as a string")
+        let withoutKey = Self.message(id: "NEWREV9", type: "revoked", body: "")
+        #expect(harness.payloads(Self.envelope("message_revoke_everyone", "[\(withoutKey),\(Self.message(id: "ORIG3"))]"))
+            == [.messageRevoked(MessageRevoked(messageId: "ORIG3", scope: .everyone))], "no protocolMessageKey: revoked_msg's id")
     }
 
     @Test("message_reaction: target from msgId, sender, emoji (empty: removed), seconds")

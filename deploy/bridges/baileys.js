@@ -6,7 +6,7 @@
 //   const sock = makeWASocket({ ... });               // your bot, unchanged
 //   attachBaileysPublisher(sock, { producer, topic: 'wa.baileys', deviceId: 'shop-1' });
 //
-// Records are sent one after another in emit order, keyed by `deviceId`. `creds.update`
+// Records are sent one after another in emit order (a buffered flush in FLUSH_ORDER), keyed by `deviceId`. `creds.update`
 // carries the session's keys: only its `accountSettings` are forwarded, never the rest.
 const { record, OrderedSender } = require('./envelope');
 
@@ -16,6 +16,23 @@ const EVENTS = [
   'messages.upsert', 'messages.update', 'messages.delete', 'messages.reaction', 'message-receipt.update',
   'groups.upsert', 'groups.update', 'group-participants.update', 'creds.update',
   'contacts.upsert', 'contacts.update', 'presence.update', 'call', 'labels.edit', 'labels.association',
+];
+
+/**
+ * The order a buffered flush is forwarded in. Baileys' event buffer consolidates a batch
+ * (src/Utils/event-buffer.ts, consolidateEvents) with `chats.update` / `chats.delete` keyed
+ * before `messages.upsert`, but their chat updates are the batch's end state: forwarded
+ * first, a message of the same batch would undo them (an own message reads the chat after a
+ * `unreadCount: -1` mark, an incoming one lands in a chat already deleted). So: state from
+ * history, chats, contacts and LID mappings; then messages and what acts on them; then group
+ * changes and the rest; the chats' end state last, deletions after it.
+ */
+const FLUSH_ORDER = [
+  'messaging-history.set', 'chats.upsert', 'contacts.upsert', 'contacts.update', 'lid-mapping.update',
+  'messages.upsert', 'messages.update', 'messages.delete', 'message-receipt.update', 'messages.reaction',
+  'groups.upsert', 'groups.update', 'group-participants.update',
+  'creds.update', 'presence.update', 'call', 'labels.edit', 'labels.association',
+  'chats.update', 'chats.delete',
 ];
 
 /** What of `creds.update` may leave the process: the account settings, nothing else. */
@@ -44,9 +61,9 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   };
   let detach;
   if (typeof sock.ev.process === 'function') {
-    // Baileys' buffered emitter: one call per flush, events in the order Baileys consolidated them.
+    // Baileys' buffered emitter: one call per flush, forwarded in FLUSH_ORDER (not Baileys' key order).
     const remove = sock.ev.process(async (events) => {
-      for (const [event, data] of Object.entries(events)) if (EVENTS.includes(event)) forward(event, data);
+      for (const event of FLUSH_ORDER) if (event in events) forward(event, events[event]);
     });
     detach = typeof remove === 'function' ? remove : () => {};
   } else {
@@ -57,4 +74,4 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   return { sender, detach };
 }
 
-module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, EVENTS };
+module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, EVENTS, FLUSH_ORDER };

@@ -193,7 +193,10 @@ struct BaileysRecordWriter: Sendable {
         let type: JSONLiteral = variant() == 0 ? "append" : "notify"
         // The adapter says again what remoteJidAlt teaches (one fact: its id is the pair's).
         let aliased = lid.map { [event.meaning(.contactAliased(ContactAliased(alias: $0)))] } ?? []
-        return WrittenEvent(event: "messages.upsert", body: .object([("messages", .array([.object(fields)])), ("type", type)]), meaning: aliased + [meaning])
+        // An own message's SERVER_ACK is its status.
+        let acked = message.fromMe ? [event.meaning(.messageStatus(MessageStatus(messageIds: [message.messageId], status: .server)), at: event.wholeSeconds)] : []
+        return WrittenEvent(
+            event: "messages.upsert", body: .object([("messages", .array([.object(fields)])), ("type", type)]), meaning: aliased + [meaning] + acked)
     }
 
     private func history(_ event: Event, _ snapshot: ChatSnapshot) -> WrittenEvent {

@@ -10,7 +10,7 @@ extension MappingContext {
         case "messages.upsert":
             let upsert = try requiredObject(data, "data")
             try Self.forEachObject(try required(upsert["messages"], "data.messages"), "data.messages") { message, path throws(AdaptError) in
-                try mapMessage(message, path, sentThroughAPI: false, reactions: false, reasons: &reasons)
+                try mapMessage(message, path, sentThroughAPI: false, reactions: false, ownStatus: true, reasons: &reasons)
             }
         case "messages.update":
             try Self.forEachObject(try required(data, "data"), "data") { update, path throws(AdaptError) in
@@ -65,11 +65,11 @@ extension MappingContext {
 
     // MARK: - Messages
 
-    /// The chat of a Baileys key (`remoteJid`, in the phone form when `remoteJidAlt` gives
-    /// it) and whether it is a guess (an unresolved LID: the stage uses the message's chat).
+    /// The chat of a Baileys key (`remoteJid`, in the phone form when the key names it:
+    /// `keyRemoteJid`) and whether it is a guess (an unresolved LID: the stage uses the
+    /// message's chat).
     mutating func keyChat(_ key: JSONValue, _ path: String) throws(AdaptError) -> (chatId: String, isGuess: Bool) {
-        let chatId = try resolveAlias(
-            try requiredAddress(key["remoteJid"], path + ".remoteJid"), alt: key["remoteJidAlt"], path + ".remoteJidAlt")
+        let chatId = try keyRemoteJid(key, path)
         return (chatId, WhatsAppID.domain(of: chatId) == .lid)
     }
 
@@ -141,8 +141,8 @@ extension MappingContext {
         let (chatId, _) = try keyChat(key, path + ".key")
         let reactor: String?
         let reactionKey = reaction["key"]
-        if let participant = try optionalAddress(reactionKey?["participant"], path + ".reaction.key.participant") {
-            reactor = try resolveAlias(participant, alt: reactionKey?["participantAlt"], path + ".reaction.key.participantAlt")
+        if let participant = try keyParticipant(reactionKey, path + ".reaction.key") {
+            reactor = participant
         } else if reactionKey?["fromMe"]?.bool == true {
             reactor = ownId
         } else {
@@ -293,8 +293,11 @@ extension MappingContext {
             var muteUntil: Int64 = 0
             if let mute = chat["muteEndTime"] { muteUntil = try Self.muteUntil(mute, path + ".muteEndTime") }
             let timestamp = BaileysContent.epochMillis(chat["conversationTimestamp"]) ?? last?.timestamp ?? envelopeTime
+            // Baileys' own reading (src/Utils/history.ts): displayName || name || username; 1:1
+            // conversations often have only a displayName.
+            let name = [chat["displayName"], chat["name"], chat["username"]].lazy.compactMap { $0?.string }.first { !$0.isEmpty } ?? ""
             let snapshot = ChatSnapshot(
-                name: BaileysContent.truncated(chat["name"]?.string ?? ""), isGroup: WhatsAppID.domain(of: chatId) == .group,
+                name: BaileysContent.truncated(name), isGroup: WhatsAppID.domain(of: chatId) == .group,
                 unreadCount: max(0, unread), markedUnread: chat["markedAsUnread"]?.bool ?? (unread == -1),
                 archived: chat["archived"]?.bool ?? false, pinned: pinned,
                 muteUntil: muteUntil,

@@ -8,27 +8,35 @@ extension MappingContext {
     /// A `WAMessage` (Evolution's `messages.upsert`, `send.message` and `messages.set`, each of
     /// Baileys' `messages.upsert`): a message, a reaction or something that is not a chat-list
     /// message. `reactions`: whether a reaction here is the reaction's one record (Evolution),
-    /// or a copy of what `messages.reaction` says again (Baileys). A group notice
+    /// or a copy of what `messages.reaction` says again (Baileys). `ownStatus`: whether an own
+    /// message's `status` is stated as its `message.status` (Baileys sets `SERVER_ACK` on own
+    /// messages, and a buffered batch merges later receipts into it). A group notice
     /// (`messageStubType` without content; Evolution drops them before publishing) is a
     /// `system` message.
     mutating func mapMessage(
-        _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, reasons: inout [String]
+        _ message: JSONValue, _ path: String, sentThroughAPI: Bool, reactions: Bool = true, ownStatus: Bool = false,
+        reasons: inout [String]
     ) throws(AdaptError) {
         let key = try requiredObject(message["key"], path + ".key")
-        var chatId = try requiredAddress(key["remoteJid"], path + ".key.remoteJid")
         let fromMeField = try optionalBool(key["fromMe"], path + ".key.fromMe")
         let fromMe = sentThroughAPI || fromMeField
-        chatId = try resolveAlias(chatId, alt: key["remoteJidAlt"], path + ".key.remoteJidAlt")
-        var senderId = try optionalAddress(key["participant"], path + ".key.participant")
-        if let participant = senderId {
-            senderId = try resolveAlias(participant, alt: key["participantAlt"], path + ".key.participantAlt")
-        }
-        // Baileys files a broadcast-list message under the sender's own chat.
-        if WhatsAppID.domain(of: chatId) == .broadcast, let sender = senderId { chatId = sender }
+        var chatId = try keyRemoteJid(key, path + ".key")
+        let senderId = try keyParticipant(key, path + ".key")
+        // Baileys files an incoming broadcast-list message under the sender's own chat; one the
+        // account sent stays under the list (`getChatId`, src/Utils/process-message.ts): its
+        // participant is the account itself, not a chat.
+        if WhatsAppID.domain(of: chatId) == .broadcast, !fromMe, let sender = senderId { chatId = sender }
         let occurredAt = BaileysContent.epochMillis(message["messageTimestamp"]) ?? envelopeTime
         var content = BaileysContent.describe(message["message"], typeHint: message["messageType"]?.string)
         if message["message"]?.kind != .object, let stub = message["messageStubType"], !stub.isNull {
             content = BaileysContent.stub(stub, parameters: message["messageStubParameters"])
+            // Baileys 7's participants in a notice name both ids of a member: a pair.
+            for parameter in message["messageStubParameters"]?.elements ?? [] {
+                guard let text = parameter.string, let participant = BaileysContent.participantJSON(text),
+                    let id = WhatsAppID.canonical(participant.id), let other = participant.other.flatMap(WhatsAppID.canonical)
+                else { continue }
+                _ = aliasPair(id, other)
+            }
         }
         switch content {
         case .notAMessage:
@@ -57,14 +65,47 @@ extension MappingContext {
                 chatId: chatId, at: occurredAt,
                 .messageCreated(MessageCreated(
                     messageId: messageId, fromMe: fromMe, kind: kind, preview: preview, senderId: sender, hasMedia: hasMedia ? true : nil)))
-            // Evolution's own rule: an incoming message is unread while its status is
-            // DELIVERY_ACK; one that arrives READ (history, another device) is read already.
-            if !fromMe, let status = BaileysContent.ackStatus(message["status"]), status == .read || status == .played {
+            guard let status = BaileysContent.ackStatus(message["status"]) else { return }
+            if fromMe {
+                // The own message's ack as the upsert states it (pending is where it starts).
+                if ownStatus, status != .pending {
+                    emit(chatId: chatId, at: occurredAt, .messageStatus(MessageStatus(messageIds: [messageId], status: status)))
+                }
+            } else if status == .read || status == .played {
+                // Evolution's own rule: an incoming message is unread while its status is
+                // DELIVERY_ACK; one that arrives READ (history, another device) is read already.
                 emit(
                     chatId: chatId, at: occurredAt,
                     .messageStatus(MessageStatus(messageIds: [messageId], status: status, selfDevice: true)))
             }
         }
+    }
+
+    // MARK: - Keys
+
+    /// A key's `remoteJid`, in the phone form when the key names the other id of a LID–phone
+    /// pair (recorded as `contact.aliased`): `remoteJidAlt` (Baileys 7), or on an incoming
+    /// message `senderPn` / `senderLid` (Baileys 6.7.19–6.7.21, `decode-wa-message.ts`: the
+    /// sender, who is a 1:1 chat's contact; on an own message the sender is the account).
+    mutating func keyRemoteJid(_ key: JSONValue, _ path: String) throws(AdaptError) -> String {
+        var chatId = try requiredAddress(key["remoteJid"], path + ".remoteJid")
+        chatId = try resolveAlias(chatId, alt: key["remoteJidAlt"], path + ".remoteJidAlt")
+        if key["fromMe"]?.bool != true {
+            chatId = try resolveAlias(chatId, alt: key["senderPn"], path + ".senderPn")
+            chatId = try resolveAlias(chatId, alt: key["senderLid"], path + ".senderLid")
+        }
+        return chatId
+    }
+
+    /// A key's `participant` (a group member, a broadcast's sender), in the phone form when
+    /// `participantAlt` (Baileys 7) or `participantPn` / `participantLid` (6.7.19–6.7.21) name
+    /// the other id of its pair; nil when the key has none.
+    mutating func keyParticipant(_ key: JSONValue?, _ path: String) throws(AdaptError) -> String? {
+        guard var participant = try optionalAddress(key?["participant"], path + ".participant") else { return nil }
+        participant = try resolveAlias(participant, alt: key?["participantAlt"], path + ".participantAlt")
+        participant = try resolveAlias(participant, alt: key?["participantPn"], path + ".participantPn")
+        participant = try resolveAlias(participant, alt: key?["participantLid"], path + ".participantLid")
+        return participant
     }
 
     /// The new text of an edit: `editedMessage.message`, or the protocol message inside it.
@@ -163,6 +204,13 @@ extension MappingContext {
             if entry.kind == .object {
                 id = try requiredAddress(entry["id"], path + ".id")
                 if let phone = Self.address(entry["phoneNumber"]), let pair = aliasPair(id, phone) {
+                    phoneByLID[pair.lid] = pair.phone
+                }
+            } else if let text = entry.string, let participant = BaileysContent.participantJSON(text) {
+                // The participant as JSON text, as Baileys 7 keeps it in messageStubParameters.
+                guard let canonical = WhatsAppID.canonical(participant.id) else { throw .invalid(path + ".id", "not a WhatsApp id") }
+                id = canonical
+                if let other = participant.other.flatMap(WhatsAppID.canonical), let pair = aliasPair(id, other) {
                     phoneByLID[pair.lid] = pair.phone
                 }
             } else {

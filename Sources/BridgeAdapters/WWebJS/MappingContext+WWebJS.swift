@@ -24,11 +24,21 @@ extension MappingContext {
             let message = try argument(0)
             let ack = arguments.count > 1 && !arguments[1].isNull ? arguments[1] : message["ack"]
             try mapWWebJSAck(message, ack: ack, "args[0]", reasons: &reasons)
-        case "message_revoke_everyone", "message_revoke_me":
-            // WA Web turns the revoked message itself into a `revoked` one: its id is the target.
+        case "message_revoke_everyone":
+            // args[0] is the revoke notice under an id of its own; the revoked message is named
+            // by its `protocolMessageKey` (Message.js), which Client.js also copies into
+            // args[1] (`revoked_msg.id`), absent when WA Web had not kept the message.
+            let notice = try argument(0)
+            let (chatId, noticeId, _) = try wwebjsMessageKey(notice, "args[0]")
+            let original = arguments.count > 1 && arguments[1].kind == .object ? arguments[1]["id"] : nil
+            var messageId = try wwebjsKeyId(notice["protocolMessageKey"], "args[0].protocolMessageKey")
+            if messageId == nil { messageId = try wwebjsKeyId(original, "args[1].id") }
+            let target = messageId ?? noticeId
+            emit(chatId: chatId, at: envelopeTime, .messageRevoked(MessageRevoked(messageId: target, scope: .everyone)), waitsFor: target)
+        case "message_revoke_me":
+            // The message deleted for me itself: its id is the target.
             let (chatId, messageId, _) = try wwebjsMessageKey(try argument(0), "args[0]")
-            let scope: RevokeScope = eventName == "message_revoke_me" ? .me : .everyone
-            emit(chatId: chatId, at: envelopeTime, .messageRevoked(MessageRevoked(messageId: messageId, scope: scope)), waitsFor: messageId)
+            emit(chatId: chatId, at: envelopeTime, .messageRevoked(MessageRevoked(messageId: messageId, scope: .me)), waitsFor: messageId)
         case "message_edit":
             let message = try argument(0)
             let (chatId, messageId, _) = try wwebjsMessageKey(message, "args[0]")
@@ -71,6 +81,19 @@ extension MappingContext {
         guard let chatId = try wwebjsAddress(key["remote"], path + ".id.remote") else { throw .missing(path + ".id.remote") }
         let messageId = try requiredIdentifier(key["id"], path + ".id.id")
         return (chatId, messageId, try optionalBool(key["fromMe"], path + ".id.fromMe"))
+    }
+
+    /// The message id of a wwebjs key: `{fromMe, remote, id, _serialized}`, or its
+    /// serialised form `<fromMe>_<remote>_<id>[_<participant>]`; nil when absent.
+    func wwebjsKeyId(_ key: JSONValue?, _ path: @autoclosure () -> String) throws(AdaptError) -> String? {
+        guard let key, !key.isNull else { return nil }
+        if key.kind == .object { return try optionalIdentifier(key["id"], path() + ".id").flatMap { $0.isEmpty ? nil : $0 } }
+        guard let serialised = key.string else { throw .wrongType(path(), expected: "an object or a string", found: key) }
+        let parts = serialised.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count >= 3, !parts[2].isEmpty, parts[2].utf8.count <= Self.maxIdentifierBytes else {
+            throw .invalid(path(), "not a serialised message key")
+        }
+        return String(parts[2])
     }
 
     /// A `Message`'s kind, preview and media from its `type` (`chat`, `image`, `ptt`, ...);
@@ -127,6 +150,10 @@ extension MappingContext {
             .messageCreated(MessageCreated(
                 messageId: messageId, fromMe: fromMe, kind: kind, preview: BaileysContent.truncated(preview), senderId: sender,
                 hasMedia: hasMedia ? true : nil)))
+        // An own message's ack as message_create gives it (0 pending is where it starts).
+        if fromMe, let status = Self.wwebjsAck(message["ack"]), status != .pending {
+            emit(chatId: chatId, at: occurredAt, .messageStatus(MessageStatus(messageIds: [messageId], status: status)))
+        }
     }
 
     /// wwebjs' `ACK`: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.

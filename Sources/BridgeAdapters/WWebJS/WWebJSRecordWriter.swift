@@ -27,11 +27,13 @@ struct WWebJSRecordWriter: Sendable {
             guard message.kind != .system, WhatsAppID.domain(of: chatId) != .statusBroadcast else { return [] }
             let (type, body, preview, media) = Self.content(message)
             let sender = message.fromMe ? own : (WhatsAppID.domain(of: chatId) == .group ? message.senderId : chatId)
+            // An own message is written with ack 1 (server), which is its status.
+            let acked: [EventPayload] = message.fromMe ? [.messageStatus(MessageStatus(messageIds: [message.messageId], status: .server))] : []
             return one(
                 "message_create", [self.message(chatId, message.messageId, fromMe: message.fromMe, type: type, body: body, author: sender, time: event.occurredAt)],
                 [.messageCreated(MessageCreated(
                     messageId: message.messageId, fromMe: message.fromMe, kind: message.kind, preview: preview, senderId: sender,
-                    hasMedia: media ? true : nil))],
+                    hasMedia: media ? true : nil))] + acked,
                 at: event.wholeSeconds)
         case .messageStatus(let status):
             guard let messageId = status.messageIds.first else { return [] }
@@ -87,8 +89,19 @@ struct WWebJSRecordWriter: Sendable {
                 [self.message(chatId, edit.messageId, fromMe: false, type: "chat", body: edit.preview, author: chatId, time: event.occurredAt), .string(edit.preview), "before"],
                 [event.payload])
         case .messageRevoked(let revoke):
-            let revoked = self.message(chatId, revoke.messageId, fromMe: false, type: "revoked", body: "", author: chatId, time: event.occurredAt)
-            return one(revoke.scope == .everyone ? "message_revoke_everyone" : "message_revoke_me", revoke.scope == .everyone ? [revoked, .null] : [revoked], [event.payload])
+            guard revoke.scope == .everyone else {
+                let deleted = self.message(chatId, revoke.messageId, fromMe: false, type: "chat", body: "", author: chatId, time: event.occurredAt)
+                return one("message_revoke_me", [deleted], [event.payload])
+            }
+            // The revoke notice has an id of its own and names the revoked message in `protocolMessageKey`.
+            var notice = self.message(chatId, "REV" + revoke.messageId, fromMe: false, type: "revoked", body: "", author: chatId, time: event.occurredAt)
+            if case .object(var fields) = notice {
+                fields.append(("protocolMessageKey", .object([
+                    ("fromMe", false), ("remote", .string(chatId)), ("id", .string(revoke.messageId)), ("_serialized", .string("false_\(chatId)_\(revoke.messageId)")),
+                ])))
+                notice = .object(fields)
+            }
+            return one("message_revoke_everyone", [notice, .null], [event.payload])
         case .chatUpdated(let update):
             guard WhatsAppID.domain(of: chatId) == .group, let name = update.name, !name.isEmpty else { return [] }
             return one(

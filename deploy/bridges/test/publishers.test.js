@@ -26,6 +26,24 @@ test('baileys: one record per event in emit order, keyed by the device, in the e
   }
 });
 
+test('baileys: a buffered flush (chats keyed before messages, as Baileys consolidates it) is forwarded with the chats\' end state last', async () => {
+  const { StubBaileysEvents, stubProducer, CONSOLIDATED_ORDER } = require('../testing/scenario');
+  const { attachBaileysPublisher, EVENTS, FLUSH_ORDER } = require('../baileys');
+  assert.deepEqual([...FLUSH_ORDER].sort(), [...EVENTS].sort(), 'every forwarded event has its place');
+  const producer = stubProducer();
+  const ev = new StubBaileysEvents();
+  const { sender } = attachBaileysPublisher({ user: { id: '5511999990000:4@s.whatsapp.net' }, ev }, { producer, deviceId: 'shop-1', now: () => 1 });
+  const batch = Object.fromEntries(CONSOLIDATED_ORDER.map((event) => [event, []]));
+  ev.flush({ ...batch, 'group-participants.update': { id: '120363041234567890@g.us', action: 'add', participants: [] }, 'lid-mapping.update': [] });
+  await sender.flush();
+  assert.deepEqual(Object.keys(ev.lastBatch).slice(0, 5), ['messaging-history.set', 'chats.upsert', 'chats.update', 'chats.delete', 'messages.upsert'], 'the stub keys a flush as Baileys does');
+  assert.deepEqual(producer.sent.map((record) => JSON.parse(record.value).event), [
+    'messaging-history.set', 'chats.upsert', 'contacts.upsert', 'contacts.update', 'lid-mapping.update',
+    'messages.upsert', 'messages.update', 'messages.delete', 'message-receipt.update', 'messages.reaction',
+    'groups.update', 'group-participants.update', 'chats.update', 'chats.delete',
+  ]);
+});
+
 test('baileys: creds.update never carries key material; only accountSettings leave the process', async () => {
   const sent = await baileysSession();
   const creds = sent.map((r) => JSON.parse(r.value)).filter((e) => e.event === 'creds.update');

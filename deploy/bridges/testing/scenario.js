@@ -22,13 +22,27 @@ function stubProducer() {
   };
 }
 
-/** Baileys' buffered event emitter, reduced: `process(handler)` gets each flush's events. */
+/** The key order of a flushed batch: Baileys' consolidateEvents (src/Utils/event-buffer.ts
+ *  @78e7e4e2, ~645-725), chats before messages; events that are never buffered come alone. */
+const CONSOLIDATED_ORDER = [
+  'messaging-history.set', 'chats.upsert', 'chats.update', 'chats.delete', 'messages.upsert', 'messages.update',
+  'messages.delete', 'messages.reaction', 'message-receipt.update', 'contacts.upsert', 'contacts.update', 'groups.update',
+];
+
+/** Baileys' buffered event emitter, reduced: `process(handler)` gets each flush's events,
+ *  keyed in consolidateEvents' order whatever order the session lists them in. */
 class StubBaileysEvents extends EventEmitter {
   process(handler) {
     this.handlers = (this.handlers || []).concat(handler);
     return () => { this.handlers = this.handlers.filter((h) => h !== handler); };
   }
-  flush(events) { for (const handler of this.handlers || []) handler(events); }
+  flush(events) {
+    const batch = {};
+    for (const event of CONSOLIDATED_ORDER) if (event in events) batch[event] = events[event];
+    for (const event of Object.keys(events)) if (!(event in batch)) batch[event] = events[event];
+    this.lastBatch = batch;
+    for (const handler of this.handlers || []) handler(batch);
+  }
 }
 
 const long = (value) => ({ low: value, high: 0, unsigned: true });  // protobufjs Long, as JSON
@@ -93,9 +107,11 @@ async function wwebjsSession() {
   client.emit('unread_count', chat);
   client.emit('unread_count', structure({ ...chat, unreadCount: 0 }, client));
   client.emit('chat_archived', chat, true, false);
-  client.emit('message_revoke_everyone', structure({ ...message, type: 'revoked', body: '' }, client), message);
+  // The revoke notice has an id of its own; protocolMessageKey names the revoked message (Message.js).
+  const notice = { ...message, id: { ...message.id, id: 'REV1', _serialized: 'false_491701234567@c.us_REV1' }, type: 'revoked', body: '', protocolMessageKey: message.id };
+  client.emit('message_revoke_everyone', structure(notice, client), message);
   await sender.flush();
   return producer.sent;
 }
 
-module.exports = { baileysSession, wwebjsSession, stubProducer, StubBaileysEvents };
+module.exports = { baileysSession, wwebjsSession, stubProducer, StubBaileysEvents, CONSOLIDATED_ORDER };
