@@ -99,7 +99,7 @@ struct AdaptOutputDigestTests {
     @Test(
         "each format's events, ids, skip reasons and dead letters are byte for byte what they were",
         arguments: [
-            (EvolutionAdapter.formatName, "edcbd55b1f09e5b2f202629f3c0a4871db037a52de0b524ab385e1462522cd83"),
+            (EvolutionAdapter.formatName, "df9169912bb2432e923604e8a88c072b2bc4c0386b93cd4428e7251cddfb6972"),
             (BaileysAdapter.formatName, "911bd520a4867659c83cd333fb269bc6b57c6edd82287e795af17917ad2d6b9e"),
             (WWebJSAdapter.formatName, "601b77985cc9c79b133d0735bb5fcae36d8eb6aa6dfea49f2a7f527d46cbb7ad"),
         ])

@@ -25,7 +25,10 @@ struct EvolutionAdapterTests {
         #expect(result.outcome == .mapped)
         #expect(result.eventName == "messages.upsert")
         let event = try #require(result.events.first?.event)
-        #expect(result.events.count == 1)
+        #expect(result.events.count == 2)
+        #expect(
+            result.events.last?.event.payload == .messageStatus(MessageStatus(messageIds: ["3AE99D6A1DBF3F9A0578"], status: .server)),
+            "an own message typed on the phone is SERVER_ACK already (Baileys sets it; Evolution passes it on): one tick, not pending")
         #expect(event.deviceId == "sales", "the device is the record's instance")
         #expect(event.chatId == "558197088404@c.us")
         #expect(event.occurredAt == 1_763_771_103_000, "messageTimestamp is in seconds")
@@ -308,6 +311,12 @@ struct EvolutionAdapterTests {
             """#))
         #expect(upsert.map(\.type) == ["contact.aliased", "chat.updated"])
         #expect(upsert.last?.payload == .chatUpdated(ChatUpdated(name: "Family", isGroup: true)))
+        // In a phone-addressed group Baileys 7 gives the LID beside the phone id instead.
+        let byPhone = harness.events(H.envelope("groups.upsert", #"""
+            [{"id":"120363041234567891@g.us","subject":"Work","participants":[{"id":"491701234567@s.whatsapp.net","lid":"140913951141911@lid","admin":null}]}]
+            """#))
+        #expect(byPhone.first?.payload == .contactAliased(ContactAliased(alias: "140913951141911@lid")))
+        #expect(byPhone.first?.chatId == "491701234567@c.us")
         let added = harness.events(H.envelope("group-participants.update", #"""
             {"id":"120363041234567890@g.us","author":"491709999999@s.whatsapp.net","participants":["140913951141911@lid","558196349077@s.whatsapp.net"],"action":"add",
              "participantsData":[{"jid":"140913951141911@lid","phoneNumber":"491701234567@s.whatsapp.net","name":"Ana"},{"jid":"558196349077@s.whatsapp.net","phoneNumber":"558196349077"}]}

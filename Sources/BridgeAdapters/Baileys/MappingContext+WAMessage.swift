@@ -185,7 +185,7 @@ extension MappingContext {
     }
 
     /// Participants as canonical ids (phone form where the record gives it), recording
-    /// every LID–phone pair seen: strings (Baileys 6), objects `{id, phoneNumber}`
+    /// every LID–phone pair seen: strings (Baileys 6), objects `{id, phoneNumber}` or `{id, lid}`
     /// (Baileys 7) and Evolution's `participantsData: [{jid, phoneNumber}]`.
     @discardableResult
     mutating func mapGroupParticipantsAliases(
@@ -203,8 +203,10 @@ extension MappingContext {
             var id: String
             if entry.kind == .object {
                 id = try requiredAddress(entry["id"], path + ".id")
-                if let phone = Self.address(entry["phoneNumber"]), let pair = aliasPair(id, phone) {
-                    phoneByLID[pair.lid] = pair.phone
+                // `{id: <LID>, phoneNumber}` in LID-addressed groups, `{id: <phone>, lid}` in
+                // phone-addressed ones (Baileys 7 groups.ts, messages-recv.ts).
+                for other in [entry["phoneNumber"], entry["lid"]] {
+                    if let other = Self.address(other), let pair = aliasPair(id, other) { phoneByLID[pair.lid] = pair.phone }
                 }
             } else if let text = entry.string, let participant = BaileysContent.participantJSON(text) {
                 // The participant as JSON text, as Baileys 7 keeps it in messageStubParameters.

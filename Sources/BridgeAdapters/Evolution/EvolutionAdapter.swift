@@ -76,11 +76,11 @@ extension MappingContext {
         switch eventName {
         case "messages.upsert", "send.message":
             try Self.forEachObject(try required(data, "data"), "data") { message, path throws(AdaptError) in
-                try mapMessage(message, path, sentThroughAPI: eventName == "send.message", reasons: &reasons)
+                try mapMessage(message, path, sentThroughAPI: eventName == "send.message", ownStatus: true, reasons: &reasons)
             }
         case "messages.set":
             try Self.forEachObject(try required(data, "data"), "data") { message, path throws(AdaptError) in
-                try mapMessage(message, path, sentThroughAPI: false, reasons: &reasons)
+                try mapMessage(message, path, sentThroughAPI: false, ownStatus: true, reasons: &reasons)
             }
         case "messages.update":
             try Self.forEachObject(try required(data, "data"), "data") { update, path throws(AdaptError) in

@@ -316,9 +316,11 @@ package struct EvolutionTraffic: Sendable {
         chat.deleted = false
         let status = throughAPI ? "PENDING" : "SERVER_ACK"
         let data = #"{"key":{"remoteJid":"\#(remote)","fromMe":true,"id":"\#(id)"},"pushName":"Você","status":"\#(status)","message":\#(body.json),"messageType":"\#(body.type)","messageTimestamp":\#(seconds),"instanceId":"0b3f8f4e","source":"\#(throughAPI ? "unknown" : "ios")"}"#
+        // A message typed on the phone is SERVER_ACK already: its status.
+        let acked = throughAPI ? [] : [meaning(instanceIndex, chat.id, seconds * 1000, .messageStatus(MessageStatus(messageIds: [id], status: .server)))]
         publish(instanceIndex, throughAPI ? "send.message" : "messages.upsert", data, meaning: [meaning(instanceIndex, chat.id, seconds * 1000, .messageCreated(MessageCreated(
             messageId: id, fromMe: true, kind: body.kind, preview: body.preview, senderId: instances[instanceIndex].phone + "@c.us",
-            hasMedia: body.media ? true : nil)))], at: time)
+            hasMedia: body.media ? true : nil)))] + acked, at: time)
     }
 
     /// The id a receipt or delete names the chat by: Evolution passes the raw key, so a
