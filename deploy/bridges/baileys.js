@@ -7,8 +7,9 @@
 //   attachBaileysPublisher(sock, { producer, topic: 'wa.baileys', deviceId: 'shop-1' });
 //
 // Records are sent one after another in emit order (a buffered flush in FLUSH_ORDER), keyed by `deviceId`. `creds.update`
-// carries the session's keys: only its `accountSettings` are forwarded, never the rest.
-const { record, OrderedSender } = require('./envelope');
+// carries the session's keys: only its `accountSettings` are forwarded, never the rest. A history chunk too large
+// for one Kafka record goes as several (`historyPieces`), each chat with its own messages.
+const { record, replacer, OrderedSender } = require('./envelope');
 
 /** Events forwarded by default: Baileys 6.7 – 7 (`BaileysEventMap`), minus `creds.update`'s secrets. */
 const EVENTS = [
@@ -35,6 +36,94 @@ const FLUSH_ORDER = [
   'chats.update', 'chats.delete',
 ];
 
+/**
+ * The largest record value sent (bytes of JSON): Kafka's default `message.max.bytes` is about
+ * 1 MB, and a history chunk of a busy account (thumbnails as base64) is often larger. Whole
+ * it would fail to send, and with it every chat's snapshot in the chunk.
+ */
+const MAX_RECORD_BYTES = 900 * 1024;
+
+/**
+ * `messaging-history.set` data as pieces whose records stay under `maxBytes`: each chat with
+ * the chunk's messages of that chat (the adapter takes a chat's newest message from the same
+ * record), chats packed in order; contacts, LID mappings and messages of no listed chat in
+ * pieces of their own. A chat whose messages alone are too large keeps its newest ones (by
+ * `messageTimestamp`; the snapshot needs only the newest). Each piece keeps the chunk's
+ * `syncType`, `progress` and `peerDataRequestSessionId`; `isLatest` stays on the last piece.
+ * One piece when the whole fits.
+ */
+function historyPieces(data, { maxBytes = MAX_RECORD_BYTES, size = (value) => Buffer.byteLength(JSON.stringify(value, replacer())) } = {}) {
+  if (!data || typeof data !== 'object' || size(data) <= maxBytes) return [data];
+  const { chats = [], messages = [], contacts = [], lidPnMappings = [], isLatest, ...common } = data;
+  const budget = maxBytes - size(common) - 256; // the envelope and the piece's own keys
+  const seconds = (message) => Number((message && message.messageTimestamp && message.messageTimestamp.low !== undefined)
+    ? message.messageTimestamp.low : (message && message.messageTimestamp) || 0);
+  // A message belongs to the chat any of whose ids (id, pnJid, lidJid) its key names.
+  const chatOf = new Map();
+  chats.forEach((chat, index) => {
+    for (const id of [chat && chat.id, chat && chat.pnJid, chat && chat.lidJid]) if (id && !chatOf.has(id)) chatOf.set(id, index);
+  });
+  const byChat = chats.map(() => []);
+  const orphans = [];
+  for (const message of messages) {
+    const key = (message && message.key) || {};
+    const index = [key.remoteJid, key.remoteJidAlt].map((jid) => chatOf.get(jid)).find((found) => found !== undefined);
+    if (index === undefined) orphans.push(message);
+    else byChat[index].push(message);
+  }
+  const pieces = [];
+  let current = { chats: [], messages: [] };
+  let used = 0;
+  const close = () => {
+    if (current.chats.length || current.messages.length) pieces.push(current);
+    current = { chats: [], messages: [] };
+    used = 0;
+  };
+  for (const [index, chat] of chats.entries()) {
+    let own = byChat[index];
+    let cost = size(chat) + own.reduce((sum, message) => sum + size(message) + 1, 0);
+    if (cost > budget) {
+      // Newest first, as many as fit beside the chat (at least the newest).
+      const newestFirst = [...own].sort((a, b) => seconds(b) - seconds(a));
+      const kept = [];
+      cost = size(chat);
+      for (const message of newestFirst) {
+        const more = size(message) + 1;
+        if (kept.length > 0 && cost + more > budget) break;
+        kept.push(message);
+        cost += more;
+      }
+      own = kept;
+    }
+    if (used + cost > budget) close();
+    current.chats.push(chat);
+    current.messages.push(...own);
+    used += cost;
+  }
+  close();
+  const packList = (key, items) => {
+    let piece = { [key]: [] };
+    let total = 0;
+    for (const item of items) {
+      const more = size(item) + 1;
+      if (total + more > budget && piece[key].length) {
+        pieces.push(piece);
+        piece = { [key]: [] };
+        total = 0;
+      }
+      piece[key].push(item);
+      total += more;
+    }
+    if (piece[key].length) pieces.push(piece);
+  };
+  packList('messages', orphans);
+  packList('contacts', contacts);
+  packList('lidPnMappings', lidPnMappings);
+  return pieces.map((piece, index) => ({
+    chats: [], contacts: [], messages: [], ...common, ...piece, ...(index === pieces.length - 1 && isLatest !== undefined ? { isLatest } : {}),
+  }));
+}
+
 /** What of `creds.update` may leave the process: the account settings, nothing else. */
 function credsUpdateForChatLedger(update) {
   if (!update || !update.accountSettings) return null;
@@ -57,7 +146,8 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
       data = credsUpdateForChatLedger(data);
       if (!data) return;
     }
-    sender.enqueue(record({ event, deviceId, me: me(), body: { data }, now }));
+    const pieces = event === 'messaging-history.set' ? historyPieces(data) : [data];
+    for (const piece of pieces) sender.enqueue(record({ event, deviceId, me: me(), body: { data: piece }, now }));
   };
   let detach;
   if (typeof sock.ev.process === 'function') {
@@ -74,4 +164,4 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   return { sender, detach };
 }
 
-module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, EVENTS, FLUSH_ORDER };
+module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, historyPieces, EVENTS, FLUSH_ORDER, MAX_RECORD_BYTES };

@@ -90,3 +90,52 @@ test('configuration from the environment; node-rdkafka producers wrapped', async
   assert.equal(produced[0][3], 'shop-1');
   assert.equal(produced[0][4], 5);
 });
+
+test('baileys: a history chunk too large for one Kafka record goes as several, each chat beside its own messages', async () => {
+  const { StubBaileysEvents, stubProducer } = require('../testing/scenario');
+  const { attachBaileysPublisher, historyPieces, MAX_RECORD_BYTES } = require('../baileys');
+  const thumbnail = Buffer.alloc(30_000, 7); // 40 KB as base64, as Baileys' jpegThumbnail
+  const chats = [];
+  const messages = [];
+  for (let c = 0; c < 60; c += 1) {
+    const id = `55119${String(c).padStart(8, '0')}@s.whatsapp.net`;
+    chats.push({ id, unreadCount: c % 3, conversationTimestamp: 1767366000 + c });
+    for (let m = 0; m < 3; m += 1) {
+      messages.push({
+        key: { remoteJid: id, fromMe: false, id: `M${c}-${m}` },
+        messageTimestamp: { low: 1767366000 + c * 10 + m, high: 0, unsigned: true },
+        message: { imageMessage: { caption: `c${c} m${m}`, jpegThumbnail: thumbnail } },
+      });
+    }
+  }
+  // One chat whose messages alone exceed a record: it keeps its newest ones.
+  const big = '5511988887777@s.whatsapp.net';
+  chats.push({ id: big, unreadCount: 40, conversationTimestamp: 1767369999 });
+  for (let m = 0; m < 40; m += 1) {
+    messages.push({ key: { remoteJid: big, fromMe: false, id: `B${m}` }, messageTimestamp: 1767369000 + m, message: { imageMessage: { jpegThumbnail: thumbnail } } });
+  }
+  const data = { chats, messages, contacts: [{ id: big, name: 'Ana' }], lidPnMappings: [{ lid: '140913951141911@lid', pn: big }], syncType: 3, progress: 40, isLatest: true };
+
+  const producer = stubProducer();
+  const ev = new StubBaileysEvents();
+  const { sender } = attachBaileysPublisher({ user: { id: '5511999990000:4@s.whatsapp.net' }, ev }, { producer, deviceId: 'shop-1', now: () => 1 });
+  ev.flush({ 'messaging-history.set': data });
+  await sender.flush();
+  const envelopes = producer.sent.map((record) => JSON.parse(record.value));
+  assert.ok(envelopes.length > 5, `split into ${envelopes.length} records`);
+  for (const record of producer.sent) assert.ok(Buffer.byteLength(record.value) <= MAX_RECORD_BYTES, `${Buffer.byteLength(record.value)} bytes`);
+  assert.ok(envelopes.every((e) => e.event === 'messaging-history.set' && e.data.syncType === 3 && e.data.progress === 40));
+  assert.deepEqual(envelopes.map((e) => e.data.isLatest === true), envelopes.map((_, i) => i === envelopes.length - 1), 'isLatest on the last piece only');
+  assert.deepEqual(envelopes.flatMap((e) => e.data.chats.map((chat) => chat.id)), chats.map((chat) => chat.id), 'every chat once, in order');
+  for (const envelope of envelopes) {
+    const ids = new Set(envelope.data.chats.map((chat) => chat.id));
+    for (const message of envelope.data.messages) assert.ok(ids.has(message.key.remoteJid), 'a chat\'s messages travel with it');
+  }
+  const kept = envelopes.flatMap((e) => e.data.messages).filter((message) => message.key.remoteJid === big).map((message) => message.key.id);
+  assert.ok(kept.includes('B39') && kept.length < 40, `the big chat keeps its newest messages: ${kept.length}`);
+  const others = envelopes.flatMap((e) => e.data.messages).filter((message) => message.key.remoteJid !== big);
+  assert.equal(others.length, 180, 'every other message goes');
+  assert.deepEqual(envelopes.flatMap((e) => e.data.contacts), data.contacts);
+  assert.deepEqual(envelopes.flatMap((e) => e.data.lidPnMappings || []), data.lidPnMappings);
+  assert.deepEqual(historyPieces({ chats: [{ id: big }], messages: [] }), [{ chats: [{ id: big }], messages: [] }], 'a chunk that fits goes whole, as it is');
+});
