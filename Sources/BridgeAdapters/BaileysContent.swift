@@ -99,8 +99,7 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .contact, preview: truncated(text("displayName")), hasMedia: false)
         case "callLogMesssage", "callLogMessage", "bcallMessage", "scheduledCallCreationMessage", "call":
             return .message(kind: .call, preview: "", hasMedia: false)
-        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4",
-            "pollCreationMessageV5":
+        case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV5":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
         case "eventMessage":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
@@ -210,19 +209,18 @@ extension BaileysContent {
     /// and security notices are not messages of the chat list.
     static func stub(_ type: JSONValue, parameters: JSONValue?) -> BaileysContent {
         let name: String
-        if let number = integer(type) {
-            guard let known = stubNames[number] else { return .notAMessage(type: "stub_\(number)") }
-            name = known
-        } else if let text = type.string {
-            name = text
-        } else {
-            return .notAMessage(type: "stub")
+        switch stubName(type) {
+        case .known(let known): name = known
+        case .unknown(let number): return .notAMessage(type: "stub_\(number)")
+        case nil: return .notAMessage(type: "stub")
         }
         let first = parameters?.elements.first?.string ?? ""
-        // Baileys 7 writes participants as JSON text: named by phone number, else id; never raw JSON.
+        // Baileys 7 writes a participant notice's members as JSON text: named by phone number,
+        // else id; never raw JSON. Other notices' parameters (a subject, a description) are
+        // the text a member typed, shown as it is.
         let names = (parameters?.elements ?? []).compactMap { parameter -> String? in
             guard let text = parameter.string else { return nil }
-            guard text.first == "{" else { return text }
+            guard namesParticipants(name), text.first == "{" else { return text }
             return participantJSON(text)?.name
         }
         switch name {
@@ -238,6 +236,25 @@ extension BaileysContent {
             let ids = names.prefix(8).joined(separator: ", ")
             return .message(kind: .system, preview: truncated(ids.isEmpty ? what : what + ": " + ids), hasMedia: false)
         }
+    }
+
+    /// A notice's `WAMessageStubType`: its name (from the number, or as given), a number
+    /// this build does not know, or nil when it is neither.
+    enum StubName: Equatable {
+        case known(String)
+        case unknown(Int64)
+    }
+
+    static func stubName(_ type: JSONValue) -> StubName? {
+        if let number = integer(type) { return stubNames[number].map(StubName.known) ?? .unknown(number) }
+        return type.string.map(StubName.known)
+    }
+
+    /// Whether a notice's parameters are its members (participant JSON in Baileys 7), the
+    /// only notices whose parameters may teach a LID–phone pair: a subject or a description
+    /// is text any member can type, JSON-looking or not.
+    static func namesParticipants(_ name: String) -> Bool {
+        name.hasPrefix("GROUP_PARTICIPANT_") || name.hasPrefix("GROUP_MEMBERSHIP_JOIN_APPROVAL")
     }
 
     /// A participant Baileys 7 writes as JSON text in `messageStubParameters`

@@ -28,11 +28,14 @@ package enum SecretScrubber {
     /// Key names (compared case-insensitively) whose values are a WhatsApp session's
     /// credentials: Baileys' key pairs and secrets, a device-linking QR or pairing code,
     /// whatsapp-web.js' legacy session tokens.
-    /// Also a media message's `mediaKey`, which with its `url`/`directPath` decrypts the
-    /// media (the URL alone gives only ciphertext, so it stays for diagnosis).
+    /// Also keys that decrypt content: a media message's `mediaKey` (with its `url` it
+    /// decrypts the media; the URL alone gives only ciphertext, so it stays for diagnosis),
+    /// `messageContextInfo.messageSecret` (poll votes, event responses, encrypted edits) and
+    /// the app-state keys of an `appStateSyncKeyShare` (`keyData`, which Evolution publishes
+    /// as `messages.edited` like every protocol message).
     static let credentialKeys: Set<String> = [
         "noisekey", "pairingephemeralkeypair", "signedidentitykey", "signedprekey", "advsecretkey", "signalidentities", "pairingcode",
-        "qr", "wabrowserid", "wasecretbundle", "watoken1", "watoken2", "mediakey",
+        "qr", "wabrowserid", "wasecretbundle", "watoken1", "watoken2", "mediakey", "messagesecret", "keydata",
     ]
 
     /// Events whose whole payload (`data`, `args`) is credentials or carries them: Baileys'

@@ -159,6 +159,25 @@ struct BaileysAdapterTests {
         #expect(!events.contains { "\($0.payload)".contains("admin") })
     }
 
+    @Test("a subject or description that looks like participant JSON is typed text: shown as it is, and it teaches no LID-phone pair (one member could merge two contacts' chats)")
+    func stubSubjectLookingLikeJSON() {
+        let planted = #"{\"id\":\"491701234567@s.whatsapp.net\",\"lid\":\"1234567@lid\"}"#
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"S1","participant":"491703333333@s.whatsapp.net"},"messageTimestamp":1767366770,
+               "messageStubType":"GROUP_CHANGE_SUBJECT","messageStubParameters":["\#(planted)"]},
+              {"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"S2","participant":"491703333333@s.whatsapp.net"},"messageTimestamp":1767366771,
+               "messageStubType":24,"messageStubParameters":["\#(planted)"]}]}
+            """#))
+        #expect(!events.contains { $0.type == "contact.aliased" }, "\(events.map(\.type))")
+        let previews = events.compactMap { event -> String? in
+            guard case .messageCreated(let message) = event.payload else { return nil }
+            return message.preview
+        }
+        let typed = #"{"id":"491701234567@s.whatsapp.net","lid":"1234567@lid"}"#
+        #expect(previews == ["changed the subject to \"\(typed)\"", "change description: \(typed)"])
+    }
+
     @Test("group-participants.update: participants given as Baileys 7's JSON text (as in messageStubParameters) are read like objects: the phone id, the pair learnt")
     func participantsAsJSONText() {
         let events = harness.events(H.envelope("group-participants.update", data: #"""

@@ -124,6 +124,8 @@ struct BridgeBasicsTests {
             // Evolution's linking QR (its event, not its key names, says so); a media message's key.
             (#"{"event":"qrcode.updated","instance":"sales","data":{"qrcode":{"instance":"sales","pairingCode":null,"code":"2@\#(qr)","base64":"data:image/png;base64,iVBORw0K\#(qr)"}}}"#, [qr]),
             (#"{"event":"messages.upsert","data":{"message":{"imageMessage":{"url":"https://mmg.whatsapp.net/v/x.enc","mediaKey":"\#(advSecret)","mimetype":"image/jpeg"}}}}"#, [advSecret]),
+            (#"{"event":"messages.upsert","data":{"message":{"messageContextInfo":{"messageSecret":"\#(advSecret)"},"conversation":"hi"}}}"#, [advSecret]),
+            (#"{"event":"messages.edited","data":{"type":"APP_STATE_SYNC_KEY_SHARE","appStateSyncKeyShare":{"keys":[{"keyId":{"keyId":"AAAA"},"keyData":{"keyData":"\#(privateKey)","timestamp":"1"}}]}}}"#, [privateKey]),
             // Cut off inside the credentials.
             (#"{"event":"creds.update","deviceId":"bot-1","data":{"advSecretKey":"\#(advSecret)","noiseKey":{"private":"\#(privateKey)"#, [advSecret, privateKey]),
         ]

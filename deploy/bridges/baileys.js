@@ -43,21 +43,63 @@ const FLUSH_ORDER = [
  */
 const MAX_RECORD_BYTES = 900 * 1024;
 
+/** A Baileys timestamp (a number, a numeric string or a protobufjs Long as JSON) in seconds; 0 if unreadable. */
+function epochSeconds(value) {
+  if (value && typeof value === 'object' && 'low' in value) return (Number(value.high) || 0) * 2 ** 32 + ((Number(value.low) || 0) >>> 0);
+  const number = Number(value);
+  return Number.isFinite(number) ? number : 0;
+}
+
+/** `message` without thumbnails (`jpegThumbnail` anywhere in it): what the adapter reads of it stays. */
+function withoutThumbnails(message) {
+  return JSON.parse(JSON.stringify(message, (key, value) => (key === 'jpegThumbnail' ? undefined : value)));
+}
+
 /**
- * `messaging-history.set` data as pieces whose records stay under `maxBytes`: each chat with
- * the chunk's messages of that chat (the adapter takes a chat's newest message from the same
- * record), chats packed in order; contacts, LID mappings and messages of no listed chat in
- * pieces of their own. A chat whose messages alone are too large keeps its newest ones (by
- * `messageTimestamp`; the snapshot needs only the newest). Each piece keeps the chunk's
- * `syncType`, `progress` and `peerDataRequestSessionId`; `isLatest` stays on the last piece.
- * One piece when the whole fits.
+ * `messaging-history.set` data as pieces whose records stay under `maxBytes` (`overhead`: the
+ * envelope around the data): LID–phone pairs first (the snapshots after them fold into the
+ * right chats), then each chat with the chunk's messages of that chat (the adapter takes a
+ * chat's newest message from the same record), chats in order, then the other lists
+ * (contacts, past participants, messages of no listed chat). A chat whose messages are too
+ * large keeps its newest ones (by `messageTimestamp`; the snapshot needs only the newest),
+ * without thumbnails if need be, or none. What cannot fit a record even alone is left out
+ * and reported to `onDrop` (the publisher's `onError`). Every piece keeps the chunk's scalar fields
+ * (`syncType`, `progress`, ...); `isLatest` stays on the last piece. One piece, the data as it
+ * is, when the whole fits.
  */
-function historyPieces(data, { maxBytes = MAX_RECORD_BYTES, size = (value) => Buffer.byteLength(JSON.stringify(value, replacer())) } = {}) {
-  if (!data || typeof data !== 'object' || size(data) <= maxBytes) return [data];
-  const { chats = [], messages = [], contacts = [], lidPnMappings = [], isLatest, ...common } = data;
-  const budget = maxBytes - size(common) - 256; // the envelope and the piece's own keys
-  const seconds = (message) => Number((message && message.messageTimestamp && message.messageTimestamp.low !== undefined)
-    ? message.messageTimestamp.low : (message && message.messageTimestamp) || 0);
+function historyPieces(data, { maxBytes = MAX_RECORD_BYTES, overhead = 512, onDrop = () => {} } = {}) {
+  const size = (value) => Buffer.byteLength(JSON.stringify(value, replacer()));
+  if (!data || typeof data !== 'object' || size(data) + overhead <= maxBytes) return [data];
+  const { chats = [], messages = [], isLatest, ...rest } = data;
+  const common = {};
+  const lists = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (Array.isArray(value)) lists[key] = value;
+    else common[key] = value;
+  }
+  // The piece's keys and brackets beside the items; each item adds itself and a comma.
+  const budget = maxBytes - overhead - size({ ...common, chats: [], messages: [], isLatest: true }) - 64;
+  const pieces = [];
+  const packList = (key, items) => {
+    let piece = { [key]: [] };
+    let used = 0;
+    for (const item of items) {
+      const more = size(item) + 1;
+      if (more > budget) {
+        onDrop(`a ${key} item of ${more} bytes`); // larger than a record: it cannot be sent
+        continue;
+      }
+      if (used + more > budget) {
+        pieces.push(piece);
+        piece = { [key]: [] };
+        used = 0;
+      }
+      piece[key].push(item);
+      used += more;
+    }
+    if (piece[key].length) pieces.push(piece);
+  };
+  if (lists.lidPnMappings) packList('lidPnMappings', lists.lidPnMappings);
   // A message belongs to the chat any of whose ids (id, pnJid, lidJid) its key names.
   const chatOf = new Map();
   chats.forEach((chat, index) => {
@@ -71,56 +113,42 @@ function historyPieces(data, { maxBytes = MAX_RECORD_BYTES, size = (value) => Bu
     if (index === undefined) orphans.push(message);
     else byChat[index].push(message);
   }
-  const pieces = [];
   let current = { chats: [], messages: [] };
   let used = 0;
-  const close = () => {
-    if (current.chats.length || current.messages.length) pieces.push(current);
-    current = { chats: [], messages: [] };
-    used = 0;
-  };
   for (const [index, chat] of chats.entries()) {
     let own = byChat[index];
-    let cost = size(chat) + own.reduce((sum, message) => sum + size(message) + 1, 0);
+    let cost = size(chat) + 1 + own.reduce((sum, message) => sum + size(message) + 1, 0);
     if (cost > budget) {
-      // Newest first, as many as fit beside the chat (at least the newest).
-      const newestFirst = [...own].sort((a, b) => seconds(b) - seconds(a));
+      // Newest first, as many as fit beside the chat.
       const kept = [];
-      cost = size(chat);
-      for (const message of newestFirst) {
+      cost = size(chat) + 1;
+      for (let message of [...own].sort((a, b) => epochSeconds(b.messageTimestamp) - epochSeconds(a.messageTimestamp))) {
+        if (kept.length === 0 && cost + size(message) + 1 > budget) message = withoutThumbnails(message);
         const more = size(message) + 1;
-        if (kept.length > 0 && cost + more > budget) break;
+        if (cost + more > budget) break;
         kept.push(message);
         cost += more;
       }
       own = kept;
+      if (cost > budget) {
+        onDrop(`chat ${chat && chat.id} of ${cost} bytes`); // the chat alone is larger than a record
+        continue;
+      }
     }
-    if (used + cost > budget) close();
+    if (used + cost > budget) {
+      pieces.push(current);
+      current = { chats: [], messages: [] };
+      used = 0;
+    }
     current.chats.push(chat);
     current.messages.push(...own);
     used += cost;
   }
-  close();
-  const packList = (key, items) => {
-    let piece = { [key]: [] };
-    let total = 0;
-    for (const item of items) {
-      const more = size(item) + 1;
-      if (total + more > budget && piece[key].length) {
-        pieces.push(piece);
-        piece = { [key]: [] };
-        total = 0;
-      }
-      piece[key].push(item);
-      total += more;
-    }
-    if (piece[key].length) pieces.push(piece);
-  };
+  if (current.chats.length) pieces.push(current);
+  for (const [key, items] of Object.entries(lists)) if (key !== 'lidPnMappings') packList(key, items);
   packList('messages', orphans);
-  packList('contacts', contacts);
-  packList('lidPnMappings', lidPnMappings);
   return pieces.map((piece, index) => ({
-    chats: [], contacts: [], messages: [], ...common, ...piece, ...(index === pieces.length - 1 && isLatest !== undefined ? { isLatest } : {}),
+    chats: [], messages: [], ...common, ...piece, ...(index === pieces.length - 1 && isLatest !== undefined ? { isLatest } : {}),
   }));
 }
 
@@ -146,8 +174,11 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
       data = credsUpdateForChatLedger(data);
       if (!data) return;
     }
-    const pieces = event === 'messaging-history.set' ? historyPieces(data) : [data];
-    for (const piece of pieces) sender.enqueue(record({ event, deviceId, me: me(), body: { data: piece }, now }));
+    const envelope = (piece) => record({ event, deviceId, me: me(), body: { data: piece }, now });
+    const overhead = Buffer.byteLength(envelope({}).value) + 32; // the timestamp may grow a digit
+    const onDrop = (what) => sender.onError(new Error(`messaging-history.set: ${what} exceeds a Kafka record; left out`));
+    const pieces = event === 'messaging-history.set' ? historyPieces(data, { overhead, onDrop }) : [data];
+    for (const piece of pieces) sender.enqueue(envelope(piece));
   };
   let detach;
   if (typeof sock.ev.process === 'function') {
@@ -164,4 +195,4 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   return { sender, detach };
 }
 
-module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, historyPieces, EVENTS, FLUSH_ORDER, MAX_RECORD_BYTES };
+module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, historyPieces, epochSeconds, EVENTS, FLUSH_ORDER, MAX_RECORD_BYTES };

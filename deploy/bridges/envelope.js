@@ -1,6 +1,7 @@
 'use strict';
 // ChatLedger's envelope for library events (schemas/bridge-envelopes.md), shared by the
-// Baileys and whatsapp-web.js publishers: one Kafka record per emitted event, key the
+// Baileys and whatsapp-web.js publishers: one Kafka record per emitted event (a Baileys
+// history chunk too large for one record as several, `historyPieces` in baileys.js), key the
 // device id, value {event, deviceId, me, timestamp, data | args}.
 
 /** JSON.stringify replacer: binary (Buffer, Uint8Array) as base64 text instead of byte arrays;

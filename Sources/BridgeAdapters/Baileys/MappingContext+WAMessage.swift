@@ -30,8 +30,14 @@ extension MappingContext {
         var content = BaileysContent.describe(message["message"], typeHint: message["messageType"]?.string)
         if message["message"]?.kind != .object, let stub = message["messageStubType"], !stub.isNull {
             content = BaileysContent.stub(stub, parameters: message["messageStubParameters"])
-            // Baileys 7's participants in a notice name both ids of a member: a pair.
-            for parameter in message["messageStubParameters"]?.elements ?? [] {
+            // Baileys 7's members in a participant notice name both ids of a member: a pair.
+            // Only there: a subject or description that looks the same is typed text.
+            let participantNotice = if case .known(let name) = BaileysContent.stubName(stub) {
+                BaileysContent.namesParticipants(name)
+            } else {
+                false
+            }
+            for parameter in participantNotice ? message["messageStubParameters"]?.elements ?? [] : [] {
                 guard let text = parameter.string, let participant = BaileysContent.participantJSON(text),
                     let id = WhatsAppID.canonical(participant.id), let other = participant.other.flatMap(WhatsAppID.canonical)
                 else { continue }

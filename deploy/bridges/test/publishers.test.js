@@ -36,7 +36,7 @@ test('baileys: a buffered flush (chats keyed before messages, as Baileys consoli
   const batch = Object.fromEntries(CONSOLIDATED_ORDER.map((event) => [event, []]));
   ev.flush({ ...batch, 'group-participants.update': { id: '120363041234567890@g.us', action: 'add', participants: [] }, 'lid-mapping.update': [] });
   await sender.flush();
-  assert.deepEqual(Object.keys(ev.lastBatch).slice(0, 5), ['messaging-history.set', 'chats.upsert', 'chats.update', 'chats.delete', 'messages.upsert'], 'the stub keys a flush as Baileys does');
+  assert.deepEqual(Object.keys(ev.lastBatch).slice(0, 5), ['messaging-history.set', 'chats.upsert', 'chats.update', 'chats.delete', 'messages.upsert'], 'fixture check: the stub keys a flush as Baileys\' consolidateEvents does (event-buffer.ts)');
   assert.deepEqual(producer.sent.map((record) => JSON.parse(record.value).event), [
     'messaging-history.set', 'chats.upsert', 'contacts.upsert', 'contacts.update', 'lid-mapping.update',
     'messages.upsert', 'messages.update', 'messages.delete', 'message-receipt.update', 'messages.reaction',
@@ -91,7 +91,7 @@ test('configuration from the environment; node-rdkafka producers wrapped', async
   assert.equal(produced[0][4], 5);
 });
 
-test('baileys: a history chunk too large for one Kafka record goes as several, each chat beside its own messages', async () => {
+test('baileys: a history chunk too large for one Kafka record goes as several: pairs first, each chat beside its own messages, every record under the limit', async () => {
   const { StubBaileysEvents, stubProducer } = require('../testing/scenario');
   const { attachBaileysPublisher, historyPieces, MAX_RECORD_BYTES } = require('../baileys');
   const thumbnail = Buffer.alloc(30_000, 7); // 40 KB as base64, as Baileys' jpegThumbnail
@@ -108,17 +108,27 @@ test('baileys: a history chunk too large for one Kafka record goes as several, e
       });
     }
   }
-  // One chat whose messages alone exceed a record: it keeps its newest ones.
+  // A chat whose messages alone exceed a record keeps its newest ones (a Long past 2^31 is
+  // newer, not negative).
   const big = '5511988887777@s.whatsapp.net';
   chats.push({ id: big, unreadCount: 40, conversationTimestamp: 1767369999 });
   for (let m = 0; m < 40; m += 1) {
     messages.push({ key: { remoteJid: big, fromMe: false, id: `B${m}` }, messageTimestamp: 1767369000 + m, message: { imageMessage: { jpegThumbnail: thumbnail } } });
   }
-  const data = { chats, messages, contacts: [{ id: big, name: 'Ana' }], lidPnMappings: [{ lid: '140913951141911@lid', pn: big }], syncType: 3, progress: 40, isLatest: true };
+  messages.push({ key: { remoteJid: big, fromMe: false, id: 'B2038' }, messageTimestamp: { low: -2147483000, high: 0, unsigned: true }, message: { conversation: 'after 2038' } });
+  // A chat whose one message is larger than a record: it goes without the thumbnail.
+  const huge = '5511977776666@s.whatsapp.net';
+  chats.push({ id: huge, unreadCount: 1, conversationTimestamp: 1767369998 });
+  messages.push({ key: { remoteJid: huge, fromMe: false, id: 'H1' }, messageTimestamp: 1767369998, message: { imageMessage: { caption: 'big', jpegThumbnail: Buffer.alloc(1_000_000, 1) } } });
+  const lidPnMappings = [{ lid: '140913951141911@lid', pn: big }];
+  const pastParticipants = Array.from({ length: 30_000 }, (_, i) => ({ groupJid: '120363041234567890@g.us', pastParticipants: [{ userJid: `4917${i}@s.whatsapp.net`, leaveReason: 0 }] }));
+  const data = { chats, messages, contacts: [{ id: big, name: 'Ana' }], lidPnMappings, pastParticipants, syncType: 3, progress: 40, isLatest: true };
 
   const producer = stubProducer();
   const ev = new StubBaileysEvents();
-  const { sender } = attachBaileysPublisher({ user: { id: '5511999990000:4@s.whatsapp.net' }, ev }, { producer, deviceId: 'shop-1', now: () => 1 });
+  const errors = [];
+  const deviceId = 'shop-'.padEnd(128, 'x');
+  const { sender } = attachBaileysPublisher({ user: { id: '5511999990000:4@s.whatsapp.net' }, ev }, { producer, deviceId, now: () => 1, onError: (error) => errors.push(error.message) });
   ev.flush({ 'messaging-history.set': data });
   await sender.flush();
   const envelopes = producer.sent.map((record) => JSON.parse(record.value));
@@ -126,16 +136,23 @@ test('baileys: a history chunk too large for one Kafka record goes as several, e
   for (const record of producer.sent) assert.ok(Buffer.byteLength(record.value) <= MAX_RECORD_BYTES, `${Buffer.byteLength(record.value)} bytes`);
   assert.ok(envelopes.every((e) => e.event === 'messaging-history.set' && e.data.syncType === 3 && e.data.progress === 40));
   assert.deepEqual(envelopes.map((e) => e.data.isLatest === true), envelopes.map((_, i) => i === envelopes.length - 1), 'isLatest on the last piece only');
+  assert.deepEqual(envelopes[0].data.lidPnMappings, lidPnMappings, 'the pairs before any chat they name');
+  assert.equal(envelopes[0].data.chats.length, 0);
   assert.deepEqual(envelopes.flatMap((e) => e.data.chats.map((chat) => chat.id)), chats.map((chat) => chat.id), 'every chat once, in order');
   for (const envelope of envelopes) {
     const ids = new Set(envelope.data.chats.map((chat) => chat.id));
     for (const message of envelope.data.messages) assert.ok(ids.has(message.key.remoteJid), 'a chat\'s messages travel with it');
   }
   const kept = envelopes.flatMap((e) => e.data.messages).filter((message) => message.key.remoteJid === big).map((message) => message.key.id);
-  assert.ok(kept.includes('B39') && kept.length < 40, `the big chat keeps its newest messages: ${kept.length}`);
-  const others = envelopes.flatMap((e) => e.data.messages).filter((message) => message.key.remoteJid !== big);
-  assert.equal(others.length, 180, 'every other message goes');
-  assert.deepEqual(envelopes.flatMap((e) => e.data.contacts), data.contacts);
-  assert.deepEqual(envelopes.flatMap((e) => e.data.lidPnMappings || []), data.lidPnMappings);
+  assert.ok(kept.includes('B2038') && kept.includes('B39') && kept.length < 41, `the big chat keeps its newest messages: ${kept}`);
+  const bigOne = envelopes.flatMap((e) => e.data.messages).find((message) => message.key.id === 'H1');
+  assert.deepEqual(bigOne && bigOne.message, { imageMessage: { caption: 'big' } }, 'a message too big for a record goes without its thumbnail');
+  assert.equal(envelopes.flatMap((e) => e.data.messages).filter((message) => message.key.id.startsWith('M')).length, 180, 'every other message goes');
+  assert.deepEqual(envelopes.flatMap((e) => e.data.contacts || []), data.contacts);
+  assert.equal(envelopes.flatMap((e) => e.data.pastParticipants || []).length, pastParticipants.length, 'past participants in pieces of their own');
+  assert.deepEqual(errors, []);
   assert.deepEqual(historyPieces({ chats: [{ id: big }], messages: [] }), [{ chats: [{ id: big }], messages: [] }], 'a chunk that fits goes whole, as it is');
+  const dropped = [];
+  historyPieces({ chats: [], messages: [], contacts: [{ id: big, blob: 'x'.repeat(MAX_RECORD_BYTES) }] }, { onDrop: (what) => dropped.push(what) });
+  assert.equal(dropped.length, 1, 'what no record can hold is reported, not lost silently');
 });
