@@ -109,6 +109,13 @@ package final class IngestPipeline {
         self.options = options
         self.logger = logger
         self.checkpoints = checkpoints
+        // Each partition's writer recovers its log (truncating a torn tail a crash left, of
+        // whatever bytes) before the projection reads it: the reader refuses bytes that are
+        // no record, wherever they are.
+        for (topic, partition) in try log.partitions() where topic == options.topic {
+            writers[partition] = try log.openWriter(
+                topic: topic, partition: partition, options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
+        }
         let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
         logger.info(
             "projection loaded", ["checkpoint": loaded.checkpoint.map { String($0.sequence) } ?? "none",

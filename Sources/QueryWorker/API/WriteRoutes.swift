@@ -11,7 +11,7 @@ import Synchronization
 /// `chat.archived`, `chat.pinned`, `chat.muted`) on the canonical topic, keyed by the device
 /// id, with `source: {"format":"api","keyId":…}`; it reaches the projection the way every
 /// bridge event does (Kafka → log → fold). Nothing is produced for a request that is
-/// refused: a key without `"write": true` (403), a bad query, header or body (400, 415,
+/// refused: a key without `"write": true` (403), a bad query, header or body (400, 413,
 /// 422), a chat the projection does not hold (404). Kafka is asked off the loop thread
 /// (`HTTPServer.Reply.pending`): 202 with the record's position once it is acknowledged,
 /// or 503 when it is not within the delivery timeout. `?wait=MS` then holds the request
@@ -114,9 +114,9 @@ final class WriteRoutes: Sendable {
             }
             payload = empty
         } else {
-            guard Self.isJSON(head.header("content-type")) else {
-                return refuse(415, "unsupported_media_type", "the body must be Content-Type: application/json")
-            }
+            // The body is read as JSON whatever `Content-Type` says (`curl -d` and Python's
+            // urllib send a form type by default): SPEC's body is JSON, and the parser's rules
+            // refuse anything else (400).
             do {
                 payload = try parser.parseData(body, type: action.eventType, maxBytes: Self.maxBodyBytes)
             } catch {
@@ -241,14 +241,6 @@ final class WriteRoutes: Sendable {
         return .response(.error(status, code: reason, message: message))
     }
 
-    /// `application/json`, in any case, with at most a UTF-8 charset.
-    static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let parts = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        guard parts.first == "application/json" else { return false }
-        return parts.dropFirst().allSatisfy { $0 == "charset=utf-8" || $0 == "charset=\"utf-8\"" }
-    }
-
     /// The event id of a request with an `Idempotency-Key`: a digest of the key's id, the
     /// idempotency key and what the request asks (device, chat, type, data), so a retry makes
     /// the same id and a different request under the same key a different one.
@@ -292,7 +284,7 @@ final class WriteCounters: Sendable {
         ) { [self] in counts.withLock { $0.produced }.sorted { $0.key < $1.key }.map { .init([("type", $0.key)], Double($0.value)) } }
         registry.collect(
             "chatledger_write_rejected_total",
-            help: "Write requests refused for their query, headers or body (400, 415, 422), nothing produced, by reason.", kind: .counter
+            help: "Write requests refused for their query, headers or body (400, 413, 422), nothing produced, by reason.", kind: .counter
         ) { [self] in counts.withLock { $0.rejected }.sorted { $0.key < $1.key }.map { .init([("reason", $0.key)], Double($0.value)) } }
         registry.collect(
             "chatledger_write_failures_total", help: "Write requests Kafka did not acknowledge in time (503).", kind: .counter
