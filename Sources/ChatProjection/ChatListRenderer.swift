@@ -1,17 +1,19 @@
 import ChatEvents
 import EventLog
 
-/// Which chats a list shows. `all`, `unread` and `groups` leave archived chats out (they
-/// live in WhatsApp's Archived folder); `archived` shows only those.
+/// Which chats a list shows (SPEC's `filter`): `all` every chat, archived ones included;
+/// `unread`, `archived` and `groups` the chats that are so, archived or not for the first and
+/// the last. `inbox` (an extension) is WhatsApp's main list: the chats outside the archive.
 package enum ChatListFilter: String, Sendable, CaseIterable {
-    case all, unread, archived, groups
+    case all, unread, archived, groups, inbox
 
     func includes(_ chat: ChatState) -> Bool {
         switch self {
-        case .all: return !chat.archived
-        case .unread: return !chat.archived && (chat.unreadCount > 0 || chat.markedUnread)
+        case .all: return true
+        case .unread: return chat.unreadCount > 0 || chat.markedUnread
         case .archived: return chat.archived
-        case .groups: return !chat.archived && chat.isGroup
+        case .groups: return chat.isGroup
+        case .inbox: return !chat.archived
         }
     }
 }

@@ -1,18 +1,18 @@
 import ChatEvents
 import EventLog
 
-/// Unread totals over the chats outside the archive: what `GET …/unread` says and what the
-/// device list shows (one rule, here). A chat counts when it has unread messages or is
-/// marked unread; messages add up `unreadCount`.
+/// Unread totals over the device's chats, archived ones included (what `filter=unread`
+/// lists): what `GET …/unread` says and what the device list shows (one rule, here). A chat
+/// counts when it has unread messages or is marked unread; messages add up `unreadCount`.
 package struct UnreadTotals: Sendable, Hashable {
-    /// Chats outside the archive with unread messages or marked unread.
+    /// Chats with unread messages or marked unread.
     package var chats = 0
     /// The sum of their `unreadCount`s.
     package var messages: Int64 = 0
 
     /// The totals of a device (zero for a device without events).
     package init(_ device: DeviceProjection?) {
-        for chat in (device?.chats ?? ChatTable()).values where !chat.archived {
+        for chat in (device?.chats ?? ChatTable()).values {
             if chat.unreadCount > 0 || chat.markedUnread { chats += 1 }
             messages += Int64(chat.unreadCount)
         }

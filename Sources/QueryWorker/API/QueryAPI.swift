@@ -334,7 +334,7 @@ package final class QueryAPI: Sendable {
             }
             if let text = parameters["filter"] {
                 guard let filter = ChatListFilter(rawValue: text) else {
-                    return .response(.error(400, code: "bad_parameter", message: "filter must be all, unread, archived or groups"))
+                    return .response(.error(400, code: "bad_parameter", message: "filter must be all, unread, archived, groups or inbox"))
                 }
                 query.filter = filter
             }

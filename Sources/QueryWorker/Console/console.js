@@ -16,7 +16,7 @@ const state = {
   key: null,
   role: null,
   deviceId: null,
-  filter: 'all',
+  filter: 'inbox', // WhatsApp's main list: archived chats are under "Archived"
   chats: [],          // the chats shown, in order
   chatsCursor: null,  // nextCursor of the last page shown
   chatId: null,       // the chat whose details are shown
