@@ -28,6 +28,23 @@ package struct AuditLog: Sendable {
     package func device(
         _ deviceId: String, at position: LogPosition? = nil, asOf: Int64? = nil, partitions: [Int32]? = nil
     ) throws -> DeviceProjection? {
+        try replay(deviceId, at: position, asOf: asOf, partitions: partitions).devices[deviceId]
+    }
+
+    /// The device's state at `asOf` (as `device(_:asOf:partitions:)`) and the log position
+    /// that state reflects: its partition, as far as the replay folded it (nil for a device
+    /// without state then). What `?asOf=` answers carry as `X-Ledger-Position`.
+    package func pointInTime(
+        _ deviceId: String, asOf: Int64, partitions: [Int32]? = nil
+    ) throws -> (device: DeviceProjection?, position: LogPosition?) {
+        let state = try replay(deviceId, at: nil, asOf: asOf, partitions: partitions)
+        return (state.devices[deviceId], state.position(of: deviceId))
+    }
+
+    /// The replay behind `device(_:at:asOf:partitions:)`: the state with the device folded.
+    private func replay(
+        _ deviceId: String, at position: LogPosition?, asOf: Int64?, partitions: [Int32]?
+    ) throws -> ProjectionState {
         var state = ProjectionState()
         let partitions = try self.partitions(partitions)
         // A checkpoint helps a replay to a position when it is at or before that position.
@@ -104,7 +121,7 @@ package struct AuditLog: Sendable {
                         + ": \(position) is no point of its history (a device's events all arrive on one partition)")
             }
         }
-        return state.devices[deviceId]
+        return state
     }
 
     /// Whether `partition` holds any record keyed by the device (by its key, or by the digest

@@ -437,10 +437,11 @@ package final class QueryAPI: Sendable {
         let partitions = partitions(of: deviceId)
         return .deferred {
             do {
-                let device = try audit.device(deviceId, asOf: asOf, partitions: partitions)
+                let (device, position) = try audit.pointInTime(deviceId, asOf: asOf, partitions: partitions)
                 let view = try ChatListRenderer.chatList(device, deviceId: deviceId, query: query, now: now)
-                // The ETag is the version the device had then; there is no live position to report.
-                return HTTPResponse(status: 200, headers: Self.deviceHeaders(etag: Self.etag(view.version), position: nil, json: true), body: view.bytes)
+                // The version the device had then, and the position the replay folded it to.
+                return HTTPResponse(
+                    status: 200, headers: Self.deviceHeaders(etag: Self.etag(view.version), position: position, json: true), body: view.bytes)
             } catch is ChatListRenderer.InvalidCursor {
                 return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
             } catch let error as AuditLog.BeforeRetainedLog {
@@ -482,7 +483,7 @@ package final class QueryAPI: Sendable {
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
-        let headers = Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: true)
+        let headers = Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.answerPosition(of: deviceId), json: true)
         return .deferred { [filter, cursor, limit, headers] in
             var body = Array(#"{"events":["#.utf8)
             var count = 0
