@@ -53,7 +53,7 @@ struct ProduceCommandTests {
         #expect(summary.duplicates == duplicates)
     }
 
-    @Test("produce --file sends valid lines as they are and reports invalid ones by line number")
+    @Test("produce --file sends every line as it is, like a bridge (invalid ones reported by line number, keyed by their deviceId if any, for ingest to dead-letter); --strict sends only valid lines and exits 1")
     func fileWithInvalidLines() throws {
         let cluster = try MockCluster(topics: [("wa.device-events", 2)])
         let valid = #"{"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"chat.read","occurredAt":1,"chatId":"c@c.us"}"#
@@ -62,18 +62,27 @@ struct ProduceCommandTests {
         defer { try? FileManager.default.removeItem(at: file) }
         try Data([valid, "not json", "", spaced, #"{"schemaVersion":2}"#].joined(separator: "\n").utf8).write(to: file)
 
+        let strict = try ChatLedgerProcess.run(["produce", "--brokers", cluster.bootstrapServers, "--file", file.path, "--strict"])
+        #expect(strict.status == 1, "with --strict, invalid lines make the exit status non-zero")
+        #expect(strict.standardError.contains("line=2"))
+        #expect(strict.standardError.contains("line=5"))
+        #expect(strict.standardError.contains("reason=invalid_json"))
+        let strictSummary = try JSONDecoder().decode(Summary.self, from: Data(strict.standardOutput.utf8))
+        #expect(strictSummary.invalidLines == 2)
+        #expect(strictSummary.delivered == 2)
+        let validOnly = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 2)
+        #expect(Set(validOnly.map { String(decoding: $0.value, as: UTF8.self) }) == [valid, spaced], "sent byte for byte")
+
         let run = try ChatLedgerProcess.run(["produce", "--brokers", cluster.bootstrapServers, "--file", file.path])
-        #expect(run.status == 1, "invalid lines make the exit status non-zero")
-        #expect(run.standardError.contains("line=2"))
-        #expect(run.standardError.contains("line=5"))
-        #expect(run.standardError.contains("reason=invalid_json"))
+        #expect(run.status == 0, "every line was delivered")
+        #expect(run.standardError.contains("line=2") && run.standardError.contains("line=5"), "invalid lines are still reported")
         let summary = try JSONDecoder().decode(Summary.self, from: Data(run.standardOutput.utf8))
         #expect(summary.invalidLines == 2)
-        #expect(summary.delivered == 2)
-
-        let messages = try PlainConsumer(bootstrapServers: cluster.bootstrapServers)
-            .readAll(topic: "wa.device-events", partitions: 2)
-        #expect(Set(messages.map { String(decoding: $0.value, as: UTF8.self) }) == [valid, spaced], "sent byte for byte")
+        #expect(summary.delivered == 4)
+        let all = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: "wa.device-events", partitions: 2)
+        let sent = all.map { (String(decoding: $0.value, as: UTF8.self), $0.key) }
+        #expect(sent.filter { $0.0 == "not json" }.map(\.1) == [[]], "a line that names no device goes without a key")
+        #expect(sent.filter { $0.0 == valid }.count == 2)
     }
 
     @Test("kcat, a real Kafka client, reads what produce published", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kcat")))

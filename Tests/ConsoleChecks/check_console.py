@@ -279,7 +279,7 @@ def run_checks(ledger, browser, screenshots):
         " return ids.length === 3 ? ids : null; })()", "three devices listed")
     expect(devices == ["dev-1", "dev-2", "dev-3"], f"devices in order: {devices}")
     totals = browser.evaluate("document.querySelector('#device-list li[data-device-id=\"dev-1\"] .badge').textContent")
-    expect(totals == "9", f"dev-1's unread messages badge: {totals!r} (Alice 2, Family 5, Mallory 1, Frank 1)")
+    expect(totals == "10", f"dev-1's unread messages badge: {totals!r} (Alice 2, Family 5, Mallory 1, Frank 1, archived Carol 1)")
 
     rows = browser.wait_for(
         "(() => { const rows = [...document.querySelectorAll('#chat-list li')].map((li) => li.dataset.chatId);"
@@ -322,8 +322,8 @@ def run_checks(ledger, browser, screenshots):
     first = browser.evaluate("document.querySelector('#chat-list li').dataset.chatId")
     second = browser.evaluate("document.querySelectorAll('#chat-list li')[1].dataset.chatId")
     expect(first == "491701111111@c.us" and second == dave, f"pinned Alice stays first, Dave moves up: {first}, {second}")
-    browser.wait_for("document.querySelector('#device-list li[data-device-id=\"dev-1\"] .badge').textContent === '12'",
-                     "dev-1's unread total follows: 12")
+    browser.wait_for("document.querySelector('#device-list li[data-device-id=\"dev-1\"] .badge').textContent === '13'",
+                     "dev-1's unread total follows: 13")
 
     # One chat's details, and its events for the auditor; the hostile text stays text there too.
     # Opened from the keyboard: the row is a button; Enter on it shows the details, focus stays on it.

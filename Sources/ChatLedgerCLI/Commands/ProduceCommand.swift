@@ -8,9 +8,11 @@ import KafkaClient
 import LedgerSupport
 
 /// `chatledger produce`: publishes events like an upstream bridge, keyed by `deviceId`.
-/// From an NDJSON file (each line validated first; invalid lines reported with their
-/// line number and not sent) or from the traffic model (`--simulate`); with `--format` a
-/// bridge format's own records on that format's topics (for `adapt`).
+/// From an NDJSON file or from the traffic model (`--simulate`); with `--format` a bridge
+/// format's own records on that format's topics (for `adapt`). A file's lines are checked
+/// first: an invalid one is reported with its line number and reason, counted, and sent as
+/// it is (keyed by its `deviceId` when it names one, else without a key), as a bridge would
+/// send it, so ingest dead-letters it; `--strict` sends none of them and exits 1.
 enum ProduceCommand: Command {
     static let spec = CommandSpec(
         name: "produce",
@@ -19,7 +21,8 @@ enum ProduceCommand: Command {
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
             .topic,
-            CommandSpec.Option("file", "F", "NDJSON file of events, one per line ('-' for stdin)."),
+            CommandSpec.Option("file", "F", "NDJSON file of events, one per line ('-' for stdin); invalid lines are reported and sent as they are (ingest dead-letters them)."),
+            .flag("strict", "With --file: send nothing of a line that is not a valid event (exit 1 if there was one)."),
             .flag("simulate", "Generate realistic traffic with the built-in model."),
             CommandSpec.Option(
                 "format", "FORMAT",
@@ -51,14 +54,16 @@ enum ProduceCommand: Command {
             return try produceBridgeTraffic(format: format, arguments, logger: logger)
         }
 
-        // Validate everything before connecting, so a bad file sends nothing twice.
+        // Read (and check) everything before connecting.
         var events: [(key: [UInt8], value: [UInt8])] = []
         var invalidLines = 0
         var duplicates = 0
         var rate = 0
+        let strict = arguments.flag("strict")
         if let file {
-            (events, invalidLines) = try readFile(file, logger: logger)
+            (events, invalidLines) = try readFile(file, strict: strict, logger: logger)
         } else {
+            guard !strict else { throw arguments.usageError("--strict goes with --file") }
             let configuration = TrafficModel.Configuration(
                 devices: try arguments.integer("devices", in: 1...1_000_000) ?? 10,
                 chatsPerDevice: try arguments.integer("chats", in: 1...1_000_000) ?? 50,
@@ -92,7 +97,7 @@ enum ProduceCommand: Command {
             "produced", ["topic": topic, "delivered": report.delivered, "failed": report.failed,
                          "events_per_s": Int(Double(report.delivered) / seconds)])
         print(summary(topic: topic, sent: events.count, duplicates: duplicates, invalidLines: invalidLines, report: report))
-        return report.failed == 0 && invalidLines == 0 ? 0 : 1
+        return report.failed == 0 && !(strict && invalidLines > 0) ? 0 : 1
     }
 
     /// `--simulate --format FORMAT`: a bridge's own records on its own topics, as it
@@ -137,9 +142,10 @@ enum ProduceCommand: Command {
         return report.failed == 0 ? 0 : 1
     }
 
-    /// Reads NDJSON: every non-blank line must be a valid event; invalid ones are reported
-    /// (line number and reason) and left out.
-    static func readFile(_ path: String, logger: Logger) throws -> (events: [(key: [UInt8], value: [UInt8])], invalid: Int) {
+    /// Reads NDJSON: each non-blank line is checked; an invalid one is reported (line number
+    /// and reason) and kept as it is, keyed by its `deviceId` if it names one (left out when
+    /// `strict`).
+    static func readFile(_ path: String, strict: Bool, logger: Logger) throws -> (events: [(key: [UInt8], value: [UInt8])], invalid: Int) {
         let data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: path))
         let parser = EventParser()
         var events: [(key: [UInt8], value: [UInt8])] = []
@@ -155,10 +161,22 @@ enum ProduceCommand: Command {
                 events.append((Array(event.deviceId.utf8), bytes))
             } catch {
                 invalid += 1
-                logger.error("invalid line, not sent", ["line": lineNumber, "reason": error.code, "field": error.path, "error": error.message])
+                logger.error(
+                    strict ? "invalid line, not sent" : "invalid line, sent as it is (a dead letter for ingest)",
+                    ["line": lineNumber, "reason": error.code, "field": error.path, "error": error.message])
+                if !strict { events.append((statedDeviceId(bytes), bytes)) }
             }
         }
         return (events, invalid)
+    }
+
+    /// The `deviceId` string an invalid line states at its top level, as a Kafka key; empty
+    /// (no key) when it states none.
+    static func statedDeviceId(_ bytes: [UInt8]) -> [UInt8] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) as? [String: Any],
+            let deviceId = object["deviceId"] as? String
+        else { return [] }
+        return Array(deviceId.utf8)
     }
 
     /// Sleeps until event `index` is due at `rate` events per second.
