@@ -36,18 +36,42 @@ package final class KafkaAssignedConsumer {
         rd_kafka_assign(handle.client, nil)
     }
 
-    /// Reads exactly `partitions` from here on, each from its offset (what is fetched but
-    /// not yet polled for a partition dropped is discarded).
-    /// - Throws: `KafkaError` if librdkafka refuses the assignment.
+    /// Reads exactly `partitions` from here on: those not assigned yet from their offset,
+    /// those already assigned on from where they are (their offset here is not applied);
+    /// what is fetched but not yet polled for a partition dropped is discarded.
+    ///
+    /// Changes are incremental (`rd_kafka_incremental_unassign`, then `_assign`), never a
+    /// whole new assignment: `rd_kafka_assign` stops every partition and starts them again,
+    /// and librdkafka 2.0.2 aborts the process when assignments follow one another before
+    /// the previous stops are done (`rd_kafka_assignment_partition_stopped: Assertion
+    /// rktp->rktp_started`, librdkafka issue #5573), which a standby following a cluster
+    /// that is forming did, one partition at a time.
+    /// - Throws: `KafkaError` if librdkafka refuses the change.
     package func assign(_ partitions: [Int32: Int64]) throws(KafkaError) {
-        let list = rd_kafka_topic_partition_list_new(Int32(max(1, partitions.count)))
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (partition, offset) in partitions.sorted(by: { $0.key < $1.key }) {
-            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        let removed = assignment.keys.filter { partitions[$0] == nil }.sorted()
+        let added = partitions.filter { assignment[$0.key] == nil }.sorted { $0.key < $1.key }
+        if !removed.isEmpty {
+            try change(removed.map { ($0, nil) }, rd_kafka_incremental_unassign, "unassign")
+            for partition in removed { assignment[partition] = nil }
         }
-        let result = rd_kafka_assign(handle.client, list)
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .query(result, "assign \(topic)") }
-        assignment = partitions
+        if !added.isEmpty {
+            try change(added.map { ($0.key, $0.value) }, rd_kafka_incremental_assign, "assign")
+            for (partition, offset) in added { assignment[partition] = offset }
+        }
+    }
+
+    /// One incremental change of the assignment: `partitions` (with their offsets when assigned).
+    private func change(
+        _ partitions: [(partition: Int32, offset: Int64?)],
+        _ apply: (OpaquePointer?, UnsafePointer<rd_kafka_topic_partition_list_t>?) -> OpaquePointer?, _ what: String
+    ) throws(KafkaError) {
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in partitions {
+            let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
+            if let offset { entry?.pointee.offset = offset }
+        }
+        if let error = apply(handle.client, list) { throw .assignment(error, "\(what) \(topic)") }
     }
 
     /// Waits up to `timeoutMilliseconds` for messages and hands up to `maxMessages` to

@@ -36,6 +36,38 @@ struct KafkaAssignedConsumerTests {
         #expect(offsets == Array(2...last), "from offset 2 to the end, each once, in order")
     }
 
+    @Test("assignments that follow one another at once (a standby while the cluster forms: one partition more at a time, then fewer) never abort the process, and the final one reads each partition from its offset, a partition kept reading on from where it was")
+    func rapidAssignmentChanges() throws {
+        let cluster = try MockCluster(topics: [("events", 12)])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        for index in 0..<600 { try producer.send(topic: "events", key: Array("dev-\(index)".utf8), value: Array("\(index)".utf8)) }
+        try producer.flush(timeoutMilliseconds: 30_000)
+        let ends = producer.report.lastOffsets
+        let consumer = try KafkaAssignedConsumer(bootstrapServers: cluster.bootstrapServers, topic: "events")
+        var read: [Int32: [Int64]] = [:]
+        for round in 0..<15 {
+            for count in 1...12 {
+                try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<Int32(count)).map { ($0, 0) }))
+                if count % 4 == 0 { _ = try consumer.poll(maxMessages: 50, timeoutMilliseconds: 0) { _ in } }
+            }
+            for count in stride(from: 11, through: round % 2 == 0 ? 1 : 6, by: -1) {
+                try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<Int32(count)).map { ($0, 0) }))
+            }
+        }
+        // From no assignment: every partition from offset 0 (partition 0, kept all along,
+        // may already have handed some messages over; it goes on from there).
+        try consumer.assign([:])
+        try consumer.assign(Dictionary(uniqueKeysWithValues: (0..<Int32(12)).map { ($0, 0) }))
+        #expect(consumer.assignment.count == 12)
+        let total = ends.values.reduce(0) { $0 + Int($1) + 1 }
+        for _ in 0..<600 where read.values.reduce(0, { $0 + $1.count }) < total {
+            _ = try consumer.poll(maxMessages: 500, timeoutMilliseconds: 100) { message in read[message.partition, default: []].append(message.offset) }
+        }
+        for (partition, last) in ends {
+            #expect(read[partition] == Array(0...last), "partition \(partition): every record from offset 0, once, in order")
+        }
+    }
+
     @Test("a refused login ends the assigned consumer's polling with the authentication error, every later poll says the same, and the password appears in no error")
     func refusedLoginEndsPolling() throws {
         let cluster = try MockCluster(topics: [("events", 1)])
