@@ -14,13 +14,19 @@ struct KafkaAssignedConsumerTests {
         "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN", "sasl.username": "chatledger", "sasl.password": secret,
     ])
 
+    /// A mock cluster whose topic `events` holds `records` records keyed by device; the last
+    /// offset of each partition.
+    static func topic(partitions: Int, records: Int) throws -> (MockCluster, [Int32: Int64]) {
+        let cluster = try MockCluster(topics: [("events", partitions)])
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
+        for index in 0..<records { try producer.send(topic: "events", key: Array("dev-\(index)".utf8), value: Array("\(index)".utf8)) }
+        try producer.flush(timeoutMilliseconds: 30_000)
+        return (cluster, producer.report.lastOffsets)
+    }
+
     @Test("an assigned consumer reads each assigned partition from the offset it was given, and nothing else")
     func readsAssignedPartitionsFromTheirOffsets() throws {
-        let cluster = try MockCluster(topics: [("events", 2)])
-        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
-        for index in 0..<40 { try producer.send(topic: "events", key: Array("dev-\(index)".utf8), value: Array("\(index)".utf8)) }
-        try producer.flush(timeoutMilliseconds: 30_000)
-        let ends = producer.report.lastOffsets
+        let (cluster, ends) = try Self.topic(partitions: 2, records: 40)
         let last = try #require(ends[0], "partition 0 got records")
         #expect(last >= 2)
 
@@ -38,11 +44,7 @@ struct KafkaAssignedConsumerTests {
 
     @Test("assignments that follow one another at once (a standby while the cluster forms: one partition more at a time, then fewer) never abort the process, and the final one reads each partition from its offset, a partition kept reading on from where it was")
     func rapidAssignmentChanges() throws {
-        let cluster = try MockCluster(topics: [("events", 12)])
-        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
-        for index in 0..<600 { try producer.send(topic: "events", key: Array("dev-\(index)".utf8), value: Array("\(index)".utf8)) }
-        try producer.flush(timeoutMilliseconds: 30_000)
-        let ends = producer.report.lastOffsets
+        let (cluster, ends) = try Self.topic(partitions: 12, records: 600)
         let consumer = try KafkaAssignedConsumer(bootstrapServers: cluster.bootstrapServers, topic: "events")
         var read: [Int32: [Int64]] = [:]
         for round in 0..<15 {
