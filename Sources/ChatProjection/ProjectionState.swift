@@ -285,16 +285,6 @@ package struct ProjectionState: Sendable, Hashable {
         return LogPosition(partition: partition, offset: offset)
     }
 
-    /// The position an answer about a device states (`X-Ledger-Position`, on every device
-    /// response): `position(of:)`; for a device without events, how far the lowest partition
-    /// is applied (its empty answer holds at every position, and this one is applied, so a
-    /// `minPosition` naming it is met); nil only before anything is applied.
-    package func answerPosition(of deviceId: String) -> LogPosition? {
-        if let position = position(of: deviceId) { return position }
-        guard devices[deviceId] == nil, let first = positions.min(by: { $0.key < $1.key }) else { return nil }
-        return LogPosition(partition: first.key, offset: first.value)
-    }
-
     /// The version of a device's chat list (0 if it has none).
     package func version(of deviceId: String) -> UInt64 {
         devices[deviceId]?.version ?? 0

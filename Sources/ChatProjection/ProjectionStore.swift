@@ -63,8 +63,6 @@ package final class ProjectionStore: Sendable {
 
     /// The log position a device's chat list reflects (see `ProjectionState.position(of:)`).
     package func position(of deviceId: String) -> LogPosition? { guarded.withLock { $0.projection.position(of: deviceId) } }
-    /// The position an answer about the device states (see `ProjectionState.answerPosition(of:)`).
-    package func answerPosition(of deviceId: String) -> LogPosition? { guarded.withLock { $0.projection.answerPosition(of: deviceId) } }
 
     /// How far a partition has been applied, nil if not at all.
     package func appliedOffset(partition: Int32) -> Int64? { guarded.withLock { $0.projection.positions[partition] } }
@@ -118,7 +116,7 @@ package final class ProjectionStore: Sendable {
     /// land between them: the position is exactly the one the view shows.
     private func lookup(_ deviceId: String, _ key: SnapshotCache.Key, now: Int64) -> Lookup {
         guarded.withLock { guarded in
-            let position = guarded.projection.answerPosition(of: deviceId)
+            let position = guarded.projection.position(of: deviceId)
             if var hit = guarded.cache.lookup(key, now: now) {
                 hit.position = position
                 return Lookup(key: key, hit: hit, position: position)

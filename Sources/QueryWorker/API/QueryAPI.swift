@@ -483,7 +483,7 @@ package final class QueryAPI: Sendable {
             cursor = position
         }
         filter.partitions = partitions(of: deviceId)
-        let headers = Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.answerPosition(of: deviceId), json: true)
+        let headers = Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: true)
         return .deferred { [filter, cursor, limit, headers] in
             var body = Array(#"{"events":["#.utf8)
             var count = 0
