@@ -88,6 +88,14 @@ struct QueryAPITests {
         return (server, try server.start())
     }
 
+    /// A server over `dev-1` with one message in chat `a@c.us`, and a client connected to it
+    /// (stop and close both); `test` goes on applying events to the same store.
+    mutating func servedWithOneMessage() throws -> (server: HTTPServer, port: UInt16, client: LoopbackClient) {
+        incoming("dev-1", "a@c.us", "M1")
+        let (server, port) = try serve(try api())
+        return (server, port, try LoopbackClient(port: port))
+    }
+
     func header(_ response: HTTPResponse, _ name: String) -> String? { response.headers.first { $0.name == name }?.value }
     func json(_ response: HTTPResponse) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
@@ -237,10 +245,8 @@ struct QueryAPITests {
     @Test("on one connection: HEAD's Content-Length is GET's and no body follows; a 304 states no length; HEAD of the change stream is its head alone, without a length, and the connection closes")
     func headFraming() throws {
         var test = self
-        test.incoming("dev-1", "a@c.us", "M1")
-        let (server, port) = try test.serve(try test.api())
+        let (server, _, client) = try test.servedWithOneMessage()
         defer { server.stop() }
-        let client = try LoopbackClient(port: port)
         defer { client.close() }
         let fields = "Host: x\r\nx-api-key: test-api-key-123\r\n"
         client.send("HEAD /api/v1/devices/dev-1/chats HTTP/1.1\r\n" + fields + "\r\n")
@@ -317,11 +323,8 @@ struct QueryAPITests {
     @Test("a query with minPosition and wait is held until the position is applied, then answered; past its wait it gets 503")
     func minPositionWaits() throws {
         var test = self
-        test.incoming("dev-1", "a@c.us", "M1")
-        let (server, port) = try test.serve(try test.api())
+        let (server, _, client) = try test.servedWithOneMessage()
         defer { server.stop() }
-
-        let client = try LoopbackClient(port: port)
         defer { client.close() }
         client.send("GET /api/v1/devices/dev-1/chats?minPosition=0:1&wait=10000 HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
         test.incoming("dev-1", "a@c.us", "M2")  // offset 1
@@ -341,10 +344,8 @@ struct QueryAPITests {
     @Test("changes: an SSE stream that starts with the device's version and sends one event per version, also for versions one wake saw together")
     func changesStream() throws {
         var test = self
-        test.incoming("dev-1", "a@c.us", "M1")
-        let (server, port) = try test.serve(try test.api())
+        let (server, port, client) = try test.servedWithOneMessage()
         defer { server.stop() }
-        let client = try LoopbackClient(port: port)
         defer { client.close() }
         client.send("GET /api/v1/devices/dev-1/changes HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
         let first = client.readUntil("\n\n")  // the head ends in CRLF CRLF, so this is the first event

@@ -18,7 +18,6 @@ package struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByIn
     package static let conflict: HTTPStatus = 409
     package static let contentTooLarge: HTTPStatus = 413
     package static let uriTooLong: HTTPStatus = 414
-    package static let unsupportedMediaType: HTTPStatus = 415
     package static let unprocessableContent: HTTPStatus = 422
     package static let headerFieldsTooLarge: HTTPStatus = 431
     package static let internalServerError: HTTPStatus = 500
