@@ -318,7 +318,8 @@ private final class StageLoop {
         var rateWindow = (start: ContinuousClock.now, records: 0, perSecond: 0.0)
         var lastPublish = ContinuousClock.now - .seconds(1)
         while !stopping() {
-            let waiting = !merger.isEmpty || !held.isEmpty
+            // Queued or held records, or deliveries to count: the loop comes back soon.
+            let waiting = !merger.isEmpty || !held.isEmpty || producer.awaitsDeliveries
             var batched = 0
             var received = 0
             repeat {

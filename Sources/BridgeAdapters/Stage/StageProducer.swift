@@ -76,8 +76,12 @@ final class StageProducer {
 
     deinit { close() }
 
+    /// Messages given to `send` so far.
+    private var sent = 0
+
     /// Queues `message`; handed to the producing thread in batches (see `handOver`).
     func send(_ message: Outgoing) {
+        sent += 1
         pending.append(message)
         if pending.count >= Self.batchSize { handOver() }
     }
@@ -103,6 +107,9 @@ final class StageProducer {
 
     /// Deliveries the broker acknowledged so far.
     var delivered: Int { shared.inbox.withLock { $0.delivered } }
+
+    /// Whether messages sent have not been acknowledged yet (or failed).
+    var awaitsDeliveries: Bool { delivered < sent }
 
     /// Waits until everything sent so far is delivered.
     /// - Throws: `AdapterStageError` when anything was not (this time or before).
@@ -142,8 +149,9 @@ final class StageProducer {
         _ producer: KafkaProducer, topic: String, deadLetterTopic: String, shared: Shared
     ) {
         while true {
-            // Woken by work, or every 50 ms to serve delivery reports.
-            _ = shared.work.wait(milliseconds: 50)
+            // Woken by work, or to serve delivery reports: every 5 ms while messages are in
+            // flight (what `delivered` says is what the stage publishes), else every 50 ms.
+            _ = shared.work.wait(milliseconds: producer.inFlight > 0 ? 5 : 50)
             let (batches, flushes, stopping, alreadyFailed) = shared.inbox.withLock { inbox in
                 defer {
                     inbox.batches.removeAll()
