@@ -72,8 +72,11 @@ package struct CheckpointStore: Sendable {
     /// (`ProjectionState.erasedDeviceVersions`), with a device's version set past the offset
     /// of a chat or contact erasure of it; versions 2 and 3 are read as before (none such),
     /// their devices' versions brought to that rule by `ErasureRefold.upgradeVersions`.
+    /// 5: version 4, folded by the rule that a `contact.aliased` before a device's first
+    /// chat is kept (the device appears with it); versions 2 to 4 are read as before, their
+    /// devices with an alias refolded by `ErasureRefold.refoldAliasedDevices`.
     /// Other versions are skipped (the log is replayed instead).
-    package static let version: UInt16 = 4
+    package static let version: UInt16 = 5
     /// The oldest version still read.
     static let oldestReadVersion: UInt16 = 2
 

@@ -75,7 +75,7 @@ package struct ErasureSelector {
         }
     }
 
-    private static let aliasTypeName = Array("\"contact.aliased\"".utf8)
+    static let aliasTypeName = Array("\"contact.aliased\"".utf8)
 
     /// The fields of `record` to redact (the caller leaves out those absent or already redacted).
     package mutating func fields(_ record: RecordView) -> RedactedFields {

@@ -116,7 +116,8 @@ package struct ProjectionState: Sendable, Hashable {
         }
         // One hash lookup, then mutated in place through a single access (reading the
         // version back through the dictionary copied the whole device); a device appears
-        // with its first applied event.
+        // with its first applied event, or with a fact it keeps without a chat changing: a
+        // `contact.aliased` before any message (bridges teach LID–phone pairs first).
         let version: UInt64?
         if let index = devices.index(forKey: event.deviceId) {
             version = Self.apply(event, partition: position.partition, to: &devices.values[index])
@@ -126,7 +127,8 @@ package struct ProjectionState: Sendable, Hashable {
             let erased = erasedDeviceVersions.isEmpty ? nil : Self.digest(event.deviceId)
             if let erased, let erasedVersion = erasedDeviceVersions[erased] { device.version = erasedVersion }
             version = Self.apply(event, partition: position.partition, to: &device)
-            if version != nil {
+            if version == nil, !device.aliases.isEmpty { device.partition = position.partition }
+            if version != nil || !device.aliases.isEmpty {
                 devices[event.deviceId] = device
                 if let erased { erasedDeviceVersions[erased] = nil }
                 if deviceDigests != nil { deviceDigests?[erased ?? Self.digest(event.deviceId)] = event.deviceId }

@@ -9,7 +9,7 @@ import Testing
 /// erasure set the device's version to the count of its surviving events (and whose device
 /// erasures forgot the version), is read with this build's versions: loading it, the audit
 /// view from it and `verify` all agree with a replay of the log from zero.
-@Suite("Checkpoints of format 3 get this build's device versions")
+@Suite("Checkpoints of older formats are brought to this build's fold (versions after erasures, aliases before a first chat)")
 struct CheckpointUpgradeTests {
     static let topic = DeviceEventsTopic.defaultName
 
@@ -103,7 +103,50 @@ struct CheckpointUpgradeTests {
         #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
     }
 
-    @Test("a checkpoint written while an erased device has no state keeps its version (format 4), read back equal, digest included")
+    @Test("loading a format 4 checkpoint whose fold dropped a contact.aliased that came before the device's first chat refolds the devices with an alias: the state, then the log after it, equal a replay from zero, and verify finds no problem")
+    func format4CheckpointAliasUpgraded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let writer = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never))
+        let phone = "491555000009@c.us", lid = "98765432109876@lid"
+        var offset: Int64 = 0
+        func append(_ event: Event) throws {
+            try writer.append([LogRecord(offset: offset, key: Array(event.deviceId.utf8), value: EventEncoder.encode(event))])
+            offset += 1
+        }
+        func aliased(_ device: String, id: String) -> Event {
+            Event(eventId: id, deviceId: device, occurredAt: 1, chatId: phone, payload: .contactAliased(ContactAliased(alias: lid)))
+        }
+        try append(aliased("dev-c", id: "alias-c"))
+        try append(Self.message("dev-c", chat: phone, index: 1))
+        try append(Self.message("dev-d", chat: "491555000010@c.us", index: 2))
+        try writer.sync()
+        // The previous build's state: the same but for dev-c's alias (the device did not
+        // exist yet when it came; the alias counted as ignored either way).
+        var previous = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        var devC = try #require(previous.devices["dev-c"])
+        #expect(!devC.aliases.isEmpty)
+        devC.aliases = [:]
+        previous.replaceDevice("dev-c", with: devC)
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(previous, topic: Self.topic)
+        try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 4)).write(to: URL(fileURLWithPath: info.path))
+        #expect(try checkpoints.read(info.sequence).1.formatVersion == 4)
+
+        // After the checkpoint: a message under the LID.
+        try append(Self.message("dev-c", chat: lid, index: 3))
+        try writer.sync()
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(replayed.devices["dev-c"]?.chats[lid] == nil && replayed.devices["dev-c"]?.chats[phone]?.unreadCount == 2)
+        let loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(loaded.checkpoint?.sequence == info.sequence && loaded.replayedRecords == 1, "started from the checkpoint")
+        #expect(loaded.state.devices == replayed.devices && loaded.state.digest == replayed.digest)
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
+    }
+
+    @Test("a checkpoint written while an erased device has no state keeps its version (format 4 and later), read back equal, digest included")
     func erasedDeviceVersionsRoundTrip() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -114,7 +157,7 @@ struct CheckpointUpgradeTests {
         let checkpoints = CheckpointStore(dataDirectory: directory)
         let info = try checkpoints.write(replayed, topic: Self.topic)
         let (read, readInfo) = try checkpoints.read(info.sequence)
-        #expect(read == replayed && readInfo.formatVersion == 4)
+        #expect(read == replayed && readInfo.formatVersion == CheckpointStore.version)
         #expect(readInfo.stateDigest == replayed.digest && info.stateDigest == replayed.digest)
         let without = ProjectionState(
             devices: replayed.devices, positions: replayed.positions, chainHashes: replayed.chainHashes, eventIds: replayed.eventIds,

@@ -197,6 +197,19 @@ struct ExactUnreadTests {
         #expect(String(decoding: rendered.bytes, as: UTF8.self).contains(#""id":"\#(anna)""#))
         #expect(try script.listOrder() == [anna])
     }
+
+    @Test("a contact.aliased that is a device's first event is kept (bridges teach LID pairs before messages): the LID's messages fold into the phone's chat, found by both ids")
+    func aliasBeforeAnyChat() throws {
+        let lid = "98765432109876@lid"
+        var script = Script()
+        script.add(anna, at: 900, .contactAliased(ContactAliased(alias: lid)))
+        script.incoming(anna, "P1", at: 1_000)
+        script.incoming(lid, "L1", at: 1_001)
+        let (device, _) = script.fold()
+        #expect(device.chats[lid] == nil, "no chat of its own for the LID")
+        #expect(device.chats[anna]?.unreadCount == 2)
+        #expect(device.chat(lid)?.id == anna && device.chat(anna)?.id == anna)
+    }
 }
 
 /// Three digits with leading zeros.

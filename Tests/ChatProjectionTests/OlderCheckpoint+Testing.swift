@@ -9,15 +9,17 @@ enum OlderCheckpoint {
         var description: String
     }
 
-    /// The bytes of `path` (a checkpoint of `state`, written by this build in format 4) as
-    /// format `version` (3 or 2) writes the same state: without the erased devices' versions
-    /// (`state` must have none), for 2 also without the unreadable count; its own CRC.
+    /// The bytes of `path` (a checkpoint of `state`, written by this build in format 5) as
+    /// format `version` (4, 3 or 2) writes the same state: 4 has the same layout; 3 and 2
+    /// without the erased devices' versions (`state` must have none), 2 also without the
+    /// unreadable count; its own CRC.
     static func bytes(of path: String, state: ProjectionState, topic: String, version: UInt16) throws -> [UInt8] {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        guard bytes.count > 10, bytes[8] == 5, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 5") }
+        if version == 4 { return withVersion(bytes, 4) }
         guard state.erasedDeviceVersions.isEmpty, version == 2 || version == 3 else {
             throw Unexpected(description: "only a state without erased devices converts, to version 2 or 3")
         }
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        guard bytes.count > 10, bytes[8] == 4, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 4") }
         // From the end: CRC (4), digest (32), the devices, their length (8), then the
         // erased devices' count (4, zero here).
         let devicesLength = ProjectionCodec.encodeDevices(state.devices).count
@@ -30,6 +32,12 @@ enum OlderCheckpoint {
             let countsStart = 8 + 2 + 8 + 4 + topic.utf8.count + 4 + state.positions.count * (4 + 8 + 32)
             bytes.removeSubrange((countsStart + 32)..<(countsStart + 40))
         }
+        return withVersion(bytes, version)
+    }
+
+    /// `bytes` with format `version` and its CRC made again.
+    private static func withVersion(_ bytes: [UInt8], _ version: UInt16) -> [UInt8] {
+        var bytes = bytes
         bytes[8] = UInt8(version)
         bytes.removeLast(4)
         let crc = CRC32C.checksum(bytes)

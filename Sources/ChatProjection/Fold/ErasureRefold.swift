@@ -98,8 +98,61 @@ package enum ErasureRefold {
     /// - Throws: `EventLogError` for a damaged log.
     @discardableResult
     package static func upgradeVersions(in state: inout ProjectionState, readWith info: CheckpointInfo, log: EventLog, topic: String) throws -> Int {
-        guard info.formatVersion < CheckpointStore.version else { return 0 }
-        return try upgradeVersions(in: &state, log: log, topic: topic)
+        var upgraded = 0
+        if info.formatVersion < 4 { upgraded += try upgradeVersions(in: &state, log: log, topic: topic) }
+        if info.formatVersion < 5 { upgraded += try refoldAliasedDevices(in: &state, log: log, topic: topic) }
+        return upgraded
+    }
+
+    /// A state read from a checkpoint of format 2 to 4 brought to format 5's fold, which
+    /// keeps a `contact.aliased` that comes before a device's first chat (the older fold
+    /// dropped it with the device, so the LID's chat and the phone's stayed apart): each
+    /// device with a `contact.aliased` in the log up to the state's position is refolded
+    /// through that position, in one pass per partition. Devices an erasure names keep
+    /// their state (`device(_:log:topic:partition:through:)` is their refold, one at a
+    /// time), as do partitions retention has trimmed.
+    /// - Returns: how many devices were refolded.
+    /// - Throws: `EventLogError` for a damaged log.
+    static func refoldAliasedDevices(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
+        let parser = EventParser()
+        let marker = ErasureSelector.aliasTypeName
+        var refolded = 0
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
+            let reader = log.reader(topic: topic, partition: partition)
+            // The devices with an alias (by their Kafka key, the device id), and the digest
+            // names erasures use.
+            var aliased: Set<[UInt8]> = []
+            var erased: Set<String> = []
+            try reader.forEach(from: 0) { record in
+                guard record.offset <= through else { return false }
+                guard let value = record.value, let keyBytes = record.key else { return true }
+                let key = Array(keyBytes)
+                if LogErasure(record) != nil {
+                    if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
+                } else if !aliased.contains(key), record.kind == .event, value.firstRange(of: marker) != nil,
+                    let event = try? parser.parse(value), case .contactAliased = event.payload
+                {
+                    aliased.insert(key)
+                }
+                return true
+            }
+            let devices = aliased.filter { !erased.contains(DeviceProjection.digestName(String(decoding: $0, as: UTF8.self))) }
+            guard !devices.isEmpty else { continue }
+            var fold = ProjectionState()
+            try reader.forEach(from: 0) { record in
+                guard record.offset <= through else { return false }
+                guard record.kind == .event, let key = record.key, devices.contains(Array(key)) else { return true }
+                fold.fold(StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
+                return true
+            }
+            for key in devices.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                let deviceId = String(decoding: key, as: UTF8.self)
+                state.replaceDevice(deviceId, with: fold.devices[deviceId])
+                refolded += 1
+            }
+        }
+        return refolded
     }
 
     /// A state read from a checkpoint of format version 2 or 3 brought to this build's
