@@ -39,10 +39,18 @@ package struct EventParser: Sendable {
             guard matches else {
                 throw EventValidationError(
                     code: .keyMismatch, path: "deviceId", byteOffset: 0,
-                    message: "the Kafka key \"\(String(decoding: kafkaKey, as: UTF8.self))\" is not the deviceId")
+                    message: "the Kafka key \(Self.quoted(kafkaKey)) is not the deviceId")
             }
         }
         return event
+    }
+
+    /// A Kafka key for a message: in quotes, bytes that are no UTF-8 replaced, and cut after
+    /// the longest id the schema allows (a key can be anything a producer sends).
+    static func quoted(_ key: UnsafeRawBufferPointer) -> String {
+        let limit = EventLimits.default.maxIdentifierBytes
+        let text = String(decoding: key.prefix(limit), as: UTF8.self)
+        return "\"" + text + "\"" + (key.count > limit ? " (cut; \(key.count) bytes)" : "")
     }
 
     /// Parses one Kafka value held in an array; see `parse(_:kafkaKey:)`.

@@ -12,11 +12,31 @@ package struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     /// A human-readable explanation.
     package var message: String
 
-    /// A reason from its parts; `code` must hold no space or colon.
+    /// A reason from its parts; `code` must hold no space or colon. A path or message
+    /// longer than `maxPathBytes` / `maxMessageBytes` is cut there (they can quote what an
+    /// outsider sent: a 70 KB Kafka key, a field name of any length), marked with `…`.
     package init(code: String, path: String, message: String) {
         self.code = code
-        self.path = path
-        self.message = message
+        self.path = Self.cut(path, to: Self.maxPathBytes)
+        self.message = Self.cut(message, to: Self.maxMessageBytes)
+    }
+
+    package static let maxPathBytes = 256
+    package static let maxMessageBytes = 1_024
+
+    /// `text`, or its longest prefix of whole characters within `limit` bytes followed by `…`.
+    static func cut(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var kept = 0
+        var end = text.startIndex
+        for index in text.indices {
+            let next = text.index(after: index)
+            let size = text.utf8.distance(from: index, to: next)
+            guard kept + size <= limit - 3 else { break }  // room for "…" (3 bytes)
+            kept += size
+            end = next
+        }
+        return String(text[..<end]) + "…"
     }
 
     /// Reads a stored reason. The code is everything before the first space or colon (so a

@@ -94,6 +94,10 @@ package final class PartitionWriter {
         guard recordLength - LogFormat.frameHeaderLength <= LogFormat.maxBodyLength else {
             throw .invalidAppend("record of \(recordLength) bytes is over the 16 MiB limit", path: directory)
         }
+        // The reason's length is a 16-bit field (`DeadLetterReason` keeps reasons far shorter).
+        guard reason.utf8.count <= Int(UInt16.max) else {
+            throw .invalidAppend("a reason of \(reason.utf8.count) bytes is over the 65,535-byte limit", path: directory)
+        }
         if kind == .gap { try checkGap(offset: offset, key: key, value: value, previous: previous) }
         do {
             let plainVersion = LogFormat.segmentVersion(gap: false, chain: options.chain)

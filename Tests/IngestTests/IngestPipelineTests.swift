@@ -47,6 +47,30 @@ struct IngestPipelineTests {
         try pipeline.close()
     }
 
+    @Test("a Kafka key of 70,000 bytes (or a field name as long) is a dead letter whose reason quotes it cut short: nothing traps, the log and the next events go on")
+    func hugeKeyIsADeadLetter() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(log: log, options: .init(topic: "wa.device-events", fsync: .never))
+        let event = Event(
+            eventId: "E1", deviceId: "dev-1", occurredAt: 1, chatId: "a@c.us",
+            payload: .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "hi")))
+        try accept(pipeline, offset: 0, key: String(repeating: "k", count: 70_000), value: EventEncoder.encode(event))
+        let longField = #"{"schemaVersion":1,"eventId":"E2","deviceId":"dev-1","type":"chat.read","occurredAt":2,"chatId":"a@c.us","data":{""#
+            + String(repeating: "f", count: 70_000) + #"":1}}"#
+        try accept(pipeline, offset: 1, key: "dev-1", value: Array(longField.utf8))
+        try accept(pipeline, offset: 2, key: "dev-1", value: EventEncoder.encode(event))
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        #expect(pipeline.counters.deadLetters == 2 && pipeline.counters.events == 1)
+        #expect(pipeline.counters.deadLettersByReason["key_mismatch"] == 1)
+        let reasons = try log.reader(topic: "wa.device-events", partition: 0).records().filter { $0.kind == .deadLetter }.map(\.reason)
+        #expect(reasons.count == 2 && reasons.allSatisfy { $0.utf8.count < 2_000 }, "\(reasons.map(\.utf8.count))")
+        #expect(reasons.first?.contains("(cut; 70000 bytes)") == true)
+        try pipeline.close()
+    }
+
     @Test("a torn tail of bytes that are no record (garbage, a length that promises more) is truncated before the projection reads the log: the pipeline opens, continues after the last whole record, and holds every event before it", arguments: [
         "garbage", "a length promising more",
     ])
