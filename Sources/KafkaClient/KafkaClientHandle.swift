@@ -42,7 +42,7 @@ final class KafkaClientHandle {
         let callbacks = KafkaClientCallbacks(onDelivery: onDelivery)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbacks).toOpaque())
         rd_kafka_conf_set_log_cb(conf) { _, level, facility, message in
-            let text = message.map { String(cString: $0) } ?? ""
+            let text = KafkaConfiguration.withoutUnprintableValues(message.map { String(cString: $0) } ?? "")
             let facilityText = facility.map { String(cString: $0) } ?? ""
             librdkafkaLogger.log(logLevel(syslog: level), text, ["facility": facilityText])
         }
@@ -75,7 +75,8 @@ final class KafkaClientHandle {
         var errorText = [CChar](repeating: 0, count: 512)
         guard let client = rd_kafka_new(role == .producer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
-            throw .clientCreation(String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw .clientCreation(KafkaConfiguration.withoutUnprintableValues(reason))
         }
         self.client = client
         self.role = role
@@ -161,7 +162,7 @@ private final class KafkaClientCallbacks {
 /// client keeps the first one and its owner fails with it.
 private func clientError(_ error: Int32, _ reason: UnsafePointer<CChar>?) -> KafkaError? {
     let code = rd_kafka_resp_err_t(rawValue: error)
-    let text = reason.map { String(cString: $0) } ?? ""
+    let text = KafkaConfiguration.withoutUnprintableValues(reason.map { String(cString: $0) } ?? "")
     librdkafkaLogger.warning("kafka error", ["error": KafkaError.describe(code), "reason": text])
     guard code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL else { return nil }
     return .authentication(error, KafkaError.describe(code) + ": " + text)

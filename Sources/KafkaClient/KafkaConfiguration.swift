@@ -1,4 +1,5 @@
 import CRdKafka
+import Synchronization
 import Foundation
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
@@ -63,6 +64,36 @@ extension KafkaConfiguration {
     static func redacting(_ secret: String, in text: String) -> String {
         guard !secret.isEmpty else { return text }
         return text.replacingOccurrences(of: secret, with: "<redacted>")
+    }
+
+    /// Values the operator configured (`--kafka-config-file`, `--kafka-config`), which no
+    /// message librdkafka writes may show: librdkafka quotes some of them in its errors
+    /// ("Unsupported SASL mechanism: …") and log lines. Process-wide, because settings are
+    /// copied into several clients' configurations.
+    private static let unprintable = Mutex<[String]>([])
+
+    /// Notes `value` as one never to print (values under 3 bytes are not: cutting them out
+    /// of every message would garble it, and they are no secret worth the name).
+    package static func neverPrint(_ value: String) {
+        guard value.utf8.count >= 3 else { return }
+        unprintable.withLock { values in
+            guard !values.contains(value) else { return }
+            values.append(value)
+            // Longest first, so a value inside another cannot leave a piece of it behind.
+            values.sort { $0.utf8.count > $1.utf8.count }
+        }
+    }
+
+    /// Whether `key` is a property whose value is (part of) a credential: SASL and TLS key
+    /// settings, passwords, secrets, tokens.
+    package static func holdsCredentials(_ key: String) -> Bool {
+        key.hasPrefix("sasl.") || key.hasPrefix("ssl.key") || key.hasPrefix("ssl_key") || key.hasPrefix("ssl.keystore")
+            || ["password", "secret", "token", "credential"].contains { key.contains($0) }
+    }
+
+    /// `text` without any value noted by `neverPrint`.
+    static func withoutUnprintableValues(_ text: String) -> String {
+        unprintable.withLock { values in values.reduce(text) { redacting($1, in: $0) } }
     }
 
     /// Properties from a librdkafka properties file, as `kcat -F` reads it: one

@@ -157,13 +157,17 @@ enum IngestOptions {
         var kafka = defaults
         let file = arguments.string("kafka-config-file") ?? ProcessInfo.processInfo.environment["CHATLEDGER_KAFKA_CONFIG_FILE"]
         if let file, !file.isEmpty {
-            for (key, value) in try KafkaConfiguration.properties(fromFile: file) { kafka[key] = value }
+            for (key, value) in try KafkaConfiguration.properties(fromFile: file) {
+                kafka[key] = value
+                KafkaConfiguration.neverPrint(value)  // SPEC §11: the file's values are never printed
+            }
         }
         for (index, pair) in (arguments.string("kafka-config") ?? "").split(separator: ",").enumerated() {
             let parts = pair.split(separator: "=", maxSplits: 1)
             // The item is not echoed: it may be half of a secret.
             guard parts.count == 2 else { throw arguments.usageError("--kafka-config takes KEY=VALUE pairs; item \(index + 1) has no =") }
             kafka[String(parts[0])] = String(parts[1])
+            if KafkaConfiguration.holdsCredentials(String(parts[0])) { KafkaConfiguration.neverPrint(String(parts[1])) }
         }
         return kafka
     }
