@@ -239,6 +239,12 @@ package enum LogVerifier {
                 problem(redaction.offset, "redacted record names no erasure record of this partition at or after it")
                 continue
             }
+            // A marker names an erasure of its own record's device (the key, whole or
+            // redacted, keeps the device id's digest): one moved to another device's erasure
+            // is found here.
+            if let device = erasure.deviceDigest, let key = redaction.keyDigest, key != device {
+                problem(redaction.offset, "redacted record names the erasure at offset \(erasureOffset), which erased another device")
+            }
             if erasure.scope == .device, erasureOffset != redaction.offset, redaction.keyDigest == erasure.deviceDigest,
                 redaction.fields != redaction.present
             {

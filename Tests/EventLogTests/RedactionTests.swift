@@ -115,6 +115,30 @@ struct RedactionTests {
         #expect(!offsetAltered.problems.contains { $0.message.contains("chain hash") }, "the digest is intact: the chain holds")
     }
 
+    @Test("a marker moved to another device's erasure (after it, so no rule of offsets breaks) is found: a redaction names an erasure of its own record's device")
+    func markerMovedToAnotherDevicesErasure() throws {
+        let data = TemporaryDirectory("redact")
+        defer { data.remove() }
+        let (log, writer, _) = try erasedLog(data)
+        try writer.append([LogRecord(offset: 302, key: kept, value: Array("{\"erasure\":2}".utf8), reason: LogErasure.reason(.device))])
+        _ = try writer.redact(erasureOffset: 302) { record in
+            record.offset == 302 ? .key : (record.key.map { $0.elementsEqual(kept) } == true ? .all : [])
+        }
+        try writer.sync()
+        #expect(try LogVerifier.verify(log).isClean)
+        let segment = try #require(TemporaryDirectory.segments(in: log.directory(topic: topic, partition: 0)).first)
+        let frame = try firstRedactedFrame(segment)  // offset 0, of the device erased at 300
+        let valueMarker = frame.position + 8 + 24 + topic.utf8.count + 4 + 40 + 4
+        try LogDamage.edit(segment) { bytes in
+            bytes[valueMarker] = 0x2E  // erasure offset 300 -> 302, the other device's erasure
+            bytes[valueMarker + 1] = 0x01
+            fixCRC(&bytes, frame)
+        }
+        let moved = try LogVerifier.verify(log)
+        #expect(moved.problems.contains { $0.message.contains("erased another device") && $0.kafkaOffset == 0 }, "\(moved.problems)")
+        #expect(!moved.problems.contains { $0.message.contains("chain hash") }, "the digest is intact: the chain holds")
+    }
+
     @Test("a value put back (the original frame restored: its chain hash is the same) is found: a record of the erased device is not redacted")
     func valuePutBackIsFound() throws {
         let data = TemporaryDirectory("redact")

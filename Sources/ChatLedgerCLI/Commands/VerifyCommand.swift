@@ -35,6 +35,12 @@ enum VerifyCommand: Command {
         for check in checkpoints {
             verification.problems += check.problems.map { .init(path: check.path, byteOffset: nil, kafkaOffset: nil, message: $0) }
         }
+        // A value put back under a chat or contact erasure (the chain cannot tell).
+        for finding in ErasureVerifier.unredactedValues(log: log, topic: topic, erasures: verification.erasures.map(\.erasure)) {
+            verification.problems.append(.init(
+                path: log.directory(topic: topic, partition: finding.partition), byteOffset: nil, kafkaOffset: finding.offset,
+                message: "record named by the erasure at offset \(finding.erasureOffset) holds its value (not redacted)"))
+        }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         let strict = arguments.flag("strict")
         let register = GapRegister(topic: "", gaps: verification.gaps, dataDirectory: data)
