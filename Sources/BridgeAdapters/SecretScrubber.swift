@@ -148,7 +148,14 @@ package enum SecretScrubber {
                 out.append(contentsOf: redacted)
                 out.append(UInt8(ascii: "\""))
                 index = valueEnd + 1
-            } else if bytes[cursor] != UInt8(ascii: "{"), bytes[cursor] != UInt8(ascii: "[") {
+            } else if bytes[cursor] == UInt8(ascii: "{") || bytes[cursor] == UInt8(ascii: "[") {
+                // An object or array where a token belongs (`"apikey": ["…"]`): replaced
+                // whole, whatever it holds.
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: redacted)
+                out.append(UInt8(ascii: "\""))
+                index = valueEnd(bytes, from: cursor)
+            } else {
                 // A number or literal: replaced as well (a token is a token).
                 var end = cursor
                 while end < count, !isWhitespace(bytes[end]), ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[end]) {

@@ -91,6 +91,11 @@ struct BridgeBasicsTests {
         let escapedKey = Array(#"{"api\u006bey":"\#(secret)"}"#.utf8)
         #expect(!String(decoding: SecretScrubber.scrub(escapedKey, secret: nil), as: UTF8.self).contains(secret))
         #expect(SecretScrubber.scrub("detail with \(secret) in it", secret: Array(secret.utf8)) == "detail with [redacted] in it")
+        // An object or array where the token belongs is replaced whole.
+        for container in [#"["\#(secret)"]"#, #"{"token":"\#(secret)","n":[1,{"a":2}]}"#] {
+            let scrubbed = String(decoding: SecretScrubber.scrub(Array(#"{"apikey":\#(container),"x":1}"#.utf8), secret: nil), as: UTF8.self)
+            #expect(scrubbed == #"{"apikey":"[redacted]","x":1}"#, "\(scrubbed)")
+        }
     }
 
     @Test("session credentials in baileys/wwebjs envelopes (creds.update keys, a linking QR or pairing code, legacy session tokens) never reach a dead letter, whole objects included, valid or cut off")
