@@ -47,4 +47,15 @@ struct APIKeysTests {
         #expect(error?.description.contains("keys[1]") == true)
         #expect(error?.description.contains("secret") == false)
     }
+
+    @Test("a key pasted into another field (a role, a flag, a device list) is not quoted by the error, which names the field", arguments: [
+        (#"{"key":"a","devices":["*"],"role":"NEWKEY-SECRET-5555"}"#, "keys[0].role"),
+        (#"{"key":"a","devices":["*"],"role":"reader","write":"NEWKEY-SECRET-5555"}"#, "keys[0].write"),
+        (#"{"key":"a","devices":"NEWKEY-SECRET-5555","role":"reader"}"#, "keys[0].devices"),
+    ])
+    func decodingErrorsQuoteNoValue(entry: String, field: String) {
+        let error = #expect(throws: APIKeys.LoadError.self) { _ = try load(entry) }
+        #expect(error?.description.contains(field) == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains("SECRET") == false, "\(error?.description ?? "")")
+    }
 }

@@ -49,6 +49,26 @@ package struct APIKeys: Sendable {
 
     private let entries: [(digest: SHA256Digest, grant: Grant)]
 
+    /// What is wrong with a keys file, by the place in it and never by its values: a key
+    /// pasted into the wrong field (`role`, say) must not reach a log line. The decoder's
+    /// own descriptions quote values ("Cannot initialize Role from invalid String value …").
+    static func describe(_ error: any Error) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.reduce("") { text, key in
+                if let index = key.intValue { return text + "[\(index)]" }
+                return text.isEmpty ? key.stringValue : text + "." + key.stringValue
+            }
+        }
+        switch error as? DecodingError {
+        case .typeMismatch(_, let context)?: return "\(path(context.codingPath)): wrong type"
+        case .valueNotFound(_, let context)?: return "\(path(context.codingPath)): missing value"
+        case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])): missing"
+        case .dataCorrupted(let context)?:
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): not a valid value"
+        default: return "cannot be read"
+        }
+    }
+
     /// No keys: every route that needs one answers 401 (`ingest` and `adapt` serve only
     /// their health and metrics routes).
     package static let none = APIKeys(entries: [])
@@ -62,7 +82,7 @@ package struct APIKeys: Sendable {
         do {
             file = try JSONDecoder().decode(File.self, from: Data(json))
         } catch {
-            throw LoadError(description: "keys file: \(error)")
+            throw LoadError(description: "keys file: \(Self.describe(error))")
         }
         var entries: [(SHA256Digest, Grant)] = []
         var ids = Set<String>()
