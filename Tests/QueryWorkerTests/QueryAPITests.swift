@@ -81,9 +81,10 @@ struct QueryAPITests {
     }
 
     /// The API behind a real server on a free loopback port, wired as the commands wire it.
-    func serve(_ api: QueryAPI) throws -> (HTTPServer, UInt16) {
+    func serve(_ api: QueryAPI, maxConnections: Int? = nil) throws -> (HTTPServer, UInt16) {
         var configuration = HTTPServer.Configuration()
         configuration.port = 0
+        if let maxConnections { configuration.maxConnections = maxConnections }
         let server = api.server(configuration: configuration)
         return (server, try server.start())
     }
@@ -339,6 +340,41 @@ struct QueryAPITests {
         #expect(timedOut.hasPrefix("HTTP/1.1 503"))
         #expect(timedOut.contains("Retry-After: 1"))
         #expect(get(try test.api(), "/api/v1/devices/dev-1/chats?minPosition=0:0&wait=99999").status == 400)
+    }
+
+    @Test("change streams hold at most half the server's connections: the next is 503 too_many_streams with Retry-After, other requests and /healthz still get through, and a closed stream frees its place")
+    func changesStreamsBounded() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let (server, port) = try serve(try test.api(), maxConnections: 8)
+        defer { server.stop() }
+        func openStream() throws -> (LoopbackClient, String) {
+            let client = try LoopbackClient(port: port)
+            client.send("GET /api/v1/devices/dev-1/changes HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n")
+            return (client, client.readUntil("\r\n\r\n"))
+        }
+        var streams: [LoopbackClient] = []
+        for _ in 0..<4 {
+            let (client, head) = try openStream()
+            #expect(head.hasPrefix("HTTP/1.1 200 OK"), "\(head)")
+            streams.append(client)
+        }
+        let (refusedClient, refused) = try openStream()
+        #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("Retry-After: 1"), "half of 8 connections: \(refused)")
+        refusedClient.close()
+        // Other requests still get through, and /healthz.
+        let other = try LoopbackClient(port: port)
+        other.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(other.readUntil("\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+        other.close()
+        // A stream closed gives its place back.
+        streams.removeFirst().close()
+        try Polling.waitUntil("a closed stream's place is free again", seconds: 30) {
+            let (client, head) = try openStream()
+            defer { if head.hasPrefix("HTTP/1.1 200") { streams.append(client) } else { client.close() } }
+            return head.hasPrefix("HTTP/1.1 200")
+        }
+        for client in streams { client.close() }
     }
 
     @Test("changes: an SSE stream that starts with the device's version and sends one event per version, also for versions one wake saw together")

@@ -41,6 +41,9 @@ package final class QueryAPI: Sendable {
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     ///   - cluster: cluster mode (SPEC §9): device routes owned by another instance are forwarded.
+    /// The change streams open (`StreamSlots`).
+    let streams = StreamSlots()
+
     package init(
         store: ProjectionStore, keys: KeyRing, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
@@ -66,8 +69,10 @@ package final class QueryAPI: Sendable {
     }
 
     /// An HTTP server that answers with this API and records every response for `/metrics`.
+    /// Change streams may hold at most half its connections (`StreamSlots`).
     package func server(configuration: HTTPServer.Configuration) -> HTTPServer {
-        HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
+        streams.limit.store(max(1, configuration.maxConnections / 2), ordering: .relaxed)
+        return HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
             observe(head, status: status, elapsed: elapsed)
         }) { [self] head, body in reply(head, body) }
     }
@@ -362,7 +367,12 @@ package final class QueryAPI: Sendable {
                 streamHead.bodyRunsToClose = true
                 return .response(streamHead)
             }
-            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
+            guard let slot = streams.take() else {
+                var refused = HTTPResponse.error(503, code: "too_many_streams", message: "the server holds as many change streams as it keeps room for")
+                refused.headers.append(("Retry-After", "1"))
+                return .response(refused)
+            }
+            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"), slot: slot)
             return .stream(head: streamHead, stream)
         case .events:
             return events(deviceId: deviceId, parameters)
@@ -664,11 +674,14 @@ final class DeviceChangeStream: HTTPStream {
     private let store: ProjectionStore
     private let deviceId: String
     private let lastSent: Mutex<UInt64?>
+    /// Its place among the streams open (given back when the server lets go of it).
+    private let slot: StreamSlots.Slot?
 
-    init(store: ProjectionStore, deviceId: String, lastEventId: String?) {
+    init(store: ProjectionStore, deviceId: String, lastEventId: String?, slot: StreamSlots.Slot? = nil) {
         self.store = store
         self.deviceId = deviceId
         self.lastSent = Mutex(lastEventId.flatMap { UInt64($0) })
+        self.slot = slot
     }
 
     func poll() -> [UInt8] {
@@ -692,5 +705,36 @@ final class DeviceChangeStream: HTTPStream {
             out += Array("id: \(spelled)\nevent: version\ndata: ".utf8) + data.bytes + Array("\n\n".utf8)
         }
         return out
+    }
+}
+
+/// How many change streams are open, against a limit (half the server's connections). A
+/// stream holds its connection for as long as its client keeps it, and connections over
+/// the server's limit get 503: without this bound, one reader key opening streams could take
+/// every connection and leave none for other requests, `/healthz` included. Over the
+/// limit a new stream gets 503 `too_many_streams` with `Retry-After`.
+final class StreamSlots: Sendable {
+    let open = Atomic<Int>(0)
+    let limit = Atomic<Int>(512)
+
+    /// A place taken; it is given back when the stream holding it is released.
+    final class Slot: Sendable {
+        private let slots: StreamSlots
+
+        fileprivate init(_ slots: StreamSlots) { self.slots = slots }
+
+        deinit { slots.open.subtract(1, ordering: .relaxed) }
+    }
+
+    /// A slot, or nil when `limit` streams are open.
+    func take() -> Slot? {
+        let limit = limit.load(ordering: .relaxed)
+        var current = open.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return Slot(self) }
+            current = original
+        }
+        return nil
     }
 }
