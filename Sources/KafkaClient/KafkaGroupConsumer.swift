@@ -55,6 +55,8 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
     private var batch = ConsumerBatch()
     /// Topic names by librdkafka's topic handle (one String per topic, not per message).
     private var topicNames: [OpaquePointer: String] = [:]
+    /// The topic handle `topicName` named last, with its name.
+    private var lastTopicName: (handle: OpaquePointer, name: String)?
 
     /// Joins `groupId` and subscribes to `subscription`: topic names, or patterns that start
     /// with `^` (POSIX extended regular expressions, matched against every topic's name).
@@ -218,6 +220,19 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
 
     private func topicName(_ topic: OpaquePointer?) -> String {
         guard let topic else { return "" }
+        // A poll's messages come in runs of one partition: most find the last one's name
+        // (checked against librdkafka's, as below, in case the handle was reused).
+        if let last = lastTopicName, last.handle == topic, let raw = rd_kafka_topic_name(topic),
+            last.name.withCString({ strcmp($0, raw) == 0 })
+        {
+            return last.name
+        }
+        let name = lookUpTopicName(topic)
+        lastTopicName = (topic, name)
+        return name
+    }
+
+    private func lookUpTopicName(_ topic: OpaquePointer) -> String {
         let raw = rd_kafka_topic_name(topic)
         if let known = topicNames[topic], let raw, known.withCString({ strcmp($0, raw) == 0 }) { return known }
         let name = raw.map { String(cString: $0) } ?? ""

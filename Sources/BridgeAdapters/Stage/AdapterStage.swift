@@ -106,10 +106,14 @@ package final class AdapterStage: Sendable {
         /// Source records consumed.
         package var records = 0
         /// Canonical events produced, by type.
-        package var eventsByType: [String: Int] = [:]
+        package var eventsByType: [String: Int] { eventCounts.byKey }
+        var eventCounts = Tally()
         package var deadLettersByReason: [String: Int] = [:]
         /// Parts of records that made no event, by reason (`unknown_event`, `ignored_event`, ...).
-        package var skippedByReason: [String: Int] = [:]
+        package var skippedByReason: [String: Int] { skipCounts.byKey }
+        var skipCounts = Tally()
+        /// Source records the broker no longer had when the stage came to them (see `queue`).
+        package var sourceRecordsLost = 0
         /// Events waiting for the message they act on.
         package var held = 0
         /// Per assigned source partition: records on the broker not yet adapted.
@@ -188,6 +192,10 @@ package final class AdapterStage: Sendable {
         registry.collect(
             "chatledger_adapt_skipped_total", help: "Parts of bridge records that made no event, by reason (unknown_event, ignored_event, ...).",
             kind: .counter, byLabel("reason") { $0.skippedByReason })
+        registry.collect(
+            "chatledger_adapt_source_records_lost_total",
+            help: "Source records gone from the broker before the stage read them (each range also a dead letter, reason source_records_lost).",
+            kind: .counter, perFormat { Double($0.sourceRecordsLost) })
         registry.collect(
             "chatledger_adapt_held_events", help: "Events waiting for the message they act on.", kind: .gauge, perFormat { Double($0.held) })
         registry.collect(
@@ -336,7 +344,7 @@ private final class StageLoop {
             // This poll's records are adapted on the helper threads while the last poll's
             // are handed on (the merger waits for a partition whose records are still being
             // adapted, as for one still on the broker).
-            workers.start(pending, finishing: { merger.append($0) })
+            workers.start(pending, finishing: { queue($0) })
             pending.removeAll(keepingCapacity: true)
             let now = ContinuousClock.now
             try drain(now: now, force: false)
@@ -410,9 +418,35 @@ private final class StageLoop {
     /// Adapts every record polled (the batch in flight included) and queues them for
     /// ordering. Called before a rebalance changes the partitions, and when stopping.
     func flushPending() {
-        workers.prepare(pending) { merger.append($0) }
+        workers.prepare(pending) { queue($0) }
         pending.removeAll(keepingCapacity: true)
     }
+
+    /// Queues an adapted record for ordering. Records its partition skipped before it
+    /// (gone from the broker: retention passed while the stage lagged or was down, records
+    /// deleted, a size limit) are never silent: counted
+    /// (`chatledger_adapt_source_records_lost_total`), logged as an error and written to the
+    /// dead-letter topic with their range (reason `source_records_lost`). A compacted or
+    /// transactional source topic skips offsets too; they are reported the same way.
+    func queue(_ entry: consuming RecordMerger.Entry) {
+        let topic = entry.record.topic
+        let partition = entry.record.partition
+        guard let skipped = merger.append(entry) else { return }
+        let lost = Int(skipped.upperBound - skipped.lowerBound + 1)
+        statistics.sourceRecordsLost += lost
+        let detail = "offsets \(skipped.lowerBound)...\(skipped.upperBound) of \(topic)/\(partition) are gone from the broker (\(lost) records): "
+            + "the stage never read them"
+        statistics.deadLettersByReason[Self.sourceRecordsLost, default: 0] += 1
+        let letter = DeadLetter(
+            format: adapter.format, record: BridgeRecord(topic: topic, partition: partition, offset: skipped.lowerBound, timestamp: -1, value: nil),
+            reason: Self.sourceRecordsLost, detail: detail, secret: nil)
+        producer.send(.init(destination: .deadLetter(key: letter.key), value: letter.encoded()))
+        logger.error(
+            "source records lost at the broker", ["topic": topic, "partition": partition, "first_lost_offset": skipped.lowerBound,
+                                                  "last_lost_offset": skipped.upperBound, "lost_records": lost])
+    }
+
+    static let sourceRecordsLost = "source_records_lost"
 
     func drain(now: ContinuousClock.Instant, force: Bool) throws {
         merger.beginDrain(now: now, highWatermark: { self.consumer.highWatermark($0) })
@@ -426,7 +460,7 @@ private final class StageLoop {
     func process(_ entry: RecordMerger.Entry, now: ContinuousClock.Instant) throws {
         let record = entry.record
         frontier = max(frontier, entry.time)
-        for reason in entry.skipReasons { statistics.skippedByReason[reason, default: 0] += 1 }
+        for reason in entry.skipReasons { statistics.skipCounts.add(reason) }
         switch entry.outcome {
         case .deadLetter(let code, let detail):
             statistics.deadLettersByReason[code, default: 0] += 1
@@ -449,8 +483,9 @@ private final class StageLoop {
                 knownSecrets.insert(SecretBytes(bytes: secret))
                 lastSecret = secret
             }
-            for event in entry.events {
-                try route(event, record: record, time: entry.time, secret: entry.secret, now: now)
+            // By index: each event is read where it is, not copied out first.
+            for index in entry.events.indices {
+                try route(entry.events[index], record: record, time: entry.time, secret: entry.secret, now: now)
             }
         }
     }
@@ -492,7 +527,7 @@ private final class StageLoop {
     func firstTimeAlias(_ key: UInt64) -> Bool {
         if aliasesSeen.count > 1_000_000 { aliasesSeen.removeAll() }
         if aliasesSeen.insert(key).inserted { return true }
-        statistics.skippedByReason["alias_already_sent", default: 0] += 1
+        statistics.skipCounts.add("alias_already_sent")
         return false
     }
 
@@ -525,17 +560,17 @@ private final class StageLoop {
     /// scrubbed out of it without breaking it (`AdaptWorkers.Preparer.withoutSecret`), so it is skipped.
     func emit(_ deviceId: String, _ type: String, bytes: [UInt8]?) throws {
         guard let value = bytes else {
-            statistics.skippedByReason["secret_in_content", default: 0] += 1
+            statistics.skipCounts.add("secret_in_content")
             return
         }
         producer.send(.init(destination: .event(deviceId: deviceId), value: value))
-        statistics.eventsByType[type, default: 0] += 1
+        statistics.eventCounts.add(type)
     }
 
     // MARK: - Held events
 
     func release(_ key: UInt64) throws {
-        guard let ids = heldByKey.removeValue(forKey: key), let chat = directory.chat(key) else { return }
+        guard !heldByKey.isEmpty, let ids = heldByKey.removeValue(forKey: key), let chat = directory.chat(key) else { return }
         for id in ids {
             guard let item = held.removeValue(forKey: id) else { continue }
             forgetHeldOffset(item)
@@ -567,7 +602,7 @@ private final class StageLoop {
             if heldByKey[item.key]?.isEmpty == true { heldByKey[item.key] = nil }
             forgetHeldOffset(item)
             if item.adapted.dropIfUnresolved {
-                statistics.skippedByReason["chat_unknown", default: 0] += 1
+                statistics.skipCounts.add("chat_unknown")
             } else {
                 // The message was created before this run (or never reached the bridge's
                 // topics): the record's own chat id it is.
@@ -614,7 +649,9 @@ private final class StageLoop {
         flushPending()
         let committed = (try? consumer.committed(partitions)) ?? [:]
         for partition in partitions {
-            merger.assign(partition, nextOffset: committed[partition])
+            // Read from the group's committed offset, or from the start: a first record
+            // beyond it means the broker no longer has the ones before (`queue`).
+            merger.assign(partition, nextOffset: committed[partition], expectedOffset: committed[partition] ?? 0)
             committedThrough[partition] = committed[partition]
         }
     }
@@ -639,4 +676,23 @@ private final class StageLoop {
             committedThrough[partition] = nil
         }
     }
+}
+
+/// Counts by a key from a small set (event types), in the order first seen: each count
+/// finds its key by comparing, not hashing (the stage counts every event it produces, and a
+/// type's name is the same string each time, so most comparisons are one identity check).
+struct Tally: Sendable {
+    private var keys: [String] = []
+    private var counts: [Int] = []
+
+    mutating func add(_ key: String) {
+        if let index = keys.firstIndex(of: key) {
+            counts[index] += 1
+        } else {
+            keys.append(key)
+            counts.append(1)
+        }
+    }
+
+    var byKey: [String: Int] { Dictionary(uniqueKeysWithValues: zip(keys, counts)) }
 }

@@ -22,9 +22,9 @@ struct MessageDirectory {
 
     /// The key of message `messageId` on `deviceId` (FNV-1a over both).
     static func key(deviceId: String, messageId: String) -> UInt64 {
-        var hash = fnv(deviceId.utf8, into: fnvBasis)
+        var hash = fnv(deviceId, into: fnvBasis)
         hash = fnv(CollectionOfOne(0xFF), into: hash)
-        return fnv(messageId.utf8, into: hash)
+        return fnv(messageId, into: hash)
     }
 
     /// The key of the fact "on `deviceId`, `chatId` and `alias` are one contact".
@@ -33,6 +33,12 @@ struct MessageDirectory {
     }
 
     private static let fnvBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    /// `text`'s UTF-8 bytes hashed from its contiguous storage (native strings have it),
+    /// without stepping an iterator through them.
+    private static func fnv(_ text: String, into start: UInt64) -> UInt64 {
+        text.utf8.withContiguousStorageIfAvailable { fnv($0, into: start) } ?? fnv(text.utf8, into: start)
+    }
 
     private static func fnv(_ bytes: some Sequence<UInt8>, into start: UInt64) -> UInt64 {
         var hash = start

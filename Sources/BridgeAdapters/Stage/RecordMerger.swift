@@ -69,6 +69,9 @@ struct RecordMerger {
         var head = 0
         /// The offset after the last record queued (or the group's committed offset).
         var nextOffset: Int64?
+        /// The offset the next record read should have (the committed one, 0 without; then
+        /// the one after each record); nil for a partition met before its assignment.
+        var expectedOffset: Int64?
         /// The offset of the last record handed out.
         var lastHandedOut: Int64?
         /// Since when the merger has been waiting for this empty partition.
@@ -147,17 +150,19 @@ struct RecordMerger {
     var isEmpty: Bool { count == 0 }
 
     /// Starts tracking a newly assigned partition (reading from `nextOffset`, if known).
-    mutating func assign(_ partition: TopicPartition, nextOffset: Int64?) {
+    /// - Parameter expectedOffset: the offset its first record should have (see `append`).
+    mutating func assign(_ partition: TopicPartition, nextOffset: Int64?, expectedOffset: Int64? = nil) {
         if let index = indexOf[partition] {
             count -= queues[index].count
             queues[index].removeAll()
             queues[index].nextOffset = nextOffset
+            queues[index].expectedOffset = expectedOffset
             queues[index].lastHandedOut = nil
             queues[index].waitingSince = nil
             rebuild()
         } else {
             indexOf[partition] = queues.count
-            queues.append(Queue(partition: partition, nextOffset: nextOffset))
+            queues.append(Queue(partition: partition, nextOffset: nextOffset, expectedOffset: expectedOffset))
             rebuild()
         }
     }
@@ -183,13 +188,21 @@ struct RecordMerger {
         }
     }
 
-    mutating func append(_ entry: consuming Entry) {
+    /// Queues `entry`; returns the offsets skipped before it, when its partition's records
+    /// did not follow on from the expected offset (the broker no longer had them).
+    @discardableResult
+    mutating func append(_ entry: consuming Entry) -> ClosedRange<Int64>? {
         let index = queueIndex(entry.record.topic, entry.record.partition)
-        queues[index].nextOffset = entry.record.offset + 1
+        let offset = entry.record.offset
+        var skipped: ClosedRange<Int64>?
+        if let expected = queues[index].expectedOffset, offset > expected { skipped = expected...(offset - 1) }
+        queues[index].expectedOffset = offset + 1
+        queues[index].nextOffset = offset + 1
         queues[index].append(entry)
         queues[index].waitingSince = nil
         count += 1
         if !queues[index].inHeap { push(index) }
+        return skipped
     }
 
     private mutating func queueIndex(_ topic: String, _ partition: Int32) -> Int {
