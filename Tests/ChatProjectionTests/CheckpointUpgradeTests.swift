@@ -146,6 +146,50 @@ struct CheckpointUpgradeTests {
         #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
     }
 
+    @Test("the format 4 upgrade refolds a device with an alias that an erasure also names as an erasure refolds it: loading equals a replay from zero, and verify finds no problem")
+    func format4CheckpointAliasAndErasureUpgraded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let writer = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never))
+        let phone = "491555000009@c.us", lid = "98765432109876@lid", other = "491555000011@c.us"
+        var offset: Int64 = 0
+        func append(_ event: Event) throws {
+            let erasure: LogErasure.Scope? = if case .ledgerErased = event.payload { .chat } else { nil }
+            try writer.append([LogRecord(
+                offset: offset, key: Array("dev-e".utf8), value: EventEncoder.encode(event), reason: erasure.map(LogErasure.reason) ?? "")])
+            if case .ledgerErased(let erased) = event.payload,
+                let selector = ErasureSelector(erased, deviceDigestName: event.deviceId, erasureOffset: offset)
+            {
+                _ = try selector.redact(in: writer)
+            }
+            offset += 1
+        }
+        try append(Event(eventId: "alias-e", deviceId: "dev-e", occurredAt: 1, chatId: phone, payload: .contactAliased(ContactAliased(alias: lid))))
+        try append(Self.message("dev-e", chat: phone, index: 1))
+        try append(Self.message("dev-e", chat: other, index: 2))
+        try append(Self.erasure("dev-e", chat: other, id: "erase-other"))
+        try writer.sync()
+        var previous = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        var devE = try #require(previous.devices["dev-e"])
+        #expect(!devE.aliases.isEmpty)
+        devE.aliases = [:]
+        previous.replaceDevice("dev-e", with: devE)
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(previous, topic: Self.topic)
+        try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 4)).write(to: URL(fileURLWithPath: info.path))
+
+        try append(Self.message("dev-e", chat: lid, index: 5))
+        try writer.sync()
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(replayed.devices["dev-e"]?.chats[lid] == nil && replayed.devices["dev-e"]?.chats[phone]?.unreadCount == 2)
+        let loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(loaded.checkpoint?.sequence == info.sequence)
+        #expect(loaded.state.devices == replayed.devices && loaded.state.digest == replayed.digest, "versions: \(loaded.state.devices["dev-e"]?.version ?? 0), \(replayed.devices["dev-e"]?.version ?? 0)")
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
+    }
+
     @Test("a checkpoint written while an erased device has no state keeps its version (format 4 and later), read back equal, digest included")
     func erasedDeviceVersionsRoundTrip() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path

@@ -107,50 +107,69 @@ package enum ErasureRefold {
     /// A state read from a checkpoint of format 2 to 4 brought to format 5's fold, which
     /// keeps a `contact.aliased` that comes before a device's first chat (the older fold
     /// dropped it with the device, so the LID's chat and the phone's stayed apart): each
-    /// device with a `contact.aliased` in the log up to the state's position is refolded
-    /// through that position, in one pass per partition. Devices an erasure names keep
-    /// their state (`device(_:log:topic:partition:through:)` is their refold, one at a
-    /// time), as do partitions retention has trimmed.
+    /// device with a `contact.aliased` in the log up to the state's positions is refolded
+    /// through them: in one fold over the partitions in ascending order (as a replay from
+    /// zero folds them, so a device on two partitions keeps both), or, for a device an
+    /// erasure names, as an erasure refolds it (`device(_:log:topic:partition:through:)`).
+    /// Partitions retention has trimmed cannot be refolded: their devices keep the
+    /// checkpoint's state.
     /// - Returns: how many devices were refolded.
     /// - Throws: `EventLogError` for a damaged log.
     static func refoldAliasedDevices(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
         let parser = EventParser()
         let marker = ErasureSelector.aliasTypeName
-        var refolded = 0
+        var partitions: [(partition: Int32, through: Int64)] = []
         for (logTopic, partition) in try log.partitions() where logTopic == topic {
             guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
-            let reader = log.reader(topic: topic, partition: partition)
-            // The devices with an alias (by their Kafka key, the device id), and the digest
-            // names erasures use.
-            var aliased: Set<[UInt8]> = []
-            var erased: Set<String> = []
-            try reader.forEach(from: 0) { record in
-                guard record.offset <= through else { return false }
-                guard let value = record.value, let keyBytes = record.key else { return true }
-                let key = Array(keyBytes)
+            partitions.append((partition, through))
+        }
+        partitions.sort { $0.partition < $1.partition }
+        // The devices with an alias (by their Kafka key, the device id) and the partition it
+        // was in, and the digest names erasures use.
+        var aliased: [[UInt8]: Int32] = [:]
+        var erased: Set<String> = []
+        for (partition, through) in partitions {
+            try log.reader(topic: topic, partition: partition).forEach { record in
+                guard record.offset <= through, let value = record.value else { return record.offset <= through }
+                // An erasure record's key (the device id) is redacted by itself: its value names the device.
                 if LogErasure(record) != nil {
                     if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
-                } else if !aliased.contains(key), record.kind == .event, value.firstRange(of: marker) != nil,
+                } else if let keyBytes = record.key, record.kind == .event, value.firstRange(of: marker) != nil, aliased[Array(keyBytes)] == nil,
                     let event = try? parser.parse(value), case .contactAliased = event.payload
                 {
-                    aliased.insert(key)
+                    aliased[Array(keyBytes)] = partition
                 }
                 return true
             }
-            let devices = aliased.filter { !erased.contains(DeviceProjection.digestName(String(decoding: $0, as: UTF8.self))) }
-            guard !devices.isEmpty else { continue }
-            var fold = ProjectionState()
-            try reader.forEach(from: 0) { record in
+        }
+        guard !aliased.isEmpty else { return 0 }
+        var refolded = 0
+        var plain: Set<[UInt8]> = []
+        for (key, partition) in aliased.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            let deviceId = String(decoding: key, as: UTF8.self)
+            guard erased.contains(DeviceProjection.digestName(deviceId)) else {
+                plain.insert(key)
+                continue
+            }
+            let at = state.devices[deviceId]?.partition ?? partition
+            guard let through = partitions.first(where: { $0.partition == at })?.through else { continue }
+            state.replaceDevice(deviceId, with: try device(deviceId, log: log, topic: topic, partition: at, through: through))
+            refolded += 1
+        }
+        guard !plain.isEmpty else { return refolded }
+        var fold = ProjectionState()
+        for (partition, through) in partitions {
+            try log.reader(topic: topic, partition: partition).forEach { record in
                 guard record.offset <= through else { return false }
-                guard record.kind == .event, let key = record.key, devices.contains(Array(key)) else { return true }
+                guard record.kind == .event, let key = record.key, plain.contains(Array(key)) else { return true }
                 fold.fold(StoredRecord(record, parser: parser), at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
                 return true
             }
-            for key in devices.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-                let deviceId = String(decoding: key, as: UTF8.self)
-                state.replaceDevice(deviceId, with: fold.devices[deviceId])
-                refolded += 1
-            }
+        }
+        for key in plain.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let deviceId = String(decoding: key, as: UTF8.self)
+            state.replaceDevice(deviceId, with: fold.devices[deviceId])
+            refolded += 1
         }
         return refolded
     }
