@@ -66,4 +66,26 @@ struct ErasureVerifierTests {
         #expect(!(try LogVerifier.verify(log).problems.contains { $0.message.contains("chain") }), "the chain cannot tell")
         #expect(ErasureVerifier.unredactedValues(log: log, topic: Self.topic, erasures: erasures) == [.init(partition: 0, offset: 0, erasureOffset: 3)])
     }
+
+    @Test("records of a version 1 segment (chained over their bytes) that a chat erasure names are left whole by design: no finding")
+    func oldSegmentsAreNoFinding() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erasure-verifier-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let old = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never, chain: .overBodies))
+        try old.append([Self.message(Self.erasedChat, offset: 0)])
+        try old.sync()
+        let writer = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never))
+        try writer.append([Self.message(Self.erasedChat, offset: 1)])
+        let erasure = Event(
+            eventId: "erase", deviceId: DeviceProjection.digestName("dev-a"), occurredAt: 9, chatId: nil,
+            payload: .ledgerErased(LedgerErasure(scope: .chat, subject: DeviceProjection.digestName(Self.erasedChat), reason: "r")))
+        try writer.append([LogRecord(offset: 2, key: Array("dev-a".utf8), value: EventEncoder.encode(erasure), reason: LogErasure.reason(.chat))])
+        guard case .ledgerErased(let erased) = erasure.payload else { return }
+        let outcome = try #require(ErasureSelector(erased, deviceDigestName: erasure.deviceId, erasureOffset: 2)).redact(in: writer)
+        #expect(outcome.unredactable == 1 && outcome.redacted == 2, "offset 0 stays whole; offset 1 and the erasure's key are redacted")
+        try writer.sync()
+        let verification = try LogVerifier.verify(log)
+        #expect(ErasureVerifier.unredactedValues(log: log, topic: Self.topic, erasures: verification.erasures.map(\.erasure)).isEmpty)
+    }
 }
