@@ -113,33 +113,42 @@ struct AdapterStageTests {
         #expect(!text.contains(EvolutionHarness.secret), "the earlier record's apikey is scrubbed from it")
     }
 
-    @Test("records the broker dropped before the stage read them (the mock keeps 5 MiB per partition) are never silent: counted, and one dead letter names the lost range")
+    @Test("records the broker dropped after the stage's last commit, before it read them (the mock keeps 5 MiB per partition), are never silent: counted, and one dead letter names the lost range")
     func sourceRecordsLostAreReported() throws {
         let topic = "evolution.sales.messages.upsert"
         let cluster = try StageTesting.cluster(canonicalPartitions: 1, topics: [topic])
         let producer = try KafkaProducer(bootstrapServers: cluster.bootstrapServers)
-        // Events the adapter skips, ~4 KB each: 1,600 of them overflow the partition.
-        let padding = String(repeating: "x", count: 4_000)
-        let count = 1_600
-        for _ in 0..<count {
-            try producer.send(
-                topic: topic, key: Array("sales".utf8), value: Array(EvolutionHarness.envelope("some.future.event", #"{"pad":"\#(padding)"}"#).utf8))
+        // Events the adapter skips: 10 small ones the stage reads and commits, then 1,600 of
+        // ~4 KB that overflow the partition while it is stopped.
+        func send(_ count: Int, padding: Int) throws {
+            let pad = String(repeating: "x", count: padding)
+            for _ in 0..<count {
+                try producer.send(
+                    topic: topic, key: Array("sales".utf8), value: Array(EvolutionHarness.envelope("some.future.event", #"{"pad":"\#(pad)"}"#).utf8))
+            }
+            try producer.flush(timeoutMilliseconds: 60_000)
         }
-        try producer.flush(timeoutMilliseconds: 60_000)
+        try send(10, padding: 1)
+        let first = RunningStage(brokers: cluster.bootstrapServers, pattern: "^evolution\\..*")
+        try first.waitForRecords(10)
+        try first.stop()  // commits offset 10
+        #expect(first.stage.statistics.sourceRecordsLost == 0)
+        try send(1_600, padding: 4_000)
+
         let stage = RunningStage(brokers: cluster.bootstrapServers, pattern: "^evolution\\..*")
         try StageTesting.waitUntil("the stage caught up") {
             let statistics = stage.stage.statistics
-            return statistics.caughtUp && statistics.records + statistics.sourceRecordsLost == count
+            return statistics.caughtUp && statistics.records + statistics.sourceRecordsLost == 1_600
         }
         let statistics = stage.stage.statistics
         try stage.stop()
 
-        #expect(statistics.sourceRecordsLost > 0 && statistics.records < count, "the mock dropped the oldest: \(statistics.sourceRecordsLost)")
+        #expect(statistics.sourceRecordsLost > 0 && statistics.records < 1_600, "the mock dropped the oldest: \(statistics.sourceRecordsLost)")
         #expect(statistics.deadLettersByReason == ["source_records_lost": 1], "\(statistics.deadLettersByReason)")
         let letters = try PlainConsumer(bootstrapServers: cluster.bootstrapServers).readAll(topic: StageTesting.deadLetterTopic, partitions: 1)
         let text = letters.map { String(decoding: $0.value, as: UTF8.self) }.joined()
-        #expect(letters.count == 1 && text.contains(#""reason":"source_records_lost""#) && text.contains(#""offset":0"#), "\(text)")
-        #expect(text.contains("offsets 0...\(statistics.sourceRecordsLost - 1) of \(topic)/0"), "\(text)")
+        #expect(letters.count == 1 && text.contains(#""reason":"source_records_lost""#) && text.contains(#""offset":10"#), "\(text)")
+        #expect(text.contains("offsets 10...\(10 + statistics.sourceRecordsLost - 1) of \(topic)/0"), "\(text)")
     }
 
     @Test("a contact's edit names the account's own LID (key in the sender's view): the stage takes it for no alias, and deleting the account's own chat deletes no contact's chat")

@@ -422,19 +422,27 @@ private final class StageLoop {
         pending.removeAll(keepingCapacity: true)
     }
 
-    /// Queues an adapted record for ordering. Records its partition skipped before it
-    /// (gone from the broker: retention passed while the stage lagged or was down, records
-    /// deleted, a size limit) are never silent: counted
+    /// Queues an adapted record for ordering. Records its partition skipped before it that
+    /// the broker no longer has (its log now starts after them: retention passed while the
+    /// stage lagged or was down, records deleted, a size limit) are never silent: counted
     /// (`chatledger_adapt_source_records_lost_total`), logged as an error and written to the
-    /// dead-letter topic with their range (reason `source_records_lost`). A compacted or
-    /// transactional source topic skips offsets too; they are reported the same way.
+    /// dead-letter topic with their range (reason `source_records_lost`). Offsets skipped
+    /// inside the broker's log are no records (transaction markers, compaction) and pass.
     func queue(_ entry: consuming RecordMerger.Entry) {
         let topic = entry.record.topic
         let partition = entry.record.partition
         guard let skipped = merger.append(entry) else { return }
-        let lost = Int(skipped.upperBound - skipped.lowerBound + 1)
+        // Asked of the broker (a rare event): where its log starts says what the gap is.
+        let logStart = consumer.logStart(TopicPartition(topic, partition), timeoutMilliseconds: 5_000)
+        let lastLost = min(skipped.upperBound, (logStart ?? skipped.upperBound + 1) - 1)
+        guard lastLost >= skipped.lowerBound else {
+            logger.debug("offsets skipped inside the broker's log (no records there)", ["topic": topic, "partition": partition, "range": "\(skipped)"])
+            return
+        }
+        let lost = Int(lastLost - skipped.lowerBound + 1)
         statistics.sourceRecordsLost += lost
-        let detail = "offsets \(skipped.lowerBound)...\(skipped.upperBound) of \(topic)/\(partition) are gone from the broker (\(lost) records): "
+        let known = logStart.map { "the broker's log now starts at \($0)" } ?? "the broker did not say where its log starts"
+        let detail = "offsets \(skipped.lowerBound)...\(lastLost) of \(topic)/\(partition) are gone from the broker (\(lost) records; \(known)): "
             + "the stage never read them"
         statistics.deadLettersByReason[Self.sourceRecordsLost, default: 0] += 1
         let letter = DeadLetter(
@@ -443,7 +451,7 @@ private final class StageLoop {
         producer.send(.init(destination: .deadLetter(key: letter.key), value: letter.encoded()))
         logger.error(
             "source records lost at the broker", ["topic": topic, "partition": partition, "first_lost_offset": skipped.lowerBound,
-                                                  "last_lost_offset": skipped.upperBound, "lost_records": lost])
+                                                  "last_lost_offset": lastLost, "lost_records": lost])
     }
 
     static let sourceRecordsLost = "source_records_lost"
@@ -649,9 +657,11 @@ private final class StageLoop {
         flushPending()
         let committed = (try? consumer.committed(partitions)) ?? [:]
         for partition in partitions {
-            // Read from the group's committed offset, or from the start: a first record
-            // beyond it means the broker no longer has the ones before (`queue`).
-            merger.assign(partition, nextOffset: committed[partition], expectedOffset: committed[partition] ?? 0)
+            // Read on from the group's committed offset: a first record beyond it may mean
+            // the broker no longer has the ones before (`queue`). Without a committed offset
+            // (a new group: it starts where the topic's retained records start) or without
+            // an answer about it, there is nothing to check against.
+            merger.assign(partition, nextOffset: committed[partition], expectedOffset: committed[partition])
             committedThrough[partition] = committed[partition]
         }
     }
