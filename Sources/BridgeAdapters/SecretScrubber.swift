@@ -150,11 +150,22 @@ package enum SecretScrubber {
                 index = valueEnd + 1
             } else if bytes[cursor] == UInt8(ascii: "{") || bytes[cursor] == UInt8(ascii: "[") {
                 // An object or array where a token belongs (`"apikey": ["…"]`): replaced
-                // whole, whatever it holds.
+                // whole, and every string in it counts as a secret found.
+                let end = valueEnd(bytes, from: cursor)
+                var inner = cursor
+                while inner < end {
+                    if bytes[inner] == UInt8(ascii: "\"") {
+                        let close = stringEnd(inner)
+                        found(unescaped(Array(bytes[(inner + 1)..<min(close, count)])))
+                        inner = close + 1
+                    } else {
+                        inner += 1
+                    }
+                }
                 out.append(UInt8(ascii: "\""))
                 out.append(contentsOf: redacted)
                 out.append(UInt8(ascii: "\""))
-                index = valueEnd(bytes, from: cursor)
+                index = end
             } else {
                 // A number or literal: replaced as well (a token is a token).
                 var end = cursor

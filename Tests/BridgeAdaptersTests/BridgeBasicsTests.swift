@@ -96,6 +96,10 @@ struct BridgeBasicsTests {
             let scrubbed = String(decoding: SecretScrubber.scrub(Array(#"{"apikey":\#(container),"x":1}"#.utf8), secret: nil), as: UTF8.self)
             #expect(scrubbed == #"{"apikey":"[redacted]","x":1}"#, "\(scrubbed)")
         }
+        // Its strings are the record's secrets: found, and scrubbed wherever else they occur.
+        let nested = Array(#"{"apikey":["\#(secret)"],"url":"http://x/?k=\#(secret)"}"#.utf8)
+        #expect(SecretScrubber.secretValue(in: nested) == Array(secret.utf8))
+        #expect(!String(decoding: SecretScrubber.scrub(nested, secret: nil), as: UTF8.self).contains(secret))
     }
 
     @Test("session credentials in baileys/wwebjs envelopes (creds.update keys, a linking QR or pairing code, legacy session tokens) never reach a dead letter, whole objects included, valid or cut off")
