@@ -414,7 +414,7 @@ struct QueryAPITests {
         #expect(get(try test.api(), "/api/v1/devices/dev-9/changes", key: "reader-key").status == 404)
     }
 
-    @Test("/metrics: Prometheus text with cache counters and a request histogram by route template and status")
+    @Test("/metrics: Prometheus text with cache counters, a request histogram by route template and status, and the requests refused before any route by status")
     func metrics() throws {
         var test = self
         test.incoming("dev-1", "a@c.us", "M1")
@@ -423,6 +423,14 @@ struct QueryAPITests {
         let api = QueryAPI(store: test.store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), metrics: registry, clock: { 0 })
         let (server, port) = try test.serve(api)
         defer { server.stop() }
+        // Two requests the server refuses before any route: a malformed request line and a
+        // header without a colon (400 each, the connection closed).
+        for bad in ["GET\r\n\r\n", "GET / HTTP/1.1\r\nno colon here\r\n\r\n"] {
+            let refused = try LoopbackClient(port: port)
+            refused.send(bad)
+            #expect(refused.readToEnd().hasPrefix("HTTP/1.1 400"))
+            refused.close()
+        }
         let client = try LoopbackClient(port: port)
         defer { client.close() }
         let chats = "GET /api/v1/devices/dev-1/chats HTTP/1.1\r\nHost: x\r\nx-api-key: test-api-key-123\r\n\r\n"
@@ -439,5 +447,6 @@ struct QueryAPITests {
         #expect(text.contains("chatledger_cache_misses_total 2\n"))
         #expect(text.contains(#"chatledger_projection_applied_offset{partition="0"} 0"#))
         #expect(!text.contains("dev-1"), "no per-device series")
+        #expect(text.contains(#"chatledger_http_refused_total{status="400"} 2"#), "refusals before any route are counted")
     }
 }

@@ -69,12 +69,24 @@ package final class QueryAPI: Sendable {
     }
 
     /// An HTTP server that answers with this API and records every response for `/metrics`.
-    /// Change streams may hold at most half its connections (`StreamSlots`).
+    /// Change streams may hold at most half of one loop's connections (`StreamSlots`).
     package func server(configuration: HTTPServer.Configuration) -> HTTPServer {
-        streams.limit.store(max(1, configuration.maxConnections / 2), ordering: .relaxed)
-        return HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
+        // Half of one loop's share of the connections: the server hands connections to its
+        // loops in turn, so even streams all on one loop leave it room for other requests.
+        let loops = max(1, min(HTTPServer.maxLoops, configuration.loops))
+        streams.limit.store(max(1, (configuration.maxConnections + loops - 1) / loops / 2), ordering: .relaxed)
+        let server = HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
             observe(head, status: status, elapsed: elapsed)
         }) { [self] head, body in reply(head, body) }
+        let refusals = server.refusals
+        metrics?.collect(
+            "chatledger_http_refused_total",
+            help: "Requests and connections the HTTP server refused before any route: malformed or oversize (400, 413, 414, 431, 501, 505), too slow (408), over the connection limit (503).",
+            kind: .counter
+        ) {
+            refusals.byStatus.map { .init([("status", String($0.status))], Double($0.count)) }
+        }
+        return server
     }
 
     /// Records a response for `/metrics` (the server's observer).
@@ -122,10 +134,21 @@ package final class QueryAPI: Sendable {
     /// `wait` is parked by the server until it is (or `wait` ms pass: then 503).
     package func reply(_ head: HTTPRequestHead, _ body: [UInt8]) -> HTTPServer.Reply {
         let path = Self.match(head.path)
+        // A change stream, served here or relayed from its owner, holds a connection for as
+        // long as the client likes: it needs one of the slots kept for streams (`StreamSlots`).
+        var slot: StreamSlots.Slot?
+        if path.match?.route.name == .changes, head.method == "GET" {
+            slot = streams.take()
+            guard slot != nil else {
+                var refused = HTTPResponse.error(503, code: "too_many_streams", message: "the server holds as many change streams as it keeps room for")
+                refused.headers.append(("Retry-After", "1"))
+                return .response(refused)
+            }
+        }
         // Cluster mode (SPEC §9): a device route another instance owns is forwarded there
         // (ClusterRouter), which goes by the route matched here.
-        if let cluster { return cluster.reply(head, body, route: path.match) { localReply(head, body, path) } }
-        return localReply(head, body, path)
+        let reply = cluster.map { cluster in cluster.reply(head, body, route: path.match) { localReply(head, body, path) } } ?? localReply(head, body, path)
+        return slot.map { StreamSlots.holding($0, reply) } ?? reply
     }
 
     /// `reply`, answered by this instance.
@@ -367,12 +390,7 @@ package final class QueryAPI: Sendable {
                 streamHead.bodyRunsToClose = true
                 return .response(streamHead)
             }
-            guard let slot = streams.take() else {
-                var refused = HTTPResponse.error(503, code: "too_many_streams", message: "the server holds as many change streams as it keeps room for")
-                refused.headers.append(("Retry-After", "1"))
-                return .response(refused)
-            }
-            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"), slot: slot)
+            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
             return .stream(head: streamHead, stream)
         case .events:
             return events(deviceId: deviceId, parameters)
@@ -674,14 +692,11 @@ final class DeviceChangeStream: HTTPStream {
     private let store: ProjectionStore
     private let deviceId: String
     private let lastSent: Mutex<UInt64?>
-    /// Its place among the streams open (given back when the server lets go of it).
-    private let slot: StreamSlots.Slot?
 
-    init(store: ProjectionStore, deviceId: String, lastEventId: String?, slot: StreamSlots.Slot? = nil) {
+    init(store: ProjectionStore, deviceId: String, lastEventId: String?) {
         self.store = store
         self.deviceId = deviceId
         self.lastSent = Mutex(lastEventId.flatMap { UInt64($0) })
-        self.slot = slot
     }
 
     func poll() -> [UInt8] {
@@ -708,7 +723,8 @@ final class DeviceChangeStream: HTTPStream {
     }
 }
 
-/// How many change streams are open, against a limit (half the server's connections). A
+/// How many change streams are open, against a limit (half of one loop's share of the
+/// server's connections, `server(configuration:)`). A
 /// stream holds its connection for as long as its client keeps it, and connections over
 /// the server's limit get 503: without this bound, one reader key opening streams could take
 /// every connection and leave none for other requests, `/healthz` included. Over the
@@ -724,6 +740,34 @@ final class StreamSlots: Sendable {
         fileprivate init(_ slots: StreamSlots) { self.slots = slots }
 
         deinit { slots.open.subtract(1, ordering: .relaxed) }
+    }
+
+    /// `reply` with `slot` kept for as long as the stream it is (or comes to be, for a
+    /// relay) lasts; any other answer lets the slot go.
+    static func holding(_ slot: Slot, _ reply: HTTPServer.Reply) -> HTTPServer.Reply {
+        switch reply {
+        case .stream(let head, let stream):
+            return .stream(head: head, SlottedStream(stream, slot: slot))
+        case .pending(let deadline, let fallback, let start):
+            return .pending(deadline: deadline, fallback: fallback) { complete in
+                start { next in complete(holding(slot, next)) }
+            }
+        default:
+            return reply
+        }
+    }
+
+    /// A stream with the slot it holds.
+    private final class SlottedStream: HTTPStream {
+        private let inner: any HTTPStream
+        private let slot: Slot
+
+        init(_ inner: any HTTPStream, slot: Slot) {
+            self.inner = inner
+            self.slot = slot
+        }
+
+        func poll() -> [UInt8] { inner.poll() }
     }
 
     /// A slot, or nil when `limit` streams are open.

@@ -96,6 +96,22 @@ package final class HTTPServer: Sendable {
     /// request; a ticket is this number, then the connection's loop in the low byte.
     private let tickets = Atomic<UInt64>(0)
     private let logger = Logger(label: "http")
+    /// Requests and connections refused before any route saw them, by status (for `/metrics`).
+    package let refusals = Refusals()
+
+    /// Counts of what the server refused on its own: a malformed or oversize request (400,
+    /// 413, 414, 431, 501, 505), one that did not arrive in time (408), a connection over
+    /// the limit (503). Routes' answers are counted by the observer instead.
+    package final class Refusals: Sendable {
+        private let counts = Mutex<[UInt16: Int]>([:])
+
+        func count(_ status: UInt16) { counts.withLock { $0[status, default: 0] += 1 } }
+
+        /// Each status refused so far, with its count, by status.
+        package var byStatus: [(status: UInt16, count: Int)] {
+            counts.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
+    }
 
     package init(configuration: Configuration, observer: Observer? = nil, handler: @escaping Handler) {
         self.configuration = configuration
@@ -588,6 +604,7 @@ package final class HTTPServer: Sendable {
                 close(fd)
                 return
             }
+            refusals.count(503)
             var refused = Connection()
             refused.output = HTTPResponse.error(503, code: "too_many_connections", message: "the server is at its connection limit")
                 .encoded(keepAlive: false)
@@ -668,6 +685,7 @@ package final class HTTPServer: Sendable {
             case .incomplete:
                 return
             case .failure(let error):
+                refusals.count(UInt16(clamping: error.status.rawValue))
                 connection.send(HTTPResponse.error(error.status, code: "bad_request", message: error.reason).encoded(keepAlive: false))
                 connection.closeAfterWrite = true
                 connection.dropInput()
@@ -876,6 +894,7 @@ package final class HTTPServer: Sendable {
                 connection.output = Array(": keep-alive\n\n".utf8)
                 update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
             case .reading where connection.requestStarted != nil:
+                refusals.count(408)
                 connection.output = HTTPResponse.error(408, code: "request_timeout", message: "the request did not arrive in time")
                     .encoded(keepAlive: false)
                 connection.closeAfterWrite = true
