@@ -156,7 +156,12 @@ package enum SecretScrubber {
                 while inner < end {
                     if bytes[inner] == UInt8(ascii: "\"") {
                         let close = stringEnd(inner)
-                        found(unescaped(Array(bytes[(inner + 1)..<min(close, count)])))
+                        var after = close + 1
+                        while after < end, isWhitespace(bytes[after]) { after += 1 }
+                        // A member's name (a colon follows) is no secret; its value is.
+                        if after >= end || bytes[after] != UInt8(ascii: ":") {
+                            found(unescaped(Array(bytes[(inner + 1)..<min(close, count)])))
+                        }
                         inner = close + 1
                     } else {
                         inner += 1

@@ -99,6 +99,9 @@ struct BridgeBasicsTests {
         // Its strings are the record's secrets: found, and scrubbed wherever else they occur.
         let nested = Array(#"{"apikey":["\#(secret)"],"url":"http://x/?k=\#(secret)"}"#.utf8)
         #expect(SecretScrubber.secretValue(in: nested) == Array(secret.utf8))
+        let member = Array(#"{"apikey":{"instance":"\#(secret)"},"instance":"sales"}"#.utf8)
+        #expect(SecretScrubber.secretValue(in: member) == Array(secret.utf8), "a member's name is no secret")
+        #expect(String(decoding: SecretScrubber.scrub(member, secret: nil), as: UTF8.self) == #"{"apikey":"[redacted]","instance":"sales"}"#)
         #expect(!String(decoding: SecretScrubber.scrub(nested, secret: nil), as: UTF8.self).contains(secret))
     }
 

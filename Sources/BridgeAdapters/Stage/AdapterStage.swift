@@ -286,9 +286,17 @@ private final class StageLoop {
             try KafkaProducer(bootstrapServers: configuration.brokers, configuration: producerSettings), topic: configuration.topic,
             deadLetterTopic: configuration.deadLetterTopic)
         let box = LoopBox()
+        // A committed offset the broker no longer has resumes at the oldest record it keeps,
+        // so the records in between are seen missing and reported (`queue`); `latest` would
+        // skip records the broker still has, unseen.
+        var consumerSettings = configuration.kafka
+        if let asked = consumerSettings["auto.offset.reset"], !["earliest", "smallest", "beginning"].contains(asked) {
+            Logger(label: "adapt").warning("ignoring auto.offset.reset=\(asked): the stage reads on from the oldest record the broker keeps")
+        }
+        consumerSettings["auto.offset.reset"] = "earliest"
         consumer = try KafkaGroupConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, subscription: configuration.sourceTopics,
-            configuration: configuration.kafka,
+            configuration: consumerSettings,
             onAssigned: { partitions in box.loop?.assigned(partitions) },
             onRevoked: { partitions in box.loop?.revoked(partitions) })
         box.loop = self

@@ -156,6 +156,9 @@ package enum ErasureRefold {
             state.replaceDevice(deviceId, with: try device(deviceId, log: log, topic: topic, partition: at, through: through))
             refolded += 1
         }
+        // A device whose events arrive on a partition retention trimmed keeps its state.
+        let untrimmed = Set(partitions.map(\.partition))
+        plain = plain.filter { key in state.devices[String(decoding: key, as: UTF8.self)].map { untrimmed.contains($0.partition) } ?? true }
         guard !plain.isEmpty else { return refolded }
         var fold = ProjectionState()
         for (partition, through) in partitions {

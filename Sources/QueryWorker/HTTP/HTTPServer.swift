@@ -601,6 +601,7 @@ package final class HTTPServer: Sendable {
             // Every connection is busy. A handful over the limit are let in to hear why
             // (503, then a lingering close); past that the new one is closed unheard.
             guard connections.count < connections.limit + Self.refusalsOverLimit else {
+                refusals.count(503)
                 close(fd)
                 return
             }
