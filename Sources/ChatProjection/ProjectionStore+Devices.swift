@@ -141,7 +141,8 @@ extension ProjectionStore {
     /// window alone is tens of MB).
     /// - Parameter scope: the ids the key may read; nil for every device.
     /// - Throws: `DeviceListQuery.InvalidCursor` for a cursor that is not one of ours.
-    package func devicePage(scope: Set<String>?, query: DeviceListQuery) throws(DeviceListQuery.InvalidCursor) -> DevicePage {
+    /// - Parameter partitions: when given, only devices whose events arrive on one of them.
+    package func devicePage(scope: Set<String>?, partitions: Set<Int32>? = nil, query: DeviceListQuery) throws(DeviceListQuery.InvalidCursor) -> DevicePage {
         let after = try query.cursor.map { cursor throws(DeviceListQuery.InvalidCursor) in
             try DeviceListQuery.deviceId(of: cursor)
         }
@@ -152,6 +153,7 @@ extension ProjectionStore {
             smallest.reserveCapacity(keep)
             func consider(_ deviceId: String) {
                 if let after, !Self.precedes(after, deviceId) { return }
+                if let partitions, let partition = state.devices[deviceId]?.partition, !partitions.contains(partition) { return }
                 if smallest.count == keep, let last = smallest.last, !Self.precedes(deviceId, last) { return }
                 var low = 0
                 var high = smallest.count

@@ -1,3 +1,6 @@
+import ChatEvents
+import ChatProjection
+import EventLog
 import Foundation
 import QueryWorker
 import Synchronization
@@ -129,6 +132,33 @@ struct ClusterRouterTests {
         table.apply(MembershipRecord(partition: 0, instance: "http://127.0.0.1:1", incarnation: "x", state: .released, partitions: 4, at: 0))
         #expect(Self.text(try ask(path)).contains("partition_unowned"))
         #expect(localCalls.load(ordering: .relaxed) == calls + 2)
+    }
+
+    @Test("the device list shows only the devices of partitions this run owns: one another instance took over stays in the projection here, unlisted (an erasure applied by its owner would not show in it)")
+    func deviceListOwnedPartitionsOnly() throws {
+        let table = ClusterOwnership()
+        let router = ClusterRouter(ownership: table, identity: .init(url: "http://self:1", incarnation: "me"), forwardingThreads: 1)
+        defer { router.stop() }
+        #expect(router.ownedPartitions == nil, "the partition count is not known yet")
+        let store = ProjectionStore()
+        let (mine, theirs) = (Self.device(in: 0), Self.device(in: 1))
+        for (index, (device, partition)) in [(mine, Int32(0)), (theirs, Int32(1))].enumerated() {
+            store.apply(
+                Event(eventId: "E\(index)", deviceId: device, occurredAt: 1, chatId: "a@c.us",
+                      payload: .messageCreated(MessageCreated(messageId: "M\(index)", fromMe: false, kind: .text, preview: "hi"))),
+                at: LogPosition(partition: partition, offset: 0))
+        }
+        for (partition, instance, incarnation) in [(Int32(0), "http://self:1", "me"), (1, "http://other:1", "x")] {
+            for state in [MembershipRecord.State.owned, .ready] {
+                table.apply(MembershipRecord(partition: partition, instance: instance, incarnation: incarnation, state: state, partitions: 4, at: 0))
+            }
+        }
+        #expect(router.ownedPartitions == [0])
+        let api = QueryAPI(
+            store: store, keys: KeyRing(try APIKeys(json: Array(#"{"keys":[{"key":"k-123","devices":["*"],"role":"reader"}]}"#.utf8))),
+            cluster: router)
+        let listed = Self.text(Self.settle(api.reply(try Self.head("/api/v1/devices", ["x-api-key: k-123"]), [])))
+        #expect(listed.contains(mine) && !listed.contains(theirs), "\(listed)")
     }
 
     @Test("a forward reaches the owner marked X-Ledger-Forwarded, with the client's headers and body, and its answer comes back unchanged (status, body, ETag, position)")

@@ -327,7 +327,8 @@ package final class QueryAPI: Sendable {
             query.limit = limit
         }
         do {
-            let page = try store.devicePage(scope: grant.devices, query: query)
+            // Cluster mode: the devices of the partitions this instance owns (see `ClusterRouter.ownedPartitions`).
+            let page = try store.devicePage(scope: grant.devices, partitions: cluster?.ownedPartitions, query: query)
             return .response(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: page.json))
         } catch {
             return .response(.error(400, code: "bad_cursor", message: "cursor is not one this server gave out"))

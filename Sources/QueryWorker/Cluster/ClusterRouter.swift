@@ -105,6 +105,15 @@ package final class ClusterRouter: Sendable {
         }
     }
 
+    /// The partitions this run owns now (caught up or not); nil while the cluster's
+    /// partition count is unknown. The device list shows only their devices: a partition
+    /// another instance took over is left here as it was, and it must not show (an erasure
+    /// applied by its owner would not be seen in it).
+    package var ownedPartitions: Set<Int32>? {
+        guard let count = ownership.partitionCount else { return nil }
+        return Set((0..<Int32(count)).filter { partition in ownership.owner(of: partition).map(isSelf) ?? false })
+    }
+
     /// Requests by what the router did with them (`local`, `forwarded`, …), for `/metrics`.
     package var decisions: [String: Int] { counters.withLock { $0 } }
 
