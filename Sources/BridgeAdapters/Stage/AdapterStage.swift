@@ -499,9 +499,8 @@ private final class StageLoop {
                 knownSecrets.insert(SecretBytes(bytes: secret))
                 lastSecret = secret
             }
-            // By index: each event is read where it is, not copied out first.
-            for index in entry.events.indices {
-                try route(entry.events[index], record: record, time: entry.time, secret: entry.secret, now: now)
+            for event in entry.events {
+                try route(event, record: record, time: entry.time, secret: entry.secret, now: now)
             }
         }
     }
