@@ -30,6 +30,9 @@ package final class QueryAPI: Sendable {
     private let gaps: GapRegister?
     private let cluster: ClusterRouter?
 
+    /// The change streams open (`StreamSlots`).
+    let streams = StreamSlots()
+
     /// - Parameters:
     ///   - metrics: served at `/metrics` (404 without), and where request durations go.
     ///   - audit: the log behind the auditor routes (`asOf`, `events`); without it they are 501.
@@ -41,9 +44,6 @@ package final class QueryAPI: Sendable {
     ///   - idempotencyCapacity: how many `Idempotency-Key`s the write routes remember.
     ///   - gaps: while it holds an unacknowledged gap, `/readyz` answers 503 `data lost`.
     ///   - cluster: cluster mode (SPEC §9): device routes owned by another instance are forwarded.
-    /// The change streams open (`StreamSlots`).
-    let streams = StreamSlots()
-
     package init(
         store: ProjectionStore, keys: KeyRing, metrics: MetricsRegistry? = nil, audit: AuditLog? = nil,
         publisher: (any EventPublisher)? = nil, idempotencyCapacity: Int = 100_000,
@@ -725,11 +725,11 @@ final class DeviceChangeStream: HTTPStream {
 }
 
 /// How many change streams are open, against a limit (half of one loop's share of the
-/// server's connections, `server(configuration:)`). A
-/// stream holds its connection for as long as its client keeps it, and connections over
-/// the server's limit get 503: without this bound, one reader key opening streams could take
-/// every connection and leave none for other requests, `/healthz` included. Over the
-/// limit a new stream gets 503 `too_many_streams` with `Retry-After`.
+/// server's connections, `server(configuration:)`). A stream holds its connection for as
+/// long as its client keeps it, and connections over the server's limit get 503: without
+/// this bound, one reader key opening streams could take every connection and leave none
+/// for other requests, `/healthz` included. Over the limit a new stream gets 503
+/// `too_many_streams` with `Retry-After`.
 final class StreamSlots: Sendable {
     let open = Atomic<Int>(0)
     let limit = Atomic<Int>(512)
