@@ -2,6 +2,7 @@ import ChatEvents
 import ChatProjection
 import EventLog
 import Foundation
+import KafkaTestSupport
 import QueryWorker
 import Synchronization
 import Testing
@@ -193,6 +194,47 @@ struct ClusterRouterTests {
         #expect(heads.first.map { $0.target == target && $0.method == "POST" } == true)
         #expect(heads.first?.header("x-ledger-forwarded") == "http://self:1")
         #expect(heads.first?.header("x-api-key") == "k")
+    }
+
+    @Test("a change stream relayed from its owner takes one of this instance's stream slots too: with the one slot taken by a relay, the next stream here is 503 too_many_streams")
+    func relayedStreamsTakeSlots() throws {
+        final class Events: HTTPStream {
+            func poll() -> [UInt8] { Array("id: 1\nevent: version\ndata: {}\n\n".utf8) }
+        }
+        var ownerConfiguration = HTTPServer.Configuration()
+        ownerConfiguration.port = 0
+        let owner = HTTPServer(configuration: ownerConfiguration) { _, _ in
+            .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")]), Events())
+        }
+        let ownerPort = try owner.start()
+        defer { owner.stop() }
+        let table = ClusterOwnership()
+        let router = ClusterRouter(ownership: table, identity: .init(url: "http://self:1", incarnation: "me"), forwardingThreads: 2)
+        defer { router.stop() }
+        for state in [MembershipRecord.State.owned, .ready] {
+            table.apply(MembershipRecord(partition: 2, instance: "http://127.0.0.1:\(ownerPort)", incarnation: "o", state: state, partitions: 4, at: 0))
+        }
+        let api = QueryAPI(
+            store: ProjectionStore(), keys: KeyRing(try APIKeys(json: Array(#"{"keys":[{"key":"k-123","devices":["*"],"role":"reader"}]}"#.utf8))),
+            cluster: router)
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        configuration.loops = 1
+        configuration.maxConnections = 2  // one stream slot
+        let server = api.server(configuration: configuration)
+        let port = try server.start()
+        defer { server.stop() }
+        router.wakeServer { server.wake() }
+        let request = "GET /api/v1/devices/\(Self.device(in: 2))/changes HTTP/1.1\r\nHost: x\r\nx-api-key: k-123\r\n\r\n"
+        let relayed = try LoopbackClient(port: port)
+        defer { relayed.close() }
+        relayed.send(request)
+        #expect(relayed.readUntil("\r\n\r\n").hasPrefix("HTTP/1.1 200"), "relayed from the owner")
+        let second = try LoopbackClient(port: port)
+        defer { second.close() }
+        second.send(request)
+        let refused = second.readUntil("}")
+        #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("Retry-After: 1") && refused.contains("too_many_streams"), "\(refused)")
     }
 
     @Test("a forward asked after the forwarder stopped is answered at once, on the caller's thread: unreachable, the instance is stopping")
