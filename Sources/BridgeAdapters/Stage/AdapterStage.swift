@@ -243,7 +243,8 @@ private final class StageLoop {
     var heldOffsets: [TopicPartition: [Int64]] = [:]
     var committedThrough: [TopicPartition: Int64] = [:]
     /// The newest bridge time of a record handed on: records are handed on in time order,
-    /// so a message older than this has been handed on already, unless it was late.
+    /// so a message older than this has been handed on already, unless it was late. Reset
+    /// when partitions are revoked: what was not committed is read again, older than it.
     var frontier: Int64 = .min
     var aliasesSeen = Set<UInt64>()
     /// Secrets seen in records (at most `maxKnownSecrets`), scrubbed from every dead letter.
@@ -684,6 +685,10 @@ private final class StageLoop {
         }
         let gone = Set(partitions)
         merger.revoke(partitions)
+        // Their records after the committed offsets come again, older than the frontier: an
+        // event held for a message among them must wait for it as on the first read, not go
+        // out because newer records were handed on before (it would precede its message).
+        frontier = .min
         for (id, item) in held where gone.contains(item.partition) {
             held[id] = nil
             heldByKey[item.key]?.removeAll { $0 == id }
