@@ -129,6 +129,16 @@ final class KafkaClientHandle {
     /// What ends a consumer for good: a fatal error, else a refused login or handshake.
     var failure: KafkaError? { fatalError ?? refusal }
 
+    /// Where the broker's log of `topic`/`partition` starts and ends now, asked of the broker.
+    /// - Throws: `KafkaError` when it does not answer within `timeoutMilliseconds`.
+    func watermarks(topic: String, partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_query_watermark_offsets(client, topic, partition, &low, &high, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .query(result, "watermarks of \(topic)/\(partition)") }
+        return (low, high)
+    }
+
     /// Gives up `partitions` (or the whole assignment) without the owner.
     private static func giveUp(_ client: OpaquePointer, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         if String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE" {

@@ -142,11 +142,7 @@ package final class KafkaConsumer: KafkaRebalanceHandler {
     /// broker (blocks up to `timeoutMilliseconds`).
     /// - Throws: `KafkaError` if the broker does not answer in time.
     package func queryWatermarks(partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
-        var low: Int64 = -1
-        var high: Int64 = -1
-        let result = rd_kafka_query_watermark_offsets(handle.client, topic, partition, &low, &high, timeoutMilliseconds)
-        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .query(result, "watermarks of \(topic)/\(partition)") }
-        return (low, high)
+        try handle.watermarks(topic: topic, partition: partition, timeoutMilliseconds: timeoutMilliseconds)
     }
 
     /// Starts fetching an assigned partition again at `offset` (after it went out of

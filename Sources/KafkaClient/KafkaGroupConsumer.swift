@@ -208,10 +208,8 @@ package final class KafkaGroupConsumer: KafkaRebalanceHandler {
     /// Where the broker's log of `partition` starts now (its low watermark), asked of the
     /// broker; nil when it does not answer within `timeoutMilliseconds`.
     package func logStart(_ partition: TopicPartition, timeoutMilliseconds: Int32) -> Int64? {
-        var low: Int64 = -1
-        var high: Int64 = -1
-        let result = rd_kafka_query_watermark_offsets(handle.client, partition.topic, partition.partition, &low, &high, timeoutMilliseconds)
-        return result == RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 ? low : nil
+        let low = try? handle.watermarks(topic: partition.topic, partition: partition.partition, timeoutMilliseconds: timeoutMilliseconds).low
+        return low.flatMap { $0 >= 0 ? $0 : nil }
     }
 
     /// Leaves the group (revoking partitions through the callback) and stops fetching.
