@@ -133,6 +133,12 @@ package struct PartitionedEventIdWindow: Sendable, Hashable {
         return true
     }
 
+    /// Forgets every id seen on `partition` (its log was dropped, see `ProjectionState.dropPartition`).
+    mutating func forget(partition: Int32) {
+        guard partition >= 0, Int(partition) < windows.count else { return }
+        windows[Int(partition)] = EventIdWindow(capacity: capacity)
+    }
+
     private mutating func grow(to index: Int) {
         while windows.count <= index { windows.append(EventIdWindow(capacity: capacity)) }
     }

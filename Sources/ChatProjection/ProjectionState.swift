@@ -164,6 +164,23 @@ package struct ProjectionState: Sendable, Hashable {
         if deviceDigests != nil { deviceDigests?[digest] = device == nil ? nil : deviceId }
     }
 
+    /// Takes out what `partition`'s log put in: its devices (those whose events arrive on
+    /// it), its position, chain hash and event ids, and the versions kept for the devices
+    /// erased there (`erasedDevices`, by digest), so the digest is what a replay of the
+    /// other partitions gives. The counts are totals of events seen, and keep them.
+    /// Returns the ids of the devices removed.
+    @discardableResult
+    package mutating func dropPartition(_ partition: Int32, erasedDevices: [SHA256Digest] = []) -> [String] {
+        let removed = devices.compactMap { $0.value.partition == partition ? $0.key : nil }
+        for deviceId in removed { devices[deviceId] = nil }
+        positions[partition] = nil
+        chainHashes[partition] = nil
+        eventIds.forget(partition: partition)
+        for digest in erasedDevices { erasedDeviceVersions[digest] = nil }
+        deviceDigests = nil
+        return removed
+    }
+
     /// Notes `version` as that of the device `digestName` (`sha256:` and the hex SHA-256 of
     /// its id) names, which an erasure left without state (`erasedDeviceVersions`), unless a
     /// higher one is noted; nothing for a name that is not a digest.

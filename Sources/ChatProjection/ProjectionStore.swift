@@ -45,6 +45,20 @@ package final class ProjectionStore: Sendable {
         }
     }
 
+    /// Whether any erased device left its version behind (`ProjectionState.erasedDeviceVersions`).
+    package var holdsErasedDeviceVersions: Bool { guarded.withLock { !$0.projection.erasedDeviceVersions.isEmpty } }
+
+    /// Takes a partition's devices and positions out (see `ProjectionState.dropPartition`);
+    /// their cached renderings go with them. Returns how many devices were removed.
+    @discardableResult
+    package func dropPartition(_ partition: Int32, erasedDevices: [SHA256Digest] = []) -> Int {
+        guarded.withLock { guarded in
+            let removed = guarded.projection.dropPartition(partition, erasedDevices: erasedDevices)
+            for deviceId in removed { guarded.cache.invalidate(deviceId: deviceId) }
+            return removed.count
+        }
+    }
+
     /// Folds one stored record; see `ProjectionState.fold`. An applied event invalidates
     /// its device's cached snapshot in the same critical section.
     @discardableResult

@@ -58,6 +58,11 @@ package final class GapRegister: Sendable {
         }
     }
 
+    /// Forgets the gaps of a partition whose log was dropped.
+    package func remove(partition: Int32) {
+        state.withLock { $0.gaps.removeAll { $0.partition == partition } }
+    }
+
     /// Every gap known, in the order found.
     package var gaps: [LogGap] { state.withLock { $0.gaps } }
 

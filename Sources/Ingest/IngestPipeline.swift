@@ -63,6 +63,8 @@ package final class IngestPipeline {
         package var retentionRemovedBytes: Int64 = 0
         /// Each partition's retention base offset: the log holds nothing before it.
         package var retainedFrom: [Int32: Int64] = [:]
+        /// Partitions whose log was dropped because another instance owns them (`drop`).
+        package var droppedPartitions = 0
     }
 
     package let options: Options
@@ -112,9 +114,11 @@ package final class IngestPipeline {
         // Each partition's writer recovers its log (truncating a torn tail a crash left, of
         // whatever bytes) before the projection reads it: the reader refuses bytes that are
         // no record, wherever they are.
+        try log.removeDroppedLeftovers(topic: options.topic)
         for (topic, partition) in try log.partitions() where topic == options.topic {
             writers[partition] = try log.openWriter(
                 topic: topic, partition: partition, options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
+            partitionsWithLogs.insert(partition)
         }
         let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
         logger.info(
@@ -219,6 +223,7 @@ package final class IngestPipeline {
             options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
         writers[partition] = writer
         recentWriter = writer
+        partitionsWithLogs.insert(partition)
         return writer
     }
 
@@ -473,6 +478,55 @@ package final class IngestPipeline {
             writers[partition] = nil
             if recentWriter?.partition == partition { recentWriter = nil }
             catchingUp.remove(partition)
+        }
+    }
+
+    /// The partitions this instance's log holds, assigned or not (a log once opened stays
+    /// until `drop`).
+    package private(set) var partitionsWithLogs: Set<Int32> = []
+
+    /// Drops the log of partitions this instance no longer owns and another instance owns
+    /// and has caught up (cluster mode): the copy here is no longer followed, so an erasure
+    /// applied by the owner would never reach it. Their devices leave the projection; a
+    /// checkpoint without them is written and every older one removed; then their log
+    /// directories are deleted. A crash in between leaves the log, which is folded in again
+    /// at the restart and dropped again. If one comes back to this instance, it is rebuilt
+    /// from Kafka (or a standby log) like a partition never held.
+    ///
+    /// The state's digest is then what a replay of the other partitions gives; the counts
+    /// of events seen keep what the partition added (they are totals).
+    /// - Throws: a log or checkpoint failure (ingest stops, as for any).
+    package func drop(_ partitions: [Int32]) throws {
+        guard !partitions.isEmpty else { return }
+        _ = try commitBatch()  // nothing is pending between batches; if anything were, it is written first
+        applier.waitUntilApplied()
+        var dropped: [(partition: Int32, devices: Int)] = []
+        for partition in partitions.sorted() {
+            try writers[partition]?.sync()
+            writers[partition] = nil
+            if recentWriter?.partition == partition { recentWriter = nil }
+            catchingUp.remove(partition)
+            // The devices erased on it: the versions they left go too (read only when any is kept).
+            var erased: [SHA256Digest] = []
+            if store.holdsErasedDeviceVersions {
+                try log.reader(topic: options.topic, partition: partition).forEach(from: 0) { record in
+                    if let erasure = LogErasure(record), let digest = erasure.deviceDigest { erased.append(digest) }
+                    return true
+                }
+            }
+            dropped.append((partition, store.dropPartition(partition, erasedDevices: erased)))
+            gaps.remove(partition: partition)
+            counters.lostRecords[partition] = nil
+            counters.retainedFrom[partition] = nil
+        }
+        try checkpointIfDue(force: true)
+        for sequence in checkpoints.sequences().dropLast() { try checkpoints.remove(sequence) }
+        for (partition, devices) in dropped {
+            let bytes = try log.removePartition(topic: options.topic, partition: partition)
+            partitionsWithLogs.remove(partition)
+            counters.droppedPartitions += 1
+            logger.notice(
+                "partition dropped: another instance owns it and has caught up", ["partition": partition, "devices": devices, "bytes": bytes])
         }
     }
 

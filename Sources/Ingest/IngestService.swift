@@ -117,6 +117,7 @@ package final class IngestService: Sendable {
                 let caughtUp = pipeline.updateReadiness(highWatermarks: highs)
                 if !caughtUp.isEmpty { configuration.ownership?.caughtUp(caughtUp) }
             }
+            if let ownership = configuration.ownership { try Self.dropOwnedElsewhere(pipeline, consumer, ownership) }
             caughtUp.store(!consumer.assignment.isEmpty && pipeline.catchingUp.isEmpty, ordering: .releasing)
             try pipeline.checkpointIfDue()
             let windowSeconds = (ContinuousClock.now - rateWindow.start) / .seconds(1)
@@ -193,6 +194,17 @@ package final class IngestService: Sendable {
                 try consumer.restart(partition: partition, at: next, others: pipeline.nextOffset)
             }
         }
+    }
+
+    /// Cluster mode: drops the logs of partitions this instance is not assigned that
+    /// another instance owns and has caught up (`IngestPipeline.drop`). Between batches,
+    /// on the ingest thread, so the assignment cannot change meanwhile.
+    static func dropOwnedElsewhere(_ pipeline: IngestPipeline, _ consumer: KafkaConsumer, _ ownership: any PartitionOwnershipListener) throws {
+        let elsewhere = ownership.ownedAndReadyElsewhere.subtracting(consumer.assignment)
+        guard !elsewhere.isEmpty else { return }
+        let held = pipeline.partitionsWithLogs.intersection(elsewhere)
+        guard !held.isEmpty else { return }
+        try pipeline.drop(held.sorted())
     }
 
     /// Wall-clock time, ms since the epoch.
@@ -292,6 +304,12 @@ extension IngestService {
             kind: .gauge
         ) {
             self.statistics.counters.retainedFrom.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
+        }
+        registry.collect(
+            "chatledger_partitions_dropped_total",
+            help: "Partition logs dropped because another instance owns the partition and has caught up (cluster mode).", kind: .counter
+        ) {
+            [.init(Double(self.statistics.counters.droppedPartitions))]
         }
         registry.collect("chatledger_ingest_caught_up", help: "1 when every assigned partition has reached its high watermark.", kind: .gauge) {
             [.init(self.isCaughtUp ? 1 : 0)]

@@ -9,4 +9,7 @@ package protocol PartitionOwnershipListener: Sendable {
     func caughtUp(_ partitions: [Int32])
     /// Partitions about to be taken away.
     func revoked(_ partitions: [Int32])
+    /// Partitions another instance owns and has caught up, as known now: a log of them
+    /// here is an old copy, which ingest drops (`IngestPipeline.drop`).
+    var ownedAndReadyElsewhere: Set<Int32> { get }
 }

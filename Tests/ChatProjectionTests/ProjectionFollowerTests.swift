@@ -85,4 +85,42 @@ struct ProjectionFollowerTests {
         #expect(Self.eventually { store.appliedOffset(partition: 3) == 0 })
         #expect(store.version(of: "dev-1") == 1)
     }
+
+    @Test("a partition log ingest drops (another instance owns it) leaves the store with its devices; made again, it is followed from its first record")
+    func droppedPartition() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("follower-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        func event(_ device: String, _ index: Int) -> LogRecord {
+            let event = Event(
+                eventId: "\(device)-\(index)", deviceId: device, occurredAt: Int64(1_000 + index), chatId: "a@c.us",
+                payload: .messageCreated(MessageCreated(messageId: "\(device)-m\(index)", fromMe: false, kind: .text, preview: "hi")))
+            return LogRecord(offset: Int64(index), key: Array(device.utf8), value: EventEncoder.encode(event))
+        }
+        for (partition, device) in [(Int32(0), "dev-kept"), (1, "dev-dropped")] {
+            let writer = try log.openWriter(topic: Self.topic, partition: partition, options: .init(fsync: .never))
+            for index in 0..<5 { try writer.stage(event(device, index)) }
+            try writer.sync()
+        }
+        let store = ProjectionStore()
+        let follower = ProjectionFollower(log: log, topic: Self.topic, store: store, gaps: GapRegister(topic: Self.topic, dataDirectory: directory))
+        let failures = Mutex<[String]>([])
+        try follower.start { error in failures.withLock { $0.append("\(error)") } }
+        defer { follower.stop() }
+        #expect(Self.eventually { store.appliedOffset(partition: 1) == 4 && store.appliedOffset(partition: 0) == 4 })
+
+        try log.removePartition(topic: Self.topic, partition: 1)
+        #expect(Self.eventually { store.snapshot().devices["dev-dropped"] == nil }, "the dropped partition's device is gone")
+        #expect(store.appliedOffset(partition: 1) == nil)
+        #expect(store.snapshot().devices["dev-kept"]?.version == 5, "the other partition's device stays")
+
+        // The partition comes back to this instance: ingest rebuilds its log from offset 0.
+        let writer = try log.openWriter(topic: Self.topic, partition: 1, options: .init(fsync: .never))
+        for index in 0..<2 { try writer.stage(event("dev-back", index)) }
+        try writer.sync()
+        #expect(Self.eventually { store.appliedOffset(partition: 1) == 1 }, "the new log is followed from its first record")
+        #expect(store.snapshot().devices["dev-back"]?.version == 2)
+        #expect(store.snapshot().devices["dev-dropped"] == nil)
+        #expect(failures.withLock { $0 }.isEmpty, "the follower kept running")
+    }
 }

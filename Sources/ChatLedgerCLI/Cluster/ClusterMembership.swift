@@ -92,6 +92,11 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
         for record in write(partitions, .released) { ownership.apply(record) }
     }
 
+    var ownedAndReadyElsewhere: Set<Int32> {
+        // By URL: this instance's own earlier incarnation is not another instance.
+        Set(ownership.owners.compactMap { partition, owner in owner.instance != advertise && owner.ready ? partition : nil })
+    }
+
     /// Writes one record per partition (one flush for all, inside the rebalance callback);
     /// returns the records, written or not.
     @discardableResult

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ChatEvents
 import EventLog
 import LedgerSupport
@@ -71,7 +74,7 @@ package final class ProjectionFollower: Service {
         let parser = EventParser()
         let onApplied = self.onApplied.withLock { $0 }
         let watcher = LogWatcher()
-        var followers: [Int32: LogFollower] = [:]
+        var followers: [Int32: (follower: LogFollower, directory: DirectoryIdentity)] = [:]
         var lookForPartitions = true
         while !stopping.load(ordering: .acquiring) {
             // New partitions appear rarely: the directory is listed only after an idle round
@@ -81,23 +84,38 @@ package final class ProjectionFollower: Service {
                 for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
                     let next = (store.appliedOffset(partition: partition) ?? -1) + 1
                     let directory = log.directory(topic: topic, partition: partition)
+                    guard let identity = DirectoryIdentity(directory) else { continue }  // dropped meanwhile
                     watcher.watch(directory)  // before its first poll, so no append is missed
-                    followers[partition] = LogFollower(directory: directory, topic: topic, partition: partition, from: next)
+                    followers[partition] = (LogFollower(directory: directory, topic: topic, partition: partition, from: next), identity)
                 }
             }
             var applied = 0
-            for (partition, follower) in followers {
-                applied += try follower.poll { record in
-                    if record.kind == .gap, let gap = LogGap(record) { gaps.add(gap) }
-                    let stored = StoredRecord(record, parser: parser)
-                    store.fold(stored, at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
-                    if case .event(let event) = stored, case .ledgerErased(let erasure) = event.payload, erasure.scope != .device {
-                        try refold(deviceNamed: event.deviceId, partition: partition, through: record.offset)
+            var dropped = false
+            for (partition, (follower, identity)) in followers {
+                do {
+                    applied += try follower.poll { record in
+                        if record.kind == .gap, let gap = LogGap(record) { gaps.add(gap) }
+                        let stored = StoredRecord(record, parser: parser)
+                        store.fold(stored, at: LogPosition(partition: partition, offset: record.offset), chainHash: record.chainHash)
+                        if case .event(let event) = stored, case .ledgerErased(let erasure) = event.payload, erasure.scope != .device {
+                            try refold(deviceNamed: event.deviceId, partition: partition, through: record.offset)
+                        }
                     }
+                } catch where DirectoryIdentity(follower.directory) != identity {
+                    // Dropped under the read (below); what failed was reading a log being deleted.
+                }
+                // Ingest dropped the partition (another instance owns it, `IngestPipeline.drop`),
+                // perhaps making a new log of it since: what it folded here goes too.
+                if DirectoryIdentity(follower.directory) != identity {
+                    let devices = store.dropPartition(partition)
+                    gaps.remove(partition: partition)
+                    followers[partition] = nil
+                    dropped = true
+                    Logger(label: "follower").notice("partition log dropped by ingest: its devices removed", ["partition": partition, "devices": devices])
                 }
             }
-            lookForPartitions = applied == 0
-            readThrough.withLock { $0 = followers.mapValues(\.nextOffset) }
+            lookForPartitions = applied == 0 || dropped
+            readThrough.withLock { $0 = followers.mapValues(\.follower.nextOffset) }
             if applied > 0 {
                 onApplied()
                 continue
@@ -118,5 +136,19 @@ package final class ProjectionFollower: Service {
         guard let deviceId = store.deviceId(named: digestName), try log.retentionBase(topic: topic, partition: partition) == nil else { return }
         let device = try ErasureRefold.device(deviceId, log: log, topic: topic, partition: partition, through: offset)
         store.replaceDevice(deviceId, with: device)
+    }
+}
+
+/// Which directory a path names (device and inode), nil if there is none: a partition's
+/// log deleted and made again is another directory.
+struct DirectoryIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+
+    init?(_ path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
     }
 }
