@@ -27,23 +27,40 @@ struct ClusterModeTests {
         let directory: String
         var instances: [ServerProcess?] = []
         var ports: [UInt16] = []
+        let extra: [String]
 
         init(instances count: Int = 3, extra: [String] = []) throws {
             broker = try MockCluster(topics: [(ClusterModeTests.topic, ClusterModeTests.partitions), (ClusterModeTests.topic + ".members", 1)])
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)").path
+            self.extra = extra
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            for index in 0..<count {
-                let port = try LoopbackPort.free()
-                ports.append(port)
-                instances.append(
-                    try ServerProcess(
-                        executable: ChatLedgerProcess.executable,
-                        arguments: [
-                            "run", "--brokers", broker.bootstrapServers, "--data", "\(directory)/i\(index)", "--http", "127.0.0.1:\(port)",
-                            "--advertise", "http://127.0.0.1:\(port)", "--kafka-config", ClusterModeTests.kafka,
-                        ] + extra,
-                        standardError: "\(directory)/i\(index).log"))
-            }
+            for _ in 0..<count { try add() }
+        }
+
+        /// Starts one more instance, with data directory `i<index>`; returns its index.
+        @discardableResult
+        func add() throws -> Int {
+            let index = instances.count
+            let port = try LoopbackPort.free()
+            ports.append(port)
+            instances.append(
+                try ServerProcess(
+                    executable: ChatLedgerProcess.executable,
+                    arguments: [
+                        "run", "--brokers", broker.bootstrapServers, "--data", data(index), "--http", "127.0.0.1:\(port)",
+                        "--advertise", "http://127.0.0.1:\(port)", "--kafka-config", ClusterModeTests.kafka,
+                    ] + extra,
+                    standardError: "\(directory)/i\(index).log"))
+            return index
+        }
+
+        /// Instance `index`'s data directory.
+        func data(_ index: Int) -> String { "\(directory)/i\(index)" }
+
+        /// The partitions whose log instance `index` holds.
+        func logPartitions(_ index: Int) -> Set<Int32> {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(data(index))/log/\(ClusterModeTests.topic)")) ?? []
+            return Set(names.compactMap { Int32($0) })
         }
 
         deinit {
@@ -197,6 +214,56 @@ struct ClusterModeTests {
         }
         let owners = try Self.expectEveryDeviceEverywhere(last, count: 200, ports: ports, key: "pair-key")
         #expect(owners == Set(ports.map { "http://127.0.0.1:\($0)" }), "both pairs own partitions")
+    }
+
+    @Test("an instance joins: the first drops the logs of the partitions the newcomer owns once it has caught up, and an erasure the newcomer applies leaves nothing of the device on either disk")
+    func partitionsMovedAwayAreDropped() throws {
+        let cluster = try Cluster(instances: 1)
+        let count = 200
+        let last = try Self.produceDevices(cluster.broker, count: count)
+        _ = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        #expect(cluster.logPartitions(0).count == Self.partitions, "alone, the first instance holds every partition")
+
+        let joined = try cluster.add()
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        #expect(owners.count == 2, "both instances own partitions")
+        // The first instance drops what the newcomer owns and has caught up.
+        let settled = Polling.until(seconds: 60, every: .milliseconds(100)) {
+            let first = cluster.logPartitions(0)
+            let second = cluster.logPartitions(joined)
+            return !second.isEmpty && first.isDisjoint(with: second) && first.union(second).count == Self.partitions
+        }
+        #expect(settled, "logs: first \(cluster.logPartitions(0).sorted()), newcomer \(cluster.logPartitions(joined).sorted())")
+        let dropped = MetricsText.value(try Self.get(cluster.ports[0], "/metrics").body, "chatledger_partitions_dropped_total") ?? 0
+        #expect(dropped == Double(cluster.logPartitions(joined).count), "one drop per partition moved")
+        // Every device still answers, from its owner, through either instance.
+        _ = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+
+        // A device of a partition that moved (three digits: no other id starts with it) is erased.
+        let moved = cluster.logPartitions(joined)
+        let device = try #require((100..<count).map { "cd-\($0)" }.first { last[$0].map { moved.contains($0.partition) } ?? false })
+        let erase = try ChatLedgerProcess.run(["erase", "--brokers", cluster.broker.bootstrapServers, "--device", device, "--reason", "test"])
+        #expect(erase.status == 0, "\(erase.standardError)")
+        let erased = Polling.until(seconds: 60, every: .milliseconds(100)) {
+            guard let answer = try? Self.get(cluster.ports[joined], "/api/v1/devices/\(device)/chats") else { return false }
+            return answer.status == 404 || (answer.status == 200 && (answer.json["chats"] as? [Any])?.isEmpty == true)
+        }
+        #expect(erased, "the owner applied the erasure")
+        for index in [0, joined] {
+            for (path, bytes) in try Self.files(cluster.data(index)) {
+                #expect(bytes.firstRange(of: Array(device.utf8)) == nil, "\(path) still names \(device)")
+            }
+        }
+    }
+
+    /// Every file under `directory` with its bytes.
+    static func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
+        try FileManager.default.subpathsOfDirectory(atPath: directory).compactMap { name in
+            let path = directory + "/" + name
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+            return (path, try Array(Data(contentsOf: URL(fileURLWithPath: path))))
+        }
     }
 
     /// What the load has had acknowledged for a device: its unread messages and where the last one is.
