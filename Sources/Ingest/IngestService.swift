@@ -80,6 +80,8 @@ package final class IngestService: Sendable {
             logger.warning("ignoring auto.offset.reset=\(asked): ingest decides what a lost offset means (--on-broker-loss)")
         }
         kafka["auto.offset.reset"] = "error"
+        // Whether the group has given this instance an assignment yet (perhaps an empty one).
+        let joined = Atomic<Bool>(false)
         let consumer = try KafkaConsumer(
             bootstrapServers: configuration.brokers, groupId: configuration.group, topic: configuration.pipeline.topic,
             configuration: kafka,
@@ -87,7 +89,10 @@ package final class IngestService: Sendable {
                 try configuration.standby?.takeOver(partition, into: pipeline)
                 return try pipeline.startOffset(for: partition)
             },
-            onAssigned: { configuration.ownership?.assigned($0) },
+            onAssigned: { partitions in
+                joined.store(true, ordering: .relaxed)
+                configuration.ownership?.assigned(partitions)
+            },
             onRevoked: { partitions in
                 configuration.ownership?.revoked(partitions)
                 configuration.standby?.released(partitions)
@@ -117,7 +122,11 @@ package final class IngestService: Sendable {
                 let caughtUp = pipeline.updateReadiness(highWatermarks: highs)
                 if !caughtUp.isEmpty { configuration.ownership?.caughtUp(caughtUp) }
             }
-            if let ownership = configuration.ownership { try Self.dropOwnedElsewhere(pipeline, consumer, ownership) }
+            // Not before the first assignment: at a restart the table still names the owners
+            // that stood in while this instance was away, and it may get those partitions back.
+            if let ownership = configuration.ownership, joined.load(ordering: .relaxed) {
+                try Self.dropOwnedElsewhere(pipeline, consumer, ownership)
+            }
             caughtUp.store(!consumer.assignment.isEmpty && pipeline.catchingUp.isEmpty, ordering: .releasing)
             try pipeline.checkpointIfDue()
             let windowSeconds = (ContinuousClock.now - rateWindow.start) / .seconds(1)
