@@ -13,7 +13,10 @@ package enum BaileysContent: Equatable, Sendable {
     case message(kind: MessageKind, preview: String, hasMedia: Bool)
     /// A reaction to `targetMessageId` (`emoji` empty: removed).
     case reaction(targetMessageId: String, emoji: String)
-    /// Not a message (poll votes, protocol messages, key distribution...): `type` names it.
+    /// An edit of `targetMessageId` (a `protocolMessage` of type `MESSAGE_EDIT`, as Baileys
+    /// 6.7.0–6.7.12 upserts it) with the new text.
+    case edit(targetMessageId: String, preview: String)
+    /// Not a message (poll votes, other protocol messages, key distribution...): `type` names it.
     case notAMessage(type: String)
 
     /// Keys of a content object that never are its type.
@@ -28,6 +31,7 @@ package enum BaileysContent: Equatable, Sendable {
         "documentWithCaptionMessage", "editedMessage", "groupMentionedMessage", "botInvokeMessage",
         "lottieStickerMessage", "associatedChildMessage", "statusMentionMessage", "questionMessage",
         "pollCreationMessageV4",  // a FutureProofMessage around the poll (WAProto `Message` field 93)
+        "groupStatusMessage", "groupStatusMessageV2",  // FutureProof wrappers (fields 96, 103) Baileys 7 unwraps
     ]
 
     /// Types that are not messages of the chat list. `secretEncryptedMessage` is an encrypted
@@ -97,8 +101,13 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .location, preview: truncated(text("name", "address", "caption")), hasMedia: false)
         case "contactMessage", "contactsArrayMessage":
             return .message(kind: .contact, preview: truncated(text("displayName")), hasMedia: false)
-        case "callLogMesssage", "callLogMessage", "bcallMessage", "scheduledCallCreationMessage", "call":
+        case "callLogMesssage", "callLogMessage", "bcallMessage", "scheduledCallCreationMessage":
             return .message(kind: .call, preview: "", hasMedia: false)
+        case "call":
+            // Baileys' notice of a group call being offered (`{call: {callKey}}`, the call's id):
+            // not one to read. If nobody answers, a missed-call notice under the same id follows
+            // and counts (src/Socket/messages-recv.ts, `ev.on('call')`).
+            return .message(kind: .system, preview: "", hasMedia: false)
         case "pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV5":
             return .message(kind: .text, preview: truncated(text("name")), hasMedia: false)
         case "eventMessage":
@@ -118,6 +127,12 @@ package enum BaileysContent: Equatable, Sendable {
             return .message(kind: .text, preview: truncated(template?["hydratedContentText"]?.string ?? ""), hasMedia: false)
         case "groupInviteMessage":
             return .message(kind: .text, preview: truncated(text("caption", "groupName")), hasMedia: false)
+        case "protocolMessage":
+            let editType = body["type"]
+            guard editType?.string == "MESSAGE_EDIT" || editType?.int64 == 14, let target = body["key"]?["id"]?.string, !target.isEmpty
+            else { return .notAMessage(type: type) }
+            if case .message(_, let preview, _) = describe(body["editedMessage"]) { return .edit(targetMessageId: target, preview: preview) }
+            return .edit(targetMessageId: target, preview: "")
         case "reactionMessage":
             guard let target = body["key"]?["id"]?.string, !target.isEmpty else { return .notAMessage(type: type) }
             return .reaction(targetMessageId: target, emoji: body["text"]?.string ?? "")

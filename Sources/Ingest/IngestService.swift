@@ -285,7 +285,11 @@ extension IngestService {
             help: "Offsets the broker no longer had when ingest asked for them (gap records in the log), per partition.",
             kind: .counter
         ) {
-            self.statistics.counters.lostRecords.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
+            // Every assigned partition has a sample, 0 until it loses records.
+            let statistics = self.statistics
+            var lost = statistics.counters.lostRecords
+            for partition in statistics.partitions.keys where lost[partition] == nil { lost[partition] = 0 }
+            return lost.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
         }
         registry.collect("chatledger_erasures_total", help: "ledger.erased events applied (chatledger erase).", kind: .counter) {
             [.init(Double(self.statistics.counters.erasures))]

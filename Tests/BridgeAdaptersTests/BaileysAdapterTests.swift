@@ -534,4 +534,63 @@ struct BaileysAdapterTests {
         #expect(code(H.envelope("chats.update", data: #"[{"id":"1@s.whatsapp.net","unreadCount":"many"}]"#)) == "wrong_type")
         #expect(code(H.envelope("messages.upsert", data: #"{"messages":[]}"#, me: "42")) == "wrong_type", "me is an object or a string")
     }
+
+    // MARK: - Session 13 audit: real shapes the adapter mapped wrongly
+
+    @Test("message-receipt.update: the account's own receipt on an own group message (its other device got it: Baileys gives a `sender` receipt a readTimestamp) says nothing of the members: no event")
+    func ownReceiptOnOwnMessage() {
+        let result = harness.adapt(H.envelope("message-receipt.update", data: #"""
+            [{"key":{"remoteJid":"120363041234567890@g.us","id":"3EB0OWN","fromMe":true,"participant":"5511999990000:0@s.whatsapp.net"},
+              "receipt":{"userJid":"5511999990000@s.whatsapp.net","readTimestamp":1767366801}}]
+            """#))
+        #expect(result.events.isEmpty)
+        #expect(result.skipReasons == ["own_receipt_on_own_message"])
+    }
+
+    @Test("muteEndTime 'muted forever' as protobufjs writes a uint64 -1 (\"18446744073709551615\") or as a JS number is -1, and the rest of the history chunk still maps")
+    func muteForeverAsUnsigned() {
+        let events = harness.events(H.envelope("chats.update", data: #"""
+            [{"id":"491701234567@s.whatsapp.net","muteEndTime":"18446744073709551615"},
+             {"id":"491701234567@s.whatsapp.net","muteEndTime":18446744073709551615}]
+            """#))
+        #expect(events.map(\.payload) == [.chatMuted(muteUntil: -1), .chatMuted(muteUntil: -1)])
+        let history = harness.events(H.envelope("messaging-history.set", data: #"""
+            {"chats":[{"id":"491701234567@s.whatsapp.net","unreadCount":1,"muteEndTime":"18446744073709551615","conversationTimestamp":1767366000},
+                      {"id":"491702222222@s.whatsapp.net","unreadCount":2,"conversationTimestamp":1767366001}],
+             "contacts":[],"messages":[],"syncType":0}
+            """#))
+        let snapshots = history.compactMap { event -> ChatSnapshot? in if case .chatSnapshot(let snapshot) = event.payload { snapshot } else { nil } }
+        #expect(snapshots.map(\.muteUntil) == [-1, 0], "both chats' snapshots, the first muted forever")
+    }
+
+    @Test("a group call nobody answers (Baileys upserts the offer, then a missed-call notice under the same id) is one unread message, the missed call")
+    func missedGroupCallCountsOnce() throws {
+        typealias S = SameConversationTests
+        let key = #"{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"CALL1","participant":"491701234567@s.whatsapp.net"}"#
+        let offer = S.baileysUpsert(0, key, #"{"call":{"callKey":"Q0FMTDE="}}"#)
+        let missed = S.baileys(40, "messages.upsert", #"{"type":"notify","messages":[{"key":\#(key),"messageTimestamp":\#(S.t0 + 40),"messageStubType":"CALL_MISSED_GROUP_VOICE"}]}"#)
+        let list = try Self.chatList([offer, missed])
+        #expect(list.contains(#""unreadCount":1"#), "\(list)")
+    }
+
+    @Test("messages.upsert: an edit as Baileys 6.7.0–6.7.12 upserts it (editedMessage around a protocolMessage MESSAGE_EDIT) edits the original, in the record's own chat")
+    func upsertedEdit() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"EDIT1"},"messageTimestamp":1767366800,
+              "message":{"editedMessage":{"message":{"protocolMessage":{"key":{"remoteJid":"5511999990000@s.whatsapp.net","fromMe":true,"id":"ORIG1"},
+                "type":"MESSAGE_EDIT","editedMessage":{"conversation":"hello"},"timestampMs":"1767366800123"}}}}}]}
+            """#))
+        #expect(events.map(\.payload) == [.messageEdited(MessageEdited(messageId: "ORIG1", preview: "hello"))])
+        #expect(events.first?.chatId == "491701234567@c.us", "the chat of the record's key, not the sender's view in the protocol message")
+    }
+
+    @Test("messages.upsert: a group status message (groupStatusMessageV2 around an image) is the image with its caption")
+    func groupStatusWrapper() {
+        let events = harness.events(H.envelope("messages.upsert", data: #"""
+            {"type":"notify","messages":[{"key":{"remoteJid":"120363041234567890@g.us","fromMe":false,"id":"GS1","participant":"491701234567@s.whatsapp.net"},
+              "messageTimestamp":1767366800,"message":{"groupStatusMessageV2":{"message":{"imageMessage":{"caption":"beach"}}}}}]}
+            """#))
+        #expect(events.map(\.payload) == [.messageCreated(MessageCreated(
+            messageId: "GS1", fromMe: false, kind: .image, preview: "beach", senderId: "491701234567@c.us", hasMedia: true))])
+    }
 }

@@ -186,6 +186,19 @@ struct EvolutionAdapterTests {
         #expect(Set(events.map(\.eventId)).count == 3, "an index per event of the record")
     }
 
+    @Test("messages.set newest first, as Baileys sorts history and Evolution publishes it: mapped oldest first, so the own reply reads the messages before it")
+    func historyNewestFirst() throws {
+        let events = harness.events(H.envelope("messages.set", #"""
+            [{"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":true,"id":"S3"},"status":"READ","message":{"conversation":"reply"},"messageType":"conversation","messageTimestamp":1767000003},
+             {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S2"},"status":"DELIVERY_ACK","message":{"conversation":"two"},"messageType":"conversation","messageTimestamp":1767000002},
+             {"key":{"remoteJid":"491701234567@s.whatsapp.net","fromMe":false,"id":"S1"},"status":"DELIVERY_ACK","message":{"conversation":"one"},"messageType":"conversation","messageTimestamp":1767000001}]
+            """#), topic: "evolution.sales.messages.set")
+        let created = events.compactMap { event -> String? in if case .messageCreated(let message) = event.payload { message.messageId } else { nil } }
+        #expect(created == ["S1", "S2", "S3"], "oldest first")
+        let list = try StageTesting.rendered(StageTesting.fold(events), devices: [events[0].deviceId], withVersion: false)[events[0].deviceId] ?? ""
+        #expect(list.contains(#""unreadCount":0"#), "the reply read both: \(list)")
+    }
+
     // MARK: - messages.update
 
     func update(_ data: String) -> AdaptedRecord {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ChatEvents
+import ChatLedgerCLI
 import ChatProjection
 import EventLog
 import Foundation
@@ -94,7 +95,7 @@ struct BrokerLossTests {
 
         let metrics = try get(ingest.port, "/metrics").body
         #expect(metrics.contains("chatledger_ingest_records_lost_total{partition=\"\(lossy)\"} \(lastLost - firstLost + 1)\n"), "\(metrics.prefix(3_000))")
-        #expect(!metrics.contains("chatledger_ingest_records_lost_total{partition=\"\(other)\"}"))
+        #expect(metrics.contains("chatledger_ingest_records_lost_total{partition=\"\(other)\"} 0\n"), "an assigned partition without loss counts 0")
         #expect(metrics.contains("chatledger_log_gaps_unacknowledged 1\n"))
         let errorLine = ingest.standardError.split(separator: "\n").first { $0.contains("level=error") && $0.contains("records lost at the broker") }
         #expect(errorLine?.contains("range=\(lossy):\(range)") == true, "the error line names the range: \(ingest.standardError.suffix(2_000))")
@@ -106,6 +107,16 @@ struct BrokerLossTests {
         #expect(acknowledged.status == 0 && acknowledged.standardOutput.contains("offsets \(range)"), "\(acknowledged)")
         #expect(try get(ingest.port, "/readyz").status == 200, "acknowledged and caught up")
         #expect(ingest.terminate() == 0)
+
+        // serve on the same data directory counts the loss too, from the log's gap record.
+        let keys = data + ".keys"
+        try Data(#"{"keys":[{"key":"loss-key-123","devices":["*"],"role":"reader"}]}"#.utf8).write(to: URL(fileURLWithPath: keys))
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        let serve = try ServerProcess(["serve", "--data", data, "--http", "127.0.0.1:0", "--keys", keys])
+        let served = try get(serve.port, "/metrics").body
+        #expect(served.contains("chatledger_ingest_records_lost_total{partition=\"\(lossy)\"} \(lastLost - firstLost + 1)\n"), "\(served.prefix(3_000))")
+        #expect(served.contains("chatledger_ingest_records_lost_total{partition=\"\(other)\"} 0\n"))
+        #expect(serve.terminate() == 0)
 
         // The projection passed the gap: the newest checkpoint is a reference fold of the events the log holds.
         var reference = ProjectionState()

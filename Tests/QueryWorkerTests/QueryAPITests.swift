@@ -203,7 +203,9 @@ struct QueryAPITests {
         let chat = get(api, "/api/v1/devices/dev-1/chats/a%40c.us")
         #expect(chat.status == 200)
         #expect(try json(chat)["unreadCount"] as? Int == 2)
-        #expect(get(api, "/api/v1/devices/dev-1/chats/zz%40c.us").status == 404)
+        let missing = get(api, "/api/v1/devices/dev-1/chats/zz%40c.us")
+        #expect(missing.status == 404)
+        #expect(header(missing, "ETag") == "\"2\"" && header(missing, "X-Ledger-Position") == "0:1", "a device response's headers on a 404 too")
         let unread = get(api, "/api/v1/devices/dev-1/unread")
         #expect(try json(unread)["unreadMessages"] as? Int == 2)
         #expect(try json(unread)["unreadChats"] as? Int == 1)
@@ -387,6 +389,7 @@ struct QueryAPITests {
         let first = client.readUntil("\n\n")  // the head ends in CRLF CRLF, so this is the first event
         #expect(first.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"))
         #expect(first.hasSuffix("id: 1\nevent: version\ndata: {\"deviceId\":\"dev-1\",\"version\":1,\"position\":\"0:0\"}\n\n"))
+        #expect(first.contains("\r\nETag: \"1\"\r\n") && first.contains("\r\nX-Ledger-Position: 0:0\r\n"), "a device response's headers: \(first)")
 
         test.incoming("dev-2", "b@c.us", "M2")  // another device: no event
         test.incoming("dev-1", "a@c.us", "M3")
@@ -410,6 +413,12 @@ struct QueryAPITests {
         let burst = again.readUntil(#""version":6,"position":"0:6"}"# + "\n\n")
         let expected = (4...6).map { #"id: \#($0)\#nevent: version\#ndata: {"deviceId":"dev-1","version":\#($0),"position":"0:6"}\#n\#n"# }
         #expect(burst == expected.joined(), "\(burst)")
+
+        // 150 versions between two looks (a backlog): still one event each (SPEC §4).
+        for index in 0..<150 { test.incoming("dev-1", "a@c.us", "B\(index)") }
+        server.wake()
+        let backlog = again.readUntil(#""version":156,"position":"0:156"}"# + "\n\n")
+        #expect(backlog.components(separatedBy: "event: version").count - 1 == 150, "one event per version")
         #expect(get(try test.api(), "/api/v1/devices/dev-1/changes", key: nil).status == 401)
         #expect(get(try test.api(), "/api/v1/devices/dev-9/changes", key: "reader-key").status == 404)
     }

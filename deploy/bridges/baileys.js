@@ -158,6 +158,70 @@ function credsUpdateForChatLedger(update) {
   return { accountSettings: update.accountSettings };
 }
 
+/** Baileys' `jidNormalizedUser`: the device suffix dropped (`user:4@server` → `user@server`), `c.us` as `s.whatsapp.net`. */
+function normalizedUser(jid) {
+  if (typeof jid !== 'string') return '';
+  const at = jid.indexOf('@');
+  if (at < 0) return jid;
+  const user = jid.slice(0, at).split(':')[0];
+  const server = jid.slice(at + 1);
+  return `${user}@${server === 'c.us' ? 's.whatsapp.net' : server}`;
+}
+
+/** Wrappers `normalizeMessageContent` opens (src/Utils/messages.ts). */
+const CONTENT_WRAPPERS = ['ephemeralMessage', 'viewOnceMessage', 'documentWithCaptionMessage', 'viewOnceMessageV2',
+  'viewOnceMessageV2Extension', 'editedMessage', 'groupMentionedMessage', 'botInvokeMessage', 'lottieStickerMessage',
+  'eventCoverImage', 'statusMentionMessage', 'pollCreationOptionImageMessage', 'associatedChildMessage',
+  'groupStatusMentionMessage', 'pollCreationMessageV4', 'pollCreationMessageV5', 'statusAddYours', 'groupStatusMessage',
+  'limitSharingMessage', 'botTaskMessage', 'questionMessage', 'groupStatusMessageV2', 'botForwardedMessage'];
+const NOT_CONTENT = new Set(['messageContextInfo', 'senderKeyDistributionMessage', 'fastRatchetKeySenderKeyDistributionMessage']);
+
+/** Whether Baileys counted `message` in its chat's unread count when it processed it (`processMessage`:
+ * `isRealMessage` and `shouldIncrementChatUnread`: content other than a protocol message, reaction or
+ * poll vote, not the account's own, not a notice). */
+function countedUnread(message) {
+  if (!message || !message.key || message.key.fromMe || message.messageStubType) return false;
+  let content = message.message;
+  for (let depth = 0; content && typeof content === 'object' && depth < 8; depth += 1) {
+    const wrapper = CONTENT_WRAPPERS.find((name) => content[name] && content[name].message);
+    if (!wrapper) break;
+    content = content[wrapper].message;
+  }
+  if (!content || typeof content !== 'object') return false;
+  const types = Object.keys(content).filter((name) => !NOT_CONTENT.has(name) && content[name] != null);
+  return types.length > 0 && !content.protocolMessage && !content.reactionMessage && !content.pollUpdateMessage;
+}
+
+/**
+ * A buffered flush's history chats without the live messages of the same flush in their
+ * `unreadCount`. Baileys' buffer adds each live incoming message's `chats.update {unreadCount: 1}`
+ * into the history chat (src/Utils/event-buffer.ts, `concatChats`), and the message itself is in
+ * the flush's `messages.upsert`, which ChatLedger counts: counted twice otherwise. A marked-unread
+ * chat (`-1`) keeps its mark. Returns `history` itself when nothing changes.
+ */
+function historyWithoutLiveCounts(history, upsert) {
+  const chats = history && Array.isArray(history.chats) ? history.chats : [];
+  const messages = upsert && Array.isArray(upsert.messages) ? upsert.messages : [];
+  if (chats.length === 0 || messages.length === 0) return history;
+  const live = new Map();
+  for (const message of messages) {
+    if (!countedUnread(message)) continue;
+    const key = message.key;
+    const chat = normalizedUser(typeof key.remoteJid === 'string' && key.remoteJid.endsWith('@broadcast') && key.participant ? key.participant : key.remoteJid);
+    live.set(chat, (live.get(chat) || 0) + 1);
+  }
+  if (live.size === 0) return history;
+  let changed = false;
+  const adjusted = chats.map((chat) => {
+    const count = live.get(normalizedUser(chat && chat.id));
+    const unread = chat && typeof chat.unreadCount === 'number' ? chat.unreadCount : Number(chat && chat.unreadCount);
+    if (!count || !Number.isFinite(unread) || unread <= 0) return chat;
+    changed = true;
+    return { ...chat, unreadCount: Math.max(0, unread - count) };
+  });
+  return changed ? { ...history, chats: adjusted } : history;
+}
+
 /**
  * Forwards `sock`'s events. Options: `producer` (kafkajs-like), `topic`, `deviceId`,
  * `skip` (event names not to forward, e.g. ['presence.update'] on busy accounts),
@@ -184,7 +248,11 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   if (typeof sock.ev.process === 'function') {
     // Baileys' buffered emitter: one call per flush, forwarded in FLUSH_ORDER (not Baileys' key order).
     const remove = sock.ev.process(async (events) => {
-      for (const event of FLUSH_ORDER) if (event in events) forward(event, events[event]);
+      for (const event of FLUSH_ORDER) {
+        if (!(event in events)) continue;
+        const data = event === 'messaging-history.set' ? historyWithoutLiveCounts(events[event], events['messages.upsert']) : events[event];
+        forward(event, data);
+      }
     });
     detach = typeof remove === 'function' ? remove : () => {};
   } else {
@@ -195,4 +263,4 @@ function attachBaileysPublisher(sock, { producer, topic = 'wa.baileys', deviceId
   return { sender, detach };
 }
 
-module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, historyPieces, epochSeconds, EVENTS, FLUSH_ORDER, MAX_RECORD_BYTES };
+module.exports = { attachBaileysPublisher, credsUpdateForChatLedger, historyPieces, historyWithoutLiveCounts, epochSeconds, EVENTS, FLUSH_ORDER, MAX_RECORD_BYTES };

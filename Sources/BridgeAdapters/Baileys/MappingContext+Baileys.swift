@@ -166,6 +166,13 @@ extension MappingContext {
             reasons.append("receipt_of_another_member")
             return
         }
+        // On an own message, the account's own receipt is its other device getting it (a
+        // `sender` receipt, which Baileys also gives a `readTimestamp` in a group): it says
+        // nothing of the other members (src/Socket/messages-recv.ts, `handleReceipt`).
+        if try optionalBool(key["fromMe"], path + ".key.fromMe") {
+            reasons.append("own_receipt_on_own_message")
+            return
+        }
         let read = receipt["readTimestamp"].flatMap(BaileysContent.epochMillis)
         let played = receipt["playedTimestamp"].flatMap(BaileysContent.epochMillis)
         guard let time = read ?? played else {
@@ -235,9 +242,25 @@ extension MappingContext {
     /// `muteEndTime`: null or 0 unmuted, -1 forever, else epoch ms (seconds made ms).
     static func muteUntil(_ value: JSONValue, _ path: String) throws(AdaptError) -> Int64 {
         if value.isNull { return 0 }
+        // "Muted forever" is -1 in an unsigned 64-bit field (`Conversation.muteEndTime`):
+        // protobufjs writes it as "18446744073709551615", a JS number as 1.8446744073709552e19.
+        if Self.isBeyondInt64(value) { return -1 }
         guard let number = BaileysContent.integer(value) else { throw .wrongType(path, expected: "a number", found: value) }
         if number <= 0 { return number < 0 ? -1 : 0 }
         return BaileysContent.epochMillis(value) ?? 0
+    }
+
+    /// A whole number (or numeric string) above `Int64.max`: an unsigned 64-bit value with its top bit set.
+    static func isBeyondInt64(_ value: JSONValue) -> Bool {
+        let text: String
+        switch value.kind {
+        case .string: text = value.string ?? ""
+        case .number where value.int64 == nil: text = value.numberText
+        default: return false
+        }
+        if let unsigned = UInt64(text) { return unsigned > UInt64(Int64.max) }
+        guard let double = Double(text), double.isFinite, double.rounded() == double else { return false }
+        return double > 9.2e18
     }
 
     // MARK: - History

@@ -79,7 +79,15 @@ extension MappingContext {
                 try mapMessage(message, path, sentThroughAPI: eventName == "send.message", ownStatus: true, reasons: &reasons)
             }
         case "messages.set":
-            try Self.forEachObject(try required(data, "data"), "data") { message, path throws(AdaptError) in
+            // History comes newest first (Baileys sorts it so; Evolution publishes it as it is):
+            // mapped oldest first, so an own reply reads the messages before it instead of
+            // their arriving after it, as late ones.
+            let messages = try required(data, "data")
+            var ordered: [(element: JSONValue, path: String, time: Int64)] = []
+            try Self.forEachObject(messages, "data") { message, path throws(AdaptError) in
+                ordered.append((message, path, BaileysContent.epochMillis(message["messageTimestamp"]) ?? envelopeTime))
+            }
+            for (message, path, _) in ordered.enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }).map(\.element) {
                 try mapMessage(message, path, sentThroughAPI: false, ownStatus: true, reasons: &reasons)
             }
         case "messages.update":

@@ -296,6 +296,12 @@ package struct JSONValue {
         return Int64(double)
     }
 
+    /// A number's text as written (empty for anything else).
+    package var numberText: String {
+        guard kind == .number else { return "" }
+        return String(decoding: tape.rawBytes(tape.node(index)), as: UTF8.self)
+    }
+
     /// The elements of an array (empty for anything else).
     package var elements: [JSONValue] {
         let node = tape.node(index)

@@ -54,7 +54,20 @@ enum QueryWorkerOptions {
     /// The metrics of a process: the projection's, the log's and its gaps', and ingest's when it runs here.
     static func metrics(store: ProjectionStore, log: EventLog, gaps: GapRegister, ingest: IngestService? = nil) -> MetricsRegistry {
         let metrics = MetricsRegistry()
-        ingest?.registerMetrics(in: metrics)
+        if let ingest {
+            ingest.registerMetrics(in: metrics)
+        } else {
+            // `serve`: the records lost, from the gap records its log holds (ingest counts its own).
+            metrics.collect(
+                "chatledger_ingest_records_lost_total",
+                help: "Offsets the broker no longer had when ingest asked for them (gap records in the log), per partition.", kind: .counter
+            ) {
+                var lost: [Int32: Int64] = [:]
+                for partition in store.appliedOffsets.keys { lost[partition] = 0 }
+                for gap in gaps.gaps { lost[gap.partition, default: 0] += gap.lostRecords }
+                return lost.sorted { $0.key < $1.key }.map { .init([("partition", String($0.key))], Double($0.value)) }
+            }
+        }
         store.registerMetrics(in: metrics)
         log.registerMetrics(in: metrics)
         gaps.registerMetrics(in: metrics)

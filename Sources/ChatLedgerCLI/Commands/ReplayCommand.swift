@@ -20,7 +20,7 @@ import LedgerSupport
 enum ReplayCommand: Command {
     static let spec = CommandSpec(
         name: "replay",
-        synopsis: "replay [--data DIR] [--topic T] --device D [--chat C] [--at-offset P:O | --as-of TIME] [--limit N] [--now MS]",
+        synopsis: "replay [--data DIR] [--topic T] --device D [--chat C] [--at-offset P:O | --as-of TIME] [--limit N] [--cursor C] [--filter F] [--now MS]",
         summary: "A device's chat list (or one chat) exactly as it was at a log position or time, as JSON.",
         options: [
             .data, .topic,
@@ -31,6 +31,9 @@ enum ReplayCommand: Command {
                 "Kafka partition:offset (the X-Ledger-Position of a response); it must be in the log and on the device's partition."),
             CommandSpec.Option("as-of", "TIME", "ISO 8601 or epoch milliseconds."),
             CommandSpec.Option("limit", "N", "Chats in the list.", default: "50"),
+            CommandSpec.Option("cursor", "C", "The next page: the nextCursor of the page before (as the API's cursor)."),
+            CommandSpec.Option(
+                "filter", "F", "Which chats: \(ChatListFilter.allCases.map(\.rawValue).joined(separator: ", ")) (as the API's filter).", default: "all"),
             CommandSpec.Option("now", "MS", "The time mutes are evaluated at, epoch ms (default: now)."),
         ])
 
@@ -49,6 +52,11 @@ enum ReplayCommand: Command {
             asOf = parsed
         }
         let limit = try arguments.integer("limit", in: 1...ChatListQuery.maxLimit) ?? ChatListQuery.defaultLimit
+        let filterName = arguments.string("filter") ?? ChatListFilter.all.rawValue
+        guard let filter = ChatListFilter(rawValue: filterName) else {
+            throw arguments.usageError("--filter takes \(ChatListFilter.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let cursor = arguments.string("cursor")
         let now = try arguments.integer("now", in: 0...Int.max).map(Int64.init) ?? Int64(Date().timeIntervalSince1970 * 1000)
         let deviceId = arguments.string("device") ?? ""
         let topic = arguments.value(.topic)
@@ -69,7 +77,11 @@ enum ReplayCommand: Command {
             }
             rendered = chat
         } else {
-            rendered = try ChatListRenderer.chatList(device, deviceId: deviceId, query: ChatListQuery(limit: limit), now: now)
+            do {
+                rendered = try ChatListRenderer.chatList(device, deviceId: deviceId, query: ChatListQuery(filter: filter, limit: limit, cursor: cursor), now: now)
+            } catch {
+                throw arguments.usageError("--cursor is not a cursor of a chat list")
+            }
         }
         print(String(decoding: rendered.bytes, as: UTF8.self))
         return 0

@@ -379,14 +379,20 @@ package final class QueryAPI: Sendable {
         case .chat:
             if let unmet = minPositionUnmet(parameters) { return unmet }
             guard let chat = store.chat(deviceId, chatId: match.chatId ?? "", now: now) else {
-                return .response(.error(404, code: "not_found", message: "no such chat"))
+                // Still a device response: its version and position say what was looked at.
+                var missing = HTTPResponse.error(404, code: "not_found", message: "no such chat")
+                missing.headers += Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: false)
+                return .response(missing)
             }
             return .response(respond(head, deviceId: deviceId, chat))
         case .unread:
             if let unmet = minPositionUnmet(parameters) { return unmet }
             return .response(respond(head, deviceId: deviceId, store.unread(deviceId, now: now)))
         case .changes:
-            var streamHead = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+            // The device's headers as at the stream's start (its first event carries the same version).
+            var headers: [(name: String, value: String)] = [("Content-Type", "text/event-stream")]
+            headers += Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: false)
+            var streamHead = HTTPResponse(status: 200, headers: headers)
             if head.method == "HEAD" {
                 streamHead.bodyRunsToClose = true
                 return .response(streamHead)
@@ -688,7 +694,7 @@ package final class QueryAPI: Sendable {
 /// long backlog, or an erasure, which moves the version to its log offset) is one event
 /// for the newest.
 final class DeviceChangeStream: HTTPStream {
-    static let maxSpelledOut: UInt64 = 100
+    static let maxSpelledOut: UInt64 = 10_000
 
     private let store: ProjectionStore
     private let deviceId: String

@@ -156,3 +156,32 @@ test('baileys: a history chunk too large for one Kafka record goes as several: p
   historyPieces({ chats: [], messages: [], contacts: [{ id: big, blob: 'x'.repeat(MAX_RECORD_BYTES) }] }, { onDrop: (what) => dropped.push(what) });
   assert.equal(dropped.length, 1, 'what no record can hold is reported, not lost silently');
 });
+
+test('baileys: a flush with history and live messages of the same chat: the history count leaves out what the live messages add (Baileys merged their increments into it)', async () => {
+  const { StubBaileysEvents, stubProducer } = require('../testing/scenario');
+  const { attachBaileysPublisher } = require('../baileys');
+  const producer = stubProducer();
+  const ev = new StubBaileysEvents();
+  const { sender } = attachBaileysPublisher({ user: { id: '5511999990000:4@s.whatsapp.net' }, ev }, { producer, deviceId: 'shop-1', now: () => 1 });
+  const incoming = (id, jid, extra = {}) => ({ key: { remoteJid: jid, id, fromMe: false }, message: { conversation: 'hi' }, messageTimestamp: 1767366900, ...extra });
+  ev.flush({
+    'messaging-history.set': {
+      // Ana: 2 unread in history + 1 live increment Baileys merged; Bo: marked unread; Cy: no live message.
+      chats: [{ id: '491701234567@s.whatsapp.net', unreadCount: 3 }, { id: '491709999999@s.whatsapp.net', unreadCount: -1 }, { id: '491708888888@s.whatsapp.net', unreadCount: 4 }],
+      contacts: [], messages: [], syncType: 0,
+    },
+    'messages.upsert': {
+      type: 'notify',
+      messages: [
+        incoming('L1', '491701234567:2@s.whatsapp.net'),
+        { key: { remoteJid: '491701234567@s.whatsapp.net', id: 'L2', fromMe: true }, message: { conversation: 'own' } },
+        { key: { remoteJid: '491701234567@s.whatsapp.net', id: 'L3', fromMe: false }, message: { reactionMessage: { key: { id: 'L1' }, text: '👍' } } },
+        incoming('L4', '491709999999@s.whatsapp.net'),
+      ],
+    },
+  });
+  await sender.flush();
+  const history = JSON.parse(producer.sent[0].value);
+  assert.equal(history.event, 'messaging-history.set');
+  assert.deepEqual(history.data.chats.map((chat) => chat.unreadCount), [2, -1, 4], 'only what the live incoming messages added is taken out');
+});
