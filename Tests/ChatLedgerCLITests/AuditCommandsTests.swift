@@ -116,6 +116,31 @@ struct AuditCommandsTests {
         }
     }
 
+    @Test("replay pages a chat list as the API does: --limit, then --cursor set to the page's nextCursor, until the whole list; a cursor that is none is a usage error")
+    func replayPages() throws {
+        let (data, events) = try Self.makeData()
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var reference = ProjectionState()
+        for (at, _, event) in events { reference.apply(event, at: at) }
+        let (deviceId, device) = try #require(reference.devices.max { $0.value.chats.count < $1.value.chats.count })
+        try #require(device.chats.count > 2, "a device with more chats than one page")
+        let whole = try ChatListRenderer.chatList(device, deviceId: deviceId, query: ChatListQuery(limit: 500), now: 1_000)
+        let expected = try #require(try JSONSerialization.jsonObject(with: Data(whole.bytes)) as? [String: Any])["chats"] as? [[String: Any]]
+        var paged: [String] = []
+        var cursor: String?
+        repeat {
+            let run = try ChatLedgerProcess.run(
+                ["replay", "--data", data, "--device", deviceId, "--limit", "2", "--now", "1000"] + (cursor.map { ["--cursor", $0] } ?? []))
+            #expect(run.status == 0, "\(run.standardError)")
+            let page = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+            paged += (page["chats"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            cursor = page["nextCursor"] as? String
+        } while cursor != nil && paged.count <= device.chats.count
+        #expect(paged == expected?.compactMap { $0["id"] as? String }, "the pages make the whole list, in order")
+        let bad = try ChatLedgerProcess.run(["replay", "--data", data, "--device", deviceId, "--cursor", "not-a-cursor"])
+        #expect(bad.status == 64, "\(bad.standardError)")
+    }
+
     @Test(
         "replay --at-offset a position the log does not hold (no such partition, past the partition's last record, not the device's partition): exit 1, a message on stderr, nothing on stdout"
     )
