@@ -123,7 +123,11 @@ enum ChatIdKind: Equatable {
 extension ChatState {
     /// `message.created`.
     mutating func receive(_ message: MessageCreated, at time: Int64, keepChatsArchived: Bool) {
-        let kind: MessageHistory.Kind = message.fromMe ? .own : message.kind == .system ? .seen : .unread
+        var kind: MessageHistory.Kind = message.fromMe ? .own : message.kind == .system ? .seen : .unread
+        // An incoming message behind an own message newer than it (it arrived late, or on
+        // another of the bridge's topics) came before the reply, which read the chat up to
+        // there (SPEC §2: messages in `occurredAt` order): it is read, and unarchives nothing.
+        if kind == .unread, history.hasOwnMessage(after: time) { kind = .seen }
         // The same message again (a bridge re-sending it under a new event id) is the
         // message the chat already has: it neither counts again nor moves anything.
         let idHash = message.messageIdText.withBytes(stableHash)
@@ -148,7 +152,7 @@ extension ChatState {
             unreadCount &+= 1
             if archived && !keepChatsArchived { archived = false }
         case .seen, .hidden:
-            break  // a system message neither counts nor unarchives
+            break  // a system message, or one a newer own message read, neither counts nor unarchives
         }
     }
 

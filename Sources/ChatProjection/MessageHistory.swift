@@ -116,6 +116,22 @@ struct MessageHistory: Hashable, Sendable {
         }
     }
 
+    /// Whether an own message newer than `timestamp` is remembered.
+    func hasOwnMessage(after timestamp: Int64) -> Bool {
+        switch storage {
+        case .none:
+            return false
+        case .one(let entry):
+            return entry.kind == .own && entry.timestamp > timestamp
+        case .many(let entries):
+            for entry in entries.reversed() {
+                guard entry.timestamp > timestamp else { return false }
+                if entry.kind == .own { return true }
+            }
+            return false
+        }
+    }
+
     /// Marks the newest message named by one of `idHashes` (of a kind `matching` accepts)
     /// and every message before it read. Returns nil if none is remembered, else how many
     /// unread messages were read.

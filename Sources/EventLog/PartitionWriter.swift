@@ -18,11 +18,18 @@ package final class PartitionWriter {
         /// writes an old log. A log whose last segment is of the other format is continued
         /// in a new segment, so no segment mixes the two.
         package var chain: LogChain
+        /// A segment is also sealed once it has been written to for this long (nil: never
+        /// by age), so time-based retention has sealed segments to remove on a quiet
+        /// partition. Its age counts from when this writer created it or opened it.
+        package var maxSegmentAgeMilliseconds: Int64?
 
-        package init(fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests) {
+        package init(
+            fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20, chain: LogChain = .overDigests, maxSegmentAgeMilliseconds: Int64? = nil
+        ) {
             self.fsync = fsync
             self.maxSegmentBytes = maxSegmentBytes
             self.chain = chain
+            self.maxSegmentAgeMilliseconds = maxSegmentAgeMilliseconds
         }
     }
 
@@ -46,6 +53,8 @@ package final class PartitionWriter {
     private var segment: LogFile?
     private var segmentBase: Int64 = 0
     private var segmentSize = 0
+    /// When this writer created or opened the live segment (for `maxSegmentAgeMilliseconds`).
+    private var segmentStarted = ContinuousClock.now
     /// The format version of the segment written to.
     private var segmentVersion = LogFormat.version
     private var index: [IndexEntry] = []
@@ -112,10 +121,10 @@ package final class PartitionWriter {
             } else if segment == nil {
                 try createSegment(baseOffset: offset, version: plainVersion)
             } else if LogFormat.chainsDigests(segmentVersion) != (options.chain == .overDigests)
-                || (segmentSize + staged.count + recordLength > options.maxSegmentBytes
-                    && segmentSize + staged.count > header(baseOffset: segmentBase).length)
+                || (segmentSize + staged.count > header(baseOffset: segmentBase).length
+                    && (segmentSize + staged.count + recordLength > options.maxSegmentBytes || segmentIsOld))
             {
-                // Full, or of the other format (an old log continued by this build).
+                // Full or old enough, or of the other format (an old log continued by this build).
                 try roll(nextBaseOffset: offset, version: plainVersion)
             }
             let position = segmentSize + staged.count
@@ -271,11 +280,18 @@ package final class PartitionWriter {
         segment = file
         segmentBase = baseOffset
         segmentSize = header.length
+        segmentStarted = .now
         segmentVersion = version
         index = []
     }
 
     /// Seals the current segment (records synced, index written) and starts the next.
+    /// Whether the live segment has been written to for longer than `maxSegmentAgeMilliseconds`.
+    private var segmentIsOld: Bool {
+        guard let limit = options.maxSegmentAgeMilliseconds else { return false }
+        return ContinuousClock.now - segmentStarted >= .milliseconds(limit)
+    }
+
     private func roll(nextBaseOffset: Int64, version: UInt16) throws(EventLogError) {
         try writeStaged()
         try syncNow()
@@ -292,6 +308,9 @@ package final class PartitionWriter {
         guard let base = try LogFormat.readRetentionBase(directory: directory) else { return all }
         return all.filter { $0 >= base.baseOffset }
     }
+
+    /// How many segment files `directory` holds (for tests and tools).
+    package static func segmentCount(in directory: String) throws(EventLogError) -> Int { try allSegmentBases(in: directory).count }
 
     /// Base offsets of every segment file in `directory`, ascending, including any before the retention base.
     static func allSegmentBases(in directory: String) throws(EventLogError) -> [Int64] {

@@ -19,4 +19,19 @@ package struct RetentionPolicy: Sendable, Hashable {
 
     /// Whether any limit is set.
     package var isEnabled: Bool { maxAgeMilliseconds != nil || maxBytes != nil }
+
+    /// The segment size that lets the byte limit be kept: retention removes whole sealed
+    /// segments, so a segment is at most a quarter of `maxBytes` (at least 64 KiB), never
+    /// more than `limit` (the size without retention).
+    package func segmentBytes(atMost limit: Int) -> Int {
+        guard let maxBytes else { return limit }
+        return min(limit, max(64 << 10, Int(min(maxBytes / 4, Int64(Int.max)))))
+    }
+
+    /// How long a segment is written to before it is sealed, so the age limit finds sealed
+    /// segments on a quiet partition: a quarter of `maxAgeMilliseconds`, at least a minute
+    /// (nil without an age limit: segments are sealed by size only).
+    package var segmentAgeMilliseconds: Int64? {
+        maxAgeMilliseconds.map { max(60_000, $0 / 4) }
+    }
 }

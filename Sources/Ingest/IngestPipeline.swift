@@ -16,6 +16,8 @@ package final class IngestPipeline {
         package var topic: String
         package var fsync: FsyncPolicy
         package var maxSegmentBytes: Int
+        /// Segments are also sealed by age (see `PartitionWriter.Options`); nil: by size only.
+        package var maxSegmentAgeMilliseconds: Int64?
         /// A checkpoint is written after this many records or seconds, whichever first.
         package var checkpointEveryRecords: Int
         package var checkpointEverySeconds: Double
@@ -28,7 +30,7 @@ package final class IngestPipeline {
         package var trace: FreshnessTrace?
 
         package init(
-            topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int = 128 << 20,
+            topic: String = DeviceEventsTopic.defaultName, fsync: FsyncPolicy = .batch, maxSegmentBytes: Int? = nil,
             checkpointEveryRecords: Int = 200_000, checkpointEverySeconds: Double = 30, attestationKey: [UInt8]? = nil,
             retention: RetentionPolicy = RetentionPolicy()
         ) {
@@ -36,9 +38,16 @@ package final class IngestPipeline {
             self.retention = retention
             self.topic = topic
             self.fsync = fsync
-            self.maxSegmentBytes = maxSegmentBytes
+            // Without a size given, segments as large as retention allows (128 MiB without it).
+            self.maxSegmentBytes = maxSegmentBytes ?? retention.segmentBytes(atMost: PartitionWriter.Options().maxSegmentBytes)
+            self.maxSegmentAgeMilliseconds = retention.segmentAgeMilliseconds
             self.checkpointEveryRecords = checkpointEveryRecords
             self.checkpointEverySeconds = checkpointEverySeconds
+        }
+
+        /// How each partition's writer seals segments and syncs.
+        var writerOptions: PartitionWriter.Options {
+            .init(fsync: fsync, maxSegmentBytes: maxSegmentBytes, maxSegmentAgeMilliseconds: maxSegmentAgeMilliseconds)
         }
     }
 
@@ -117,7 +126,7 @@ package final class IngestPipeline {
         try log.removeDroppedLeftovers(topic: options.topic)
         for (topic, partition) in try log.partitions() where topic == options.topic {
             writers[partition] = try log.openWriter(
-                topic: topic, partition: partition, options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
+                topic: topic, partition: partition, options: options.writerOptions)
             partitionsWithLogs.insert(partition)
         }
         let loaded = try ProjectionRecovery.load(log: log, topic: options.topic, checkpoints: checkpoints, logger: logger)
@@ -220,7 +229,7 @@ package final class IngestPipeline {
         }
         let writer = try log.openWriter(
             topic: options.topic, partition: partition,
-            options: .init(fsync: options.fsync, maxSegmentBytes: options.maxSegmentBytes))
+            options: options.writerOptions)
         writers[partition] = writer
         recentWriter = writer
         partitionsWithLogs.insert(partition)

@@ -72,6 +72,7 @@ package final class StandbyFollower: Sendable {
     package let topic: String
     private let fsync: FsyncPolicy
     private let maxSegmentBytes: Int
+    private let maxSegmentAgeMilliseconds: Int64?
     /// The retention of the main log, without its archive command (see the type's notes).
     private let retention: RetentionPolicy
     private let state: Mutex<State>
@@ -84,13 +85,15 @@ package final class StandbyFollower: Sendable {
     /// Connects the follower's consumer (group-less, nothing assigned yet).
     /// - Parameter retention: the main log's policy (`--retain-days`, `--retain-bytes`);
     ///   its archive command is not used here.
-    /// - Parameter maxSegmentBytes: where a standby log's segment is sealed (as the main log's).
+    /// - Parameter maxSegmentBytes: where a standby log's segment is sealed (nil: as the main
+    ///   log's under `retention`).
     /// - Throws: `KafkaError` if librdkafka refuses the configuration.
     package init(
         dataDirectory: String, brokers: String, topic: String, kafka: KafkaConfiguration, fsync: FsyncPolicy,
-        retention: RetentionPolicy = RetentionPolicy(), maxSegmentBytes: Int = PartitionWriter.Options().maxSegmentBytes
+        retention: RetentionPolicy = RetentionPolicy(), maxSegmentBytes: Int? = nil
     ) throws {
-        self.maxSegmentBytes = maxSegmentBytes
+        self.maxSegmentBytes = maxSegmentBytes ?? retention.segmentBytes(atMost: PartitionWriter.Options().maxSegmentBytes)
+        maxSegmentAgeMilliseconds = retention.segmentAgeMilliseconds
         log = EventLog(dataDirectory: Self.dataDirectory(of: dataDirectory))
         self.topic = topic
         self.fsync = fsync
@@ -373,7 +376,7 @@ package final class StandbyFollower: Sendable {
         for partition in follow.sorted() {
             do {
                 let writer = try state.writers[partition]
-                    ?? log.openWriter(topic: topic, partition: partition, options: .init(fsync: fsync, maxSegmentBytes: maxSegmentBytes))
+                    ?? log.openWriter(topic: topic, partition: partition, options: .init(fsync: fsync, maxSegmentBytes: maxSegmentBytes, maxSegmentAgeMilliseconds: maxSegmentAgeMilliseconds))
                 state.writers[partition] = writer
                 offsets[partition] = (writer.lastOffset ?? -1) + 1
             } catch {

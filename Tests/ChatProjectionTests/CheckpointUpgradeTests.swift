@@ -9,7 +9,7 @@ import Testing
 /// erasure set the device's version to the count of its surviving events (and whose device
 /// erasures forgot the version), is read with this build's versions: loading it, the audit
 /// view from it and `verify` all agree with a replay of the log from zero.
-@Suite("Checkpoints of older formats are brought to this build's fold (versions after erasures, aliases before a first chat)")
+@Suite("Checkpoints of older formats are brought to this build's fold (versions after erasures, aliases before a first chat, incoming messages behind a reply)")
 struct CheckpointUpgradeTests {
     static let topic = DeviceEventsTopic.defaultName
 
@@ -155,6 +155,48 @@ struct CheckpointUpgradeTests {
         #expect(
             loaded.state.devices == replayed.devices && loaded.state.digest == replayed.digest,
             "versions: \(loaded.state.devices["dev-c"]?.version ?? 0), \(replayed.devices["dev-c"]?.version ?? 0)")
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
+    }
+
+    @Test("loading a format 5 checkpoint whose fold counted an incoming message that arrived behind a newer own message refolds that device: the state, then the log after it, equal a replay from zero, and verify finds no problem")
+    func format5CheckpointLateIncomingUpgraded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let writer = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never))
+        let chat = "491555000012@c.us"
+        var offset: Int64 = 0
+        func append(_ device: String, _ messageId: String, at time: Int64, fromMe: Bool) throws {
+            let event = Event(
+                eventId: "e-\(messageId)", deviceId: device, occurredAt: time, chatId: chat,
+                payload: .messageCreated(MessageCreated(messageId: messageId, fromMe: fromMe, kind: .text, preview: messageId)))
+            try writer.append([LogRecord(offset: offset, key: Array(device.utf8), value: EventEncoder.encode(event))])
+            offset += 1
+        }
+        try append("dev-e", "M1", at: 1_000, fromMe: false)
+        try append("dev-e", "O3", at: 3_000, fromMe: true)
+        try append("dev-e", "M2", at: 2_000, fromMe: false)  // behind the reply: read from format 6 on
+        try append("dev-f", "F1", at: 1_000, fromMe: false)
+        try writer.sync()
+        // The previous build's state: the late message counted.
+        var previous = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(previous.devices["dev-e"]?.chats[chat]?.unreadCount == 0, "this build reads it")
+        var devE = try #require(previous.devices["dev-e"])
+        _ = devE.chats.modify(ChatKey(chat), creating: false) { $0.unreadCount = 1 }
+        previous.replaceDevice("dev-e", with: devE)
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(previous, topic: Self.topic)
+        try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 5)).write(to: URL(fileURLWithPath: info.path))
+        #expect(try checkpoints.read(info.sequence).1.formatVersion == 5)
+
+        try append("dev-e", "M4", at: 4_000, fromMe: false)
+        try writer.sync()
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(replayed.devices["dev-e"]?.chats[chat]?.unreadCount == 1)
+        let loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(loaded.checkpoint?.sequence == info.sequence && loaded.replayedRecords == 1, "started from the checkpoint")
+        #expect(loaded.state.devices == replayed.devices && loaded.state.digest == replayed.digest)
         let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
         #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
     }

@@ -75,16 +75,29 @@ struct ExactUnreadTests {
         }
     }
 
-    @Test("a late incoming message older than an own one is read by chat.read up to the own message")
-    func lateMessageReadUpToOwn() throws {
+    @Test("a late incoming message older than an own one is read when it arrives (the reply read the chat up to there); one newer than the own message counts; either arrival order gives the same count")
+    func lateMessageBehindOwn() throws {
         var script = Script()
         script.incoming(anna, "M1", at: 1)
         script.own(anna, "O3", at: 3)
         script.incoming(anna, "M2", at: 2)
-        #expect(script.chat(anna)?.unreadCount == 1, "the late message counts when it arrives")
+        #expect(script.chat(anna)?.unreadCount == 0, "the late message came before the reply")
         #expect(script.chat(anna)?.lastMessage?.id == "O3", "and does not become the last message")
+        script.incoming(anna, "M4", at: 4)
+        #expect(script.chat(anna)?.unreadCount == 1, "after the reply: unread")
         script.add(anna, at: 10, .chatRead(ChatRead(upToMessageId: "O3")))
-        #expect(script.chat(anna)?.unreadCount == 0)
+        #expect(script.chat(anna)?.unreadCount == 1, "a read up to the reply leaves the newer message")
+
+        // The order two bridge topics deliver in does not change the count.
+        var inOrder = Script()
+        var reversed = Script()
+        inOrder.incoming(anna, "A1", at: 1)
+        inOrder.incoming(anna, "A2", at: 2)
+        inOrder.own(anna, "B3", at: 3)
+        reversed.own(anna, "B3", at: 3)
+        reversed.incoming(anna, "A2", at: 2)
+        reversed.incoming(anna, "A1", at: 1)
+        #expect(inOrder.chat(anna)?.unreadCount == 0 && reversed.chat(anna)?.unreadCount == 0)
     }
 
     @Test("a late incoming message is read by chat.read up to an already-read incoming message newer than it")
@@ -92,8 +105,9 @@ struct ExactUnreadTests {
         var script = Script()
         script.incoming(anna, "M1", at: 1)
         script.incoming(anna, "M3", at: 3)
-        script.own(anna, "O4", at: 4)
+        script.add(anna, at: 4, .chatRead(ChatRead()))
         script.incoming(anna, "M2", at: 2)
+        #expect(script.chat(anna)?.unreadCount == 1, "no reply after it: the late message counts")
         script.add(anna, at: 10, .chatRead(ChatRead(upToMessageId: "M3")))
         #expect(script.chat(anna)?.unreadCount == 0)
         // The same through a receipt from the own device.

@@ -9,14 +9,14 @@ enum OlderCheckpoint {
         var description: String
     }
 
-    /// The bytes of `path` (a checkpoint of `state`, written by this build in format 5) as
-    /// format `version` (4, 3 or 2) writes the same state: 4 has the same layout; 3 and 2
+    /// The bytes of `path` (a checkpoint of `state`, written by this build in format 6) as
+    /// format `version` (5, 4, 3 or 2) writes the same state: 5 and 4 have the same layout; 3 and 2
     /// without the erased devices' versions (`state` must have none), 2 also without the
     /// unreadable count; its own CRC.
     static func bytes(of path: String, state: ProjectionState, topic: String, version: UInt16) throws -> [UInt8] {
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        guard bytes.count > 10, bytes[8] == 5, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 5") }
-        if version == 4 { return withVersion(bytes, 4) }
+        guard bytes.count > 10, bytes[8] == 6, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 6") }
+        if version == 4 || version == 5 { return withVersion(bytes, version) }
         guard state.erasedDeviceVersions.isEmpty, version == 2 || version == 3 else {
             throw Unexpected(description: "only a state without erased devices converts, to version 2 or 3")
         }

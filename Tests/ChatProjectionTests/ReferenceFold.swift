@@ -154,7 +154,8 @@ struct ReferenceFold {
 
     private func receive(_ message: MessageCreated, at time: Int64, into chat: inout Chat) {
         guard chat.sent.insert("\(message.messageId)@\(time)").inserted else { return }
-        let countable = !message.fromMe && message.kind != .system
+        // An incoming message older than an own message the chat has is read: the reply read up to there.
+        let countable = !message.fromMe && message.kind != .system && !chat.messages.contains { $0.fromMe && $0.time > time }
         chat.messages.append(
             Message(id: message.messageId, time: time, arrival: arrival, fromMe: message.fromMe, kind: message.kind, unread: countable))
         if chat.lastMessage == nil || time >= chat.lastMessage!.timestamp {

@@ -102,4 +102,51 @@ struct RetentionTests {
         #expect(try restarted.store.device(device) == AuditLog(dataDirectory: whole, topic: topic).device(device))
         try restarted.close()
     }
+
+    @Test("with only --retain-bytes given, segments are a quarter of the limit (64 KiB to 128 MiB), so the limit holds at the default size too; --retain-days seals segments by age")
+    func segmentSizeFollowsTheLimit() throws {
+        #expect(IngestPipeline.Options().maxSegmentBytes == 128 << 20, "no retention: 128 MiB")
+        #expect(IngestPipeline.Options(retention: RetentionPolicy(maxBytes: 1 << 20)).maxSegmentBytes == 256 << 10)
+        #expect(IngestPipeline.Options(retention: RetentionPolicy(maxBytes: 1_000)).maxSegmentBytes == 64 << 10, "at least 64 KiB")
+        #expect(IngestPipeline.Options(retention: RetentionPolicy(maxBytes: 1 << 40)).maxSegmentBytes == 128 << 20, "at most 128 MiB")
+        #expect(IngestPipeline.Options(maxSegmentBytes: 32 << 10, retention: RetentionPolicy(maxBytes: 1 << 20)).maxSegmentBytes == 32 << 10, "a size given stands")
+        #expect(IngestPipeline.Options(retention: RetentionPolicy(maxAgeMilliseconds: 86_400_000)).maxSegmentAgeMilliseconds == 21_600_000)
+        #expect(IngestPipeline.Options(retention: RetentionPolicy(maxBytes: 1)).maxSegmentAgeMilliseconds == nil)
+
+        // The limit holds with the derived size: 8,000 events (about 1.3 MB) under 256 KiB.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let limit: Int64 = 256 << 10
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(
+            log: log, options: .init(topic: topic, fsync: .never, checkpointEveryRecords: .max, retention: RetentionPolicy(maxBytes: limit)))
+        for index in 0..<8_000 {
+            let value = event(index)
+            try Array(device.utf8).withUnsafeBytes { key in
+                try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: Int64(index), timestamp: 1_000 + Int64(index), key: key, value: $0) }
+            }
+            if index % 500 == 499 {
+                try pipeline.commitBatch()
+                pipeline.waitUntilApplied()
+                try pipeline.checkpointIfDue(force: true)
+            }
+        }
+        try pipeline.close()
+        #expect(log.bytesOnDisk(topic: topic, partition: 0) <= limit + (64 << 10) + 500 * 400)
+        #expect(try log.retentionBase(topic: topic, partition: 0) != nil, "segments were removed")
+
+        // By age: a segment written to for longer than the age is sealed at the next record.
+        let aged = FileManager.default.temporaryDirectory.appendingPathComponent("aged-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: aged) }
+        let writer = try EventLog(dataDirectory: aged).openWriter(topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentAgeMilliseconds: 1))
+        var offset: Int64 = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try PartitionWriter.segmentCount(in: EventLog(dataDirectory: aged).directory(topic: topic, partition: 0)) < 2, ContinuousClock.now < deadline {
+            try writer.stage(LogRecord(offset: offset, key: Array(device.utf8), value: event(Int(offset))))
+            try writer.sync()
+            offset += 1
+        }
+        #expect(try PartitionWriter.segmentCount(in: EventLog(dataDirectory: aged).directory(topic: topic, partition: 0)) >= 2, "sealed by age after \(offset) records")
+        #expect(offset < 1_000_000)
+    }
 }

@@ -101,7 +101,55 @@ package enum ErasureRefold {
         var upgraded = 0
         if info.formatVersion < 4 { upgraded += try upgradeVersions(in: &state, log: log, topic: topic) }
         if info.formatVersion < 5 { upgraded += try refoldAliasedDevices(in: &state, log: log, topic: topic) }
+        if info.formatVersion < 6 { upgraded += try refoldDevicesWithLateIncoming(in: &state, log: log, topic: topic) }
         return upgraded
+    }
+
+    /// A state read from a checkpoint of format 2 to 5 brought to format 6's fold, where an
+    /// incoming message older than an own message the chat holds is read: each device with
+    /// an incoming message in the log (up to the state's positions) that arrived after an
+    /// own message of the device with a later time is refolded, as `refoldAliasedDevices`
+    /// refolds (a superset of the devices the rule changes: every chat of the device
+    /// counts). Partitions retention trimmed keep the checkpoint's state.
+    /// - Returns: how many devices were refolded.
+    /// - Throws: `EventLogError` for a damaged log.
+    static func refoldDevicesWithLateIncoming(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
+        let parser = EventParser()
+        let marker = Array(#""message.created""#.utf8)
+        let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
+        var newestOwn: [[UInt8]: Int64] = [:]
+        var flagged: [[UInt8]: Int32] = [:]
+        var erased: Set<String> = []
+        for (partition, through) in partitions {
+            try log.reader(topic: topic, partition: partition).forEach { record in
+                guard record.offset <= through, let value = record.value else { return record.offset <= through }
+                if LogErasure(record) != nil {
+                    if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
+                } else if let keyBytes = record.key, record.kind == .event, value.firstRange(of: marker) != nil,
+                    let event = try? parser.parse(value), case .messageCreated(let message) = event.payload
+                {
+                    let key = Array(keyBytes)
+                    if message.fromMe {
+                        newestOwn[key] = max(newestOwn[key] ?? .min, event.occurredAt)
+                    } else if message.kind != .system, event.occurredAt < newestOwn[key] ?? .min, flagged[key] == nil {
+                        flagged[key] = partition
+                    }
+                }
+                return true
+            }
+        }
+        return try refold(flagged, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
+    }
+
+    /// The partitions of `topic` that `state` has positions in and retention has not
+    /// trimmed, ascending, each with its position.
+    private static func untrimmedPartitions(of state: ProjectionState, log: EventLog, topic: String) throws -> [(partition: Int32, through: Int64)] {
+        var partitions: [(partition: Int32, through: Int64)] = []
+        for (logTopic, partition) in try log.partitions() where logTopic == topic {
+            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
+            partitions.append((partition, through))
+        }
+        return partitions.sorted { $0.partition < $1.partition }
     }
 
     /// A state read from a checkpoint of format 2 to 4 brought to format 5's fold, which
@@ -118,12 +166,7 @@ package enum ErasureRefold {
     static func refoldAliasedDevices(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
         let parser = EventParser()
         let marker = ErasureSelector.aliasTypeName
-        var partitions: [(partition: Int32, through: Int64)] = []
-        for (logTopic, partition) in try log.partitions() where logTopic == topic {
-            guard let through = state.positions[partition], try log.retentionBase(topic: topic, partition: partition) == nil else { continue }
-            partitions.append((partition, through))
-        }
-        partitions.sort { $0.partition < $1.partition }
+        let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
         // The devices with an alias (by their Kafka key, the device id) and the partition it
         // was in, and the digest names erasures use.
         var aliased: [[UInt8]: Int32] = [:]
@@ -142,6 +185,21 @@ package enum ErasureRefold {
                 return true
             }
         }
+        return try refold(aliased, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
+    }
+
+    /// Refolds the devices `devices` names (by Kafka key, with the partition their first
+    /// record was met on) through `partitions`' positions: one fold over the partitions in
+    /// ascending order (as a replay from zero folds them), or, for a device an erasure
+    /// names (`erased`, digest names), as an erasure refolds it. A device whose events
+    /// arrive on a partition not in `partitions` (retention trimmed it) keeps its state.
+    /// - Returns: how many devices were refolded.
+    private static func refold(
+        _ devices: [[UInt8]: Int32], erased: Set<String>, partitions: [(partition: Int32, through: Int64)], in state: inout ProjectionState,
+        log: EventLog, topic: String
+    ) throws -> Int {
+        let parser = EventParser()
+        let aliased = devices
         guard !aliased.isEmpty else { return 0 }
         var refolded = 0
         var plain: Set<[UInt8]> = []
