@@ -486,7 +486,8 @@ package struct EventParser: Sendable {
         try reader.readFields(Self.chatSnapshotKeys, required: 0b1_1111_1111) {
             field, reader throws(EventValidationError) in
             switch field {
-            case 0: snapshot.name = try reader.readString(maxBytes: limits.maxTextBytes)
+            // null: no name (as the API renders an unnamed chat).
+            case 0: snapshot.name = reader.readNullIfPresent() ? "" : try reader.readString(maxBytes: limits.maxTextBytes)
             case 1: snapshot.isGroup = try reader.readBool()
             case 2: snapshot.unreadCount = try reader.readCount()
             case 3: snapshot.markedUnread = try reader.readBool()
@@ -522,7 +523,8 @@ package struct EventParser: Sendable {
             case 2: message.kind = try reader.readEnum(Self.kindNames)
             case 3: message.preview = try reader.readString(maxBytes: limits.maxTextBytes)
             case 4: message.timestamp = try reader.readTimestamp()
-            case 5: message.ack = try reader.readEnum(Self.ackNames)
+            // null: no ack (as the API renders an incoming last message).
+            case 5: message.ack = reader.readNullIfPresent() ? nil : try reader.readEnum(Self.ackNames)
             default: message.revoked = try reader.readBool()
             }
         }

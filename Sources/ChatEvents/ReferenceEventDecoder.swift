@@ -163,7 +163,7 @@ package enum ReferenceEventDecoder {
             }
             payload = .chatSnapshot(
                 ChatSnapshot(
-                    name: try required(data?.name, "name"), isGroup: try required(data?.isGroup, "isGroup"),
+                    name: data?.name ?? "", isGroup: try required(data?.isGroup, "isGroup"),  // null: no name
                     unreadCount: try required(data?.unreadCount, "unreadCount"),
                     markedUnread: try required(data?.markedUnread, "markedUnread"),
                     archived: try required(data?.archived, "archived"), pinned: try required(data?.pinned, "pinned"),

@@ -34,6 +34,18 @@ struct EventParserTests {
         #expect(event.payload == .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "hi")))
     }
 
+    @Test("a chat.snapshot as the API renders a chat: name null is no name, a last message's ack null is none; other optional fields null stay wrong types")
+    func snapshotNullsAsRendered() throws {
+        let snapshot = #"{"schemaVersion":1,"eventId":"S1","deviceId":"dev-1","type":"chat.snapshot","occurredAt":5,"chatId":"c@c.us","data":{"name":null,"isGroup":false,"unreadCount":1,"markedUnread":false,"archived":false,"pinned":false,"muteUntil":0,"timestamp":4,"lastMessage":{"id":"M1","fromMe":false,"kind":"text","preview":"hi","timestamp":4,"ack":null,"revoked":false}}}"#
+        let event = try parse(snapshot)
+        guard case .chatSnapshot(let parsed) = event.payload else { throw Unexpected() }
+        #expect(parsed.name == "" && parsed.lastMessage?.ack == nil && parsed.unreadCount == 1)
+        let senderNull = #"{"schemaVersion":1,"eventId":"E1","deviceId":"dev-1","type":"message.created","occurredAt":5,"chatId":"c@c.us","data":{"messageId":"M1","fromMe":false,"kind":"text","preview":"hi","senderId":null}}"#
+        #expect(rejection(senderNull)?.code == .wrongType)
+    }
+
+    struct Unexpected: Error {}
+
     @Test("strings are scanned eight bytes at a time: a quote, escape, control character or UTF-8 byte is seen at every offset")
     func specialBytesAtEveryOffset() throws {
         func value(preview: [UInt8]) -> [UInt8] {
