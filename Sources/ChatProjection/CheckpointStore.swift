@@ -75,9 +75,10 @@ package struct CheckpointStore: Sendable {
     /// 5: version 4, folded by the rule that a `contact.aliased` before a device's first
     /// chat is kept (the device appears with it); versions 2 to 4 are read as before, their
     /// devices with an alias refolded by `ErasureRefold.refoldAliasedDevices`.
-    /// 6: version 5, folded by the rule that an incoming message older than an own message
-    /// the chat holds is read; versions 2 to 5 are read as before, their devices with such
-    /// a message refolded by `ErasureRefold.refoldDevicesWithLateIncoming`.
+    /// 6: version 5, folded by the rules that an incoming message more than a second older
+    /// than an own message the chat holds is read, and that a snapshot without a name
+    /// leaves the chat without one; versions 2 to 5 are read as before, their devices with
+    /// such a message or snapshot refolded by `ErasureRefold.refoldDevicesWithLateIncoming`.
     /// Other versions are skipped (the log is replayed instead).
     package static let version: UInt16 = 6
     /// The oldest version still read.

@@ -121,13 +121,19 @@ enum ChatIdKind: Equatable {
 }
 
 extension ChatState {
+    /// How much newer than an incoming message an own message must be to have read it when
+    /// the incoming one arrives after it (ms).
+    static let replyClockMargin: Int64 = 1_000
+
     /// `message.created`.
     mutating func receive(_ message: MessageCreated, at time: Int64, keepChatsArchived: Bool) {
         var kind: MessageHistory.Kind = message.fromMe ? .own : message.kind == .system ? .seen : .unread
-        // An incoming message behind an own message newer than it (it arrived late, or on
-        // another of the bridge's topics) came before the reply, which read the chat up to
-        // there (SPEC §2: messages in `occurredAt` order): it is read, and unarchives nothing.
-        if kind == .unread, history.hasOwnMessage(after: time) { kind = .seen }
+        // An incoming message behind an own message more than a second newer than it (it
+        // arrived late, or on another of the bridge's topics) came before the reply, which
+        // read the chat up to there (SPEC §2: messages in `occurredAt` order): it is read,
+        // and unarchives nothing. The second allows for clocks: a bridge stamps what it sends
+        // with its host's clock, in whole seconds, and the server stamps what arrives.
+        if kind == .unread, history.hasOwnMessage(after: time &+ Self.replyClockMargin) { kind = .seen }
         // The same message again (a bridge re-sending it under a new event id) is the
         // message the chat already has: it neither counts again nor moves anything.
         let idHash = message.messageIdText.withBytes(stableHash)
@@ -212,7 +218,7 @@ extension ChatState {
             unreadCount = 0
             history = MessageHistory()
         case .chatSnapshot(let snapshot):
-            name = snapshot.name
+            name = snapshot.name.isEmpty ? nil : snapshot.name  // no name (`null` or "" in the event): none (format 6)
             isGroup = snapshot.isGroup
             markedUnread = snapshot.markedUnread
             archived = snapshot.archived

@@ -33,6 +33,12 @@ package final class LogWatcher {
         return true
     }
 
+    /// Forgets `directory` (it was deleted: the kernel dropped its watch), so a directory
+    /// made again under that path is watched anew by the next `watch`.
+    package func forget(_ directory: String) {
+        watched.remove(directory)
+    }
+
     /// Blocks until a watched directory changes or `timeoutMilliseconds` pass; with
     /// nothing watched, sleeps at most 50 ms (a short poll).
     package func waitForChanges(timeoutMilliseconds: Int32) {

@@ -285,13 +285,13 @@ package final class PartitionWriter {
         index = []
     }
 
-    /// Seals the current segment (records synced, index written) and starts the next.
     /// Whether the live segment has been written to for longer than `maxSegmentAgeMilliseconds`.
     private var segmentIsOld: Bool {
         guard let limit = options.maxSegmentAgeMilliseconds else { return false }
         return ContinuousClock.now - segmentStarted >= .milliseconds(limit)
     }
 
+    /// Seals the current segment (records synced, index written) and starts the next.
     private func roll(nextBaseOffset: Int64, version: UInt16) throws(EventLogError) {
         try writeStaged()
         try syncNow()

@@ -176,15 +176,26 @@ struct CheckpointUpgradeTests {
         }
         try append("dev-e", "M1", at: 1_000, fromMe: false)
         try append("dev-e", "O3", at: 3_000, fromMe: true)
-        try append("dev-e", "M2", at: 2_000, fromMe: false)  // behind the reply: read from format 6 on
+        try append("dev-e", "M2", at: 1_500, fromMe: false)  // behind the reply: read from format 6 on
         try append("dev-f", "F1", at: 1_000, fromMe: false)
+        // dev-g's own message comes from a history snapshot's last message.
+        let snapshot = Event(
+            eventId: "e-snap", deviceId: "dev-g", occurredAt: 5_000, chatId: chat,
+            payload: .chatSnapshot(ChatSnapshot(
+                name: "G", isGroup: false, unreadCount: 0, markedUnread: false, archived: false, pinned: false, muteUntil: 0, timestamp: 5_000,
+                lastMessage: SnapshotMessage(id: "GO5", fromMe: true, kind: .text, preview: "mine", timestamp: 5_000))))
+        try writer.append([LogRecord(offset: offset, key: Array("dev-g".utf8), value: EventEncoder.encode(snapshot))])
+        offset += 1
+        try append("dev-g", "G2", at: 2_000, fromMe: false)
         try writer.sync()
-        // The previous build's state: the late message counted.
+        // The previous build's state: the late messages counted.
         var previous = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
-        #expect(previous.devices["dev-e"]?.chats[chat]?.unreadCount == 0, "this build reads it")
-        var devE = try #require(previous.devices["dev-e"])
-        _ = devE.chats.modify(ChatKey(chat), creating: false) { $0.unreadCount = 1 }
-        previous.replaceDevice("dev-e", with: devE)
+        for device in ["dev-e", "dev-g"] {
+            #expect(previous.devices[device]?.chats[chat]?.unreadCount == 0, "this build reads it")
+            var projection = try #require(previous.devices[device])
+            _ = projection.chats.modify(ChatKey(chat), creating: false) { $0.unreadCount = 1 }
+            previous.replaceDevice(device, with: projection)
+        }
         let checkpoints = CheckpointStore(dataDirectory: directory)
         let info = try checkpoints.write(previous, topic: Self.topic)
         try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 5)).write(to: URL(fileURLWithPath: info.path))

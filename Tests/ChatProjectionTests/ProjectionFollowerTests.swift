@@ -103,11 +103,16 @@ struct ProjectionFollowerTests {
             try writer.sync()
         }
         let store = ProjectionStore()
+        // A loaded checkpoint may hold a partition ingest dropped before this process followed it.
+        let gone = event("dev-gone", 0)
+        store.fold(.event(try EventParser().parse(try #require(gone.value))), at: LogPosition(partition: 7, offset: 0))
+        #expect(store.snapshot().devices["dev-gone"] != nil)
         let follower = ProjectionFollower(log: log, topic: Self.topic, store: store, gaps: GapRegister(topic: Self.topic, dataDirectory: directory))
         let failures = Mutex<[String]>([])
         try follower.start { error in failures.withLock { $0.append("\(error)") } }
         defer { follower.stop() }
         #expect(Self.eventually { store.appliedOffset(partition: 1) == 4 && store.appliedOffset(partition: 0) == 4 })
+        #expect(Self.eventually { store.snapshot().devices["dev-gone"] == nil && store.appliedOffset(partition: 7) == nil }, "a partition without a log goes")
 
         try log.removePartition(topic: Self.topic, partition: 1)
         #expect(Self.eventually { store.snapshot().devices["dev-dropped"] == nil }, "the dropped partition's device is gone")

@@ -154,8 +154,8 @@ struct ReferenceFold {
 
     private func receive(_ message: MessageCreated, at time: Int64, into chat: inout Chat) {
         guard chat.sent.insert("\(message.messageId)@\(time)").inserted else { return }
-        // An incoming message older than an own message the chat has is read: the reply read up to there.
-        let countable = !message.fromMe && message.kind != .system && !chat.messages.contains { $0.fromMe && $0.time > time }
+        // An incoming message more than a second older than an own message the chat has is read: the reply read up to there.
+        let countable = !message.fromMe && message.kind != .system && !chat.messages.contains { $0.fromMe && $0.time > time + 1_000 }
         chat.messages.append(
             Message(id: message.messageId, time: time, arrival: arrival, fromMe: message.fromMe, kind: message.kind, unread: countable))
         if chat.lastMessage == nil || time >= chat.lastMessage!.timestamp {
@@ -231,7 +231,7 @@ struct ReferenceFold {
             chat.sent = []
             chat.hidden = []
         case .chatSnapshot(let snapshot):
-            chat.name = snapshot.name
+            chat.name = snapshot.name.isEmpty ? nil : snapshot.name
             chat.isGroup = snapshot.isGroup
             chat.markedUnread = snapshot.markedUnread
             chat.archived = snapshot.archived

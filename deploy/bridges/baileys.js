@@ -207,6 +207,8 @@ function historyWithoutLiveCounts(history, upsert) {
   for (const message of messages) {
     if (!countedUnread(message)) continue;
     const key = message.key;
+    // Baileys' `getChatId`: a broadcast list's message is filed under its sender; status posts are no chat's.
+    if (key.remoteJid === 'status@broadcast') continue;
     const chat = normalizedUser(typeof key.remoteJid === 'string' && key.remoteJid.endsWith('@broadcast') && key.participant ? key.participant : key.remoteJid);
     live.set(chat, (live.get(chat) || 0) + 1);
   }

@@ -49,7 +49,10 @@ extension MappingContext {
             reasons.append("not_a_message")
         case .edit(let target, let preview):
             // In the chat of the record's own key (the protocol message's key is the sender's view).
-            guard target.utf8.count <= Self.maxIdentifierBytes else { throw .invalid(path + ".message.protocolMessage.key.id", "longer than 128 bytes") }
+            guard target.utf8.count <= Self.maxIdentifierBytes else {
+                reasons.append("edit_of_unknown_message")  // no message has such an id: nothing to edit
+                return
+            }
             emit(chatId: chatId, at: occurredAt, .messageEdited(MessageEdited(messageId: target, preview: preview)), waitsFor: target)
         case .reaction where !reactions:
             reasons.append("reaction_also_in_messages_reaction")

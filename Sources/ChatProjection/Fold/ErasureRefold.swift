@@ -106,16 +106,18 @@ package enum ErasureRefold {
     }
 
     /// A state read from a checkpoint of format 2 to 5 brought to format 6's fold, where an
-    /// incoming message older than an own message the chat holds is read: each device with
-    /// an incoming message in the log (up to the state's positions) that arrived after an
-    /// own message of the device with a later time is refolded, as `refoldAliasedDevices`
+    /// incoming message more than a second older than an own message the chat holds is
+    /// read: each device with an incoming message in the log (up to the state's positions)
+    /// that arrived after an own message of the device (or a snapshot's own last message)
+    /// more than a second later, or with a snapshot without a name (format 6 leaves its
+    /// chat without one, where earlier builds held ""), is refolded, as `refoldAliasedDevices`
     /// refolds (a superset of the devices the rule changes: every chat of the device
     /// counts). Partitions retention trimmed keep the checkpoint's state.
     /// - Returns: how many devices were refolded.
     /// - Throws: `EventLogError` for a damaged log.
     static func refoldDevicesWithLateIncoming(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
         let parser = EventParser()
-        let marker = Array(#""message.created""#.utf8)
+        let markers = [Array(#""message.created""#.utf8), Array(#""chat.snapshot""#.utf8)]
         let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
         var newestOwn: [[UInt8]: Int64] = [:]
         var flagged: [[UInt8]: Int32] = [:]
@@ -125,14 +127,24 @@ package enum ErasureRefold {
                 guard record.offset <= through, let value = record.value else { return record.offset <= through }
                 if LogErasure(record) != nil {
                     if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
-                } else if let keyBytes = record.key, record.kind == .event, value.firstRange(of: marker) != nil,
-                    let event = try? parser.parse(value), case .messageCreated(let message) = event.payload
+                } else if let keyBytes = record.key, record.kind == .event, markers.contains(where: { value.firstRange(of: $0) != nil }),
+                    let event = try? parser.parse(value)
                 {
                     let key = Array(keyBytes)
-                    if message.fromMe {
+                    switch event.payload {
+                    case .messageCreated(let message) where message.fromMe:
                         newestOwn[key] = max(newestOwn[key] ?? .min, event.occurredAt)
-                    } else if message.kind != .system, event.occurredAt < newestOwn[key] ?? .min, flagged[key] == nil {
-                        flagged[key] = partition
+                    case .messageCreated(let message):
+                        if message.kind != .system, event.occurredAt &+ ChatState.replyClockMargin < newestOwn[key] ?? .min, flagged[key] == nil {
+                            flagged[key] = partition
+                        }
+                    case .chatSnapshot(let snapshot):
+                        // A snapshot whose last message is own puts that message in the history.
+                        if let last = snapshot.lastMessage, last.fromMe { newestOwn[key] = max(newestOwn[key] ?? .min, last.timestamp) }
+                        // One without a name leaves the chat without one from format 6 on (it was "").
+                        if snapshot.name.isEmpty, flagged[key] == nil { flagged[key] = partition }
+                    default:
+                        break
                     }
                 }
                 return true

@@ -84,9 +84,15 @@ package final class ProjectionFollower: Service {
                 for (logTopic, partition) in try log.partitions() where logTopic == topic && followers[partition] == nil {
                     let next = (store.appliedOffset(partition: partition) ?? -1) + 1
                     let directory = log.directory(topic: topic, partition: partition)
-                    guard let identity = DirectoryIdentity(directory) else { continue }  // dropped meanwhile
+                    guard let identity = DirectoryIdentity(directory) else { continue }  // dropped meanwhile: below
                     watcher.watch(directory)  // before its first poll, so no append is missed
                     followers[partition] = (LogFollower(directory: directory, topic: topic, partition: partition, from: next), identity)
+                }
+                // What the loaded checkpoint holds of a partition whose log is gone (ingest
+                // dropped it before this process followed it) goes too.
+                for partition in store.appliedOffsets.keys where followers[partition] == nil {
+                    guard DirectoryIdentity(log.directory(topic: topic, partition: partition)) == nil else { continue }
+                    drop(partition)
                 }
             }
             var applied = 0
@@ -107,11 +113,10 @@ package final class ProjectionFollower: Service {
                 // Ingest dropped the partition (another instance owns it, `IngestPipeline.drop`),
                 // perhaps making a new log of it since: what it folded here goes too.
                 if DirectoryIdentity(follower.directory) != identity {
-                    let devices = store.dropPartition(partition)
-                    gaps.remove(partition: partition)
+                    watcher.forget(follower.directory)
                     followers[partition] = nil
+                    drop(partition)
                     dropped = true
-                    Logger(label: "follower").notice("partition log dropped by ingest: its devices removed", ["partition": partition, "devices": devices])
                 }
             }
             lookForPartitions = applied == 0 || dropped
@@ -124,6 +129,13 @@ package final class ProjectionFollower: Service {
             // Nothing new: sleep until any partition (or the topic directory) changes.
             watcher.waitForChanges(timeoutMilliseconds: 500)
         }
+    }
+
+    /// Takes a partition whose log ingest dropped (another instance owns it) out of the store.
+    private func drop(_ partition: Int32) {
+        let devices = store.dropPartition(partition)
+        gaps.remove(partition: partition)
+        Logger(label: "follower").notice("partition log dropped by ingest: its devices removed", ["partition": partition, "devices": devices])
     }
 
     /// After a chat or contact erasure folded at `offset`: its device folded again from the

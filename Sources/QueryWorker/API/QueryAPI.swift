@@ -378,10 +378,12 @@ package final class QueryAPI: Sendable {
             }
         case .chat:
             if let unmet = minPositionUnmet(parameters) { return unmet }
+            // The version before the lookup: a 404 must not carry the tag of a state that has the chat.
+            let (version, position) = (store.version(of: deviceId), store.position(of: deviceId))
             guard let chat = store.chat(deviceId, chatId: match.chatId ?? "", now: now) else {
                 // Still a device response: its version and position say what was looked at.
                 var missing = HTTPResponse.error(404, code: "not_found", message: "no such chat")
-                missing.headers += Self.deviceHeaders(etag: Self.etag(store.version(of: deviceId)), position: store.position(of: deviceId), json: false)
+                missing.headers += Self.deviceHeaders(etag: Self.etag(version), position: position, json: false)
                 return .response(missing)
             }
             return .response(respond(head, deviceId: deviceId, chat))

@@ -177,6 +177,8 @@ test('baileys: a flush with history and live messages of the same chat: the hist
         { key: { remoteJid: '491701234567@s.whatsapp.net', id: 'L2', fromMe: true }, message: { conversation: 'own' } },
         { key: { remoteJid: '491701234567@s.whatsapp.net', id: 'L3', fromMe: false }, message: { reactionMessage: { key: { id: 'L1' }, text: '👍' } } },
         incoming('L4', '491709999999@s.whatsapp.net'),
+        // A status post by Cy is no message of Cy's chat.
+        { key: { remoteJid: 'status@broadcast', participant: '491708888888@s.whatsapp.net', id: 'S1', fromMe: false }, message: { conversation: 'story' } },
       ],
     },
   });
