@@ -21,7 +21,11 @@ extension EventLog {
         let bytes = bytesOnDisk(topic: topic, partition: partition)
         let topicDirectory = logDirectory + "/" + topic
         let moved = topicDirectory + "/" + Self.droppedPrefix + String(partition) + "-" + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        guard rename(directory, moved) == 0 else { throw .system(SystemError(call: "rename", errno: errno), path: directory) }
+        do {
+            try SystemCall.run("rename") { rename(directory, moved) }
+        } catch {
+            throw .system(error, path: directory)
+        }
         try LogFile.syncDirectory(topicDirectory)
         try removeDroppedLeftovers(topic: topic)
         return bytes
@@ -39,11 +43,20 @@ extension EventLog {
     private static func removeTree(_ path: String) throws(EventLogError) {
         for name in try LogFile.list(path) {
             let entry = path + "/" + name
-            if unlink(entry) != 0 {
-                guard errno == EISDIR else { throw .system(SystemError(call: "unlink", errno: errno), path: entry) }
+            do {
+                try SystemCall.run("unlink") { unlink(entry) }
+            } catch where error.errno == EISDIR {
                 try removeTree(entry)
+            } catch {
+                throw .system(error, path: entry)
             }
         }
-        guard rmdir(path) == 0 || errno == ENOENT else { throw .system(SystemError(call: "rmdir", errno: errno), path: path) }
+        do {
+            try SystemCall.run("rmdir") { rmdir(path) }
+        } catch where error.errno == ENOENT {
+            return
+        } catch {
+            throw .system(error, path: path)
+        }
     }
 }

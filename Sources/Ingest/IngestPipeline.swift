@@ -23,8 +23,9 @@ package final class IngestPipeline {
         package var checkpointEverySeconds: Double
         /// Attests every checkpoint with HMAC-SHA256 under this key (see `CheckpointStore`).
         package var attestationKey: [UInt8]?
-        /// How much of each partition's log to keep; applied after every checkpoint.
-        package var retention: RetentionPolicy
+        /// How much of each partition's log to keep; applied after every checkpoint. Fixed at
+        /// `init`, which derives the segments' size and age from it.
+        package let retention: RetentionPolicy
         /// Stage times of chosen records (`bench freshness`); nil: the one the environment
         /// asks for, if any (`FreshnessTrace.fromEnvironment`).
         package var trace: FreshnessTrace?
