@@ -250,19 +250,9 @@ struct ClusterModeTests {
         }
         #expect(erased, "the owner applied the erasure")
         for index in [0, joined] {
-            for (path, bytes) in try Self.files(cluster.data(index)) {
+            for (path, bytes) in try DirectoryFiles.all(under: cluster.data(index)) {
                 #expect(bytes.firstRange(of: Array(device.utf8)) == nil, "\(path) still names \(device)")
             }
-        }
-    }
-
-    /// Every file under `directory` with its bytes.
-    static func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
-        try FileManager.default.subpathsOfDirectory(atPath: directory).compactMap { name in
-            let path = directory + "/" + name
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-            return (path, try Array(Data(contentsOf: URL(fileURLWithPath: path))))
         }
     }
 

@@ -3,6 +3,7 @@ import ChatProjection
 import EventLog
 import Foundation
 import Ingest
+import KafkaTestSupport
 import LedgerSupport
 import Testing
 
@@ -72,12 +73,7 @@ struct ErasureTests {
 
     /// Every file under `directory` with its bytes (what an erasure must leave no trace in).
     static func files(_ directory: String) throws -> [(path: String, bytes: [UInt8])] {
-        try FileManager.default.subpathsOfDirectory(atPath: directory).compactMap { name in
-            let path = directory + "/" + name
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-            return (path, try Array(Data(contentsOf: URL(fileURLWithPath: path))))
-        }
+        try DirectoryFiles.all(under: directory)
     }
 
     @Test("a device with thousands of events erased: gone from the fold, no id or preview of it in any file, verify clean with the redactions counted, replay from zero equal to live")

@@ -19,11 +19,12 @@ struct RetentionTests {
     }
 
     /// 8,000 events in batches of 200, a checkpoint after each; the Kafka timestamp of
-    /// offset O is 1,000 + O. Returns the largest partition size seen after a batch.
-    func ingest(_ directory: String, retention: RetentionPolicy) throws -> Int64 {
+    /// offset O is 1,000 + O. Segments of `maxSegmentBytes` (nil: as `retention` derives
+    /// them). Returns the largest partition size seen after a batch.
+    func ingest(_ directory: String, retention: RetentionPolicy, maxSegmentBytes: Int? = 32 << 10) throws -> Int64 {
         let log = EventLog(dataDirectory: directory)
         let pipeline = try IngestPipeline(
-            log: log, options: .init(topic: topic, fsync: .never, maxSegmentBytes: 32 << 10, checkpointEveryRecords: .max, retention: retention))
+            log: log, options: .init(topic: topic, fsync: .never, maxSegmentBytes: maxSegmentBytes, checkpointEveryRecords: .max, retention: retention))
         var largest: Int64 = 0
         for index in 0..<8_000 {
             let value = event(index)
@@ -117,23 +118,9 @@ struct RetentionTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let limit: Int64 = 256 << 10
-        let log = EventLog(dataDirectory: directory)
-        let pipeline = try IngestPipeline(
-            log: log, options: .init(topic: topic, fsync: .never, checkpointEveryRecords: .max, retention: RetentionPolicy(maxBytes: limit)))
-        for index in 0..<8_000 {
-            let value = event(index)
-            try Array(device.utf8).withUnsafeBytes { key in
-                try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: Int64(index), timestamp: 1_000 + Int64(index), key: key, value: $0) }
-            }
-            if index % 500 == 499 {
-                try pipeline.commitBatch()
-                pipeline.waitUntilApplied()
-                try pipeline.checkpointIfDue(force: true)
-            }
-        }
-        try pipeline.close()
-        #expect(log.bytesOnDisk(topic: topic, partition: 0) <= limit + (64 << 10) + 500 * 400)
-        #expect(try log.retentionBase(topic: topic, partition: 0) != nil, "segments were removed")
+        let largest = try ingest(directory, retention: RetentionPolicy(maxBytes: limit), maxSegmentBytes: nil)
+        #expect(largest <= limit + (64 << 10) + 200 * 400, "largest \(largest)")
+        #expect(try EventLog(dataDirectory: directory).retentionBase(topic: topic, partition: 0) != nil, "segments were removed")
 
         // By age: a segment written to for longer than the age is sealed at the next record.
         let aged = FileManager.default.temporaryDirectory.appendingPathComponent("aged-\(UUID().uuidString)").path

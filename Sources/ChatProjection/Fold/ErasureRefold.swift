@@ -116,41 +116,54 @@ package enum ErasureRefold {
     /// - Returns: how many devices were refolded.
     /// - Throws: `EventLogError` for a damaged log.
     static func refoldDevicesWithLateIncoming(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
-        let parser = EventParser()
         let markers = [Array(#""message.created""#.utf8), Array(#""chat.snapshot""#.utf8)]
         let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
         var newestOwn: [[UInt8]: Int64] = [:]
         var flagged: [[UInt8]: Int32] = [:]
+        let erased = try scan(partitions, log: log, topic: topic, naming: markers) { partition, key, event in
+            switch event.payload {
+            case .messageCreated(let message) where message.fromMe:
+                newestOwn[key] = max(newestOwn[key] ?? .min, event.occurredAt)
+            case .messageCreated(let message):
+                if message.kind != .system, event.occurredAt &+ ChatState.replyClockMargin < newestOwn[key] ?? .min, flagged[key] == nil {
+                    flagged[key] = partition
+                }
+            case .chatSnapshot(let snapshot):
+                // A snapshot whose last message is own puts that message in the history.
+                if let last = snapshot.lastMessage, last.fromMe { newestOwn[key] = max(newestOwn[key] ?? .min, last.timestamp) }
+                // One without a name leaves the chat without one from format 6 on (it was "").
+                if snapshot.name.isEmpty, flagged[key] == nil { flagged[key] = partition }
+            default:
+                break
+            }
+        }
+        return try refold(flagged, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
+    }
+
+    /// Reads `partitions` up to their positions once: hands `body` each event record whose
+    /// value contains one of `markers` (parsed, with its partition and Kafka key), and returns
+    /// the digest names of the devices erasures name. An erasure record's key (the device
+    /// id) is redacted by itself: its value names the device.
+    private static func scan(
+        _ partitions: [(partition: Int32, through: Int64)], log: EventLog, topic: String, naming markers: [[UInt8]],
+        _ body: (_ partition: Int32, _ key: [UInt8], _ event: Event) -> Void
+    ) throws -> Set<String> {
+        let parser = EventParser()
         var erased: Set<String> = []
         for (partition, through) in partitions {
             try log.reader(topic: topic, partition: partition).forEach { record in
                 guard record.offset <= through, let value = record.value else { return record.offset <= through }
                 if LogErasure(record) != nil {
                     if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
-                } else if let keyBytes = record.key, record.kind == .event, markers.contains(where: { value.firstRange(of: $0) != nil }),
+                } else if let key = record.key, record.kind == .event, markers.contains(where: { value.firstRange(of: $0) != nil }),
                     let event = try? parser.parse(value)
                 {
-                    let key = Array(keyBytes)
-                    switch event.payload {
-                    case .messageCreated(let message) where message.fromMe:
-                        newestOwn[key] = max(newestOwn[key] ?? .min, event.occurredAt)
-                    case .messageCreated(let message):
-                        if message.kind != .system, event.occurredAt &+ ChatState.replyClockMargin < newestOwn[key] ?? .min, flagged[key] == nil {
-                            flagged[key] = partition
-                        }
-                    case .chatSnapshot(let snapshot):
-                        // A snapshot whose last message is own puts that message in the history.
-                        if let last = snapshot.lastMessage, last.fromMe { newestOwn[key] = max(newestOwn[key] ?? .min, last.timestamp) }
-                        // One without a name leaves the chat without one from format 6 on (it was "").
-                        if snapshot.name.isEmpty, flagged[key] == nil { flagged[key] = partition }
-                    default:
-                        break
-                    }
+                    body(partition, Array(key), event)
                 }
                 return true
             }
         }
-        return try refold(flagged, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
+        return erased
     }
 
     /// The partitions of `topic` that `state` has positions in and retention has not
@@ -176,26 +189,12 @@ package enum ErasureRefold {
     /// - Returns: how many devices were refolded.
     /// - Throws: `EventLogError` for a damaged log.
     static func refoldAliasedDevices(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
-        let parser = EventParser()
         let marker = ErasureSelector.aliasTypeName
         let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
-        // The devices with an alias (by their Kafka key, the device id) and the partition it
-        // was in, and the digest names erasures use.
+        // The devices with an alias (by their Kafka key, the device id) and the partition it was in.
         var aliased: [[UInt8]: Int32] = [:]
-        var erased: Set<String> = []
-        for (partition, through) in partitions {
-            try log.reader(topic: topic, partition: partition).forEach { record in
-                guard record.offset <= through, let value = record.value else { return record.offset <= through }
-                // An erasure record's key (the device id) is redacted by itself: its value names the device.
-                if LogErasure(record) != nil {
-                    if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
-                } else if let keyBytes = record.key, record.kind == .event, value.firstRange(of: marker) != nil, aliased[Array(keyBytes)] == nil,
-                    let event = try? parser.parse(value), case .contactAliased = event.payload
-                {
-                    aliased[Array(keyBytes)] = partition
-                }
-                return true
-            }
+        let erased = try scan(partitions, log: log, topic: topic, naming: [marker]) { partition, key, event in
+            if case .contactAliased = event.payload, aliased[key] == nil { aliased[key] = partition }
         }
         return try refold(aliased, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
     }
