@@ -256,6 +256,32 @@ struct ClusterModeTests {
         }
     }
 
+    @Test("another deployment on the same topic (another consumer group) advertising its own URL is not this cluster: no device is routed to it and no partition log is dropped for it")
+    func anotherGroupIsAnotherCluster() throws {
+        let cluster = try Cluster(instances: 1)
+        let count = 100
+        let last = try Self.produceDevices(cluster.broker, count: count)
+        _ = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        // An ingest of another group, advertising a URL nobody serves, catches every partition up.
+        let other = cluster.directory + "/other"
+        let ingest = try IngestProcess(
+            brokers: cluster.broker.bootstrapServers, data: other, group: "another-deployment",
+            extra: ["--advertise", "http://127.0.0.1:9", "--kafka-config", Self.kafka])
+        defer { _ = ingest.terminate() }
+        var ends: [Int32: Int64] = [:]
+        for delivery in last.values { ends[delivery.partition] = max(ends[delivery.partition] ?? -1, delivery.offset) }
+        try IngestTesting.waitForLog(data: other, lastOffsets: ends)
+        let log = try String(contentsOfFile: ingest.standardErrorPath, encoding: .utf8)
+        try #require(Polling.until(seconds: 30, every: .milliseconds(100)) {
+            ((try? String(contentsOfFile: ingest.standardErrorPath, encoding: .utf8)) ?? log).contains("state=ready")
+        }, "the other deployment wrote its ready records")
+        let owners = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        #expect(owners == ["http://127.0.0.1:\(cluster.ports[0])"], "every device answered by this cluster's own instance")
+        #expect(cluster.logPartitions(0).count == Self.partitions, "no partition log dropped")
+        let metrics = try Self.get(cluster.ports[0], "/metrics").body
+        #expect(MetricsText.value(metrics, "chatledger_partitions_dropped_total") == 0)
+    }
+
     /// What the load has had acknowledged for a device: its unread messages and where the last one is.
     struct Acknowledged {
         var count: Int

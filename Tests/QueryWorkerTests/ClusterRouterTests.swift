@@ -50,6 +50,13 @@ struct ClusterRouterTests {
         #expect(MembershipRecord(decoding: Array("{\"partition\":5,\"instance\":\"x\",\"incarnation\":\"1\",\"state\":\"owned\",\"partitions\":4,\"at\":0}".utf8)) == nil,
                 "a partition beyond the count is not a membership record")
         #expect(MembershipRecord(decoding: Array("not json".utf8)) == nil)
+        // A record names its writer's consumer group: one cluster per group. A record of an
+        // older build names none and counts for every group.
+        let grouped = MembershipRecord(partition: 1, instance: "http://d:1", incarnation: "9", state: .owned, partitions: 4, at: 0, group: "g1")
+        #expect(MembershipRecord(decoding: grouped.encoded()) == grouped)
+        #expect(grouped.belongs(to: "g1") && !grouped.belongs(to: "g2"))
+        let legacy = MembershipRecord(decoding: Array("{\"partition\":1,\"instance\":\"x\",\"incarnation\":\"1\",\"state\":\"owned\",\"partitions\":4,\"at\":0}".utf8))
+        #expect(legacy?.group == nil && legacy?.belongs(to: "g2") == true)
     }
 
     static func head(_ target: String, _ headers: [String] = [], method: String = "GET", body: String = "") throws -> HTTPRequestHead {

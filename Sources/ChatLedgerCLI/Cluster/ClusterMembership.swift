@@ -20,6 +20,9 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
     /// This run's incarnation (a restart at the same URL is another owner).
     let incarnation: String
     let advertise: String
+    /// The consumer group whose cluster this instance is in: records of other groups (other
+    /// deployments reading the same topic) are skipped.
+    let group: String
     /// The canonical topic's partition count.
     let partitions: Int
     private let channel: KafkaPartitionChannel
@@ -32,8 +35,9 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
 
     /// Connects to the membership topic and asks the broker for the canonical topic's
     /// partition count (waiting up to `timeoutSeconds` for the topic to exist).
-    init(brokers: String, topic: String, kafka: KafkaConfiguration, advertise: String, timeoutSeconds: Int = 30) throws {
+    init(brokers: String, topic: String, kafka: KafkaConfiguration, advertise: String, group: String, timeoutSeconds: Int = 30) throws {
         self.advertise = advertise
+        self.group = group
         var random = SystemRandomNumberGenerator()
         incarnation = String(random.next(), radix: 16)
         channel = try KafkaPartitionChannel(bootstrapServers: brokers, topic: Self.topic(for: topic), configuration: kafka)
@@ -63,6 +67,7 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
                             logger.warning("not a membership record: ignored", ["topic": channel.topic, "offset": record.offset])
                             return
                         }
+                        guard fact.belongs(to: group) else { return }  // another deployment's cluster
                         ownership.apply(fact)
                     }
                 } catch {
@@ -105,7 +110,8 @@ final class ClusterMembership: PartitionOwnershipListener, Service {
         clock_gettime(CLOCK_REALTIME, &time)
         let now = Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
         let records = partitions.sorted().map { partition in
-            MembershipRecord(partition: partition, instance: advertise, incarnation: incarnation, state: state, partitions: self.partitions, at: now)
+            MembershipRecord(
+                partition: partition, instance: advertise, incarnation: incarnation, state: state, partitions: self.partitions, at: now, group: group)
         }
         guard !records.isEmpty else { return [] }
         let list = records.map { String($0.partition) }.joined(separator: ",")

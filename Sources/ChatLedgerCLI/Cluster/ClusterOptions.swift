@@ -19,14 +19,15 @@ enum ClusterOptions {
     /// Membership (read, and written by ingest through it when `writes`) and the router of
     /// an instance advertising `url`, with their metrics in `metrics`.
     static func start(
-        brokers: String, topic: String, kafka: KafkaConfiguration, url: String, writes: Bool, metrics: MetricsRegistry
+        brokers: String, topic: String, kafka: KafkaConfiguration, url: String, group: String, writes: Bool, metrics: MetricsRegistry
     ) throws -> (membership: ClusterMembership, router: ClusterRouter) {
-        let membership = try ClusterMembership(brokers: brokers, topic: topic, kafka: kafka, advertise: url)
+        let membership = try ClusterMembership(brokers: brokers, topic: topic, kafka: kafka, advertise: url, group: group)
         let router = ClusterRouter(
             ownership: membership.ownership, identity: .init(url: url, incarnation: writes ? membership.incarnation : nil))
         router.registerMetrics(in: metrics)
         Logger(label: "cluster").notice(
-            "cluster mode", ["advertise": url, "membership_topic": ClusterMembership.topic(for: topic), "partitions": membership.partitions])
+            "cluster mode",
+            ["advertise": url, "membership_topic": ClusterMembership.topic(for: topic), "group": group, "partitions": membership.partitions])
         return (membership, router)
     }
 }

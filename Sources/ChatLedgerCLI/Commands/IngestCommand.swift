@@ -80,7 +80,8 @@ enum IngestCommand: Command {
         var clusteredIngest = configuration.ingest
         if let url = configuration.advertise {
             let membership = try ClusterMembership(
-                brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic, kafka: clusteredIngest.kafka, advertise: url)
+                brokers: clusteredIngest.brokers, topic: clusteredIngest.pipeline.topic, kafka: clusteredIngest.kafka, advertise: url,
+                group: clusteredIngest.group)
             services.append(membership)  // started before ingest writes to it, stopped after its last write
             clusteredIngest.ownership = membership
             if configuration.standby > 0 {

@@ -20,6 +20,9 @@ import Synchronization
 /// Without `--keys` a development key `demo-key` (auditor, every device, may write) is used.
 /// The write API produces to the same topic ingest consumes.
 enum RunCommand: Command {
+    /// The consumer group `run`'s ingest joins (and so its cluster, in cluster mode).
+    static let ingestGroup = "chatledger-run"
+
     static let spec = CommandSpec(
         name: "run", synopsis: "run [--brokers B] [--topic T] [--data DIR] [--http ADDR] [--keys FILE] [--demo [--demo-format FORMAT]] [--adapt FORMAT:REGEX ...] [--on-broker-loss record|stop] [--advertise URL [--standby N]]",
         summary: "Everything in one process: embedded broker unless --brokers, ingest, projections, query worker.",
@@ -160,7 +163,8 @@ enum RunCommand: Command {
         defer { publisher.close() }
         let keyRing = KeyRing(keys)
         let clustered = try configuration.advertise.map { url in
-            try ClusterOptions.start(brokers: brokers, topic: topic, kafka: configuration.kafka, url: url, writes: true, metrics: metrics)
+            try ClusterOptions.start(
+                brokers: brokers, topic: topic, kafka: configuration.kafka, url: url, group: Self.ingestGroup, writes: true, metrics: metrics)
         }
         defer { clustered?.router.stop() }
         let api = QueryAPI(
@@ -186,7 +190,7 @@ enum RunCommand: Command {
         if let standby { services.append(standby.service) }
         services.append(http)
         var clusteredIngest = IngestService.Configuration(
-            brokers: brokers, group: "chatledger-run", kafka: kafka, pipeline: options, onBrokerLoss: configuration.onBrokerLoss)
+            brokers: brokers, group: Self.ingestGroup, kafka: kafka, pipeline: options, onBrokerLoss: configuration.onBrokerLoss)
         clusteredIngest.ownership = clustered?.membership
         clusteredIngest.standby = standby?.follower
         let ingestConfiguration = clusteredIngest

@@ -24,6 +24,9 @@ enum ServeCommand: Command {
             CommandSpec.Option(
                 "advertise", "URL",
                 "Cluster mode (needs --brokers): this serve's http://HOST:PORT, as the ingest writing --data advertises it; device routes owned elsewhere are forwarded."),
+            CommandSpec.Option(
+                "group", "G", "Cluster mode: the consumer group of the ingest writing --data (its cluster's membership is followed).",
+                default: "chatledger"),
         ] + QueryWorkerOptions.limits)
 
     /// What `serve` runs with, read from its flags.
@@ -35,7 +38,7 @@ enum ServeCommand: Command {
         /// The write API's producer; nil without `--brokers` (its routes answer 501).
         var writeAPI: WriteOptions.Configuration?
         /// Cluster mode: this instance's URL, and the Kafka its membership topic is on.
-        var cluster: (url: String, brokers: String, kafka: KafkaConfiguration)?
+        var cluster: (url: String, brokers: String, kafka: KafkaConfiguration, group: String)?
 
         init(_ arguments: ParsedArguments) throws {
             data = arguments.value(.data)
@@ -47,7 +50,7 @@ enum ServeCommand: Command {
             }
             if let url = try ClusterOptions.url(arguments) {
                 guard let brokers = arguments.string("brokers") else { throw arguments.usageError("--advertise needs --brokers (the membership topic is on Kafka)") }
-                cluster = (url, brokers, try IngestOptions.kafkaConfiguration(arguments))
+                cluster = (url, brokers, try IngestOptions.kafkaConfiguration(arguments), arguments.string("group") ?? "chatledger")
             }
         }
     }
@@ -77,7 +80,8 @@ enum ServeCommand: Command {
         let follower = ProjectionFollower(log: log, topic: configuration.topic, store: store, gaps: gaps)
         let clustered = try configuration.cluster.map { cluster in
             try ClusterOptions.start(
-                brokers: cluster.brokers, topic: configuration.topic, kafka: cluster.kafka, url: cluster.url, writes: false, metrics: metrics)
+                brokers: cluster.brokers, topic: configuration.topic, kafka: cluster.kafka, url: cluster.url, group: cluster.group, writes: false,
+                metrics: metrics)
         }
         defer { clustered?.router.stop() }
         let api = QueryAPI(

@@ -22,15 +22,23 @@ package struct MembershipRecord: Codable, Sendable, Equatable {
     package var partitions: Int
     /// When it was written, ms since the epoch (for people reading the topic).
     package var at: Int64
+    /// The writer's consumer group: one cluster per group, so deployments reading the same
+    /// topic in other groups do not take each other's partitions. nil in records of builds
+    /// before it, which every group reads.
+    package var group: String?
 
-    package init(partition: Int32, instance: String, incarnation: String, state: State, partitions: Int, at: Int64) {
+    package init(partition: Int32, instance: String, incarnation: String, state: State, partitions: Int, at: Int64, group: String? = nil) {
         self.partition = partition
         self.instance = instance
         self.incarnation = incarnation
         self.state = state
         self.partitions = partitions
         self.at = at
+        self.group = group
     }
+
+    /// Whether the record is a fact of the cluster of consumer group `group`.
+    package func belongs(to group: String) -> Bool { self.group.map { $0 == group } ?? true }
 
     /// The record's Kafka key.
     package var key: [UInt8] { Array("partition/\(partition)".utf8) }
