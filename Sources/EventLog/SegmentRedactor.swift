@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerSupport
 
 /// Rewrites one segment with some records' fields replaced by redaction markers (an
@@ -62,7 +65,15 @@ struct SegmentRedactor {
             }
         }
         guard changed else { return outcome }
+        // The rewritten segment keeps its modification time: retention ages segments by it
+        // (`LogRetention`), and a redaction does not make old records new.
+        var before = stat()
+        let hadTime = stat(path, &before) == 0
         try LogFile.writeAtomically(path, bytes)
+        if hadTime {
+            var times = [timespec(tv_sec: before.st_atim.tv_sec, tv_nsec: before.st_atim.tv_nsec), before.st_mtim]
+            _ = utimensat(AT_FDCWD, path, &times, 0)  // best effort: an age reset only keeps the segment longer
+        }
         if sealed {
             try LogFile.writeAtomically(directory + "/" + LogFormat.indexFileName(baseOffset: base), LogFormat.encodeIndex(index))
         }

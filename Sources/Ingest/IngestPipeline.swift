@@ -453,8 +453,15 @@ package final class IngestPipeline {
         clock_gettime(CLOCK_REALTIME, &clock)
         let now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
         var bases: [Int32: Int64] = [:]
+        // A gap no operator has acknowledged stays in the log (SPEC §5: never skipped
+        // silently), and so does everything after it.
+        var unacknowledged: [Int32: Int64] = [:]
+        for gap in gaps.unacknowledged where gap.topic == options.topic {
+            unacknowledged[gap.partition] = min(unacknowledged[gap.partition] ?? .max, gap.lastLostOffset)
+        }
         for (partition, position) in checkpoint.positions.sorted(by: { $0.key < $1.key }) {
-            let outcome = try retention.enforce(log: log, topic: options.topic, partition: partition, keepAfter: position, now: now)
+            let keepAfter = min(position, (unacknowledged[partition] ?? .max) - 1)
+            let outcome = try retention.enforce(log: log, topic: options.topic, partition: partition, keepAfter: keepAfter, now: now)
             if let failure = outcome.archiveFailure { logger.error("segment not archived: kept", ["partition": partition, "error": failure]) }
             if outcome.removedSegments > 0 {
                 logger.notice(

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import EventLog
 import Foundation
 import LedgerSupport
@@ -86,6 +89,29 @@ struct RedactionTests {
     func fixCRC(_ bytes: inout [UInt8], _ frame: (position: Int, length: Int)) {
         let crc = CRC32C.checksum(Array(bytes[(frame.position + 8)..<(frame.position + frame.length)]))
         for index in 0..<4 { bytes[frame.position + 4 + index] = UInt8(truncatingIfNeeded: crc >> (8 * index)) }
+    }
+
+    @Test("a redacted segment keeps its modification time: retention ages segments by it")
+    func redactionKeepsSegmentAge() throws {
+        let data = TemporaryDirectory("redaction-age")
+        let log = EventLog(dataDirectory: data.path)
+        let writer = try log.openWriter(topic: topic, partition: 0, options: .init(fsync: .never, maxSegmentBytes: 8_000))
+        for offset in Int64(0)..<200 {
+            let device = offset % 2 == 0 ? erased : kept
+            try writer.append([LogRecord(offset: offset, timestamp: offset, key: device, value: value(offset, device))])
+        }
+        try writer.sync()
+        let directory = log.directory(topic: topic, partition: 0)
+        let first = directory + "/00000000000000000000.seg"
+        // Sealed ten days ago.
+        var old = [timespec(tv_sec: time(nil) - 10 * 86_400, tv_nsec: 0), timespec(tv_sec: time(nil) - 10 * 86_400, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, first, &old, 0) == 0)
+        try writer.append([LogRecord(offset: 300, key: erased, value: Array("{\"erasure\":1}".utf8), reason: LogErasure.reason(.device))])
+        let outcome = try writer.redact(erasureOffset: 300, select)
+        #expect(outcome.redacted > 0)
+        var after = stat()
+        #expect(stat(first, &after) == 0)
+        #expect(after.st_mtim.tv_sec == old[1].tv_sec, "the first segment was rewritten and keeps its age")
     }
 
     @Test("a marker whose digest is altered breaks the chain; one naming another offset names no erasure")

@@ -136,4 +136,40 @@ struct RetentionTests {
         #expect(try PartitionWriter.segmentCount(in: EventLog(dataDirectory: aged).directory(topic: topic, partition: 0)) >= 2, "sealed by age after \(offset) records")
         #expect(offset < 1_000_000)
     }
+
+    @Test("retention keeps a gap no operator has acknowledged, and everything after it; once acknowledged, the next checkpoint's retention removes it")
+    func unacknowledgedGapIsKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retain-gap-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(
+            log: log, options: .init(topic: topic, fsync: .never, maxSegmentBytes: 32 << 10, checkpointEveryRecords: .max, retention: RetentionPolicy(maxBytes: 64 << 10)))
+        func accept(_ offset: Int64) throws {
+            let value = event(Int(offset))
+            try Array(device.utf8).withUnsafeBytes { key in
+                try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: offset, timestamp: 1_000 + offset, key: key, value: $0) }
+            }
+        }
+        for offset in Int64(0)..<100 { try accept(offset) }
+        try pipeline.commitBatch()
+        try pipeline.recordGap(partition: 0, brokerLogStart: 200, reason: "test", detectedAt: 1)  // offsets 100...199 lost
+        for offset in Int64(200)..<4_000 {
+            try accept(offset)
+            if offset % 200 == 199 {
+                try pipeline.commitBatch()
+                pipeline.waitUntilApplied()
+                try pipeline.checkpointIfDue(force: true)
+            }
+        }
+        #expect(try log.gaps(topic: topic).map(\.lastLostOffset) == [199], "the unacknowledged gap is still in the log")
+        #expect(log.bytesOnDisk(topic: topic, partition: 0) > 64 << 10, "so is everything after it")
+        _ = try pipeline.gaps.acknowledgeAll(note: "test")
+        for offset in Int64(4_000)..<4_200 { try accept(offset) }
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        try pipeline.checkpointIfDue(force: true)
+        #expect(try log.gaps(topic: topic).isEmpty, "acknowledged, retention removes it")
+        #expect(log.bytesOnDisk(topic: topic, partition: 0) <= (64 << 10) + (32 << 10) + 200 * 400)
+        try pipeline.close()
+    }
 }
