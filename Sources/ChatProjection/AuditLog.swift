@@ -64,9 +64,12 @@ package struct AuditLog: Sendable {
             if let base = try log.retentionBase(topic: topic, partition: position.partition),
                 (state.positions[position.partition] ?? -1) < base.baseOffset - 1
             {
-                throw BeforeRetainedLog(
-                    "partition \(position.partition) is retained from offset \(base.baseOffset) (its oldest checkpoint is the base): "
-                        + "offset \(position.offset) is before it")
+                // A replay starts from a checkpoint at or after the log's start: the oldest such one is the base.
+                let oldest = checkpoints.sequences().compactMap { try? checkpoints.read($0).1.positions[position.partition] }
+                    .filter { $0 >= base.baseOffset - 1 }.min()
+                let from = oldest.map { "from offset \($0) (its oldest checkpoint, the base; the log itself starts at \(base.baseOffset))" }
+                    ?? "from offset \(base.baseOffset)"
+                throw BeforeRetainedLog("partition \(position.partition) can be replayed \(from): offset \(position.offset) is before it")
             }
         } else if let base = try retainedBase(partitions) {
             state = base.state

@@ -34,6 +34,7 @@ struct CommandLineTests {
         (["bench", "freshness", "--devices", "10,0"], "--devices takes device counts"),
         (["ingest", "--brokers", "127.0.0.1:1", "--on-broker-loss", "skip"], "--on-broker-loss takes record or stop"),
         (["run", "--on-broker-loss", ""], "--on-broker-loss takes record or stop"),
+        (["ingest", "--brokers", "127.0.0.1:1", "--retain-bytes", "100000", "--archive-command", " "], "--archive-command needs a command"),
         (["produce", "--brokers", "a", "--brokers", "b"], "given twice"),
         (["frobnicate"], "unknown command"),
         ([], "Usage: chatledger COMMAND"),

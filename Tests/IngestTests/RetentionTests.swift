@@ -85,7 +85,8 @@ struct RetentionTests {
         let base = try #require(try EventLog(dataDirectory: retained).retentionBase(topic: topic, partition: 0))
         let audit = AuditLog(dataDirectory: retained, topic: topic)
         #expect(throws: AuditLog.BeforeRetainedLog.self) { try audit.device(device, asOf: 1_000 + 10) }
-        #expect(throws: AuditLog.BeforeRetainedLog.self) { try audit.device(device, at: LogPosition(partition: 0, offset: base.baseOffset - 100)) }
+        let before = #expect(throws: AuditLog.BeforeRetainedLog.self) { try audit.device(device, at: LogPosition(partition: 0, offset: base.baseOffset - 100)) }
+        #expect(before.map { "\($0)" }?.contains("its oldest checkpoint, the base; the log itself starts at \(base.baseOffset)") == true, "names the base a replay starts from: \(before.map { "\($0)" } ?? "")")
         do {
             _ = try audit.device(device, asOf: 1_000 + 10)
         } catch {

@@ -15,6 +15,7 @@ enum RetentionOptions {
         let days = try arguments.integer("retain-days", in: 1...100_000)
         let bytes = try arguments.integer("retain-bytes", in: 1...Int.max)
         let archive = arguments.string("archive-command")
+        if let archive, archive.allSatisfy(\.isWhitespace) { throw arguments.usageError("--archive-command needs a command") }
         if archive != nil && days == nil && bytes == nil {
             throw arguments.usageError("--archive-command needs --retain-days or --retain-bytes")
         }
