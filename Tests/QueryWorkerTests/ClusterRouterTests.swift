@@ -55,6 +55,9 @@ struct ClusterRouterTests {
         let grouped = MembershipRecord(partition: 1, instance: "http://d:1", incarnation: "9", state: .owned, partitions: 4, at: 0, group: "g1")
         #expect(MembershipRecord(decoding: grouped.encoded()) == grouped)
         #expect(grouped.belongs(to: "g1") && !grouped.belongs(to: "g2"))
+        var otherGroup = grouped
+        otherGroup.group = "g2"
+        #expect(grouped.key == Array("g1/partition/1".utf8) && otherGroup.key != grouped.key, "compaction keeps each group's last fact")
         let legacy = MembershipRecord(decoding: Array("{\"partition\":1,\"instance\":\"x\",\"incarnation\":\"1\",\"state\":\"owned\",\"partitions\":4,\"at\":0}".utf8))
         #expect(legacy?.group == nil && legacy?.belongs(to: "g2") == true)
     }

@@ -4,7 +4,8 @@ import Foundation
 /// partition of the canonical topic (`owned`), has caught it up (`ready`), or gave it up
 /// (`released`). Written by the owner from its rebalance callback, synchronously, so the
 /// order of the membership topic's one partition is the order of the group's generations.
-/// The key is `partition/N`, so a compacted topic keeps the last fact per partition.
+/// The key is `<group>/partition/N`, so a compacted topic keeps the last fact per group and
+/// partition.
 package struct MembershipRecord: Codable, Sendable, Equatable {
     /// What the instance says about the partition.
     package enum State: String, Codable, Sendable {
@@ -40,8 +41,9 @@ package struct MembershipRecord: Codable, Sendable, Equatable {
     /// Whether the record is a fact of the cluster of consumer group `group`.
     package func belongs(to group: String) -> Bool { self.group.map { $0 == group } ?? true }
 
-    /// The record's Kafka key.
-    package var key: [UInt8] { Array("partition/\(partition)".utf8) }
+    /// The record's Kafka key: per group and partition, so a compacted topic keeps the last
+    /// fact of each group's cluster (`partition/N` for a record without a group, as before).
+    package var key: [UInt8] { Array((group.map { "\($0)/" } ?? "").utf8) + Array("partition/\(partition)".utf8) }
 
     /// The record's Kafka value (JSON).
     package func encoded() -> [UInt8] {
