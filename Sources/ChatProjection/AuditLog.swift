@@ -53,10 +53,12 @@ package struct AuditLog: Sendable {
                 let held = partitions.isEmpty ? "none" : partitions.map(String.init).joined(separator: ", ")
                 throw PositionNotInLog("the log of \(topic) has no partition \(position.partition) (it has \(held))")
             }
+            // The oldest checkpoint's position, for the error below (the loop reads them all then).
+            var oldestPosition: Int64?
             for sequence in checkpoints.sequences().reversed() {
-                guard case (var checkpointState, let info)? = try? checkpoints.read(sequence),
-                    let at = info.positions[position.partition], at <= position.offset
-                else { continue }
+                guard case (var checkpointState, let info)? = try? checkpoints.read(sequence) else { continue }
+                oldestPosition = info.positions[position.partition]
+                guard let at = oldestPosition, at <= position.offset else { continue }
                 try ErasureRefold.upgradeVersions(in: &checkpointState, readWith: info, log: log, topic: topic)
                 state = checkpointState
                 break
@@ -64,10 +66,8 @@ package struct AuditLog: Sendable {
             if let base = try log.retentionBase(topic: topic, partition: position.partition),
                 (state.positions[position.partition] ?? -1) < base.baseOffset - 1
             {
-                // A replay starts from a checkpoint at or after the log's start: the oldest such one is the base.
-                let oldest = checkpoints.sequences().compactMap { try? checkpoints.read($0).1.positions[position.partition] }
-                    .filter { $0 >= base.baseOffset - 1 }.min()
-                let from = oldest.map { "from offset \($0) (its oldest checkpoint, the base; the log itself starts at \(base.baseOffset))" }
+                // A replay starts from the oldest checkpoint: the base.
+                let from = oldestPosition.map { "from offset \($0) (its oldest checkpoint, the base; the log itself starts at \(base.baseOffset))" }
                     ?? "from offset \(base.baseOffset)"
                 throw BeforeRetainedLog("partition \(position.partition) can be replayed \(from): offset \(position.offset) is before it")
             }

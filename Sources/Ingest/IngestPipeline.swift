@@ -320,7 +320,7 @@ package final class IngestPipeline {
             for erasure in erasures where erasure.selector.erasure.scope != .device {
                 try refold(erasure.deviceId, partition: erasure.partition)
             }
-            try checkpointAfterErasure()
+            try checkpointReplacingOlder()
         }
         return next
     }
@@ -360,9 +360,9 @@ package final class IngestPipeline {
         store.replaceDevice(deviceId, with: device)
     }
 
-    /// Once the fold has applied an erasure: a checkpoint after it, and every older one
-    /// removed, so no checkpoint on disk holds what it erased.
-    private func checkpointAfterErasure() throws {
+    /// Once the fold has taken something out (an erasure applied, a partition dropped): a
+    /// checkpoint after it, and every older one removed, so no checkpoint on disk holds it.
+    private func checkpointReplacingOlder() throws {
         applier.waitUntilApplied()
         try checkpointIfDue(force: true)
         let sequences = checkpoints.sequences()
@@ -391,7 +391,7 @@ package final class IngestPipeline {
                 found = true
             }
         }
-        if found { try checkpointAfterErasure() }
+        if found { try checkpointReplacingOlder() }
     }
 
     /// Starts a checkpoint if enough records or time have passed; with `force`, writes one
@@ -516,7 +516,7 @@ package final class IngestPipeline {
     package func drop(_ partitions: [Int32]) throws {
         guard !partitions.isEmpty else { return }
         _ = try commitBatch()  // nothing is pending between batches; if anything were, it is written first
-        applier.waitUntilApplied()
+        applier.waitUntilApplied()  // the projection holds every record of the partitions before they go
         var dropped: [(partition: Int32, devices: Int)] = []
         for partition in partitions.sorted() {
             try writers[partition]?.sync()
@@ -536,8 +536,7 @@ package final class IngestPipeline {
             counters.lostRecords[partition] = nil
             counters.retainedFrom[partition] = nil
         }
-        try checkpointIfDue(force: true)
-        for sequence in checkpoints.sequences().dropLast() { try checkpoints.remove(sequence) }
+        try checkpointReplacingOlder()
         for (partition, devices) in dropped {
             let bytes = try log.removePartition(topic: options.topic, partition: partition)
             partitionsWithLogs.remove(partition)

@@ -216,12 +216,18 @@ struct ClusterModeTests {
         #expect(owners == Set(ports.map { "http://127.0.0.1:\($0)" }), "both pairs own partitions")
     }
 
+    /// One instance alone, owning every partition, answering for `devices` devices produced before.
+    static func oneInstance(devices count: Int) throws -> (Cluster, [String: KafkaRecordProducer.Delivery]) {
+        let cluster = try Cluster(instances: 1)
+        let last = try produceDevices(cluster.broker, count: count)
+        _ = try expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        return (cluster, last)
+    }
+
     @Test("an instance joins: the first drops the logs of the partitions the newcomer owns once it has caught up, and an erasure the newcomer applies leaves nothing of the device on either disk")
     func partitionsMovedAwayAreDropped() throws {
-        let cluster = try Cluster(instances: 1)
         let count = 200
-        let last = try Self.produceDevices(cluster.broker, count: count)
-        _ = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        let (cluster, last) = try Self.oneInstance(devices: count)
         #expect(cluster.logPartitions(0).count == Self.partitions, "alone, the first instance holds every partition")
 
         let joined = try cluster.add()
@@ -258,10 +264,8 @@ struct ClusterModeTests {
 
     @Test("another deployment on the same topic (another consumer group) advertising its own URL is not this cluster: no device is routed to it and no partition log is dropped for it")
     func anotherGroupIsAnotherCluster() throws {
-        let cluster = try Cluster(instances: 1)
         let count = 100
-        let last = try Self.produceDevices(cluster.broker, count: count)
-        _ = try Self.expectEveryDeviceEverywhere(last, count: count, ports: cluster.ports)
+        let (cluster, last) = try Self.oneInstance(devices: count)
         // An ingest of another group, advertising a URL nobody serves, catches every partition up.
         let other = cluster.directory + "/other"
         let ingest = try IngestProcess(

@@ -141,12 +141,13 @@ package enum ErasureRefold {
     }
 
     /// Reads `partitions` up to their positions once: hands `body` each event record whose
-    /// value contains one of `markers` (parsed, with its partition and Kafka key), and returns
+    /// key `wants` takes and whose value contains one of `markers` (parsed only then, with its
+    /// partition and Kafka key), and returns
     /// the digest names of the devices erasures name. An erasure record's key (the device
     /// id) is redacted by itself: its value names the device.
     private static func scan(
         _ partitions: [(partition: Int32, through: Int64)], log: EventLog, topic: String, naming markers: [[UInt8]],
-        _ body: (_ partition: Int32, _ key: [UInt8], _ event: Event) -> Void
+        wants: (_ key: [UInt8]) -> Bool = { _ in true }, _ body: (_ partition: Int32, _ key: [UInt8], _ event: Event) -> Void
     ) throws -> Set<String> {
         let parser = EventParser()
         var erased: Set<String> = []
@@ -155,10 +156,10 @@ package enum ErasureRefold {
                 guard record.offset <= through, let value = record.value else { return record.offset <= through }
                 if LogErasure(record) != nil {
                     if let event = try? parser.parse(value) { erased.insert(event.deviceId) }
-                } else if let key = record.key, record.kind == .event, markers.contains(where: { value.firstRange(of: $0) != nil }),
-                    let event = try? parser.parse(value)
+                } else if record.kind == .event, markers.contains(where: { value.firstRange(of: $0) != nil }),
+                    let key = record.key.map(Array.init), wants(key), let event = try? parser.parse(value)
                 {
-                    body(partition, Array(key), event)
+                    body(partition, key, event)
                 }
                 return true
             }
@@ -193,8 +194,8 @@ package enum ErasureRefold {
         let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
         // The devices with an alias (by their Kafka key, the device id) and the partition it was in.
         var aliased: [[UInt8]: Int32] = [:]
-        let erased = try scan(partitions, log: log, topic: topic, naming: [marker]) { partition, key, event in
-            if case .contactAliased = event.payload, aliased[key] == nil { aliased[key] = partition }
+        let erased = try scan(partitions, log: log, topic: topic, naming: [marker], wants: { aliased[$0] == nil }) { partition, key, event in
+            if case .contactAliased = event.payload { aliased[key] = partition }
         }
         return try refold(aliased, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
     }
