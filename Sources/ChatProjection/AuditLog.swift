@@ -184,6 +184,9 @@ package struct AuditLog: Sendable {
         package var deviceId: String?
         /// Only events of this chat (nil: all).
         package var chatId: String?
+        /// The other ids of `chatId`'s contact (a LID beside a phone id, from
+        /// `contact.aliased`): their events are the chat's too (the fold merged them).
+        package var chatAliases: [String] = []
         /// `occurredAt` bounds, inclusive.
         package var from: Int64 = .min
         package var to: Int64 = .max
@@ -224,7 +227,8 @@ package struct AuditLog: Sendable {
     ) throws -> LogPosition? {
         let device = filter.deviceId.map { Array($0.utf8) }
         let deviceDigest = device.map(SHA256.hash)
-        let chat = filter.chatId.map(InlineString.init)  // compared as stored: no String per event
+        // Compared as stored: no String per event.
+        let chats = filter.chatId.map { [InlineString($0)] + filter.chatAliases.map(InlineString.init) }
         let parser = EventParser()
         var resume: LogPosition?
         for partition in try partitions(filter.partitions) {
@@ -233,7 +237,7 @@ package struct AuditLog: Sendable {
             try log.reader(topic: topic, partition: partition).forEach(from: first) { record in
                 guard record.kind == .event else { return true }
                 guard let value = record.value else {
-                    guard record.isRedacted, chat == nil, deviceDigest == nil || record.keyDigest == deviceDigest,
+                    guard record.isRedacted, chats == nil, deviceDigest == nil || record.keyDigest == deviceDigest,
                         let erasureOffset = record.erasureOffset
                     else { return true }
                     let line = Self.redactionLine(
@@ -257,7 +261,8 @@ package struct AuditLog: Sendable {
                 case .deadLetter, .gap, .redacted:
                     return true
                 }
-                guard event.occurredAt >= filter.from, event.occurredAt <= filter.to, chat == nil || event.chatIdText == chat
+                guard event.occurredAt >= filter.from, event.occurredAt <= filter.to,
+                    chats.map({ chats in event.chatIdText.map(chats.contains) ?? false }) ?? true
                 else { return true }
                 let line =
                     switch form {
@@ -272,6 +277,38 @@ package struct AuditLog: Sendable {
             if resume != nil { return resume }
         }
         return nil
+    }
+
+    /// The other ids of `chatId`'s contact that the log's `contact.aliased` events link to
+    /// it, directly or through other ids (of `deviceId` only, when given): what
+    /// `EventFilter.chatAliases` wants when no projection is at hand (`export --chat`).
+    /// - Throws: `EventLogError` for a damaged log.
+    package func chatAliases(of chatId: String, deviceId: String?, partitions only: [Int32]? = nil) throws -> [String] {
+        let device = deviceId.map { Array($0.utf8) }
+        let parser = EventParser()
+        var links: [(String, String)] = []
+        for partition in try partitions(only) {
+            try log.reader(topic: topic, partition: partition).forEach { record in
+                guard record.kind == .event, let value = record.value, value.firstRange(of: ErasureSelector.aliasTypeName) != nil,
+                    device.map({ device in record.key.map { $0.elementsEqual(device) } ?? false }) ?? true,
+                    let event = try? parser.parse(value), case .contactAliased(let aliased) = event.payload, let chat = event.chatId
+                else { return true }
+                links.append((chat, aliased.alias))
+                return true
+            }
+        }
+        var ids: Set<String> = [chatId]
+        var grew = true
+        while grew {
+            grew = false
+            for (chat, alias) in links where ids.contains(chat) != ids.contains(alias) {
+                ids.insert(chat)
+                ids.insert(alias)
+                grew = true
+            }
+        }
+        ids.remove(chatId)
+        return ids.sorted()
     }
 
     private func partitions(_ only: [Int32]?) throws -> [Int32] {

@@ -56,6 +56,16 @@ package struct DeviceProjection: Sendable, Hashable {
         return chats[key].map { (key.description, $0) }
     }
 
+    /// The other ids of the chat `chatId` names (the chat it is folded into and that
+    /// chat's aliases), in byte order: their events are this chat's.
+    package func otherIds(ofChat chatId: String) -> [String] {
+        guard !aliases.isEmpty else { return [] }
+        let canonical = resolve(ChatKey(chatId))
+        var ids = aliases.compactMap { $0.value == canonical ? $0.key.description : nil }
+        ids.append(canonical.description)
+        return ids.filter { $0 != chatId }.sorted()
+    }
+
     /// `contact.aliased`: from now on `alias`'s events fold into `canonical`'s chat; a chat
     /// already held under `alias` is merged into it (`ChatState.merge`).
     /// Returns whether a chat merged (the list changed).

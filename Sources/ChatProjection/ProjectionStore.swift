@@ -111,6 +111,11 @@ package final class ProjectionStore: Sendable {
         guarded.withLock { $0.projection.devices[deviceId]?.chat(chatId) != nil }
     }
 
+    /// The other ids of the device's chat `chatId` (`DeviceProjection.otherIds(ofChat:)`).
+    package func otherIds(_ deviceId: String, ofChat chatId: String) -> [String] {
+        guarded.withLock { $0.projection.devices[deviceId]?.otherIds(ofChat: chatId) ?? [] }
+    }
+
     /// Unread totals of a device.
     package func unread(_ deviceId: String, now: Int64) -> RenderedView {
         let found = lookup(deviceId, SnapshotCache.Key(deviceId: deviceId, view: "unread"), now: now)

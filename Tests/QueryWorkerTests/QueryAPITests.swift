@@ -178,6 +178,44 @@ struct QueryAPITests {
         #expect(header(empty, "X-Ledger-Position") == nil, "no partition is the device's own: no position a replay could be asked at")
     }
 
+    @Test("events?chat= finds a contact's events under either of its ids (a LID's messages before contact.aliased linked it to the phone id), as the chat routes find the chat")
+    func eventsOfAChatUnderEitherId() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chatledger-audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try PartitionWriter(
+            directory: EventLog(dataDirectory: directory).directory(topic: Self.topic, partition: 0), topic: Self.topic, partition: 0,
+            options: .init(fsync: .never))
+        func message(_ id: String, _ chat: String) -> EventPayload {
+            .messageCreated(MessageCreated(messageId: id, fromMe: false, kind: .text, preview: "hi"))
+        }
+        let events: [(chat: String, payload: EventPayload)] = [
+            ("111@lid", message("M0", "111@lid")),
+            ("491700000001@c.us", .contactAliased(ContactAliased(alias: "111@lid"))),
+            ("491700000001@c.us", message("M1", "491700000001@c.us")),
+            ("222@c.us", message("M2", "222@c.us")),
+        ]
+        var records: [LogRecord] = []
+        for (offset, item) in events.enumerated() {
+            let event = Event(eventId: "E\(offset)", deviceId: "dev-1", occurredAt: 100 + Int64(offset), chatId: item.chat, payload: item.payload)
+            records.append(LogRecord(offset: Int64(offset), key: Array("dev-1".utf8), value: EventEncoder.encode(event)))
+            store.apply(event, at: LogPosition(partition: 0, offset: Int64(offset)))
+        }
+        try writer.append(records)
+        try writer.sync()
+        let api = try auditedAPI(directory)
+        for chat in ["491700000001%40c.us", "111%40lid"] {
+            let lines = try json(get(api, "/api/v1/devices/dev-1/events?chat=\(chat)"))["events"] as? [[String: Any]] ?? []
+            #expect(lines.compactMap { $0["offset"] as? Int } == [0, 1, 2], "\(chat): the LID's message, the alias, the phone id's message")
+        }
+        let other = try json(get(api, "/api/v1/devices/dev-1/events?chat=222%40c.us"))["events"] as? [[String: Any]] ?? []
+        #expect(other.compactMap { $0["offset"] as? Int } == [3])
+        // Without a projection (export --chat): the log's contact.aliased events say the same.
+        let audit = AuditLog(dataDirectory: directory, topic: Self.topic)
+        #expect(try audit.chatAliases(of: "491700000001@c.us", deviceId: "dev-1") == ["111@lid"])
+        #expect(try audit.chatAliases(of: "111@lid", deviceId: nil) == ["491700000001@c.us"])
+        #expect(try audit.chatAliases(of: "111@lid", deviceId: "dev-2").isEmpty, "aliases are a device's")
+    }
+
     @Test("ETag is the device version; If-None-Match with it is 304; an event makes it 200 again; X-Ledger-Position follows")
     func etagAndPosition() throws {
         var test = self

@@ -18,7 +18,7 @@ enum ExportCommand: Command {
         options: [
             .data, .topic,
             CommandSpec.Option("device", "D", "Only this device."),
-            CommandSpec.Option("chat", "C", "Only this chat."),
+            CommandSpec.Option("chat", "C", "Only this chat, under any id of its contact (contact.aliased links a LID to the phone id)."),
             CommandSpec.Option("from", "TIME", "Events with occurredAt at or after this (ISO 8601 or epoch ms)."),
             CommandSpec.Option("to", "TIME", "Events with occurredAt at or before this (ISO 8601 or epoch ms)."),
             .flag(
@@ -37,9 +37,11 @@ enum ExportCommand: Command {
             guard let value = TimeArgument.milliseconds(text) else { throw arguments.usageError("--to takes ISO 8601 or epoch ms") }
             to = value
         }
-        let filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
+        var filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
         guard let data = ReadOnlyDataDirectory.existing(arguments, command: "export") else { return 1 }
         let audit = AuditLog(dataDirectory: data, topic: arguments.value(.topic))
+        // A contact's events under its other id (a LID beside the phone id) are the chat's too.
+        if let chatId = filter.chatId { filter.chatAliases = try audit.chatAliases(of: chatId, deviceId: filter.deviceId) }
         var output = OutputBuffer()
         let form: AuditLog.EventLine = arguments.flag("with-position") ? .withPosition : .asReceived
         try audit.events(filter, line: form) { line in

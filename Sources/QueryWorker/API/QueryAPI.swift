@@ -500,6 +500,8 @@ package final class QueryAPI: Sendable {
     private func events(deviceId: String, _ parameters: [String: String]) -> Answer {
         guard let audit else { return .response(.error(501, code: "not_implemented", message: "this server has no log to read")) }
         var filter = AuditLog.EventFilter(deviceId: deviceId, chatId: parameters["chat"])
+        // A contact's events under its other id (a LID beside the phone id) are the chat's too.
+        if let chatId = filter.chatId { filter.chatAliases = store.otherIds(deviceId, ofChat: chatId) }
         for (name, bound) in [("from", \AuditLog.EventFilter.from), ("to", \AuditLog.EventFilter.to)] {
             guard let text = parameters[name] else { continue }
             guard let value = TimeArgument.milliseconds(text) else {
