@@ -47,12 +47,21 @@ package struct RenderedView: Sendable, Hashable {
     package var validUntil: Int64?
     /// The log position the view reflects (set by `ProjectionStore` when it answers).
     package var position: LogPosition?
+    /// Mutes in it that had expired when it was rendered: with the version, what tells its
+    /// renderings apart (a mute running out changes `isMuted` without a new version).
+    package var expiredMutes: Int
 
-    package init(bytes: [UInt8], version: UInt64, validUntil: Int64?) {
+    package init(bytes: [UInt8], version: UInt64, validUntil: Int64?, expiredMutes: Int = 0) {
         self.bytes = bytes
         self.version = version
         self.validUntil = validUntil
+        self.expiredMutes = expiredMutes
     }
+
+    /// The view's entity tag: the device version, followed by `.N` once N of the mutes it
+    /// shows have run out (its body changed without a new version; a client's `If-None-Match`
+    /// with the tag from before must not get 304).
+    package var entityTag: String { expiredMutes == 0 ? "\"\(version)\"" : "\"\(version).\(expiredMutes)\"" }
 }
 
 /// Renders chat objects exactly as the API serves them (`schemas/openapi.yaml`).
@@ -128,9 +137,11 @@ package enum ChatListRenderer {
         writer.key("chats")
         writer.beginArray()
         var validUntil: Int64?
+        var expiredMutes = 0
         for (key, chat) in page {
             writeChat(key.chatId, chat, now: now, &writer)
             if chat.muteUntil > now { validUntil = min(validUntil ?? .max, chat.muteUntil) }
+            if chat.muteUntil > 0, chat.muteUntil <= now { expiredMutes += 1 }
         }
         writer.endArray()
         writer.key("nextCursor")
@@ -140,7 +151,7 @@ package enum ChatListRenderer {
             writer.null()
         }
         writer.endObject()
-        return RenderedView(bytes: writer.bytes, version: device?.version ?? 0, validUntil: validUntil)
+        return RenderedView(bytes: writer.bytes, version: device?.version ?? 0, validUntil: validUntil, expiredMutes: expiredMutes)
     }
 
     /// One chat object, or nil if the device has no such chat.
@@ -148,7 +159,9 @@ package enum ChatListRenderer {
         guard let device, let (id, chat) = device.chat(chatId) else { return nil }
         var writer = JSONWriter()
         writeChat(id, chat, now: now, &writer)
-        return RenderedView(bytes: writer.bytes, version: device.version, validUntil: chat.muteUntil > now ? chat.muteUntil : nil)
+        return RenderedView(
+            bytes: writer.bytes, version: device.version, validUntil: chat.muteUntil > now ? chat.muteUntil : nil,
+            expiredMutes: chat.muteUntil > 0 && chat.muteUntil <= now ? 1 : 0)
     }
 
     /// `{"unreadChats":n,"unreadMessages":n}` over the chats outside the archive.

@@ -232,6 +232,30 @@ struct QueryAPITests {
         #expect(header(second, "X-Ledger-Position") == "0:1")
     }
 
+    @Test("a mute running out changes isMuted without a new version: the ETag gains .N, so If-None-Match with the tag from before is 200, not 304 (list and chat)")
+    func muteRunningOutIsNotNotModified() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        test.store.apply(
+            Event(eventId: "mute", deviceId: "dev-1", occurredAt: 200, chatId: "a@c.us", payload: .chatMuted(muteUntil: 5_000)),
+            at: LogPosition(partition: 0, offset: 1))
+        let now = Mutex<Int64>(1_000)
+        let api = QueryAPI(
+            store: test.store, keys: KeyRing(try APIKeys(json: Array(Self.keysJSON.utf8))), isReady: { true }, clock: { now.withLock { $0 } })
+        for route in ["/api/v1/devices/dev-1/chats", "/api/v1/devices/dev-1/chats/a%40c.us"] {
+            now.withLock { $0 = 1_000 }
+            let muted = get(api, route)
+            #expect(header(muted, "ETag") == "\"2\"", "\(route): the device version while the mute holds")
+            #expect(get(api, route, headers: ["If-None-Match: \"2\""]).status == 304, "\(route)")
+            now.withLock { $0 = 5_000 }
+            let expired = get(api, route, headers: ["If-None-Match: \"2\""])
+            #expect(expired.status == 200, "\(route): the body changed (isMuted false)")
+            #expect(header(expired, "ETag") == "\"2.1\"", "\(route)")
+            #expect(String(decoding: expired.body, as: UTF8.self).contains(#""isMuted":false"#), "\(route)")
+            #expect(get(api, route, headers: ["If-None-Match: \"2.1\""]).status == 304, "\(route): stable until the next change")
+        }
+    }
+
     @Test("one chat (percent-encoded id), unread totals, and 404 for a chat the device does not have")
     func chatAndUnread() throws {
         var test = self

@@ -438,7 +438,7 @@ package final class QueryAPI: Sendable {
     }
 
     private func respond(_ head: HTTPRequestHead, deviceId: String, _ view: RenderedView) -> HTTPResponse {
-        let etag = Self.etag(view.version)
+        let etag = view.entityTag
         let notModified = head.ifNoneMatch(etag)
         let headers = Self.deviceHeaders(etag: etag, position: view.position, json: !notModified)
         return notModified ? HTTPResponse(status: 304, headers: headers) : HTTPResponse(status: 200, headers: headers, body: view.bytes)
@@ -478,7 +478,7 @@ package final class QueryAPI: Sendable {
                 let view = try ChatListRenderer.chatList(device, deviceId: deviceId, query: query, now: now)
                 // The version the device had then, and the position the replay folded it to.
                 return HTTPResponse(
-                    status: 200, headers: Self.deviceHeaders(etag: Self.etag(view.version), position: position, json: true), body: view.bytes)
+                    status: 200, headers: Self.deviceHeaders(etag: view.entityTag, position: position, json: true), body: view.bytes)
             } catch is ChatListRenderer.InvalidCursor {
                 return .error(400, code: "bad_cursor", message: "cursor is not one this server gave out")
             } catch let error as AuditLog.BeforeRetainedLog {

@@ -228,7 +228,7 @@ final class WriteRoutes: Sendable {
             guard let view = store.chat(written.deviceId, chatId: written.chatId, now: clock()) else {
                 return .error(404, code: "not_found", message: "the chat is no longer in the list")
             }
-            var answer = [("Content-Type", "application/json"), ("ETag", "\"\(view.version)\""), ("Cache-Control", "no-cache")]
+            var answer = [("Content-Type", "application/json"), ("ETag", view.entityTag), ("Cache-Control", "no-cache")]
             answer.append(("X-Ledger-Position", (view.position ?? position).description))
             if replayed { answer.append(("Idempotent-Replayed", "true")) }
             return HTTPResponse(status: 200, headers: answer, body: view.bytes)
