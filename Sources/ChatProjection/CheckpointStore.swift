@@ -79,8 +79,11 @@ package struct CheckpointStore: Sendable {
     /// than an own message the chat holds is read, and that a snapshot without a name
     /// leaves the chat without one; versions 2 to 5 are read as before, their devices with
     /// such a message or snapshot refolded by `ErasureRefold.refoldDevicesWithLateIncoming`.
+    /// 7: version 6, folded by the rule that an edit leaves a revoked last message empty;
+    /// versions 2 to 6 are read as before, their devices with an edit of a message revoked
+    /// before it refolded by `ErasureRefold.refoldDevicesWithEditAfterRevoke`.
     /// Other versions are skipped (the log is replayed instead).
-    package static let version: UInt16 = 6
+    package static let version: UInt16 = 7
     /// The oldest version still read.
     static let oldestReadVersion: UInt16 = 2
 

@@ -176,7 +176,10 @@ extension ChatState {
     mutating func update(with payload: EventPayload, at time: Int64) {
         switch payload {
         case .messageEdited(let edit):
-            if lastMessage?.isMessage(edit.messageId) == true { lastMessage?.preview = edit.preview }
+            // A revoked message stays empty: an edit that arrives after the revoke (made
+            // before it, delivered on another of the bridge's topics) brings no text back
+            // (format 7).
+            if let last = lastMessage, last.isMessage(edit.messageId), !last.revoked { lastMessage?.preview = edit.preview }
         case .messageRevoked(let revoke):
             if history.revoke(stableHash(revoke.messageId)) { unreadCount = max(0, unreadCount - 1) }
             if lastMessage?.isMessage(revoke.messageId) == true {

@@ -212,6 +212,46 @@ struct CheckpointUpgradeTests {
         #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
     }
 
+    @Test("a format 6 checkpoint is read with format 7's rule that an edit leaves a revoked last message empty: the device with an edit after its revoke is refolded, load equals a replay from zero, verify is clean")
+    func format6CheckpointEditAfterRevokeUpgraded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventLog(dataDirectory: directory)
+        let writer = try log.openWriter(topic: Self.topic, partition: 0, options: .init(fsync: .never))
+        let chat = "491555000013@c.us"
+        var offset: Int64 = 0
+        func append(_ device: String, _ id: String, _ payload: EventPayload) throws {
+            let event = Event(eventId: "e-\(device)-\(id)", deviceId: device, occurredAt: 1_000 + offset, chatId: chat, payload: payload)
+            try writer.append([LogRecord(offset: offset, key: Array(device.utf8), value: EventEncoder.encode(event))])
+            offset += 1
+        }
+        for device in ["dev-r", "dev-s"] {
+            try append(device, "c", .messageCreated(MessageCreated(messageId: "M1", fromMe: false, kind: .text, preview: "secret")))
+        }
+        try append("dev-r", "r", .messageRevoked(MessageRevoked(messageId: "M1", scope: .everyone)))
+        try append("dev-r", "e", .messageEdited(MessageEdited(messageId: "M1", preview: "secret, edited")))  // made before the revoke
+        try append("dev-s", "e", .messageEdited(MessageEdited(messageId: "M1", preview: "edited")))  // no revoke: the edit holds
+        try writer.sync()
+        let replayed = try ProjectionRecovery.replayFromZero(log: log, topic: Self.topic, threads: 1).state
+        #expect(replayed.devices["dev-r"]?.chats[chat]?.lastMessage?.preview == "", "revoked stays empty")
+        #expect(replayed.devices["dev-r"]?.chats[chat]?.lastMessage?.revoked == true)
+        #expect(replayed.devices["dev-s"]?.chats[chat]?.lastMessage?.preview == "edited")
+        // The previous build's state: the edit wrote the text back.
+        var previous = replayed
+        var projection = try #require(previous.devices["dev-r"])
+        _ = projection.chats.modify(ChatKey(chat), creating: false) { $0.lastMessage?.preview = "secret, edited" }
+        previous.replaceDevice("dev-r", with: projection)
+        let checkpoints = CheckpointStore(dataDirectory: directory)
+        let info = try checkpoints.write(previous, topic: Self.topic)
+        try Data(try OlderCheckpoint.bytes(of: info.path, state: previous, topic: Self.topic, version: 6)).write(to: URL(fileURLWithPath: info.path))
+        #expect(try checkpoints.read(info.sequence).1.formatVersion == 6)
+        let loaded = try ProjectionRecovery.load(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(loaded.checkpoint?.sequence == info.sequence && loaded.replayedRecords == 0, "started from the checkpoint")
+        #expect(loaded.state.devices == replayed.devices && loaded.state.digest == replayed.digest)
+        let checks = CheckpointVerifier.verify(log: log, topic: Self.topic, checkpoints: checkpoints)
+        #expect(checks.count == 1 && checks.allSatisfy(\.problems.isEmpty), "\(checks.map(\.problems))")
+    }
+
     @Test("a checkpoint written while an erased device has no state keeps its version (format 4 and later), read back equal, digest included")
     func erasedDeviceVersionsRoundTrip() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-upgrade-\(UUID().uuidString)").path

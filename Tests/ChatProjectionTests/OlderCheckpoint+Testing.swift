@@ -10,13 +10,13 @@ enum OlderCheckpoint {
     }
 
     /// The bytes of `path` (a checkpoint of `state`, written by this build in format 6) as
-    /// format `version` (5, 4, 3 or 2) writes the same state: 5 and 4 have the same layout; 3 and 2
+    /// format `version` (6, 5, 4, 3 or 2) writes the same state: 6, 5 and 4 have the same layout; 3 and 2
     /// without the erased devices' versions (`state` must have none), 2 also without the
     /// unreadable count; its own CRC.
     static func bytes(of path: String, state: ProjectionState, topic: String, version: UInt16) throws -> [UInt8] {
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        guard bytes.count > 10, bytes[8] == 6, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 6") }
-        if version == 4 || version == 5 { return withVersion(bytes, version) }
+        guard bytes.count > 10, bytes[8] == 7, bytes[9] == 0 else { throw Unexpected(description: "this build writes version 7") }
+        if (4...6).contains(version) { return withVersion(bytes, version) }
         guard state.erasedDeviceVersions.isEmpty, version == 2 || version == 3 else {
             throw Unexpected(description: "only a state without erased devices converts, to version 2 or 3")
         }

@@ -175,7 +175,7 @@ struct ReferenceFold {
     private func update(_ chat: inout Chat, _ payload: EventPayload, at time: Int64) {
         switch payload {
         case .messageEdited(let edit):
-            if chat.lastMessage?.id == edit.messageId { chat.lastMessage?.preview = edit.preview }
+            if chat.lastMessage?.id == edit.messageId, chat.lastMessage?.revoked != true { chat.lastMessage?.preview = edit.preview }
         case .messageRevoked(let revoke):
             if let target = chat.newest([revoke.messageId]),
                 let index = chat.messages.firstIndex(where: { $0.id == target.id && $0.arrival == target.arrival })

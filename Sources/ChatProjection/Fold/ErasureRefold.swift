@@ -102,7 +102,29 @@ package enum ErasureRefold {
         if info.formatVersion < 4 { upgraded += try upgradeVersions(in: &state, log: log, topic: topic) }
         if info.formatVersion < 5 { upgraded += try refoldAliasedDevices(in: &state, log: log, topic: topic) }
         if info.formatVersion < 6 { upgraded += try refoldDevicesWithLateIncoming(in: &state, log: log, topic: topic) }
+        if info.formatVersion < 7 { upgraded += try refoldDevicesWithEditAfterRevoke(in: &state, log: log, topic: topic) }
         return upgraded
+    }
+
+    /// A state read from a checkpoint of format 2 to 6 brought to format 7's fold, where an
+    /// edit leaves a revoked last message empty: each device with a `message.edited` in the
+    /// log (up to the state's positions) of a message it revoked before is refolded, as
+    /// `refoldAliasedDevices` refolds. Partitions retention trimmed keep the checkpoint's state.
+    /// - Returns: how many devices were refolded.
+    /// - Throws: `EventLogError` for a damaged log.
+    static func refoldDevicesWithEditAfterRevoke(in state: inout ProjectionState, log: EventLog, topic: String) throws -> Int {
+        let markers = [Array(#""message.revoked""#.utf8), Array(#""message.edited""#.utf8)]
+        let partitions = try untrimmedPartitions(of: state, log: log, topic: topic)
+        var revoked: [[UInt8]: Set<String>] = [:]
+        var flagged: [[UInt8]: Int32] = [:]
+        let erased = try scan(partitions, log: log, topic: topic, naming: markers, wants: { flagged[$0] == nil }) { partition, key, event in
+            switch event.payload {
+            case .messageRevoked(let revoke): revoked[key, default: []].insert(revoke.messageId)
+            case .messageEdited(let edit) where revoked[key]?.contains(edit.messageId) == true: flagged[key] = partition
+            default: break
+            }
+        }
+        return try refold(flagged, erased: erased, partitions: partitions, in: &state, log: log, topic: topic)
     }
 
     /// A state read from a checkpoint of format 2 to 5 brought to format 6's fold, where an
