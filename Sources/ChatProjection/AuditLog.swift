@@ -84,11 +84,20 @@ package struct AuditLog: Sendable {
         let parser = EventParser()
         // The last offset a replay to a position reads: the first past the position, or the partition's last.
         var lastOffset = position.flatMap { state.positions[$0.partition] }
+        // A gap record whose lost range holds the position: the log has no state there (the
+        // gap record's own offset is a point: the state with the gap, as ingest applied it).
+        var lostAt: LogGap?
         for partition in partitions {
             if let position, position.partition != partition { continue }
             let start = (state.positions[partition] ?? -1) + 1
             try log.reader(topic: topic, partition: partition).forEach(from: start) { record in
                 lastOffset = record.offset
+                if let position, record.kind == .gap, let gap = LogGap(record), gap.firstLostOffset <= position.offset,
+                    position.offset <= gap.lastLostOffset, position.offset != record.offset
+                {
+                    lostAt = gap
+                    return false
+                }
                 if let position, record.offset > position.offset { return false }
                 if let asOf, record.timestamp > asOf { return true }  // timestamps need not be ordered
                 // Only the device's own records can change it; the rest are not parsed. Its
@@ -101,6 +110,11 @@ package struct AuditLog: Sendable {
             }
         }
         if let position {
+            if let gap = lostAt {
+                throw PositionNotInLog(
+                    "offset \(position.offset) of partition \(position.partition) was lost at the broker (\(gap)): the log holds no state "
+                        + "there; the nearest points are offsets \(gap.firstLostOffset - 1) and \(gap.lastLostOffset) (the gap record)")
+            }
             guard let lastOffset, lastOffset >= position.offset else {
                 throw PositionNotInLog(
                     "partition \(position.partition) of the log " + (lastOffset.map { "ends at offset \($0)" } ?? "holds no records")

@@ -76,5 +76,10 @@ struct GapReplayTests {
         #expect(!exported.contains { $0.contains("\"offset\":49,") })
         let device = try #require(try audit.device("dev-1", at: LogPosition(partition: 0, offset: 51)))
         #expect(device.version == 7, "five events before the gap, two after it")
+        // A replay to a point the broker lost is a clear error, not the state before the gap.
+        #expect(throws: AuditLog.PositionNotInLog.self, "offset 20 was lost") { try audit.device("dev-1", at: LogPosition(partition: 0, offset: 20)) }
+        #expect(throws: AuditLog.PositionNotInLog.self, "offset 5 was lost") { try audit.device("dev-1", at: LogPosition(partition: 0, offset: 5)) }
+        #expect(try audit.device("dev-1", at: LogPosition(partition: 0, offset: 4))?.version == 5, "just before the gap")
+        #expect(try audit.device("dev-1", at: LogPosition(partition: 0, offset: 49))?.version == 5, "the gap record itself (ingest's applied offset after it)")
     }
 }
