@@ -36,6 +36,7 @@ struct CommandLineTests {
         (["run", "--on-broker-loss", ""], "--on-broker-loss takes record or stop"),
         (["ingest", "--brokers", "127.0.0.1:1", "--retain-bytes", "100000", "--archive-command", " "], "--archive-command needs a command"),
         (["produce", "--brokers", "a", "--brokers", "b"], "given twice"),
+        (["export", "--from", "2000", "--to", "1000"], "--from is after --to"),
         (["frobnicate"], "unknown command"),
         ([], "Usage: chatledger COMMAND"),
     ])
@@ -43,6 +44,14 @@ struct CommandLineTests {
         let run = try ChatLedgerProcess.run(arguments)
         #expect(run.status == 64)
         #expect(run.standardError.contains(reason), "\(run.standardError)")
+    }
+
+    @Test("produce --file of a file that is not there exits 1 naming it (not a Foundation error code)")
+    func produceMissingFile() throws {
+        let run = try ChatLedgerProcess.run(["produce", "--brokers", "127.0.0.1:1", "--file", "/nonexistent/events.ndjson"])
+        #expect(run.status == 1)
+        #expect(run.standardError.contains("cannot read /nonexistent/events.ndjson: no such file"), "\(run.standardError)")
+        #expect(!run.standardError.contains("NSCocoaErrorDomain"))
     }
 
     @Test("bench http --json measures a real run: request rate, latency and freshness, as one JSON object")

@@ -37,6 +37,7 @@ enum ExportCommand: Command {
             guard let value = TimeArgument.milliseconds(text) else { throw arguments.usageError("--to takes ISO 8601 or epoch ms") }
             to = value
         }
+        guard from <= to else { throw arguments.usageError("--from is after --to: no event can be in between") }
         var filter = AuditLog.EventFilter(deviceId: arguments.string("device"), chatId: arguments.string("chat"), from: from, to: to)
         guard let data = ReadOnlyDataDirectory.existing(arguments, command: "export") else { return 1 }
         let audit = AuditLog(dataDirectory: data, topic: arguments.value(.topic))

@@ -61,6 +61,10 @@ enum ProduceCommand: Command {
         var rate = 0
         let strict = arguments.flag("strict")
         if let file {
+            guard file == "-" || FileManager.default.isReadableFile(atPath: file) else {
+                writeStandardError("chatledger produce: cannot read \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file") + "\n")
+                return 1
+            }
             (events, invalidLines) = try readFile(file, strict: strict, logger: logger)
         } else {
             guard !strict else { throw arguments.usageError("--strict goes with --file") }
