@@ -261,12 +261,7 @@ package final class IngestPipeline {
                     let reason = DeadLetterReason(
                         code: "key_mismatch", path: "deviceId",
                         message: "a ledger.erased event's deviceId is sha256: and the hex SHA-256 of its Kafka key")
-                    try writer.stage(
-                        kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
-                    pending.append((.deadLetter, position, writer.chainHash))
-                    counters.deadLetters += 1
-                    counters.deadLettersByReason["key_mismatch", default: 0] += 1
-                    counters.records += 1
+                    try stageDeadLetter(writer, at: position, timestamp: timestamp, key: key, value: value, reason: reason)
                     return
                 }
                 try writer.stage(
@@ -287,13 +282,41 @@ package final class IngestPipeline {
             counters.events += 1
         case .failure(let error):
             let reason = DeadLetterReason(code: error.code.description, path: error.path, message: error.message)
-            try writer.stage(kind: .deadLetter, offset: offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
-            pending.append((.deadLetter, position, writer.chainHash))
-            counters.deadLetters += 1
-            counters.deadLettersByReason[error.code.description, default: 0] += 1
+            try stageDeadLetter(writer, at: position, timestamp: timestamp, key: key, value: value, reason: reason)
+            return
         }
         counters.records += 1
     }
+
+    /// Stages a dead letter (the record's bytes, coordinates and reason), counts it, and logs
+    /// it: one line each, at most `deadLetterLinesPerSecond` a second (a flood of bad input
+    /// must not flood the log; the lines left out are counted in the next one written).
+    private func stageDeadLetter(
+        _ writer: PartitionWriter, at position: LogPosition, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        reason: DeadLetterReason
+    ) throws {
+        try writer.stage(kind: .deadLetter, offset: position.offset, timestamp: timestamp, key: key, value: value, reason: reason.description)
+        pending.append((.deadLetter, position, writer.chainHash))
+        counters.deadLetters += 1
+        counters.deadLettersByReason[reason.code, default: 0] += 1
+        counters.records += 1
+        let now = ContinuousClock.now
+        if now - deadLetterLines.since >= .seconds(1) { deadLetterLines = (now, 0, deadLetterLines.leftOut) }
+        guard deadLetterLines.written < Self.deadLetterLinesPerSecond else {
+            deadLetterLines.leftOut += 1
+            return
+        }
+        deadLetterLines.written += 1
+        logger.warning(
+            "dead letter",
+            ["partition": position.partition, "offset": position.offset, "reason": reason.description,
+             "not_logged_before": deadLetterLines.leftOut])
+        deadLetterLines.leftOut = 0
+    }
+
+    static let deadLetterLinesPerSecond = 10
+    /// Dead-letter lines written in the current second, and those left out since the last one.
+    private var deadLetterLines = (since: ContinuousClock.now, written: 0, leftOut: 0)
 
     /// Ends a batch: writes (and syncs, per policy) every touched partition, then applies
     /// the batch to the projection. Returns the next offset to read per touched partition.

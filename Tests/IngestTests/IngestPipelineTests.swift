@@ -3,6 +3,9 @@ import ChatProjection
 import EventLog
 import Foundation
 import Ingest
+import KafkaTestSupport
+import LedgerSupport
+import Synchronization
 import Testing
 
 /// The pipeline without Kafka: messages handed to `accept` as the consumer would.
@@ -69,6 +72,33 @@ struct IngestPipelineTests {
         #expect(reasons.count == 2 && reasons.allSatisfy { $0.utf8.count < 2_000 }, "\(reasons.map(\.utf8.count))")
         #expect(reasons.first?.contains("(cut; 70000 bytes)") == true)
         try pipeline.close()
+    }
+
+    @Test("each dead letter is logged with its position and reason, at most 10 lines a second; the lines left out are counted in the next one; export --dead-letters lists them all with their bytes")
+    func deadLettersAreLoggedAndExported() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let lines = Mutex<[String]>([])
+        let logger = Logger(label: "ingest", minimumLevel: .info) { line in lines.withLock { $0.append(line) } }
+        let pipeline = try IngestPipeline(log: EventLog(dataDirectory: directory), options: .init(topic: "wa.device-events", fsync: .never), logger: logger)
+        for offset in 0..<12 { try accept(pipeline, offset: Int64(offset), key: "dev-1", value: Array("not json \(offset)".utf8)) }
+        try accept(pipeline, offset: 12, key: "dev-1", value: [0xFF, 0xFE])
+        try pipeline.commitBatch()
+        pipeline.waitUntilApplied()
+        try pipeline.close()
+        let logged = lines.withLock { $0 }.filter { $0.contains("msg=\"dead letter\"") }
+        #expect(pipeline.counters.deadLetters == 13)
+        #expect(logged.count == 10, "the first ten of the second: \(logged.count)")
+        #expect(logged.first?.contains("partition=0 offset=0 reason=\"invalid_json") == true, "\(logged.first ?? "")")
+
+        let run = try ChatLedgerProcess.run(["export", "--data", directory, "--dead-letters"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let exported = try run.standardOutput.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+        #expect(exported.count == 13)
+        #expect(exported.first?["offset"] as? Int == 0 && exported.first?["value"] as? String == "not json 0" && exported.first?["key"] as? String == "dev-1")
+        #expect((exported.first?["reason"] as? String)?.hasPrefix("invalid_json") == true)
+        #expect(exported.last?["valueBase64"] as? String == "//4=", "bytes that are not UTF-8 in base64")
+        #expect(try ChatLedgerProcess.run(["export", "--data", directory, "--dead-letters", "--device", "dev-2"]).standardOutput.isEmpty)
     }
 
     @Test("a torn tail of bytes that are no record (garbage, a length that promises more) is truncated before the projection reads the log: the pipeline opens, continues after the last whole record, and holds every event before it", arguments: [
