@@ -18,12 +18,18 @@ package struct LogRetention: Sendable {
         package var base: RetentionBase?
         /// Why the archive command refused a segment, if it did.
         package var archiveFailure: String?
+        /// Segments due for removal that wait for the archiver (`SegmentArchiver`).
+        package var archivePending = 0
     }
 
     package let policy: RetentionPolicy
+    /// Runs the archive command off the caller's thread; nil: it runs on the caller's thread
+    /// (`chatledger` passes one whenever `--archive-command` is given).
+    package let archiver: SegmentArchiver?
 
-    package init(policy: RetentionPolicy) {
+    package init(policy: RetentionPolicy, archiver: SegmentArchiver? = nil) {
         self.policy = policy
+        self.archiver = archiver
     }
 
     /// Applies the policy to one partition of `log`. Only sealed segments whose every
@@ -50,23 +56,43 @@ package struct LogRetention: Sendable {
         let bases = try PartitionWriter.allSegmentBases(in: directory).filter { $0 >= outcome.base?.baseOffset ?? .min }  // base read above
         var total = (try LogFile.list(directory)).reduce(Int64(0)) { $0 + fileSize(directory + "/" + $1) }
         var remove = 0  // segments bases[0..<remove] go
+        var due = 0  // and bases[remove..<due] wait for the archiver
         // Sealed segments (never the last) whose records all stand at or before `keepAfter`.
-        while remove < bases.count - 1, bases[remove + 1] - 1 <= keepAfter {
-            let path = segmentPath(directory, bases[remove])
+        while due < bases.count - 1, bases[due + 1] - 1 <= keepAfter {
+            let path = segmentPath(directory, bases[due])
             var info = stat()
             guard stat(path, &info) == 0 else { break }
-            let size = Int64(info.st_size) + fileSize(indexPath(directory, bases[remove]))
+            let size = Int64(info.st_size) + fileSize(indexPath(directory, bases[due]))
             let ageMilliseconds = now - (Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000)
             let tooOld = policy.maxAgeMilliseconds.map { ageMilliseconds > $0 } ?? false
             let tooBig = policy.maxBytes.map { total > $0 } ?? false
             guard tooOld || tooBig else { break }
-            if let command = policy.archiveCommand, let failure = archive(command, path) {
-                outcome.archiveFailure = failure
-                break
+            if let command = policy.archiveCommand {
+                if let archiver {
+                    // Only a prefix of archived segments can go; the rest are queued meanwhile.
+                    switch archiver.status(of: path) {
+                    case .archived?:
+                        if remove == due { remove += 1 }
+                    case .failed(let failure)?:
+                        outcome.archiveFailure = failure
+                        break
+                    case .waiting?, nil:
+                        archiver.request(path)
+                    }
+                    if outcome.archiveFailure != nil { break }
+                } else if let failure = archive(command, path) {
+                    outcome.archiveFailure = failure
+                    break
+                } else {
+                    remove += 1
+                }
+            } else {
+                remove += 1
             }
             total -= size
-            remove += 1
+            due += 1
         }
+        outcome.archivePending = due - remove
         guard remove > 0 else { return outcome }
         // The new base: the first kept segment, and what its header links to.
         let keptPath = segmentPath(directory, bases[remove])
@@ -86,6 +112,7 @@ package struct LogRetention: Sendable {
         for removed in bases[..<remove] {
             outcome.removedBytes += try removeSegment(directory, removed)
             outcome.removedSegments += 1
+            archiver?.forget(segmentPath(directory, removed))
         }
         outcome.base = base
         return outcome

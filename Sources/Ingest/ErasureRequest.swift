@@ -25,8 +25,22 @@ package struct ErasureRequest: Sendable {
         case (_?, _?): throw Invalid(message: "name a chat or a contact, not both")
         }
         if subjectId?.isEmpty == true { throw Invalid(message: "the chat or contact id is empty") }
+        let limits = EventLimits.default
+        // Ids longer than any event carries name nothing; the event must be one ingest takes.
+        guard deviceId.utf8.count <= limits.maxIdentifierBytes else {
+            throw Invalid(message: "the device id is longer than any event's (\(limits.maxIdentifierBytes) bytes at most)")
+        }
+        if let subjectId, subjectId.utf8.count > limits.maxAddressBytes {
+            throw Invalid(message: "the chat or contact id is longer than any event's (\(limits.maxAddressBytes) bytes at most)")
+        }
         self.deviceId = deviceId
         self.reason = reason
+        let (key, value) = record(eventId: "erasure-check", occurredAt: 0)
+        do {
+            _ = try EventParser().parse(value, kafkaKey: key)
+        } catch {
+            throw Invalid(message: "ingest would not take this erasure (\(error.message)); shorten the reason")
+        }
     }
 
     /// Why a request cannot be made.

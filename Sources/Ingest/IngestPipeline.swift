@@ -87,6 +87,8 @@ package final class IngestPipeline {
 
     private let parser = EventParser()
     private let logger: Logger
+    /// Runs `--archive-command` off the consumer thread (a slow command must not stop ingest).
+    private let archiver: SegmentArchiver?
     private var writers: [Int32: PartitionWriter] = [:]
     /// Events staged in the current batch, applied once the log has them.
     /// Staged records in the order they arrived (per partition, offset order), to apply
@@ -121,6 +123,7 @@ package final class IngestPipeline {
         self.options = options
         self.logger = logger
         self.checkpoints = checkpoints
+        archiver = options.retention.isEnabled ? options.retention.archiveCommand.map(SegmentArchiver.init) : nil
         // Each partition's writer recovers its log (truncating a torn tail a crash left, of
         // whatever bytes) before the projection reads it: the reader refuses bytes that are
         // no record, wherever they are.
@@ -471,7 +474,7 @@ package final class IngestPipeline {
     /// the partition's base for `verify` and `replay`.
     private func enforceRetention(after checkpoint: CheckpointInfo) throws {
         guard options.retention.isEnabled else { return }
-        let retention = LogRetention(policy: options.retention)
+        let retention = LogRetention(policy: options.retention, archiver: archiver)
         var clock = timespec()
         clock_gettime(CLOCK_REALTIME, &clock)
         let now = Int64(clock.tv_sec) * 1000 + Int64(clock.tv_nsec) / 1_000_000
@@ -486,6 +489,9 @@ package final class IngestPipeline {
             let keepAfter = min(position, (unacknowledged[partition] ?? .max) - 1)
             let outcome = try retention.enforce(log: log, topic: options.topic, partition: partition, keepAfter: keepAfter, now: now)
             if let failure = outcome.archiveFailure { logger.error("segment not archived: kept", ["partition": partition, "error": failure]) }
+            if outcome.archivePending > 0 {
+                logger.debug("segments wait for the archive command", ["partition": partition, "segments": outcome.archivePending])
+            }
             if outcome.removedSegments > 0 {
                 logger.notice(
                     "retention removed segments",
@@ -578,6 +584,8 @@ package final class IngestPipeline {
     /// writes a final checkpoint.
     /// - Throws: a failure of the checkpoint in flight or of the final one.
     package func close() throws {
+        // A command still archiving is ended: its segment stays and goes after the next start.
+        defer { archiver?.stop() }
         try commitBatch()
         for writer in writers.values { try writer.sync() }
         applier.waitUntilApplied()

@@ -72,6 +72,70 @@ struct RetentionTests {
         }
     }
 
+    @Test("a slow --archive-command does not hold up ingest: segments wait (kept) while it runs, go once it has archived them, and close() ends a command that never returns")
+    func archiveCommandRunsOffTheIngestThread() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path
+        let archive = directory + "-archive"
+        let release = directory + "-release"
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+        defer {
+            for path in [directory, archive, release] { try? FileManager.default.removeItem(atPath: path) }
+        }
+        // Blocks until the test creates `release`, then copies the segment.
+        let command = "while [ ! -e '\(release)' ]; do sleep 0.05; done; cp -t '\(archive)' --"
+        let log = EventLog(dataDirectory: directory)
+        let pipeline = try IngestPipeline(
+            log: log,
+            options: .init(
+                topic: topic, fsync: .never, maxSegmentBytes: 32 << 10, checkpointEveryRecords: .max,
+                retention: RetentionPolicy(maxBytes: 100 << 10, archiveCommand: command)))
+        var offset: Int64 = 0
+        func batch() throws {
+            for _ in 0..<200 {
+                let value = event(Int(offset))
+                try Array(device.utf8).withUnsafeBytes { key in
+                    try value.withUnsafeBytes { try pipeline.accept(partition: 0, offset: offset, timestamp: 1_000 + offset, key: key, value: $0) }
+                }
+                offset += 1
+            }
+            try pipeline.commitBatch()
+            pipeline.waitUntilApplied()
+            try pipeline.checkpointIfDue(force: true)
+        }
+        // With the command blocked, every batch and checkpoint still completes (on this thread).
+        for _ in 0..<20 { try batch() }
+        #expect(pipeline.counters.retentionRemovedSegments == 0, "nothing goes before it is archived")
+        #expect(try log.retentionBase(topic: topic, partition: 0) == nil)
+        #expect(log.bytesOnDisk(topic: topic, partition: 0) > 100 << 10, "kept over the limit meanwhile")
+        _ = FileManager.default.createFile(atPath: release, contents: nil)
+        // The archiver copies them one by one; each checkpoint removes what is archived so far.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while pipeline.counters.retentionRemovedSegments < 4, ContinuousClock.now < deadline { try batch() }
+        #expect(pipeline.counters.retentionRemovedSegments >= 4)
+        let archived = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasSuffix(".seg") }
+        #expect(archived.contains("00000000000000000000.seg") && archived.count >= pipeline.counters.retentionRemovedSegments)
+        #expect(try LogVerifier.verify(log).isClean)
+
+        // A command that never returns: close() does not wait for it.
+        let stuck = directory + "-stuck"
+        defer { try? FileManager.default.removeItem(atPath: stuck) }
+        let hanging = try IngestPipeline(
+            log: EventLog(dataDirectory: stuck),
+            options: .init(
+                topic: topic, fsync: .never, maxSegmentBytes: 32 << 10, checkpointEveryRecords: .max,
+                retention: RetentionPolicy(maxBytes: 64 << 10, archiveCommand: "sleep 600; true")))
+        for index in 0..<2_000 {
+            let value = event(index)
+            try Array(device.utf8).withUnsafeBytes { key in
+                try value.withUnsafeBytes { try hanging.accept(partition: 0, offset: Int64(index), timestamp: 1_000, key: key, value: $0) }
+            }
+        }
+        try hanging.commitBatch()
+        try hanging.checkpointIfDue(force: true)
+        try hanging.close()
+        #expect(hanging.counters.retentionRemovedSegments == 0)
+    }
+
     @Test("replay --as-of before the base is a clear error; after it, the same state as a log that kept everything; a restart loads")
     func asOfAroundTheBase() throws {
         let retained = FileManager.default.temporaryDirectory.appendingPathComponent("retain-\(UUID().uuidString)").path

@@ -31,6 +31,22 @@ public struct LoopbackClient {
         _ = write(fd, &bytes, bytes.count)
     }
 
+    /// Everything until the server closes the connection (`closed`), or until nothing
+    /// arrives for the socket's receive timeout (not closed).
+    public func readUntilClosed() -> (text: String, closed: Bool) {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return (String(decoding: received, as: UTF8.self), false)
+            }
+            received += chunk[..<count]
+        }
+    }
+
     /// Everything until the server closes the connection.
     public func readToEnd() -> String {
         var received: [UInt8] = []

@@ -247,6 +247,44 @@ struct ClusterRouterTests {
         #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("Retry-After: 1") && refused.contains("too_many_streams"), "\(refused)")
     }
 
+    @Test("when ownership moves away from the owner a stream is relayed from, the client gets event: reconnect and the connection closes (no heartbeats on a stream that will never change)")
+    func relayedStreamEndsWhenOwnershipMoves() throws {
+        final class Events: HTTPStream {
+            func poll() -> [UInt8] { Array("id: 1\nevent: version\ndata: {}\n\n".utf8) }
+        }
+        var ownerConfiguration = HTTPServer.Configuration()
+        ownerConfiguration.port = 0
+        let owner = HTTPServer(configuration: ownerConfiguration) { _, _ in
+            .stream(head: HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")]), Events())
+        }
+        let ownerPort = try owner.start()
+        defer { owner.stop() }
+        let table = ClusterOwnership()
+        let router = ClusterRouter(ownership: table, identity: .init(url: "http://self:1", incarnation: "me"), forwardingThreads: 2)
+        defer { router.stop() }
+        for state in [MembershipRecord.State.owned, .ready] {
+            table.apply(MembershipRecord(partition: 2, instance: "http://127.0.0.1:\(ownerPort)", incarnation: "o", state: state, partitions: 4, at: 0))
+        }
+        let api = QueryAPI(
+            store: ProjectionStore(), keys: KeyRing(try APIKeys(json: Array(#"{"keys":[{"key":"k-123","devices":["*"],"role":"reader"}]}"#.utf8))),
+            cluster: router)
+        var configuration = HTTPServer.Configuration()
+        configuration.port = 0
+        let server = api.server(configuration: configuration)
+        let port = try server.start()
+        defer { server.stop() }
+        router.wakeServer { server.wake() }
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send("GET /api/v1/devices/\(Self.device(in: 2))/changes HTTP/1.1\r\nHost: x\r\nx-api-key: k-123\r\n\r\n")
+        #expect(client.readUntil("event: version").hasPrefix("HTTP/1.1 200"), "relayed from the owner")
+        table.apply(MembershipRecord(partition: 2, instance: "http://127.0.0.1:9", incarnation: "n", state: .owned, partitions: 4, at: 1))
+        let (rest, closed) = client.readUntilClosed()
+        #expect(rest.contains("event: reconnect"), "\(rest)")
+        #expect(closed, "the connection closes after the reconnect event")
+        #expect(!rest.contains("keep-alive"), "nothing after it: \(rest)")
+    }
+
     @Test("a forward asked after the forwarder stopped is answered at once, on the caller's thread: unreachable, the instance is stopping")
     func forwardAfterStop() throws {
         let forwarder = ClusterForwarder(threads: 1) {}

@@ -29,6 +29,9 @@ enum AdaptCommand: Command {
     static func run(_ arguments: ParsedArguments) throws -> Int32 {
         let adapter = try AdaptOptions.adapter(arguments.string("format") ?? "", arguments)
         let pattern = try AdaptOptions.pattern(arguments.string("source-topics") ?? "", arguments)
+        try AdaptOptions.checkOwnTopics(
+            pattern, canonical: arguments.value(.topic), deadLetter: arguments.string("dead-letter-topic") ?? AdaptOptions.defaultDeadLetterTopic,
+            arguments)
         let configuration = AdapterStage.Configuration(
             brokers: arguments.string("brokers") ?? "", group: arguments.string("group") ?? AdapterStage.Configuration.defaultGroup, sourceTopics: [pattern],
             topic: arguments.value(.topic),
@@ -92,6 +95,20 @@ enum AdaptOptions {
         guard status == 0 else { throw arguments.usageError("--source-topics: '\(regex)' is not a regular expression") }
         regfree(&compiled)
         return anchored
+    }
+
+    /// Refuses a pattern that also matches a topic ChatLedger itself writes (the canonical
+    /// topic, its dead letters, the cluster's membership): the stage would consume what it
+    /// or ingest produced, and a dead letter about a dead letter makes another, without end.
+    static func checkOwnTopics(_ pattern: String, canonical: String, deadLetter: String, _ arguments: ParsedArguments) throws {
+        var compiled = regex_t()
+        guard regcomp(&compiled, pattern, REG_EXTENDED | REG_NOSUB) == 0 else { return }  // `pattern` checked it
+        defer { regfree(&compiled) }
+        for own in [canonical, deadLetter, canonical + ".members"] where regexec(&compiled, own, 0, nil, 0) == 0 {
+            throw arguments.usageError(
+                "the source pattern \(pattern) also matches \(own), a topic ChatLedger writes: the stage would read its own output; "
+                    + "narrow the pattern (e.g. ^wa\\.baileys$)")
+        }
     }
 
     /// `FORMAT:REGEX` of `run --adapt`.

@@ -1,3 +1,4 @@
+import BridgeAdapters
 import ChatEvents
 import Foundation
 import Ingest
@@ -12,7 +13,7 @@ import LedgerSupport
 enum EraseCommand: Command {
     static let spec = CommandSpec(
         name: "erase",
-        synopsis: "erase --brokers B [--topic T] --device D [--chat C | --contact ID] --reason TEXT [--kafka-config K=V,...]",
+        synopsis: "erase --brokers B [--topic T] --device D [--chat C | --contact ID] [--id-as-given] --reason TEXT [--kafka-config K=V,...]",
         summary: "Erase a device, or one chat or contact of it, from every instance's log and projection.",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),
@@ -21,6 +22,9 @@ enum EraseCommand: Command {
             CommandSpec.Option("chat", "C", "Only this chat of the device."),
             CommandSpec.Option("contact", "ID", "Only this contact of the device (their chat under either id)."),
             CommandSpec.Option("reason", "TEXT", "Why: a request number, kept in the log (no personal data).", required: true),
+            .flag(
+                "id-as-given",
+                "Erase the chat or contact id exactly as given, also in a bridge's own form (…@s.whatsapp.net, a :device suffix), which the adapter stage never stores."),
             IngestOptions.kafkaConfig, IngestOptions.kafkaConfigFile,
         ])
 
@@ -32,6 +36,14 @@ enum EraseCommand: Command {
                 reason: arguments.string("reason") ?? "")
         } catch {
             throw arguments.usageError(error.description)
+        }
+        // The adapter stage stores a contact as NUMBER@c.us or NUMBER@lid: an id in a bridge's
+        // own form would name records that do not exist, and erase nothing.
+        for option in ["chat", "contact"] where !arguments.flag("id-as-given") {
+            guard let id = arguments.string(option), let canonical = WhatsAppID.canonical(id), canonical != id else { continue }
+            throw arguments.usageError(
+                "--\(option) \(id) is a bridge's form of \(canonical), the id ChatLedger stores (and the API shows): "
+                    + "erase --\(option) \(canonical), or add --id-as-given")
         }
         let topic = arguments.value(.topic)
         var random = SystemRandomNumberGenerator()

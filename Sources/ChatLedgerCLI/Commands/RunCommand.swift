@@ -87,6 +87,9 @@ enum RunCommand: Command {
             demoFormat = arguments.value(demoFormatOption)
             adapters = try arguments.strings("adapt").map { try AdaptOptions.formatAndPattern($0, arguments) }
             deadLetterTopic = arguments.value(AdaptOptions.deadLetterTopic)
+            for (_, pattern) in adapters {
+                try AdaptOptions.checkOwnTopics(pattern, canonical: topic, deadLetter: deadLetterTopic, arguments)
+            }
             adaptThreads = try AdaptOptions.threads(arguments)
             fsync = try IngestOptions.fsyncPolicy(arguments)
             onBrokerLoss = try IngestOptions.brokerLossPolicy(arguments)

@@ -779,6 +779,7 @@ final class StreamSlots: Sendable {
         }
 
         func poll() -> [UInt8] { inner.poll() }
+        var isFinished: Bool { inner.isFinished }
     }
 
     /// A slot, or nil when `limit` streams are open.

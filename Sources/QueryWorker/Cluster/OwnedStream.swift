@@ -2,8 +2,8 @@ import Synchronization
 
 /// A change stream that holds only while its partition stays where it was: this
 /// instance's own stream once the partition is no longer its own, or a relay once the
-/// partition left the instance it relays, gives the client `event: reconnect` and nothing
-/// more, instead of a stream that silently stops changing.
+/// partition left the instance it relays, gives the client `event: reconnect` and ends
+/// (the connection closes), instead of a stream that silently stops changing.
 final class OwnedStream: HTTPStream {
     private let inner: any HTTPStream
     private let stillOwned: @Sendable () -> Bool
@@ -26,4 +26,9 @@ final class OwnedStream: HTTPStream {
         }
         return inner.poll()
     }
+
+    /// Once it has said `reconnect` (or the stream it wraps ended), the connection closes:
+    /// a client reconnects when the body ends, and must not be kept on a stream that will
+    /// never change again.
+    var isFinished: Bool { ended.load(ordering: .acquiring) || inner.isFinished }
 }

@@ -7,7 +7,7 @@ import Synchronization
 /// A change stream (SSE) relayed from the instance that owns the device: a thread reads
 /// the owner's connection and the HTTP loop sends what it read. When the owner's stream
 /// ends (it died, or gave the partition up) or ownership moves away from it, the client
-/// gets a last event, `event: reconnect`, and nothing more: reconnecting reaches the new owner.
+/// gets a last event, `event: reconnect`, and the connection closes: reconnecting reaches the new owner.
 package final class RelayStream: HTTPStream {
     /// With nothing (not even a heartbeat comment, every 15 s) from the owner for this
     /// long, the owner is taken for gone.
@@ -69,4 +69,7 @@ package final class RelayStream: HTTPStream {
             return buffer.bytes
         }
     }
+
+    /// The owner's stream ended and its last bytes (`reconnectEvent`) were handed out.
+    package var isFinished: Bool { shared.buffer.withLock { !$0.open && $0.bytes.isEmpty } }
 }

@@ -728,6 +728,7 @@ package final class HTTPServer: Sendable {
             connection.send(stream.poll())
             connection.phase = .streaming(stream)
             connection.dropInput()
+            if stream.isFinished { connection.closeAfterWrite = true }
         }
     }
 
@@ -799,8 +800,10 @@ package final class HTTPServer: Sendable {
         for fd in connections.streaming {
             guard case .streaming(let stream) = connections[fd]?.phase else { continue }
             let bytes = stream.poll()
-            guard !bytes.isEmpty, var connection = connections.take(fd) else { continue }
+            let finished = stream.isFinished
+            guard !bytes.isEmpty || finished, var connection = connections.take(fd) else { continue }
             connection.send(bytes)
+            if finished { connection.closeAfterWrite = true }
             update(fd, flush(fd, epoll, &connection) ? connection : nil, &connections)
         }
     }
@@ -925,6 +928,15 @@ package protocol HTTPStream: AnyObject, Sendable {
     /// The bytes to send now (empty: nothing new). Called on the server's loop thread when
     /// the stream starts and whenever the server is woken, so it must not block.
     func poll() -> [UInt8]
+
+    /// Whether the stream has sent its last bytes: the server closes the connection once
+    /// they are written (an SSE client then reconnects), with no heartbeat after them.
+    var isFinished: Bool { get }
+}
+
+extension HTTPStream {
+    /// Most streams run until the client goes (a wrapper must pass its inner stream's on).
+    package var isFinished: Bool { false }
 }
 
 /// Where `Reply.deferred` work and `Reply.pending` completions leave their answers for the
