@@ -10,8 +10,8 @@ import Synchronization
 /// invalid JSON, a bad entry) leaves the keys in force and logs why; keys are never
 /// logged.
 ///
-/// Changes are found by `stat` every 250 ms (device, inode, size, modification time of
-/// the path, following symlinks) rather than inotify: Kubernetes updates a mounted Secret
+/// Changes are found by `stat` every 250 ms (device, inode, size, modification and change
+/// time of the path, following symlinks) rather than inotify: Kubernetes updates a mounted Secret
 /// by swapping a `..data` symlink, which an inotify watch on the file never sees, and
 /// editors replace files by rename. A check costs one system call.
 ///
@@ -90,6 +90,11 @@ final class KeyFileReloader: Sendable {
     private static func fingerprint(_ path: String) -> [Int]? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec]
+        // The change time too: an edit that keeps the size and puts the modification time
+        // back (`touch -d`, some sync tools) still moves it.
+        return [
+            Int(info.st_dev), Int(info.st_ino), Int(info.st_size), info.st_mtim.tv_sec, info.st_mtim.tv_nsec, info.st_ctim.tv_sec,
+            info.st_ctim.tv_nsec,
+        ]
     }
 }

@@ -256,6 +256,30 @@ struct QueryAPITests {
         }
     }
 
+    @Test("a change stream ends when a reload of the keys revokes its key: event: revoked, then the connection closes; a stream whose key stays goes on")
+    func revokedKeyEndsItsStream() throws {
+        var test = self
+        test.incoming("dev-1", "a@c.us", "M1")
+        let ring = KeyRing(try APIKeys(json: Array(#"{"keys":[{"key":"key-one-123","devices":["*"],"role":"reader"},{"key":"key-two-123","devices":["*"],"role":"reader"}]}"#.utf8)))
+        let api = QueryAPI(store: test.store, keys: ring, isReady: { true }, clock: { 0 })
+        let (server, port) = try serve(api)
+        defer { server.stop() }
+        var clients: [LoopbackClient] = []
+        defer { for client in clients { client.close() } }
+        for key in ["key-one-123", "key-two-123"] {
+            let client = try LoopbackClient(port: port)
+            client.send("GET /api/v1/devices/dev-1/changes HTTP/1.1\r\nHost: x\r\nx-api-key: \(key)\r\n\r\n")
+            #expect(client.readUntil("event: version").contains("id: 1"), "\(key)")
+            clients.append(client)
+        }
+        ring.replace(with: try APIKeys(json: Array(#"{"keys":[{"key":"key-two-123","devices":["*"],"role":"reader"}]}"#.utf8)))
+        let (rest, closed) = clients[0].readUntilClosed()
+        #expect(rest.contains("event: revoked") && closed, "\(rest)")
+        test.incoming("dev-1", "a@c.us", "M2")
+        server.wake()
+        #expect(clients[1].readUntil("id: 2").contains("event: version"), "the other key's stream goes on")
+    }
+
     @Test("one chat (percent-encoded id), unread totals, and 404 for a chat the device does not have")
     func chatAndUnread() throws {
         var test = self

@@ -4,6 +4,8 @@ import Synchronization
 /// restart): every request authenticates against the keys current when it arrives.
 package final class KeyRing: Sendable {
     private let current: Mutex<(keys: APIKeys, generation: Int)>
+    /// Called after each replacement (the server is woken, so change streams look at their key).
+    private let observers = Mutex<[@Sendable () -> Void]>([])
 
     /// A ring holding `keys` as generation 1.
     package init(_ keys: APIKeys) {
@@ -22,9 +24,16 @@ package final class KeyRing: Sendable {
     /// Puts `keys` in force; returns the new generation.
     @discardableResult
     package func replace(with keys: APIKeys) -> Int {
-        current.withLock { state in
+        let generation = current.withLock { state in
             state = (keys, state.generation + 1)
             return state.generation
         }
+        for observer in observers.withLock({ $0 }) { observer() }
+        return generation
+    }
+
+    /// Calls `action` after every replacement.
+    package func onReplace(_ action: @escaping @Sendable () -> Void) {
+        observers.withLock { $0.append(action) }
     }
 }

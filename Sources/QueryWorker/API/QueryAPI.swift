@@ -78,6 +78,8 @@ package final class QueryAPI: Sendable {
         let server = HTTPServer(configuration: configuration, observer: { [self] head, status, elapsed in
             observe(head, status: status, elapsed: elapsed)
         }) { [self] head, body in reply(head, body) }
+        // A reload of the keys: change streams check their key (one revoked ends its streams).
+        keys.onReplace { [weak server] in server?.wake() }
         let refusals = server.refusals
         metrics?.collect(
             "chatledger_http_refused_total",
@@ -399,7 +401,11 @@ package final class QueryAPI: Sendable {
                 streamHead.bodyRunsToClose = true
                 return .response(streamHead)
             }
-            let stream = DeviceChangeStream(store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"))
+            // A key revoked (or narrowed) by a reload of the keys file ends its streams too.
+            let (keys, presented) = (keys, head.header("x-api-key") ?? "")
+            let stream = DeviceChangeStream(
+                store: store, deviceId: deviceId, lastEventId: head.header("last-event-id"),
+                keyGeneration: { keys.generation }, stillAllowed: { keys.authenticate(presented)?.mayRead(deviceId) ?? false })
             return .stream(head: streamHead, stream)
         case .events:
             return events(deviceId: deviceId, parameters)
@@ -703,14 +709,42 @@ final class DeviceChangeStream: HTTPStream {
     private let store: ProjectionStore
     private let deviceId: String
     private let lastSent: Mutex<UInt64?>
+    private let keyGeneration: @Sendable () -> Int
+    private let stillAllowed: @Sendable () -> Bool
+    /// The key generation last checked, and whether the stream ended (its key no longer reads the device).
+    private let keyCheck: Mutex<(generation: Int, revoked: Bool)>
 
-    init(store: ProjectionStore, deviceId: String, lastEventId: String?) {
+    /// - Parameters:
+    ///   - keyGeneration: the key ring's generation; when it moves, `stillAllowed` is asked
+    ///     again (once per reload, not per poll: it hashes the key).
+    ///   - stillAllowed: whether the stream's key still reads the device.
+    init(
+        store: ProjectionStore, deviceId: String, lastEventId: String?, keyGeneration: @escaping @Sendable () -> Int = { 0 },
+        stillAllowed: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.store = store
         self.deviceId = deviceId
         self.lastSent = Mutex(lastEventId.flatMap { UInt64($0) })
+        self.keyGeneration = keyGeneration
+        self.stillAllowed = stillAllowed
+        keyCheck = Mutex((keyGeneration(), false))
     }
 
+    /// The stream's last event when its key was revoked; the connection then closes.
+    static let revokedEvent = Array("event: revoked\ndata: {\"reason\":\"the key no longer reads this device\"}\n\n".utf8)
+
+    var isFinished: Bool { keyCheck.withLock { $0.revoked } }
+
     func poll() -> [UInt8] {
+        let generation = keyGeneration()
+        let revokedNow = keyCheck.withLock { check -> Bool in
+            guard !check.revoked, check.generation != generation else { return false }
+            check.generation = generation
+            check.revoked = !stillAllowed()
+            return check.revoked
+        }
+        if revokedNow { return Self.revokedEvent }
+        if isFinished { return [] }
         let version = store.version(of: deviceId)
         let previous: UInt64?? = lastSent.withLock { last in
             defer { last = version }
