@@ -382,13 +382,16 @@ struct BaileysAdapterTests {
         #expect(events.last?.chatId == "491702222222@c.us")
     }
 
-    @Test("chats.upsert names a chat (a group's as a group); chats.delete deletes each chat")
+    @Test("chats.upsert names a chat (a group's as a group); chats.delete deletes each chat once")
     func upsertAndDelete() {
         #expect(harness.payloads(H.envelope("chats.upsert", data: #"[{"id":"120363041234567890@g.us","name":"Trip","conversationTimestamp":1767366770,"unreadCount":1}]"#))
             == [.chatUpdated(ChatUpdated(name: "Trip", isGroup: true))])
         let deleted = harness.events(H.envelope("chats.delete", data: #"["491701234567@s.whatsapp.net","140913951141911@lid"]"#))
         #expect(deleted.map(\.payload) == [.chatDeleted, .chatDeleted])
         #expect(deleted.map(\.chatId) == ["491701234567@c.us", "140913951141911@lid"])
+        // One chat named many times (in either form) is one deletion, not one per mention.
+        let repeated = Array(repeating: #""491701234567@s.whatsapp.net""#, count: 5_000).joined(separator: ",") + #","491701234567@c.us""#
+        #expect(harness.events(H.envelope("chats.delete", data: "[" + repeated + "]")).map(\.chatId) == ["491701234567@c.us"])
     }
 
     // MARK: - messaging-history.set

@@ -37,6 +37,7 @@ struct CommandLineTests {
         (["ingest", "--brokers", "127.0.0.1:1", "--retain-bytes", "100000", "--archive-command", " "], "--archive-command needs a command"),
         (["produce", "--brokers", "a", "--brokers", "b"], "given twice"),
         (["export", "--from", "2000", "--to", "1000"], "--from is after --to"),
+        (["run", "--advertise", "http://user:secret@10.0.0.7:8080"], "--advertise takes http://HOST:PORT"),
         (["adapt", "--format", "baileys", "--brokers", "127.0.0.1:1", "--source-topics", "^wa\\..*"], "also matches wa.device-events, a topic ChatLedger writes"),
         (["run", "--adapt", "baileys:^wa\\.(baileys|adapt).*"], "also matches wa.adapt.dead-letters"),
         (["erase", "--brokers", "127.0.0.1:1", "--device", "d", "--chat", "491700000001@s.whatsapp.net", "--reason", "r"],

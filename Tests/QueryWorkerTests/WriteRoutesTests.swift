@@ -72,8 +72,8 @@ struct WriteRoutesTests {
             ("mute", #"{"muteUntil":-1}"#, .chatMuted(muteUntil: -1)),
             ("mute", #"{ "muteUntil" : 0 }"#, .chatMuted(muteUntil: 0)),
             // JSON Schema's integer: a whole number written with a fraction or exponent.
-            ("mute", #"{"muteUntil":49.0}"#, .chatMuted(muteUntil: 49)),
-            ("mute", #"{"muteUntil":1.7325E12}"#, .chatMuted(muteUntil: 1_732_500_000_000)),
+            ("mute", #"{"muteUntil":4102444800000.0}"#, .chatMuted(muteUntil: 4_102_444_800_000)),
+            ("mute", #"{"muteUntil":4.1025E12}"#, .chatMuted(muteUntil: 4_102_500_000_000)),
         ]
         for (index, (action, body, payload)) in cases.enumerated() {
             let response = try post(port, Self.chat + "/" + action, body: body)
@@ -153,6 +153,7 @@ struct WriteRoutesTests {
         ("archive", "{}", "application/json", 400, "missing_field"),
         ("pin", #"{"pinned":1}"#, "application/json", 400, "wrong_type"),
         ("mute", #"{"muteUntil":-2}"#, "application/json", 400, "invalid_value"),
+        ("mute", #"{"muteUntil":1732500000}"#, "application/json", 400, "bad_value"),  // seconds: a time long past in ms
         ("mute", #"{"muteUntil":1.5}"#, "application/json", 400, "wrong_type"),
         ("mute", #"{"muteUntil":1.25e1}"#, "application/json", 400, "wrong_type"),
         ("mute", #"{"muteUntil":1e19}"#, "application/json", 400, "invalid_value"),

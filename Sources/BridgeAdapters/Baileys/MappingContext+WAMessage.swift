@@ -160,10 +160,13 @@ extension MappingContext {
 
     mutating func mapChatsDelete(_ data: JSONValue) throws(AdaptError) {
         let items = data.kind == .array ? data.elements : [data]
+        // A chat named twice is deleted once (a record repeating one id must not fan out).
+        var deleted = Set<String>()
         for (index, item) in items.enumerated() {
             let path = data.kind == .array ? "data[\(index)]" : "data"
             let value = item.kind == .object ? (item["remoteJid"] ?? item["id"]) : item
             let chatId = try requiredAddress(value, path)
+            guard deleted.insert(chatId).inserted else { continue }
             emit(chatId: chatId, at: envelopeTime, .chatDeleted)
         }
     }

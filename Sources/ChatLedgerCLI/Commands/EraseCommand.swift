@@ -13,7 +13,7 @@ import LedgerSupport
 enum EraseCommand: Command {
     static let spec = CommandSpec(
         name: "erase",
-        synopsis: "erase --brokers B [--topic T] --device D [--chat C | --contact ID] [--id-as-given] --reason TEXT [--kafka-config K=V,...]",
+        synopsis: "erase --brokers B [--topic T] --device D [--chat C | --contact ID] [--id-as-given] --reason TEXT [--kafka-config K=V,...] [--kafka-config-file FILE]",
         summary: "Erase a device, or one chat or contact of it, from every instance's log and projection.",
         options: [
             CommandSpec.Option("brokers", "B", "Kafka bootstrap servers, host:port[,host:port].", required: true),

@@ -8,13 +8,14 @@ package struct InstanceAddress: Sendable, Equatable, CustomStringConvertible {
     package var host: String
     package var port: UInt16
 
-    /// Parses `http://HOST:PORT`; nil for anything else.
+    /// Parses `http://HOST:PORT`; nil for anything else, credentials (`user:pw@`) included:
+    /// the URL is shown in `X-Ledger-Instance`, logs and metrics.
     package init?(_ url: String) {
         guard url.hasPrefix("http://") else { return nil }
         let rest = url.dropFirst("http://".count)
         guard let colon = rest.lastIndex(of: ":"), !rest[..<colon].isEmpty,
             let port = UInt16(rest[rest.index(after: colon)...]), port > 0,
-            !rest[..<colon].contains("/")
+            !rest[..<colon].contains("/"), !rest.contains("@")
         else { return nil }
         host = String(rest[..<colon])
         self.port = port
