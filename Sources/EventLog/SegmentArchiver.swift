@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import LedgerSupport
 import Synchronization
 
@@ -78,15 +77,14 @@ package final class SegmentArchiver: Sendable {
         _ = shared.state.withLock { $0.statuses.removeValue(forKey: path) }
     }
 
-    /// Ends the thread (once); a command still running is terminated (SIGTERM to its group,
-    /// or to its shell when the group was not made yet).
+    /// Ends the thread (once); a command still running is terminated (SIGTERM to its process group).
     package func stop() {
         let (running, first) = shared.state.withLock { state -> (pid_t?, Bool) in
             defer { state.stopping = true }
             return (state.running, !state.stopping)
         }
         guard first else { return }
-        if let running, kill(-running, SIGTERM) != 0 { kill(running, SIGTERM) }
+        if let running { kill(-running, SIGTERM) }
         shared.work.signal()
         thread.join()
     }
@@ -105,25 +103,37 @@ package final class SegmentArchiver: Sendable {
         }
     }
 
-    /// Runs the command for `path`; nil on success, else why not.
+    /// Runs the command for `path` in a process group of its own (so `stop` reaches
+    /// whatever the shell started: an orphan left running would keep the files it holds
+    /// open); nil on success, else why not.
     private static func run(_ shared: Shared, _ path: String) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", shared.command + " \"$1\"", "sh", path]
-        do {
-            try process.run()
-        } catch {
-            return "archive command could not start: \(error)"
-        }
-        let pid = process.processIdentifier
-        // Its own process group, so `stop` reaches whatever the shell started.
-        setpgid(pid, pid)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let script: String = shared.command + " \"$1\""
+        var argv: [UnsafeMutablePointer<CChar>?] = [String]([
+            "/bin/sh", "-c", script, "sh", path,
+        ]).map { (argument: String) in strdup(argument) }
+        argv.append(nil)
+        defer { for argument in argv { free(argument) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, &attributes, &argv, environ)
+        guard spawned == 0 else { return "archive command could not start: \(String(cString: strerror(spawned)))" }
         let stopping = shared.state.withLock { state -> Bool in
             state.running = pid
             return state.stopping
         }
-        if stopping, kill(-pid, SIGTERM) != 0 { kill(pid, SIGTERM) }
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? nil : "archive command exited with \(process.terminationStatus) for \(path)"
+        if stopping { kill(-pid, SIGTERM) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { return "archive command could not be waited for: errno \(errno)" }
+        }
+        // WIFEXITED and WEXITSTATUS, which Swift does not import (they are macros).
+        let exited = status & 0x7F == 0
+        let code = (status >> 8) & 0xFF
+        if exited, code == 0 { return nil }
+        return exited ? "archive command exited with \(code) for \(path)" : "archive command ended by signal \(status & 0x7F) for \(path)"
     }
 }

@@ -48,6 +48,8 @@ enum RunCommand: Command {
         default: "chatledger")
     static let demoKey = "demo-key"
     static let embeddedFetchWaitMilliseconds = 2
+    /// The consumer groups' session timeout against the embedded broker (the least it takes).
+    static let embeddedSessionTimeoutMilliseconds = 6_000
 
     /// What `run` runs with, read from its flags.
     struct Configuration {
@@ -156,6 +158,14 @@ enum RunCommand: Command {
         // latency against it: keep it short. Real brokers answer as soon as data arrives.
         var kafka = configuration.kafka
         if cluster != nil, kafka["fetch.wait.max.ms"] == nil { kafka["fetch.wait.max.ms"] = "\(embeddedFetchWaitMilliseconds)" }
+        // The mock broker finishes a rebalance of a running group only after the session
+        // timeout less a second, even once every member has rejoined: with the default 45 s,
+        // each new bridge topic (Evolution makes one per instance and event type) stalled
+        // every adapter stage for 44 s. Its groups run in this process: a short timeout is safe.
+        if cluster != nil, kafka["session.timeout.ms"] == nil {
+            kafka["session.timeout.ms"] = "\(embeddedSessionTimeoutMilliseconds)"
+            if kafka["heartbeat.interval.ms"] == nil { kafka["heartbeat.interval.ms"] = "1000" }
+        }
         let pipeline = try IngestPipeline(log: EventLog(dataDirectory: data), options: options)
         let store = pipeline.store
         let gaps = pipeline.gaps
